@@ -1,0 +1,107 @@
+"""The `memfit` command group and the one place where errors become exit codes.
+
+Exit codes (documented in docs/cli.md): 0 = done (for `plan`: the recommendation fits),
+1 = error, 2 = usage error, 3 = nothing fits on this device.
+Each subcommand lives in its own module; this file only wires them and guards the exits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+
+import click
+
+from .. import __version__
+from ..errors import MemfitError
+
+EXIT_OK = 0
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_NO_FIT = 3
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.version_option(__version__, prog_name="memfit")
+def cli() -> None:
+    """Plan GGUF models onto your machine's memory: which quant, which BIOS VRAM split,
+    which llama.cpp flags.
+
+    \b
+    Examples:
+      memfit plan qwen3-vl-32b --device ai-max-395-64g --ctx 24k
+      memfit inspect unsloth/Qwen3-30B-A3B-GGUF
+      memfit estimate ./model.gguf -c 32k -fa on
+      memfit devices
+    """
+
+
+def _register() -> None:
+    from . import devices_cmd, doctor_cmd, estimate_cmd, inspect_cmd, plan_cmd
+
+    for mod in (inspect_cmd, estimate_cmd, plan_cmd, devices_cmd, doctor_cmd):
+        for command in mod.COMMANDS:
+            cli.add_command(command)
+
+
+_register()
+
+
+def _wants_json(argv: list[str]) -> bool:
+    return "--json" in argv or any(a in ("--format=json",) for a in argv) or (
+        "--format" in argv and argv.index("--format") + 1 < len(argv) and argv[argv.index("--format") + 1] == "json"
+    )
+
+
+def _fail(err: MemfitError | None, message: str, code: int, kind: str, hint: str | None, as_json: bool) -> int:
+    if as_json:
+        click.echo(json.dumps({"error": {"kind": kind, "message": message, "hint": hint, "exit_code": code}}))
+    else:
+        click.echo(f"error: {message}", err=True)
+        if hint:
+            click.echo(f"hint: {hint}", err=True)
+    return code
+
+
+def run(args: list[str] | None = None, *, prog_name: str = "memfit", command: click.Command | None = None) -> int:
+    """Run the CLI and turn every outcome into an exit code (never a traceback)."""
+    argv = list(sys.argv[1:] if args is None else args)
+    as_json = _wants_json(argv)
+    target = command or cli
+    try:
+        rv = target.main(args=argv, prog_name=prog_name, standalone_mode=False)
+        return rv if isinstance(rv, int) else EXIT_OK
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        return EXIT_ERROR
+    except click.ClickException as e:
+        if as_json:
+            return _fail(None, e.format_message(), EXIT_USAGE, "usage", None, True)
+        e.show()
+        return e.exit_code
+    except MemfitError as e:
+        return _fail(e, e.message, e.exit_code, e.kind, e.hint, as_json)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        return 130
+    except BrokenPipeError:
+        return EXIT_OK
+    except Exception as e:  # the last guard: a bug, reported in one line
+        if os.environ.get("MEMFIT_DEBUG"):
+            raise
+        return _fail(None, f"internal error: {type(e).__name__}: {e} (set MEMFIT_DEBUG=1 for the traceback)",
+                     EXIT_ERROR, "internal", None, as_json)
+
+
+def main() -> None:
+    sys.exit(run())
+
+
+def plan_main() -> None:
+    """The `plan` console script: the same as `memfit plan`."""
+    from .plan_cmd import plan_command
+
+    sys.exit(run(prog_name="plan", command=plan_command))

@@ -1,0 +1,67 @@
+"""The project's own error types.
+
+Every failure a user can cause (bad file, bad reference, network, bad flag value) is raised as a
+MemfitError subclass. The CLI prints `error: <message>` (plus `hint: ...` when there is one) and
+exits non-zero; nothing else may escape as a traceback.
+"""
+
+from __future__ import annotations
+
+
+class MemfitError(Exception):
+    """Base class. `hint` tells the user what to do next (one line, optional)."""
+
+    exit_code = 1
+    kind = "error"
+
+    def __init__(self, message: str, *, hint: str | None = None) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+
+    def __str__(self) -> str:  # pragma: no cover - trivial
+        return self.message
+
+
+class GGUFError(MemfitError):
+    """Malformed, truncated, hostile or unsupported GGUF data."""
+
+    kind = "gguf"
+
+
+class ResolveError(MemfitError):
+    """A model reference that names nothing we can find (path, repo, alias, quant tag)."""
+
+    kind = "resolve"
+
+
+class HubError(MemfitError):
+    """The Hub (or the network) refused or failed: gated, 404, offline, timeouts, 5xx."""
+
+    kind = "hub"
+
+
+class CacheError(MemfitError):
+    """The header cache could not be read or written (never raised for a corrupt entry:
+    a corrupt entry is discarded and refetched)."""
+
+    kind = "cache"
+
+
+class EstimateError(MemfitError):
+    """The estimator cannot size this model at all (not even conservatively)."""
+
+    kind = "estimate"
+
+
+class DeviceError(MemfitError):
+    """Unknown device id, invalid profile file or override."""
+
+    kind = "device"
+
+
+class InputError(MemfitError):
+    """A bad value for a flag (context, size, quant name...). Exit code 2 like click's usage errors."""
+
+    exit_code = 2
+    kind = "usage"

@@ -1,0 +1,83 @@
+"""Parsing and printing of sizes and context lengths, one convention everywhere.
+
+Sizes: `64g`, `64G`, `64GB`, `64GiB`, `512m`, `0.5g` are binary units (vendors say "GB" and mean
+GiB: a "64 GB" laptop has 64 GiB of DRAM). A bare number is bytes.
+Contexts: `24k` = 24 * 1024 = 24576 tokens (llama.cpp users say 32k for 32768), `24576`, `128K`.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .errors import InputError
+
+KIB = 1024
+MIB = 1024**2
+GIB = 1024**3
+TIB = 1024**4
+
+_SIZE_UNITS = {
+    "": 1, "b": 1,
+    "k": KIB, "kb": KIB, "kib": KIB,
+    "m": MIB, "mb": MIB, "mib": MIB,
+    "g": GIB, "gb": GIB, "gib": GIB,
+    "t": TIB, "tb": TIB, "tib": TIB,
+}
+_SIZE_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([a-zA-Z]*)\s*$")
+_CTX_RE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([kKmM]?)\s*$")
+
+MAX_CTX = 16 * 1024 * 1024  # far beyond any trained context; guards against typos like 24kk
+
+
+def parse_size(text: str | int, *, what: str = "size") -> int:
+    """Parse `64g`, `0.5GiB`, `512m` or a byte count into bytes."""
+    if isinstance(text, int):
+        return text
+    m = _SIZE_RE.match(str(text))
+    if not m or m.group(2).lower() not in _SIZE_UNITS:
+        raise InputError(f"invalid {what} {text!r}: use a number with a unit, e.g. 64g, 512m, 0.5g")
+    value = float(m.group(1)) * _SIZE_UNITS[m.group(2).lower()]
+    return int(round(value))
+
+
+def parse_ctx(text: str | int) -> int:
+    """Parse a context length: `24k` -> 24576, `128K` -> 131072, `24576` -> 24576."""
+    if isinstance(text, int):
+        value = text
+    else:
+        m = _CTX_RE.match(str(text))
+        if not m:
+            raise InputError(f"invalid context {text!r}: use tokens like 24576, 24k or 128k")
+        mult = {"": 1, "k": 1024, "m": 1024 * 1024}[m.group(2).lower()]
+        value_f = float(m.group(1)) * mult
+        if value_f != int(value_f):
+            raise InputError(f"invalid context {text!r}: not a whole number of tokens")
+        value = int(value_f)
+    if value <= 0:
+        raise InputError(f"invalid context {text!r}: must be at least 1 token")
+    if value > MAX_CTX:
+        raise InputError(f"invalid context {text!r}: larger than {MAX_CTX} tokens")
+    return value
+
+
+def fmt_bytes(n: int | float | None, *, unit: str = "GiB", digits: int = 2) -> str:
+    """Format bytes in a fixed binary unit (tables read better with one unit per column)."""
+    if n is None:
+        return "-"
+    div = {"B": 1, "KiB": KIB, "MiB": MIB, "GiB": GIB}[unit]
+    return f"{n / div:.{digits}f} {unit}"
+
+
+def fmt_auto(n: int | float | None) -> str:
+    """Human-friendly size with the unit picked from the magnitude."""
+    if n is None:
+        return "-"
+    for unit, div in (("GiB", GIB), ("MiB", MIB), ("KiB", KIB)):
+        if abs(n) >= div:
+            return f"{n / div:.2f} {unit}"
+    return f"{int(n)} B"
+
+
+def fmt_ctx(n: int) -> str:
+    """24576 -> '24k', 131072 -> '128k', 5000 -> '5000'."""
+    return f"{n // 1024}k" if n % 1024 == 0 else str(n)
