@@ -1,0 +1,5 @@
+"""`python -m planner` is `memfit`."""
+
+from .cli import main
+
+main()
