@@ -23,6 +23,9 @@ class RunSettings(BaseModel):
     n_batch: int = Field(2048, ge=1, description="-b/--batch-size")
     n_ubatch: int = Field(512, ge=1, description="-ub/--ubatch-size")
     n_parallel: int = Field(1, ge=1, description="-np/--parallel (number of sequences)")
+    n_outputs_max: int = Field(0, ge=0, description=(
+        "max logits rows per ubatch the compute graph is reserved for; 0 = n_batch (libllama, "
+        "llama-fit-params); llama-server and llama-cli set it to n_parallel"))
     kv_unified: bool = Field(False, description="--kv-unified: one KV buffer shared by all sequences")
     flash_attn: FlashAttn = "auto"
     cache_type_k: CacheType = "f16"
@@ -32,6 +35,7 @@ class RunSettings(BaseModel):
     swa_full: bool = False
     no_kv_offload: bool = False
     use_mmap: bool = True
+    repack: bool = Field(True, description="CPU weight repacking (llama.cpp default; --no-repack turns it off)")
     backend: Backend = "cuda"
     with_mmproj: bool = Field(False, description="size the vision projector too (when one is given)")
 
@@ -46,6 +50,7 @@ class DeviceUsage(BaseModel):
     compute_bytes: int = 0
     output_bytes: int = 0
     mmproj_bytes: int = 0  # projector weights + its compute buffer
+    overhead_bytes: int = 0  # backend runtime overhead on this device (estimate, not in total_bytes)
 
     @property
     def total_bytes(self) -> int:

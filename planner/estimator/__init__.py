@@ -1,0 +1,91 @@
+"""Memory estimator: ModelFacts + RunSettings -> Breakdown, as llama.cpp b11434 allocates.
+
+Pure functions, no I/O. Exact components (to the byte, validated against llama.cpp's no_alloc dry
+run): weights, KV cache, recurrent state, output buffer. Estimated components carry a margin in
+Breakdown.estimated: the compute buffers (a fitted model of ggml's graph allocator), the vision
+projector's compute buffer, and the backend runtime overhead (reported apart, not in total_bytes).
+docs/estimator.md describes every rule with its llama.cpp source.
+"""
+
+from __future__ import annotations
+
+from ..estimate_types import Breakdown, DeviceUsage, LayerUsage, RunSettings
+from ..header import ModelHeaders
+from ..model_facts import ModelFacts
+from .compute import compute_buffers
+from .context import BACKENDS, RunContext, resolve
+from .kv import kv_cache
+from .mmproj import mmproj_usage
+from .output import output_buffer
+from .overhead import runtime_overhead
+from .recurrent import recurrent_state
+from .weights import weights
+
+__all__ = ["estimate", "resolve", "RunContext", "BACKENDS"]
+
+
+def estimate(facts: ModelFacts, settings: RunSettings, mmproj: ModelHeaders | None = None) -> Breakdown:
+    """What llama.cpp would allocate for this model and these settings, per component and device."""
+    ctx = resolve(facts, settings)
+    w = weights(facts, ctx, settings)
+    kv = kv_cache(facts, ctx, settings.swa_full)
+    rs = recurrent_state(facts, ctx)
+    out = output_buffer(facts, ctx)
+    comp = compute_buffers(facts, ctx)
+    warnings = list(facts.warnings) + list(ctx.notes) + list(comp.notes)
+    estimated = {"compute": comp.margin}
+
+    mm_gpu = mm_host = 0
+    if mmproj is not None and settings.with_mmproj:
+        mm = mmproj_usage(mmproj, ctx)
+        mm_gpu, mm_host = mm.gpu, mm.host
+        estimated["mmproj"] = mm.margin
+        warnings.extend(mm.notes)
+
+    overhead = runtime_overhead(ctx.backend.name, any(ctx.layer_on_gpu) or ctx.output_on_gpu)
+    estimated["overhead"] = overhead.margin
+
+    gpu = DeviceUsage(device="gpu", weights_bytes=w.gpu, kv_bytes=kv.gpu, recurrent_bytes=rs.gpu,
+                      compute_bytes=comp.gpu, mmproj_bytes=mm_gpu, overhead_bytes=overhead.device_bytes)
+    host = DeviceUsage(device="host", weights_bytes=w.host, kv_bytes=kv.host, recurrent_bytes=rs.host,
+                       compute_bytes=comp.host, output_bytes=out, mmproj_bytes=mm_host,
+                       overhead_bytes=overhead.host_bytes + (0 if ctx.backend.is_gpu else overhead.device_bytes))
+    devices = [gpu, host] if ctx.backend.is_gpu else [host]
+
+    layers: list[LayerUsage] = []
+    for il, lf in enumerate(facts.layers):
+        kvl = kv.per_layer[il]
+        layers.append(LayerUsage.model_construct(  # values are computed here: skip re-validation (hot path)
+            index=il,
+            weights_bytes=w.per_layer[il],
+            expert_bytes=w.per_layer_expert[il],
+            kv_bytes=(kvl.k_bytes + kvl.v_bytes) if kvl else 0,
+            recurrent_bytes=rs.per_layer[il],
+            kind=lf.kind if lf.loaded else "none",
+            kv_cells=kvl.cells if kvl else 0,
+            on_gpu=ctx.layer_on_gpu[il],
+            experts_on_gpu=ctx.experts_on_gpu[il],
+        ))
+
+    total_weights = w.total
+    total = total_weights + kv.total + rs.total + comp.total + out + mm_gpu + mm_host
+    return Breakdown(
+        weights_bytes=total_weights,
+        kv_bytes=kv.total,
+        recurrent_bytes=rs.total,
+        compute_bytes=comp.total,
+        output_bytes=out,
+        mmproj_bytes=mm_gpu + mm_host,
+        total_bytes=total,
+        overhead_bytes=overhead.bytes,
+        devices=devices,
+        layers=layers,
+        nonrepeating_weights=w.nonrepeating,
+        n_ctx=ctx.n_ctx,
+        kv_cells=kv.full_cells,
+        flash_attn=ctx.flash_attn,
+        settings=settings,
+        exact=["weights", "kv", "recurrent", "output"] if not facts.approximate else ["weights", "output"],
+        estimated=estimated if not facts.approximate else {**estimated, "kv": 0.5, "recurrent": 0.5},
+        warnings=warnings,
+    )

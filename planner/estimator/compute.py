@@ -1,0 +1,232 @@
+"""Compute buffers: a fitted model of ggml's graph allocator (ggml-alloc.c) for llama.cpp's
+worst-case graph reserve (llama-context.cpp sched_reserve).
+
+llama.cpp reserves the compute buffer for a prompt-processing graph of n_tokens = min(n_ctx,
+n_ubatch) tokens and n_outputs = min(n_tokens, n_outputs_max) outputs (n_outputs_max defaults to
+n_batch; llama-server and llama-cli set it to n_parallel). ggml-alloc reuses memory as tensors
+die, so the buffer is the high-water mark of one layer's live intermediates, not a sum. Measured on
+the CPU backend (validation/, llama.cpp b11434), the peak is the largest of a few phases, each a
+number of f32 values per token times n_tokens, plus the attention masks (inputs that live for the
+whole graph):
+
+  output     n_vocab * n_outputs/n_tokens + 5.5 E                   (logits)
+  attention  FA off: n_head * n_kv + 3 E + 3 max(E, Q) + (K + V)    (the n_kv x n_tokens x n_head KQ matrix)
+             FA on:  3 E + 3 max(E, Q) + (K + V) / 2
+  dense FFN  3 FF + c E,  c = 3 .. 5 growing with FF / E            (gate, up, act)
+  MoE FFN    3 U + n_used E + 5 E, U = n_used * n_ff_exp            (2 U when U > 3.5 E)
+  recurrent  4 d_inner + 3 E  (Mamba-style scan, estimate)
+  masks      n_kv * n_tokens per attention kind (full, SWA), f16 with FA, f32 without
+
+E = n_embd, Q = n_head * head_dim_k, K/V = n_head_kv * head_dim. Models with deepstack inputs
+(Qwen3-VL) add 4 (1 + n_deepstack) E. Every term scales with n_tokens, so n_ubatch enters linearly,
+the context only through the masks and (FA off) the KQ matrix.
+
+GPU backends (CUDA/ROCm/Vulkan/Metal) run the same graph; the input embedding rows stay on the
+CPU (token_embd is a host tensor), so the device buffer is about 2 E per token smaller and the host
+keeps a small buffer for the inputs. Cross-checked against gpustack/gguf-parser-go's measured CUDA
+sweep (testdata/llamacpp_compute_buffer_sweep.json, ctx 4096, llama-server): dense models within
+a few percent with FFN = 3 FF + 3 E. With layers left on the CPU, llama.cpp's scheduler still
+offloads large matrix multiplications of CPU-resident weights to the GPU (op_offload) and copies
+the weight into the GPU compute buffer: the model adds the largest such weight tensor. GPU numbers
+are unmeasured here and carry a larger margin.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ..model_facts import ModelFacts
+from .context import RunContext
+
+F32 = 4
+SMALL_INPUTS_PER_TOKEN = 40  # token ids, positions, output ids... (measured 0.02 MiB at 512 tokens)
+
+CPU_MARGIN = 0.10
+GPU_MARGIN = 0.20
+APPROX_MARGIN = 0.30
+
+_FFN_UP = re.compile(r"^blk\.\d+\.ffn_(up|gate)\.weight$")
+_FFN_UP_EXPS = re.compile(r"^blk\.\d+\.ffn_(up|gate|gate_up)_exps\.weight$")
+
+
+@dataclass
+class ComputeResult:
+    gpu: int
+    host: int
+    margin: float
+    notes: list[str] = field(default_factory=list)
+    phases: dict[str, int] = field(default_factory=dict)  # bytes of each phase (device graph), for reports
+
+    @property
+    def total(self) -> int:
+        return self.gpu + self.host
+
+
+@dataclass(frozen=True)
+class _Geometry:
+    """Per-token widths of the graph's big intermediates (cached per ModelFacts)."""
+
+    E: int
+    Q: int
+    K: int
+    V: int
+    ff_dense: int  # widest dense FFN
+    moe_u: int  # n_used * ff_exp
+    n_used: int
+    d_inner: int
+    n_deepstack: int
+    max_weight_by_layer: tuple[int, ...]  # largest single tensor of each layer (op_offload copy)
+    output_weight: int
+
+
+def _geometry(f: ModelFacts) -> _Geometry:
+    g = f._align_cache.get("compute-geometry")  # cached on the facts object (they never change)
+    if g is not None:
+        return g
+    ff_dense = 0
+    ff_exp = 0
+    for layer in f.layers:
+        if not layer.loaded:
+            continue
+        for t in layer.tensors:
+            if _FFN_UP.match(t.name):
+                ff_dense = max(ff_dense, _ne1(t))
+            elif _FFN_UP_EXPS.match(t.name):
+                width = _ne1(t)
+                ff_exp = max(ff_exp, width // 2 if "gate_up" in t.name else width)
+    max_w = tuple(max((t.nbytes for t in layer.tensors), default=0) if layer.loaded else 0 for layer in f.layers)
+    out_w = 0
+    for name in f.output_names:
+        out_w = max(out_w, f.nonrepeating[name].nbytes)
+    if f.tied_output:
+        out_w = max(out_w, f.nonrepeating["token_embd.weight"].nbytes)
+    hk = max(f.head_k_full, f.head_k_swa)
+    hv = max(f.head_v_full, f.head_v_swa)
+    n_head = max((layer.n_head for layer in f.layers), default=0)
+    n_kv = max((layer.n_head_kv for layer in f.layers), default=0)
+    g = _Geometry(
+        E=f.n_embd, Q=n_head * hk, K=n_kv * hk, V=n_kv * hv,
+        ff_dense=ff_dense, moe_u=f.n_expert_used * ff_exp, n_used=f.n_expert_used,
+        d_inner=f.ssm_d_inner, n_deepstack=f.n_deepstack,
+        max_weight_by_layer=max_w, output_weight=out_w,
+    )
+    f._align_cache["compute-geometry"] = g
+    return g
+
+
+def _ne1(t) -> int:
+    return t.ne1
+
+
+def _ffn_dense(g: _Geometry, e_coef_max: float) -> float:
+    if not g.ff_dense:
+        return 0.0
+    ratio = g.ff_dense / g.E if g.E else 0.0
+    c = 3.0 + (e_coef_max - 3.0) * min(max((ratio - 1.0) / 2.5, 0.0), 1.0)
+    return 3.0 * g.ff_dense + c * g.E
+
+
+def _ffn_moe(g: _Geometry, e_coef: float) -> float:
+    if not g.moe_u:
+        return 0.0
+    u = g.moe_u
+    act = 3.0 * u if u <= 3.5 * g.E else 2.0 * u
+    return act + g.n_used * g.E + e_coef * g.E
+
+
+def compute_buffers(f: ModelFacts, ctx: RunContext) -> ComputeResult:
+    g = _geometry(f)
+    T = ctx.n_tokens
+    O = ctx.n_outputs
+    E = g.E
+    gpu_backend = ctx.backend.is_gpu
+    notes: list[str] = []
+
+    kv_layers = [layer for layer in f.layers if layer.has_attn_kv]
+    has_full = any(not (layer.is_swa and f.swa_enabled) for layer in kv_layers)
+    has_swa = any(layer.is_swa and f.swa_enabled for layer in kv_layers)
+    mask_elt = 2 if ctx.flash_attn else 4
+    mask_bytes = 0
+    if has_full:
+        mask_bytes += ctx.n_ctx_seq * T * mask_elt
+    if has_swa:
+        mask_bytes += ctx.swa_cells * T * mask_elt
+    # the largest KQ matrix (FA off): n_kv (per stream) x tokens x heads, f32
+    n_kv_max = ctx.n_ctx_seq if has_full else (ctx.swa_cells if has_swa else 0)
+    n_head = max((layer.n_head for layer in kv_layers), default=0)
+
+    def phases(e_off: float) -> dict[str, float]:
+        """Floats per token of each phase; e_off = E-sized tensors that live elsewhere (GPU: 2)."""
+        out = f.n_vocab * (O / T) + (5.5 - e_off) * E
+        qmax = max(E, g.Q)
+        if kv_layers:
+            if ctx.flash_attn:
+                attn = (3 - e_off) * E + 3 * qmax + 0.5 * (g.K + g.V)
+            else:
+                attn = n_head * n_kv_max + (3 - e_off) * E + 3 * qmax + (g.K + g.V)
+        else:
+            attn = 0.0
+        p = {
+            "output": out,
+            "attention": attn,
+            "ffn": _ffn_dense(g, 5.0 - e_off),
+            "moe": _ffn_moe(g, 5.0 - e_off),
+            "recurrent": (4.0 * g.d_inner + (3 - e_off) * E) if f.n_recurrent_layers and g.d_inner else 0.0,
+        }
+        if g.n_deepstack:
+            extra = 4.0 * (1 + g.n_deepstack) * E if not e_off else 2.5 * E
+            p = {k: (v + extra if v else v) for k, v in p.items()}
+        return p
+
+    small = SMALL_INPUTS_PER_TOKEN * T
+
+    def peak_bytes(ph: dict[str, float], keys: list[str], masks: int) -> int:
+        """The masks are graph inputs that die after the last layer: if the layers' high-water mark
+        (masks + largest layer phase) already exceeds the output phase, the logits reuse that
+        space; otherwise the output phase is allocated above the masks."""
+        layer = max((ph[k] for k in keys if k != "output"), default=0.0) * T * F32
+        out = ph["output"] * T * F32 if "output" in keys else 0.0
+        a = masks + layer
+        return int(a if a >= out else out + masks)
+
+    if not gpu_backend:
+        ph = phases(0.0)
+        host = peak_bytes(ph, list(ph), mask_bytes) + small
+        margin = APPROX_MARGIN if f.approximate or not f.known_graph else CPU_MARGIN
+        return ComputeResult(gpu=0, host=host, margin=margin, notes=notes,
+                             phases={k: int(v * T * F32) for k, v in ph.items()})
+
+    on_gpu = ctx.layer_on_gpu
+    any_gpu_layer = any(on_gpu)
+    any_cpu_layer = not all(on_gpu)
+    ph_gpu = phases(2.0)
+    ph_cpu = phases(0.0)
+    gpu_keys = []
+    host_keys = []
+    if any_gpu_layer:
+        gpu_keys += ["attention", "ffn", "moe", "recurrent"]
+    if any_cpu_layer:
+        host_keys += ["attention", "ffn", "moe", "recurrent"]
+    (gpu_keys if ctx.output_on_gpu else host_keys).append("output")
+    gpu = peak_bytes(ph_gpu, gpu_keys, mask_bytes if any_gpu_layer else 0) + small if gpu_keys else 0
+    # input embeddings are gathered on the host (token_embd lives there)
+    host = peak_bytes(ph_cpu, host_keys, mask_bytes if any_cpu_layer else 0) if host_keys else 0
+    host += int(2.0 * E * T * F32) + small
+    # op_offload: a CPU-resident weight used by a large matmul is copied into the GPU compute buffer
+    if any_cpu_layer or not ctx.output_on_gpu or not all(ctx.experts_on_gpu[i] or not on_gpu[i] for i in range(len(on_gpu))):
+        biggest = 0
+        for il, layer in enumerate(f.layers):
+            if not layer.loaded:
+                continue
+            if not on_gpu[il] or not ctx.experts_on_gpu[il]:
+                biggest = max(biggest, g.max_weight_by_layer[il])
+        if not ctx.output_on_gpu:
+            biggest = max(biggest, g.output_weight)
+        if T >= 32:
+            gpu += biggest
+            notes.append("partial offload: llama.cpp copies CPU-resident weights to the GPU for large "
+                         "batches (op_offload); compute buffer includes the largest such tensor")
+    margin = APPROX_MARGIN if f.approximate or not f.known_graph else GPU_MARGIN
+    return ComputeResult(gpu=gpu, host=host, margin=margin, notes=notes,
+                         phases={k: int(ph_gpu[k] * T * F32) for k in ph_gpu})

@@ -1,0 +1,100 @@
+"""Vision projector (mmproj) memory: weights (exact sum of its tensors) and an estimate of the
+encoder's compute buffer for one image. Labelled as an estimate (Breakdown.estimated["mmproj"]).
+
+tools/mtmd/clip.cpp reserves the encoder graph once at load ("warmup") for a square image of
+hparams.warmup_image_size pixels; llama-server adds exactly that (mtmd_get_memory_usage) to the
+fit margin of the device the projector runs on. The warmup size per projector type:
+  - image_size (clip.vision.image_size) by default (llava/mlp 336, gemma3 896, ...);
+  - Qwen2/2.5/3-VL mergers, dots.ocr, MiniMax-M3, MiMo-VL: set_warmup_n_tokens(46*46) output
+    tokens, i.e. 46 * patch_size * spatial_merge_size pixels per side (1472 px for Qwen3-VL);
+  - pixtral, kimivl, lightonocr, gemma4v, LFM2, idefics3-like: 256 tokens; phi4: 16*16.
+The ViT runs on (side / patch_size)^2 patches P. Its peak is modelled like the text graph:
+P * 4 * max(3 FF + 5 D, 7 D) bytes (D = embedding_length, FF = feed_forward_length) with flash
+attention, plus the P x P x n_head f32 attention matrix without it (clip.cpp enables FA when the
+backend supports it; CPU and CUDA do). Images larger than the warmup size grow the buffer at run
+time (up to the projector's max image tokens).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from math import isqrt
+
+from ..header import ModelHeaders
+from .context import RunContext, pad
+
+MARGIN = 0.5
+
+# projector type -> warmup output tokens (n*n) set by clip.cpp; absent = warmup at image_size
+_WARMUP_TOKENS: dict[str, int] = {
+    "qwen2vl_merger": 46 * 46, "qwen2.5vl_merger": 46 * 46, "qwen3vl_merger": 46 * 46, "ling3vl": 46 * 46,
+    "dots_ocr": 46 * 46, "dots3note_v": 46 * 46, "minimax_m3": 46 * 46, "mimovl": 46 * 46,
+    "glm4v": 46 * 46, "glm5v": 46 * 46, "youtuvl": 46 * 46, "paddleocr": 28 * 28,
+    "pixtral": 256, "kimivl": 256, "lightonocr": 256, "gemma4v": 256, "gemma4uv": 256,
+    "lfm2": 256, "kimik25": 256, "phi4": 16 * 16, "hunyuanvl": 32 * 32,
+}
+# default spatial merge when the GGUF has no spatial_merge_size / projector.scale_factor
+_DEFAULT_MERGE: dict[str, int] = {
+    "qwen2vl_merger": 2, "qwen2.5vl_merger": 2, "qwen3vl_merger": 2, "ling3vl": 2, "minimax_m3": 2,
+    "gemma4v": 3, "youtuvl": 2, "mimovl": 2, "dots_ocr": 2, "glm4v": 2,
+}
+
+
+@dataclass
+class MmprojResult:
+    gpu: int
+    host: int
+    margin: float
+    weights: int = 0
+    compute: int = 0
+    patches: int = 0
+    notes: list[str] = field(default_factory=list)
+
+
+def _get(meta: dict, key: str, default: int = 0) -> int:
+    v = meta.get(key)
+    try:
+        return int(v) if v is not None and not isinstance(v, (list, tuple)) else default
+    except (TypeError, ValueError):
+        return default
+
+
+def mmproj_usage(h: ModelHeaders, ctx: RunContext) -> MmprojResult:
+    meta = h.metadata
+    notes: list[str] = []
+    align = ctx.backend.alignment if ctx.backend.is_gpu else 32
+    weights = sum(pad(t.nbytes, align) for t in h.tensors)
+
+    proj = str(meta.get("clip.projector_type") or meta.get("clip.vision.projector_type") or "")
+    has_vision = bool(meta.get("clip.has_vision_encoder", True)) and "clip.vision.embedding_length" in meta
+    compute = 0
+    patches = 0
+    if has_vision:
+        d = _get(meta, "clip.vision.embedding_length")
+        ff = _get(meta, "clip.vision.feed_forward_length", 4 * d)
+        heads = _get(meta, "clip.vision.attention.head_count", max(1, d // 64))
+        patch = _get(meta, "clip.vision.patch_size", 14) or 14
+        image = _get(meta, "clip.vision.image_size", 336) or 336
+        merge = (_get(meta, "clip.vision.spatial_merge_size") or _get(meta, "clip.vision.projector.scale_factor")
+                 or _DEFAULT_MERGE.get(proj, 1))
+        tokens = _WARMUP_TOKENS.get(proj)
+        if tokens:
+            side = isqrt(tokens) * patch * merge
+        else:
+            side = image
+        patches = (side // patch) ** 2
+        per_patch = max(3 * ff + 5 * d, 7 * d)
+        compute = patches * 4 * per_patch
+        if not ctx.flash_attn:
+            compute += patches * patches * heads * 4
+        if not proj:
+            notes.append("mmproj: unknown projector type; vision compute estimated from image_size")
+    else:
+        notes.append("mmproj: no vision encoder found (audio-only projectors are not sized)")
+
+    total = weights + compute
+    if ctx.backend.is_gpu:
+        return MmprojResult(gpu=total, host=0, margin=MARGIN, weights=weights, compute=compute,
+                            patches=patches, notes=notes)
+    return MmprojResult(gpu=0, host=total, margin=MARGIN, weights=weights, compute=compute,
+                        patches=patches, notes=notes)
