@@ -3,89 +3,225 @@
 A profile (profiles/*.toml, validated by DeviceProfile) says how memory is split:
 - `carveout`: an APU with a BIOS UMA frame buffer (dedicated, lost to the OS, reboot to change)
   plus a capped window of shared system RAM the GPU may map (Windows shared GPU memory, Linux GTT);
-- `unified`: one pool with a GPU wired/working-set limit (Apple Silicon, GB10, Jetson);
+- `unified`: one pool with a GPU wired/working-set limit (Apple Silicon, GB10, Jetson, Intel
+  Lunar Lake; a machine with no usable GPU is `unified` without a gpu_cap and only the CPU backend);
 - `discrete`: VRAM on a card plus system RAM for offloaded layers.
 Every number carries a source (`sources`). The fit solver (planner.fit) consumes this; the
-machine probe (issue 5) builds one from the running system.
+machine probe (planner.probe) builds one from the running system.
+
+Arithmetic lives in the methods below so every consumer splits memory the same way:
+
+    visible = profile.os_visible_ram(carveout)          # RAM the OS sees
+    shared  = profile.gpu_cap_bytes("linux", carveout)  # GTT / shared window / GPU working set
+    total   = profile.gpu_total_bytes("linux", carveout)  # carve-out + shared (APU), cap (unified), VRAM
+    keep    = profile.reserve("windows", "daily")        # RAM the OS and apps keep
+    knob    = profile.cap_setting("linux", 120 * GIB)    # "ttm.pages_limit=31457280"
 """
 
 from __future__ import annotations
 
-from typing import Literal
+import re
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+
+from .units import parse_size
 
 OS = Literal["linux", "windows", "macos"]
-Backend = Literal["cpu", "cuda", "rocm", "vulkan", "metal"]
+Backend = Literal["cpu", "cuda", "rocm", "vulkan", "metal", "sycl"]
 MemoryArchitecture = Literal["carveout", "unified", "discrete"]
 Use = Literal["headless", "desktop", "daily"]  # headless server / light desktop / daily-driver laptop
+USES: tuple[Use, ...] = ("headless", "desktop", "daily")
+OSES: tuple[OS, ...] = ("linux", "windows", "macos")
+
+# How a backend turns the pools into the "total memory" llama.cpp prints and plans with.
+ReportsAs = Literal[
+    "carveout_plus_cap",  # carve-out + shared window (llama.cpp Vulkan sums every heap of an iGPU)
+    "max_carveout_cap",   # the larger of carve-out and GTT (ROCm/KFD on an APU)
+    "carveout",           # the carve-out only (drivers that ignore shared memory)
+    "cap",                # the shared/working-set cap only (Metal: recommendedMaxWorkingSetSize)
+    "mem_available",      # /proc/meminfo MemAvailable (CUDA on integrated GPUs: GB10, Jetson)
+    "vram",               # a discrete card's VRAM
+    "host_ram",           # the CPU backend: RAM the OS sees
+]
+# The user-facing knob that raises the GPU cap, if any.
+CapKnob = Literal["ttm.pages_limit", "iogpu.wired_limit_mb", "shared_gpu_memory_override"]
+
+GIB = 1024**3
+MIB = 1024**2
+PAGE = 4096  # TTM pages are 4 KiB: ttm.pages_limit = GiB x 262144
 
 
-class Source(BaseModel):
-    """Where a number comes from: `field` names the profile field, `ref` a URL or owner/repo#N."""
+def _to_bytes(value: object) -> object:
+    """Profiles may write sizes as text ("64 GiB", "512m", "0.5g"); binary units, like planner.units."""
+    if isinstance(value, str):
+        try:
+            return parse_size(value.replace(" ", ""))
+        except Exception:
+            raise ValueError(f"invalid size {value!r}: use bytes or a size such as 64g, 512m, 0.5GiB") from None
+    return value
+
+
+Bytes = Annotated[int, BeforeValidator(_to_bytes)]
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Source(_Strict):
+    """Where a number comes from: `field` names the profile field, `ref` a URL or owner/repo#N.
+
+    `ref = "derived"` marks our own arithmetic; `note` then gives the formula.
+    """
 
     field: str
     ref: str
     note: str = ""
 
 
-class Carveout(BaseModel):
+class Carveout(_Strict):
     """BIOS UMA frame buffer choices (bytes). Changing it needs a reboot on every known APU."""
 
-    options_bytes: list[int] = Field(min_length=1)
-    default_bytes: int
+    options_bytes: list[Bytes] = Field(min_length=1)
+    default_bytes: Bytes
     reboot_required: bool = True
     how_to_change: str = "BIOS: UMA Frame Buffer Size"
+    options_note: str = ""  # how sure we are of the list (seen on a device, or a suggested grid)
 
     @model_validator(mode="after")
     def _sorted(self) -> "Carveout":
         self.options_bytes = sorted(set(self.options_bytes))
+        if any(o <= 0 for o in self.options_bytes):
+            raise ValueError("carve-out options must be positive byte counts (the smallest real option is 512 MB)")
+        if self.default_bytes not in self.options_bytes:
+            raise ValueError(f"default_bytes {self.default_bytes} is not one of options_bytes")
         return self
 
 
-class GpuCap(BaseModel):
+class GpuCap(_Strict):
     """How much memory beyond the carve-out the GPU may address on one OS.
 
     cap = min(fraction * os_visible_ram, fixed_bytes) when set; `max_fraction` is how far a user
     can raise it (Linux ttm.pages_limit, macOS iogpu.wired_limit_mb); None = not tunable (Windows).
     For `unified` devices the cap is the whole GPU budget (Apple working set); for `carveout`
     devices it is the shared/GTT window on top of the carve-out.
+    `setting_bytes` is an absolute cap the user configured (or the probe read on this machine);
+    when set it replaces the default formula (clipped to the RAM the OS sees).
     """
 
     default_fraction: float = Field(gt=0, le=1)
     max_fraction: float | None = Field(None, gt=0, le=1)
-    fixed_bytes: int | None = None  # an absolute cap where a driver imposes one
+    fixed_bytes: Bytes | None = None  # an absolute cap where a driver imposes one
+    setting_bytes: Bytes | None = Field(None, gt=0)
+    knob: CapKnob | None = None
     how_to_change: str = ""
     shared_slowdown: float = Field(1.0, ge=1.0, description="decode slows by this factor for weights in shared memory on this OS/driver")
     note: str = ""
 
+    @model_validator(mode="after")
+    def _max_not_below_default(self) -> "GpuCap":
+        if self.max_fraction is not None and self.max_fraction < self.default_fraction:
+            raise ValueError("max_fraction is below default_fraction")
+        return self
 
-class BackendInfo(BaseModel):
+
+class BackendInfo(_Strict):
     """What one backend on one OS sees and allows."""
 
     name: Backend
+    driver: str = ""  # e.g. "radv", "amdvlk", "amdgpu-pro"; empty = the usual one
     reports: str = ""  # e.g. "sums all Vulkan heaps: carve-out + GTT"
-    max_alloc_bytes: int | None = None  # largest single buffer (AMDVLK: 2 GiB), None = no known limit
-    overhead_bytes: int = 0  # driver/runtime context outside llama.cpp's buffers
+    reports_as: ReportsAs | None = None  # the same in a form code can compute with
+    max_alloc_bytes: Bytes | None = None  # largest single buffer (AMDVLK: 2 GiB), None = no known limit
+    overhead_bytes: Bytes = 0  # driver/runtime context outside llama.cpp's buffers
+
+    @property
+    def label(self) -> str:
+        return f"{self.name} ({self.driver})" if self.driver else self.name
 
 
-class OSInfo(BaseModel):
+class OSInfo(_Strict):
     """Per-OS facts: reserve the OS and apps need, GPU cap, backends in order of preference."""
 
-    reserve_bytes: dict[Use, int]  # RAM the OS + apps keep, per use
+    reserve_bytes: dict[Use, Bytes]  # RAM the OS + apps keep, per use
+    vram_reserve_bytes: dict[Use, Bytes] = Field(default_factory=dict)  # discrete: VRAM the desktop keeps
     gpu_cap: GpuCap | None = None
     backends: list[BackendInfo] = Field(min_length=1)
+    notes: list[str] = Field(default_factory=list)
+
+    @field_validator("reserve_bytes")
+    @classmethod
+    def _all_uses(cls, v: dict[Use, int]) -> dict[Use, int]:
+        missing = [u for u in USES if u not in v]
+        if missing:
+            raise ValueError(f"reserve_bytes needs every use ({', '.join(USES)}); missing {', '.join(missing)}")
+        if any(x < 0 for x in v.values()):
+            raise ValueError("reserve_bytes must not be negative")
+        return v
 
 
-class DeviceProfile(BaseModel):
+class ProbeMatch(_Strict):
+    """How the machine probe recognises this device (all patterns are case-insensitive regexes).
+
+    A probe result matches when the family is recognised (a PCI id, or a CPU/GPU name pattern);
+    installed RAM equal to ram_bytes ranks first (a profile of the same silicon with other RAM is
+    used with the RAM overridden, unless `ram_must_match`); `model_patterns` (DMI product name,
+    device-tree model, Mac model) break ties between form factors, then `priority` (higher wins).
+    """
+
+    pci_ids: list[str] = Field(default_factory=list)  # "1002:1586"
+    cpu_patterns: list[str] = Field(default_factory=list)
+    gpu_patterns: list[str] = Field(default_factory=list)
+    model_patterns: list[str] = Field(default_factory=list)
+    priority: int = 0
+    ram_must_match: bool = False  # True: a machine with other RAM is a different product (Orin NX vs AGX)
+
+    @field_validator("cpu_patterns", "gpu_patterns", "model_patterns")
+    @classmethod
+    def _regexes(cls, v: list[str]) -> list[str]:
+        for p in v:
+            try:
+                re.compile(p)
+            except re.error as e:
+                raise ValueError(f"bad pattern {p!r}: {e}") from None
+        return v
+
+    @field_validator("pci_ids")
+    @classmethod
+    def _pci(cls, v: list[str]) -> list[str]:
+        out = []
+        for p in v:
+            if not re.fullmatch(r"[0-9a-fA-F]{4}:[0-9a-fA-F]{4}", p):
+                raise ValueError(f"bad PCI id {p!r}: use vendor:device in hex, e.g. 1002:1586")
+            out.append(p.lower())
+        return out
+
+
+class LiveConfig(_Strict):
+    """The configuration read from the running machine (`--device auto`): what is in effect now."""
+
+    os: OS
+    os_visible_ram_bytes: int | None = None  # MemTotal / hw.memsize / TotalPhysicalMemory
+    mem_available_bytes: int | None = None
+    swap_free_bytes: int | None = None
+    carveout_bytes: int | None = None  # BIOS UMA frame buffer in effect (APU)
+    gpu_cap_bytes: int | None = None  # GTT / shared / wired limit in effect
+    gpu_cap_is_default: bool | None = None  # True when nobody raised it
+    vram_used_bytes: int | None = None  # what is already taken on the GPU (desktop, other apps)
+    kernel: str = ""
+    probed: list[str] = Field(default_factory=list)  # where each value was read
+
+
+class DeviceProfile(_Strict):
     id: str
     name: str
     vendor: str
     family: str  # e.g. "strix-halo", "apple-m4", "gb10", "rtx-40"
     form_factor: Literal["laptop", "mini-pc", "desktop", "workstation", "devkit", "tablet"]
     memory_architecture: MemoryArchitecture
-    ram_bytes: int = Field(gt=0, description="installed system RAM (DRAM) in bytes")
-    vram_bytes: int | None = Field(None, description="discrete GPU VRAM; None for APUs/unified")
+    ram_bytes: Bytes = Field(gt=0, description="installed system RAM (DRAM) in bytes")
+    vram_bytes: Bytes | None = Field(None, description="discrete GPU VRAM; None for APUs/unified")
     carveout: Carveout | None = None
     os: dict[OS, OSInfo]
     default_os: OS
@@ -98,6 +234,22 @@ class DeviceProfile(BaseModel):
     power_w: str = ""
     sources: list[Source] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)
+    # --- additive fields (issue 4/5) ---
+    chip: str = ""  # e.g. "Ryzen AI Max+ 395"
+    aliases: list[str] = Field(default_factory=list)  # other ids that load this profile
+    firmware_reserved_bytes: Bytes = Field(0, ge=0, description="RAM no OS sees even with the smallest carve-out")
+    match: ProbeMatch | None = None
+    estimated: list[str] = Field(default_factory=list)  # fields that are assumptions, not measured/sourced
+    live: LiveConfig | None = None  # set by the probe (`--device auto`)
+    based_on: str | None = None  # the shipped profile a probed/overridden profile came from
+    overrides: dict[str, str] = Field(default_factory=dict)  # command-line overrides applied
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z0-9][a-z0-9._-]*", v):
+            raise ValueError(f"id {v!r}: use lower-case letters, digits, '.', '_' and '-'")
+        return v
 
     @model_validator(mode="after")
     def _consistent(self) -> "DeviceProfile":
@@ -105,6 +257,152 @@ class DeviceProfile(BaseModel):
             raise ValueError(f"default_os {self.default_os!r} has no entry in [os]")
         if self.memory_architecture == "carveout" and self.carveout is None:
             raise ValueError("a carveout device needs a [carveout] table")
+        if self.memory_architecture != "carveout" and self.carveout is not None:
+            raise ValueError(f"a {self.memory_architecture} device has no [carveout] table")
         if self.memory_architecture == "discrete" and not self.vram_bytes:
             raise ValueError("a discrete device needs vram_bytes")
+        if self.memory_architecture != "discrete" and self.vram_bytes:
+            raise ValueError("vram_bytes is for discrete cards; an APU's dedicated memory is its [carveout]")
+        if self.carveout is not None:
+            too_big = [o for o in self.carveout.options_bytes if o >= self.ram_bytes - self.firmware_reserved_bytes]
+            if too_big:
+                raise ValueError(f"carve-out option {too_big[0]} leaves the OS no RAM (ram_bytes {self.ram_bytes})")
         return self
+
+    # ----------------------------------------------------------------- lookups
+
+    def os_info(self, os: OS | None = None) -> OSInfo:
+        key = os or self.default_os
+        if key not in self.os:
+            raise KeyError(f"{self.id} has no {key} entry (has: {', '.join(self.os)})")
+        return self.os[key]
+
+    def reserve(self, os: OS | None = None, use: Use | None = None) -> int:
+        """RAM the OS and its apps keep for themselves (never planned for the model)."""
+        return self.os_info(os).reserve_bytes[use or self.default_use]
+
+    def vram_reserve(self, os: OS | None = None, use: Use | None = None) -> int:
+        """Discrete cards: VRAM the desktop/compositor already holds (0 when unknown or headless)."""
+        return self.os_info(os).vram_reserve_bytes.get(use or self.default_use, 0)
+
+    def backends(self, os: OS | None = None) -> list[BackendInfo]:
+        return list(self.os_info(os).backends)
+
+    def backend(self, name: str, os: OS | None = None) -> BackendInfo | None:
+        """The first backend entry with this name (or `name (driver)` label) on this OS."""
+        for b in self.os_info(os).backends:
+            if name in (b.name, b.label, b.driver):
+                return b
+        return None
+
+    def carveout_options(self) -> list[int]:
+        """Carve-out sizes the firmware offers ([] for devices without a carve-out)."""
+        return list(self.carveout.options_bytes) if self.carveout else []
+
+    def current_carveout(self) -> int:
+        """The carve-out in effect: probed, else the factory default; 0 without a carve-out."""
+        if self.carveout is None:
+            return 0
+        if self.live is not None and self.live.carveout_bytes is not None:
+            return self.live.carveout_bytes
+        return self.carveout.default_bytes
+
+    # ----------------------------------------------------------------- arithmetic
+
+    def os_visible_ram(self, carveout_bytes: int | None = None) -> int:
+        """RAM the OS sees: installed RAM minus firmware reservations minus the carve-out.
+
+        carveout_bytes=None means the current carve-out; ignored for devices without one.
+        """
+        carve = 0
+        if self.carveout is not None:
+            carve = self.current_carveout() if carveout_bytes is None else carveout_bytes
+        return max(0, self.ram_bytes - self.firmware_reserved_bytes - carve)
+
+    def gpu_cap_bytes(self, os: OS | None = None, carveout_bytes: int | None = None,
+                      setting_bytes: int | None = None) -> int | None:
+        """The GPU-addressable window beyond the carve-out (APU) or the whole GPU budget (unified).
+
+        None when the OS has no such window (discrete cards, CPU-only machines).
+        setting_bytes: an explicit cap (e.g. a ttm.pages_limit being evaluated); else the profile's
+        `setting_bytes`, else the OS default formula (fraction of the RAM the OS sees).
+        """
+        cap = self.os_info(os).gpu_cap
+        if cap is None:
+            return None
+        visible = self.os_visible_ram(carveout_bytes)
+        setting = setting_bytes if setting_bytes is not None else cap.setting_bytes
+        if setting is not None:
+            return min(int(setting), visible)
+        value = int(cap.default_fraction * visible)
+        if cap.fixed_bytes is not None:
+            value = min(value, cap.fixed_bytes)
+        return value
+
+    def max_gpu_cap_bytes(self, os: OS | None = None, carveout_bytes: int | None = None) -> int | None:
+        """How far a user can raise the cap (safe maximum); the default when it is not tunable."""
+        cap = self.os_info(os).gpu_cap
+        if cap is None:
+            return None
+        if cap.max_fraction is None:
+            return self.gpu_cap_bytes(os, carveout_bytes)
+        return int(cap.max_fraction * self.os_visible_ram(carveout_bytes))
+
+    def gpu_total_bytes(self, os: OS | None = None, carveout_bytes: int | None = None,
+                        setting_bytes: int | None = None) -> int:
+        """All memory the GPU may hold: carve-out + shared window (APU), the cap (unified), VRAM (discrete)."""
+        if self.memory_architecture == "discrete":
+            return int(self.vram_bytes or 0)
+        shared = self.gpu_cap_bytes(os, carveout_bytes, setting_bytes) or 0
+        if self.memory_architecture == "carveout":
+            carve = self.current_carveout() if carveout_bytes is None else carveout_bytes
+            return carve + shared
+        return shared
+
+    def reported_bytes(self, backend: BackendInfo, os: OS | None = None, carveout_bytes: int | None = None,
+                       setting_bytes: int | None = None) -> int | None:
+        """The total memory this backend will report to llama.cpp, or None when unknown."""
+        carve = self.current_carveout() if carveout_bytes is None else carveout_bytes
+        cap = self.gpu_cap_bytes(os, carveout_bytes, setting_bytes) or 0
+        visible = self.os_visible_ram(carveout_bytes)
+        kind = backend.reports_as
+        if kind == "carveout_plus_cap":
+            return carve + cap
+        if kind == "max_carveout_cap":
+            return max(carve, cap)
+        if kind == "carveout":
+            return carve
+        if kind == "cap":
+            return cap
+        if kind == "mem_available":
+            if self.live is not None and self.live.mem_available_bytes is not None and carveout_bytes is None:
+                return self.live.mem_available_bytes
+            return max(0, visible - self.reserve(os, "headless"))
+        if kind == "vram":
+            return self.vram_bytes
+        if kind == "host_ram":
+            return visible
+        return None
+
+    def cap_setting(self, os: OS | None, cap_bytes: int) -> str | None:
+        """The setting a user writes to get this GPU cap on this OS, or None when not tunable."""
+        cap = self.os_info(os).gpu_cap
+        if cap is None or cap.knob is None:
+            return None
+        if cap.knob == "ttm.pages_limit":
+            return f"ttm.pages_limit={gtt_pages(cap_bytes)}"
+        if cap.knob == "iogpu.wired_limit_mb":
+            return f"sudo sysctl iogpu.wired_limit_mb={cap_bytes // MIB}"
+        visible = self.os_visible_ram()
+        pct = min(100, -(-cap_bytes * 100 // max(1, visible)))
+        return f"Intel Graphics Software > Shared GPU Memory Override: {pct} %"
+
+    def sources_for(self, field: str) -> list[Source]:
+        """Sources whose `field` is this field or a prefix of it (e.g. 'os.linux' covers 'os.linux.gpu_cap')."""
+        return [s for s in self.sources if field == s.field or field.startswith(s.field + ".")
+                or s.field.startswith(field + ".")]
+
+
+def gtt_pages(cap_bytes: int) -> int:
+    """ttm.pages_limit for a GTT cap: 4 KiB pages (GiB x 262144)."""
+    return int(cap_bytes) // PAGE

@@ -1,0 +1,128 @@
+"""Profiles for machines no shipped profile matches, built from the probe's facts.
+
+Numbers that could not be read are filled with stated assumptions and listed in
+`profile.estimated` so that reports can say so (e.g. bandwidth: pass --bandwidth).
+The reserve rules are the ones the shipped profiles use (docs/devices.md, "OS reserve").
+"""
+
+from __future__ import annotations
+
+from ..device_schema import GIB, DeviceProfile
+from .facts import GpuFacts, MachineFacts
+from .known import AMD_APUS, apple_bandwidth
+
+UNKNOWN_BANDWIDTH = {"cpu": 50.0, "apu": 89.6, "discrete": 300.0, "unified": 100.0}
+
+
+def reserve_table(os: str, ram: int) -> dict[str, int]:
+    """The shipped profiles' reserve rules (sources in every profile's [[sources]])."""
+    if os == "linux":
+        return {"headless": 4 * GIB, "desktop": 8 * GIB, "daily": max(12 * GIB, int(0.2 * ram))}
+    if os == "windows":
+        return {"headless": 8 * GIB, "desktop": 10 * GIB, "daily": max(16 * GIB, int(0.25 * ram))}
+    return {"headless": 6 * GIB, "desktop": 8 * GIB, "daily": 16 * GIB}
+
+
+def _cpu() -> dict:
+    return {"name": "cpu", "reports_as": "host_ram", "reports": "RAM the OS sees"}
+
+
+def _amd_os(os: str, ram: int) -> dict:
+    if os == "linux":
+        cap = {"default_fraction": 0.5, "max_fraction": 0.9, "knob": "ttm.pages_limit",
+               "how_to_change": "kernel command line ttm.pages_limit=<GiB x 262144> (amdttm.pages_limit with amdgpu-dkms); reboot"}
+        backends = [{"name": "vulkan", "driver": "radv", "reports_as": "carveout_plus_cap",
+                     "reports": "llama.cpp's Vulkan backend sums every heap of an integrated GPU"},
+                    {"name": "rocm", "reports_as": "max_carveout_cap", "reports": "hipMemGetInfo tracks the GTT limit"},
+                    _cpu()]
+    else:
+        cap = {"default_fraction": 0.5, "how_to_change": "not tunable: Windows gives the GPU half of the RAM it sees"}
+        backends = [{"name": "vulkan", "reports_as": "carveout_plus_cap", "reports": "dedicated + shared"}, _cpu()]
+    return {"reserve_bytes": reserve_table(os, ram), "gpu_cap": cap, "backends": backends}
+
+
+def generic_profile(facts: MachineFacts, ram: int) -> DeviceProfile:
+    """The best profile we can state for an unrecognised machine."""
+    os = facts.system if facts.system in ("linux", "windows", "macos") else "linux"
+    g: GpuFacts | None = facts.gpu()
+    base: dict = {
+        "id": "auto", "vendor": facts.vendor_name or "unknown", "family": "unknown", "form_factor": "desktop",
+        "ram_bytes": ram, "default_os": os, "default_use": "desktop", "gpu_name": g.name if g else "",
+        "chip": facts.cpu_name, "estimated": [], "notes": ["Built from what the probe read: no shipped profile matches this machine."],
+        "sources": [{"field": "live", "ref": "probe", "note": "; ".join(facts.probed) or "nothing readable"}],
+    }
+    label = facts.cpu_name or facts.model_name or "unknown machine"
+    if g is not None and g.vendor == "amd" and g.kind == "integrated":
+        apu = AMD_APUS.get(g.pci_id or "")
+        carve = g.vram_total_bytes if g.vram_total_bytes else None
+        options = list(g.carveout_options_bytes) or ([carve] if carve else [512 * 1024**2])
+        if carve and carve not in options:
+            options.append(carve)
+        default = carve if carve else min(options)
+        base.update({
+            "name": f"this machine: {label} ({g.name})", "family": apu.family if apu else "amd-apu",
+            "memory_architecture": "carveout", "bandwidth_gbps": apu.bandwidth_gbps if apu else UNKNOWN_BANDWIDTH["apu"],
+            "carveout": {"options_bytes": options, "default_bytes": default,
+                         "options_note": "read from amdgpu uma/carveout_options" if g.carveout_options_bytes
+                         else "only the carve-out in effect is known"},
+            "os": {os: _amd_os(os, ram)} if os in ("linux", "windows") else {"linux": _amd_os("linux", ram)},
+        })
+        base["estimated"] += ["bandwidth_gbps", "decode_efficiency"] + ([] if g.carveout_options_bytes else ["carveout.options_bytes"])
+        if apu:
+            base["sources"].append({"field": "bandwidth_gbps", "ref": "derived", "note": "bus width x usual memory speed (docs/devices.md 1.1)"})
+    elif g is not None and g.vendor == "apple":
+        bw = apple_bandwidth(facts.cpu_name)
+        frac = 2 / 3 if ram < 36 * GIB else 0.75
+        base.update({
+            "name": f"this machine: {label}", "vendor": "Apple", "family": "apple", "form_factor": "laptop",
+            "memory_architecture": "unified", "bandwidth_gbps": bw or UNKNOWN_BANDWIDTH["unified"],
+            "os": {"macos": {"reserve_bytes": reserve_table("macos", ram), "gpu_cap": {
+                "default_fraction": round(frac, 4), "max_fraction": round(max(frac, (ram - 8 * GIB) / ram), 4),
+                "knob": "iogpu.wired_limit_mb", "how_to_change": "sudo sysctl iogpu.wired_limit_mb=<MiB>; resets at reboot"},
+                "backends": [{"name": "metal", "reports_as": "cap", "reports": "recommendedMaxWorkingSetSize"}, _cpu()]}},
+            "default_os": "macos", "decode_efficiency": 0.6,
+        })
+        if bw:
+            base["notes"].append(f"Bandwidth {bw:g} GB/s is the {facts.cpu_name}'s lower figure where GPU core "
+                                 "counts differ (docs/devices.md); pass --bandwidth if yours is the bigger bin")
+            base["sources"].append({"field": "bandwidth_gbps", "ref": "docs/devices.md (Apple bandwidth table)"})
+        base["estimated"] += ["decode_efficiency"] + ([] if bw else ["bandwidth_gbps"])
+    elif g is not None and g.vendor == "nvidia" and g.kind == "integrated":
+        base.update({
+            "name": f"this machine: {label} ({g.name})", "vendor": "NVIDIA", "family": g.family or "nvidia-unified",
+            "memory_architecture": "unified", "bandwidth_gbps": 273.0 if g.family == "jetson-thor" else UNKNOWN_BANDWIDTH["unified"],
+            "os": {"linux": {"reserve_bytes": reserve_table("linux", ram), "gpu_cap": {
+                "default_fraction": 1.0, "how_to_change": "no cap: free page cache and other processes"},
+                "backends": [{"name": "cuda", "reports_as": "mem_available", "reports": "free = MemAvailable (integrated CUDA device)"}, _cpu()]}},
+            "default_os": "linux", "form_factor": "devkit",
+        })
+        base["estimated"] += ["decode_efficiency"] + ([] if g.family == "jetson-thor" else ["bandwidth_gbps"])
+    elif g is not None and g.kind == "discrete" and g.vram_total_bytes:
+        backend = {"nvidia": "cuda", "amd": "rocm"}.get(g.vendor, "vulkan")
+        oses = [os] if os in ("linux", "windows") else ["linux"]
+        base.update({
+            "name": f"this machine: {label} + {g.name}", "vendor": g.vendor, "family": g.family or f"{g.vendor}-discrete",
+            "memory_architecture": "discrete", "vram_bytes": g.vram_total_bytes,
+            "bandwidth_gbps": UNKNOWN_BANDWIDTH["discrete"], "host_bandwidth_gbps": UNKNOWN_BANDWIDTH["cpu"],
+            "os": {o: {"reserve_bytes": reserve_table(o, ram),
+                       "backends": [{"name": backend, "reports_as": "vram", "reports": "the card's VRAM"},
+                                    {"name": "vulkan", "reports_as": "vram", "reports": "device-local heaps"}, _cpu()]}
+                   for o in oses},
+            "default_os": oses[0],
+        })
+        base["estimated"] += ["bandwidth_gbps", "host_bandwidth_gbps", "decode_efficiency"]
+    else:
+        # CPU only (or a GPU we cannot size): one pool, the CPU backend
+        oses = [os] if os in ("linux", "windows", "macos") else ["linux"]
+        base.update({
+            "name": f"this machine: {label} (CPU only)", "memory_architecture": "unified",
+            "bandwidth_gbps": UNKNOWN_BANDWIDTH["cpu"],
+            "os": {o: {"reserve_bytes": reserve_table(o, ram), "backends": [_cpu()]} for o in oses},
+            "default_os": oses[0],
+        })
+        base["estimated"] += ["bandwidth_gbps", "decode_efficiency"]
+        if g is not None:
+            base["notes"].append(f"GPU {g.name} found but its memory could not be read: planning for the CPU only")
+    if "bandwidth_gbps" in base["estimated"]:
+        base["notes"].append(f"Memory bandwidth unknown: assumed {base['bandwidth_gbps']:g} GB/s; pass --bandwidth for speed estimates")
+    return DeviceProfile.model_validate(base)

@@ -1,0 +1,58 @@
+"""NVIDIA GPUs through nvidia-smi (Linux and Windows)."""
+
+from __future__ import annotations
+
+from .env import ProbeEnv
+from .facts import GpuFacts, MachineFacts
+from .known import nvidia_family
+
+QUERY = ["nvidia-smi", "--query-gpu=name,memory.total,memory.used", "--format=csv,noheader,nounits"]
+NOT_REPORTED = {"[n/a]", "n/a", "not supported", "[not supported]", ""}
+
+
+def _mib(text: str) -> int | None:
+    t = text.strip().lower()
+    if t in NOT_REPORTED:
+        return None
+    try:
+        return int(float(t) * 1024 * 1024)
+    except ValueError:
+        return None
+
+
+def parse_nvidia_smi(stdout: str) -> list[GpuFacts]:
+    gpus = []
+    for line in stdout.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if not parts or not parts[0]:
+            continue
+        name = parts[0]
+        total = _mib(parts[1]) if len(parts) > 1 else None
+        used = _mib(parts[2]) if len(parts) > 2 else None
+        family, unified = nvidia_family(name)
+        gpus.append(GpuFacts(
+            name=name, vendor="nvidia",
+            kind="integrated" if unified else "discrete", driver="nvidia", family=family,
+            vram_total_bytes=None if unified else total, vram_used_bytes=None if unified else used,
+            memory_not_reported=total is None, source="nvidia-smi --query-gpu"))
+    return gpus
+
+
+def probe_nvidia(env: ProbeEnv, facts: MachineFacts) -> None:
+    res = env.run("nvidia-smi", QUERY)
+    if res is None:
+        return
+    if not res.ok:
+        facts.notes.append(f"nvidia-smi is installed but failed (exit {res.returncode}); NVIDIA GPU memory unknown")
+        return
+    found = parse_nvidia_smi(res.stdout)
+    if not found:
+        facts.notes.append("nvidia-smi listed no GPU")
+        return
+    # sysfs may already list the same card (vendor 10de) without memory: replace it
+    facts.gpus = [g for g in facts.gpus if g.vendor != "nvidia"] + found
+    for g in found:
+        if g.memory_not_reported:
+            facts.notes.append(f"{g.name}: nvidia-smi does not report memory (unified memory); "
+                               "the pool is the system RAM (/proc/meminfo)")
+        facts.probed.append(f"GPU: nvidia-smi ({g.name})")

@@ -1,0 +1,118 @@
+"""Windows probes: one PowerShell call with CIM queries (RAM, CPU, GPUs) and the display-class
+registry for each adapter's 64-bit memory size (Win32_VideoController.AdapterRAM is 32-bit and
+stops at 4 GiB). Only run on Windows."""
+
+from __future__ import annotations
+
+import json
+import re
+
+from .env import ProbeEnv
+from .facts import GpuFacts, MachineFacts
+from .known import AMD_APUS, VENDORS, installed_ram_from_visible, nvidia_family
+
+SCRIPT = (
+    "$ErrorActionPreference='SilentlyContinue';"
+    "$cs=Get-CimInstance Win32_ComputerSystem;"
+    "$os=Get-CimInstance Win32_OperatingSystem;"
+    "$cpu=(Get-CimInstance Win32_Processor | Select-Object -First 1).Name;"
+    "$mem=(Get-CimInstance Win32_PhysicalMemory | Measure-Object -Property Capacity -Sum).Sum;"
+    "$gpus=@(Get-CimInstance Win32_VideoController | ForEach-Object {[pscustomobject]@{Name=$_.Name;"
+    "AdapterRAM=$_.AdapterRAM;PNPDeviceID=$_.PNPDeviceID;DriverVersion=$_.DriverVersion}});"
+    "$reg=@(Get-ItemProperty 'HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Class\\{4d36e968-e325-11ce-bfc1-08002be10318}\\0*'"
+    " | Where-Object {$_.DriverDesc} | ForEach-Object {[pscustomobject]@{DriverDesc=$_.DriverDesc;"
+    "MemorySize=$_.'HardwareInformation.qwMemorySize'}});"
+    "[pscustomobject]@{Model=$cs.Model;Manufacturer=$cs.Manufacturer;TotalPhysicalMemory=$cs.TotalPhysicalMemory;"
+    "InstalledMemory=$mem;FreePhysicalMemoryKB=$os.FreePhysicalMemory;Caption=$os.Caption;Version=$os.Version;"
+    "Cpu=$cpu;Gpus=$gpus;Registry=$reg} | ConvertTo-Json -Depth 4 -Compress"
+)
+ARGV = ["powershell", "-NoProfile", "-NonInteractive", "-Command", SCRIPT]
+PNP_RE = re.compile(r"VEN_([0-9A-Fa-f]{4})&DEV_([0-9A-Fa-f]{4})")
+
+
+def _int(v: object) -> int | None:
+    try:
+        return int(v) if v is not None and str(v).strip() != "" else None  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return None
+
+
+def _list(v: object) -> list:
+    if v is None:
+        return []
+    return v if isinstance(v, list) else [v]
+
+
+def parse_windows(stdout: str, facts: MachineFacts) -> None:
+    try:
+        data = json.loads(stdout)
+    except ValueError:
+        facts.notes.append("PowerShell output was not JSON: RAM and GPU unknown")
+        return
+    if not isinstance(data, dict):
+        facts.notes.append("PowerShell output had an unexpected shape: RAM and GPU unknown")
+        return
+    facts.cpu_name = str(data.get("Cpu") or "").strip()
+    facts.model_name = str(data.get("Model") or "").strip()
+    facts.vendor_name = str(data.get("Manufacturer") or "").strip()
+    facts.os_version = " ".join(str(data.get(k) or "") for k in ("Caption", "Version")).strip()
+    visible = _int(data.get("TotalPhysicalMemory"))
+    installed = _int(data.get("InstalledMemory"))
+    facts.ram_visible_bytes = visible
+    facts.ram_installed_bytes = installed or (installed_ram_from_visible(visible) if visible else None)
+    free_kb = _int(data.get("FreePhysicalMemoryKB"))
+    facts.mem_available_bytes = free_kb * 1024 if free_kb is not None else None
+    if visible:
+        facts.probed.append("RAM: Win32_ComputerSystem.TotalPhysicalMemory, Win32_PhysicalMemory.Capacity")
+    registry = {str(r.get("DriverDesc") or "").strip(): _int(r.get("MemorySize")) for r in _list(data.get("Registry"))
+                if isinstance(r, dict)}
+    for raw in _list(data.get("Gpus")):
+        if not isinstance(raw, dict):
+            continue
+        name = str(raw.get("Name") or "").strip()
+        m = PNP_RE.search(str(raw.get("PNPDeviceID") or ""))
+        pci = f"{m.group(1).lower()}:{m.group(2).lower()}" if m else None
+        vendor = VENDORS.get(pci.split(":")[0], "unknown") if pci else "unknown"
+        if vendor == "unknown" and vendor_hint(name):
+            vendor = vendor_hint(name)
+        if vendor == "unknown" and "microsoft basic" in name.lower():
+            continue
+        dedicated = registry.get(name)
+        source = "registry HardwareInformation.qwMemorySize"
+        if dedicated is None:
+            dedicated = _int(raw.get("AdapterRAM"))
+            source = "Win32_VideoController.AdapterRAM (32-bit: at most 4 GiB)"
+        g = GpuFacts(name=name, vendor=vendor, pci_id=pci, driver=str(raw.get("DriverVersion") or ""),  # type: ignore[arg-type]
+                     vram_total_bytes=dedicated, source=source)
+        apu = AMD_APUS.get(pci or "")
+        if apu is not None:
+            g.family, g.kind = apu.family, "integrated"
+        elif vendor == "nvidia":
+            g.family, unified = nvidia_family(name)
+            g.kind = "integrated" if unified else "discrete"
+        elif vendor == "intel":
+            g.kind = "integrated"
+        if visible:
+            g.shared_bytes = max(visible // 2, 64 * 1024**2)  # WDDM: max(RAM the OS sees / 2, 64 MB)
+        facts.gpus.append(g)
+        facts.probed.append(f"GPU: {name} dedicated memory from {source}")
+
+
+def vendor_hint(name: str) -> str | None:
+    n = name.lower()
+    for key, vendor in (("radeon", "amd"), ("amd", "amd"), ("nvidia", "nvidia"), ("geforce", "nvidia"),
+                        ("intel", "intel"), ("arc", "intel")):
+        if key in n:
+            return vendor
+    return None
+
+
+def probe_windows(env: ProbeEnv, facts: MachineFacts) -> None:
+    res = env.run("powershell-cim", ARGV)
+    if res is None:
+        facts.notes.append("PowerShell not available: RAM and GPU unknown")
+        return
+    if not res.ok or not res.stdout.strip():
+        facts.notes.append(f"PowerShell CIM query failed (exit {res.returncode}): RAM and GPU unknown")
+        return
+    parse_windows(res.stdout, facts)

@@ -1,0 +1,159 @@
+"""`memfit doctor` and `memfit devices show auto` against recorded machines (click's CliRunner)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from planner.cli import cli, run
+from planner.device_schema import GIB, MIB
+from planner.probe.build import build_profile
+from planner.probe.diagnose import diagnose
+from planner.probe.facts import GpuFacts, MachineFacts
+
+MACHINES = Path(__file__).resolve().parent / "fixtures" / "machines"
+
+
+@pytest.fixture(autouse=True)
+def _isolated_config(tmp_path, monkeypatch):
+    monkeypatch.setenv("MEMFIT_CONFIG_DIR", str(tmp_path / "config"))
+    monkeypatch.delenv("MEMFIT_PROBE_ROOT", raising=False)
+
+
+def doctor_json(name: str) -> dict:
+    res = CliRunner().invoke(cli, ["doctor", "--json", "--root", str(MACHINES / name)])
+    assert res.exit_code == 0, res.output
+    return json.loads(res.output)
+
+
+def ids(data: dict) -> dict[str, dict]:
+    return {f["id"]: f for f in data["findings"]}
+
+
+def test_every_fixture_gives_a_report_with_sourced_fixes():
+    for m in sorted(p.name for p in MACHINES.iterdir()):
+        data = doctor_json(m)
+        assert data["facts"]["system"] in ("linux", "macos", "windows")
+        for f in data["findings"]:
+            assert f["source"], (m, f["id"])
+            if f["level"] in ("warn", "problem"):
+                assert f["fix"], (m, f["id"])
+
+
+def test_strix_halo_raised_gtt_is_ok_and_backends_report_gtt_plus_carveout():
+    data = doctor_json("strix-halo-linux-512m-gtt")
+    found = ids(data)
+    assert data["recognised"] == "framework-desktop-395-128g"
+    assert found["gtt-raised"]["level"] == "ok" and "31457280" in found["gtt-raised"]["title"]
+    assert found["kernel-ok"]["level"] == "ok"
+    assert "gtt-default" not in found and "iommu" not in found  # amd_iommu=off already
+    assert data["carveout_bytes"] == 512 * MIB and data["gpu_cap_bytes"] == 120 * GIB
+    reports = {b["backend"]: b["reports_bytes"] for b in data["backends"]}
+    assert reports["vulkan (radv)"] == 120 * GIB + 512 * MIB
+    assert reports["rocm"] == 120 * GIB
+    amdvlk = next(b for b in data["backends"] if b["backend"] == "vulkan (amdvlk)")
+    assert amdvlk["max_alloc_bytes"] == 2 * GIB
+
+
+def test_strix_halo_64g_carveout_findings():
+    data = doctor_json("strix-halo-linux-64g-carveout")
+    found = ids(data)
+    assert found["amdttm-ignored"]["level"] == "problem"
+    assert "amdttm.pages_limit=27787264" in found["amdttm-ignored"]["fix"]
+    gtt = found["gtt-default"]
+    assert gtt["level"] == "warn" and "amdttm.pages_limit=" in gtt["fix"] and "rocm.docs.amd.com" in gtt["source"]
+    assert found["carveout-large-linux"]["level"] == "warn"
+    assert found["kernel-old"]["level"] == "warn" and "6.18.4" in found["kernel-old"]["fix"]
+    assert found["kernel-large-carveout"]["level"] == "problem"
+    levels = [f["level"] for f in data["findings"]]
+    assert levels == sorted(levels, key=["problem", "warn", "info", "ok"].index)
+
+
+def test_windows_auto_carveout_is_a_problem():
+    data = doctor_json("strix-halo-windows-auto")
+    found = ids(data)
+    assert found["carveout-auto"]["level"] == "problem"
+    assert "llama.cpp#26089" in found["carveout-auto"]["source"]
+    assert "windows-shared" in found
+
+
+def test_mac_default_wired_limit_suggests_sysctl():
+    data = doctor_json("mac-m4-max-128g")
+    fix = ids(data)["wired-default"]["fix"]
+    assert fix.startswith("sudo sysctl iogpu.wired_limit_mb=")
+    assert int(fix.split("=")[1].split()[0]) * MIB <= 128 * GIB - 8 * GIB
+
+
+def test_spark_page_cache_finding():
+    data = doctor_json("dgx-spark")
+    f = ids(data)["page-cache"]
+    assert "drop_caches" in f["fix"] and "unsloth#10704" in f["source"]
+    cuda = next(b for b in data["backends"] if b["backend"] == "cuda")
+    assert cuda["reports_bytes"] == data["facts"]["mem_available_bytes"]
+
+
+def test_rtx_desktop_vram_in_use_and_no_apu_findings():
+    found = ids(doctor_json("rtx-4090-desktop"))
+    assert "vram-in-use" in found
+    assert not any(k.startswith("gtt") or k.startswith("carveout") for k in found)
+
+
+def test_unknown_machine_is_reported_not_crashed():
+    data = doctor_json("unknown-arm-board")
+    assert data["recognised"] is None
+    assert ids(data)["not-recognised"]["level"] == "warn"
+    assert data["facts"]["notes"]
+
+
+def test_doctor_text_output_reads_well():
+    res = CliRunner().invoke(cli, ["doctor", "--root", str(MACHINES / "strix-halo-linux-64g-carveout")])
+    out = res.output
+    assert res.exit_code == 0, out
+    for text in ("RAM:", "128 GiB installed", "Carve-out:  64 GiB", "GPU cap:", "(default)",
+                 "What llama.cpp's backends will report", "[problem]", "fix:", "source:"):
+        assert text in out, text
+
+
+def test_doctor_on_an_empty_tree_does_not_crash(tmp_path):
+    res = CliRunner().invoke(cli, ["doctor", "--root", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    assert "RAM could not be read" in res.output
+
+
+def test_doctor_rejects_root_with_record(tmp_path, capsys):
+    assert run(["doctor", "--root", str(tmp_path), "--record", str(tmp_path / "x")]) == 2
+
+
+def test_devices_show_auto_with_root():
+    res = CliRunner().invoke(cli, ["devices", "show", "auto", "--root", str(MACHINES / "strix-halo-linux-512m-gtt")])
+    assert res.exit_code == 0, res.output
+    assert "based on: framework-desktop-395-128g" in res.output
+    assert "Read from this machine" in res.output and "GPU cap 120 GiB" in res.output
+    assert "* = in effect" in res.output
+
+
+def test_devices_show_auto_via_env(monkeypatch):
+    monkeypatch.setenv("MEMFIT_PROBE_ROOT", str(MACHINES / "mac-m4-max-128g"))
+    res = CliRunner().invoke(cli, ["devices", "show", "auto", "--json"])
+    data = json.loads(res.output)
+    assert data["based_on"] == "apple-m4-max-128g" and data["live"]["os"] == "macos"
+
+
+def test_gttsize_and_low_gtt_checks_on_synthetic_facts():
+    """Checks that no fixture covers: amdgpu.gttsize on a new kernel, GTT leaving the OS < 4 GiB,
+    carve-out + GTT above the installed RAM."""
+    facts = MachineFacts(
+        system="linux", cpu_name="AMD RYZEN AI MAX+ 395 w/ Radeon 8060S", kernel="7.1.2",
+        ram_visible_bytes=int(31.5 * GIB), ram_installed_bytes=128 * GIB, mem_available_bytes=30 * GIB,
+        cmdline={"amdgpu.gttsize": "126976", "ttm.pages_limit": "27525120", "amd_iommu": "off"},
+        gpus=[GpuFacts(name="Strix Halo", vendor="amd", pci_id="1002:1586", kind="integrated",
+                       family="strix-halo", vram_total_bytes=96 * GIB, gtt_total_bytes=105 * GIB)])
+    profile, rec = build_profile(facts)
+    found = {f.id: f for f in diagnose(facts, profile, rec).findings}
+    assert found["gttsize-deprecated"].level == "warn" and "remove amdgpu.gttsize" in found["gttsize-deprecated"].fix
+    assert found["gtt-too-high"].level == "warn"
+    assert found["gtt-plus-carveout"].level == "warn" and "memtest_vulkan#66" in found["gtt-plus-carveout"].source
+    assert "kernel-ok" in found
