@@ -1,17 +1,216 @@
-"""`memfit plan` (placeholder until its issue lands)."""
+"""`memfit plan MODEL --device ID [--device ID2 ...] --ctx 24k` (also the `plan` console script).
+
+Resolves the model (Hub repo, alias or local files; headers only), loads the device profiles with
+any command-line overrides, runs the planner and prints the recommendation, the quant table, the
+carve-out table and the memory bar (text), a forum-ready version (markdown) or the whole plan (JSON).
+Exit codes: 0 = a recommendation that fits, 3 = nothing fits (on any of the devices, or nothing
+reaches --min-tps), 1 = error, 2 = usage error.
+"""
 
 from __future__ import annotations
 
+import re
+from pathlib import Path
+from typing import Any
+
 import click
 
-from ..errors import MemfitError
+from ..errors import InputError
+from ..units import parse_ctx
+
+EXIT_OK = 0
+EXIT_NO_FIT = 3
+KV_TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
 
 
-@click.command("plan", context_settings={"ignore_unknown_options": True})
-@click.argument("args", nargs=-1)
-def plan_command(args: tuple[str, ...]) -> None:
-    """Not implemented yet."""
-    raise MemfitError("'plan' is not implemented yet")
+class CtxType(click.ParamType):
+    """Context lengths as people write them: 24k, 24K, 24576, 128k."""
+
+    name = "CTX"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
+        if isinstance(value, int):
+            return value
+        try:
+            return parse_ctx(value)
+        except InputError as e:
+            self.fail(e.message, param, ctx)
+
+
+def _split_list(values: tuple[str, ...]) -> list[str]:
+    out: list[str] = []
+    for v in values:
+        out += [x.strip() for x in v.split(",") if x.strip()]
+    return out
+
+
+_BITS_RE = re.compile(r"(\d+)")
+
+
+def _tag_bits(name: str) -> int:
+    """llama.cpp's rule for pairing a projector with a model: the first number in the quant tag."""
+    from ..variants import quant_tag_from_name
+
+    tag = quant_tag_from_name(name if name.endswith(".gguf") else name + ".gguf") or ""
+    m = _BITS_RE.search(tag)
+    return int(m.group(1)) if m else 0
+
+
+def pick_projector(projectors: list[Any], variant_quant: str, variant_path: str) -> Any | None:
+    """The projector `llama-server -hf` downloads with this variant: same folder first (deepest
+    shared directory), then the closest quant bits (common/download.cpp find_best_sibling)."""
+    if not projectors:
+        return None
+    model_dir = variant_path.rsplit("/", 1)[0] if "/" in variant_path else ""
+    bits = _tag_bits(variant_quant)
+
+    def key(p: Any) -> tuple[int, int]:
+        pdir = p.name.rsplit("/", 1)[0] if "/" in p.name else ""
+        shared = pdir == model_dir or (pdir and model_dir.startswith(pdir + "/")) or not pdir
+        return (0 if shared else 1, abs(_tag_bits(p.name.rsplit("/", 1)[-1]) - bits))
+
+    return min(projectors, key=key)
+
+
+def _load_projector_file(path: str) -> Any:
+    from ..header import ModelHeaders
+    from ..plan import PlanProjector
+    from ..reader import parse_file
+
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"--mmproj {path}: no such file", hint="use --mmproj auto, none or a path to an mmproj GGUF")
+    h = parse_file(p)
+    return PlanProjector(name=p.name, size_bytes=p.stat().st_size, headers=ModelHeaders.merge([h]), path=str(p))
+
+
+def _build_model(ref: str, revision: str | None, quants: list[str], mmproj: str) -> Any:
+    from ..plan import PlanModel, PlanProjector, PlanVariant
+    from ..resolver import resolve
+
+    rm = resolve(ref, revision=revision, quant=quants[0] if len(quants) == 1 else None)
+    variants = rm.variants
+    if len(quants) > 1:
+        variants = [rm.variant(q) for q in quants]
+    variants = [v for v in variants if v.headers is not None]
+    if not variants:
+        raise InputError(f"{ref}: no quant variants to plan")
+    name = rm.repo or rm.local_path or ref
+    plan_variants = [PlanVariant(quant=v.quant, headers=v.headers, size_bytes=v.size_bytes, files=list(v.files))
+                     for v in variants]
+    projector = None
+    if mmproj in ("auto", "none"):  # "none" still notes the projector, so the command can say --no-mmproj
+        candidates = [p for p in rm.mmproj if p.headers is not None]
+        # one projector for the model: the one llama.cpp pairs with the best-quality variant
+        from ..variants import quality_key
+
+        top = max(variants, key=lambda v: quality_key(v.quant, v.size_bytes))
+        chosen = pick_projector(candidates, top.quant, top.files[0] if top.files else "")
+        if chosen is not None:
+            path = chosen.name if rm.source == "local" else ""
+            projector = PlanProjector(name=chosen.name.rsplit("/", 1)[-1], size_bytes=chosen.size_bytes,
+                                      headers=chosen.headers, path=path)
+    elif mmproj != "none":
+        projector = _load_projector_file(mmproj)
+    model = PlanModel(name=name, variants=plan_variants, repo=rm.repo if rm.source == "hub" else None,
+                      revision=rm.revision_name or None, projector=projector,
+                      hf_tag=rm.hf_tag if rm.source == "hub" else None)
+    return model, rm
+
+
+def _load_devices(devices: tuple[str, ...], device_files: tuple[str, ...], overrides: dict[str, Any]) -> list[Any]:
+    from ..devices import apply_overrides, load_file, load_profile
+
+    profiles = [load_profile(d) for d in _split_list(devices)] + [load_file(f) for f in device_files]
+    if not profiles:
+        raise click.UsageError("give at least one --device ID (see `memfit devices`), --device auto, "
+                               "or --device-file FILE")
+    given = {k: v for k, v in overrides.items() if v is not None}
+    return [apply_overrides(p, **given) if given else p for p in profiles]
+
+
+@click.command("plan", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.argument("model")
+@click.option("--device", "-d", "devices", multiple=True, metavar="ID",
+              help="device profile id (memfit devices), a TOML path, or auto; repeat to compare devices")
+@click.option("--device-file", "device_files", multiple=True, metavar="FILE", help="your own device profile (TOML)")
+@click.option("--ctx", "-c", "ctx", type=CtxType(), default=None,
+              help="context length: 24k, 24576, 128k [default: training context, at most 32k]")
+@click.option("--os", "os_", type=click.Choice(["linux", "windows", "macos"]), default=None,
+              help="operating system [default: the profile's]")
+@click.option("--use", type=click.Choice(["headless", "desktop", "daily"]), default=None,
+              help="how the machine is used: decides the RAM the OS keeps [default: the profile's]")
+@click.option("--backend", default=None, help="llama.cpp backend: vulkan, rocm, cuda, metal, amdvlk... [default: the profile's first]")
+@click.option("--ram", default=None, metavar="SIZE", help="override installed RAM, e.g. 96g")
+@click.option("--carveout", default=None, metavar="SIZE", help="plan only this BIOS carve-out, e.g. 32g")
+@click.option("--gpu-cap", "gpu_cap", default=None, metavar="SIZE", help="plan with this GTT / wired limit, e.g. 100g")
+@click.option("--vram", default=None, metavar="SIZE", help="override a discrete card's VRAM")
+@click.option("--quant", "-q", "quants", multiple=True, metavar="TAG", help="plan only these quants (repeat or comma list)")
+@click.option("--kv", "kv", type=click.Choice(KV_TYPES), default=None, help="KV cache type for both K and V")
+@click.option("-ctk", "--cache-type-k", "ctk", type=click.Choice(KV_TYPES), default=None, help="K cache type")
+@click.option("-ctv", "--cache-type-v", "ctv", type=click.Choice(KV_TYPES), default=None, help="V cache type")
+@click.option("-fa", "--flash-attn", "flash_attn", type=click.Choice(["on", "off", "auto"]), default="auto",
+              show_default=True, help="flash attention")
+@click.option("-np", "--parallel", "n_parallel", type=click.IntRange(1, 256), default=1, show_default=True,
+              help="parallel sequences (llama-server slots); -c is shared between them")
+@click.option("--mmproj", default="auto", metavar="auto|none|FILE", show_default=True,
+              help="vision projector: the repo's (auto), none, or a local mmproj GGUF")
+@click.option("--no-mmap", "no_mmap", is_flag=True, help="plan for --no-mmap loading")
+@click.option("--prefer", type=click.Choice(["quality", "speed", "balanced"]), default="quality", show_default=True,
+              help="quality: best quant that runs on the GPU; balanced: up to Q6_K class; speed: fastest >= 4-bit")
+@click.option("--min-tps", "min_tps", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="only recommend quants estimated at least this fast (tokens/s)")
+@click.option("--revision", default=None, help="Hub branch, tag or commit")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="same as --format json")
+@click.option("--unicode", is_flag=True, help="draw the memory bar with block characters")
+def plan_command(model: str, devices: tuple[str, ...], device_files: tuple[str, ...], ctx: int | None,
+                 os_: str | None, use: str | None, backend: str | None, ram: str | None, carveout: str | None,
+                 gpu_cap: str | None, vram: str | None, quants: tuple[str, ...], kv: str | None, ctk: str | None,
+                 ctv: str | None, flash_attn: str, n_parallel: int, mmproj: str, no_mmap: bool, prefer: str,
+                 min_tps: float | None, revision: str | None, fmt: str, as_json: bool, unicode: bool) -> int:
+    """Which quant to download, which BIOS VRAM split to set and how to launch MODEL.
+
+    \b
+    MODEL: owner/repo, owner/repo:Q4_K_M, a short name (qwen3-vl-32b) or a local .gguf / directory.
+    Examples:
+      memfit plan qwen3-vl-32b --device ai-max-395-64g --ctx 24k
+      memfit plan unsloth/Qwen3-30B-A3B-GGUF -d ai-max-395-64g -d ai-max-395-128g-minipc -c 32k
+      memfit plan ./models/ -d rtx-4090 --kv q8_0 --format markdown
+    Exit codes: 0 = the recommendation fits, 3 = nothing fits, 1 = error, 2 = usage error.
+    """
+    from ..plan import PlanRequest, plan_devices
+    from ..report import render_json, render_markdown, render_text
+
+    if as_json:
+        fmt = "json"
+    if kv and (ctk or ctv):
+        raise click.UsageError("give --kv, or -ctk/-ctv, not both")
+    cache_k = ctk or kv or "f16"
+    cache_v = ctv or kv or "f16"
+    if cache_v not in ("f16", "f32", "bf16") and flash_attn == "off":
+        raise click.UsageError(f"a {cache_v} V cache needs flash attention: drop -fa off or use -ctv f16")
+    mm = mmproj.strip()
+    if mm.lower() in ("auto", "none"):
+        mm = mm.lower()
+
+    profiles = _load_devices(devices, device_files, {"ram": ram, "carveout": carveout, "gpu_cap": gpu_cap,
+                                                     "vram": vram, "os": os_, "use": use})
+    plan_model, _resolved = _build_model(model, revision, _split_list(quants), mm)
+    request = PlanRequest(
+        ctx=ctx, cache_type_k=cache_k, cache_type_v=cache_v, flash_attn=flash_attn,  # type: ignore[arg-type]
+        n_parallel=n_parallel, use_mmproj=plan_model.projector is not None and mm != "none",
+        prefer=prefer,  # type: ignore[arg-type]
+        min_tps=min_tps, backend=backend, mmap=False if no_mmap else None,
+    )
+    multi = plan_devices(plan_model, request, profiles)
+    if fmt == "json":
+        click.echo(render_json(multi))
+    elif fmt == "markdown":
+        click.echo(render_markdown(multi), nl=False)
+    else:
+        click.echo(render_text(multi, unicode=unicode))
+    return EXIT_OK if multi.fits else EXIT_NO_FIT
 
 
 COMMANDS = [plan_command]

@@ -1,0 +1,1055 @@
+"""The planner: every quant x every device configuration x contexts -> one recommendation.
+
+For one model (all its quant variants), a context and a device it:
+1. estimates each variant fully offloaded (planner.estimator; cached per settings);
+2. places it on every configuration the device offers (planner.fit): each BIOS carve-out option,
+   and where the OS lets the user raise the GPU cap (Linux GTT, macOS wired limit) the smallest
+   raised cap that holds it; falls back to partial offload when nothing holds it fully;
+3. picks each variant's best configuration by the OS strategy (STRATEGIES: Linux prefers a small
+   carve-out + GTT, Windows a carve-out that holds the model, since shared memory is fixed there);
+4. finds each variant's largest context (f16 and q8_0 KV) by binary search, and its decode speed
+   (planner.speed, an estimate);
+5. recommends one variant by policy (--prefer quality|speed|balanced, --min-tps) and explains why.
+Nothing here prints: the reports render a DevicePlan.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+from pydantic import BaseModel, Field
+
+from .device_schema import OS, DeviceProfile, Use
+from .errors import DeviceError, EstimateError, InputError
+from .estimate_types import Breakdown, CacheType, FlashAttn, RunSettings
+from .fit import TIER_LABEL, FitConfig, FitResult, Tier, ceil_gib, largest_kv_tensor_bytes, last_fitting, place, solve
+from .header import ModelHeaders
+from .speed import SpeedEstimate, estimate_speed, moe_ratio
+from .units import GIB, MIB, fmt_bytes, fmt_ctx
+from .variants import quality_key, quant_bpw
+
+Prefer = Literal["quality", "speed", "balanced"]
+CTX_STEP = 256  # llama.cpp pads the KV cache to 256 cells
+DEFAULT_CTX_CAP = 32768  # without --ctx: the training context, capped here
+BALANCED_MAX_BPW = 6.6  # Q6_K class: above it quality gains are within noise, decode cost is not
+SPEED_MIN_BPW = 4.0  # --prefer speed never drops below 4-bit class when a 4-bit quant fits
+_EST_BACKENDS = ("cpu", "cuda", "rocm", "vulkan", "metal")  # RunSettings.backend values
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass
+class PlanVariant:
+    """One quant of the model, with its merged headers."""
+
+    quant: str
+    headers: ModelHeaders
+    size_bytes: int
+    files: list[str] = field(default_factory=list)  # repo-relative (Hub) or absolute (local) paths
+
+
+@dataclass
+class PlanProjector:
+    name: str
+    size_bytes: int
+    headers: Any  # ModelHeaders or GGUFHeader, whatever the estimator takes as `mmproj`
+    path: str = ""
+
+
+@dataclass
+class PlanModel:
+    """The model as the planner sees it: variants, an optional projector, and how to launch it."""
+
+    name: str
+    variants: list[PlanVariant]
+    repo: str | None = None  # owner/repo on the Hub (None for local files)
+    revision: str | None = None
+    projector: PlanProjector | None = None
+    hf_tag: Callable[[str], str] | None = None  # quant -> tag for `-hf repo:TAG`
+
+
+class PlanRequest(BaseModel):
+    """What the user asked for (the CLI maps its flags onto this)."""
+
+    ctx: int | None = Field(None, description="tokens; None = training context capped at 32k")
+    cache_type_k: CacheType = "f16"
+    cache_type_v: CacheType = "f16"
+    flash_attn: FlashAttn = "auto"
+    n_parallel: int = Field(1, ge=1)
+    n_batch: int = 2048
+    n_ubatch: int = 512
+    use_mmproj: bool = True
+    prefer: Prefer = "quality"
+    min_tps: float | None = None
+    os: OS | None = None
+    use: Use | None = None
+    backend: str | None = None
+    carveout_bytes: int | None = None  # fixed by the user (--carveout): only this split is planned
+    gpu_cap_bytes: int | None = None  # fixed by the user: only this GTT / wired limit is planned
+    mmap: bool | None = None  # None: the planner decides (recommends --no-mmap when loading needs it)
+    search_max_ctx: bool = True
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+class CapChange(BaseModel):
+    """Raising the GPU cap: the exact setting and how to apply it."""
+
+    knob: str
+    cap_bytes: int
+    default_bytes: int
+    setting: str  # "ttm.pages_limit=12582912" / "sudo sysctl iogpu.wired_limit_mb=57344"
+    how: str
+
+
+class Commands(BaseModel):
+    llama_server: str
+    lm_studio: dict[str, str]
+    ollama: list[str]
+    bios: str | None = None
+    cap: str | None = None  # kernel parameter / sysctl line
+
+
+class Recommendation(BaseModel):
+    quant: str | None
+    tier: Tier
+    tier_label: str
+    carveout_bytes: int | None
+    os_keeps_bytes: int | None
+    gpu_cap_bytes: int | None
+    cap_change: CapChange | None = None
+    total_bytes: int
+    gpu_bytes: int
+    host_bytes: int
+    ctx: int
+    cache_type_k: str
+    cache_type_v: str
+    flash_attn: bool
+    n_parallel: int
+    n_gpu_layers: int  # -1 = all
+    n_cpu_moe: int
+    n_layer: int
+    no_mmap: bool
+    mmproj: str | None
+    est_tps: float | None
+    est_tps_at_ctx: float | None
+    meets_min_tps: bool = True
+    reasons: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    commands: Commands | None = None
+
+
+class VariantPlan(BaseModel):
+    quant: str
+    files: list[str]
+    size_bytes: int
+    bpw: float | None  # nominal bits per weight of the tag
+    total_bytes: int  # GPU + CPU side at this context (driver overhead included)
+    gpu_bytes: int
+    host_bytes: int
+    weights_bytes: int
+    kv_bytes: int
+    compute_bytes: int
+    tier: Tier
+    carveout_bytes: int | None
+    gpu_cap_bytes: int | None
+    cap_raised: bool
+    n_gpu_layers: int
+    n_cpu_moe: int
+    gpu_headroom_bytes: int
+    max_ctx: int  # with the requested KV type (0 = not even 256 tokens)
+    max_ctx_f16: int | None
+    max_ctx_q8_0: int | None
+    max_ctx_mode: Literal["gpu", "partial", "none"]
+    est_tps: float | None
+    est_tps_at_ctx: float | None
+    why: str  # one line: the tier's reason or what blocks it
+
+
+class CarveoutOption(BaseModel):
+    carveout_bytes: int | None
+    os_keeps_bytes: int
+    gpu_may_use_bytes: int
+    gpu_cap_bytes: int | None
+    cap_raised: bool
+    tier: Tier
+    gpu_headroom_bytes: int
+    os_free_bytes: int
+    est_tps: float | None
+    note: str
+    recommended: bool = False
+
+
+class BarSegment(BaseModel):
+    kind: Literal["reserve", "weights", "kv", "compute", "host", "free", "carveout_free"]
+    label: str
+    bytes: int
+
+
+class MemoryBar(BaseModel):
+    title: str
+    total_bytes: int
+    segments: list[BarSegment]
+    marker_bytes: int | None = None  # where the carve-out ends
+    marker_label: str = ""
+
+
+class DeviceSummary(BaseModel):
+    id: str
+    name: str
+    memory_architecture: str
+    os: str
+    use: str
+    backend: str
+    ram_bytes: int
+    vram_bytes: int | None
+    bandwidth_gbps: float
+    reserve_bytes: int
+    carveout_options_bytes: list[int] = Field(default_factory=list)
+    overrides: dict[str, str] = Field(default_factory=dict)
+
+
+class ModelSummary(BaseModel):
+    name: str
+    repo: str | None
+    revision: str | None
+    architecture: str | None
+    n_params: int
+    n_layer: int
+    moe: bool
+    expert_ratio: float
+    n_ctx_train: int | None
+    mmproj: str | None
+
+
+class DevicePlan(BaseModel):
+    device: DeviceSummary
+    model: ModelSummary
+    ctx: int
+    ctx_defaulted: bool
+    cache_type_k: str
+    cache_type_v: str
+    prefer: str
+    min_tps: float | None
+    recommendation: Recommendation
+    variants: list[VariantPlan]
+    carveout_options: list[CarveoutOption]
+    bars: list[MemoryBar]
+    fit: FitResult | None = None
+    warnings: list[str] = Field(default_factory=list)
+    fits: bool
+    elapsed_ms: float = 0.0
+
+
+class MultiPlan(BaseModel):
+    plans: list[DevicePlan]
+
+    @property
+    def fits(self) -> bool:
+        return any(p.fits for p in self.plans)
+
+
+# --------------------------------------------------------------------------- strategy tables
+
+
+@dataclass(frozen=True)
+class Strategy:
+    """How to rank configurations that all fit, per memory architecture and OS."""
+
+    prefer_dedicated: bool  # dedicated beats shared even when shared costs no speed
+    lever: str  # one line for the reasons: what the user changes on this OS and why
+
+
+STRATEGIES: dict[tuple[str, str], Strategy] = {
+    ("carveout", "linux"): Strategy(False, (
+        "on Linux AMD recommends a small carve-out with a raised GTT limit: carve-out and GTT are the same "
+        "DRAM at the same speed, and RAM in the carve-out is lost to the OS (ROCm Strix Halo guide; amd/skills)")),
+    ("carveout", "windows"): Strategy(True, (
+        "on Windows the carve-out is the only lever: WDDM fixes shared GPU memory at about half of the RAM "
+        "Windows sees and it cannot be raised (Microsoft graphics-memory formula; amd/skills), and older "
+        "drivers ran Vulkan up to 2.5x slower from shared memory")),
+    ("unified", "macos"): Strategy(True, (
+        "macOS lets the GPU wire a share of RAM (iogpu.wired_limit_mb); raising it needs no reboot but "
+        "resets at reboot")),
+}
+_DEFAULT_STRATEGY = Strategy(True, "")
+
+
+# --------------------------------------------------------------------------- internals
+
+
+@dataclass
+class _Eval:
+    """A variant on one device at the requested context: its best configuration and the rest."""
+
+    variant: PlanVariant
+    full: Breakdown  # full offload at the requested ctx
+    best: FitResult
+    best_bd: Breakdown
+    options: list[FitResult]  # full-offload result per carve-out option (cap raised where it helps)
+    speed0: SpeedEstimate | None = None
+    speed_ctx: SpeedEstimate | None = None
+    max_ctx: dict[str, int | None] = field(default_factory=dict)
+    max_ctx_mode: str = "gpu"
+    quality: tuple[float, int] = (0.0, 0)
+
+
+def _tier_rank(r: FitResult, strategy: Strategy) -> int:
+    if r.tier == "dedicated":
+        return 0
+    if r.tier == "shared":
+        return 1 if (strategy.prefer_dedicated or r.shared_slowdown > 1.0) else 0
+    if r.tier == "partial_offload":
+        return 2
+    return 3
+
+
+def _cap_raised(r: FitResult) -> bool:
+    return (r.config.gpu_cap_bytes is not None and r.gpu_cap_default_bytes is not None
+            and r.gpu_cap_bytes is not None and r.gpu_cap_bytes > r.gpu_cap_default_bytes)
+
+
+def _n_params(headers: ModelHeaders) -> int:
+    return sum(t.n_elements for t in headers.tensors)
+
+
+def largest_gpu_weight_bytes(headers: ModelHeaders) -> int:
+    """The largest weight tensor that goes to a GPU buffer. token_embd stays on the CPU unless it is
+    also the output head (tied embeddings: llama.cpp duplicates it for the output layer)."""
+    tied = not any(t.name == "output.weight" for t in headers.tensors)
+    return max((t.nbytes for t in headers.tensors if tied or t.name != "token_embd.weight"), default=0)
+
+
+def _ctx_train(headers: ModelHeaders) -> int | None:
+    arch = headers.metadata.get("general.architecture")
+    v = headers.metadata.get(f"{arch}.context_length")
+    try:
+        return int(v) if v else None
+    except (TypeError, ValueError):
+        return None
+
+
+def _default_estimate(facts: Any, settings: RunSettings, mmproj: Any) -> Breakdown:
+    from .estimator import estimate  # imported late: the planner is testable without it
+
+    return estimate(facts, settings, mmproj=mmproj)
+
+
+def _default_facts(headers: ModelHeaders) -> Any:
+    from .model_facts import ModelFacts
+
+    return ModelFacts.from_headers(headers)
+
+
+class Planner:
+    """Plans one model on any number of devices; estimates are cached across devices."""
+
+    def __init__(self, model: PlanModel, request: PlanRequest, *,
+                 estimate_fn: Callable[[Any, RunSettings, Any], Breakdown] | None = None,
+                 facts_fn: Callable[[ModelHeaders], Any] | None = None) -> None:
+        if not model.variants:
+            raise InputError(f"{model.name}: no GGUF variants to plan")
+        self.model = model
+        self.req = request
+        self._estimate = estimate_fn or _default_estimate
+        self._facts_fn = facts_fn or _default_facts
+        self._facts: dict[str, Any] = {}
+        self._cache: dict[tuple, Breakdown] = {}  # keeps every breakdown alive, so id() keys below are stable
+        self._kv_max: dict[int, int] = {}
+        self.n_estimates = 0
+        first = model.variants[0].headers
+        self.n_params = _n_params(first)
+        self.ratio = moe_ratio(first.metadata)
+        self.n_ctx_train = _ctx_train(first)
+        self._largest = {v.quant: largest_gpu_weight_bytes(v.headers) for v in model.variants}
+
+    # ---------------------------------------------------------------- estimates
+
+    def facts(self, v: PlanVariant) -> Any:
+        if v.quant not in self._facts:
+            self._facts[v.quant] = self._facts_fn(v.headers)
+        return self._facts[v.quant]
+
+    def breakdown(self, v: PlanVariant, *, ctx: int, backend: str, ctk: str | None = None, ctv: str | None = None,
+                  ngl: int = -1, ncm: int = 0, mmap: bool = True) -> Breakdown:
+        ctk = ctk or self.req.cache_type_k
+        ctv = ctv or self.req.cache_type_v
+        with_proj = bool(self.req.use_mmproj and self.model.projector)
+        key = (v.quant, ctx, backend, ctk, ctv, ngl, ncm, mmap, with_proj)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        settings = RunSettings(
+            n_ctx=ctx, n_batch=self.req.n_batch, n_ubatch=self.req.n_ubatch, n_parallel=self.req.n_parallel,
+            **self._server_settings(),
+            flash_attn=self._fa_for(ctk, ctv), cache_type_k=ctk, cache_type_v=ctv, n_gpu_layers=ngl,
+            n_cpu_moe=ncm, use_mmap=mmap, backend=backend, with_mmproj=with_proj,  # type: ignore[arg-type]
+        )
+        proj = self.model.projector.headers if with_proj and self.model.projector else None
+        bd = self._estimate(self.facts(v), settings, proj)
+        self.n_estimates += 1
+        self._cache[key] = bd
+        return bd
+
+    def _server_settings(self) -> dict:
+        """Settings llama-server itself applies (the commands we emit run llama-server): it reserves
+        logits for n_parallel rows per ubatch (n_outputs_max) where the estimator knows the field."""
+        if "n_outputs_max" in RunSettings.model_fields:
+            return {"n_outputs_max": self.req.n_parallel}
+        return {}
+
+    def _place(self, bd: Breakdown, v: PlanVariant, profile: DeviceProfile, cfg: FitConfig) -> FitResult:
+        """place() with the per-breakdown and per-variant constants computed once."""
+        kv_max = self._kv_max.get(id(bd))
+        if kv_max is None:
+            kv_max = self._kv_max[id(bd)] = largest_kv_tensor_bytes(bd)
+        return place(bd, profile, cfg, largest_weight_bytes=self._largest[v.quant], largest_kv_bytes=kv_max)
+
+    def _fa_for(self, ctk: str, ctv: str) -> FlashAttn:
+        """A quantized V cache needs flash attention; asking for it turns FA on unless the user said off."""
+        if ctv != "f16" and ctv != "f32" and ctv != "bf16" and self.req.flash_attn == "auto":
+            return "on"
+        return self.req.flash_attn
+
+    # ---------------------------------------------------------------- device setup
+
+    def _setup(self, profile: DeviceProfile) -> tuple[FitConfig, str, Strategy]:
+        os_ = self.req.os or profile.default_os
+        if os_ not in profile.os:
+            raise DeviceError(f"{profile.id} has no profile for {os_}",
+                              hint=f"this device is described for: {', '.join(profile.os)}")
+        use = self.req.use or profile.default_use
+        backends = profile.backends(os_)
+        if self.req.backend and self.req.backend.strip().lower() == "cpu":
+            raise InputError("plan places models on a GPU; --backend cpu has nothing to place",
+                             hint="use `memfit estimate --backend cpu` for a CPU-only run")
+        if self.req.backend:
+            info = profile.backend(self.req.backend, os_)
+            if info is None:
+                names = sorted({b.label for b in backends})
+                raise InputError(f"backend {self.req.backend!r} is not listed for {profile.id} on {os_}",
+                                 hint=f"choose one of: {', '.join(names)}")
+            backend_label = info.label
+            backend_name = info.name
+        else:
+            gpu_backends = [b for b in backends if b.name != "cpu"]
+            if not gpu_backends:
+                raise DeviceError(f"{profile.id} has no GPU backend on {os_} (CPU only): nothing to place on a GPU",
+                                  hint="plan for another machine with --device ID (see `memfit devices`)")
+            backend_label = gpu_backends[0].label
+            backend_name = gpu_backends[0].name
+        # the estimator knows cpu/cuda/rocm/vulkan/metal; SYCL (Intel) buffers are sized like Vulkan's
+        est_backend = backend_name if backend_name in _EST_BACKENDS else "vulkan"
+        cfg = FitConfig(os=os_, use=use, backend=backend_label, carveout_bytes=self.req.carveout_bytes,
+                        gpu_cap_bytes=self.req.gpu_cap_bytes, mmap=self.req.mmap is not False)
+        strategy = STRATEGIES.get((profile.memory_architecture, os_), _DEFAULT_STRATEGY)
+        return cfg, est_backend, strategy
+
+    def _carveouts(self, profile: DeviceProfile) -> list[int | None]:
+        """The BIOS splits to plan: every firmware option, or the one the user fixed (--carveout)."""
+        if profile.memory_architecture != "carveout":
+            return [None]
+        if self.req.carveout_bytes is not None:
+            return [self.req.carveout_bytes]
+        if "carveout" in profile.overrides and profile.carveout is not None:
+            return [profile.carveout.default_bytes]
+        return list(profile.carveout_options())
+
+    def _tunable(self, profile: DeviceProfile, os_: str) -> bool:
+        """Whether the planner may suggest a higher GPU cap (not when the user fixed it with --gpu-cap)."""
+        cap = profile.os_info(os_).gpu_cap  # type: ignore[arg-type]
+        return (cap is not None and cap.max_fraction is not None and cap.knob is not None
+                and self.req.gpu_cap_bytes is None and "gpu_cap" not in profile.overrides
+                and profile.memory_architecture != "discrete")
+
+    # ---------------------------------------------------------------- placement of one breakdown
+
+    def _place_options(self, bd: Breakdown, v: PlanVariant, profile: DeviceProfile, base: FitConfig) -> list[FitResult]:
+        """Full-offload placement on every carve-out option, raising the GPU cap where that makes it fit."""
+        out = []
+        tunable = self._tunable(profile, base.os)
+        for carve in self._carveouts(profile):
+            cfg = base.model_copy(update={"carveout_bytes": carve})
+            r = self._place(bd, v, profile, cfg)
+            if not r.fits and tunable and r.gpu_cap_max_bytes and r.gpu_cap_default_bytes is not None:
+                gpu_blocked = any(c.name == "gpu_memory" for c in r.blocking_failures)
+                need = ceil_gib(r.needed_cap_bytes)
+                if gpu_blocked and r.gpu_cap_default_bytes < need <= r.gpu_cap_max_bytes:
+                    r = self._place(bd, v, profile, cfg.model_copy(update={"gpu_cap_bytes": need}))
+            out.append(r)
+        return out
+
+    def _rank(self, r: FitResult, speed: float, strategy: Strategy) -> tuple:
+        """Sort key, lower is better: fits, tier (per strategy), speed where it differs, then the
+        least shared memory (strategies that prefer dedicated memory), the smallest carve-out (the OS
+        keeps the most), no cap change, most OS headroom."""
+        if not r.fits:  # the closest miss first, so its reason is the one worth showing
+            return (1, r.shortfall_bytes, r.carveout_bytes or 0)
+        speed_matters = r.tier == "partial_offload" or r.shared_slowdown > 1.0
+        shared_gib = round(r.shared_used_bytes / GIB) if strategy.prefer_dedicated and r.tier == "shared" else 0
+        return (
+            0 if r.fits else 1,
+            _tier_rank(r, strategy),
+            -round(speed, 1) if speed_matters else 0.0,
+            shared_gib,
+            r.carveout_bytes or 0,
+            1 if _cap_raised(r) else 0,
+            -r.os_free_bytes,
+        )
+
+    def _speed(self, bd: Breakdown, r: FitResult, profile: DeviceProfile, depth: int) -> SpeedEstimate:
+        return estimate_speed(bd, r, profile, ratio=self.ratio, depth=depth)
+
+    def _evaluate(self, v: PlanVariant, profile: DeviceProfile, base: FitConfig, est_backend: str,
+                  strategy: Strategy, ctx: int) -> _Eval:
+        mmap = base.mmap
+        full = self.breakdown(v, ctx=ctx, backend=est_backend, mmap=mmap)
+        options = self._place_options(full, v, profile, base)
+        scored = [(self._rank(r, self._speed(full, r, profile, 0).tps, strategy), i, r, full)
+                  for i, r in enumerate(options)]
+        if not any(r.fits for _, _, r, _ in scored):
+            scored += self._partial(v, profile, base, est_backend, strategy, ctx)
+        scored.sort(key=lambda t: (t[0], t[1]))
+        _, _, best, best_bd = scored[0]
+        ev = _Eval(variant=v, full=full, best=best, best_bd=best_bd, options=options,
+                   quality=quality_key(v.quant, v.size_bytes))
+        if best.fits:
+            ev.speed0 = self._speed(best_bd, best, profile, 0)
+            ev.speed_ctx = self._speed(best_bd, best, profile, best_bd.n_ctx)
+        return ev
+
+    def _partial(self, v: PlanVariant, profile: DeviceProfile, base: FitConfig, est_backend: str,
+                 strategy: Strategy, ctx: int) -> list[tuple]:
+        """Partial offload on every carve-out option (GPU cap at its maximum where it can be raised)."""
+        n_layer = len(self.breakdown(v, ctx=ctx, backend=est_backend, mmap=base.mmap).layers)
+        is_moe = self.ratio < 1.0
+        tunable = self._tunable(profile, base.os)
+        out = []
+        for i, carve in enumerate(self._carveouts(profile)):
+            cfg = base.model_copy(update={"carveout_bytes": carve})
+            if tunable:
+                cap_max = profile.max_gpu_cap_bytes(base.os, carve)  # type: ignore[arg-type]
+                cap_def = profile.gpu_cap_bytes(base.os, carve)  # type: ignore[arg-type]
+                if cap_max and cap_def is not None and cap_max // GIB * GIB > cap_def:
+                    cfg = cfg.model_copy(update={"gpu_cap_bytes": cap_max // GIB * GIB})
+
+            def at(ngl: int, ncm: int) -> Breakdown:
+                return self.breakdown(v, ctx=ctx, backend=est_backend, ngl=ngl, ncm=ncm, mmap=base.mmap)
+
+            r = solve(at, profile, cfg, n_layer=n_layer, is_moe=is_moe, largest_weight_bytes=self._largest[v.quant])
+            if r.fits and r.tier == "partial_offload":
+                bd = at(r.n_gpu_layers, r.n_cpu_moe)
+                out.append((self._rank(r, self._speed(bd, r, profile, 0).tps, strategy), 1000 + i, r, bd))
+        return out
+
+    # ---------------------------------------------------------------- context search
+
+    def _slack_full_at(self, v: PlanVariant, profile: DeviceProfile, base: FitConfig, est_backend: str,
+                       ctx: int, kv: str) -> int:
+        """Best signed slack over every configuration (GPU caps at their maximum) with full offload."""
+        bd = self.breakdown(v, ctx=ctx, backend=est_backend, ctk=kv, ctv=kv, mmap=base.mmap)
+        tunable = self._tunable(profile, base.os)
+        best = None
+        for carve in self._carveouts(profile):
+            cfg = base.model_copy(update={"carveout_bytes": carve})
+            if tunable:
+                cap_max = profile.max_gpu_cap_bytes(base.os, carve)  # type: ignore[arg-type]
+                cap_def = profile.gpu_cap_bytes(base.os, carve) or 0  # type: ignore[arg-type]
+                if cap_max:
+                    cfg = cfg.model_copy(update={"gpu_cap_bytes": max(cap_max // GIB * GIB, cap_def)})
+            slack = self._place(bd, v, profile, cfg).slack_bytes
+            best = slack if best is None else max(best, slack)
+        return best if best is not None else -1
+
+    def _slack_split_at(self, v: PlanVariant, profile: DeviceProfile, ev: _Eval, est_backend: str,
+                        ctx: int, kv: str) -> int:
+        """Signed slack of the chosen partial split (same -ngl / --n-cpu-moe) at another context."""
+        r = ev.best
+        bd = self.breakdown(v, ctx=ctx, backend=est_backend, ctk=kv, ctv=kv, ngl=r.n_gpu_layers, ncm=r.n_cpu_moe,
+                            mmap=r.config.mmap)
+        return self._place(bd, v, profile, r.config).slack_bytes
+
+    def _fits_full_with_q8(self, e: _Eval, ctx: int) -> bool:
+        profile, base, est_backend = self._device
+        try:
+            return self._slack_full_at(e.variant, profile, base, est_backend, ctx, "q8_0") >= 0
+        except EstimateError:
+            return False
+
+    def _max_ctx(self, slack: Callable[[int], int]) -> int:
+        """Largest multiple of 256 tokens (up to the training context x sequences) that fits; 0 if none."""
+        upper = (self.n_ctx_train or 131072) * self.req.n_parallel
+        hi = max(CTX_STEP, upper // CTX_STEP * CTX_STEP)
+        return last_fitting(slack, CTX_STEP, hi, CTX_STEP) or 0
+
+    def _fill_max_ctx(self, ev: _Eval, profile: DeviceProfile, base: FitConfig, est_backend: str) -> None:
+        v = ev.variant
+        kv_types = {"f16", "q8_0", self.req.cache_type_k}
+        fa_off = self.req.flash_attn == "off"
+        mode = "partial" if ev.best.tier == "partial_offload" else "gpu"
+        for kv in sorted(kv_types):
+            if kv != "f16" and fa_off:
+                ev.max_ctx[kv] = None  # a quantized V cache needs flash attention
+                continue
+            try:
+                if mode == "gpu":
+                    ev.max_ctx[kv] = self._max_ctx(lambda c: self._slack_full_at(v, profile, base, est_backend, c, kv))
+                else:
+                    ev.max_ctx[kv] = self._max_ctx(lambda c: self._slack_split_at(v, profile, ev, est_backend, c, kv))
+            except EstimateError:  # e.g. llama.cpp refuses this KV type for the model's head size
+                if kv == self.req.cache_type_k:
+                    raise
+                ev.max_ctx[kv] = None
+        if mode == "gpu" and not ev.max_ctx.get(self.req.cache_type_k):
+            mode = "none" if not ev.best.fits else mode
+        ev.max_ctx_mode = mode
+
+    # ---------------------------------------------------------------- the plan
+
+    def plan(self, profile: DeviceProfile) -> DevicePlan:
+        t0 = time.perf_counter()
+        base, est_backend, strategy = self._setup(profile)
+        self._device = (profile, base, est_backend)
+        ctx, defaulted = self._ctx()
+        variants = self.model.variants
+        evals = [self._evaluate(v, profile, base, est_backend, strategy, ctx) for v in variants]
+        if self.req.search_max_ctx:
+            for ev in evals:
+                self._fill_max_ctx(ev, profile, base, est_backend)
+        chosen, meets = self._choose(evals)
+        rec = self._recommendation(chosen, evals, profile, base, strategy, ctx, meets)
+        plan = DevicePlan(
+            device=self._device_summary(profile, base),
+            model=self._model_summary(evals),
+            ctx=ctx, ctx_defaulted=defaulted, cache_type_k=self.req.cache_type_k, cache_type_v=self.req.cache_type_v,
+            prefer=self.req.prefer, min_tps=self.req.min_tps,
+            recommendation=rec,
+            variants=[self._variant_plan(ev) for ev in evals],
+            carveout_options=self._carveout_table(chosen, profile) if chosen else [],
+            bars=memory_bars(chosen.best, profile) if chosen else [],
+            fit=chosen.best if chosen else None,
+            warnings=self._warnings(evals, chosen, ctx),
+            fits=rec.tier != "no_fit" and meets,
+        )
+        plan.elapsed_ms = round((time.perf_counter() - t0) * 1000, 1)
+        return plan
+
+    def _ctx(self) -> tuple[int, bool]:
+        if self.req.ctx:
+            return self.req.ctx, False
+        train = self.n_ctx_train or DEFAULT_CTX_CAP
+        return min(train, DEFAULT_CTX_CAP), True
+
+    # ---------------------------------------------------------------- policy
+
+    def _choose(self, evals: list[_Eval]) -> tuple[_Eval | None, bool]:
+        """Pick a variant by policy. Returns (choice, meets --min-tps)."""
+        fitting = [e for e in evals if e.best.fits]
+        if not fitting:
+            return None, False
+        on_gpu = [e for e in fitting if e.best.tier in ("dedicated", "shared")]
+        pool = on_gpu or fitting
+        min_tps = self.req.min_tps
+        meets = True
+        if min_tps:
+            fast = [e for e in pool if e.speed0 and e.speed0.tps >= min_tps]
+            if not fast and on_gpu:
+                fast = [e for e in fitting if e.speed0 and e.speed0.tps >= min_tps]
+            if fast:
+                pool = fast
+            else:
+                meets = False
+                return max(fitting, key=lambda e: e.speed0.tps if e.speed0 else 0.0), False
+        return self._by_policy(pool), meets
+
+    def _by_policy(self, pool: list[_Eval]) -> _Eval:
+        prefer = self.req.prefer
+
+        def best_quality(items: list[_Eval]) -> _Eval:
+            return max(items, key=lambda e: (e.quality, e.speed0.tps if e.speed0 else 0.0))
+
+        if prefer == "balanced":
+            capped = [e for e in pool if (quant_bpw(e.variant.quant) or e.quality[0]) <= BALANCED_MAX_BPW]
+            return best_quality(capped or pool)
+        if prefer == "speed":
+            floor = [e for e in pool if (quant_bpw(e.variant.quant) or e.quality[0]) >= SPEED_MIN_BPW]
+            return max(floor or pool, key=lambda e: (round(e.speed0.tps if e.speed0 else 0.0, 1), e.quality))
+        return best_quality(pool)
+
+    # ---------------------------------------------------------------- recommendation
+
+    def _recommendation(self, chosen: _Eval | None, evals: list[_Eval], profile: DeviceProfile, base: FitConfig,
+                        strategy: Strategy, ctx: int, meets: bool) -> Recommendation:
+        if chosen is None:
+            return self._no_fit(evals, profile, base, ctx)
+        r = chosen.best
+        bd = chosen.best_bd
+        cap_change = self._cap_change(r, profile)
+        no_mmap = r.suggest_no_mmap or self.req.mmap is False
+        rec = Recommendation(
+            quant=chosen.variant.quant, tier=r.tier, tier_label=TIER_LABEL[r.tier],
+            carveout_bytes=r.carveout_bytes, os_keeps_bytes=r.os_visible_bytes if r.carveout_bytes is not None else None,
+            gpu_cap_bytes=r.gpu_cap_bytes, cap_change=cap_change,
+            total_bytes=r.gpu_need_bytes + r.host_need_bytes, gpu_bytes=r.gpu_need_bytes, host_bytes=r.host_need_bytes,
+            ctx=ctx, cache_type_k=bd.settings.cache_type_k, cache_type_v=bd.settings.cache_type_v,
+            flash_attn=bd.flash_attn, n_parallel=self.req.n_parallel,
+            n_gpu_layers=r.n_gpu_layers, n_cpu_moe=r.n_cpu_moe, n_layer=len(bd.layers), no_mmap=no_mmap,
+            mmproj=self.model.projector.name if (self.model.projector and self.req.use_mmproj) else None,
+            est_tps=chosen.speed0.tps if chosen.speed0 else None,
+            est_tps_at_ctx=chosen.speed_ctx.tps if chosen.speed_ctx else None,
+            meets_min_tps=meets,
+        )
+        rec.reasons = self._reasons(chosen, evals, profile, strategy, rec)
+        page_cache = [c.message for c in r.checks if c.name == "page_cache"] if no_mmap else []
+        rec.warnings = [w for w in dict.fromkeys(r.warnings + bd.warnings) if w not in page_cache]
+        rec.commands = build_commands(self.model, chosen.variant, rec, profile, base)
+        return rec
+
+    def _cap_change(self, r: FitResult, profile: DeviceProfile) -> CapChange | None:
+        if not _cap_raised(r) or r.gpu_cap_bytes is None:
+            return None
+        info = profile.os_info(r.config.os).gpu_cap
+        setting = profile.cap_setting(r.config.os, r.gpu_cap_bytes)
+        if info is None or setting is None:
+            return None
+        return CapChange(knob=info.knob or "", cap_bytes=r.gpu_cap_bytes, default_bytes=r.gpu_cap_default_bytes or 0,
+                         setting=setting, how=info.how_to_change)
+
+    def _no_fit(self, evals: list[_Eval], profile: DeviceProfile, base: FitConfig, ctx: int) -> Recommendation:
+        smallest = min(evals, key=lambda e: e.best.gpu_need_bytes + e.best.host_need_bytes)
+        r = smallest.best
+        reasons = [f"nothing fits at {fmt_ctx(ctx)} context: the smallest quant, {smallest.variant.quant}, needs "
+                   f"{fmt_bytes(r.gpu_need_bytes + r.host_need_bytes)}"]
+        reasons += [c.message for c in r.blocking_failures]
+        best_ctx = max(((e.max_ctx.get(self.req.cache_type_k) or 0, e) for e in evals), key=lambda t: (t[0], t[1].quality))
+        if best_ctx[0]:
+            reasons.append(f"{best_ctx[1].variant.quant} fits at up to {fmt_ctx(best_ctx[0])} context: try --ctx "
+                           f"{fmt_ctx(best_ctx[0])}")
+        elif self.req.cache_type_k == "f16" and any(e.max_ctx.get("q8_0") for e in evals):
+            reasons.append("a q8_0 KV cache (--kv q8_0) fits some context: see the table")
+        return Recommendation(
+            quant=smallest.variant.quant, tier="no_fit", tier_label=TIER_LABEL["no_fit"],
+            carveout_bytes=r.carveout_bytes, os_keeps_bytes=r.os_visible_bytes if r.carveout_bytes is not None else None,
+            gpu_cap_bytes=r.gpu_cap_bytes, total_bytes=r.gpu_need_bytes + r.host_need_bytes,
+            gpu_bytes=r.gpu_need_bytes, host_bytes=r.host_need_bytes, ctx=ctx,
+            cache_type_k=self.req.cache_type_k, cache_type_v=self.req.cache_type_v,
+            flash_attn=smallest.full.flash_attn, n_parallel=self.req.n_parallel, n_gpu_layers=-1, n_cpu_moe=0,
+            n_layer=len(smallest.full.layers), no_mmap=False, mmproj=None, est_tps=None, est_tps_at_ctx=None,
+            meets_min_tps=False, reasons=reasons,
+        )
+
+    def _reasons(self, chosen: _Eval, evals: list[_Eval], profile: DeviceProfile, strategy: Strategy,
+                 rec: Recommendation) -> list[str]:
+        r = chosen.best
+        q = chosen.variant.quant
+        out: list[str] = []
+        where = {"dedicated": "fully on the GPU in dedicated memory", "shared": "fully on the GPU",
+                 "partial_offload": "with part of it on the CPU"}[r.tier]
+        policy = {"quality": "the best-quality quant that runs", "balanced": "the best quant up to Q6_K class that runs",
+                  "speed": "the fastest quant (4-bit class or better) that runs"}[self.req.prefer]
+        out.append(f"{q} is {policy} {where} with {fmt_bytes(r.gpu_headroom_bytes)} GPU headroom "
+                   f"(safety kept: {fmt_bytes(r.safety_bytes)}) at {fmt_ctx(rec.ctx)} context")
+        better = [e for e in evals if e.quality > chosen.quality and e is not chosen]
+        if better:
+            nxt = min(better, key=lambda e: e.quality)
+            if not nxt.best.fits:
+                blocker = nxt.best.blocking_failures[0].message if nxt.best.blocking_failures else "does not fit"
+                where = _setting_text(nxt.best)
+                closest = f" (closest: {where})" if where else ""
+                out.append(f"{nxt.variant.quant} (next in quality) does not fit{closest}: {blocker}")
+            elif nxt.best.tier == "partial_offload" and r.tier != "partial_offload":
+                out.append(f"{nxt.variant.quant} (next in quality) would need part of the model on the CPU")
+            elif self.req.min_tps and nxt.speed0 and nxt.speed0.tps < self.req.min_tps:
+                out.append(f"{nxt.variant.quant} (next in quality) is estimated at {nxt.speed0.tps:.1f} t/s, "
+                           f"under --min-tps {self.req.min_tps:g}")
+        if better and self.req.cache_type_k == "f16" and self.req.flash_attn != "off":
+            for e in sorted(better, key=lambda e: e.quality, reverse=True):
+                if self._fits_full_with_q8(e, rec.ctx):
+                    out.append(f"{e.variant.quant} would fit fully on the GPU with a q8_0 KV cache (--kv q8_0: "
+                               f"half the KV memory, a small quality cost)")
+                    break
+        if r.carveout_bytes is not None:
+            keeps = r.os_visible_bytes
+            out.append(f"UMA frame buffer {fmt_bios_size(r.carveout_bytes)}: OS keeps {fmt_bios_size(keeps)}, "
+                       f"{fmt_bytes(r.os_free_bytes)} above its {fmt_bytes(r.reserve_bytes)} reserve "
+                       f"({r.config.os}, {r.config.use} use)")
+            if strategy.lever:
+                out.append(strategy.lever)
+            if r.tier == "shared" and r.shared_cost:
+                out.append(f"uses {fmt_bytes(r.shared_used_bytes)} of shared memory: {r.shared_cost}")
+        if rec.cap_change:
+            c = rec.cap_change
+            out.append(f"raise the GPU cap from {fmt_bytes(c.default_bytes)} to {fmt_bytes(c.cap_bytes)}: {c.setting}")
+        if r.tier == "partial_offload":
+            if r.n_cpu_moe:
+                out.append(f"experts of the first {r.n_cpu_moe} of {rec.n_layer} layers stay on the CPU (--n-cpu-moe {r.n_cpu_moe})")
+            else:
+                out.append(f"{r.n_gpu_layers} of {rec.n_layer} layers on the GPU (-ngl {r.n_gpu_layers})")
+        if rec.no_mmap and r.suggest_no_mmap:
+            msg = next((c.message for c in r.checks if c.name == "page_cache"), "")
+            out.append(msg or "--no-mmap: the file would otherwise pass through a page cache the OS side cannot hold")
+        if not rec.meets_min_tps and self.req.min_tps:
+            out.append(f"no quant reaches --min-tps {self.req.min_tps:g} (est.); this is the fastest that fits")
+        return out
+
+    # ---------------------------------------------------------------- tables
+
+    def _variant_plan(self, ev: _Eval) -> VariantPlan:
+        r = ev.best
+        bd = ev.best_bd if r.fits else ev.full
+        why = TIER_LABEL[r.tier]
+        if not r.fits and r.blocking_failures:
+            why = r.blocking_failures[0].message
+        elif r.tier == "partial_offload":
+            why = (f"--n-cpu-moe {r.n_cpu_moe}" if r.n_cpu_moe and r.n_gpu_layers < 0
+                   else f"-ngl {r.n_gpu_layers} of {len(bd.layers)}")
+        elif r.tier == "shared" and r.shared_cost:
+            why = f"{fmt_bytes(r.shared_used_bytes)} in shared memory"
+        gpu, host = bd.device("gpu"), bd.device("host")
+        return VariantPlan(
+            quant=ev.variant.quant, files=ev.variant.files, size_bytes=ev.variant.size_bytes,
+            bpw=quant_bpw(ev.variant.quant),
+            total_bytes=r.gpu_need_bytes + r.host_need_bytes, gpu_bytes=r.gpu_need_bytes, host_bytes=r.host_need_bytes,
+            weights_bytes=bd.weights_bytes, kv_bytes=bd.kv_bytes + bd.recurrent_bytes,
+            compute_bytes=gpu.compute_bytes + host.compute_bytes,
+            tier=r.tier, carveout_bytes=r.carveout_bytes, gpu_cap_bytes=r.gpu_cap_bytes, cap_raised=_cap_raised(r),
+            n_gpu_layers=r.n_gpu_layers, n_cpu_moe=r.n_cpu_moe, gpu_headroom_bytes=r.gpu_headroom_bytes,
+            max_ctx=ev.max_ctx.get(self.req.cache_type_k) or 0,
+            max_ctx_f16=ev.max_ctx.get("f16"), max_ctx_q8_0=ev.max_ctx.get("q8_0"),
+            max_ctx_mode=ev.max_ctx_mode,  # type: ignore[arg-type]
+            est_tps=ev.speed0.tps if ev.speed0 else None,
+            est_tps_at_ctx=ev.speed_ctx.tps if ev.speed_ctx else None,
+            why=why,
+        )
+
+    def _carveout_table(self, chosen: _Eval, profile: DeviceProfile) -> list[CarveoutOption]:
+        if profile.memory_architecture == "discrete":
+            return []
+        rows = []
+        for r in chosen.options:
+            note = r.short_reason
+            if r.fits:
+                notes = []
+                if r.shared_used_bytes:
+                    notes.append(f"{fmt_bytes(r.shared_used_bytes, digits=1)} in shared memory")
+                if _cap_raised(r):
+                    setting = profile.cap_setting(r.config.os, r.gpu_cap_bytes or 0)
+                    if setting:
+                        notes.append(f"needs {setting}")
+                if r.suggest_no_mmap:
+                    notes.append("--no-mmap")
+                note = ", ".join(notes)
+            speed = self._speed(chosen.full, r, profile, 0).tps if r.fits else None
+            rows.append(CarveoutOption(
+                carveout_bytes=r.carveout_bytes, os_keeps_bytes=r.os_visible_bytes, gpu_may_use_bytes=r.gpu_capacity_bytes,
+                gpu_cap_bytes=r.gpu_cap_bytes, cap_raised=_cap_raised(r), tier=r.tier,
+                gpu_headroom_bytes=r.gpu_headroom_bytes, os_free_bytes=r.os_free_bytes, est_tps=speed, note=note,
+                recommended=(r.carveout_bytes == chosen.best.carveout_bytes and r.gpu_cap_bytes == chosen.best.gpu_cap_bytes
+                             and chosen.best.full_offload),
+            ))
+        return rows
+
+    def _device_summary(self, profile: DeviceProfile, base: FitConfig) -> DeviceSummary:
+        return DeviceSummary(
+            id=profile.id, name=profile.name, memory_architecture=profile.memory_architecture, os=base.os, use=base.use,
+            backend=base.backend, ram_bytes=profile.ram_bytes, vram_bytes=profile.vram_bytes,
+            bandwidth_gbps=profile.bandwidth_gbps, reserve_bytes=profile.reserve(base.os, base.use),
+            carveout_options_bytes=profile.carveout_options(), overrides=dict(profile.overrides),
+        )
+
+    def _model_summary(self, evals: list[_Eval]) -> ModelSummary:
+        first = evals[0].full
+        return ModelSummary(
+            name=self.model.name, repo=self.model.repo, revision=self.model.revision,
+            architecture=self.model.variants[0].headers.architecture, n_params=self.n_params,
+            n_layer=len(first.layers), moe=self.ratio < 1.0, expert_ratio=round(self.ratio, 4),
+            n_ctx_train=self.n_ctx_train,
+            mmproj=self.model.projector.name if (self.model.projector and self.req.use_mmproj) else None,
+        )
+
+    def _warnings(self, evals: list[_Eval], chosen: _Eval | None, ctx: int) -> list[str]:
+        out = []
+        if self.n_ctx_train and ctx > self.n_ctx_train * self.req.n_parallel:
+            out.append(f"--ctx {fmt_ctx(ctx)} is beyond the model's training context ({fmt_ctx(self.n_ctx_train)}); "
+                       f"llama.cpp allows it but quality may degrade")
+        for e in evals:
+            for w in e.full.warnings:
+                if w not in out:
+                    out.append(w)
+        return out
+
+
+def _setting_text(r: FitResult) -> str:
+    """The configuration a FitResult describes, in the user's terms."""
+    parts = []
+    if r.carveout_bytes is not None:
+        parts.append(f"UMA frame buffer {fmt_bios_size(r.carveout_bytes)}")
+    if _cap_raised(r) and r.gpu_cap_bytes:
+        parts.append(f"GPU cap raised to {fmt_bytes(r.gpu_cap_bytes, digits=0)}")
+    return ", ".join(parts)
+
+
+def fmt_bios_size(n: int | None) -> str:
+    """Carve-out sizes as the BIOS names them: '512 MB', '32 GB' (binary, as vendors mean it)."""
+    if n is None:
+        return "-"
+    if n < GIB:
+        return f"{n // MIB} MB"
+    g = n / GIB
+    return f"{g:.0f} GB" if g == int(g) else f"{g:.1f} GB"
+
+
+# --------------------------------------------------------------------------- memory bars
+
+
+def memory_bars(r: FitResult, profile: DeviceProfile) -> list[MemoryBar]:
+    """What the memory looks like with the model loaded: one bar per physical memory."""
+    gpu, host = r.gpu, r.host
+    g_weights = gpu.weights_bytes + gpu.mmproj_bytes
+    g_kv = gpu.kv_bytes + gpu.recurrent_bytes
+    g_compute = gpu.compute_bytes + gpu.output_bytes + r.overhead_bytes
+    h_total = r.host_need_bytes  # CPU-side buffers + host runtime overhead
+    if r.memory_architecture == "discrete":
+        vram = int(profile.vram_bytes or 0)
+        vram_bar = MemoryBar(title=f"VRAM {fmt_bytes(vram)}", total_bytes=vram, segments=[
+            BarSegment(kind="reserve", label="desktop", bytes=max(0, vram - r.gpu_capacity_bytes)),
+            BarSegment(kind="weights", label="weights", bytes=g_weights),
+            BarSegment(kind="kv", label="KV", bytes=g_kv),
+            BarSegment(kind="compute", label="compute", bytes=g_compute),
+            BarSegment(kind="free", label="free", bytes=max(0, r.gpu_capacity_bytes - r.gpu_need_bytes)),
+        ])
+        ram_bar = MemoryBar(title=f"RAM {fmt_bytes(r.ram_bytes)}", total_bytes=r.ram_bytes, segments=[
+            BarSegment(kind="reserve", label="OS reserve", bytes=r.reserve_bytes),
+            BarSegment(kind="host", label="CPU side", bytes=h_total),
+            BarSegment(kind="free", label="free", bytes=max(0, r.ram_bytes - r.reserve_bytes - h_total)),
+        ])
+        return [vram_bar, ram_bar]
+    total = r.ram_bytes
+    segs = [
+        BarSegment(kind="weights", label="weights", bytes=g_weights),
+        BarSegment(kind="kv", label="KV", bytes=g_kv),
+        BarSegment(kind="compute", label="compute", bytes=g_compute),
+    ]
+    marker = None
+    if r.memory_architecture == "carveout" and r.carveout_bytes:
+        in_carve = min(r.carveout_bytes, r.gpu_need_bytes)
+        segs.append(BarSegment(kind="carveout_free", label="carve-out unused", bytes=r.carveout_bytes - in_carve))
+        marker = r.carveout_bytes
+    segs.append(BarSegment(kind="host", label="CPU side", bytes=h_total))
+    segs.append(BarSegment(kind="reserve", label="OS reserve", bytes=r.reserve_bytes))
+    used = sum(s.bytes for s in segs)
+    segs.append(BarSegment(kind="free", label="free", bytes=max(0, total - used)))
+    title = f"RAM {fmt_bytes(total)}"
+    if r.memory_architecture == "carveout" and r.carveout_bytes:
+        title += f" (carve-out {fmt_bios_size(r.carveout_bytes)} | OS {fmt_bios_size(r.os_visible_bytes)})"
+    # order: the carve-out part first (GPU data fills it), then the OS side
+    return [MemoryBar(title=title, total_bytes=total, segments=segs, marker_bytes=marker,
+                      marker_label="end of carve-out" if marker else "")]
+
+
+# --------------------------------------------------------------------------- commands
+
+_LMS_KV = {"f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0", "q4_1": "Q4_1", "q5_0": "Q5_0", "q5_1": "Q5_1",
+           "iq4_nl": "IQ4_NL", "f32": "F32", "bf16": "BF16"}
+
+
+def _model_flag(model: PlanModel, v: PlanVariant) -> tuple[str, str | None]:
+    """(llama.cpp model argument, Ollama hf.co name or None for local files)."""
+    if model.repo:
+        ref = model.hf_tag(v.quant) if model.hf_tag else f"{model.repo}:{v.quant}"
+        if ref:
+            return f"-hf {ref}", f"hf.co/{ref}"
+        return f"--hf-repo {model.repo} --hf-file {_quote(v.files[0])}", None
+    path = v.files[0] if v.files else model.name
+    return f"-m {_quote(path)}", None
+
+
+def _ollama_name(v: PlanVariant) -> str:
+    import re
+
+    stem = v.files[0].replace("\\", "/").rsplit("/", 1)[-1] if v.files else v.quant
+    return re.sub(r"[^a-z0-9._-]+", "-", stem.lower().removesuffix(".gguf")).strip("-") or "model"
+
+
+def _quote(s: str) -> str:
+    return f'"{s}"' if any(ch in s for ch in " \t'") else s
+
+
+def build_commands(model: PlanModel, v: PlanVariant, rec: Recommendation, profile: DeviceProfile,
+                   cfg: FitConfig) -> Commands:
+    model_arg, ollama_name = _model_flag(model, v)
+    parts = ["llama-server", model_arg, f"-c {rec.ctx}"]
+    if rec.tier == "partial_offload" and rec.n_gpu_layers >= 0:
+        parts.append(f"-ngl {rec.n_gpu_layers}")
+    else:
+        parts.append("-ngl 999")
+    if rec.n_cpu_moe:
+        parts.append(f"--n-cpu-moe {rec.n_cpu_moe}")
+    parts.append("-fa on" if rec.flash_attn else "-fa off")
+    if rec.cache_type_k != "f16":
+        parts.append(f"-ctk {rec.cache_type_k}")
+    if rec.cache_type_v != "f16":
+        parts.append(f"-ctv {rec.cache_type_v}")
+    if rec.n_parallel > 1:
+        parts.append(f"-np {rec.n_parallel}")
+    if rec.no_mmap:
+        parts.append("--no-mmap")
+    if model.projector:
+        if rec.mmproj and not model.repo:
+            parts.append(f"--mmproj {_quote(model.projector.path or model.projector.name)}")
+        elif not rec.mmproj:
+            parts.append("--no-mmproj")
+    llama = " ".join(parts)
+
+    n_layer = rec.n_layer
+    if rec.tier == "partial_offload" and rec.n_gpu_layers >= 0:
+        offload = f"{rec.n_gpu_layers} / {n_layer} layers"
+    else:
+        offload = f"max ({n_layer} / {n_layer} layers)"
+    lms = {"GPU Offload": offload, "Context Length": str(rec.ctx),
+           "Flash Attention": "on" if rec.flash_attn else "off"}
+    if rec.cache_type_k != "f16" or rec.cache_type_v != "f16":
+        lms["K Cache Quantization Type"] = _LMS_KV.get(rec.cache_type_k, rec.cache_type_k)
+        lms["V Cache Quantization Type"] = _LMS_KV.get(rec.cache_type_v, rec.cache_type_v)
+    if rec.n_cpu_moe:
+        lms["Number of layers for which to force MoE weights onto CPU"] = str(rec.n_cpu_moe)
+    if rec.no_mmap:
+        lms["Try mmap()"] = "off"
+    lms["lms"] = f"lms load <model> --gpu {'max' if rec.tier != 'partial_offload' else f'{rec.n_gpu_layers / max(1, n_layer):.2f}'} --context-length {rec.ctx}"
+
+    env = []
+    if rec.flash_attn:
+        env.append("OLLAMA_FLASH_ATTENTION=1")
+    if rec.cache_type_k != "f16":
+        env.append(f"OLLAMA_KV_CACHE_TYPE={rec.cache_type_k}")
+    env.append(f"OLLAMA_CONTEXT_LENGTH={rec.ctx}")
+    params = [f"num_ctx {rec.ctx}"]
+    if rec.tier == "partial_offload" and rec.n_gpu_layers >= 0:
+        params.append(f"num_gpu {rec.n_gpu_layers}")
+    ollama = [" ".join(env) + " ollama serve"]
+    if ollama_name:
+        ollama.append(f"ollama run {ollama_name}")
+        ollama.append("in the session: " + "; ".join(f"/set parameter {p}" for p in params))
+    else:
+        name = _ollama_name(v)
+        lines = "\\n".join([f"FROM {v.files[0] if v.files else model.name}"] + [f"PARAMETER {p}" for p in params])
+        ollama.append(f"printf '{lines}\\n' > Modelfile && ollama create {name} -f Modelfile")
+        ollama.append(f"ollama run {name}")
+    if len(v.files) > 1:
+        ollama.append("note: Ollama cannot load split GGUF files; merge them first (llama-gguf-split --merge)")
+
+    bios = None
+    if rec.carveout_bytes is not None and profile.carveout is not None:
+        bios = (f"UMA frame buffer {fmt_bios_size(rec.carveout_bytes)}, OS keeps {fmt_bios_size(rec.os_keeps_bytes)}\n"
+                f"{profile.carveout.how_to_change}")
+    cap = rec.cap_change.setting if rec.cap_change else None
+    return Commands(llama_server=llama, lm_studio=lms, ollama=ollama, bios=bios, cap=cap)
+
+
+def plan_devices(model: PlanModel, request: PlanRequest, profiles: list[DeviceProfile], **kw: Any) -> MultiPlan:
+    planner = Planner(model, request, **kw)
+    return MultiPlan(plans=[planner.plan(p) for p in profiles])

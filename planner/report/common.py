@@ -1,0 +1,123 @@
+"""Cells and rows shared by the text and markdown renderers (same numbers, different markup)."""
+
+from __future__ import annotations
+
+from ..fit import Tier
+from ..plan import CarveoutOption, DevicePlan, VariantPlan, fmt_bios_size
+from ..units import GIB, fmt_ctx
+
+TIER_SHORT: dict[Tier, str] = {
+    "dedicated": "dedicated",
+    "shared": "shared",
+    "partial_offload": "partial",
+    "no_fit": "no fit",
+}
+
+
+def gib(n: int | None, digits: int = 1) -> str:
+    return "-" if n is None else f"{n / GIB:.{digits}f}"
+
+
+def ctx_cell(n: int | None) -> str:
+    """Context in k tokens for tables: 24576 -> 24k, 12032 -> 11.8k (JSON keeps the exact number)."""
+    if n is None:
+        return "n/a"
+    if n == 0:
+        return "-"
+    if n % 1024 == 0:
+        return fmt_ctx(n)
+    return f"{n / 1024:.1f}k"
+
+
+def tps_cell(a: float | None, b: float | None = None) -> str:
+    if a is None:
+        return "-"
+    if b is None or abs(a - b) < 0.05:
+        return f"{a:.1f}"
+    return f"{a:.1f}→{b:.1f}"
+
+
+def config_cell(plan: DevicePlan, v: VariantPlan) -> str:
+    """How the device is set up for this variant: BIOS split, raised cap, layers on the GPU."""
+    if v.tier == "no_fit":
+        return "-"
+    parts = []
+    if v.carveout_bytes is not None:
+        parts.append(fmt_bios_size(v.carveout_bytes))
+    if v.cap_raised and v.gpu_cap_bytes:
+        knob = "wired" if plan.device.os == "macos" else ("GTT" if plan.device.os == "linux" else "cap")
+        parts.append(f"{knob} {v.gpu_cap_bytes / GIB:.0f}G")
+    if v.tier == "partial_offload":
+        n_layer = plan.model.n_layer
+        parts.append(f"--n-cpu-moe {v.n_cpu_moe}" if v.n_cpu_moe and v.n_gpu_layers < 0
+                     else f"-ngl {v.n_gpu_layers}/{n_layer}")
+    return ", ".join(parts) if parts else "-"
+
+
+def variant_rows(plan: DevicePlan, mark: str = "►") -> list[list[str]]:
+    rec_q = plan.recommendation.quant if plan.recommendation.tier != "no_fit" else None
+    rows = []
+    for v in sorted(plan.variants, key=lambda v: v.size_bytes, reverse=True):
+        rows.append([
+            mark if v.quant == rec_q else "", v.quant, gib(v.size_bytes), gib(v.total_bytes), TIER_SHORT[v.tier], config_cell(plan, v),
+            ctx_cell(v.max_ctx_f16), ctx_cell(v.max_ctx_q8_0), tps_cell(v.est_tps, v.est_tps_at_ctx),
+        ])
+    return rows
+
+
+VARIANT_HEADERS = ["", "quant", "file GiB", "needs GiB", "tier", "setup", "max ctx f16", "max ctx q8_0", "est. t/s"]
+
+
+def carveout_rows(options: list[CarveoutOption], os_: str, mark: str = "►") -> list[list[str]]:
+    rows = []
+    for o in options:
+        rows.append([
+            mark if o.recommended else "", fmt_bios_size(o.carveout_bytes), fmt_bios_size(o.os_keeps_bytes), gib(o.gpu_may_use_bytes), TIER_SHORT[o.tier],
+            gib(o.gpu_headroom_bytes), gib(o.os_free_bytes), tps_cell(o.est_tps), o.note,
+        ])
+    return rows
+
+
+CARVEOUT_HEADERS = ["", "UMA frame buffer", "OS keeps", "GPU may use GiB", "tier", "GPU headroom", "OS spare GiB",
+                    "est. t/s", "note"]
+
+
+def cap_rows(options: list[CarveoutOption]) -> list[list[str]]:
+    """Unified devices: the wired-limit settings instead of carve-outs."""
+    rows = []
+    for o in options:
+        rows.append([
+            "►" if o.recommended else "", f"{gib(o.gpu_cap_bytes)} GiB" + (" (raised)" if o.cap_raised else " (default)"),
+            TIER_SHORT[o.tier], gib(o.gpu_headroom_bytes), gib(o.os_free_bytes), tps_cell(o.est_tps), o.note,
+        ])
+    return rows
+
+
+CAP_HEADERS = ["", "GPU limit", "tier", "GPU headroom", "OS spare GiB", "est. t/s", "note"]
+
+
+def device_title(plan: DevicePlan) -> str:
+    d = plan.device
+    return f"{d.name} ({d.id}) · {d.os}, {d.use} use · {d.backend}"
+
+
+def request_title(plan: DevicePlan) -> str:
+    kv = plan.cache_type_k if plan.cache_type_k == plan.cache_type_v else f"{plan.cache_type_k}/{plan.cache_type_v}"
+    ctx = f"{fmt_ctx(plan.ctx)} context ({plan.ctx} tokens{', default' if plan.ctx_defaulted else ''})"
+    return f"{plan.model.name} · {ctx} · KV {kv}"
+
+
+def headline(plan: DevicePlan) -> str:
+    r = plan.recommendation
+    if r.tier == "no_fit":
+        return f"nothing fits on {plan.device.id} at {fmt_ctx(r.ctx)} context"
+    speed = ""
+    if r.est_tps is not None:
+        speed = f" · est. {r.est_tps:.1f} t/s"
+        if r.est_tps_at_ctx is not None and abs(r.est_tps_at_ctx - r.est_tps) >= 0.05:
+            speed += f" ({r.est_tps_at_ctx:.1f} at {fmt_ctx(r.ctx)})"
+    return f"{r.quant} — {r.tier_label}{speed}"
+
+
+def lm_studio_line(settings: dict[str, str]) -> str:
+    return " · ".join(f"{k} {v}" for k, v in settings.items() if k != "lms")
