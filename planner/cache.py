@@ -1,0 +1,361 @@
+"""On-disk cache of parsed GGUF headers, Hub file listings and revision -> commit refs.
+
+Why: a plan must not cost a network round trip twice, and must work with `HF_HUB_OFFLINE=1`.
+What it guarantees:
+- every entry is written atomically (temporary file, fsync, rename, fsync of the directory), so
+  a reader sees the old entry, the new one, or none; never half of one;
+- every entry carries its payload length and SHA-256 and the key it was written for; an entry
+  that fails any check (truncated, flipped bytes, another key, unknown format) is deleted and
+  reported as a miss, so the caller refetches it instead of trusting it;
+- `lock(key)` is an inter-process file lock, so two memfit processes filling the same entry do
+  not both fetch it (and cannot corrupt it either way, thanks to the atomic rename).
+Nothing secret is stored: entries hold header data, file names, sizes and commit ids.
+
+Layout under `cache_root()` (MEMFIT_CACHE_DIR, else $HF_HOME/memfit, else ~/.cache/huggingface/memfit):
+  v1/headers/ab/<sha256(key)>.entry    parsed header (JSON of GGUFHeader)
+  v1/listings/ab/<sha256(key)>.entry   GGUF files of a repo at one commit
+  v1/refs/ab/<sha256(key)>.entry       revision name -> commit sha, with the time it was seen
+  v1/locks/<sha256(key)>.lock
+"""
+
+from __future__ import annotations
+
+import base64
+import contextlib
+import hashlib
+import json
+import logging
+import os
+import tempfile
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator
+
+from filelock import FileLock, Timeout
+
+from .header import GGUFHeader, SkippedArray, TensorInfo
+
+log = logging.getLogger("memfit.cache")
+
+FORMAT_VERSION = 1
+_MAGIC = b"memfit-cache"
+_MAX_HEADER_LINE = 256
+LOCK_TIMEOUT_S = 120.0  # after this, proceed without the lock (worst case: a duplicate fetch)
+STALE_TMP_S = 3600.0  # temp files older than this are leftovers of killed runs
+
+
+def cache_root() -> Path:
+    """Where memfit keeps its cache; read from the environment on every call (tests change it)."""
+    explicit = os.environ.get("MEMFIT_CACHE_DIR")
+    if explicit:
+        return Path(explicit).expanduser()
+    hf_home = os.environ.get("HF_HOME")
+    if hf_home:
+        return Path(hf_home).expanduser() / "memfit"
+    xdg = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return Path(xdg) / "huggingface" / "memfit"
+
+
+# --- JSON form of a GGUFHeader --------------------------------------------------------------------
+
+
+def _encode_value(v: Any) -> Any:
+    if isinstance(v, SkippedArray):
+        return {"$skip": [int(v.element_type), int(v.count)]}
+    if isinstance(v, bool) or v is None or isinstance(v, str):
+        return v
+    if isinstance(v, int):
+        return int(v)
+    if isinstance(v, float):
+        return float(v)
+    if isinstance(v, (list, tuple)):
+        return [_encode_value(x) for x in v]
+    if isinstance(v, (bytes, bytearray)):
+        return {"$bytes": base64.b64encode(bytes(v)).decode("ascii")}
+    if hasattr(v, "item"):  # numpy scalar
+        return _encode_value(v.item())
+    raise TypeError(f"cannot cache metadata value of type {type(v).__name__}")
+
+
+def _decode_value(v: Any) -> Any:
+    if isinstance(v, dict):
+        if "$skip" in v:
+            etype, count = v["$skip"]
+            return SkippedArray(element_type=int(etype), count=int(count))
+        if "$bytes" in v:
+            return base64.b64decode(v["$bytes"])
+        raise ValueError("unknown tagged value in cache entry")
+    if isinstance(v, list):
+        return [_decode_value(x) for x in v]
+    return v
+
+
+def header_to_dict(h: GGUFHeader) -> dict[str, Any]:
+    """JSON-ready form of a header (tensors as compact rows: thousands of them per file)."""
+    return {
+        "version": h.version,
+        "alignment": h.alignment,
+        "data_offset": h.data_offset,
+        "file_size": h.file_size,
+        "source": h.source,
+        "metadata": {k: _encode_value(v) for k, v in h.metadata.items()},
+        "tensors": [[t.name, list(t.shape), t.ggml_type, t.offset, t.nbytes] for t in h.tensors],
+    }
+
+
+def header_from_dict(d: dict[str, Any]) -> GGUFHeader:
+    return GGUFHeader(
+        version=int(d["version"]),
+        metadata={k: _decode_value(v) for k, v in d["metadata"].items()},
+        tensors=[TensorInfo(name=str(n), shape=tuple(int(x) for x in s), ggml_type=int(ty),
+                            offset=int(off), nbytes=int(nb)) for n, s, ty, off, nb in d["tensors"]],
+        alignment=int(d["alignment"]),
+        data_offset=int(d["data_offset"]),
+        file_size=None if d.get("file_size") is None else int(d["file_size"]),
+        source=str(d.get("source", "")),
+    )
+
+
+# --- keys -----------------------------------------------------------------------------------------
+
+
+def hub_header_key(repo: str, path: str, *, commit: str, oid: str | None) -> str:
+    """A Hub file's header is identified by its content id (LFS sha256) when the listing gives one,
+    so a new commit that does not touch the file reuses the entry; else by the commit."""
+    return f"hub-header\x00{repo}\x00{path}\x00{oid or 'commit:' + commit}"
+
+
+def local_header_key(path: Path) -> str:
+    """A local file is identified by its absolute path, size and modification time."""
+    st = path.stat()
+    return f"local-header\x00{path.resolve()}\x00{st.st_size}\x00{st.st_mtime_ns}"
+
+
+def listing_key(endpoint: str, repo: str, commit: str) -> str:
+    return f"listing\x00{endpoint}\x00{repo}\x00{commit}"
+
+
+def ref_key(endpoint: str, repo: str, revision: str) -> str:
+    return f"ref\x00{endpoint}\x00{repo}\x00{revision}"
+
+
+# --- the store ------------------------------------------------------------------------------------
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0
+    misses: int = 0
+    corrupt: int = 0  # entries found broken, deleted and refetched
+    writes: int = 0
+    write_errors: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def bump(self, name: str) -> None:
+        with self._lock:
+            setattr(self, name, getattr(self, name) + 1)
+
+
+def _digest(key: str) -> str:
+    return hashlib.sha256(key.encode("utf-8")).hexdigest()
+
+
+class Cache:
+    """The store. Thread-safe; one instance per process is enough (see `default_cache()`)."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self.root = Path(root) if root is not None else cache_root()
+        self.base = self.root / f"v{FORMAT_VERSION}"
+        self.stats = CacheStats()
+        self._warned = False
+
+    # -- generic entries --
+
+    def _path(self, kind: str, key: str) -> Path:
+        d = _digest(key)
+        return self.base / kind / d[:2] / f"{d}.entry"
+
+    def get(self, kind: str, key: str) -> Any | None:
+        """The value stored for key, or None (missing, or corrupt: then it is deleted)."""
+        path = self._path(kind, key)
+        try:
+            raw = path.read_bytes()
+        except FileNotFoundError:
+            self.stats.bump("misses")
+            return None
+        except OSError as e:
+            log.debug("cache read failed for %s: %s", path, e)
+            self.stats.bump("misses")
+            return None
+        value = self._decode(raw, key)
+        if value is _CORRUPT:
+            self.stats.bump("corrupt")
+            log.warning("memfit cache: discarded a damaged entry (%s); it will be fetched again", path.name)
+            with contextlib.suppress(OSError):
+                path.unlink()
+            return None
+        self.stats.bump("hits")
+        return value
+
+    def put(self, kind: str, key: str, value: Any) -> bool:
+        """Store value atomically. Failure to write only loses the cache, never the run."""
+        path = self._path(kind, key)
+        try:
+            payload = json.dumps({"key": key, "value": value}, separators=(",", ":"),
+                                 ensure_ascii=False).encode("utf-8")
+        except (TypeError, ValueError) as e:
+            log.debug("not caching %s: %s", kind, e)
+            return False
+        head = b"%s %d %d %s\n" % (_MAGIC, FORMAT_VERSION, len(payload),
+                                    hashlib.sha256(payload).hexdigest().encode("ascii"))
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _atomic_write(path, head + payload)
+        except OSError as e:
+            self.stats.bump("write_errors")
+            if not self._warned:
+                self._warned = True
+                log.warning("memfit cache: cannot write under %s (%s); continuing without caching",
+                            self.root, e.strerror or e)
+            return False
+        self.stats.bump("writes")
+        _sweep_stale_temps(path.parent)
+        return True
+
+    @staticmethod
+    def _decode(raw: bytes, key: str) -> Any:
+        nl = raw.find(b"\n", 0, _MAX_HEADER_LINE)
+        if nl < 0:
+            return _CORRUPT
+        parts = raw[:nl].split(b" ")
+        if len(parts) != 4 or parts[0] != _MAGIC or parts[1] != str(FORMAT_VERSION).encode():
+            return _CORRUPT
+        try:
+            length = int(parts[2])
+        except ValueError:
+            return _CORRUPT
+        payload = raw[nl + 1:]
+        if len(payload) != length or hashlib.sha256(payload).hexdigest().encode() != parts[3]:
+            return _CORRUPT
+        try:
+            doc = json.loads(payload)
+        except ValueError:
+            return _CORRUPT
+        if not isinstance(doc, dict) or doc.get("key") != key or "value" not in doc:
+            return _CORRUPT
+        return doc["value"]
+
+    @contextlib.contextmanager
+    def lock(self, key: str) -> Iterator[None]:
+        """Inter-process lock for filling one entry. Never fails the run: if the lock cannot be
+        taken (read-only cache dir, timeout), the caller proceeds unlocked."""
+        lock_dir = self.base / "locks"
+        try:
+            lock_dir.mkdir(parents=True, exist_ok=True)
+            fl = FileLock(str(lock_dir / f"{_digest(key)}.lock"), timeout=LOCK_TIMEOUT_S)
+            fl.acquire()
+        except (OSError, Timeout) as e:
+            log.debug("cache lock unavailable (%s); proceeding without it", e)
+            yield
+            return
+        try:
+            yield
+        finally:
+            with contextlib.suppress(OSError):
+                fl.release()
+
+    # -- typed helpers --
+
+    def get_header(self, key: str) -> GGUFHeader | None:
+        value = self.get("headers", key)
+        if value is None:
+            return None
+        try:
+            return header_from_dict(value)
+        except (KeyError, TypeError, ValueError):
+            # checksum was fine but the shape is not ours (an old/foreign writer): discard
+            self.stats.bump("corrupt")
+            with contextlib.suppress(OSError):
+                self._path("headers", key).unlink()
+            return None
+
+    def put_header(self, key: str, header: GGUFHeader) -> bool:
+        try:
+            value = header_to_dict(header)
+        except TypeError as e:
+            log.debug("header not cacheable: %s", e)
+            return False
+        return self.put("headers", key, value)
+
+    def get_listing(self, endpoint: str, repo: str, commit: str) -> dict | None:
+        value = self.get("listings", listing_key(endpoint, repo, commit))
+        return value if isinstance(value, dict) else None
+
+    def put_listing(self, endpoint: str, repo: str, commit: str, listing: dict) -> bool:
+        return self.put("listings", listing_key(endpoint, repo, commit), listing)
+
+    def get_ref(self, endpoint: str, repo: str, revision: str) -> tuple[str, float] | None:
+        """(commit sha, unix time it was resolved) for a branch/tag name, if cached."""
+        value = self.get("refs", ref_key(endpoint, repo, revision))
+        if not isinstance(value, dict) or not isinstance(value.get("commit"), str):
+            return None
+        return value["commit"], float(value.get("resolved_at", 0.0))
+
+    def put_ref(self, endpoint: str, repo: str, revision: str, commit: str) -> bool:
+        return self.put("refs", ref_key(endpoint, repo, revision), {"commit": commit, "resolved_at": time.time()})
+
+
+class _Corrupt:
+    pass
+
+
+_CORRUPT = _Corrupt()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    """Write to a unique temp file in the same directory, fsync, rename over path, fsync the dir."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        raise
+    with contextlib.suppress(OSError):
+        dfd = os.open(path.parent, os.O_RDONLY)
+        try:
+            os.fsync(dfd)
+        finally:
+            os.close(dfd)
+
+
+def _sweep_stale_temps(directory: Path) -> None:
+    """Delete temp files left behind by killed runs (they are never read as entries)."""
+    now = time.time()
+    try:
+        for p in directory.glob(".*.tmp"):
+            with contextlib.suppress(OSError):
+                if now - p.stat().st_mtime > STALE_TMP_S:
+                    p.unlink()
+    except OSError:
+        pass
+
+
+_default: Cache | None = None
+_default_lock = threading.Lock()
+
+
+def default_cache() -> Cache:
+    """The process-wide cache at `cache_root()` (recreated if the environment moved it)."""
+    global _default
+    with _default_lock:
+        root = cache_root()
+        if _default is None or _default.root != root:
+            _default = Cache(root)
+        return _default

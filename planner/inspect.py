@@ -1,0 +1,281 @@
+"""What a user wants to know about a model before planning, straight from its GGUF headers.
+
+Independent of the estimator on purpose: `inspect` reports what the files declare (hyper-
+parameters, parameter counts, quant mixes); how llama.cpp turns that into memory is the
+estimator's job. The result is a pydantic model so `--json` and the tables share one source.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+from typing import Any
+
+from gguf import GGMLQuantizationType
+from pydantic import BaseModel
+
+from .header import ModelHeaders, SkippedArray
+from .resolver import ResolvedModel
+
+_EXPERT_TENSOR_RE = re.compile(r"\.ffn_[a-z_]*_exps\.")  # routed experts (not *_shexp: always active)
+
+
+class PerLayer(BaseModel):
+    """A hyperparameter that may vary per layer: `value` when uniform, else `per_layer`."""
+
+    value: int | None = None
+    per_layer: list[int] | None = None
+
+    @property
+    def text(self) -> str:
+        if self.per_layer is None:
+            return "-" if self.value is None else str(self.value)
+        counts = Counter(self.per_layer)
+        parts = [f"{v} on {n} layer{'s' if n > 1 else ''}" for v, n in sorted(counts.items(), reverse=True)]
+        return ", ".join(parts)
+
+
+class Attention(BaseModel):
+    head_count: PerLayer
+    head_count_kv: PerLayer
+    key_length: int | None  # per-head K dimension
+    value_length: int | None
+    sliding_window: int | None = None
+    swa_layers: int | None = None  # how many layers use the sliding window
+    swa_pattern: str | None = None  # as declared (period or per-layer flags), for the record
+    kv_lora_rank: int | None = None  # MLA
+    q_lora_rank: int | None = None
+    key_length_mla: int | None = None
+    value_length_mla: int | None = None
+
+
+class Recurrent(BaseModel):
+    """State-space / recurrent blocks (Mamba, RWKV, hybrid models)."""
+
+    conv_kernel: int | None = None
+    state_size: int | None = None
+    inner_size: int | None = None
+    group_count: int | None = None
+    time_step_rank: int | None = None
+
+
+class TensorTypeCount(BaseModel):
+    type: str
+    tensors: int
+    bytes: int
+
+
+class VariantSummary(BaseModel):
+    quant: str
+    files: list[str]
+    size_bytes: int
+    bits_per_weight: float | None
+    hf_tag: str | None
+    tensor_types: list[TensorTypeCount]
+
+
+class ProjectorSummary(BaseModel):
+    name: str
+    size_bytes: int
+    projector_type: str | None
+    parameters: int | None
+    tensor_types: list[TensorTypeCount]
+
+
+class ModelSummary(BaseModel):
+    ref: str
+    source: str
+    repo: str | None
+    revision: str | None
+    name: str | None
+    architecture: str | None
+    total_parameters: int | None
+    active_parameters: int | None  # None for dense models
+    expert_count: int | None
+    expert_used_count: int | None
+    expert_shared_count: int | None
+    layers: int | None
+    embedding_length: int | None
+    feed_forward_length: int | None
+    context_length: int | None
+    vocab_size: int | None
+    attention: Attention | None
+    recurrent: Recurrent | None
+    variants: list[VariantSummary]
+    projectors: list[ProjectorSummary]
+    problems: list[str]
+
+
+# --- helpers ---------------------------------------------------------------------------------------
+
+
+def _int(v: Any) -> int | None:
+    return int(v) if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def _per_layer(v: Any) -> PerLayer:
+    if isinstance(v, list) and v and all(isinstance(x, int) and not isinstance(x, bool) for x in v):
+        return PerLayer(value=v[0]) if len(set(v)) == 1 else PerLayer(per_layer=[int(x) for x in v])
+    return PerLayer(value=_int(v))
+
+
+def _type_name(t: int) -> str:
+    try:
+        return GGMLQuantizationType(t).name
+    except ValueError:
+        return f"type{t}"
+
+
+def type_histogram(h: ModelHeaders) -> list[TensorTypeCount]:
+    """Tensors and bytes per ggml type, largest share first."""
+    count: Counter[int] = Counter()
+    size: Counter[int] = Counter()
+    for t in h.tensors:
+        count[t.ggml_type] += 1
+        size[t.ggml_type] += t.nbytes
+    return [TensorTypeCount(type=_type_name(k), tensors=count[k], bytes=size[k])
+            for k in sorted(count, key=lambda k: (-size[k], _type_name(k)))]
+
+
+def parameter_counts(h: ModelHeaders, expert_count: int | None,
+                     expert_used: int | None) -> tuple[int, int | None]:
+    """(total, active): active counts only `expert_used` of `expert_count` routed experts."""
+    total = sum(t.n_elements for t in h.tensors)
+    if not expert_count or not expert_used:
+        return total, None
+    routed = sum(t.n_elements for t in h.tensors if _EXPERT_TENSOR_RE.search("." + t.name))
+    if routed == 0:
+        return total, None
+    return total, total - routed + routed * expert_used // expert_count
+
+
+def _vocab_size(meta: dict[str, Any], arch: str, h: ModelHeaders) -> int | None:
+    tokens = meta.get("tokenizer.ggml.tokens")
+    if isinstance(tokens, SkippedArray):
+        return tokens.count
+    if isinstance(tokens, list):
+        return len(tokens)
+    declared = _int(meta.get(f"{arch}.vocab_size"))
+    if declared:
+        return declared
+    for t in h.tensors:
+        if t.name == "token_embd.weight" and len(t.shape) >= 2:
+            return t.shape[1]
+    return None
+
+
+def _swa(meta: dict[str, Any], arch: str, layers: int | None) -> tuple[int | None, str | None]:
+    """(layers using the sliding window, pattern as declared)."""
+    pattern = meta.get(f"{arch}.attention.sliding_window_pattern")
+    if isinstance(pattern, list) and pattern:
+        flags = [bool(x) for x in pattern]
+        return sum(flags), "".join("S" if f else "F" for f in flags)
+    if isinstance(pattern, int) and not isinstance(pattern, bool) and pattern > 0 and layers:
+        # period n: every n-th layer uses full attention, the rest the window (llama.cpp's convention)
+        return sum(1 for i in range(layers) if (i + 1) % pattern != 0), f"every {pattern}th layer full"
+    return None, None
+
+
+def _facts(h: ModelHeaders) -> Any:
+    """planner.model_facts' view of the model (which layers slide, recurrent layers), or None
+    for architectures it cannot read; inspect then reports only what the file declares."""
+    from .errors import MemfitError
+    from .model_facts import ModelFacts
+
+    try:
+        return ModelFacts.from_headers(h)
+    except (MemfitError, KeyError, ValueError, TypeError, IndexError):
+        return None
+
+
+def _attention(h: ModelHeaders, arch: str, n_embd: int | None, layers: int | None) -> Attention | None:
+    meta = h.metadata
+    a = f"{arch}.attention."
+    heads = _per_layer(meta.get(a + "head_count"))
+    if heads.value is None and heads.per_layer is None:
+        return None
+    kv = _per_layer(meta.get(a + "head_count_kv"))
+    if kv.value is None and kv.per_layer is None:
+        kv = heads
+    n_head = heads.value or (max(heads.per_layer) if heads.per_layer else None)
+    default_dim = n_embd // n_head if n_embd and n_head else None
+    window = _int(meta.get(a + "sliding_window"))
+    swa_layers, pattern = _swa(meta, arch, layers) if window else (None, None)
+    facts = _facts(h)
+    if facts is not None:  # llama.cpp's own per-architecture rules (default patterns, gates)
+        if facts.swa_enabled:
+            window = facts.n_swa or window
+            swa_layers = sum(1 for layer in facts.layers if layer.is_swa and layer.has_attn_kv) or None
+        else:
+            window = swa_layers = pattern = None
+    return Attention(
+        head_count=heads, head_count_kv=kv,
+        key_length=_int(meta.get(a + "key_length")) or default_dim,
+        value_length=_int(meta.get(a + "value_length")) or default_dim,
+        sliding_window=window, swa_layers=swa_layers, swa_pattern=pattern,
+        kv_lora_rank=_int(meta.get(a + "kv_lora_rank")), q_lora_rank=_int(meta.get(a + "q_lora_rank")),
+        key_length_mla=_int(meta.get(a + "key_length_mla")),
+        value_length_mla=_int(meta.get(a + "value_length_mla")),
+    )
+
+
+def _recurrent(meta: dict[str, Any], arch: str) -> Recurrent | None:
+    s = f"{arch}.ssm."
+    r = Recurrent(conv_kernel=_int(meta.get(s + "conv_kernel")), state_size=_int(meta.get(s + "state_size")),
+                  inner_size=_int(meta.get(s + "inner_size")), group_count=_int(meta.get(s + "group_count")),
+                  time_step_rank=_int(meta.get(s + "time_step_rank")))
+    return r if any(v is not None for v in r.model_dump().values()) else None
+
+
+# --- the summary ------------------------------------------------------------------------------------
+
+
+def summarize(model: ResolvedModel) -> ModelSummary:
+    """Build the summary; the model must have been resolved with headers."""
+    first = next((v.headers for v in model.variants if v.headers is not None), None)
+    meta: dict[str, Any] = first.metadata if first is not None else {}
+    arch = first.architecture if first is not None else None
+    key = (arch or "") + "."
+    n_expert = _int(meta.get(key + "expert_count"))
+    n_used = _int(meta.get(key + "expert_used_count"))
+    layers = _int(meta.get(key + "block_count"))
+    n_embd = _int(meta.get(key + "embedding_length"))
+    total = active = None
+    if first is not None:
+        total, active = parameter_counts(first, n_expert, n_used)
+
+    variants = []
+    for v in model.variants:
+        h = v.headers
+        params = sum(t.n_elements for t in h.tensors) if h is not None else 0
+        variants.append(VariantSummary(
+            quant=v.quant, files=v.files, size_bytes=v.size_bytes,
+            bits_per_weight=round(h.tensor_bytes * 8 / params, 2) if h is not None and params else None,
+            hf_tag=model.hf_tag(v.quant),
+            tensor_types=type_histogram(h) if h is not None else [],
+        ))
+    projectors = []
+    for p in model.mmproj:
+        h = p.headers
+        projectors.append(ProjectorSummary(
+            name=p.name, size_bytes=p.size_bytes,
+            projector_type=(h.metadata.get("clip.projector_type") if h is not None
+                            and isinstance(h.metadata.get("clip.projector_type"), str) else None),
+            parameters=sum(t.n_elements for t in h.tensors) if h is not None else None,
+            tensor_types=type_histogram(h) if h is not None else [],
+        ))
+    name = meta.get("general.name")
+    return ModelSummary(
+        ref=model.ref, source=model.source, repo=model.repo, revision=model.revision,
+        name=name if isinstance(name, str) else None, architecture=arch,
+        total_parameters=total, active_parameters=active,
+        expert_count=n_expert, expert_used_count=n_used,
+        expert_shared_count=_int(meta.get(key + "expert_shared_count")),
+        layers=layers, embedding_length=n_embd,
+        feed_forward_length=_int(meta.get(key + "feed_forward_length")),
+        context_length=_int(meta.get(key + "context_length")),
+        vocab_size=_vocab_size(meta, arch or "", first) if first is not None else None,
+        attention=_attention(first, arch, n_embd, layers) if arch and first is not None else None,
+        recurrent=_recurrent(meta, arch) if arch else None,
+        variants=variants, projectors=projectors, problems=model.problems,
+    )

@@ -1,0 +1,542 @@
+"""Model reference -> quant variants with their parsed headers. The one entry point: `resolve()`.
+
+References understood (first match wins):
+  ./model.gguf, /models/x.gguf     a local file (a split shard brings its sibling shards along)
+  ./models/                        a local directory: every GGUF below it, grouped into variants
+  owner/repo                       a Hub repo: every GGUF variant in it
+  owner/repo:Q4_K_M                one variant (llama.cpp `-hf` syntax); also hf.co/owner/repo:TAG
+                                   (Ollama), https://huggingface.co/owner/repo[/tree/REV],
+                                   .../blob/REV/file.gguf, .../resolve/REV/file.gguf, hf://owner/repo
+  owner/repo@REV                   a branch, tag or commit (same as --revision REV)
+  qwen3-vl-32b[:TAG]               a short name from planner/data/aliases.toml
+An existing local path always wins over a Hub name; write hf.co/owner/repo to force the Hub.
+
+Tag matching: case-insensitive, `-`, `_` and `.` are interchangeable (`q4-k-m` = `Q4_K_M`), and
+the match is exact: `Q4_K_M` does not silently pick `UD-Q4_K_M` (a different tensor mix, usually
+larger); the error then names the close variants. A label made from a file stem (files without a
+recognisable tag, or two files with the same tag) is matched the same way.
+"""
+
+from __future__ import annotations
+
+import difflib
+import logging
+import re
+import sys
+from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from importlib import resources
+from pathlib import Path
+from typing import Callable, Literal
+
+from . import hub
+from .cache import Cache, default_cache, hub_header_key, local_header_key
+from .errors import GGUFError, HubError, MemfitError, ResolveError
+from .header import GGUFHeader, ModelHeaders
+from .reader import parse_header
+from .sources import LocalFileSource
+from .variants import (
+    FileEntry,
+    group_files,
+    is_projector,
+    normalize_tag,
+    quant_bpw,
+    quant_tag_from_name,
+    tag_key,
+)
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 needs the tomli backport
+    try:
+        import tomli as tomllib
+    except ImportError:
+        tomllib = None  # type: ignore[assignment]
+
+log = logging.getLogger("memfit.resolver")
+
+# --- result types (the planner codes against these names) ----------------------------------------
+
+
+@dataclass
+class Variant:
+    quant: str  # tag as llama.cpp spells it (Q4_K_M, UD-Q4_K_XL) or a file stem when untagged
+    files: list[str]  # repo/dir-relative paths (local: absolute), shards in order
+    size_bytes: int
+    headers: ModelHeaders | None = None
+
+    @property
+    def bpw_nominal(self) -> float | None:
+        return quant_bpw(self.quant)
+
+
+@dataclass
+class ProjectorFile:
+    name: str  # repo/dir-relative path (local: absolute)
+    size_bytes: int
+    headers: ModelHeaders | None = None
+
+
+@dataclass
+class ResolvedModel:
+    ref: str
+    source: Literal["local", "hub"]
+    repo: str | None
+    revision: str | None  # commit sha for the Hub
+    variants: list[Variant]  # sorted by size, ascending
+    mmproj: list[ProjectorFile] = field(default_factory=list)
+    requested_quant: str | None = None  # the tag the user asked for (variants then holds just it)
+    revision_name: str | None = None  # what the user asked for (branch/tag), before resolution
+    problems: list[str] = field(default_factory=list)  # incomplete shard sets and the like
+    local_path: str | None = None
+
+    def hf_tag(self, quant: str) -> str | None:
+        """`owner/repo:QUANT` for llama.cpp's -hf / Ollama's hf.co/ (None for local models or
+        labels that are not quant tags)."""
+        if self.source != "hub" or self.repo is None:
+            return None
+        if quant_tag_from_name(quant + ".gguf") != normalize_tag(quant):
+            return None
+        return f"{self.repo}:{quant}"
+
+    def variant(self, quant: str) -> Variant:
+        return _select([v.quant for v in self.variants], quant, self._where(), self.variants)
+
+    def _where(self) -> str:
+        return self.repo if self.repo else (self.local_path or self.ref)
+
+
+# --- reference parsing ----------------------------------------------------------------------------
+
+
+@dataclass
+class ParsedRef:
+    kind: Literal["local", "hub", "alias"]
+    text: str
+    path: Path | None = None
+    repo: str | None = None
+    name: str | None = None  # alias
+    tag: str | None = None
+    revision: str | None = None
+    file: str | None = None  # a specific file inside the repo (blob/resolve URLs)
+
+
+_REPO_RE = re.compile(r"^[A-Za-z0-9][\w.\-]*/[A-Za-z0-9][\w.\-]*$")
+_HUB_HOSTS = ("huggingface.co", "hf.co", "www.huggingface.co")
+_ALIAS_RE = re.compile(r"^[A-Za-z0-9][\w.\-]*$")
+
+
+def _split_tag(text: str) -> tuple[str, str | None]:
+    if ":" in text:
+        head, tag = text.rsplit(":", 1)
+        if tag and "/" not in tag:
+            return head, tag
+    return text, None
+
+
+def parse_reference(ref: str) -> ParsedRef:
+    """Classify a reference without touching the network."""
+    text = ref.strip()
+    if not text:
+        raise ResolveError("empty model reference", hint="give a .gguf path, owner/repo or a short name")
+    expanded = Path(text).expanduser()
+    if _exists(expanded):
+        return ParsedRef("local", text, path=expanded)
+
+    rest = _strip_hub_prefix(text)
+    forced_hub = rest is not None
+    rest = text if rest is None else rest
+    if forced_hub or _looks_like_repo(rest):
+        return _parse_hub(text, rest)
+    if text.startswith(("/", "./", "../", "~")) or text.lower().endswith(".gguf") or "\\" in text:
+        raise ResolveError(f"no such file or directory: {text}",
+                           hint="check the path; for a Hub repo write owner/repo")
+    name, tag = _split_tag(text)
+    if _ALIAS_RE.match(name):
+        return ParsedRef("alias", text, name=name.lower(), tag=tag)
+    raise ResolveError(f"cannot understand the model reference {text!r}",
+                       hint="use a .gguf path, a directory, owner/repo[:QUANT] or a short name like qwen3-32b")
+
+
+def _exists(p: Path) -> bool:
+    try:
+        return p.exists()
+    except OSError:
+        return False
+
+
+def _strip_hub_prefix(text: str) -> str | None:
+    """The part after a Hub URL / hf.co prefix, or None when text has no such prefix."""
+    if text.startswith("hf://"):
+        return text[5:]
+    m = re.match(r"^(?:https?://)?([^/]+)/(.*)$", text)
+    if not m:
+        return None
+    host = m.group(1).lower()
+    endpoint_host = (hub.NetConfig.from_env().endpoint.split("://", 1)[-1]).lower()
+    if host in _HUB_HOSTS or (text.startswith(("http://", "https://")) and host == endpoint_host):
+        rest = m.group(2)
+        return rest[len("models/"):] if rest.startswith("models/") else rest
+    return None
+
+
+def _looks_like_repo(text: str) -> bool:
+    head, _ = _split_tag(text)
+    head = head.split("@", 1)[0]
+    return bool(_REPO_RE.match(head))
+
+
+def _parse_hub(text: str, rest: str) -> ParsedRef:
+    rest = rest.split("?", 1)[0].split("#", 1)[0].rstrip("/")
+    parts = rest.split("/")
+    if len(parts) < 2:
+        raise ResolveError(f"{text!r} does not name a Hub repository", hint="use owner/repo")
+    owner, name = parts[0], parts[1]
+    tail = parts[2:]
+    revision = file = None
+    if tail and tail[0] in ("tree", "blob", "resolve") and len(tail) >= 2:
+        revision = tail[1]
+        if tail[0] in ("blob", "resolve") and len(tail) > 2:
+            file = "/".join(tail[2:])
+    elif tail:
+        raise ResolveError(f"cannot read the Hub URL {text!r}",
+                           hint="use owner/repo, owner/repo:QUANT or a /tree/, /blob/ or /resolve/ URL")
+    name, tag = _split_tag(name)
+    if "@" in name:
+        name, revision = name.split("@", 1)
+    if file is not None:
+        file, ftag = _split_tag(file)
+        tag = tag or ftag
+    repo = f"{owner}/{name}"
+    if not _REPO_RE.match(repo):
+        raise ResolveError(f"{repo!r} is not a valid Hub repository id", hint="use owner/repo")
+    return ParsedRef("hub", text, repo=repo, tag=tag, revision=revision, file=file)
+
+
+# --- aliases --------------------------------------------------------------------------------------
+
+
+def load_aliases() -> dict[str, list[str]]:
+    """Short name -> repos (official first), from planner/data/aliases.toml."""
+    if tomllib is None:  # pragma: no cover
+        raise ResolveError("short model names need Python >= 3.11 (or the 'tomli' package)",
+                           hint="pip install tomli, or use owner/repo")
+    raw = resources.files("planner.data").joinpath("aliases.toml").read_bytes()
+    data = tomllib.loads(raw.decode("utf-8"))
+    return {str(k).lower(): [str(r) for r in v] for k, v in data.get("aliases", {}).items()}
+
+
+def _unknown_alias(name: str, aliases: dict[str, list[str]]) -> ResolveError:
+    close = difflib.get_close_matches(name, list(aliases), n=3, cutoff=0.6)
+    hint = "use a Hub repo as owner/repo (e.g. unsloth/Qwen3-32B-GGUF) or a local .gguf path"
+    if close:
+        hint = f"did you mean {', '.join(close)}? Otherwise " + hint
+    return ResolveError(f"unknown model name '{name}'", hint=hint)
+
+
+# --- selection ------------------------------------------------------------------------------------
+
+
+class QuantNotFoundError(ResolveError):
+    """The model exists but has no variant with the requested tag."""
+
+    def __init__(self, message: str, *, tag: str, hint: str | None = None) -> None:
+        super().__init__(message, hint=hint)
+        self.tag = tag
+
+
+def _select(labels: list[str], tag: str, where: str, items: list) -> Variant:
+    key = tag_key(tag)
+    hits = [item for label, item in zip(labels, items) if tag_key(label) == key]
+    if len(hits) == 1:
+        return hits[0]
+    available = ", ".join(labels) or "none"
+    if len(hits) > 1:  # cannot happen after grouping (labels are unique); kept as a guard
+        raise ResolveError(f"'{tag}' matches several variants in {where}: {available}")
+    near = [label for label in labels if tag_key(label).endswith(key) or key.endswith(tag_key(label))]
+    near += [m for m in difflib.get_close_matches(normalize_tag(tag), labels, n=3, cutoff=0.6) if m not in near]
+    hint = f"did you mean {' or '.join(near[:3])}?" if near else "pick one of the available quants"
+    raise QuantNotFoundError(f"no {normalize_tag(tag)} variant in {where}; available: {available}",
+                             tag=normalize_tag(tag), hint=hint)
+
+
+# --- header loading -------------------------------------------------------------------------------
+
+
+def _local_header(path: Path, cache: Cache) -> GGUFHeader:
+    try:
+        key = local_header_key(path)
+        size = path.stat().st_size
+    except OSError as e:
+        raise ResolveError(f"cannot read {path}: {e.strerror or e}") from None
+    h = cache.get_header(key)
+    if h is not None and h.file_size == size:
+        return h
+    h = parse_header(LocalFileSource(path))
+    cache.put_header(key, h)
+    return h
+
+
+def _hub_header(listing: hub.RepoListing, f: hub.HubFile, cache: Cache, cfg: hub.NetConfig) -> GGUFHeader:
+    key = hub_header_key(listing.repo, f.path, commit=listing.commit, oid=f.oid)
+
+    def cached() -> GGUFHeader | None:
+        h = cache.get_header(key)
+        return h if h is not None and h.file_size == f.size else None
+
+    h = cached()
+    if h is not None:
+        return h
+    if hub.is_offline():
+        raise hub.offline_missing(f"the header of {f.path} ({listing.repo}@{listing.commit[:12]})")
+    with cache.lock(key):
+        h = cached()  # filled by another process while we waited
+        if h is not None:
+            return h
+        with hub.open_file(listing, f, cfg) as src:
+            h = parse_header(src)
+        if h.file_size is None:
+            h.file_size = f.size
+        cache.put_header(key, h)
+    return h
+
+
+def _run_parallel(tasks: list[Callable[[], GGUFHeader]], workers: int) -> list[GGUFHeader]:
+    """Run header loads in a thread pool; the first failure cancels the rest and is raised."""
+    if len(tasks) <= 1 or workers <= 1:
+        return [t() for t in tasks]
+    with ThreadPoolExecutor(max_workers=min(workers, len(tasks)), thread_name_prefix="memfit-hdr") as pool:
+        futures: list[Future[GGUFHeader]] = [pool.submit(t) for t in tasks]
+        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        failed = [f for f in futures if f.done() and not f.cancelled() and f.exception() is not None]
+        if failed:
+            for f in pending:
+                f.cancel()
+            exc = failed[0].exception()
+            assert exc is not None
+            raise exc
+        return [f.result() for f in futures]
+
+
+def _merge(shards: list[GGUFHeader], label: str) -> ModelHeaders:
+    count = shards[0].metadata.get("split.count")
+    if isinstance(count, int) and count not in (0, len(shards)):
+        raise GGUFError(f"{label}: the first shard says the model has {count} parts, "
+                        f"but {len(shards)} shard files were found")
+    return ModelHeaders.merge(shards)
+
+
+# --- resolution -----------------------------------------------------------------------------------
+
+
+def resolve(ref: str, *, revision: str | None = None, quant: str | None = None,
+            load_headers: bool = True) -> ResolvedModel:
+    """Turn a model reference into its quant variants (and their parsed headers).
+
+    `quant` (or a `:TAG` in the reference) selects one variant; `revision` pins a Hub branch,
+    tag or commit. Every failure is a MemfitError with a hint.
+    """
+    parsed = parse_reference(ref)
+    if quant and parsed.tag and tag_key(quant) != tag_key(parsed.tag):
+        raise ResolveError(f"the reference asks for {parsed.tag} but --quant says {quant}",
+                           hint="give the quant once")
+    tag = quant or parsed.tag
+    if parsed.kind == "local":
+        assert parsed.path is not None
+        if revision:
+            raise ResolveError("--revision applies to Hub repos, not to local files")
+        return _resolve_local(ref, parsed.path, tag, load_headers)
+    if revision and parsed.revision and revision != parsed.revision:
+        raise ResolveError(f"the reference pins revision {parsed.revision} but --revision says {revision}",
+                           hint="give the revision once")
+    rev = revision or parsed.revision
+    if parsed.kind == "hub":
+        assert parsed.repo is not None
+        return _resolve_hub(ref, parsed.repo, rev, tag, load_headers, file=parsed.file)
+    return _resolve_alias(ref, parsed, rev, tag, load_headers)
+
+
+def _resolve_alias(ref: str, parsed: ParsedRef, rev: str | None, tag: str | None,
+                   load_headers: bool) -> ResolvedModel:
+    aliases = load_aliases()
+    assert parsed.name is not None
+    repos = aliases.get(parsed.name)
+    if not repos:
+        raise _unknown_alias(parsed.name, aliases)
+    cfg = hub.NetConfig.from_env()
+    skipped: list[str] = []
+    last: MemfitError | None = None
+    for repo in repos:
+        # only "this repo is not there (or not cached)" and "it has no such quant" move on
+        try:
+            listing = hub.get_listing(repo, rev, cache=default_cache(), cfg=cfg)
+        except (hub.RepoNotFoundError, hub.OfflineMissError) as e:
+            skipped.append(f"{repo}: {e.message}")
+            last = e
+            continue
+        try:
+            return _resolve_hub(ref, repo, rev, tag, load_headers, listing=listing)
+        except QuantNotFoundError as e:
+            skipped.append(f"{repo}: no {e.tag}")
+            last = e
+    assert last is not None
+    if isinstance(last, hub.OfflineMissError) and len(skipped) == len(repos):
+        raise hub.OfflineMissError(f"HF_HUB_OFFLINE is set and none of the repos of '{parsed.name}' is cached "
+                                   f"({', '.join(repos)})", hint=last.hint)
+    raise ResolveError(f"'{parsed.name}' could not be resolved: " + "; ".join(skipped), hint=last.hint)
+
+
+def _resolve_hub(ref: str, repo: str, rev: str | None, tag: str | None, load_headers: bool,
+                 *, file: str | None = None, listing: hub.RepoListing | None = None) -> ResolvedModel:
+    cfg = hub.NetConfig.from_env()
+    cache = default_cache()
+    listing = listing or hub.get_listing(repo, rev, cache=cache, cfg=cfg)
+    by_path = {f.path: f for f in listing.files}
+    grouping = group_files([FileEntry(f.path, f.size, f.oid) for f in listing.files])
+    where = f"{repo}" + (f"@{rev}" if rev else "")
+    if not grouping.variants:
+        hint = "memfit reads GGUF files; look for a GGUF repo of this model"
+        if "gguf" not in repo.lower():
+            hint += f" (often named {repo.split('/')[-1]}-GGUF, e.g. by unsloth or bartowski)"
+        msg = f"no GGUF model files in {where}"
+        if grouping.problems:
+            msg += " (" + "; ".join(grouping.problems) + ")"
+        raise ResolveError(msg, hint=hint)
+    groups = grouping.variants
+    if file is not None:
+        if is_projector(file):
+            raise ResolveError(f"{file} is a vision projector (mmproj), not a model",
+                               hint=f"give the model: {repo}:QUANT")
+        owning = [g for g in groups if any(f.path == file for f in g.files)]
+        if not owning:
+            raise ResolveError(f"{file} is not a GGUF model file of {where}",
+                               hint="available: " + ", ".join(g.quant for g in groups))
+        groups = owning
+    if tag is not None:
+        groups = [_select([g.quant for g in groups], tag, where, groups)]
+    model = ResolvedModel(
+        ref=ref, source="hub", repo=repo, revision=listing.commit,
+        variants=[Variant(g.quant, [f.path for f in g.files], g.size_bytes) for g in groups],
+        mmproj=[ProjectorFile(p.path, p.size) for p in grouping.projectors],
+        requested_quant=normalize_tag(tag) if tag else None, revision_name=rev or "main",
+        problems=list(grouping.problems),
+    )
+    if load_headers:
+
+        def loader(path: str) -> Callable[[], GGUFHeader]:
+            return lambda: _hub_header(listing, by_path[path], cache, cfg)
+
+        _fill_headers(model, loader, cfg.workers)
+    return model
+
+
+def _resolve_local(ref: str, path: Path, tag: str | None, load_headers: bool) -> ResolvedModel:
+    path = path.resolve()
+    if path.is_dir():
+        entries = _scan_dir(path)
+        grouping = group_files(entries)
+        base = path
+        if not grouping.variants:
+            msg = f"no GGUF model files in {path}"
+            if grouping.problems:
+                msg += " (" + "; ".join(grouping.problems) + ")"
+            raise ResolveError(msg, hint="point at a .gguf file or a directory that contains some")
+    else:
+        if not path.name.lower().endswith(".gguf"):
+            log.info("%s does not end in .gguf; reading it as GGUF anyway", path)
+        if is_projector(path.name):
+            raise ResolveError(f"{path.name} is a vision projector (mmproj), not a model",
+                               hint="give the model file; memfit plans the projector as its companion")
+        base = path.parent
+        entries = _shard_siblings(path)
+        grouping = group_files(entries)
+        if grouping.problems or not grouping.variants:
+            raise ResolveError(f"{path.name}: " + "; ".join(grouping.problems or ["not a GGUF model file"]),
+                               hint="download every shard of a split model into the same directory")
+        grouping.projectors = []  # a single file: no companions picked up from its directory
+    groups = grouping.variants
+    if tag is not None:
+        groups = [_select([g.quant for g in groups], tag, str(path), groups)]
+    model = ResolvedModel(
+        ref=ref, source="local", repo=None, revision=None,
+        variants=[Variant(g.quant, [str(base / f.path) for f in g.files], g.size_bytes) for g in groups],
+        mmproj=[ProjectorFile(str(base / p.path), p.size) for p in grouping.projectors],
+        requested_quant=normalize_tag(tag) if tag else None, problems=list(grouping.problems),
+        local_path=str(path),
+    )
+    if load_headers:
+        cache = default_cache()
+
+        def loader(p: str) -> Callable[[], GGUFHeader]:
+            return lambda: _local_header(Path(p), cache)
+
+        _fill_headers(model, loader, hub.NetConfig.from_env().workers)
+    return model
+
+
+def _scan_dir(root: Path, max_depth: int = 3) -> list[FileEntry]:
+    """GGUF files below root (a few levels: unsloth-style quant subfolders), relative paths."""
+    out: list[FileEntry] = []
+
+    def walk(d: Path, depth: int) -> None:
+        try:
+            children = sorted(d.iterdir())
+        except OSError as e:
+            raise ResolveError(f"cannot list {d}: {e.strerror or e}") from None
+        for c in children:
+            if c.name.startswith("."):
+                continue
+            if c.is_dir() and depth < max_depth:
+                walk(c, depth + 1)
+            elif c.is_file() and c.name.lower().endswith(".gguf"):
+                out.append(FileEntry(c.relative_to(root).as_posix(), c.stat().st_size))
+
+    walk(root, 0)
+    return out
+
+
+def _shard_siblings(path: Path) -> list[FileEntry]:
+    """The file itself, plus its sibling shards when it is one shard of a split model."""
+    m = re.match(r"^(?P<prefix>.+)-(\d{5})-of-(?P<count>\d{5})\.gguf$", path.name, re.IGNORECASE)
+    if not m:
+        return [FileEntry(path.name, path.stat().st_size)]
+    pattern = re.compile(rf"^{re.escape(m.group('prefix'))}-\d{{5}}-of-\d{{5}}\.gguf$", re.IGNORECASE)
+    return [FileEntry(c.name, c.stat().st_size) for c in sorted(path.parent.iterdir())
+            if c.is_file() and pattern.match(c.name)]
+
+
+def _fill_headers(model: ResolvedModel, loader: Callable[[str], Callable[[], GGUFHeader]],
+                  workers: int, quants: set[str] | None = None) -> None:
+    """Load every needed file's header (in parallel), then merge shards per variant."""
+    variants = [v for v in model.variants if quants is None or v.quant in quants]
+    paths = [p for v in variants for p in v.files] + [p.name for p in model.mmproj]
+    headers = dict(zip(paths, _run_parallel([loader(p) for p in paths], workers)))
+    for v in variants:
+        v.headers = _merge([headers[p] for p in v.files], f"{model._where()} {v.quant}")
+    for p in model.mmproj:
+        p.headers = ModelHeaders.merge([headers[p.name]])
+
+
+def load_headers(model: ResolvedModel, quants: list[str] | None = None) -> ResolvedModel:
+    """Fill headers of a model resolved with load_headers=False (all variants, or `quants`)."""
+    wanted = None if quants is None else {model.variant(q).quant for q in quants}
+    cfg = hub.NetConfig.from_env()
+    cache = default_cache()
+    if model.source == "hub":
+        assert model.repo is not None and model.revision is not None
+        listing = hub.get_listing(model.repo, model.revision, cache=cache, cfg=cfg)
+        by_path = {f.path: f for f in listing.files}
+
+        def loader(path: str) -> Callable[[], GGUFHeader]:
+            return lambda: _hub_header(listing, by_path[path], cache, cfg)
+    else:
+
+        def loader(path: str) -> Callable[[], GGUFHeader]:
+            return lambda: _local_header(Path(path), cache)
+
+    _fill_headers(model, loader, cfg.workers, wanted)
+    return model
+
+
+__all__ = ["ResolvedModel", "Variant", "ProjectorFile", "ParsedRef", "QuantNotFoundError", "resolve",
+           "parse_reference", "load_aliases", "load_headers", "HubError"]

@@ -1,0 +1,568 @@
+"""A local stand-in for the Hugging Face Hub, for tests (no network ever).
+
+Two threaded HTTP servers on 127.0.0.1 with random ports:
+- the Hub (`hub.url`, what HF_ENDPOINT points at): model info
+  (`/api/models/{repo}` and `/api/models/{repo}/revision/{rev}`, `?blobs=true` adds sizes/LFS),
+  the tree API (`/api/models/{repo}/tree/{rev}[/{path}]`, `recursive`, cursor pagination with a
+  `Link` header) and `/{repo}/resolve/{rev}/{path}` (GET/HEAD). LFS files (all GGUFs by default)
+  answer resolve with a 302 to
+- the CDN (`hub.cdn_url`, a different origin), which serves `/blobs/{oid}` with Range support.
+Access rules follow the Hub: gated repos list freely but their files need a token with access
+(401 without a token, 403 with one that lacks access, `X-Error-Code: GatedRepo`); private or
+missing repos answer `RepoNotFound`; bad revisions `RevisionNotFound`; missing files
+`EntryNotFound`; an unknown token `Invalid credentials in Authorization header`.
+
+Every request is recorded (server, method, path, status, body bytes actually written, whether an
+Authorization header came along) for budget and secrecy assertions, and faults can be injected:
+
+    hub.add_fault("status", status=503, times=2)              # 2 x 503, then normal
+    hub.add_fault("status", status=429, retry_after="1")
+    hub.add_fault("reset", after_bytes=1000)                   # RST mid-body
+    hub.add_fault("truncate", after_bytes=1000)                # close early (Content-Length lies)
+    hub.add_fault("short_range", after_bytes=4096)             # valid 206 covering fewer bytes
+    hub.add_fault("full_body")                                 # ignore Range: 200 + whole file
+    hub.add_fault("latency", delay=0.3)                        # slow answer (or a timeout)
+`where` picks the requests a fault applies to: "file" (file bytes, hub or CDN), "cdn",
+"resolve", "api", "any"; `path` a substring of the request path; `skip` lets that many matching
+requests through first; `times` how many requests it then hits (-1 = all).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import socket
+import struct
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
+
+_CHUNK = 64 * 1024
+
+
+@dataclass
+class Fault:
+    kind: str  # status | reset | truncate | short_range | full_body | latency
+    where: str = "file"
+    path: str | None = None
+    times: int = 1
+    status: int = 503
+    retry_after: str | None = None
+    delay: float = 0.0
+    after_bytes: int = 1024
+    skip: int = 0  # let this many matching requests through first
+    hits: int = 0
+
+
+@dataclass
+class Record:
+    server: str  # "hub" | "cdn"
+    method: str
+    path: str
+    query: str
+    status: int = 0
+    bytes_sent: int = 0
+    range: str | None = None
+    authorization: str | None = None
+
+
+@dataclass
+class RepoFile:
+    path: str
+    size: int
+    oid: str  # sha256-like content id
+    source: Path | None = None
+    data: bytes | None = None
+    lfs: bool = True
+
+    def read(self, offset: int, n: int) -> bytes:
+        if self.data is not None:
+            return self.data[offset:offset + n]
+        assert self.source is not None
+        with open(self.source, "rb") as f:
+            f.seek(offset)
+            return f.read(n)
+
+
+@dataclass
+class Repo:
+    repo_id: str
+    refs: dict[str, str] = field(default_factory=dict)
+    commits: dict[str, dict[str, RepoFile]] = field(default_factory=dict)
+    gated: bool = False
+    private: bool = False
+
+
+def _content_id(path: Path | None, data: bytes | None, size: int) -> str:
+    h = hashlib.sha256(str(size).encode())
+    if data is not None:
+        h.update(data[: 4 << 20])
+    else:
+        assert path is not None
+        with open(path, "rb") as f:
+            h.update(f.read(4 << 20))
+    return h.hexdigest()
+
+
+class FakeHub:
+    def __init__(self) -> None:
+        self.repos: dict[str, Repo] = {}
+        self.tokens: dict[str, set[str]] = {}  # valid token -> gated/private repos it can read
+        self.faults: list[Fault] = []
+        self.records: list[Record] = []
+        self.tree_page_size = 1000
+        self.siblings_without_sizes = False
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._commit_counter = 0
+        self._blobs: dict[str, RepoFile] = {}
+        self._hub = self._make_server("hub")
+        self._cdn = self._make_server("cdn")
+        self.url = f"http://127.0.0.1:{self._hub.server_address[1]}"
+        self.cdn_url = f"http://127.0.0.1:{self._cdn.server_address[1]}"
+        self._threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
+                         for s in (self._hub, self._cdn)]
+        for t in self._threads:
+            t.start()
+
+    # -- set-up ------------------------------------------------------------------------------------
+
+    def add_repo(self, repo_id: str, files: dict[str, Any], *, gated: bool = False, private: bool = False,
+                 branch: str = "main", lfs: bool = True) -> str:
+        """Create (or add a commit to) a repo. files: repo path -> local Path or bytes.
+        Returns the new commit sha; `branch` is moved to it."""
+        with self._lock:
+            repo = self.repos.setdefault(repo_id, Repo(repo_id))
+            repo.gated, repo.private = gated, private
+            self._commit_counter += 1
+            sha = hashlib.sha1(f"{repo_id}:{self._commit_counter}:{sorted(files)}".encode()).hexdigest()
+            tree: dict[str, RepoFile] = {}
+            for path, value in files.items():
+                if isinstance(value, (bytes, bytearray)):
+                    data = bytes(value)
+                    rf = RepoFile(path, len(data), _content_id(None, data, len(data)), data=data, lfs=lfs)
+                else:
+                    src = Path(value)
+                    size = src.stat().st_size
+                    rf = RepoFile(path, size, _content_id(src, None, size), source=src, lfs=lfs)
+                tree[path] = rf
+                self._blobs[rf.oid] = rf
+            repo.commits[sha] = tree
+            repo.refs[branch] = sha
+            return sha
+
+    def grant(self, token: str, *repo_ids: str) -> None:
+        """Make `token` valid, with access to the given gated/private repos."""
+        with self._lock:
+            self.tokens.setdefault(token, set()).update(repo_ids)
+
+    def login(self, token: str, *repo_ids: str) -> None:
+        """Grant `token` (access to the given gated/private repos) and make it the client's
+        HF_TOKEN (through the fixture's monkeypatch, so it is undone after the test)."""
+        self.grant(token, *repo_ids)
+        self.setenv("HF_TOKEN", token)
+
+    def setenv(self, name: str, value: str) -> None:  # replaced by the fixture with monkeypatch.setenv
+        raise RuntimeError("FakeHub.login needs the fake_hub fixture (or assign hub.setenv)")
+
+    def add_fault(self, kind: str, **kw: Any) -> Fault:
+        f = Fault(kind=kind, **kw)
+        with self._lock:
+            self.faults.append(f)
+        return f
+
+    def clear_faults(self) -> None:
+        with self._lock:
+            self.faults.clear()
+
+    def reset_stats(self) -> None:
+        with self._lock:
+            self.records.clear()
+
+    def close(self) -> None:
+        self._stop.set()
+        for s in (self._hub, self._cdn):
+            s.shutdown()
+            s.server_close()
+
+    # -- statistics --------------------------------------------------------------------------------
+
+    def file_records(self) -> list[Record]:
+        """Requests that carried file bytes (resolve on the hub, blobs on the CDN)."""
+        with self._lock:
+            return [r for r in self.records if r.server == "cdn" or "/resolve/" in r.path]
+
+    def request_count(self, server: str | None = None) -> int:
+        with self._lock:
+            return sum(1 for r in self.records if server is None or r.server == server)
+
+    def bytes_sent(self, path_contains: str | None = None) -> int:
+        with self._lock:
+            return sum(r.bytes_sent for r in self.records
+                       if path_contains is None or path_contains in r.path)
+
+    def stats_by_path(self) -> dict[str, dict[str, int]]:
+        out: dict[str, dict[str, int]] = {}
+        with self._lock:
+            for r in self.records:
+                d = out.setdefault(f"{r.server}:{r.path}", {"requests": 0, "bytes": 0})
+                d["requests"] += 1
+                d["bytes"] += r.bytes_sent
+        return out
+
+    def authorization_seen(self, server: str) -> list[str]:
+        with self._lock:
+            return [r.authorization for r in self.records if r.server == server and r.authorization]
+
+    # -- internals ---------------------------------------------------------------------------------
+
+    def _make_server(self, role: str) -> ThreadingHTTPServer:
+        hub = self
+
+        class Handler(_Handler):
+            server_role = role
+            fake = hub
+
+        srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        srv.daemon_threads = True
+        return srv
+
+    def _take_fault(self, role: str, path: str, is_file: bool) -> Fault | None:
+        with self._lock:
+            for f in self.faults:
+                if f.times == 0:
+                    continue
+                if f.path is not None and f.path not in path:
+                    continue
+                ok = {
+                    "any": True,
+                    "file": is_file,
+                    "cdn": role == "cdn",
+                    "resolve": role == "hub" and "/resolve/" in path,
+                    "api": role == "hub" and path.startswith("/api/"),
+                }.get(f.where, False)
+                if not ok:
+                    continue
+                if f.skip > 0:
+                    f.skip -= 1
+                    continue
+                if f.times > 0:
+                    f.times -= 1
+                f.hits += 1
+                return f
+        return None
+
+    def _record(self, rec: Record) -> None:
+        with self._lock:
+            self.records.append(rec)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server_role = "hub"
+    fake: FakeHub
+
+    def log_message(self, format: str, *args: Any) -> None:  # quiet
+        pass
+
+    # -- plumbing --
+
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def _dispatch(self, method: str) -> None:
+        parts = urlsplit(self.path)
+        self.rec = Record(self.server_role, method, unquote(parts.path), parts.query,
+                          range=self.headers.get("Range"), authorization=self.headers.get("Authorization"))
+        self.fake._record(self.rec)
+        self.method = method
+        self.query = parse_qs(parts.query)
+        try:
+            if self.server_role == "cdn":
+                self._cdn(parts.path)
+            else:
+                self._hub(parts.path)
+        except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
+            self.close_connection = True
+
+    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
+              content_type: str = "application/json") -> None:
+        self.rec.status = status
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.method != "HEAD" and body:
+            self.wfile.write(body)
+            self.rec.bytes_sent += len(body)
+
+    def _error(self, status: int, code: str | None, message: str) -> None:
+        headers = {"X-Error-Message": message}
+        if code:
+            headers["X-Error-Code"] = code
+        self._send(status, json.dumps({"error": message}).encode(), headers)
+
+    def _token(self) -> str | None:
+        auth = self.headers.get("Authorization") or ""
+        return auth[7:].strip() if auth.lower().startswith("bearer ") else None
+
+    # -- the Hub --
+
+    _API_RE = re.compile(r"^/api/models/([^/]+/[^/]+)(?:/(revision|tree)/([^/]+)(?:/(.*))?)?$")
+    _RESOLVE_RE = re.compile(r"^/([^/]+/[^/]+)/resolve/([^/]+)/(.+)$")
+
+    def _hub(self, raw_path: str) -> None:
+        m = self._API_RE.match(raw_path)
+        if m:
+            fault = self.fake._take_fault("hub", unquote(raw_path), False)
+            if fault and self._pre_fault(fault):
+                return
+            repo_id, kind, rev, sub = m.group(1), m.group(2), m.group(3), m.group(4)
+            repo = self._repo_or_error(unquote(repo_id))
+            if repo is None:
+                return
+            commit = self._commit_or_error(repo, unquote(rev) if rev else "main")
+            if commit is None:
+                return
+            if kind == "tree":
+                return self._tree(repo, commit, unquote(sub) if sub else "")
+            return self._model_info(repo, commit)
+        m = self._RESOLVE_RE.match(raw_path)
+        if m:
+            return self._resolve(unquote(m.group(1)), unquote(m.group(2)), unquote(m.group(3)), raw_path)
+        self._error(404, None, "Not Found")
+
+    def _repo_or_error(self, repo_id: str, *, for_files: bool = False) -> Repo | None:
+        token = self._token()
+        if token is not None and token not in self.fake.tokens:
+            self._error(401, None, "Invalid credentials in Authorization header")
+            return None
+        repo = self.fake.repos.get(repo_id)
+        allowed = token is not None and repo_id in self.fake.tokens.get(token, set())
+        if repo is None or (repo.private and not allowed):
+            self._error(401 if token is None else 404, "RepoNotFound", "Repository not found")
+            return None
+        if for_files and repo.gated and not allowed:
+            if token is None:
+                self._error(401, "GatedRepo", f"Access to model {repo_id} is restricted. You must have access "
+                                              "to it and be authenticated to access it. Please log in.")
+            else:
+                self._error(403, "GatedRepo", f"Access to model {repo_id} is restricted and you are not in the "
+                                              f"authorized list. Visit {self.fake.url}/{repo_id} to ask for access.")
+            return None
+        return repo
+
+    def _commit_or_error(self, repo: Repo, rev: str) -> str | None:
+        if rev in repo.refs:
+            return repo.refs[rev]
+        if rev in repo.commits:
+            return rev
+        self._error(404, "RevisionNotFound", f"Invalid rev id: {rev}")
+        return None
+
+    def _model_info(self, repo: Repo, commit: str) -> None:
+        blobs = self.query.get("blobs", ["false"])[0].lower() == "true"
+        siblings = []
+        for f in sorted(repo.commits[commit].values(), key=lambda f: f.path):
+            s: dict[str, Any] = {"rfilename": f.path}
+            if blobs and not self.fake.siblings_without_sizes:
+                s["size"] = f.size
+                s["blobId"] = f.oid[:40]
+                if f.lfs:
+                    s["lfs"] = {"size": f.size, "sha256": f.oid, "pointerSize": 134}
+            siblings.append(s)
+        body = {
+            "_id": hashlib.md5(repo.repo_id.encode()).hexdigest()[:24],
+            "id": repo.repo_id, "modelId": repo.repo_id, "author": repo.repo_id.split("/")[0],
+            "sha": commit, "private": repo.private, "gated": "manual" if repo.gated else False,
+            "disabled": False, "tags": ["gguf"], "library_name": "gguf",
+            "lastModified": "2025-01-01T00:00:00.000Z", "createdAt": "2025-01-01T00:00:00.000Z",
+            "siblings": siblings,
+        }
+        self._send(200, json.dumps(body).encode())
+
+    def _tree(self, repo: Repo, commit: str, sub: str) -> None:
+        recursive = self.query.get("recursive", ["false"])[0].lower() == "true"
+        prefix = sub.rstrip("/") + "/" if sub else ""
+        entries: list[dict[str, Any]] = []
+        folders: set[str] = set()
+        for f in sorted(repo.commits[commit].values(), key=lambda f: f.path):
+            if not f.path.startswith(prefix):
+                continue
+            rest = f.path[len(prefix):]
+            if "/" in rest and not recursive:
+                folders.add(prefix + rest.split("/")[0])
+                continue
+            if recursive:
+                parts = rest.split("/")[:-1]
+                for i in range(1, len(parts) + 1):
+                    folders.add(prefix + "/".join(parts[:i]))
+            e: dict[str, Any] = {"type": "file", "oid": f.oid[:40], "size": f.size, "path": f.path}
+            if f.lfs:
+                e["lfs"] = {"oid": f.oid, "size": f.size, "pointerSize": 134}
+            entries.append(e)
+        entries += [{"type": "directory", "oid": "0" * 40, "size": 0, "path": d} for d in sorted(folders)]
+        cursor = int(self.query.get("cursor", ["0"])[0])
+        size = self.fake.tree_page_size
+        page = entries[cursor:cursor + size]
+        headers = {}
+        if cursor + size < len(entries):
+            base = self.fake.url + urlsplit(self.path).path
+            headers["Link"] = f'<{base}?recursive={str(recursive).lower()}&cursor={cursor + size}>; rel="next"'
+        self._send(200, json.dumps(page).encode(), headers)
+
+    def _resolve(self, repo_id: str, rev: str, path: str, raw_path: str) -> None:
+        repo = self._repo_or_error(repo_id, for_files=True)
+        if repo is None:
+            return
+        commit = self._commit_or_error(repo, rev)
+        if commit is None:
+            return
+        f = repo.commits[commit].get(path)
+        if f is None:
+            self._error(404, "EntryNotFound", f"{path} does not exist at {rev}")
+            return
+        meta = {"X-Repo-Commit": commit, "ETag": f'"{f.oid}"'}
+        if f.lfs:
+            fault = self.fake._take_fault("hub", unquote(raw_path), False)
+            if fault and self._pre_fault(fault):
+                return
+            location = f"{self.fake.cdn_url}/blobs/{f.oid}?X-Amz-Signature=deadbeef&Expires=9999999999"
+            meta.update({"Location": location, "X-Linked-Size": str(f.size), "X-Linked-ETag": f'"{f.oid}"'})
+            self._send(302, b"", meta)
+            return
+        self._serve_file(f, meta, unquote(raw_path))
+
+    # -- the CDN --
+
+    def _cdn(self, raw_path: str) -> None:
+        m = re.match(r"^/blobs/([0-9a-f]+)$", raw_path)
+        f = self.fake._blobs.get(m.group(1)) if m else None
+        if f is None:
+            self._send(403, b"<Error><Code>AccessDenied</Code></Error>", content_type="application/xml")
+            return
+        self._serve_file(f, {"ETag": f'"{f.oid}"'}, raw_path)
+
+    # -- file bytes with ranges and faults --
+
+    def _pre_fault(self, fault: Fault) -> bool:
+        """Apply a fault that replaces or delays the answer; True when the answer was sent."""
+        if fault.kind == "latency":
+            self.fake._stop.wait(fault.delay)
+            return False
+        if fault.kind == "status":
+            headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
+            self._send(fault.status, json.dumps({"error": f"injected {fault.status}"}).encode(), headers)
+            return True
+        return False
+
+    def _serve_file(self, f: RepoFile, meta: dict[str, str], path: str) -> None:
+        fault = self.fake._take_fault(self.server_role, path, True)
+        if fault and self._pre_fault(fault):
+            return
+        rng = self.headers.get("Range")
+        start, end = 0, f.size  # [start, end)
+        partial = False
+        if rng and not (fault and fault.kind == "full_body"):
+            m = re.match(r"^bytes=(\d*)-(\d*)$", rng.strip())
+            if not m or (not m.group(1) and not m.group(2)):
+                self._send(416, b"", {"Content-Range": f"bytes */{f.size}"})
+                return
+            if m.group(1):
+                start = int(m.group(1))
+                end = min(f.size, int(m.group(2)) + 1) if m.group(2) else f.size
+            else:
+                start, end = max(0, f.size - int(m.group(2))), f.size
+            if start >= f.size or end <= start:
+                self._send(416, b"", {"Content-Range": f"bytes */{f.size}"})
+                return
+            partial = True
+            if fault and fault.kind == "short_range":
+                end = min(end, start + fault.after_bytes)
+        status = 206 if partial else 200
+        self.rec.status = status
+        self.send_response(status)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Accept-Ranges", "bytes")
+        self.send_header("Content-Length", str(end - start))
+        if partial:
+            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{f.size}")
+        for k, v in meta.items():
+            self.send_header(k, v)
+        self.end_headers()
+        if self.method == "HEAD":
+            return
+        limit = end
+        if fault and fault.kind in ("reset", "truncate"):
+            limit = min(end, start + fault.after_bytes)
+        pos = start
+        while pos < limit and not self.fake._stop.is_set():
+            chunk = f.read(pos, min(_CHUNK, limit - pos))
+            if not chunk:
+                break
+            self.wfile.write(chunk)
+            self.rec.bytes_sent += len(chunk)
+            pos += len(chunk)
+        if fault and fault.kind == "reset":
+            self.wfile.flush()
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            self.connection.close()
+            self.close_connection = True
+        elif fault and fault.kind == "truncate":
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+            self.close_connection = True
+
+
+# --- model files for Hub tests -------------------------------------------------------------------
+
+# quant tag -> (type of the big matrices, type of the "sensitive" ones: attn_v / ffn_down / output)
+QUANT_MIX: dict[str, tuple[str, str]] = {
+    "Q2_K": ("Q2_K", "Q3_K"), "Q3_K_M": ("Q3_K", "Q4_K"), "Q4_0": ("Q4_0", "Q4_0"),
+    "Q4_K_S": ("Q4_K", "Q4_K"), "Q4_K_M": ("Q4_K", "Q6_K"), "UD-Q4_K_XL": ("Q4_K", "Q8_0"),
+    "IQ4_XS": ("IQ4_XS", "IQ4_XS"), "IQ2_XXS": ("IQ2_XXS", "Q4_K"), "Q5_K_M": ("Q5_K", "Q6_K"),
+    "Q6_K": ("Q6_K", "Q6_K"), "Q8_0": ("Q8_0", "Q8_0"), "MXFP4_MOE": ("MXFP4", "Q8_0"),
+    "BF16": ("BF16", "BF16"), "F16": ("F16", "F16"),
+}
+
+
+def model_repo_files(root: Path, stem: str, quants: list[str], *, arch: str = "qwen2", shape: Any = None,
+                     shards: dict[str, int] | None = None, mmproj: bool = False,
+                     subfolders: bool = False) -> dict[str, Path]:
+    """GGUF files for a fake repo: `{stem}-{QUANT}.gguf` per quant (split into
+    `{stem}-{QUANT}-0000i-of-0000n.gguf` when shards[quant] = n, inside a `{QUANT}/` folder when
+    subfolders, as unsloth lays out big models), plus `mmproj-F16.gguf` when asked.
+    Returns repo path -> local file, ready for FakeHub.add_repo."""
+    import dataclasses
+
+    import gguf
+
+    try:
+        import ggufgen
+    except ImportError:  # imported from outside pytest's rootdir handling
+        from tests import ggufgen
+
+    shape = shape or ggufgen.ModelShape()
+    root.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    for q in quants:
+        big, hi = (gguf.GGMLQuantizationType[t] for t in QUANT_MIX[q])
+        qshape = dataclasses.replace(shape, qtype=big, qtype_hi=hi)
+        n = (shards or {}).get(q, 1)
+        local = root / f"{stem}-{q}.gguf"
+        paths = ggufgen.write_model(local, arch, qshape, shards=n)
+        folder = f"{q}/" if subfolders else ""
+        for p in paths:
+            files[folder + p.name] = p
+    if mmproj:
+        files["mmproj-F16.gguf"] = ggufgen.write_model(root / "mmproj-F16.gguf", "clip", shape)[0]
+    return files
