@@ -89,9 +89,11 @@ def write_gguf(
     w.write_kv_data_to_file()
     w.write_ti_data_to_file()
     w.close()
-    data_start = path.stat().st_size
-    # the data region: every tensor padded to the alignment, as the writer would have done
+    # the data region starts at the header end padded to the alignment (the writer pads there
+    # before the first tensor), then every tensor padded to the alignment
     align = alignment or 32
+    header_end = path.stat().st_size
+    data_start = header_end + (-header_end % align)
     size = data_start
     for t in w.tensors[0].values():
         size += t.nbytes + (-t.nbytes % align)
@@ -100,5 +102,260 @@ def write_gguf(
             f.truncate(size)
     else:
         with open(path, "ab") as f:
-            f.write(b"\0" * (size - data_start))
+            f.write(b"\0" * (size - header_end))
     return path
+
+
+# --- split models --------------------------------------------------------------------------------
+
+
+def write_gguf_split(
+    path: str | os.PathLike,
+    metadata: dict[str, Any],
+    tensors: Sequence[tuple[str, Sequence[int], GGMLQuantizationType]],
+    n_shards: int,
+    *,
+    sparse: bool = True,
+) -> list[Path]:
+    """Write a split model with gguf's own split support (`split.no/count/tensors.count` in
+    every shard, the rest of the metadata only in the first), each shard's data region a hole.
+    `path` names the model (`x.gguf` -> `x-00001-of-0000N.gguf`, ...); returns the shard paths."""
+    path = Path(path)
+    per_shard = -(-len(tensors) // n_shards)
+    arch = metadata.get("general.architecture", "llama")
+    arch = arch.value if isinstance(arch, typed) else arch
+    w = GGUFWriter(str(path), arch=arch, split_max_tensors=per_shard)
+    for key, value in metadata.items():
+        if key == "general.architecture":
+            continue
+        if isinstance(value, typed):
+            w.add_key_value(key, value.value, value.vtype, value.sub_type)
+        else:
+            vtype, sub = _infer(value)
+            w.add_key_value(key, value, vtype, sub)
+    for name, shape, qtype in tensors:
+        nbytes = tensor_nbytes(shape, qtype)
+        w.add_tensor_info(name, list(reversed(shape)), np.dtype(np.float16), nbytes, raw_dtype=qtype)
+    w.write_header_to_file()
+    w.write_kv_data_to_file()
+    w.write_ti_data_to_file()
+    w.close()
+    paths = w.format_shard_names(path)
+    for shard_path, shard_tensors in zip(paths, w.tensors):
+        header_end = shard_path.stat().st_size
+        size = header_end + (-header_end % 32)
+        for t in shard_tensors.values():
+            size += t.nbytes + (-t.nbytes % 32)
+        with open(shard_path, "r+b") as f:
+            if sparse:
+                f.truncate(size)
+            else:
+                f.seek(header_end)
+                f.write(b"\0" * (size - header_end))
+    return list(paths)
+
+
+# --- realistic models ----------------------------------------------------------------------------
+# Metadata keys, value types and tensor names as the llama.cpp converters write them, for a few
+# architecture families. Dimensions are parameters: tests use tiny ones (fast to fuzz), the
+# benchmark a real 7B-class shape with a 152k vocabulary.
+
+V = GGUFValueType
+
+
+def tokenizer_metadata(n_vocab: int, *, model: str = "gpt2", merges: bool = True,
+                       scores: bool = False) -> dict[str, Any]:
+    """A BPE/SPM tokenizer block shaped like a real one: n_vocab distinct tokens of 1-12 bytes
+    (some multi-byte UTF-8), about as many merges, token types, optional scores."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    tokens = []
+    for i in range(n_vocab):
+        word, k = "", i
+        while True:
+            word += letters[k % 26]
+            k //= 26
+            if not k:
+                break
+        tokens.append(("Ġ" if i % 3 == 0 else "") + word + ("é" if i % 7 == 0 else ""))
+    meta: dict[str, Any] = {
+        "tokenizer.ggml.model": model,
+        "tokenizer.ggml.pre": "qwen2" if model == "gpt2" else "default",
+        "tokenizer.ggml.tokens": typed(tokens, V.ARRAY, V.STRING),
+        "tokenizer.ggml.token_type": typed([1] * (n_vocab - 3) + [3] * 3, V.ARRAY, V.INT32),
+    }
+    if scores:
+        meta["tokenizer.ggml.scores"] = typed([-float(i) for i in range(n_vocab)], V.ARRAY, V.FLOAT32)
+    if merges:
+        n_merges = max(1, n_vocab - min(n_vocab // 2, 549))
+        meta["tokenizer.ggml.merges"] = typed(
+            [f"{tokens[i % n_vocab]} {tokens[(i * 7 + 1) % n_vocab]}" for i in range(n_merges)],
+            V.ARRAY, V.STRING,
+        )
+    meta["tokenizer.ggml.eos_token_id"] = typed(n_vocab - 1, V.UINT32)
+    meta["tokenizer.ggml.bos_token_id"] = typed(n_vocab - 2, V.UINT32)
+    meta["tokenizer.ggml.add_bos_token"] = False
+    meta["tokenizer.chat_template"] = (
+        "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + "
+        "message['content'] + '<|im_end|>' + '\\n'}}{% endfor %}"
+    )
+    return meta
+
+
+@dataclass(frozen=True)
+class ModelShape:
+    n_vocab: int = 256
+    n_layer: int = 2
+    n_embd: int = 256
+    n_ff: int = 512
+    n_head: int = 4
+    n_head_kv: int = 2
+    n_expert: int = 4
+    n_expert_used: int = 2
+    n_ff_exp: int = 256
+    ctx: int = 4096
+    qtype: GGMLQuantizationType = Q.Q4_K
+    qtype_hi: GGMLQuantizationType = Q.Q6_K  # attn_v / ffn_down in a *_M mix
+
+
+# per architecture: family of tensors + extra hyperparameters (suffix -> value or f(shape))
+ARCHS: dict[str, tuple[str, dict[str, Any]]] = {
+    "llama": ("dense", {}),
+    "qwen2": ("dense_bias", {}),
+    "qwen3": ("qk_norm", {"attention.key_length": lambda s: s.n_embd // s.n_head,
+                          "attention.value_length": lambda s: s.n_embd // s.n_head}),
+    "qwen3moe": ("moe", {"expert_count": lambda s: s.n_expert,
+                         "expert_used_count": lambda s: s.n_expert_used,
+                         "expert_feed_forward_length": lambda s: s.n_ff_exp}),
+    "gemma3": ("dense_post_norm", {"attention.sliding_window": 1024,
+                                   "attention.sliding_window_pattern":
+                                       lambda s: typed([(i + 1) % 6 != 0 for i in range(s.n_layer)],
+                                                       V.ARRAY, V.BOOL)}),
+    "deepseek2": ("mla", {"attention.kv_lora_rank": 512, "attention.q_lora_rank": 1536,
+                          "attention.key_length": 576, "attention.value_length": 512,
+                          "attention.key_length_mla": 192, "attention.value_length_mla": 128,
+                          "rope.dimension_count": 64, "leading_dense_block_count": 1,
+                          "expert_count": lambda s: s.n_expert,
+                          "expert_used_count": lambda s: s.n_expert_used,
+                          "expert_shared_count": 1,
+                          "expert_feed_forward_length": lambda s: s.n_ff_exp,
+                          "expert_weights_scale": typed(2.5, V.FLOAT32)}),
+    "gpt-oss": ("moe", {"expert_count": lambda s: s.n_expert,
+                        "expert_used_count": lambda s: s.n_expert_used,
+                        "expert_feed_forward_length": lambda s: s.n_ff_exp,
+                        "attention.sliding_window": 128}),
+    "jamba": ("hybrid", {"ssm.conv_kernel": 4, "ssm.inner_size": lambda s: 2 * s.n_embd,
+                         "ssm.state_size": 16, "ssm.time_step_rank": lambda s: s.n_embd // 16,
+                         "attention.head_count_kv":
+                             lambda s: typed([s.n_head_kv if i % 4 == 2 else 0
+                                              for i in range(s.n_layer)], V.ARRAY, V.UINT32)}),
+    "clip": ("clip", {}),
+}
+
+
+def model_spec(arch: str, shape: ModelShape = ModelShape(), *, tokenizer: bool = True,
+               name: str | None = None) -> tuple[dict[str, Any], list[tuple[str, tuple[int, ...], GGMLQuantizationType]]]:
+    """(metadata, tensors) for a model of `arch` (a key of ARCHS) with dimensions `shape`."""
+    family, extra = ARCHS[arch]
+    s = shape
+    meta: dict[str, Any] = {
+        "general.architecture": arch,
+        "general.type": "mmproj" if family == "clip" else "model",
+        "general.name": name or f"Test {arch}",
+        "general.file_type": typed(15, V.UINT32),  # MOSTLY_Q4_K_M
+        "general.quantization_version": typed(2, V.UINT32),
+        "general.tags": ["text-generation", "test"],
+    }
+    if family == "clip":
+        meta.update({
+            "clip.has_vision_encoder": True,
+            "clip.projector_type": "qwen2vl_merger",
+            "clip.vision.image_size": typed(560, V.UINT32),
+            "clip.vision.patch_size": typed(14, V.UINT32),
+            "clip.vision.embedding_length": typed(s.n_embd, V.UINT32),
+            "clip.vision.feed_forward_length": typed(s.n_ff, V.UINT32),
+            "clip.vision.block_count": typed(s.n_layer, V.UINT32),
+            "clip.vision.attention.head_count": typed(s.n_head, V.UINT32),
+            "clip.vision.attention.layer_norm_epsilon": typed(1e-6, V.FLOAT32),
+            "clip.vision.image_mean": typed([0.48145466, 0.4578275, 0.40821073], V.ARRAY, V.FLOAT32),
+            "clip.vision.image_std": typed([0.26862954, 0.26130258, 0.27577711], V.ARRAY, V.FLOAT32),
+        })
+        tensors = [("v.patch_embd.weight", (14, 14, 3, s.n_embd), Q.F16),
+                   ("v.position_embd.weight", (s.n_embd, 1600), Q.F16)]
+        for i in range(s.n_layer):
+            b = f"v.blk.{i}"
+            tensors += [(f"{b}.ln1.weight", (s.n_embd,), Q.F32), (f"{b}.attn_qkv.weight", (s.n_embd, 3 * s.n_embd), Q.F16),
+                        (f"{b}.attn_out.weight", (s.n_embd, s.n_embd), Q.F16), (f"{b}.ln2.weight", (s.n_embd,), Q.F32),
+                        (f"{b}.ffn_up.weight", (s.n_embd, s.n_ff), Q.F16), (f"{b}.ffn_down.weight", (s.n_ff, s.n_embd), Q.F16)]
+        tensors += [("mm.0.weight", (4 * s.n_embd, 4 * s.n_embd), Q.F16), ("mm.2.weight", (4 * s.n_embd, s.n_embd), Q.F16)]
+        return meta, tensors
+
+    hp = {
+        "context_length": s.ctx, "embedding_length": s.n_embd, "block_count": s.n_layer,
+        "feed_forward_length": s.n_ff, "attention.head_count": s.n_head,
+        "attention.head_count_kv": s.n_head_kv, "rope.freq_base": typed(1_000_000.0, V.FLOAT32),
+        "attention.layer_norm_rms_epsilon": typed(1e-6, V.FLOAT32), "vocab_size": s.n_vocab,
+    }
+    for k, v in extra.items():
+        hp[k] = v(s) if callable(v) else v
+    for k, v in hp.items():
+        meta[f"{arch}.{k}"] = v if isinstance(v, typed) else (typed(v, V.UINT32) if isinstance(v, int) and not isinstance(v, bool) else v)
+    if tokenizer:
+        meta.update(tokenizer_metadata(s.n_vocab))
+
+    e, q, hi = s.n_embd, s.qtype, s.qtype_hi
+    hd = e // s.n_head
+    kv = hd * s.n_head_kv
+    tensors: list[tuple[str, tuple[int, ...], GGMLQuantizationType]] = [
+        ("token_embd.weight", (e, s.n_vocab), q), ("output_norm.weight", (e,), Q.F32),
+        ("output.weight", (e, s.n_vocab), hi),
+    ]
+    for i in range(s.n_layer):
+        b = f"blk.{i}"
+        t = [(f"{b}.attn_norm.weight", (e,), Q.F32)]
+        attn = [(f"{b}.attn_q.weight", (e, e), q), (f"{b}.attn_k.weight", (e, kv), q),
+                (f"{b}.attn_v.weight", (e, kv), hi), (f"{b}.attn_output.weight", (e, e), q)]
+        if family == "mla":
+            attn = [(f"{b}.attn_q_a.weight", (e, 1536), q), (f"{b}.attn_q_b.weight", (1536, s.n_head * 192), q),
+                    (f"{b}.attn_kv_a_mqa.weight", (e, 576), q), (f"{b}.attn_kv_a_norm.weight", (512,), Q.F32),
+                    (f"{b}.attn_k_b.weight", (128, 512, s.n_head), Q.Q8_0), (f"{b}.attn_v_b.weight", (512, 128, s.n_head), Q.Q8_0),
+                    (f"{b}.attn_output.weight", (s.n_head * 128, e), q)]
+        if family == "hybrid" and i % 4 != 2:
+            attn = [(f"{b}.ssm_in.weight", (e, 4 * e), q), (f"{b}.ssm_conv1d.weight", (4, 2 * e), Q.F32),
+                    (f"{b}.ssm_x.weight", (2 * e, e // 16 + 32), Q.F16), (f"{b}.ssm_dt.weight", (e // 16, 2 * e), Q.F16),
+                    (f"{b}.ssm_a", (16, 2 * e), Q.F32), (f"{b}.ssm_d", (2 * e,), Q.F32),
+                    (f"{b}.ssm_out.weight", (2 * e, e), q)]
+        t += attn
+        if family == "dense_bias":
+            t += [(f"{b}.attn_q.bias", (e,), Q.F32), (f"{b}.attn_k.bias", (kv,), Q.F32), (f"{b}.attn_v.bias", (kv,), Q.F32)]
+        if family in ("qk_norm", "moe"):
+            t += [(f"{b}.attn_q_norm.weight", (hd,), Q.F32), (f"{b}.attn_k_norm.weight", (hd,), Q.F32)]
+        if family == "dense_post_norm":
+            t += [(f"{b}.post_attention_norm.weight", (e,), Q.F32), (f"{b}.post_ffw_norm.weight", (e,), Q.F32)]
+        t.append((f"{b}.ffn_norm.weight", (e,), Q.F32))
+        if family in ("moe", "mla") and not (family == "mla" and i == 0):
+            t += [(f"{b}.ffn_gate_inp.weight", (e, s.n_expert), Q.F32),
+                  (f"{b}.ffn_gate_exps.weight", (e, s.n_ff_exp, s.n_expert), q),
+                  (f"{b}.ffn_up_exps.weight", (e, s.n_ff_exp, s.n_expert), q),
+                  (f"{b}.ffn_down_exps.weight", (s.n_ff_exp, e, s.n_expert), hi)]
+            if family == "mla":
+                t += [(f"{b}.ffn_gate_shexp.weight", (e, s.n_ff_exp), q), (f"{b}.ffn_up_shexp.weight", (e, s.n_ff_exp), q),
+                      (f"{b}.ffn_down_shexp.weight", (s.n_ff_exp, e), hi)]
+        else:
+            t += [(f"{b}.ffn_gate.weight", (e, s.n_ff), q), (f"{b}.ffn_up.weight", (e, s.n_ff), q),
+                  (f"{b}.ffn_down.weight", (s.n_ff, e), hi)]
+        tensors += t
+    return meta, tensors
+
+
+def write_model(path: str | os.PathLike, arch: str = "qwen2", shape: ModelShape = ModelShape(), *,
+                shards: int = 1, **kw: Any) -> list[Path]:
+    """Write a realistic model (see model_spec); returns its file(s)."""
+    meta, tensors = model_spec(arch, shape, **kw)
+    if shards > 1:
+        return write_gguf_split(path, meta, tensors, shards)
+    return [write_gguf(path, meta, tensors)]
+
+
+# a 7B-class model with Qwen2's 152k vocabulary: the benchmark's and the speed test's subject
+QWEN2_7B_SHAPE = ModelShape(n_vocab=152064, n_layer=28, n_embd=3584, n_ff=18944, n_head=28,
+                            n_head_kv=4, ctx=32768)
