@@ -303,11 +303,14 @@ def place(breakdown: Breakdown, profile: DeviceProfile, config: FitConfig, *,
             short=f"GPU short {fmt_bytes(gpu_need + safety - capacity, digits=1)}",
             margin_bytes=capacity - gpu_need - safety))
     os_ok = os_free >= 0
+    kept = reserve + os_free  # RAM the OS side would have left for itself
     checks.append(Check(
         name="os_reserve", ok=os_ok, blocking=True,
         message=(f"the OS keeps its {fmt_bytes(reserve)} reserve with {fmt_bytes(os_free)} to spare" if os_ok else
-                 f"the OS would keep only {fmt_bytes(reserve + os_free)} of RAM, under its "
-                 f"{fmt_bytes(reserve)} reserve ({config.os}, {config.use} use)"),
+                 f"the OS would keep only {fmt_bytes(kept)} of RAM, under its {fmt_bytes(reserve)} reserve "
+                 f"({config.os}, {config.use} use)" if kept >= 0 else
+                 f"the OS side is {fmt_bytes(-kept)} short of RAM even before its {fmt_bytes(reserve)} reserve "
+                 f"({config.os}, {config.use} use)"),
         short=f"OS {fmt_bytes(-os_free, digits=1)} under its reserve", margin_bytes=os_free))
 
     kv_max = largest_kv_tensor_bytes(breakdown) if largest_kv_bytes is None else largest_kv_bytes

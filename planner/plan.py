@@ -35,6 +35,11 @@ CTX_STEP = 256  # llama.cpp pads the KV cache to 256 cells
 DEFAULT_CTX_CAP = 32768  # without --ctx: the training context, capped here
 BALANCED_MAX_BPW = 6.6  # Q6_K class: above it quality gains are within noise, decode cost is not
 SPEED_MIN_BPW = 4.0  # --prefer speed never drops below 4-bit class when a 4-bit quant fits
+# When no quant runs fully on the GPU, every step up in quality moves layers to the CPU and costs
+# speed steeply (BF16 of a 32B model on a 24 GB card: 1 t/s). Quality then only counts among the
+# quants at least this share as fast as the fastest partial offload.
+PARTIAL_MIN_SPEED_SHARE = 0.5
+FASTER_ALTERNATIVE_RATIO = 1.5  # name a faster quant in the reasons when it decodes this much faster
 _EST_BACKENDS = ("cpu", "cuda", "rocm", "vulkan", "metal")  # RunSettings.backend values
 
 
@@ -135,6 +140,7 @@ class Recommendation(BaseModel):
     n_layer: int
     no_mmap: bool
     mmproj: str | None
+    mmproj_bytes: int = 0  # projector weights + its encoder buffer, included in gpu_bytes
     est_tps: float | None
     est_tps_at_ctx: float | None
     meets_min_tps: bool = True
@@ -154,6 +160,7 @@ class VariantPlan(BaseModel):
     weights_bytes: int
     kv_bytes: int
     compute_bytes: int
+    mmproj_bytes: int  # projector weights + its encoder buffer (0 without a projector)
     tier: Tier
     carveout_bytes: int | None
     gpu_cap_bytes: int | None
@@ -161,10 +168,10 @@ class VariantPlan(BaseModel):
     n_gpu_layers: int
     n_cpu_moe: int
     gpu_headroom_bytes: int
-    max_ctx: int  # with the requested KV type (0 = not even 256 tokens)
+    max_ctx: int  # largest context that still runs fully on the GPU, requested KV type (0 = not even 256 tokens)
     max_ctx_f16: int | None
     max_ctx_q8_0: int | None
-    max_ctx_mode: Literal["gpu", "partial", "none"]
+    max_ctx_mode: Literal["gpu", "partial", "none"]  # "gpu": full offload; "none": not even 256 tokens
     est_tps: float | None
     est_tps_at_ctx: float | None
     why: str  # one line: the tier's reason or what blocks it
@@ -177,15 +184,16 @@ class CarveoutOption(BaseModel):
     gpu_cap_bytes: int | None
     cap_raised: bool
     tier: Tier
-    gpu_headroom_bytes: int
-    os_free_bytes: int
+    gpu_headroom_bytes: int  # GPU memory left after the model and driver overhead (safety margin not taken)
+    gpu_spare_bytes: int  # left after the safety margin too: negative = how much the GPU is short
+    os_free_bytes: int  # left to the OS above its reserve: negative = how far under it
     est_tps: float | None
     note: str
     recommended: bool = False
 
 
 class BarSegment(BaseModel):
-    kind: Literal["reserve", "weights", "kv", "compute", "host", "free", "carveout_free"]
+    kind: Literal["reserve", "weights", "mmproj", "kv", "compute", "safety", "host", "free", "carveout_free"]
     label: str
     bytes: int
 
@@ -211,6 +219,10 @@ class DeviceSummary(BaseModel):
     reserve_bytes: int
     carveout_options_bytes: list[int] = Field(default_factory=list)
     overrides: dict[str, str] = Field(default_factory=dict)
+    estimated: list[str] = Field(default_factory=list)  # profile fields that are assumptions
+    based_on: str | None = None
+    live: dict[str, Any] | None = None  # what --device auto read from this machine
+    assumptions: list[str] = Field(default_factory=list)  # the numbers taken as given, in words
 
 
 class ModelSummary(BaseModel):
@@ -565,14 +577,6 @@ class Planner:
             best = slack if best is None else max(best, slack)
         return best if best is not None else -1
 
-    def _slack_split_at(self, v: PlanVariant, profile: DeviceProfile, ev: _Eval, est_backend: str,
-                        ctx: int, kv: str) -> int:
-        """Signed slack of the chosen partial split (same -ngl / --n-cpu-moe) at another context."""
-        r = ev.best
-        bd = self.breakdown(v, ctx=ctx, backend=est_backend, ctk=kv, ctv=kv, ngl=r.n_gpu_layers, ncm=r.n_cpu_moe,
-                            mmap=r.config.mmap)
-        return self._place(bd, v, profile, r.config).slack_bytes
-
     def _fits_full_with_q8(self, e: _Eval, ctx: int) -> bool:
         profile, base, est_backend = self._device
         try:
@@ -587,26 +591,26 @@ class Planner:
         return last_fitting(slack, CTX_STEP, hi, CTX_STEP) or 0
 
     def _fill_max_ctx(self, ev: _Eval, profile: DeviceProfile, base: FitConfig, est_backend: str) -> None:
+        """The largest context at which the variant still runs fully on the GPU (any configuration),
+        per KV type. For a quant that needs partial offload at the requested context this answers
+        "how short a context would put it all on the GPU" (0 = none would)."""
         v = ev.variant
         kv_types = {"f16", "q8_0", self.req.cache_type_k}
         fa_off = self.req.flash_attn == "off"
-        mode = "partial" if ev.best.tier == "partial_offload" else "gpu"
         for kv in sorted(kv_types):
             if kv != "f16" and fa_off:
                 ev.max_ctx[kv] = None  # a quantized V cache needs flash attention
                 continue
             try:
-                if mode == "gpu":
-                    ev.max_ctx[kv] = self._max_ctx(lambda c: self._slack_full_at(v, profile, base, est_backend, c, kv))
-                else:
-                    ev.max_ctx[kv] = self._max_ctx(lambda c: self._slack_split_at(v, profile, ev, est_backend, c, kv))
+                ev.max_ctx[kv] = self._max_ctx(lambda c: self._slack_full_at(v, profile, base, est_backend, c, kv))
             except EstimateError:  # e.g. llama.cpp refuses this KV type for the model's head size
                 if kv == self.req.cache_type_k:
                     raise
                 ev.max_ctx[kv] = None
-        if mode == "gpu" and not ev.max_ctx.get(self.req.cache_type_k):
-            mode = "none" if not ev.best.fits else mode
-        ev.max_ctx_mode = mode
+        if ev.max_ctx.get(self.req.cache_type_k):
+            ev.max_ctx_mode = "gpu"
+        else:
+            ev.max_ctx_mode = "partial" if ev.best.tier == "partial_offload" else "none"
 
     # ---------------------------------------------------------------- the plan
 
@@ -664,10 +668,18 @@ class Planner:
             else:
                 meets = False
                 return max(fitting, key=lambda e: e.speed0.tps if e.speed0 else 0.0), False
+        if all(e.best.tier == "partial_offload" for e in pool) and self.req.prefer != "speed":
+            pool = self._usable_partial(pool)
         return self._by_policy(pool), meets
 
-    def _by_policy(self, pool: list[_Eval]) -> _Eval:
-        prefer = self.req.prefer
+    @staticmethod
+    def _usable_partial(pool: list[_Eval]) -> list[_Eval]:
+        """Partial-offload candidates within PARTIAL_MIN_SPEED_SHARE of the fastest one."""
+        fastest = max((e.speed0.tps for e in pool if e.speed0), default=0.0)
+        return [e for e in pool if e.speed0 and e.speed0.tps >= PARTIAL_MIN_SPEED_SHARE * fastest] or pool
+
+    def _by_policy(self, pool: list[_Eval], prefer: Prefer | None = None) -> _Eval:
+        prefer = prefer or self.req.prefer
 
         def best_quality(items: list[_Eval]) -> _Eval:
             return max(items, key=lambda e: (e.quality, e.speed0.tps if e.speed0 else 0.0))
@@ -699,6 +711,7 @@ class Planner:
             flash_attn=bd.flash_attn, n_parallel=self.req.n_parallel,
             n_gpu_layers=r.n_gpu_layers, n_cpu_moe=r.n_cpu_moe, n_layer=len(bd.layers), no_mmap=no_mmap,
             mmproj=self.model.projector.name if (self.model.projector and self.req.use_mmproj) else None,
+            mmproj_bytes=r.gpu.mmproj_bytes + r.host.mmproj_bytes,
             est_tps=chosen.speed0.tps if chosen.speed0 else None,
             est_tps_at_ctx=chosen.speed_ctx.tps if chosen.speed_ctx else None,
             meets_min_tps=meets,
@@ -727,10 +740,13 @@ class Planner:
         reasons += [c.message for c in r.blocking_failures]
         best_ctx = max(((e.max_ctx.get(self.req.cache_type_k) or 0, e) for e in evals), key=lambda t: (t[0], t[1].quality))
         if best_ctx[0]:
-            reasons.append(f"{best_ctx[1].variant.quant} fits at up to {fmt_ctx(best_ctx[0])} context: try --ctx "
-                           f"{fmt_ctx(best_ctx[0])}")
-        elif self.req.cache_type_k == "f16" and any(e.max_ctx.get("q8_0") for e in evals):
-            reasons.append("a q8_0 KV cache (--kv q8_0) fits some context: see the table")
+            n = best_ctx[0]
+            try_ctx = fmt_ctx(n // 1024 * 1024) if n >= 1024 else str(n)
+            reasons.append(f"{best_ctx[1].variant.quant} fits at up to {_ctx_words(n)} context: try --ctx {try_ctx}")
+        best_q8 = max(((e.max_ctx.get("q8_0") or 0, e) for e in evals), key=lambda t: (t[0], t[1].quality))
+        if self.req.cache_type_k == "f16" and best_q8[0] > best_ctx[0]:
+            reasons.append(f"with a q8_0 KV cache (--kv q8_0) {best_q8[1].variant.quant} fits up to "
+                           f"{_ctx_words(best_q8[0])} context")
         return Recommendation(
             quant=smallest.variant.quant, tier="no_fit", tier_label=TIER_LABEL["no_fit"],
             carveout_bytes=r.carveout_bytes, os_keeps_bytes=r.os_visible_bytes if r.carveout_bytes is not None else None,
@@ -751,27 +767,36 @@ class Planner:
                  "partial_offload": "with part of it on the CPU"}[r.tier]
         policy = {"quality": "the best-quality quant that runs", "balanced": "the best quant up to Q6_K class that runs",
                   "speed": "the fastest quant (4-bit class or better) that runs"}[self.req.prefer]
-        out.append(f"{q} is {policy} {where} with {fmt_bytes(r.gpu_headroom_bytes)} GPU headroom "
-                   f"(safety kept: {fmt_bytes(r.safety_bytes)}) at {fmt_ctx(rec.ctx)} context")
+        spare = r.gpu_headroom_bytes - r.safety_bytes
+        room = f"{fmt_bytes(spare)} to spare on the GPU beyond a {fmt_bytes(r.safety_bytes)} safety margin"
         better = [e for e in evals if e.quality > chosen.quality and e is not chosen]
-        if better:
+        if r.tier == "partial_offload":
+            out += self._partial_reasons(chosen, evals, rec, room)
+        else:
+            out.append(f"{q} is {policy} {where} at {fmt_ctx(rec.ctx)} context: {room}")
+        if r.tier != "partial_offload" and better:
             nxt = min(better, key=lambda e: e.quality)
             if not nxt.best.fits:
                 blocker = nxt.best.blocking_failures[0].message if nxt.best.blocking_failures else "does not fit"
                 where = _setting_text(nxt.best)
                 closest = f" (closest: {where})" if where else ""
                 out.append(f"{nxt.variant.quant} (next in quality) does not fit{closest}: {blocker}")
-            elif nxt.best.tier == "partial_offload" and r.tier != "partial_offload":
+            elif nxt.best.tier == "partial_offload":
                 out.append(f"{nxt.variant.quant} (next in quality) would need part of the model on the CPU")
             elif self.req.min_tps and nxt.speed0 and nxt.speed0.tps < self.req.min_tps:
                 out.append(f"{nxt.variant.quant} (next in quality) is estimated at {nxt.speed0.tps:.1f} t/s, "
                            f"under --min-tps {self.req.min_tps:g}")
         if better and self.req.cache_type_k == "f16" and self.req.flash_attn != "off":
             for e in sorted(better, key=lambda e: e.quality, reverse=True):
+                if e.best.tier in ("dedicated", "shared"):
+                    break  # it runs on the GPU already; it was not chosen for another reason (policy, --min-tps)
                 if self._fits_full_with_q8(e, rec.ctx):
                     out.append(f"{e.variant.quant} would fit fully on the GPU with a q8_0 KV cache (--kv q8_0: "
                                f"half the KV memory, a small quality cost)")
                     break
+        faster = self._faster_alternative(chosen, evals)
+        if faster:
+            out.append(faster)
         if r.carveout_bytes is not None:
             keeps = r.os_visible_bytes
             out.append(f"UMA frame buffer {fmt_bios_size(r.carveout_bytes)}: OS keeps {fmt_bios_size(keeps)}, "
@@ -781,20 +806,87 @@ class Planner:
                 out.append(strategy.lever)
             if r.tier == "shared" and r.shared_cost:
                 out.append(f"uses {fmt_bytes(r.shared_used_bytes)} of shared memory: {r.shared_cost}")
+        elif profile.memory_architecture == "unified":
+            out.append(f"the OS keeps {fmt_bytes(r.os_free_bytes)} above its {fmt_bytes(r.reserve_bytes)} reserve "
+                       f"({r.config.os}, {r.config.use} use)")
         if rec.cap_change:
             c = rec.cap_change
             out.append(f"raise the GPU cap from {fmt_bytes(c.default_bytes)} to {fmt_bytes(c.cap_bytes)}: {c.setting}")
-        if r.tier == "partial_offload":
-            if r.n_cpu_moe:
-                out.append(f"experts of the first {r.n_cpu_moe} of {rec.n_layer} layers stay on the CPU (--n-cpu-moe {r.n_cpu_moe})")
-            else:
-                out.append(f"{r.n_gpu_layers} of {rec.n_layer} layers on the GPU (-ngl {r.n_gpu_layers})")
+        current = self._current_setup_note(chosen, profile)
+        if current:
+            out.append(current)
         if rec.no_mmap and r.suggest_no_mmap:
             msg = next((c.message for c in r.checks if c.name == "page_cache"), "")
             out.append(msg or "--no-mmap: the file would otherwise pass through a page cache the OS side cannot hold")
         if not rec.meets_min_tps and self.req.min_tps:
             out.append(f"no quant reaches --min-tps {self.req.min_tps:g} (est.); this is the fastest that fits")
         return out
+
+    @staticmethod
+    def _current_setup_note(chosen: _Eval, profile: DeviceProfile) -> str | None:
+        """With --device auto: whether the carve-out in effect now already runs the chosen quant
+        fully on the GPU without raising the cap (no BIOS change, no reboot)."""
+        live = profile.live
+        r = chosen.best
+        if live is None or live.carveout_bytes is None or r.carveout_bytes is None or r.carveout_bytes == live.carveout_bytes:
+            return None
+        now = next((o for o in chosen.options if o.carveout_bytes == live.carveout_bytes), None)
+        if now is None or now.tier not in ("dedicated", "shared") or _cap_raised(now):
+            return None
+        gain = r.os_visible_bytes - now.os_visible_bytes
+        more = f"; the recommended split gives the OS {fmt_bytes(gain)} more RAM" if gain > 0 else ""
+        return (f"the UMA frame buffer in effect now ({fmt_bios_size(live.carveout_bytes)}) already runs "
+                f"{chosen.variant.quant} fully on the GPU without a reboot{more}")
+
+    def _partial_reasons(self, chosen: _Eval, evals: list[_Eval], rec: Recommendation, room: str) -> list[str]:
+        """Nothing runs fully on the GPU: say so, why this quant (quality against speed), what the
+        best quality would cost, and what would put a model fully on the GPU (a shorter context, a
+        q8_0 KV cache)."""
+        q = chosen.variant.quant
+        split = _split_text(chosen.best, rec.n_layer)
+        out = [f"no quant runs fully on the GPU at {fmt_ctx(rec.ctx)} context: each step up in quality moves "
+               f"more of the model to the CPU and costs speed"]
+        partial = [e for e in evals if e.best.tier == "partial_offload" and e.speed0]
+        fastest = max(partial, key=lambda e: e.speed0.tps if e.speed0 else 0.0, default=None)
+        if self.req.prefer == "speed" or fastest is None or fastest is chosen or not fastest.speed0:
+            out.append(f"{q} runs with {split}: {room}")
+        else:
+            out.append(f"{q} is the best quality that keeps at least {PARTIAL_MIN_SPEED_SHARE:.0%} of the speed of "
+                       f"the fastest option ({fastest.variant.quant}, {fastest.speed0.tps:.1f} t/s est.): {split}, "
+                       f"{room}")
+        best_q = max(partial, key=lambda e: e.quality, default=None)
+        if best_q is not None and best_q is not chosen and best_q.speed0 and chosen.speed0:
+            out.append(f"{best_q.variant.quant} would run at {best_q.speed0.tps:.1f} t/s (est.) with "
+                       f"{_split_text(best_q.best, rec.n_layer)}, against {chosen.speed0.tps:.1f} t/s for {q}")
+        kv = self.req.cache_type_k
+        enough = max(4096, rec.ctx // 4)
+        shorter = [e for e in evals if (e.max_ctx.get(kv) or 0) >= enough]
+        if shorter:
+            e = max(shorter, key=lambda e: e.quality)
+            n = e.max_ctx.get(kv) or 0
+            out.append(f"{e.variant.quant} runs fully on the GPU up to {_ctx_words(n)} context "
+                       f"(--ctx {fmt_ctx(n // 1024 * 1024)})")
+        if kv == "f16" and self.req.flash_attn != "off":
+            for e in sorted(evals, key=lambda e: e.quality, reverse=True):
+                if self._fits_full_with_q8(e, rec.ctx):
+                    out.append(f"{e.variant.quant} would fit fully on the GPU with a q8_0 KV cache (--kv q8_0: "
+                               f"half the KV memory, a small quality cost)")
+                    break
+        return out
+
+    def _faster_alternative(self, chosen: _Eval, evals: list[_Eval]) -> str | None:
+        """A much faster quant of nearly the same quality (what --prefer balanced would pick)."""
+        if self.req.prefer != "quality" or chosen.best.tier not in ("dedicated", "shared") or not chosen.speed0:
+            return None
+        on_gpu = [e for e in evals if e.best.tier in ("dedicated", "shared") and e.speed0]
+        alt = self._by_policy(on_gpu, "balanced") if on_gpu else None
+        if alt is None or alt is chosen or not alt.speed0:
+            return None
+        ratio = alt.speed0.tps / max(chosen.speed0.tps, 1e-9)
+        if ratio < FASTER_ALTERNATIVE_RATIO:
+            return None
+        return (f"{alt.variant.quant} decodes about {ratio:.1f}x faster ({alt.speed0.tps:.1f} vs "
+                f"{chosen.speed0.tps:.1f} t/s est.) at a quality loss that is hard to notice: --prefer balanced")
 
     # ---------------------------------------------------------------- tables
 
@@ -815,7 +907,7 @@ class Planner:
             bpw=quant_bpw(ev.variant.quant),
             total_bytes=r.gpu_need_bytes + r.host_need_bytes, gpu_bytes=r.gpu_need_bytes, host_bytes=r.host_need_bytes,
             weights_bytes=bd.weights_bytes, kv_bytes=bd.kv_bytes + bd.recurrent_bytes,
-            compute_bytes=gpu.compute_bytes + host.compute_bytes,
+            compute_bytes=gpu.compute_bytes + host.compute_bytes, mmproj_bytes=gpu.mmproj_bytes + host.mmproj_bytes,
             tier=r.tier, carveout_bytes=r.carveout_bytes, gpu_cap_bytes=r.gpu_cap_bytes, cap_raised=_cap_raised(r),
             n_gpu_layers=r.n_gpu_layers, n_cpu_moe=r.n_cpu_moe, gpu_headroom_bytes=r.gpu_headroom_bytes,
             max_ctx=ev.max_ctx.get(self.req.cache_type_k) or 0,
@@ -829,36 +921,45 @@ class Planner:
     def _carveout_table(self, chosen: _Eval, profile: DeviceProfile) -> list[CarveoutOption]:
         if profile.memory_architecture == "discrete":
             return []
+        live_carve = profile.live.carveout_bytes if profile.live is not None else None
         rows = []
         for r in chosen.options:
             note = r.short_reason
             if r.fits:
                 notes = []
                 if r.shared_used_bytes:
-                    notes.append(f"{fmt_bytes(r.shared_used_bytes, digits=1)} in shared memory")
-                if _cap_raised(r):
-                    setting = profile.cap_setting(r.config.os, r.gpu_cap_bytes or 0)
-                    if setting:
-                        notes.append(f"needs {setting}")
+                    notes.append(f"{fmt_bytes(r.shared_used_bytes, digits=1)} shared")
+                if _cap_raised(r) and r.gpu_cap_bytes and r.carveout_bytes is not None:  # unified: the row is the cap
+                    notes.append(f"{_cap_knob_label(r.config.os)} {r.gpu_cap_bytes / GIB:.0f} GiB")
                 if r.suggest_no_mmap:
                     notes.append("--no-mmap")
                 note = ", ".join(notes)
+            if live_carve is not None and r.carveout_bytes == live_carve:
+                note = ("in effect now; " + note) if note else "in effect now"
+            gpu_check = next((c for c in r.checks if c.name == "gpu_memory"), None)
             speed = self._speed(chosen.full, r, profile, 0).tps if r.fits else None
             rows.append(CarveoutOption(
                 carveout_bytes=r.carveout_bytes, os_keeps_bytes=r.os_visible_bytes, gpu_may_use_bytes=r.gpu_capacity_bytes,
                 gpu_cap_bytes=r.gpu_cap_bytes, cap_raised=_cap_raised(r), tier=r.tier,
-                gpu_headroom_bytes=r.gpu_headroom_bytes, os_free_bytes=r.os_free_bytes, est_tps=speed, note=note,
+                gpu_headroom_bytes=r.gpu_headroom_bytes,
+                gpu_spare_bytes=gpu_check.margin_bytes if gpu_check else r.gpu_headroom_bytes - r.safety_bytes,
+                os_free_bytes=r.os_free_bytes, est_tps=speed, note=note,
                 recommended=(r.carveout_bytes == chosen.best.carveout_bytes and r.gpu_cap_bytes == chosen.best.gpu_cap_bytes
                              and chosen.best.full_offload),
             ))
         return rows
 
     def _device_summary(self, profile: DeviceProfile, base: FitConfig) -> DeviceSummary:
+        live = None
+        if profile.live is not None:
+            live = {k: v for k, v in profile.live.model_dump().items() if v not in (None, "", [])}
         return DeviceSummary(
             id=profile.id, name=profile.name, memory_architecture=profile.memory_architecture, os=base.os, use=base.use,
             backend=base.backend, ram_bytes=profile.ram_bytes, vram_bytes=profile.vram_bytes,
             bandwidth_gbps=profile.bandwidth_gbps, reserve_bytes=profile.reserve(base.os, base.use),
             carveout_options_bytes=profile.carveout_options(), overrides=dict(profile.overrides),
+            estimated=list(profile.estimated), based_on=profile.based_on, live=live,
+            assumptions=assumptions(profile, base),
         )
 
     def _model_summary(self, evals: list[_Eval]) -> ModelSummary:
@@ -874,8 +975,9 @@ class Planner:
     def _warnings(self, evals: list[_Eval], chosen: _Eval | None, ctx: int) -> list[str]:
         out = []
         if self.n_ctx_train and ctx > self.n_ctx_train * self.req.n_parallel:
-            out.append(f"--ctx {fmt_ctx(ctx)} is beyond the model's training context ({fmt_ctx(self.n_ctx_train)}); "
-                       f"llama.cpp allows it but quality may degrade")
+            out.append(f"--ctx {fmt_ctx(ctx)} is beyond the model's training context of {_ctx_words(self.n_ctx_train)} "
+                       f"tokens: llama.cpp runs it, but answers degrade past the trained length (use --ctx "
+                       f"{fmt_ctx(self.n_ctx_train * self.req.n_parallel)} or less, or a model trained for longer)")
         for e in evals:
             for w in e.full.warnings:
                 if w not in out:
@@ -893,6 +995,68 @@ def _setting_text(r: FitResult) -> str:
     return ", ".join(parts)
 
 
+def _cap_knob_label(os_: str) -> str:
+    return {"linux": "GTT", "macos": "wired limit"}.get(os_, "GPU cap")
+
+
+# Profile fields marked `estimated` that change a plan, and how to replace the assumption.
+_ESTIMATED_TEXT: dict[str, Callable[[DeviceProfile], str]] = {
+    "ram_bytes": lambda p: f"RAM {fmt_bytes(p.ram_bytes, digits=0)} (a setting of this profile: --ram SIZE for yours)",
+    "host_bandwidth_gbps": lambda p: (f"system RAM bandwidth {p.host_bandwidth_gbps:g} GB/s (speed of layers on "
+                                      f"the CPU)") if p.host_bandwidth_gbps else "system RAM bandwidth",
+    "decode_efficiency": lambda p: f"decode efficiency {p.decode_efficiency:g} of peak bandwidth (speed estimates)",
+    "bandwidth_gbps": lambda p: f"memory bandwidth {p.bandwidth_gbps:g} GB/s (speed estimates)",
+    "firmware_reserved_bytes": lambda p: f"{fmt_bytes(p.firmware_reserved_bytes)} of RAM reserved by the firmware",
+    "vram_bytes": lambda p: f"VRAM {fmt_bytes(p.vram_bytes or 0, digits=0)} (--vram SIZE)",
+}
+# estimated fields that do not change a plan: every carve-out option is planned, power is not used
+_ESTIMATED_UNUSED = {"carveout.default_bytes", "power_w", "gpu_tflops_fp16"}
+_LIVE_TEXT: dict[str, Callable[[Any], str]] = {
+    "carveout_bytes": lambda v: f"UMA frame buffer {fmt_bios_size(v)}",
+    "gpu_cap_bytes": lambda v: f"GPU cap {fmt_bytes(v)}",
+    "os_visible_ram_bytes": lambda v: f"OS sees {fmt_bytes(v)}",
+    "mem_available_bytes": lambda v: f"{fmt_bytes(v)} available",
+    "vram_used_bytes": lambda v: f"{fmt_bytes(v)} of VRAM in use",
+}
+
+
+def assumptions(profile: DeviceProfile, base: FitConfig) -> list[str]:
+    """The numbers a plan takes as given, in words: the OS reserve (the biggest lever a user
+    controls), profile values marked as estimates, command-line overrides, and what --device auto
+    read from the machine."""
+    out = [f"the OS and your apps keep {fmt_bytes(profile.reserve(base.os, base.use))} of RAM "
+           f"({base.os}, {base.use} use; change with --use or --os)"]
+    est = [_ESTIMATED_TEXT[f](profile) if f in _ESTIMATED_TEXT else f"{f} (estimate)"
+           for f in profile.estimated if f not in _ESTIMATED_UNUSED]
+    if est:
+        out.append("profile estimates, not measurements: " + "; ".join(est))
+    if profile.overrides:
+        out.append("set on the command line: " + ", ".join(f"{k} {v}" for k, v in profile.overrides.items()))
+    if profile.live is not None:
+        live = profile.live
+        seen = [fn(getattr(live, k)) for k, fn in _LIVE_TEXT.items() if getattr(live, k, None) is not None]
+        if live.gpu_cap_is_default is not None and live.gpu_cap_bytes is not None:
+            seen = [x + (" (default)" if live.gpu_cap_is_default and x.startswith("GPU cap") else "") for x in seen]
+        if seen:
+            out.append("read from this machine (--device auto): " + ", ".join(seen))
+    return out
+
+
+def _split_text(r: FitResult, n_layer: int) -> str:
+    """How a partial offload splits the model, in words."""
+    if r.n_cpu_moe and r.n_gpu_layers < 0:
+        return f"the experts of {r.n_cpu_moe} of {n_layer} layers on the CPU (--n-cpu-moe {r.n_cpu_moe})"
+    if r.n_gpu_layers >= 0:
+        moe = f", all experts on the CPU (--n-cpu-moe {r.n_cpu_moe})" if r.n_cpu_moe else ""
+        return f"{r.n_gpu_layers} of {n_layer} layers on the GPU (-ngl {r.n_gpu_layers}){moe}"
+    return "all layers on the GPU"
+
+
+def _ctx_words(n: int) -> str:
+    """24576 -> '24k'; 113408 -> '110.8k (113408 tokens)'."""
+    return fmt_ctx(n) if n % 1024 == 0 else f"{n / 1024:.1f}k ({n} tokens)"
+
+
 def fmt_bios_size(n: int | None) -> str:
     """Carve-out sizes as the BIOS names them: '512 MB', '32 GB' (binary, as vendors mean it)."""
     if n is None:
@@ -907,41 +1071,52 @@ def fmt_bios_size(n: int | None) -> str:
 
 
 def memory_bars(r: FitResult, profile: DeviceProfile) -> list[MemoryBar]:
-    """What the memory looks like with the model loaded: one bar per physical memory."""
+    """What the memory looks like with the model loaded: one bar per physical memory. The safety
+    margins the plan keeps free are drawn as their own segment, so "free" is what is left beyond
+    them and beyond the OS reserve: the same number as the plan's OS spare (and GPU spare)."""
     gpu, host = r.gpu, r.host
-    g_weights = gpu.weights_bytes + gpu.mmproj_bytes
+    g_weights = gpu.weights_bytes
+    g_mmproj = gpu.mmproj_bytes
     g_kv = gpu.kv_bytes + gpu.recurrent_bytes
     g_compute = gpu.compute_bytes + gpu.output_bytes + r.overhead_bytes
     h_total = r.host_need_bytes  # CPU-side buffers + host runtime overhead
-    if r.memory_architecture == "discrete":
-        vram = int(profile.vram_bytes or 0)
-        vram_bar = MemoryBar(title=f"VRAM {fmt_bytes(vram)}", total_bytes=vram, segments=[
-            BarSegment(kind="reserve", label="desktop", bytes=max(0, vram - r.gpu_capacity_bytes)),
-            BarSegment(kind="weights", label="weights", bytes=g_weights),
-            BarSegment(kind="kv", label="KV", bytes=g_kv),
-            BarSegment(kind="compute", label="compute", bytes=g_compute),
-            BarSegment(kind="free", label="free", bytes=max(0, r.gpu_capacity_bytes - r.gpu_need_bytes)),
-        ])
-        ram_bar = MemoryBar(title=f"RAM {fmt_bytes(r.ram_bytes)}", total_bytes=r.ram_bytes, segments=[
-            BarSegment(kind="reserve", label="OS reserve", bytes=r.reserve_bytes),
-            BarSegment(kind="host", label="CPU side", bytes=h_total),
-            BarSegment(kind="free", label="free", bytes=max(0, r.ram_bytes - r.reserve_bytes - h_total)),
-        ])
-        return [vram_bar, ram_bar]
-    total = r.ram_bytes
-    segs = [
+    gpu_segs = [
         BarSegment(kind="weights", label="weights", bytes=g_weights),
+        BarSegment(kind="mmproj", label="mmproj", bytes=g_mmproj),
         BarSegment(kind="kv", label="KV", bytes=g_kv),
         BarSegment(kind="compute", label="compute", bytes=g_compute),
     ]
+    if r.memory_architecture == "discrete":
+        vram = int(profile.vram_bytes or 0)
+        room = max(0, r.gpu_capacity_bytes - r.gpu_need_bytes)
+        vram_bar = MemoryBar(title=f"VRAM {fmt_bytes(vram)}", total_bytes=vram, segments=[
+            BarSegment(kind="reserve", label="desktop", bytes=max(0, vram - r.gpu_capacity_bytes)),
+            *gpu_segs,
+            BarSegment(kind="safety", label="safety", bytes=min(room, r.safety_bytes)),
+            BarSegment(kind="free", label="free", bytes=max(0, room - r.safety_bytes)),
+        ])
+        h_room = max(0, r.ram_bytes - r.reserve_bytes - h_total)
+        ram_bar = MemoryBar(title=f"RAM {fmt_bytes(r.ram_bytes)}", total_bytes=r.ram_bytes, segments=[
+            BarSegment(kind="reserve", label="OS reserve", bytes=r.reserve_bytes),
+            BarSegment(kind="host", label="CPU side", bytes=h_total),
+            BarSegment(kind="safety", label="safety", bytes=min(h_room, r.host_safety_bytes)),
+            BarSegment(kind="free", label="free", bytes=max(0, h_room - r.host_safety_bytes)),
+        ])
+        return [vram_bar, ram_bar]
+    total = r.ram_bytes
+    segs = gpu_segs + [BarSegment(kind="safety", label="safety", bytes=r.safety_bytes)]
     marker = None
     if r.memory_architecture == "carveout" and r.carveout_bytes:
-        in_carve = min(r.carveout_bytes, r.gpu_need_bytes)
-        segs.append(BarSegment(kind="carveout_free", label="carve-out unused", bytes=r.carveout_bytes - in_carve))
+        unused = max(0, r.carveout_bytes - r.gpu_need_bytes - r.safety_bytes)
+        segs.append(BarSegment(kind="carveout_free", label="carve-out unused", bytes=unused))
         marker = r.carveout_bytes
     segs.append(BarSegment(kind="host", label="CPU side", bytes=h_total))
+    segs.append(BarSegment(kind="safety", label="safety", bytes=r.host_safety_bytes))
     segs.append(BarSegment(kind="reserve", label="OS reserve", bytes=r.reserve_bytes))
     used = sum(s.bytes for s in segs)
+    if used > total:  # cannot happen for a plan that fits; keep the bar drawable anyway
+        segs = [s.model_copy(update={"bytes": 0}) if s.kind == "safety" else s for s in segs]
+        used = sum(s.bytes for s in segs)
     segs.append(BarSegment(kind="free", label="free", bytes=max(0, total - used)))
     title = f"RAM {fmt_bytes(total)}"
     if r.memory_architecture == "carveout" and r.carveout_bytes:

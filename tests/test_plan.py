@@ -325,8 +325,11 @@ def test_text_report_puts_the_recommendation_first_and_fits_a_screen():
     assert "est." in text and "GiB" in text
     bar_line = next(line for line in text.splitlines() if line.strip().startswith("["))
     assert len(bar_line.strip()) == 66
-    legend = next(line for line in text.splitlines() if "OS reserve" in line and "weights" in line)
-    assert legend.strip().endswith("GiB")
+    lines = text.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("W weights"))
+    legend = " ".join(lines[start:start + 2])  # the legend wraps at the report width
+    assert "OS reserve" in legend and "free" in legend and legend.strip().endswith("GiB")
+    assert all(len(line) <= 110 for line in lines)
 
 
 def test_memory_bar_is_proportional_and_has_a_unicode_form():

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ..fit import Tier
 from ..plan import CarveoutOption, DevicePlan, VariantPlan, fmt_bios_size
-from ..units import GIB, fmt_ctx
+from ..units import GIB, fmt_bytes, fmt_ctx
 
 TIER_SHORT: dict[Tier, str] = {
     "dedicated": "dedicated",
@@ -66,20 +66,43 @@ def variant_rows(plan: DevicePlan, mark: str = "►") -> list[list[str]]:
 
 
 VARIANT_HEADERS = ["", "quant", "file GiB", "needs GiB", "tier", "setup", "max ctx f16", "max ctx q8_0", "est. t/s"]
+VARIANT_CAPTION = ("GiB; ► = recommended; needs = GPU + CPU side at this context; max ctx = the longest context "
+                   "that still runs fully on the GPU (- = none); est. t/s at an empty → full context.")
 
 
-def carveout_rows(options: list[CarveoutOption], os_: str, mark: str = "►") -> list[list[str]]:
+def carveout_table(options: list[CarveoutOption], mark: str = "►") -> tuple[list[list[str]], list[str], tuple[str, ...]]:
+    """Rows, headers and column alignment of the carve-out table. The speed column only shows when
+    the carve-out changes the speed (a slower shared window, partial offload): a column of one
+    number says nothing."""
+    speeds = {round(o.est_tps, 1) for o in options if o.est_tps is not None}
+    show_tps = len(speeds) > 1
     rows = []
     for o in options:
-        rows.append([
-            mark if o.recommended else "", fmt_bios_size(o.carveout_bytes), fmt_bios_size(o.os_keeps_bytes), gib(o.gpu_may_use_bytes), TIER_SHORT[o.tier],
-            gib(o.gpu_headroom_bytes), gib(o.os_free_bytes), tps_cell(o.est_tps), o.note,
-        ])
-    return rows
+        row = [
+            mark if o.recommended else "", fmt_bios_size(o.carveout_bytes), fmt_bios_size(o.os_keeps_bytes),
+            gib(o.gpu_may_use_bytes), TIER_SHORT[o.tier], gib(o.gpu_spare_bytes), gib(o.os_free_bytes),
+        ]
+        if show_tps:
+            row.append(tps_cell(o.est_tps))
+        rows.append(row + [o.note])
+    headers = CARVEOUT_HEADERS if show_tps else [h for h in CARVEOUT_HEADERS if h != "t/s"]
+    align = ("left", "right", "right", "right", "left", "right", "right") + (("right",) if show_tps else ()) + ("left",)
+    return rows, headers, align
 
 
-CARVEOUT_HEADERS = ["", "UMA frame buffer", "OS keeps", "GPU may use GiB", "tier", "GPU headroom", "OS spare GiB",
-                    "est. t/s", "note"]
+def carveout_rows(options: list[CarveoutOption], os_: str = "", mark: str = "►") -> list[list[str]]:
+    return carveout_table(options, mark)[0]
+
+
+# GPU max = carve-out + the shared window in effect; spare = what is left after the safety margin
+# (GPU) or after the OS reserve (OS side); negative = short by that much.
+CARVEOUT_HEADERS = ["", "UMA", "OS keeps", "GPU max", "tier", "GPU spare", "OS spare", "t/s", "note"]
+CARVEOUT_CAPTION = ("GiB. UMA = BIOS frame buffer; GPU max = frame buffer + shared window; spare = left after "
+                    "the GPU safety margin / the OS reserve (negative = short).")
+
+
+def carveout_caption(headers: list[str]) -> str:
+    return CARVEOUT_CAPTION + (" t/s = est. decode speed at an empty context." if "t/s" in headers else "")
 
 
 def cap_rows(options: list[CarveoutOption]) -> list[list[str]]:
@@ -88,17 +111,21 @@ def cap_rows(options: list[CarveoutOption]) -> list[list[str]]:
     for o in options:
         rows.append([
             "►" if o.recommended else "", f"{gib(o.gpu_cap_bytes)} GiB" + (" (raised)" if o.cap_raised else " (default)"),
-            TIER_SHORT[o.tier], gib(o.gpu_headroom_bytes), gib(o.os_free_bytes), tps_cell(o.est_tps), o.note,
+            TIER_SHORT[o.tier], gib(o.gpu_spare_bytes), gib(o.os_free_bytes), tps_cell(o.est_tps), o.note,
         ])
     return rows
 
 
-CAP_HEADERS = ["", "GPU limit", "tier", "GPU headroom", "OS spare GiB", "est. t/s", "note"]
+CAP_HEADERS = ["", "GPU limit", "tier", "GPU spare", "OS spare", "t/s", "note"]
+
+
+def device_title_parts(plan: DevicePlan) -> list[str]:
+    d = plan.device
+    return [f"{d.name} ({d.id})", f"{d.os}, {d.use} use", d.backend]
 
 
 def device_title(plan: DevicePlan) -> str:
-    d = plan.device
-    return f"{d.name} ({d.id}) · {d.os}, {d.use} use · {d.backend}"
+    return " · ".join(device_title_parts(plan))
 
 
 def request_title(plan: DevicePlan) -> str:
@@ -119,5 +146,19 @@ def headline(plan: DevicePlan) -> str:
     return f"{r.quant} — {r.tier_label}{speed}"
 
 
-def lm_studio_line(settings: dict[str, str]) -> str:
-    return " · ".join(f"{k} {v}" for k, v in settings.items() if k != "lms")
+
+
+def mmproj_line(plan: DevicePlan) -> str | None:
+    """Whether the vision projector is part of the plan, what it costs and how it gets loaded."""
+    r = plan.recommendation
+    name = plan.model.mmproj
+    if r.tier == "no_fit" or not name:
+        return None
+    cost = f"{fmt_bytes(r.mmproj_bytes, digits=1)} with its image-encoder buffer" if r.mmproj_bytes else "sized"
+    how = ("-hf downloads it with the model" if plan.model.repo else "loaded with --mmproj")
+    return f"{name} included ({cost}): {how}; --mmproj none plans text only"
+
+
+def warnings_first(plan: DevicePlan) -> list[str]:
+    """Warnings that change what the user asks for (shown above the recommendation)."""
+    return list(plan.warnings)

@@ -7,8 +7,8 @@ from tabulate import tabulate
 
 from ..plan import DevicePlan, MultiPlan, fmt_bios_size
 from .common import (
-    CAP_HEADERS, CARVEOUT_HEADERS, TIER_SHORT, VARIANT_HEADERS, cap_rows, carveout_rows, device_title, gib,
-    headline, request_title, tps_cell, variant_rows,
+    CAP_HEADERS, carveout_caption, TIER_SHORT, VARIANT_CAPTION, VARIANT_HEADERS, cap_rows,
+    carveout_table, device_title, gib, headline, mmproj_line, request_title, tps_cell, variant_rows, warnings_first,
 )
 from .text import render_bar
 
@@ -30,8 +30,12 @@ def _recommendation(plan: DevicePlan, level: str = "###") -> list[str]:
     if c.cap:
         out.append(f"- **GPU memory limit:** `{c.cap}`" + (f" ({r.cap_change.how})" if r.cap_change and r.cap_change.how else ""))
     out += ["", "```sh", c.llama_server, "```", ""]
+    mm = mmproj_line(plan)
+    if mm:
+        out.append(f"- **Vision:** {mm}")
     out.append("- **LM Studio:** " + "; ".join(f"{k}: {v}" for k, v in c.lm_studio.items() if k != "lms"))
-    out += ["- **Ollama:**", "", "```sh"] + c.ollama + ["```"]
+    ollama = [f"# {x}" if x.startswith(("in the session:", "note:")) else x for x in c.ollama]
+    out += ["- **Ollama:**", "", "```sh"] + ollama + ["```"]
     out += ["", "**Why:**", ""] + [f"- {x}" for x in r.reasons]
     if r.warnings:
         out += ["", "**Warnings:**", ""] + [f"- {x}" for x in r.warnings]
@@ -40,20 +44,24 @@ def _recommendation(plan: DevicePlan, level: str = "###") -> list[str]:
 
 def render_device_markdown(plan: DevicePlan, level: str = "##") -> list[str]:
     out = [f"{level} {request_title(plan)}", "", f"Device: **{device_title(plan)}**", ""]
+    warn = warnings_first(plan)
+    if warn:
+        out += [f"> **Warning:** {w}" for w in warn] + [""]
+    out += [f"Assumed: {a}" + ("  " if i < len(plan.device.assumptions) - 1 else "")
+            for i, a in enumerate(plan.device.assumptions)] + [""]
     out += _recommendation(plan, level + "#")
-    if plan.warnings:
-        out += [""] + [f"> {w}" for w in plan.warnings]
     if plan.bars:
         out += ["", "Memory with the recommendation loaded:", "", "```"]
         out += [render_bar(b, indent="") for b in plan.bars]
         out += ["```"]
-    out += ["", f"{level}# Quants at {plan.ctx} tokens", "",
-            "GiB; ► = recommended; est. t/s at an empty → full context.", ""]
+    out += ["", f"{level}# Quants at {plan.ctx} tokens", "", VARIANT_CAPTION, ""]
     out.append(_table(variant_rows(plan), VARIANT_HEADERS))
     if plan.carveout_options:
         if plan.device.memory_architecture == "carveout":
-            out += ["", f"{level}# BIOS carve-out options for {plan.recommendation.quant} ({plan.device.os})", ""]
-            out.append(_table(carveout_rows(plan.carveout_options, plan.device.os), CARVEOUT_HEADERS))
+            rows, headers, _ = carveout_table(plan.carveout_options)
+            out += ["", f"{level}# BIOS carve-out options for {plan.recommendation.quant} ({plan.device.os})", "",
+                    carveout_caption(headers), ""]
+            out.append(_table(rows, headers))
         elif len(plan.carveout_options) > 1 or plan.carveout_options[0].cap_raised:
             out += ["", f"{level}# GPU memory limit for {plan.recommendation.quant}", ""]
             out.append(_table(cap_rows(plan.carveout_options), CAP_HEADERS))

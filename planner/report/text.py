@@ -1,5 +1,7 @@
-"""Plain-text plan: the recommendation first, then the memory bar, the quant table and the
-carve-out table. Several devices: a side-by-side comparison, then each device's recommendation."""
+"""Plain-text plan: warnings and assumptions, the recommendation, the memory bar, the quant table
+and the carve-out table. Several devices: a side-by-side comparison, then each device's
+recommendation. A single-device report stays within TEXT_WIDTH columns: prose wraps, commands
+wrap at argument boundaries with a shell line continuation (still copy-pasteable)."""
 
 from __future__ import annotations
 
@@ -11,16 +13,17 @@ from tabulate import tabulate
 from ..plan import DevicePlan, MemoryBar, MultiPlan, fmt_bios_size
 from ..units import GIB
 from .common import (
-    CAP_HEADERS, CARVEOUT_HEADERS, TIER_SHORT, VARIANT_HEADERS, cap_rows, carveout_rows, device_title, gib,
-    headline, lm_studio_line, request_title, tps_cell, variant_rows,
+    CAP_HEADERS, carveout_caption, device_title_parts, TIER_SHORT, VARIANT_CAPTION, VARIANT_HEADERS, cap_rows,
+    carveout_table, gib, headline, mmproj_line, request_title, tps_cell, variant_rows, warnings_first,
 )
 
 BAR_WIDTH = 64
-TEXT_WIDTH = 110  # reasons and warnings wrap here (tables and commands never wrap: they are copied)
-ASCII_GLYPHS = {"weights": "W", "kv": "K", "compute": "C", "carveout_free": ":", "host": "H", "reserve": "R",
-                "free": "."}
-UNICODE_GLYPHS = {"weights": "█", "kv": "▓", "compute": "▒", "carveout_free": "╌", "host": "▚", "reserve": "░",
-                  "free": "·"}
+TEXT_WIDTH = 110  # every line of a single-device report fits in this many columns
+LABEL_WIDTH = 12  # "  BIOS         ..." rows of the recommendation block
+ASCII_GLYPHS = {"weights": "W", "mmproj": "P", "kv": "K", "compute": "C", "safety": "s", "carveout_free": ":",
+                "host": "H", "reserve": "R", "free": "."}
+UNICODE_GLYPHS = {"weights": "█", "mmproj": "▙", "kv": "▓", "compute": "▒", "safety": "▁", "carveout_free": "╌",
+                  "host": "▚", "reserve": "░", "free": "·"}
 
 
 def _cells(bar: MemoryBar, width: int) -> list[int]:
@@ -42,7 +45,8 @@ def _cells(bar: MemoryBar, width: int) -> list[int]:
     return cells
 
 
-def render_bar(bar: MemoryBar, *, unicode: bool = False, width: int = BAR_WIDTH, indent: str = "  ") -> str:
+def render_bar(bar: MemoryBar, *, unicode: bool = False, width: int = BAR_WIDTH, indent: str = "  ",
+               text_width: int = TEXT_WIDTH) -> str:
     glyphs = UNICODE_GLYPHS if unicode else ASCII_GLYPHS
     cells = _cells(bar, width)
     body = "".join(glyphs[s.kind] * n for s, n in zip(bar.segments, cells))
@@ -50,25 +54,109 @@ def render_bar(bar: MemoryBar, *, unicode: bool = False, width: int = BAR_WIDTH,
     if bar.marker_bytes:
         pos = round(bar.marker_bytes / max(1, bar.total_bytes) * width)
         pos = min(max(pos, 1), width - 1)
-        left, right = "carve-out", "OS sees"
-        ruler = _span(left, pos, unicode) + _span(right, width - pos, unicode)
+        ruler = _span("carve-out", pos, unicode) + _span("OS sees", width - pos, unicode)
         lines.append(f"{indent} {ruler}")
-    legend = [f"{glyphs[s.kind]} {s.label} {s.bytes / GIB:.1f}" for s in bar.segments if s.bytes > 0]
-    lines.append(f"{indent}" + " · ".join(legend) + " GiB")
+    sums: dict[tuple[str, str], int] = {}
+    for seg in bar.segments:  # one legend entry per kind (the safety margin can sit in two places)
+        if seg.bytes > 0:
+            sums[(seg.kind, seg.label)] = sums.get((seg.kind, seg.label), 0) + seg.bytes
+    legend = [f"{glyphs[kind]} {label} {n / GIB:.1f}" for (kind, label), n in sums.items()]
+    legend[-1] += " GiB"
+    lines += _join_wrapped(legend, " · ", text_width, indent)
     return "\n".join(lines)
 
 
 def _span(label: str, n: int, unicode: bool) -> str:
-    """A bracket of n characters with a centred label: └── label ──┘ (or '<-- label -->')."""
+    """A bracket of n characters with a centred label: └── label ──┘ (or '<-- label -->'); a bare
+    tick when the part is too small for a label (a 512 MB carve-out)."""
     if n <= 0:
         return ""
     if n < len(label) + 4:
-        return ("─" if unicode else "-") * n
+        return ("┴" if unicode else "^") + ("─" if unicode else "-") * (n - 1) if n > 1 else ("┴" if unicode else "^")
     fill = n - len(label) - 4
     a, b = fill // 2, fill - fill // 2
     if unicode:
         return "└" + "─" * a + " " + label + " " + "─" * b + "┘"
     return "<" + "-" * a + " " + label + " " + "-" * b + ">"
+
+
+def _join_wrapped(items: list[str], sep: str, width: int, indent: str, cont: str | None = None) -> list[str]:
+    """Join items with sep, starting a new line (indented by `cont`, default `indent`) before an item
+    that would cross `width`. Items are never split."""
+    cont = indent if cont is None else cont
+    lines: list[str] = []
+    cur: str | None = None
+    for item in items:
+        if cur is None:
+            cur = indent + item
+        elif len(cur) + len(sep) + len(item) > width:
+            lines.append(cur)
+            cur = cont + item
+        else:
+            cur += sep + item
+    if cur is not None:
+        lines.append(cur)
+    return lines
+
+
+_SHELL_OPS = ("&&", "||", "|", ">", ">>", ";")
+
+
+def _shell_units(cmd: str) -> list[str]:
+    """Split a command line at spaces outside quotes into pieces that belong together: a flag with
+    its value, a command with its quoted argument, an operator with the word after it."""
+    words = re.findall(r"(?:'[^']*'|\"[^\"]*\"|\S)+", cmd)
+    units: list[str] = []
+    for w in words:
+        prev = units[-1] if units else ""
+        flag_wants_value = prev.startswith("-") and " " not in prev and not w.startswith("-")
+        if prev and w not in _SHELL_OPS and (prev in _SHELL_OPS or w[0] in "'\"" or flag_wants_value):
+            units[-1] = f"{prev} {w}"
+        else:
+            units.append(w)
+    return units
+
+
+def wrap_command(cmd: str, width: int, first_indent: int, indent: int) -> list[str]:
+    """A command as lines no wider than `width` (when its pieces allow), continued with ' \\'."""
+    if first_indent + len(cmd) <= width:
+        return [cmd]
+    lines: list[str] = []
+    cur = ""
+    avail = width - first_indent - 2  # room for " \\"
+    for u in _shell_units(cmd):
+        if cur and len(cur) + 1 + len(u) > avail:
+            lines.append(cur + " \\")
+            cur = "  " + u  # continuation lines indented two more
+            avail = width - indent - 2
+        else:
+            cur = f"{cur} {u}" if cur else u
+    lines.append(cur)
+    return lines
+
+
+def _row(label: str, lines: list[str]) -> list[str]:
+    pad = " " * LABEL_WIDTH
+    out = [f"  {label:<{LABEL_WIDTH}} {lines[0]}" if lines else f"  {label}"]
+    out += [f"  {pad} {x}" for x in lines[1:]]
+    return out
+
+
+def _prose(text: str) -> list[str]:
+    """Wrap prose to the space right of a row label."""
+    room = TEXT_WIDTH - LABEL_WIDTH - 3
+    out: list[str] = []
+    for para in text.split("\n"):
+        out += textwrap.wrap(_glue(para), room, break_on_hyphens=False, break_long_words=False) or [""]
+    return [x.replace("\u00a0", " ") for x in out]
+
+
+def _command_lines(cmds: list[str]) -> list[str]:
+    start = 2 + LABEL_WIDTH + 1
+    out: list[str] = []
+    for c in cmds:
+        out += wrap_command(c, TEXT_WIDTH, start, start)
+    return out
 
 
 def _recommendation_block(plan: DevicePlan, *, compact: bool = False) -> list[str]:
@@ -78,19 +166,27 @@ def _recommendation_block(plan: DevicePlan, *, compact: bool = False) -> list[st
     if r.tier == "no_fit" or c is None:
         out += _bullets(r.reasons, "  - ")
         return out
-    rows = []
     if c.bios:
-        rows.append(("BIOS", c.bios))
+        first, *rest = c.bios.split("\n")
+        out += _row("BIOS", [first] + [x for part in rest for x in _prose(part)])
     if c.cap:
-        rows.append(("Linux kernel" if plan.device.os == "linux" else ("macOS" if plan.device.os == "macos" else "GPU cap"),
-                     c.cap + (f"   ({r.cap_change.how})" if r.cap_change and r.cap_change.how and not compact else "")))
-    rows.append(("llama.cpp", c.llama_server))
-    rows.append(("LM Studio", lm_studio_line(c.lm_studio)))
-    rows.append(("Ollama", "\n".join(c.ollama)))
-    for label, text in rows:
-        lines = text.split("\n")
-        out.append(f"  {label:<12} {lines[0]}")
-        out += [f"  {'':<12} {x}" for x in lines[1:]]
+        label = "Linux kernel" if plan.device.os == "linux" else ("macOS" if plan.device.os == "macos" else "GPU cap")
+        how = r.cap_change.how if (r.cap_change and r.cap_change.how and not compact) else ""
+        out += _row(label, _command_lines([c.cap]) + (_prose(f"({how})") if how else []))
+    out += _row("llama.cpp", _command_lines([c.llama_server]))
+    mm = mmproj_line(plan)
+    if mm:
+        out += _row("Vision", _prose(mm))
+    room = TEXT_WIDTH - LABEL_WIDTH - 3
+    lms = [f"{k} {v}" for k, v in c.lm_studio.items() if k != "lms"]
+    out += _row("LM Studio", [x.strip() for x in _join_wrapped(lms, " · ", room, "", "")])
+    ollama: list[str] = []
+    for line in c.ollama:
+        if line.startswith(("in the session:", "note:")):
+            ollama += _prose(line)
+        else:
+            ollama += _command_lines([line])
+    out += _row("Ollama", ollama)
     if not compact:
         out.append("  Why:")
         out += _bullets(r.reasons, "    - ")
@@ -100,36 +196,47 @@ def _recommendation_block(plan: DevicePlan, *, compact: bool = False) -> list[st
     return out
 
 
-def _bullets(items: list[str], lead: str) -> list[str]:
+def _glue(text: str) -> str:
+    """Never split a number from its unit."""
+    return re.sub(r"(\d) (GiB|GB|MiB|MB|t/s)", "\\1\u00a0\\2", text)
+
+
+def _bullets(items: list[str], lead: str, width: int = TEXT_WIDTH) -> list[str]:
     out: list[str] = []
     for x in items:
-        glued = re.sub(r"(\d) (GiB|GB|MiB|t/s)", "\\1\u00a0\\2", x)  # never split a number from its unit
         out += [line.replace("\u00a0", " ") for line in
-                textwrap.wrap(glued, TEXT_WIDTH, initial_indent=lead, subsequent_indent=" " * len(lead),
+                textwrap.wrap(_glue(x), width, initial_indent=lead, subsequent_indent=" " * len(lead),
                               break_on_hyphens=False, break_long_words=False)]
     return out
 
 
+def _table(rows: list[list[str]], headers: list[str], colalign: tuple[str, ...] | None = None) -> str:
+    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, colalign=colalign)
+
+
 def render_device(plan: DevicePlan, *, unicode: bool = False) -> str:
-    out = [request_title(plan), f"on {device_title(plan)}", ""]
+    out = [request_title(plan)] + _join_wrapped(device_title_parts(plan), " · ", TEXT_WIDTH, "on ", "   · ")
+    out += _bullets(warnings_first(plan), "  ! ")
+    out += _bullets(plan.device.assumptions, "  assumed: ")
+    out.append("")
     out += _recommendation_block(plan)
-    out += _bullets(plan.warnings, "  ! ")
     if plan.bars:
         out += ["", "Memory with the recommendation loaded:"]
         out += [render_bar(b, unicode=unicode) for b in plan.bars]
-    out += ["", f"Quants at {plan.ctx} tokens (GiB; ► = recommended; est. t/s at empty → full context):"]
-    out.append(tabulate(variant_rows(plan), headers=VARIANT_HEADERS, tablefmt="simple", disable_numparse=True,
-                        colalign=("left", "left", "right", "right", "left", "left", "right", "right", "right")))
+    out += ["", f"Quants at {plan.ctx} tokens:"]
+    out += _bullets([VARIANT_CAPTION], "")
+    out.append(_table(variant_rows(plan), VARIANT_HEADERS,
+                      ("left", "left", "right", "right", "left", "left", "right", "right", "right")))
     if plan.carveout_options:
         if plan.device.memory_architecture == "carveout":
             out += ["", f"BIOS carve-out options for {plan.recommendation.quant} ({plan.device.os}):"]
-            out.append(tabulate(carveout_rows(plan.carveout_options, plan.device.os), headers=CARVEOUT_HEADERS,
-                                tablefmt="simple", disable_numparse=True,
-                                colalign=("left", "right", "right", "right", "left", "right", "right", "right", "left")))
+            rows, headers, align = carveout_table(plan.carveout_options)
+            out += _bullets([carveout_caption(headers)], "")
+            out.append(_table(rows, headers, align))
         elif len(plan.carveout_options) > 1 or plan.carveout_options[0].cap_raised:
             out += ["", f"GPU memory limit for {plan.recommendation.quant}:"]
-            out.append(tabulate(cap_rows(plan.carveout_options), headers=CAP_HEADERS, tablefmt="simple",
-                                disable_numparse=True))
+            out.append(_table(cap_rows(plan.carveout_options), CAP_HEADERS,
+                              ("left", "right", "left", "right", "right", "right", "left")))
     out += ["", "est. = bandwidth-roofline estimate (docs/plan.md), not a measurement."]
     return "\n".join(out)
 
@@ -137,7 +244,9 @@ def render_device(plan: DevicePlan, *, unicode: bool = False) -> str:
 def render_comparison(multi: MultiPlan) -> str:
     plans = multi.plans
     first = plans[0]
-    out = [f"{first.model.name} · {plans[0].ctx} tokens · compared on {len(plans)} devices", ""]
+    out = [f"{first.model.name} · {plans[0].ctx} tokens · compared on {len(plans)} devices"]
+    out += _bullets(list(dict.fromkeys(w for p in plans for w in warnings_first(p))), "  ! ")
+    out.append("")
     rows = []
     for p in plans:
         r = p.recommendation
@@ -151,7 +260,7 @@ def render_comparison(multi: MultiPlan) -> str:
         rows.append([p.device.id, f"{p.device.os}/{p.device.use}", r.quant if r.tier != "no_fit" else "-",
                      TIER_SHORT[r.tier], ", ".join(setup) or "-",
                      gib(r.total_bytes) if r.tier != "no_fit" else "-", tps_cell(r.est_tps, r.est_tps_at_ctx)])
-    out.append(tabulate(rows, headers=["device", "os/use", "recommended", "tier", "setup", "needs GiB", "est. t/s"],
+    out.append(tabulate(rows, headers=["device", "os/use", "quant", "tier", "setup", "needs GiB", "est. t/s"],
                         tablefmt="simple", disable_numparse=True))
     # quant x device matrix
     quants = [v.quant for v in sorted(first.variants, key=lambda v: v.size_bytes, reverse=True)]
@@ -175,7 +284,8 @@ def render_comparison(multi: MultiPlan) -> str:
     out.append(tabulate(matrix, headers=["quant"] + [p.device.id for p in plans], tablefmt="simple",
                         disable_numparse=True))
     for p in plans:
-        out += ["", f"── {device_title(p)}"]
+        out += [""] + _join_wrapped(device_title_parts(p), " · ", TEXT_WIDTH, "── ", "   · ")
+        out += _bullets(p.device.assumptions, "  assumed: ")
         out += _recommendation_block(p, compact=True)
     out += ["", "est. = bandwidth-roofline estimate (docs/plan.md), not a measurement."]
     return "\n".join(out)

@@ -1,0 +1,300 @@
+"""The central command on a real-shaped model: `plan qwen3-vl-32b --device ai-max-395-64g --ctx 24k`.
+
+The repo is what the alias resolves to first (planner/data/aliases.toml: Qwen/Qwen3-VL-32B-Instruct-GGUF),
+built from tests/data/qwen3-vl-32b.json: Qwen3-VL-32B's real GGUF metadata and tensor layout, the
+quant mixes llama.cpp's own quantizer (b11434, `llama-quantize --dry-run`) picks for Q3_K_M ... Q8_0,
+the BF16 conversion, and the real-shaped vision projector (27-block ViT + mergers, ~0.6B parameters,
+mmproj-F16 ~1.2 GB). Files are sparse (exact headers, a hole for the weights) and served by the
+local fake Hub, so the whole path runs: alias -> Hub listing -> range reads of the headers ->
+estimator -> fit solver -> planner -> report.
+
+Assertions are the decisions a user acts on, each checked against arithmetic done here from the
+spec (tensor bytes, KV cells x layers x heads x dims) and the device profile, not against numbers
+copied from a run.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+import time
+from pathlib import Path
+
+import click
+import pytest
+from click.testing import CliRunner
+
+import realmodels
+from planner.cli import run
+from planner.devices import load_profile
+
+GIB = 1024**3
+SPEC = realmodels.load_spec("qwen3-vl-32b")
+REPO = SPEC["repo"]
+MMPROJ = SPEC["mmproj"]["file"]
+LADDER = ["Q3_K_M", "Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "BF16"]  # worst to best quality
+CTX = 24576
+# f16 K and V (2 bytes each) x 64 layers x 8 KV heads x 128 dims x 24576 cells
+KV_24K = 64 * 8 * 128 * 2 * 2 * CTX
+TEXT_WIDTH = 110
+
+
+def tensor_bytes(quant: str | None = None) -> int:
+    part = SPEC["mmproj"] if quant is None else SPEC
+    return sum(realmodels.nbytes(t) for t in realmodels.tensors(part, quant))
+
+
+@pytest.fixture(scope="session")
+def qwen3vl_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return realmodels.repo_files(SPEC, tmp_path_factory.mktemp("qwen3-vl-32b"))
+
+
+@pytest.fixture
+def hub(fake_hub, qwen3vl_files):
+    fake_hub.add_repo(REPO, qwen3vl_files)
+    return fake_hub
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                 "help_option_names": []})
+@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
+def _entry(argv: tuple[str, ...]) -> None:
+    """The `plan` console script as installed: the guard in planner.cli turns outcomes into exit codes."""
+    sys.exit(run(["plan", *argv]))
+
+
+def plan(*args: str):
+    return CliRunner().invoke(_entry, list(args), catch_exceptions=False)
+
+
+def plan_json(*args: str) -> dict:
+    result = plan(*args, "--json")
+    assert result.exit_code == 0, result.output
+    return json.loads(result.stdout)
+
+
+def variants(data: dict) -> dict[str, dict]:
+    return {v["quant"]: v for v in data["variants"]}
+
+
+# --------------------------------------------------------------------------- the fixture is the real model
+
+
+def test_the_repo_is_real_shaped():
+    meta = {k: v[-1] for k, v in SPEC["metadata"].items()}
+    assert (meta["qwen3vl.block_count"], meta["qwen3vl.attention.head_count_kv"],
+            meta["qwen3vl.attention.key_length"], meta["qwen3vl.context_length"]) == (64, 8, 128, 262144)
+    # published file sizes of the Qwen3-VL-32B GGUFs: Q4_K_M 19.8 GB, Q8_0 34.8 GB, BF16 65.5 GB
+    assert tensor_bytes("Q4_K_M") == pytest.approx(19.8e9, rel=0.01)
+    assert tensor_bytes("Q8_0") == pytest.approx(34.8e9, rel=0.01)
+    assert tensor_bytes("BF16") == pytest.approx(65.5e9, rel=0.01)
+    sizes = [tensor_bytes(q) for q in LADDER]
+    assert sizes == sorted(sizes)
+    # the quantizer's mixes, not one type everywhere: Q4_K_M keeps attn_v / ffn_down at Q6_K in some layers
+    q4 = realmodels.tensors(SPEC, "Q4_K_M")
+    assert {t for n, _, t in q4 if n.endswith("attn_v.weight")} == {"Q4_K", "Q6_K"}
+    # vision tower: ~0.6B parameters, mmproj-F16 ~1.2 GB
+    mm = realmodels.tensors(SPEC["mmproj"])
+    n_params = sum(math.prod(s) for _, s, _ in mm)
+    assert 0.55e9 < n_params < 0.65e9 and 1.1e9 < tensor_bytes() < 1.3e9
+    assert sum(1 for n, _, _ in mm if n.endswith("attn_qkv.weight")) == 27
+
+
+# --------------------------------------------------------------------------- the central command
+
+
+def test_central_command_json_decisions(hub):
+    data = plan_json("qwen3-vl-32b", "--device", "ai-max-395-64g", "--ctx", "24k")
+    profile = load_profile("ai-max-395-64g")
+    reserve = profile.reserve("windows", "daily")
+    rec, vs = data["recommendation"], variants(data)
+    assert data["model"]["repo"] == REPO and data["ctx"] == CTX and set(vs) == set(LADDER)
+    assert data["device"]["os"] == "windows" and data["device"]["reserve_bytes"] == reserve == 16 * GIB
+
+    # weights and KV are the estimator's exact numbers: every tensor of the mix, f16 KV for 24576 cells
+    for q in LADDER:
+        assert vs[q]["weights_bytes"] == tensor_bytes(q), q
+        assert vs[q]["kv_bytes"] == KV_24K == 6 * GIB, q
+
+    # BF16 cannot fit: its weights and KV alone exceed the RAM left after Windows' reserve
+    assert tensor_bytes("BF16") + KV_24K > profile.ram_bytes - reserve
+    assert vs["BF16"]["tier"] == "no_fit"
+    # Q8_0 (35 GB + 6 GiB KV + the projector) is more than the largest carve-out that leaves Windows
+    # its reserve (32 GB of 64), and less than 32 GB + the shared window: it runs, partly in shared memory
+    assert tensor_bytes("Q8_0") + KV_24K > 32 * GIB
+    assert rec["quant"] == "Q8_0" and rec["tier"] == "shared"
+    # the recommendation is the best quality among the quants that run fully on the GPU
+    on_gpu = [q for q in LADDER if vs[q]["tier"] in ("dedicated", "shared")]
+    assert rec["quant"] == on_gpu[-1]
+    assert rec["total_bytes"] == vs["Q8_0"]["total_bytes"] and rec["total_bytes"] < profile.ram_bytes - reserve
+
+    # BIOS split: 32 GB frame buffer, Windows keeps 32 GB and its reserve after the shared spill and CPU side
+    assert rec["carveout_bytes"] == 32 * GIB and rec["os_keeps_bytes"] == 32 * GIB
+    spill = max(0, rec["gpu_bytes"] - rec["carveout_bytes"])
+    assert rec["os_keeps_bytes"] - spill - rec["host_bytes"] >= reserve
+    assert data["fit"]["os_free_bytes"] >= 0
+    assert rec["commands"]["bios"].startswith("UMA frame buffer 32 GB, OS keeps 32 GB")
+    # the carve-out table agrees: one recommended row (32 GB); no row that leaves Windows under its
+    # reserve is offered (48 GB leaves it exactly 16 GB before anything else), and none is "dedicated"
+    rows = {o["carveout_bytes"]: o for o in data["carveout_options"]}
+    assert [c for c, o in rows.items() if o["recommended"]] == [32 * GIB]
+    assert rows[48 * GIB]["tier"] == "no_fit" and rows[48 * GIB]["os_free_bytes"] < 0
+    for o in rows.values():
+        assert (o["tier"] != "no_fit") == (o["gpu_spare_bytes"] >= 0 and o["os_free_bytes"] >= 0)
+    assert not any(o["tier"] == "dedicated" for o in rows.values())
+
+    # the vision projector is part of the plan and priced: its weights (exact) + the encoder buffer
+    assert data["model"]["mmproj"] == rec["mmproj"] == MMPROJ
+    mm = data["fit"]["gpu"]["mmproj_bytes"]
+    assert rec["mmproj_bytes"] == mm and tensor_bytes() < mm < tensor_bytes() + 1 * GIB
+    assert rec["gpu_bytes"] >= vs["Q8_0"]["weights_bytes"] - data["fit"]["host"]["weights_bytes"] + KV_24K + mm
+
+    # launch: -hf downloads the projector with the model, so no --mmproj flag (and no --no-mmproj)
+    cmd = rec["commands"]["llama_server"]
+    assert cmd.startswith(f"llama-server -hf {REPO}:Q8_0 -c {CTX} -ngl 999 -fa on")
+    assert "--mmproj" not in cmd and "--no-mmproj" not in cmd
+    assert f"ollama run hf.co/{REPO}:Q8_0" in rec["commands"]["ollama"]
+
+    # the largest context per quant is consistent with the tiers at 24k
+    for q in LADDER:
+        fits = vs[q]["tier"] in ("dedicated", "shared")
+        assert (vs[q]["max_ctx_f16"] >= CTX) == fits, q
+        if fits:
+            assert vs[q]["max_ctx_q8_0"] > vs[q]["max_ctx_f16"]
+
+
+def test_weights_and_kv_equal_the_estimator_for_that_mix(hub, qwen3vl_files):
+    """The JSON carries the estimator's numbers for exactly these headers and settings."""
+    from planner.estimate_types import RunSettings
+    from planner.estimator import estimate
+    from planner.header import ModelHeaders
+    from planner.model_facts import ModelFacts
+    from planner.reader import parse_file
+
+    data = plan_json("qwen3-vl-32b", "--device", "ai-max-395-64g", "--ctx", "24k", "--quant", "Q8_0")
+    headers = ModelHeaders.merge([parse_file(qwen3vl_files[realmodels.file_name(SPEC, "Q8_0")])])
+    mmproj = ModelHeaders.merge([parse_file(qwen3vl_files[MMPROJ])])
+    rec = data["recommendation"]
+    settings = RunSettings(n_ctx=CTX, flash_attn="auto", backend="vulkan", with_mmproj=True,
+                           use_mmap=not rec["no_mmap"])
+    bd = estimate(ModelFacts.from_headers(headers), settings, mmproj=mmproj)
+    v = variants(data)["Q8_0"]
+    assert v["weights_bytes"] == bd.weights_bytes == tensor_bytes("Q8_0")
+    assert v["kv_bytes"] == bd.kv_bytes == KV_24K
+    assert data["fit"]["gpu"]["mmproj_bytes"] == bd.device("gpu").mmproj_bytes
+
+
+def test_central_command_text_reads_at_a_glance(hub):
+    result = plan("qwen3-vl-32b", "--device", "ai-max-395-64g", "--ctx", "24k")
+    assert result.exit_code == 0, result.output
+    text = result.stdout
+    lines = text.splitlines()
+    assert lines[0].startswith(f"{REPO} · 24k context (24576 tokens)")
+    assert "Recommendation: Q8_0 — fits on the GPU using shared memory" in text
+    assert re.search(r"^  BIOS +UMA frame buffer 32 GB, OS keeps 32 GB$", text, re.MULTILINE)
+    assert re.search(rf"^  llama\.cpp +llama-server -hf {re.escape(REPO)}:Q8_0 -c 24576 -ngl 999", text, re.MULTILINE)
+    assert f"{MMPROJ} included" in text  # the projector is named where the launch is
+    assert "keep 16.00 GiB of RAM (windows, daily use" in text  # the assumed reserve is visible
+    # the memory bar prices the projector separately and its legend adds up to the RAM
+    bar = lines.index("Memory with the recommendation loaded:")
+    legend = " ".join(lines[bar + 4: bar + 6])
+    assert "P mmproj" in legend and "K KV 6.0" in legend and "R OS reserve 16.0" in legend
+    assert text.index("Recommendation:") < text.index("Memory with") < text.index("Quants at") < text.index("BIOS carve-out")
+    wide = [line for line in lines if len(line) > TEXT_WIDTH]
+    assert not wide, wide
+
+
+def test_without_the_projector_it_is_dropped_from_the_plan_and_the_command(hub):
+    on = plan_json("qwen3-vl-32b", "-d", "ai-max-395-64g", "-c", "24k", "--quant", "Q8_0")
+    off = plan_json("qwen3-vl-32b", "-d", "ai-max-395-64g", "-c", "24k", "--quant", "Q8_0", "--mmproj", "none")
+    assert off["model"]["mmproj"] is None and off["recommendation"]["mmproj_bytes"] == 0
+    assert "--no-mmproj" in off["recommendation"]["commands"]["llama_server"]
+    assert on["recommendation"]["gpu_bytes"] - off["recommendation"]["gpu_bytes"] == on["recommendation"]["mmproj_bytes"]
+
+
+def test_the_128g_mini_pc_takes_at_least_the_laptops_quant(hub):
+    data = plan_json("qwen3-vl-32b", "-d", "ai-max-395-64g", "-d", "ai-max-395-128g-minipc", "--ctx", "24k")
+    laptop, mini = (p["recommendation"] for p in data["plans"])
+    assert LADDER.index(mini["quant"]) >= LADDER.index(laptop["quant"])
+    # BF16 + 6 GiB KV + projector is ~70 GiB: it fits the 128 GB machine and not the 64 GB one
+    assert mini["quant"] == "BF16" and mini["tier"] in ("dedicated", "shared")
+    mini_profile = load_profile("ai-max-395-128g-minipc")
+    reserve = mini_profile.reserve(data["plans"][1]["device"]["os"], data["plans"][1]["device"]["use"])
+    spill = max(0, mini["gpu_bytes"] - mini["carveout_bytes"])
+    assert mini["os_keeps_bytes"] - spill - mini["host_bytes"] >= reserve
+    assert [c["device"] for c in data["comparison"]] == ["ai-max-395-64g", "ai-max-395-128g-minipc"]
+
+
+def test_on_linux_the_same_laptop_uses_a_small_carveout_and_raises_gtt(hub):
+    data = plan_json("qwen3-vl-32b", "-d", "ai-max-395-64g", "--os", "linux", "--ctx", "24k")
+    rec = data["recommendation"]
+    assert rec["quant"] == "Q8_0" and rec["carveout_bytes"] == GIB // 2
+    change = rec["cap_change"]
+    assert change["knob"] == "ttm.pages_limit" and rec["commands"]["cap"] == f"ttm.pages_limit={change['cap_bytes'] // 4096}"
+    assert change["cap_bytes"] + rec["carveout_bytes"] >= rec["gpu_bytes"] + data["fit"]["safety_bytes"]
+    assert "set on the command line: os linux" in " ".join(data["device"]["assumptions"])
+
+
+def test_a_context_beyond_training_is_flagged_above_the_recommendation(hub):
+    text = plan("qwen3-vl-32b", "-d", "ai-max-395-64g", "--ctx", "300k").stdout
+    assert "beyond the model's training context of 256k" in text
+    assert text.index("training context") < text.index("Recommendation:")
+    md = plan("qwen3-vl-32b", "-d", "ai-max-395-64g", "--ctx", "300k", "--format", "markdown").stdout
+    assert md.index("training context") < md.index("### Recommendation")
+
+
+def test_planning_the_six_quants_is_fast(hub, qwen3vl_files):
+    """The planner's own compute for the 6-quant repo (headers already read): well under a second."""
+    from planner.header import ModelHeaders
+    from planner.plan import Planner, PlanModel, PlanProjector, PlanRequest, PlanVariant
+    from planner.reader import parse_file
+
+    pv = [PlanVariant(quant=q, headers=ModelHeaders.merge([parse_file(qwen3vl_files[realmodels.file_name(SPEC, q)])]),
+                      size_bytes=tensor_bytes(q)) for q in LADDER]
+    proj = PlanProjector(name=MMPROJ, size_bytes=tensor_bytes(),
+                         headers=ModelHeaders.merge([parse_file(qwen3vl_files[MMPROJ])]))
+    model = PlanModel(name=REPO, variants=pv, repo=REPO, projector=proj)
+    timings = {}
+    for device in ("ai-max-395-64g", "rtx-4090"):
+        planner = Planner(model, PlanRequest(ctx=CTX))
+        t0 = time.perf_counter()
+        planner.plan(load_profile(device))
+        timings[device] = time.perf_counter() - t0
+    # ~0.2 s each on the 2-core test machine; the bound leaves room for a loaded CI runner
+    assert max(timings.values()) < 1.5, timings
+
+
+# --------------------------------------------------------------------------- a real MoE on a 24 GB card
+
+MOE = realmodels.load_spec("qwen3-30b-a3b")
+MOE_LADDER = ["Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "BF16"]
+
+
+@pytest.fixture(scope="session")
+def moe_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return realmodels.repo_files(MOE, tmp_path_factory.mktemp("qwen3-30b-a3b"))
+
+
+def test_qwen3_30b_a3b_on_a_4090_runs_fully_on_the_gpu_and_offloads_experts_first(fake_hub, moe_files):
+    fake_hub.add_repo(MOE["repo"], moe_files)
+    data = plan_json("qwen3-30b-a3b-instruct-2507", "-d", "rtx-4090", "--ctx", "24k")
+    assert data["model"]["repo"] == MOE["repo"] and data["model"]["moe"]
+    vs, rec = variants(data), data["recommendation"]
+    kv = 48 * 4 * 128 * 2 * 2 * CTX  # 48 layers x 4 KV heads x 128 dims, f16 K and V
+    for q in MOE_LADDER:
+        raw = sum(realmodels.nbytes(t) for t in realmodels.tensors(MOE, q))
+        # CUDA pads each tensor (128 B alignment, quantized rows to 512 elements): a few KiB over the file
+        assert 0 <= vs[q]["weights_bytes"] - raw < 1 << 20, q
+        assert vs[q]["kv_bytes"] == kv
+    vram = load_profile("rtx-4090").vram_bytes
+    # Q8_0's weights alone are more than the card: it can only run with experts on the CPU
+    assert vs["Q8_0"]["weights_bytes"] > vram
+    for q in ("Q8_0", "BF16"):
+        assert vs[q]["tier"] == "partial_offload" and vs[q]["n_cpu_moe"] > 0 and vs[q]["n_gpu_layers"] == -1
+    # a quant that runs fully on the GPU beats any partial offload, and it is the best such quant
+    on_gpu = [q for q in MOE_LADDER if vs[q]["tier"] == "dedicated"]
+    assert on_gpu and rec["quant"] == on_gpu[-1] and rec["tier"] == "dedicated"
+    assert "--n-cpu-moe" not in rec["commands"]["llama_server"] and "-ngl 999" in rec["commands"]["llama_server"]
+    assert vs["BF16"]["n_cpu_moe"] > vs["Q8_0"]["n_cpu_moe"]  # the bigger quant keeps more experts on the CPU
