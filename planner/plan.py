@@ -1169,8 +1169,9 @@ def build_commands(model: PlanModel, v: PlanVariant, rec: Recommendation, profil
         parts.append(f"-ctk {rec.cache_type_k}")
     if rec.cache_type_v != "f16":
         parts.append(f"-ctv {rec.cache_type_v}")
-    if rec.n_parallel > 1:
-        parts.append(f"-np {rec.n_parallel}")
+    # always explicit: without -np, llama-server runs 4 slots with a unified KV cache ("auto"),
+    # which holds more SWA cells and recurrent states than the plan priced
+    parts.append(f"-np {rec.n_parallel}")
     if rec.no_mmap:
         parts.append("--no-mmap")
     if model.projector:
@@ -1202,6 +1203,7 @@ def build_commands(model: PlanModel, v: PlanVariant, rec: Recommendation, profil
     if rec.cache_type_k != "f16":
         env.append(f"OLLAMA_KV_CACHE_TYPE={rec.cache_type_k}")
     env.append(f"OLLAMA_CONTEXT_LENGTH={rec.ctx}")
+    env.append(f"OLLAMA_NUM_PARALLEL={rec.n_parallel}")  # each parallel slot is priced, so pin it
     params = [f"num_ctx {rec.ctx}"]
     if rec.tier == "partial_offload" and rec.n_gpu_layers >= 0:
         params.append(f"num_gpu {rec.n_gpu_layers}")
