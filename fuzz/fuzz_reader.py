@@ -23,7 +23,6 @@ import argparse
 import collections
 import hashlib
 import json
-import os
 import random
 import re
 import resource

@@ -1074,7 +1074,7 @@ def memory_bars(r: FitResult, profile: DeviceProfile) -> list[MemoryBar]:
     """What the memory looks like with the model loaded: one bar per physical memory. The safety
     margins the plan keeps free are drawn as their own segment, so "free" is what is left beyond
     them and beyond the OS reserve: the same number as the plan's OS spare (and GPU spare)."""
-    gpu, host = r.gpu, r.host
+    gpu = r.gpu
     g_weights = gpu.weights_bytes
     g_mmproj = gpu.mmproj_bytes
     g_kv = gpu.kv_bytes + gpu.recurrent_bytes

@@ -18,16 +18,14 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
 import time
 from pathlib import Path
 
-import click
 import pytest
-from click.testing import CliRunner
+
+from clirun import plan
 
 import realmodels
-from planner.cli import run
 from planner.devices import load_profile
 
 GIB = 1024**3
@@ -55,18 +53,6 @@ def qwen3vl_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
 def hub(fake_hub, qwen3vl_files):
     fake_hub.add_repo(REPO, qwen3vl_files)
     return fake_hub
-
-
-@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
-                                 "help_option_names": []})
-@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
-def _entry(argv: tuple[str, ...]) -> None:
-    """The `plan` console script as installed: the guard in planner.cli turns outcomes into exit codes."""
-    sys.exit(run(["plan", *argv]))
-
-
-def plan(*args: str):
-    return CliRunner().invoke(_entry, list(args), catch_exceptions=False)
 
 
 def plan_json(*args: str) -> dict:

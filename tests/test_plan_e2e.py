@@ -12,16 +12,14 @@ from __future__ import annotations
 
 import json
 import re
-import sys
 from pathlib import Path
 
-import click
 import pytest
-from click.testing import CliRunner
+
+from clirun import plan
 
 import fakehub
 import ggufgen
-from planner.cli import run
 from planner.devices import load_profile
 
 GIB = 1024**3
@@ -54,19 +52,6 @@ def hub(fake_hub, dense_files, moe_files):
     fake_hub.add_repo(DENSE_REPO, dense_files)
     fake_hub.add_repo(MOE_REPO, moe_files)
     return fake_hub
-
-
-@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
-                                 "help_option_names": []})
-@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
-def _entry(argv: tuple[str, ...]) -> None:
-    """The `plan` console script as installed: the guard in planner.cli turns outcomes into exit codes."""
-    sys.exit(run(["plan", *argv]))
-
-
-def plan(*args: str):
-    result = CliRunner().invoke(_entry, list(args), catch_exceptions=False)
-    return result
 
 
 def plan_json(*args: str) -> tuple[int, dict]:

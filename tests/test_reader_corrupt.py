@@ -7,7 +7,6 @@ import random
 import struct
 import time
 import tracemalloc
-from pathlib import Path
 
 import pytest
 

@@ -1,0 +1,28 @@
+"""Run the CLI in-process the way the installed console scripts do: through planner.cli.run, the
+guard that turns every outcome into an exit code (click's CliRunner alone would bypass it)."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+from click.testing import CliRunner, Result
+
+from planner.cli import run
+
+
+@click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,
+                                 "help_option_names": []})
+@click.argument("argv", nargs=-1, type=click.UNPROCESSED)
+def _entry(argv: tuple[str, ...]) -> None:
+    sys.exit(run(list(argv)))
+
+
+def memfit(*args: str) -> Result:
+    """`memfit ARGS...` with captured output and the real exit code."""
+    return CliRunner().invoke(_entry, list(args), catch_exceptions=False)
+
+
+def plan(*args: str) -> Result:
+    """The `plan` console script (the same as `memfit plan`)."""
+    return memfit("plan", *args)
