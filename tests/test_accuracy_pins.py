@@ -1,0 +1,118 @@
+"""Pin the estimator to numbers measured with real llama.cpp b11434 (validation/results/*.json).
+
+No llama.cpp needed: each model's GGUF header is regenerated from validation/models/<name>.json
+(the exact header llama.cpp measured, sparse data region), read back with memfit's reader, and the
+estimator must reproduce llama.cpp's bytes: weights, KV cache, recurrent state and output buffer
+identical; the CPU compute buffer within 10%; the total within 3%. The cases are a representative
+subset of the harness grid: every value of every axis for every model (see validation/run_llamacpp.py).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+pytest.importorskip("planner.estimator", reason="the estimator is not importable yet")
+
+from planner.estimate_types import RunSettings  # noqa: E402
+from planner.estimator import estimate  # noqa: E402
+from planner.header import ModelHeaders  # noqa: E402
+from planner.model_facts import ModelFacts  # noqa: E402
+from planner.reader import parse_file  # noqa: E402
+from validation.modelgen import load_spec, write_model  # noqa: E402
+
+REPO = Path(__file__).resolve().parent.parent
+RESULTS = REPO / "validation" / "results"
+SPECS = REPO / "validation" / "models"
+MODELS = sorted(p.stem for p in RESULTS.glob("*.json") if not p.name.startswith("_"))
+EXACT = ("weights_bytes", "kv_bytes", "recurrent_bytes", "output_bytes")
+COMPUTE_TOLERANCE = 0.10
+TOTAL_TOLERANCE = 0.03
+
+
+def _axis_key(case: dict) -> tuple:
+    s = case["settings"]
+    return (s["flash_attn"], s["cache_type_k"], s["cache_type_v"], s["n_ubatch"], s["n_parallel"], s["kv_unified"],
+            s["swa_full"], s["repack"])
+
+
+def representative(cases: list[dict]) -> list[dict]:
+    """Every distinct combination of the non-context axes once, plus every context at the base
+    settings (flash attention on and off): about a dozen to twenty cases per model."""
+    chosen, seen_axes, seen_ctx = [], set(), set()
+    for c in cases:
+        if "error" in c["llama"] or c["settings"].get("set") == "holdout":
+            continue
+        s = c["settings"]
+        ctx_key = (s["n_ctx"], s["flash_attn"])
+        base = _axis_key(c)[1:] == ("f16", "f16", 512, 1, False, False, False)
+        if _axis_key(c) not in seen_axes or (base and ctx_key not in seen_ctx):
+            seen_axes.add(_axis_key(c))
+            if base:
+                seen_ctx.add(ctx_key)
+            chosen.append(c)
+    return chosen
+
+
+@pytest.fixture(scope="module")
+def facts_by_model(tmp_path_factory):
+    cache: dict[str, ModelFacts] = {}
+
+    def get(name: str) -> ModelFacts:
+        if name not in cache:
+            path = write_model(load_spec(name), tmp_path_factory.mktemp(name) / f"{name}.gguf")
+            cache[name] = ModelFacts.from_headers(ModelHeaders.merge([parse_file(path)]))
+        return cache[name]
+
+    return get
+
+
+def _settings(s: dict) -> RunSettings:
+    return RunSettings(
+        n_ctx=s["n_ctx"], n_batch=s["n_batch"], n_ubatch=s["n_ubatch"], n_parallel=s["n_parallel"],
+        kv_unified=s["kv_unified"], flash_attn=s["flash_attn"], cache_type_k=s["cache_type_k"],
+        cache_type_v=s["cache_type_v"], swa_full=s["swa_full"], repack=s["repack"], backend="cpu",
+    )
+
+
+def test_results_exist_for_the_required_architectures():
+    archs = {json.loads((SPECS / f"{m}.json").read_text())["arch"] for m in MODELS}
+    assert {"llama", "qwen3moe", "gpt-oss", "gemma3", "deepseek2"} <= archs
+    assert archs & {"qwen3", "qwen3vl"} and archs & {"lfm2", "qwen3next"}
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_results_were_measured_on_these_specs(model):
+    """A spec edited without re-running llama.cpp would make the pins meaningless."""
+    result = json.loads((RESULTS / f"{model}.json").read_text())
+    assert result["spec_sha256"] == hashlib.sha256((SPECS / f"{model}.json").read_bytes()).hexdigest()
+    assert result["llama_cpp"]["llama_cpp_build"] == "b11434"
+
+
+@pytest.mark.parametrize("model", MODELS)
+def test_estimator_matches_llamacpp(model, facts_by_model):
+    result = json.loads((RESULTS / f"{model}.json").read_text())
+    facts = facts_by_model(model)
+    cases = representative(result["cases"])
+    assert len(cases) >= 8
+    failures = []
+    for case in cases:
+        want = case["llama"]
+        got = estimate(facts, _settings(case["settings"]))
+        for key in EXACT:
+            if getattr(got, key) != want[key]:
+                failures.append(f"{case['id']}: {key} memfit {getattr(got, key):,} != llama.cpp {want[key]:,}")
+        comp_err = (got.compute_bytes - want["compute_bytes"]) / want["compute_bytes"]
+        if abs(comp_err) > COMPUTE_TOLERANCE:
+            failures.append(f"{case['id']}: compute off by {comp_err:+.1%} "
+                            f"(memfit {got.compute_bytes:,}, llama.cpp {want['compute_bytes']:,})")
+        want_total = sum(want[k] for k in EXACT) + want["compute_bytes"]
+        total_err = (got.total_bytes - want_total) / want_total
+        if abs(total_err) > TOTAL_TOLERANCE:
+            failures.append(f"{case['id']}: total off by {total_err:+.1%}")
+        assert got.flash_attn == want["flash_attn_effective"], f"{case['id']}: flash attention resolved differently"
+        assert got.n_ctx == want["n_ctx"], f"{case['id']}: n_ctx memfit {got.n_ctx} != llama.cpp {want['n_ctx']}"
+    assert not failures, "\n".join(failures)

@@ -1,0 +1,295 @@
+"""Tensor lists per architecture, as llama.cpp b11434's loader expects them (src/models/<arch>.cpp,
+load_arch_tensors) and as convert_hf_to_gguf.py names them.
+
+Shapes are in ggml order (ne0, the contiguous row, first). Each function reads the hyperparameters
+from the GGUF metadata, the way the loader does, so a wrong shape here makes llama.cpp refuse the
+file ("tensor has wrong shape") and an extra or missing tensor makes it refuse it too ("wrong number
+of tensors" / "missing tensor"): loading is the check that these lists are exact.
+
+`source_type` reproduces the converter's rule for the type of each tensor in a BF16 conversion
+(conversion/base.py): 1-D tensors, norms, routers, convolution kernels and biases stay F32.
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+Tensor = tuple[str, tuple[int, ...]]
+
+
+class Hp:
+    """Metadata accessor with llama.cpp's names."""
+
+    def __init__(self, meta: dict, n_vocab: int):
+        self.meta = meta
+        self.arch = meta["general.architecture"][0]
+        self.n_vocab = n_vocab
+
+    def get(self, key: str, default=None):
+        v = self.meta.get(f"{self.arch}.{key}")
+        return default if v is None else v[0]
+
+    @property
+    def n_layer(self) -> int:
+        return self.get("block_count")
+
+    @property
+    def n_embd(self) -> int:
+        return self.get("embedding_length")
+
+    @property
+    def n_head(self) -> int:
+        return self.get("attention.head_count")
+
+    def n_head_kv(self, il: int = 0) -> int:
+        v = self.get("attention.head_count_kv", self.n_head)
+        return v[il] if isinstance(v, list) else v
+
+    @property
+    def head_k(self) -> int:
+        return self.get("attention.key_length", self.n_embd // self.n_head)
+
+    @property
+    def head_v(self) -> int:
+        return self.get("attention.value_length", self.n_embd // self.n_head)
+
+    @property
+    def n_ff(self) -> int:
+        return self.get("feed_forward_length")
+
+
+def _blk(i: int, name: str) -> str:
+    return f"blk.{i}.{name}"
+
+
+def _embd_and_output(hp: Hp, tied: bool, norm_name: str = "output_norm.weight") -> tuple[list[Tensor], list[Tensor]]:
+    head = [("token_embd.weight", (hp.n_embd, hp.n_vocab))]
+    tail = [(norm_name, (hp.n_embd,))]
+    if not tied:
+        tail.append(("output.weight", (hp.n_embd, hp.n_vocab)))
+    return head, tail
+
+
+def _attn_qkvo(hp: Hp, i: int, n_q: int, n_k: int, n_v: int, n_o_in: int, bias: bool = False) -> list[Tensor]:
+    t = [
+        (_blk(i, "attn_q.weight"), (hp.n_embd, n_q)),
+        (_blk(i, "attn_k.weight"), (hp.n_embd, n_k)),
+        (_blk(i, "attn_v.weight"), (hp.n_embd, n_v)),
+    ]
+    if bias:
+        t += [(_blk(i, "attn_q.bias"), (n_q,)), (_blk(i, "attn_k.bias"), (n_k,)), (_blk(i, "attn_v.bias"), (n_v,))]
+    t.append((_blk(i, "attn_output.weight"), (n_o_in, hp.n_embd)))
+    return t
+
+
+def _dense_ffn(hp: Hp, i: int, n_ff: int) -> list[Tensor]:
+    return [
+        (_blk(i, "ffn_gate.weight"), (hp.n_embd, n_ff)),
+        (_blk(i, "ffn_up.weight"), (hp.n_embd, n_ff)),
+        (_blk(i, "ffn_down.weight"), (n_ff, hp.n_embd)),
+    ]
+
+
+def _experts(hp: Hp, i: int, n_ff_exp: int, n_expert: int) -> list[Tensor]:
+    return [
+        (_blk(i, "ffn_gate_inp.weight"), (hp.n_embd, n_expert)),
+        (_blk(i, "ffn_gate_exps.weight"), (hp.n_embd, n_ff_exp, n_expert)),
+        (_blk(i, "ffn_up_exps.weight"), (hp.n_embd, n_ff_exp, n_expert)),
+        (_blk(i, "ffn_down_exps.weight"), (n_ff_exp, hp.n_embd, n_expert)),
+    ]
+
+
+def _norm(i: int, name: str, n: int) -> Tensor:
+    return (_blk(i, f"{name}.weight"), (n,))
+
+
+def llama(hp: Hp) -> list[Tensor]:
+    head, tail = _embd_and_output(hp, tied=False)
+    out = head + [("rope_freqs.weight", (hp.get("rope.dimension_count", hp.head_k) // 2,))]
+    for i in range(hp.n_layer):
+        out.append(_norm(i, "attn_norm", hp.n_embd))
+        out += _attn_qkvo(hp, i, hp.head_k * hp.n_head, hp.head_k * hp.n_head_kv(), hp.head_v * hp.n_head_kv(), hp.head_k * hp.n_head)
+        out.append(_norm(i, "ffn_norm", hp.n_embd))
+        out += _dense_ffn(hp, i, hp.n_ff)
+    return out + tail
+
+
+def qwen3(hp: Hp) -> list[Tensor]:
+    """qwen3 and qwen3vl (the VL text model has the same tensors)."""
+    head, tail = _embd_and_output(hp, tied=False)
+    out = head
+    for i in range(hp.n_layer):
+        out.append(_norm(i, "attn_norm", hp.n_embd))
+        out += _attn_qkvo(hp, i, hp.head_k * hp.n_head, hp.head_k * hp.n_head_kv(), hp.head_v * hp.n_head_kv(), hp.head_k * hp.n_head)
+        out += [_norm(i, "attn_q_norm", hp.head_k), _norm(i, "attn_k_norm", hp.head_k)]
+        out.append(_norm(i, "ffn_norm", hp.n_embd))
+        out += _dense_ffn(hp, i, hp.n_ff)
+    return out + tail
+
+
+def qwen3moe(hp: Hp) -> list[Tensor]:
+    head, tail = _embd_and_output(hp, tied=False)
+    out = head
+    for i in range(hp.n_layer):
+        out.append(_norm(i, "attn_norm", hp.n_embd))
+        out += _attn_qkvo(hp, i, hp.head_k * hp.n_head, hp.head_k * hp.n_head_kv(), hp.head_v * hp.n_head_kv(), hp.head_k * hp.n_head)
+        out += [_norm(i, "attn_q_norm", hp.head_k), _norm(i, "attn_k_norm", hp.head_k)]
+        out.append(_norm(i, "ffn_norm", hp.n_embd))
+        out += _experts(hp, i, hp.get("expert_feed_forward_length"), hp.get("expert_count"))
+    return out + tail
+
+
+def gpt_oss(hp: Hp) -> list[Tensor]:
+    head, tail = _embd_and_output(hp, tied=False)
+    n_rot = hp.head_k
+    n_exp, n_ff_exp = hp.get("expert_count"), hp.get("expert_feed_forward_length")
+    out = head
+    for i in range(hp.n_layer):
+        out.append(_norm(i, "attn_norm", hp.n_embd))
+        out += _attn_qkvo(hp, i, hp.n_head * n_rot, hp.n_head_kv() * n_rot, hp.n_head_kv() * n_rot, hp.n_head * n_rot, bias=True)
+        out.append((_blk(i, "attn_output.bias"), (hp.n_embd,)))
+        out.append((_blk(i, "attn_sinks.weight"), (hp.n_head,)))
+        out.append(_norm(i, "post_attention_norm", hp.n_embd))
+        out += _experts(hp, i, n_ff_exp, n_exp)
+        out += [
+            (_blk(i, "ffn_gate_inp.bias"), (n_exp,)),
+            (_blk(i, "ffn_gate_exps.bias"), (n_ff_exp, n_exp)),
+            (_blk(i, "ffn_up_exps.bias"), (n_ff_exp, n_exp)),
+            (_blk(i, "ffn_down_exps.bias"), (hp.n_embd, n_exp)),
+        ]
+    return out + tail
+
+
+def gemma3(hp: Hp) -> list[Tensor]:
+    head, tail = _embd_and_output(hp, tied=True)
+    out = head
+    for i in range(hp.n_layer):
+        out.append(_norm(i, "attn_norm", hp.n_embd))
+        out += _attn_qkvo(hp, i, hp.head_k * hp.n_head, hp.head_k * hp.n_head_kv(), hp.head_v * hp.n_head_kv(), hp.head_k * hp.n_head)
+        out += [_norm(i, "attn_q_norm", hp.head_k), _norm(i, "attn_k_norm", hp.head_k)]
+        out.append(_norm(i, "post_attention_norm", hp.n_embd))
+        out.append(_norm(i, "ffn_norm", hp.n_embd))
+        out += _dense_ffn(hp, i, hp.n_ff)
+        out.append(_norm(i, "post_ffw_norm", hp.n_embd))
+    return out + tail
+
+
+def deepseek2(hp: Hp) -> list[Tensor]:
+    """DeepSeek-V2-Lite layout: no q LoRA, MLA with the split k_b/v_b tensors (modern converter)."""
+    head, tail = _embd_and_output(hp, tied=False)
+    n_head = hp.n_head
+    k_mla, v_mla = hp.get("attention.key_length_mla"), hp.get("attention.value_length_mla")
+    rope = hp.get("rope.dimension_count")
+    nope = k_mla - rope
+    kv_lora = hp.get("attention.kv_lora_rank")
+    n_dense = hp.get("leading_dense_block_count", 0)
+    n_exp, n_ff_exp, n_shared = hp.get("expert_count"), hp.get("expert_feed_forward_length"), hp.get("expert_shared_count")
+    out = head
+    for i in range(hp.n_layer):
+        out.append(_norm(i, "attn_norm", hp.n_embd))
+        out.append(_norm(i, "attn_kv_a_norm", kv_lora))
+        out.append((_blk(i, "attn_q.weight"), (hp.n_embd, n_head * k_mla)))
+        out.append((_blk(i, "attn_kv_a_mqa.weight"), (hp.n_embd, kv_lora + rope)))
+        out.append((_blk(i, "attn_k_b.weight"), (nope, kv_lora, n_head)))
+        out.append((_blk(i, "attn_v_b.weight"), (kv_lora, v_mla, n_head)))
+        out.append((_blk(i, "attn_output.weight"), (n_head * v_mla, hp.n_embd)))
+        out.append(_norm(i, "ffn_norm", hp.n_embd))
+        if i < n_dense:
+            out += _dense_ffn(hp, i, hp.n_ff)
+        else:
+            out += _experts(hp, i, n_ff_exp, n_exp)
+            out += [
+                (_blk(i, "ffn_gate_shexp.weight"), (hp.n_embd, n_ff_exp * n_shared)),
+                (_blk(i, "ffn_up_shexp.weight"), (hp.n_embd, n_ff_exp * n_shared)),
+                (_blk(i, "ffn_down_shexp.weight"), (n_ff_exp * n_shared, hp.n_embd)),
+            ]
+    return out + tail
+
+
+def lfm2(hp: Hp) -> list[Tensor]:
+    head, tail = _embd_and_output(hp, tied=True, norm_name="token_embd_norm.weight")
+    head_dim = hp.n_embd // hp.n_head
+    l_cache = hp.get("shortconv.l_cache")
+    out = head
+    for i in range(hp.n_layer):
+        out.append(_norm(i, "attn_norm", hp.n_embd))
+        if hp.n_head_kv(i) > 0:
+            out += [_norm(i, "attn_q_norm", head_dim), _norm(i, "attn_k_norm", head_dim)]
+            out += _attn_qkvo(hp, i, hp.n_embd, head_dim * hp.n_head_kv(i), head_dim * hp.n_head_kv(i), hp.n_embd)
+        else:
+            out += [
+                (_blk(i, "shortconv.conv.weight"), (l_cache, hp.n_embd)),
+                (_blk(i, "shortconv.in_proj.weight"), (hp.n_embd, 3 * hp.n_embd)),
+                (_blk(i, "shortconv.out_proj.weight"), (hp.n_embd, hp.n_embd)),
+            ]
+        out.append(_norm(i, "ffn_norm", hp.n_embd))
+        out += _dense_ffn(hp, i, hp.n_ff)
+    return out + tail
+
+
+def qwen3next(hp: Hp) -> list[Tensor]:
+    head, tail = _embd_and_output(hp, tied=False)
+    interval = hp.get("full_attention_interval", 4)
+    d_state, n_group, dt_rank = hp.get("ssm.state_size"), hp.get("ssm.group_count"), hp.get("ssm.time_step_rank")
+    d_conv = hp.get("ssm.conv_kernel")
+    key_dim, value_dim = d_state * n_group, d_state * dt_rank
+    n_exp, n_ff_exp = hp.get("expert_count"), hp.get("expert_feed_forward_length")
+    n_ff_sh = hp.get("expert_shared_feed_forward_length")
+    out = head
+    for i in range(hp.n_layer):
+        out.append(_norm(i, "attn_norm", hp.n_embd))
+        out.append(_norm(i, "post_attention_norm", hp.n_embd))
+        if (i + 1) % interval == 0:
+            out += _attn_qkvo(hp, i, hp.head_k * hp.n_head * 2, hp.head_k * hp.n_head_kv(), hp.head_v * hp.n_head_kv(), hp.head_k * hp.n_head)
+            out += [_norm(i, "attn_q_norm", hp.head_k), _norm(i, "attn_k_norm", hp.head_k)]
+        else:
+            out += [
+                (_blk(i, "attn_qkv.weight"), (hp.n_embd, key_dim * 2 + value_dim)),
+                (_blk(i, "attn_gate.weight"), (hp.n_embd, value_dim)),
+                (_blk(i, "ssm_conv1d.weight"), (d_conv, key_dim * 2 + value_dim)),
+                (_blk(i, "ssm_dt.bias"), (dt_rank,)),
+                (_blk(i, "ssm_a"), (dt_rank,)),
+                (_blk(i, "ssm_ba.weight"), (hp.n_embd, dt_rank * 2)),
+                (_blk(i, "ssm_norm.weight"), (d_state,)),
+                (_blk(i, "ssm_out.weight"), (value_dim, hp.n_embd)),
+            ]
+        out += _experts(hp, i, n_ff_exp, n_exp)
+        out += [
+            (_blk(i, "ffn_gate_inp_shexp.weight"), (hp.n_embd,)),
+            (_blk(i, "ffn_gate_shexp.weight"), (hp.n_embd, n_ff_sh)),
+            (_blk(i, "ffn_up_shexp.weight"), (hp.n_embd, n_ff_sh)),
+            (_blk(i, "ffn_down_shexp.weight"), (n_ff_sh, hp.n_embd)),
+        ]
+    return out + tail
+
+
+LAYOUTS: dict[str, Callable[[Hp], list[Tensor]]] = {
+    "llama": llama,
+    "qwen3": qwen3,
+    "qwen3vl": qwen3,
+    "qwen3moe": qwen3moe,
+    "gpt-oss": gpt_oss,
+    "gemma3": gemma3,
+    "deepseek2": deepseek2,
+    "lfm2": lfm2,
+    "qwen3next": qwen3next,
+}
+
+# tensor name fragments the converter keeps in F32 whatever the output type (conversion/base.py)
+_F32_NAMES = ("ffn_gate_inp.", "ffn_gate_inp_shexp.", "ssm_conv1d.", "shortconv.conv.", "position_embd.", "token_types.")
+
+
+def source_type(arch: str, name: str, shape: tuple[int, ...]) -> str:
+    """The type convert_hf_to_gguf.py --outtype bf16 gives a tensor (gpt-oss keeps experts in MXFP4)."""
+    if len(shape) <= 1 or name.endswith("_norm.weight"):
+        return "F32"
+    if any(f in name for f in _F32_NAMES) or not name.endswith(".weight"):
+        return "F32"
+    if arch == "gpt-oss" and "_exps.weight" in name:
+        return "MXFP4"
+    return "BF16"
+
+
+def tensor_list(meta: dict, n_vocab: int) -> list[Tensor]:
+    hp = Hp(meta, n_vocab)
+    return LAYOUTS[hp.arch](hp)
