@@ -7,12 +7,20 @@ program people serve models with (llama-cli runs the same server code):
   token per slot (n_outputs_max = n_parallel, server-context.cpp), -ngl all, mmap on.
 `--tool fit-params` switches to llama-fit-params/libllama defaults instead (1 sequence, logits
 reserved for the whole batch), which is what validation/ compares against.
+
+With `--device ID|auto|FILE` the backend defaults to the device's first one on its OS and the
+report ends with where this exact breakdown lands on the device as it is configured now (the
+carve-out in effect, the GPU cap, the OS reserve): pools, tier, headroom, checks. The placement is
+planner.fit.place, the same arithmetic `plan` uses; estimate still exits 0 when it does not fit
+(it answers a question; `plan` is the command with exit 3). See docs/devices.md "estimate --device".
 """
 
 from __future__ import annotations
 
 import json
-from typing import Any
+import shlex
+import textwrap
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 from tabulate import tabulate
@@ -21,6 +29,11 @@ from ..errors import InputError, MemfitError
 from ..estimate_types import Breakdown, RunSettings
 from ..header import ModelHeaders
 from ..units import fmt_bytes, fmt_ctx, parse_ctx
+from .device_options import device_options, overrides_from, resolve_devices
+
+if TYPE_CHECKING:
+    from ..device_schema import BackendInfo, DeviceProfile
+    from ..fit import FitResult
 
 CACHE_TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
 BACKENDS = ["cpu", "cuda", "rocm", "vulkan", "metal"]
@@ -189,6 +202,279 @@ def _pick_mmproj(resolved: Any, mmproj: str) -> tuple[ModelHeaders | None, str |
     return ModelHeaders.merge([h]), mmproj, notes
 
 
+# --------------------------------------------------------------------------- --device
+
+# The shared device flags estimate takes; --bandwidth is left out (estimate reports memory, not speed).
+_DEVICE_FLAGS = {"device": "--device", "device_file": "--device-file", "ram": "--ram", "carveout": "--carveout",
+                 "os_name": "--os", "vram": "--vram", "gpu_cap": "--gpu-cap", "use": "--use"}
+# The estimator sizes SYCL (Intel) buffers like Vulkan's, as `plan` does.
+_ESTIMATOR_BACKEND = {"sycl": "vulkan"}
+TEXT_WIDTH = 100
+# Profile fields marked `estimated` that matter for speed, not memory (estimate does not show speed).
+_SPEED_FIELDS = ("bandwidth_gbps", "host_bandwidth_gbps", "decode_efficiency", "gpu_tflops_fp16")
+NO_GPU_TIER = "cpu_only"  # device_fit.tier of a run that uses no GPU (--backend cpu, CPU-only machines)
+_TIER_TEXT = {
+    "dedicated": "fits in dedicated GPU memory",
+    "shared": "fits on the GPU, part of it in shared memory",
+    "partial_offload": "fits, with part of the model on the CPU as -ngl/--n-cpu-moe ask",
+    "no_fit": "does not fit",
+    NO_GPU_TIER: "fits in system RAM, CPU only: no GPU in use",
+}
+
+
+def _device_flags(f: Callable) -> Callable:
+    """device_options(multiple=False) without --bandwidth."""
+    f = device_options(multiple=False)(f)
+    f.__click_params__ = [p for p in f.__click_params__ if p.name in _DEVICE_FLAGS]  # type: ignore[attr-defined]
+    return f
+
+
+def load_device(kw: dict[str, Any]) -> tuple[DeviceProfile | None, list[str]]:
+    """The profile named by --device/--device-file with the overrides applied, and the notes the
+    overrides added (None without a device; override flags without a device are a usage error)."""
+    from ..devices import apply_overrides
+
+    if not kw.get("device") and not kw.get("device_file"):
+        used = [flag for key, flag in _DEVICE_FLAGS.items() if kw.get(key) is not None]
+        if used:
+            verb = "describes" if len(used) == 1 else "describe"
+            raise click.UsageError(f"{', '.join(used)} {verb} a device: add --device ID|auto|FILE")
+        return None, []
+    if kw.get("device") and kw.get("device_file"):
+        raise click.UsageError("give --device or --device-file, not both")
+    base = resolve_devices({"device": kw.get("device"), "device_file": kw.get("device_file")})[0]
+    over = {k: v for k, v in overrides_from(kw).items() if v is not None}
+    if not over:
+        return base, []
+    profile = apply_overrides(base, **over)
+    return profile, [n for n in profile.notes if n not in base.notes]
+
+
+def device_backend(profile: DeviceProfile, requested: str | None) -> BackendInfo:
+    """--backend on a device: the profile's entry for it (a name, a driver or a label such as
+    'vulkan (amdvlk)'); without --backend the device's first backend on its OS (a GPU one first)."""
+    from ..device_schema import BackendInfo
+
+    os_ = profile.default_os
+    listed = profile.backends(os_)
+    if requested is None:
+        gpu = [b for b in listed if b.name != "cpu"]
+        return (gpu or listed)[0]
+    found = profile.backend(requested, os_)
+    if found is not None:
+        return found
+    if requested == "cpu":  # every machine can run on the CPU, listed or not
+        return BackendInfo(name="cpu")
+    labels = sorted({b.label for b in listed} | {"cpu"})
+    raise InputError(f"backend {requested!r} is not listed for {profile.id} on {os_}",
+                     hint=f"choose one of: {', '.join(labels)} (or drop --backend for the device's default)")
+
+
+def estimator_backend(info: BackendInfo) -> str:
+    return _ESTIMATOR_BACKEND.get(info.name, info.name)
+
+
+def place_on_device(b: Breakdown, profile: DeviceProfile, info: BackendInfo, headers: ModelHeaders) -> FitResult:
+    """This exact breakdown on the device as it is configured now (carve-out and GPU cap in effect,
+    the profile's OS and use), through the fit solver `plan` uses."""
+    from ..fit import FitConfig, place
+    from ..plan import largest_gpu_weight_bytes
+
+    cfg = FitConfig(os=profile.default_os, use=profile.default_use, backend=info.label, mmap=b.settings.use_mmap)
+    return place(b, profile, cfg, largest_weight_bytes=largest_gpu_weight_bytes(headers))
+
+
+def fit_tier(r: FitResult) -> str:
+    """The fit solver's tier, except that a run with nothing on a GPU that passes every blocking
+    check fits in system RAM (the solver, planning GPUs, calls every GPU-less run no_fit)."""
+    if not r.gpu_need_bytes and not r.blocking_failures:
+        return NO_GPU_TIER
+    return r.tier
+
+
+def _carveout_source(p: DeviceProfile) -> str:
+    if "carveout" in p.overrides:
+        return "--carveout"
+    if p.live is not None and p.live.carveout_bytes is not None:
+        return "in effect on this machine"
+    return "factory default" + (", assumed" if "carveout.default_bytes" in p.estimated else "")
+
+
+def _cap_source(p: DeviceProfile, os_: str) -> str:
+    if "gpu_cap" in p.overrides:
+        return "--gpu-cap"
+    cap = p.os_info(os_).gpu_cap  # type: ignore[arg-type]
+    if cap is None:
+        return "no limit known: all RAM the OS sees"
+    if cap.setting_bytes is not None:
+        return "as set on this machine" if p.live is not None else "the profile's setting"
+    return "OS default"
+
+
+def _has_gpu_window(p: DeviceProfile, os_: str) -> bool:
+    """A carve-out APU or a unified machine with a known GPU limit (the fit solver assumes all RAM
+    for a unified machine without one, which on a CPU-only board is no GPU at all)."""
+    return p.memory_architecture == "carveout" or (
+        p.memory_architecture == "unified" and p.os_info(os_).gpu_cap is not None)  # type: ignore[arg-type]
+
+
+def shown_pools(r: FitResult, p: DeviceProfile) -> list[Any]:
+    """The solver's pools, without GPU pools when this run puts nothing on a GPU (a CPU-only run
+    or machine has only system RAM to fill; the carve-out still shows in the device line)."""
+    if r.gpu_need_bytes:
+        return list(r.pools)
+    return [pool for pool in r.pools if pool.name == "host"]
+
+
+def assumptions(p: DeviceProfile) -> list[str]:
+    """Profile fields that are assumptions and matter here: memory, not speed; the factory
+    carve-out only when it is the one in effect."""
+    out = [f for f in p.estimated if f not in _SPEED_FIELDS]
+    if _carveout_source(p) != "factory default, assumed":
+        out = [f for f in out if f != "carveout.default_bytes"]
+    return out
+
+
+def has_gpu_backend(p: DeviceProfile) -> bool:
+    return any(b.name != "cpu" for b in p.backends(p.default_os))
+
+
+def _cap_name(p: DeviceProfile, os_: str) -> str:
+    if p.memory_architecture == "unified":
+        return "GPU wired limit" if os_ == "macos" else "GPU-usable memory"
+    return {"linux": "GTT cap", "windows": "shared GPU memory cap"}.get(os_, "shared cap")
+
+
+def plan_hint(model: str, kw: dict[str, Any], b: Breakdown, backend: str | None, mmproj: str | None,
+              revision: str | None, profile: DeviceProfile) -> str | None:
+    """The `memfit plan` line that asks for a recommendation for the same device and run shape
+    (None on a machine without a GPU backend: plan places models on GPUs). Hardware and use flags
+    carry over; --carveout/--gpu-cap do not (choosing them is plan's job)."""
+    if not has_gpu_backend(profile):
+        return None
+    s = b.settings
+    args = ["memfit", "plan", model]
+    args += ["--device", kw["device"]] if kw.get("device") else ["--device-file", kw["device_file"]]
+    for key in ("os_name", "use", "ram", "vram"):
+        if kw.get(key) is not None:
+            args += [_DEVICE_FLAGS[key], str(kw[key])]
+    args += ["--ctx", fmt_ctx(b.n_ctx)]
+    if s.n_parallel != 1:
+        args += ["-np", str(s.n_parallel)]
+    if s.cache_type_k != "f16":
+        args += ["-ctk", s.cache_type_k]
+    if s.cache_type_v != "f16":
+        args += ["-ctv", s.cache_type_v]
+    if s.flash_attn != "auto":
+        args += ["-fa", s.flash_attn]
+    if backend and backend != "cpu":  # plan places models on a GPU
+        args += ["--backend", backend]
+    if mmproj and mmproj.lower() != "auto":
+        args += ["--mmproj", mmproj]
+    if revision:
+        args += ["--revision", revision]
+    return shlex.join(args)
+
+
+def device_fit_json(r: FitResult, profile: DeviceProfile, ref: str, est_backend: str, notes: list[str],
+                    hint: str | None) -> dict[str, Any]:
+    tier = fit_tier(r)
+    gpu_check = next((c for c in r.checks if c.name == "gpu_memory"), None)
+    window = _has_gpu_window(profile, r.config.os)
+    return {
+        "device": profile.id, "ref": ref, "name": profile.name, "based_on": profile.based_on,
+        "memory_architecture": r.memory_architecture, "os": r.config.os, "use": r.config.use,
+        "backend": r.config.backend, "estimator_backend": est_backend, "live": profile.live is not None,
+        "overrides": dict(profile.overrides),
+        "ram_bytes": r.ram_bytes, "carveout_bytes": r.carveout_bytes,
+        "carveout_source": _carveout_source(profile) if r.carveout_bytes is not None else None,
+        "gpu_cap_bytes": r.gpu_cap_bytes if window else None,
+        "gpu_cap_source": _cap_source(profile, r.config.os) if window else None,
+        "os_visible_bytes": r.os_visible_bytes, "reserve_bytes": r.reserve_bytes,
+        "gpu_capacity_bytes": r.gpu_capacity_bytes, "reported_bytes": r.reported_bytes,
+        "tier": tier, "fits": tier != "no_fit",
+        "gpu_need_bytes": r.gpu_need_bytes, "overhead_bytes": r.overhead_bytes, "safety_bytes": r.safety_bytes,
+        "gpu_headroom_bytes": r.gpu_headroom_bytes,
+        "gpu_margin_bytes": gpu_check.margin_bytes if gpu_check is not None else None,
+        "host_need_bytes": r.host_need_bytes, "os_free_bytes": r.os_free_bytes,
+        "pools": [{"name": p.name, "label": p.label, "capacity_bytes": p.capacity_bytes, "used_bytes": p.used_bytes,
+                   "headroom_bytes": p.headroom_bytes} for p in shown_pools(r, profile)],
+        "checks": [{"name": c.name, "ok": c.ok, "blocking": c.blocking, "message": c.message,
+                    "margin_bytes": c.margin_bytes} for c in r.checks],
+        "warnings": r.warnings, "shared_cost": r.shared_cost or None, "notes": notes,
+        "assumed": assumptions(profile),
+        "plan_command": hint,
+    }
+
+
+def _signed(n: int) -> str:
+    return fmt_bytes(n) if n >= 0 else f"short {fmt_bytes(-n)}"
+
+
+def _wrap(text: str, indent: str = "  ", width: int = TEXT_WIDTH) -> list[str]:
+    """Wrap at spaces, never inside a non-breaking space (used to keep a fact on one line)."""
+    lines = textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=indent + "  ",
+                          break_on_hyphens=False, break_long_words=False) or [indent]
+    return [line.replace("\u00a0", " ") for line in lines]
+
+
+def _unbroken(text: str) -> str:
+    return text.replace(" ", "\u00a0")
+
+
+def render_device(r: FitResult, profile: DeviceProfile, notes: list[str], hint: str | None) -> str:
+    os_ = r.config.os
+    title = f"on {profile.id}" + (f" ({profile.name})" if profile.name and profile.name != profile.id else "")
+    out = _wrap(title, "")
+    setup = f"{os_}, {r.config.use} use, backend {r.config.backend}"
+    if profile.based_on and profile.based_on != profile.id:
+        setup = f"profile {profile.based_on}; {setup}"
+    if profile.overrides:
+        setup += f"; overrides: {', '.join(f'{k}={v}' for k, v in profile.overrides.items())}"
+    out += _wrap(setup)
+    facts = []
+    if r.carveout_bytes is not None:
+        facts.append(f"carve-out {fmt_bytes(r.carveout_bytes)} ({_carveout_source(profile)})")
+    if r.memory_architecture == "discrete":
+        kept = profile.vram_reserve(os_, r.config.use)  # type: ignore[arg-type]
+        facts.append(f"VRAM {fmt_bytes(profile.vram_bytes)}" + (f" ({fmt_bytes(kept)} kept by the desktop)" if kept else ""))
+    elif r.gpu_cap_bytes is not None and _has_gpu_window(profile, os_):
+        facts.append(f"{_cap_name(profile, os_)} {fmt_bytes(r.gpu_cap_bytes)} ({_cap_source(profile, os_)})")
+    facts.append(f"OS sees {fmt_bytes(r.os_visible_bytes)}")
+    facts.append(f"OS reserve {fmt_bytes(r.reserve_bytes)}")
+    out += _wrap(" · ".join(_unbroken(f) for f in facts))
+    if r.memory_architecture == "carveout" and r.carveout_bytes == 0:
+        out += _wrap("! the carve-out reads 0 (BIOS 'Auto'): runtimes may see no dedicated VRAM; "
+                     "`memfit doctor` explains")
+    rows = [[p.label, fmt_bytes(p.capacity_bytes), fmt_bytes(p.used_bytes), _signed(p.headroom_bytes)]
+            for p in shown_pools(r, profile)]
+    out.append("")
+    out += ["  " + line for line in tabulate(
+        rows, headers=["pool", "capacity", "used", "headroom"], tablefmt="simple", disable_numparse=True,
+        colalign=("left", "right", "right", "right")).splitlines()]
+    out.append("")
+    for c in r.checks:
+        out += _wrap(f"{'ok ' if c.ok else ('NO ' if c.blocking else '!  ')} {c.message}")
+    tier = fit_tier(r)
+    verdict = f"=> {_TIER_TEXT[tier]} (tier {tier})"
+    if tier == "no_fit" and r.blocking_failures:
+        verdict += f": {r.short_reason}"
+    out += _wrap(verdict)
+    if r.shared_cost:
+        out += _wrap(f"shared memory: {r.shared_cost}")
+    for n in notes:
+        out += _wrap(f"note: {n}")
+    assumed = assumptions(profile)
+    if assumed:
+        out += _wrap(f"assumed, not measured: {', '.join(assumed)}")
+    if hint:
+        out.append("  for a recommendation (quant, memory split, launch flags):")
+        out.append(f"    {hint}")
+    else:
+        out += _wrap("no GPU backend on this device: `memfit plan` has nothing to place on a GPU here")
+    return "\n".join(out)
+
+
 @click.command("estimate")
 @click.argument("model")
 @click.option("-c", "--ctx-size", "ctx_size", default="0", show_default=True, metavar="N",
@@ -212,17 +498,20 @@ def _pick_mmproj(resolved: Any, mmproj: str) -> tuple[ModelHeaders | None, str |
 @click.option("-nkvo", "--no-kv-offload", "no_kv_offload", is_flag=True, help="Keep the KV cache in system RAM.")
 @click.option("-nr", "--no-repack", "no_repack", is_flag=True, help="Disable CPU weight repacking (CPU backend).")
 @click.option("--mmproj", metavar="FILE|auto", help="Also size a vision projector (a file, or auto = the model's own).")
-@click.option("--backend", type=click.Choice(BACKENDS), default="cuda", show_default=True,
-              help="ggml backend family the model runs on.")
+@click.option("--backend", metavar="|".join(BACKENDS), default=None,
+              help="ggml backend family the model runs on [default: cuda; with --device the device's first "
+                   "backend on its OS, and a driver it lists (amdvlk) also works].")
 @click.option("--tool", type=click.Choice(["server", "cli", "fit-params"]), default="server", show_default=True,
               help="Whose defaults to mirror: llama-server, llama-cli (1 slot) or llama-fit-params/libllama.")
 @click.option("--quant", metavar="QUANT", help="Quant variant of a multi-variant reference (e.g. Q4_K_M).")
 @click.option("--revision", metavar="REV", help="Hub branch, tag or commit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the breakdown as JSON (bytes).")
+@_device_flags
 def estimate_command(model: str, ctx_size: str, flash_attn: str, cache_type_k: str, cache_type_v: str, ubatch: int,
                      batch: int, parallel: str, kv_unified: bool | None, n_gpu_layers: str, n_cpu_moe: int,
                      cpu_moe: bool, swa_full: bool, no_kv_offload: bool, no_repack: bool, mmproj: str | None,
-                     backend: str, tool: str, quant: str | None, revision: str | None, as_json: bool) -> None:
+                     backend: str | None, tool: str, quant: str | None, revision: str | None, as_json: bool,
+                     **device_kw: Any) -> None:
     """Estimate the memory llama.cpp allocates for MODEL: weights, KV cache, recurrent state,
     compute buffers, output buffer (and a vision projector), per device.
 
@@ -232,10 +521,30 @@ def estimate_command(model: str, ctx_size: str, flash_attn: str, cache_type_k: s
       memfit estimate ./Llama-3.1-8B-Q4_K_M.gguf -c 24k
       memfit estimate unsloth/Qwen3-30B-A3B-GGUF:Q4_K_M -c 32k -ngl 30 --n-cpu-moe 10
       memfit estimate qwen3-vl-32b --quant Q4_K_M --mmproj auto --backend vulkan --json
+      memfit estimate qwen3-vl-32b --quant Q4_K_M -c 24k --device auto
+
+    \b
+    With --device (an id, a profile .toml or auto): the backend defaults to the device's, and the
+    report adds whether this breakdown fits the device as configured now. The exit code stays 0
+    when it does not fit; `memfit plan` recommends a setup (and exits 3 when nothing fits).
     """
     from ..estimator import estimate
     from ..model_facts import ModelFacts
     from ..resolver import resolve
+
+    requested = backend.strip().lower() if backend else None
+    profile, device_notes = load_device(device_kw)
+    info = None
+    if profile is not None:
+        info = device_backend(profile, requested)
+        backend = estimator_backend(info)
+    elif requested is None:
+        backend = "cuda"
+    elif requested in BACKENDS:
+        backend = requested
+    else:
+        raise InputError(f"invalid --backend {requested!r}: use one of {', '.join(BACKENDS)}",
+                         hint="a driver name (amdvlk, radv) picks a backend of a device profile: add --device")
 
     settings = build_settings(
         ctx_size=ctx_size, flash_attn=flash_attn, cache_type_k=cache_type_k, cache_type_v=cache_type_v,
@@ -263,10 +572,23 @@ def estimate_command(model: str, ctx_size: str, flash_attn: str, cache_type_k: s
         b.warnings.extend(mm_notes)
     title = facts.name or (resolved.repo or resolved.ref)
     title = f"{title} [{variant.quant}] ({facts.arch})"
+    fit = None
+    hint: str | None = None
+    if profile is not None and info is not None:
+        fit = place_on_device(b, profile, info, variant.headers)
+        hint = plan_hint(model, device_kw, b, requested, mmproj, revision, profile)
     if as_json:
-        click.echo(json.dumps(to_json(b, title, variant.quant, mm_name), indent=2))
+        d = to_json(b, title, variant.quant, mm_name)
+        d["device_fit"] = None
+        if fit is not None and profile is not None:
+            ref = device_kw.get("device") or device_kw.get("device_file") or profile.id
+            d["device_fit"] = device_fit_json(fit, profile, ref, backend, device_notes, hint)
+        click.echo(json.dumps(d, indent=2))
     else:
         click.echo(render(b, title, mm_name))
+        if fit is not None and profile is not None:
+            click.echo("")
+            click.echo(render_device(fit, profile, device_notes, hint))
 
 
 COMMANDS = [estimate_command]
