@@ -181,19 +181,46 @@ def compute_buffers(f: ModelFacts, ctx: RunContext) -> ComputeResult:
 
     small = SMALL_INPUTS_PER_TOKEN * T
 
+    logits = f.n_vocab * O * F32
+    slot = E * T * F32  # one E-wide activation (the inputs and the residual stream)
+    reuse_doubt: list[tuple[int, int]] = []  # (chosen, other) peaks where the logits' placement is uncertain
+
     def peak_bytes(ph: dict[str, float], keys: list[str], masks: int) -> int:
-        """The masks are graph inputs that die after the last layer: if the layers' high-water mark
-        (masks + largest layer phase) already exceeds the output phase, the logits reuse that
-        space; otherwise the output phase is allocated above the masks."""
+        """High-water mark of one device's graph. The masks are graph inputs, allocated first and
+        freed after the last attention layer; the layers' peak sits on top of them. The logits are
+        the last big tensor: ggml-alloc puts them in the best-fitting freed block when one is large
+        enough, and the only large one is the masks' block merged with its free neighbours (the
+        E-wide input slots next to it: one assumed, 0-3 measured); otherwise they go on top of the
+        live tensors, above the masks."""
         layer = max((ph[k] for k in keys if k != "output"), default=0.0) * T * F32
-        out = ph["output"] * T * F32 if "output" in keys else 0.0
         a = masks + layer
-        return int(a if a >= out else out + masks)
+        if "output" not in keys:
+            return int(a)
+        out = ph["output"] * T * F32
+        reused = int(a if a >= out else out + masks)  # logits in the freed masks' block
+        above = int(max(a, out + masks))  # no freed block holds them
+        chosen, other = (reused, above) if logits <= masks + slot else (above, reused)
+        if masks < logits <= masks + 3 * slot and other != chosen:
+            reuse_doubt.append((chosen, other))
+        return chosen
+
+    def doubt_margin(margin: float) -> float:
+        """Widen the margin to cover the other placement when the logits are about the masks' size."""
+        if not reuse_doubt:
+            return margin
+        spread = max(abs(o - c) for c, o in reuse_doubt)
+        notes.append(
+            f"the logits ({logits / 2**20:.0f} MiB) are about the size of the attention masks: whether "
+            f"llama.cpp's graph allocator reuses the masks' memory for them depends on the graph's "
+            f"layout; the compute buffer may be {spread / 2**20:.0f} MiB "
+            f"{'larger' if any(o > c for c, o in reuse_doubt) else 'smaller'} than estimated")
+        return max(margin, max(-(-abs(o - c) * 100 // max(c, 1)) / 100 for c, o in reuse_doubt))
 
     if not gpu_backend:
         ph = phases(0.0)
         host = peak_bytes(ph, list(ph), mask_bytes) + small
         margin = APPROX_MARGIN if f.approximate or not f.known_graph else CPU_MARGIN
+        margin = doubt_margin(margin)
         return ComputeResult(gpu=0, host=host, margin=margin, notes=notes,
                              phases={k: int(v * T * F32) for k, v in ph.items()})
 
@@ -228,5 +255,6 @@ def compute_buffers(f: ModelFacts, ctx: RunContext) -> ComputeResult:
             notes.append("partial offload: llama.cpp copies CPU-resident weights to the GPU for large "
                          "batches (op_offload); compute buffer includes the largest such tensor")
     margin = APPROX_MARGIN if f.approximate or not f.known_graph else GPU_MARGIN
+    margin = doubt_margin(margin)
     return ComputeResult(gpu=gpu, host=host, margin=margin, notes=notes,
                          phases={k: int(ph_gpu[k] * T * F32) for k in ph_gpu})
