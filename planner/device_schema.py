@@ -59,6 +59,8 @@ def _to_bytes(value: object) -> object:
             return parse_size(value.replace(" ", ""))
         except Exception:
             raise ValueError(f"invalid size {value!r}: use bytes or a size such as 64g, 512m, 0.5GiB") from None
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
+        raise ValueError(f"invalid size {value!r}: sizes cannot be negative")
     return value
 
 
@@ -243,6 +245,7 @@ class DeviceProfile(_Strict):
     live: LiveConfig | None = None  # set by the probe (`--device auto`)
     based_on: str | None = None  # the shipped profile a probed/overridden profile came from
     overrides: dict[str, str] = Field(default_factory=dict)  # command-line overrides applied
+    override_notes: list[str] = Field(default_factory=list)  # what the overrides imply (also in notes)
 
     @field_validator("id")
     @classmethod

@@ -26,7 +26,7 @@ from typing import Iterable
 from pydantic import ValidationError
 
 from .device_schema import GIB, OSES, USES, DeviceProfile
-from .errors import DeviceError, InputError
+from .errors import DeviceError, DeviceFlagError, InputError
 from .units import fmt_auto, parse_size
 
 if sys.version_info >= (3, 11):
@@ -256,7 +256,7 @@ def apply_overrides(profile: DeviceProfile, *, ram: int | str | None = None, car
         if key not in OSES:
             raise InputError(f"invalid --os {os!r}: use linux, windows or macos")
         if key not in p.os:
-            raise DeviceError(f"{p.id} has no {key} entry (it runs {', '.join(p.os)})",
+            raise DeviceFlagError(f"{p.id} has no {key} entry (it runs {', '.join(p.os)})",
                               hint=f"use --os {' or --os '.join(p.os)}, or write a profile with a [os.{key}] table")
         p.default_os = key  # type: ignore[assignment]
         p.overrides["os"] = key
@@ -313,15 +313,18 @@ def apply_overrides(profile: DeviceProfile, *, ram: int | str | None = None, car
     if carve_b is not None:
         if p.carveout is None:
             alt = "--vram" if p.memory_architecture == "discrete" else "--gpu-cap"
-            raise DeviceError(f"{p.id} has no BIOS carve-out ({p.memory_architecture} memory)",
+            raise DeviceFlagError(f"{p.id} has no BIOS carve-out ({p.memory_architecture} memory)",
                               hint=f"use {alt} to change its GPU memory")
         if carve_b <= 0:
             raise InputError("invalid --carveout 0: the smallest real carve-out is 512 MB "
                              "(BIOS 'Auto' can make runtimes see 0 VRAM)", hint="use --carveout 512m")
         usable = p.ram_bytes - p.firmware_reserved_bytes
         if carve_b >= usable - 2 * GIB:
-            raise DeviceError(f"--carveout {fmt_auto(carve_b)} leaves the OS less than 2 GiB of {fmt_auto(p.ram_bytes)}",
-                              hint=f"largest known option: {fmt_auto(max(p.carveout.options_bytes))}")
+            fitting = [o for o in p.carveout.options_bytes if o < usable - 2 * GIB]
+            hint = (f"largest option that leaves the OS 2 GiB: {fmt_auto(max(fitting))}" if fitting
+                    else "no carve-out option leaves the OS 2 GiB of this RAM; check --ram")
+            raise DeviceFlagError(f"--carveout {fmt_auto(carve_b)} leaves the OS less than 2 GiB of {fmt_auto(p.ram_bytes)}",
+                                  hint=hint)
         if carve_b not in p.carveout.options_bytes:
             known = ", ".join(fmt_auto(o) for o in p.carveout.options_bytes)
             notes.append(f"carve-out {fmt_auto(carve_b)} is not among the firmware options this profile knows "
@@ -340,7 +343,7 @@ def apply_overrides(profile: DeviceProfile, *, ram: int | str | None = None, car
     if vram_b is not None:
         if p.memory_architecture != "discrete":
             alt = "--carveout" if p.memory_architecture == "carveout" else "--gpu-cap"
-            raise DeviceError(f"{p.id} has no discrete VRAM ({p.memory_architecture} memory)",
+            raise DeviceFlagError(f"{p.id} has no discrete VRAM ({p.memory_architecture} memory)",
                               hint=f"use {alt} instead")
         if vram_b < 256 * 1024**2:
             raise InputError(f"invalid --vram {vram!r}: at least 256m")
@@ -351,10 +354,10 @@ def apply_overrides(profile: DeviceProfile, *, ram: int | str | None = None, car
     if cap_b is not None:
         info = p.os_info()
         if info.gpu_cap is None:
-            raise DeviceError(f"{p.id} on {p.default_os} has no shared-memory cap to set",
+            raise DeviceFlagError(f"{p.id} on {p.default_os} has no shared-memory cap to set",
                               hint="--gpu-cap applies to APUs (GTT / shared memory) and unified machines (wired limit)")
         if cap_b <= 0:
-            raise InputError(f"invalid --gpu-cap {gpu_cap!r}")
+            raise InputError(f"invalid --gpu-cap {gpu_cap!r}: must be more than 0", hint="e.g. --gpu-cap 96g")
         visible = p.os_visible_ram()
         if cap_b > visible:
             notes.append(f"--gpu-cap {fmt_auto(cap_b)} is more than the {fmt_auto(visible)} the OS sees; clipped")
@@ -373,4 +376,5 @@ def apply_overrides(profile: DeviceProfile, *, ram: int | str | None = None, car
     except ValidationError as e:
         raise DeviceError(_validation_line(f"{p.id} after overrides", e)) from None
     p.notes.extend(n for n in notes if n not in p.notes)
+    p.override_notes.extend(n for n in notes if n not in p.override_notes)
     return p

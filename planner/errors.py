@@ -60,6 +60,14 @@ class DeviceError(MemfitError):
     kind = "device"
 
 
+class DeviceFlagError(DeviceError):
+    """A device flag that does not apply to the chosen device or leaves it unusable (--carveout on
+    a discrete card, a carve-out that leaves the OS nothing, --os the device does not run):
+    a usage error (exit 2), still of kind "device"."""
+
+    exit_code = 2
+
+
 class InputError(MemfitError):
     """A bad value for a flag (context, size, quant name...). Exit code 2 like click's usage errors."""
 

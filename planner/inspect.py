@@ -227,6 +227,19 @@ def _recurrent(meta: dict[str, Any], arch: str) -> Recurrent | None:
     return r if any(v is not None for v in r.model_dump().values()) else None
 
 
+def _arch_problems(arch: str | None) -> list[str]:
+    """Say so when llama.cpp (as memfit knows it) has no such architecture: estimates for it are
+    conservative guesses, and llama.cpp may refuse to load the file."""
+    from .archs import known_architectures
+
+    if arch is None:
+        return ["the GGUF has no general.architecture key: llama.cpp cannot load it"]
+    if arch not in known_architectures():
+        return [f"architecture '{arch}' is unknown to memfit (and possibly to your llama.cpp): "
+                "`estimate` and `plan` size it conservatively"]
+    return []
+
+
 # --- the summary ------------------------------------------------------------------------------------
 
 
@@ -277,5 +290,5 @@ def summarize(model: ResolvedModel) -> ModelSummary:
         vocab_size=_vocab_size(meta, arch or "", first) if first is not None else None,
         attention=_attention(first, arch, n_embd, layers) if arch and first is not None else None,
         recurrent=_recurrent(meta, arch) if arch else None,
-        variants=variants, projectors=projectors, problems=model.problems,
+        variants=variants, projectors=projectors, problems=model.problems + _arch_problems(arch),
     )

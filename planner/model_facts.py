@@ -244,6 +244,21 @@ def _vocab_size(h: ModelHeaders, by_name: dict[str, TensorInfo]) -> int:
     return 0
 
 
+def _blocks_in_tensors(h: ModelHeaders) -> int:
+    """1 + the highest blk.N index among the tensors (0 when there are none)."""
+    top = -1
+    for t in h.tensors:
+        mb = _BLK_RE.match(t.name)
+        if mb:
+            top = max(top, int(mb.group(1)))
+    return top + 1
+
+
+def _embedding_width(h: ModelHeaders) -> int:
+    t = next((t for t in h.tensors if t.name == "token_embd.weight"), None)
+    return int(t.shape[0]) if t is not None and t.shape else 0
+
+
 def _build(h: ModelHeaders) -> ModelFacts:
     meta = h.metadata
     arch = h.architecture
@@ -262,11 +277,19 @@ def _build(h: ModelHeaders) -> ModelFacts:
     if rule.approximate:
         warnings.append(f"'{arch}': {rule.approximate}; KV cache is an approximation")
         approximate = True
+    if rule.no_kv and rule.no_output_head:
+        warnings.append(f"'{arch}' is an encoder (embedding) model: it does not generate text; "
+                        "llama-server serves it with --embeddings")
     if arch == "clip":
         raise EstimateError("this GGUF is a vision projector (mmproj), not a language model",
                             hint="pass it with --mmproj next to the model")
 
     n_layer_all = m.int("block_count")
+    if not known and n_layer_all <= 0:
+        # an architecture nobody documents its keys for: size it from the tensors it has
+        n_layer_all = _blocks_in_tensors(h)
+        if n_layer_all > 0:
+            warnings.append(f"'{arch}.block_count' is missing: {n_layer_all} layers counted from the blk.N tensors")
     if n_layer_all <= 0 or n_layer_all > LLAMA_MAX_LAYERS:
         raise EstimateError(f"'{arch}.block_count' is missing or invalid ({m.raw('block_count')!r})",
                             hint="the header is incomplete or not a llama.cpp model")
@@ -274,6 +297,10 @@ def _build(h: ModelHeaders) -> ModelFacts:
     n_nextn = n_nextn if 0 <= n_nextn <= n_layer_all else 0
     n_layer = n_layer_all - n_nextn
     n_embd = m.int("embedding_length")
+    if not known and n_embd <= 0:
+        n_embd = _embedding_width(h)
+        if n_embd > 0:
+            warnings.append(f"'{arch}.embedding_length' is missing: {n_embd} taken from token_embd.weight")
     n_embd_out = m.int("embedding_length_out") or n_embd
     n_ctx_train = m.int("context_length")
 
@@ -389,7 +416,7 @@ def _build(h: ModelHeaders) -> ModelFacts:
         warnings.append("no blk.N tensors found: per-layer placement cannot be computed")
     if "token_embd.weight" not in by_name and not rule.no_kv:
         warnings.append("no token_embd.weight tensor: unusual tensor layout, check the numbers")
-    if n_head0 == 0 and rule.recurrent == "none" and not rule.no_kv:
+    if n_head0 == 0 and rule.recurrent == "none" and not rule.no_kv and known:
         warnings.append(f"'{arch}.attention.head_count' missing: no KV cache computed")
     if n_vocab == 0:
         warnings.append("vocabulary size unknown (no tokenizer.ggml.tokens, no token_embd): output buffer is 0")

@@ -15,12 +15,15 @@ Nothing here prints: the reports render a DevicePlan.
 
 from __future__ import annotations
 
+import re
+import shlex
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, Field
 
+from .archs import rule_for
 from .device_schema import OS, DeviceProfile, Use
 from .errors import DeviceError, EstimateError, InputError
 from .estimate_types import Breakdown, CacheType, FlashAttn, RunSettings
@@ -74,6 +77,7 @@ class PlanModel:
     revision: str | None = None
     projector: PlanProjector | None = None
     hf_tag: Callable[[str], str] | None = None  # quant -> tag for `-hf repo:TAG`
+    notes: list[str] = field(default_factory=list)  # what the resolver left out (broken or incomplete files)
 
 
 class PlanRequest(BaseModel):
@@ -973,7 +977,7 @@ class Planner:
         )
 
     def _warnings(self, evals: list[_Eval], chosen: _Eval | None, ctx: int) -> list[str]:
-        out = []
+        out = list(dict.fromkeys(self.model.notes))
         if self.n_ctx_train and ctx > self.n_ctx_train * self.req.n_parallel:
             out.append(f"--ctx {fmt_ctx(ctx)} is beyond the model's training context of {_ctx_words(self.n_ctx_train)} "
                        f"tokens: llama.cpp runs it, but answers degrade past the trained length (use --ctx "
@@ -1032,6 +1036,7 @@ def assumptions(profile: DeviceProfile, base: FitConfig) -> list[str]:
         out.append("profile estimates, not measurements: " + "; ".join(est))
     if profile.overrides:
         out.append("set on the command line: " + ", ".join(f"{k} {v}" for k, v in profile.overrides.items()))
+        out.extend(profile.override_notes)
     if profile.live is not None:
         live = profile.live
         seen = [fn(getattr(live, k)) for k, fn in _LIVE_TEXT.items() if getattr(live, k, None) is not None]
@@ -1143,15 +1148,36 @@ def _model_flag(model: PlanModel, v: PlanVariant) -> tuple[str, str | None]:
     return f"-m {_quote(path)}", None
 
 
-def _ollama_name(v: PlanVariant) -> str:
-    import re
+OLLAMA_NAME_MAX = 80  # ollama types/model/name.go: a model name part is 1..80 of [A-Za-z0-9_.-]
 
+
+def _ollama_slug(text: str) -> str:
+    return re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9._-]+", "-", text.lower())).strip("-._")
+
+
+def _ollama_name(v: PlanVariant) -> str:
+    """A name `ollama create` accepts: allowed characters only, at most 80 long (the quant tag
+    kept at the end when a long file name has to be cut)."""
     stem = v.files[0].replace("\\", "/").rsplit("/", 1)[-1] if v.files else v.quant
-    return re.sub(r"[^a-z0-9._-]+", "-", stem.lower().removesuffix(".gguf")).strip("-") or "model"
+    name = _ollama_slug(stem.removesuffix(".gguf").removesuffix(".GGUF")) or "model"
+    if len(name) <= OLLAMA_NAME_MAX:
+        return name
+    tag = _ollama_slug(v.quant)[:OLLAMA_NAME_MAX // 2]
+    if tag and name.endswith(tag):
+        head = name[:OLLAMA_NAME_MAX - len(tag) - 1].rstrip("-._")
+        return f"{head}-{tag}"
+    return name[:OLLAMA_NAME_MAX].rstrip("-._")
+
+
+_SHELL_SAFE = re.compile(r"[^\w@%+=:,./-]")
 
 
 def _quote(s: str) -> str:
-    return f'"{s}"' if any(ch in s for ch in " \t'") else s
+    """A path as one shell word: double quotes where they are enough (they also work in
+    PowerShell and cmd), single quotes (POSIX) when the path holds $, `, \\, ! or a double quote."""
+    if not s or _SHELL_SAFE.search(s):
+        return shlex.quote(s) if any(ch in s for ch in '"$`\\!') else f'"{s}"'
+    return s
 
 
 def build_commands(model: PlanModel, v: PlanVariant, rec: Recommendation, profile: DeviceProfile,
@@ -1172,6 +1198,8 @@ def build_commands(model: PlanModel, v: PlanVariant, rec: Recommendation, profil
     # always explicit: without -np, llama-server runs 4 slots with a unified KV cache ("auto"),
     # which holds more SWA cells and recurrent states than the plan priced
     parts.append(f"-np {rec.n_parallel}")
+    if rule_for(v.headers.architecture).no_output_head:
+        parts.append("--embeddings")  # an encoder: llama-server serves it on /embedding only
     if rec.no_mmap:
         parts.append("--no-mmap")
     if model.projector:
@@ -1213,8 +1241,10 @@ def build_commands(model: PlanModel, v: PlanVariant, rec: Recommendation, profil
         ollama.append("in the session: " + "; ".join(f"/set parameter {p}" for p in params))
     else:
         name = _ollama_name(v)
-        lines = "\\n".join([f"FROM {v.files[0] if v.files else model.name}"] + [f"PARAMETER {p}" for p in params])
-        ollama.append(f"printf '{lines}\\n' > Modelfile && ollama create {name} -f Modelfile")
+        lines = [f"FROM {v.files[0] if v.files else model.name}"] + [f"PARAMETER {p}" for p in params]
+        # printf '%s\\n' with quoted lines: any path (quotes, %, backslashes) survives the shell
+        ollama.append(f"printf '%s\\n' {' '.join(shlex.quote(x) for x in lines)} > Modelfile && "
+                      f"ollama create {name} -f Modelfile")
         ollama.append(f"ollama run {name}")
     if len(v.files) > 1:
         ollama.append("note: Ollama cannot load split GGUF files; merge them first (llama-gguf-split --merge)")

@@ -35,9 +35,13 @@ from .errors import GGUFError, HubError, MemfitError, ResolveError
 from .header import GGUFHeader, ModelHeaders
 from .reader import parse_header
 from .sources import LocalFileSource
+from .units import one_line
 from .variants import (
     FileEntry,
+    Grouping,
+    VariantGroup,
     group_files,
+    is_gguf,
     is_projector,
     normalize_tag,
     quant_bpw,
@@ -301,11 +305,28 @@ def _hub_header(listing: hub.RepoListing, f: hub.HubFile, cache: Cache, cfg: hub
     return h
 
 
+_SHARD_HINT = "download every shard of a split model into the same directory"
+
+
+def _no_models(where: str, grouping: Grouping, hint: str) -> ResolveError:
+    """Nothing to plan in a directory or repo: say what is there instead (incomplete split
+    models, vision projectors only) and what to do about it."""
+    msg = f"no GGUF model files in {where}"
+    if grouping.problems:
+        return ResolveError(msg + " (" + "; ".join(grouping.problems) + ")", hint=_SHARD_HINT)
+    if grouping.projectors:
+        names = ", ".join(p.path for p in grouping.projectors[:3])
+        return ResolveError(f"{msg}: only vision projectors ({names}), which are loaded next to a model",
+                            hint="add the model GGUF (memfit plans the projector as its companion)")
+    return ResolveError(msg, hint=hint)
+
+
 def _run_parallel(tasks: list[Callable[[], GGUFHeader]], workers: int) -> list[GGUFHeader]:
     """Run header loads in a thread pool; the first failure cancels the rest and is raised."""
     if len(tasks) <= 1 or workers <= 1:
         return [t() for t in tasks]
-    with ThreadPoolExecutor(max_workers=min(workers, len(tasks)), thread_name_prefix="memfit-hdr") as pool:
+    pool = ThreadPoolExecutor(max_workers=min(workers, len(tasks)), thread_name_prefix="memfit-hdr")
+    try:
         futures: list[Future[GGUFHeader]] = [pool.submit(t) for t in tasks]
         done, pending = wait(futures, return_when=FIRST_EXCEPTION)
         failed = [f for f in futures if f.done() and not f.cancelled() and f.exception() is not None]
@@ -316,6 +337,12 @@ def _run_parallel(tasks: list[Callable[[], GGUFHeader]], workers: int) -> list[G
             assert exc is not None
             raise exc
         return [f.result() for f in futures]
+    except BaseException:
+        # Ctrl-C (or a failed read): do not sit waiting for the reads still in flight
+        pool.shutdown(wait=False, cancel_futures=True)
+        raise
+    finally:
+        pool.shutdown(wait=False)
 
 
 def _merge(shards: list[GGUFHeader], label: str) -> ModelHeaders:
@@ -398,10 +425,7 @@ def _resolve_hub(ref: str, repo: str, rev: str | None, tag: str | None, load_hea
         hint = "memfit reads GGUF files; look for a GGUF repo of this model"
         if "gguf" not in repo.lower():
             hint += f" (often named {repo.split('/')[-1]}-GGUF, e.g. by unsloth or bartowski)"
-        msg = f"no GGUF model files in {where}"
-        if grouping.problems:
-            msg += " (" + "; ".join(grouping.problems) + ")"
-        raise ResolveError(msg, hint=hint)
+        raise _no_models(where, grouping, hint)
     groups = grouping.variants
     if file is not None:
         if is_projector(file):
@@ -432,27 +456,31 @@ def _resolve_hub(ref: str, repo: str, rev: str | None, tag: str | None, load_hea
 
 def _resolve_local(ref: str, path: Path, tag: str | None, load_headers: bool) -> ResolvedModel:
     path = path.resolve()
+    if not _is_dir(path) and not _is_file(path):
+        raise ResolveError(f"not a regular file or directory: {ref}",
+                           hint="give a .gguf file (or a directory of them); devices, pipes and sockets cannot be read")
     if path.is_dir():
         entries = _scan_dir(path)
         grouping = group_files(entries)
         base = path
         if not grouping.variants:
-            msg = f"no GGUF model files in {path}"
-            if grouping.problems:
-                msg += " (" + "; ".join(grouping.problems) + ")"
-            raise ResolveError(msg, hint="point at a .gguf file or a directory that contains some")
+            raise _no_models(str(path), grouping, "point at a .gguf file or a directory that contains some")
     else:
-        if not path.name.lower().endswith(".gguf"):
-            log.info("%s does not end in .gguf; reading it as GGUF anyway", path)
         if is_projector(path.name):
             raise ResolveError(f"{path.name} is a vision projector (mmproj), not a model",
                                hint="give the model file; memfit plans the projector as its companion")
         base = path.parent
-        entries = _shard_siblings(path)
-        grouping = group_files(entries)
+        if not is_gguf(path.name):
+            # named explicitly: read it whatever its name (the GGUF magic decides, with a clear error)
+            log.info("%s does not end in .gguf; reading it as GGUF anyway", path)
+            entry = FileEntry(path.name, path.stat().st_size)
+            grouping = Grouping(variants=[VariantGroup(quant=quant_tag_from_name(path.name + ".gguf") or path.stem,
+                                                       files=[entry], stem=path.stem)])
+        else:
+            grouping = group_files(_shard_siblings(path))
         if grouping.problems or not grouping.variants:
             raise ResolveError(f"{path.name}: " + "; ".join(grouping.problems or ["not a GGUF model file"]),
-                               hint="download every shard of a split model into the same directory")
+                               hint=_SHARD_HINT)
         grouping.projectors = []  # a single file: no companions picked up from its directory
     groups = grouping.variants
     if tag is not None:
@@ -470,8 +498,58 @@ def _resolve_local(ref: str, path: Path, tag: str | None, load_headers: bool) ->
         def loader(p: str) -> Callable[[], GGUFHeader]:
             return lambda: _local_header(Path(p), cache)
 
+        if path.is_dir():
+            _drop_unreadable(model, base, cache)
         _fill_headers(model, loader, hub.NetConfig.from_env().workers)
+        if path.is_dir() and tag is None:
+            _check_one_model(model, path)
     return model
+
+
+def _drop_unreadable(model: ResolvedModel, base: Path, cache: Cache) -> None:
+    """A directory with a broken download next to good files: leave the broken variant out with a
+    note (a single file, or the only variant, still fails with the reader's error)."""
+    kept: list[Variant] = []
+    first: GGUFError | None = None
+    for v in model.variants:
+        try:
+            for f in v.files:
+                _local_header(Path(f), cache)
+            kept.append(v)
+        except GGUFError as e:
+            first = first or e
+            model.problems.append(f"skipped {Path(v.files[0]).relative_to(base).as_posix()}: {e.message}")
+    if not kept and first is not None:
+        raise first
+    model.variants = kept
+    projectors: list[ProjectorFile] = []
+    for proj in model.mmproj:
+        try:
+            _local_header(Path(proj.name), cache)
+            projectors.append(proj)
+        except GGUFError as e:
+            model.problems.append(f"skipped {Path(proj.name).relative_to(base).as_posix()}: {e.message}")
+    model.mmproj = projectors
+
+
+def _check_one_model(model: ResolvedModel, path: Path) -> None:
+    """The variants of a directory must be quants of one model: a folder of unrelated models
+    (~/models) would otherwise be planned as if they were one model's quants."""
+    kinds: dict[tuple, list[str]] = {}
+    for v in model.variants:
+        if v.headers is None:
+            continue
+        arch = v.headers.architecture or "?"
+        meta = v.headers.metadata
+        shape = (arch, meta.get(f"{arch}.block_count"), meta.get(f"{arch}.embedding_length"))
+        kinds.setdefault(shape, []).append(v.quant)
+    if len(kinds) > 1:
+        shown = list(kinds.items())[:4]
+        listed = "; ".join(f"{one_line(k[0], 40)}: {', '.join(q[:3])}{' ...' if len(q) > 3 else ''}" for k, q in shown)
+        if len(kinds) > len(shown):
+            listed += f"; and {len(kinds) - len(shown)} more"
+        raise ResolveError(f"{path} holds {len(kinds)} different models ({listed})",
+                           hint="point at one .gguf file, or pick one with --quant, or keep one model per directory")
 
 
 def _scan_dir(root: Path, max_depth: int = 3) -> list[FileEntry]:
@@ -486,13 +564,33 @@ def _scan_dir(root: Path, max_depth: int = 3) -> list[FileEntry]:
         for c in children:
             if c.name.startswith("."):
                 continue
-            if c.is_dir() and depth < max_depth:
-                walk(c, depth + 1)
-            elif c.is_file() and c.name.lower().endswith(".gguf"):
-                out.append(FileEntry(c.relative_to(root).as_posix(), c.stat().st_size))
+            if _is_dir(c) and depth < max_depth:
+                try:
+                    walk(c, depth + 1)
+                except ResolveError as e:  # an unreadable subfolder: skip it, the rest may do
+                    log.info("%s", e.message)
+            elif c.name.lower().endswith(".gguf") and _is_file(c):
+                try:
+                    out.append(FileEntry(c.relative_to(root).as_posix(), c.stat().st_size))
+                except OSError as e:
+                    log.info("skipped %s: %s", c, e.strerror or e)
 
     walk(root, 0)
     return out
+
+
+def _is_dir(p: Path) -> bool:
+    try:
+        return p.is_dir()
+    except OSError:  # permission denied on a path component, a vanished /proc entry...
+        return False
+
+
+def _is_file(p: Path) -> bool:
+    try:
+        return p.is_file()
+    except OSError:
+        return False
 
 
 def _shard_siblings(path: Path) -> list[FileEntry]:

@@ -81,3 +81,20 @@ def fmt_auto(n: int | float | None) -> str:
 def fmt_ctx(n: int) -> str:
     """24576 -> '24k', 131072 -> '128k', 5000 -> '5000'."""
     return f"{n // 1024}k" if n % 1024 == 0 else str(n)
+
+
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def printable(text: str) -> str:
+    """Text for a terminal: control characters (ESC sequences, bells, carriage returns) from
+    file metadata become '?', so a GGUF cannot restyle or rewrite the user's terminal.
+    Newlines stay; tabs become spaces (they break table alignment)."""
+    return _CONTROL_RE.sub("?", text.replace("\t", " "))
+
+
+def one_line(text: str, limit: int = 120) -> str:
+    """A name from file metadata on one table line: whitespace runs become one space, control
+    characters '?', and anything beyond `limit` characters is cut with an ellipsis."""
+    s = printable(" ".join(str(text).split()))
+    return s if len(s) <= limit else s[: limit - 1].rstrip() + "…"

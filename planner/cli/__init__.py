@@ -1,7 +1,7 @@
 """The `memfit` command group and the one place where errors become exit codes.
 
 Exit codes (documented in docs/cli.md): 0 = done (for `plan`: the recommendation fits),
-1 = error, 2 = usage error, 3 = nothing fits on this device.
+1 = error, 2 = usage error, 3 = nothing fits on this device, 130 = interrupted (Ctrl-C).
 Each subcommand lives in its own module; this file only wires them and guards the exits.
 """
 
@@ -15,11 +15,13 @@ import click
 
 from .. import __version__
 from ..errors import MemfitError
+from ..units import printable
 
 EXIT_OK = 0
 EXIT_ERROR = 1
 EXIT_USAGE = 2
 EXIT_NO_FIT = 3
+EXIT_INTERRUPTED = 130
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -58,10 +60,21 @@ def _fail(err: MemfitError | None, message: str, code: int, kind: str, hint: str
     if as_json:
         click.echo(json.dumps({"error": {"kind": kind, "message": message, "hint": hint, "exit_code": code}}))
     else:
-        click.echo(f"error: {message}", err=True)
+        click.echo(printable(f"error: {message}"), err=True)
         if hint:
-            click.echo(f"hint: {hint}", err=True)
+            click.echo(printable(f"hint: {hint}"), err=True)
     return code
+
+
+def _usage_hint(e: click.ClickException, prog_name: str) -> str:
+    """Where to read about the options: the failing (sub)command's --help."""
+    ctx = getattr(e, "ctx", None)
+    path = ctx.command_path if ctx is not None and ctx.command_path else prog_name
+    return f"see `{path} --help`"
+
+
+def _interrupted(as_json: bool) -> int:
+    return _fail(None, "interrupted", EXIT_INTERRUPTED, "interrupted", None, as_json)
 
 
 def run(args: list[str] | None = None, *, prog_name: str = "memfit", command: click.Command | None = None) -> int:
@@ -74,19 +87,18 @@ def run(args: list[str] | None = None, *, prog_name: str = "memfit", command: cl
         return rv if isinstance(rv, int) else EXIT_OK
     except click.exceptions.Exit as e:
         return e.exit_code
-    except click.exceptions.Abort:
-        click.echo("aborted", err=True)
-        return EXIT_ERROR
+    except click.exceptions.Abort as e:
+        # click turns Ctrl-C (KeyboardInterrupt) into Abort: that is an interruption, exit 130
+        if isinstance(e.__cause__ or e.__context__, KeyboardInterrupt):
+            return _interrupted(as_json)
+        return _fail(None, "aborted", EXIT_ERROR, "usage", None, as_json)
     except click.ClickException as e:
-        if as_json:
-            return _fail(None, e.format_message(), EXIT_USAGE, "usage", None, True)
-        e.show()
-        return e.exit_code
+        # click's own usage errors, in the same one-line form as ours (plus where to read more)
+        return _fail(None, e.format_message(), e.exit_code, "usage", _usage_hint(e, prog_name), as_json)
     except MemfitError as e:
         return _fail(e, e.message, e.exit_code, e.kind, e.hint, as_json)
     except KeyboardInterrupt:
-        click.echo("interrupted", err=True)
-        return 130
+        return _interrupted(as_json)
     except BrokenPipeError:
         return EXIT_OK
     except Exception as e:  # the last guard: a bug, reported in one line
@@ -96,12 +108,25 @@ def run(args: list[str] | None = None, *, prog_name: str = "memfit", command: cl
                      EXIT_ERROR, "internal", None, as_json)
 
 
+def _exit(code: int) -> None:
+    """Exit with `code`. After Ctrl-C, exit at once: header reads still running in worker threads
+    must not hold the process (cache writes are atomic, so cutting them short corrupts nothing)."""
+    if code == EXIT_INTERRUPTED:
+        for stream in (sys.stdout, sys.stderr):
+            try:
+                stream.flush()
+            except Exception:  # noqa: BLE001 - exiting anyway
+                pass
+        os._exit(code)
+    sys.exit(code)
+
+
 def main() -> None:
-    sys.exit(run())
+    _exit(run())
 
 
 def plan_main() -> None:
     """The `plan` console script: the same as `memfit plan`."""
     from .plan_cmd import plan_command
 
-    sys.exit(run(prog_name="plan", command=plan_command))
+    _exit(run(prog_name="plan", command=plan_command))

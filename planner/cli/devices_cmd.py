@@ -177,7 +177,8 @@ def _os_block(p: DeviceProfile, os: str) -> list[str]:
         if cap.knob and cap.max_fraction:
             target = ((p.max_gpu_cap_bytes(os) or 0) // GIB) * GIB  # type: ignore[arg-type]
             where = ", at the current carve-out" if p.carveout is not None else ""
-            lines.append(f"  e.g. {p.cap_setting(os, target)}  ({gib(target)}{where})")  # type: ignore[arg-type]
+            if target > 0:  # never suggest a cap of 0 (a tiny --ram override)
+                lines.append(f"  e.g. {p.cap_setting(os, target)}  ({gib(target)}{where})")  # type: ignore[arg-type]
         if cap.shared_slowdown > 1:
             lines.append(f"  weights in shared memory decode {cap.shared_slowdown:g}x slower on this OS/driver")
         if cap.note:

@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import click
 from tabulate import tabulate
 
-from ..errors import MemfitError
+from ..errors import InputError, MemfitError
 from ..probe import RecordingEnv, env_for, probe_machine
 from ..probe.build import Recognition, build_profile
 from ..probe.diagnose import Diagnosis, diagnose
@@ -74,6 +75,18 @@ def _text(d: Diagnosis) -> str:
     return "\n".join(lines)
 
 
+def _check_writable(directory: str) -> None:
+    """--record DIR must be a directory memfit can create and write, checked before probing."""
+    try:
+        Path(directory).mkdir(parents=True, exist_ok=True)
+        probe = Path(directory) / ".memfit-write-test"
+        probe.write_text("", encoding="utf-8")
+        probe.unlink()
+    except OSError as e:
+        raise InputError(f"--record {directory}: cannot write there: {e.strerror or e}",
+                         hint="choose a directory you can write to") from None
+
+
 @click.command("doctor")
 @click.option("--json", "as_json", is_flag=True, help="everything found, as JSON")
 @click.option("--root", type=click.Path(file_okay=False, exists=True),
@@ -88,6 +101,8 @@ def doctor_command(as_json: bool, root: str | None, record: str | None, use: str
     its fix and source)."""
     if root and record:
         raise click.UsageError("--record copies a live machine; it cannot be combined with --root")
+    if record:
+        _check_writable(record)
     env = RecordingEnv(record) if record else env_for(root)
     facts = probe_machine(env)
     profile = None
@@ -102,7 +117,11 @@ def doctor_command(as_json: bool, root: str | None, record: str | None, use: str
         profile = apply_overrides(profile, use=use)
     d = diagnose(facts, profile, rec)
     if record:
-        out = env.save()  # type: ignore[union-attr]
+        try:
+            out = env.save()  # type: ignore[union-attr]
+        except OSError as e:
+            raise InputError(f"--record {record}: cannot write the recording: {e.strerror or e}",
+                             hint="choose a directory you can write to") from None
         click.echo(f"recorded into {out.parent} (replay with memfit doctor --root {out.parent})", err=True)
     if as_json:
         data = d.model_dump(mode="json")

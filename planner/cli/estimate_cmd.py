@@ -28,7 +28,7 @@ from tabulate import tabulate
 from ..errors import InputError, MemfitError
 from ..estimate_types import Breakdown, RunSettings
 from ..header import ModelHeaders
-from ..units import fmt_bytes, fmt_ctx, parse_ctx
+from ..units import fmt_bytes, fmt_ctx, one_line, parse_ctx, printable
 from .device_options import device_options, overrides_from, resolve_devices
 
 if TYPE_CHECKING:
@@ -38,6 +38,7 @@ if TYPE_CHECKING:
 CACHE_TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
 BACKENDS = ["cpu", "cuda", "rocm", "vulkan", "metal"]
 SERVER_AUTO_SLOTS = 4  # tools/server/server.cpp: n_parallel auto -> 4 with a unified KV cache
+LLAMA_MAX_SEQ = 256  # src/llama-cparams.h: llama.cpp refuses more sequences than this
 
 
 def _ctx(text: str) -> int:
@@ -71,8 +72,8 @@ def build_settings(*, ctx_size: str, flash_attn: str, cache_type_k: str, cache_t
         unified = bool(kv_unified)
     else:
         n_parallel = _int_or(parallel, {}, "-np/--parallel")
-        if n_parallel < 1:
-            raise InputError(f"invalid -np/--parallel {parallel!r}: must be at least 1 (or auto)")
+        if not 1 <= n_parallel <= LLAMA_MAX_SEQ:
+            raise InputError(f"invalid -np/--parallel {parallel!r}: must be 1 to {LLAMA_MAX_SEQ} (or auto)")
         unified = bool(kv_unified)
     ngl = _int_or(n_gpu_layers, {"auto": -1, "all": -1}, "-ngl/--n-gpu-layers")
     if ngl < -1:
@@ -86,6 +87,31 @@ def build_settings(*, ctx_size: str, flash_attn: str, cache_type_k: str, cache_t
         n_gpu_layers=ngl, n_cpu_moe=(1 << 20) if cpu_moe else n_cpu_moe, swa_full=swa_full,
         no_kv_offload=no_kv_offload, repack=not no_repack, backend=backend, with_mmproj=with_mmproj,
     )
+
+
+def check_against_model(s: RunSettings, facts: Any) -> tuple[RunSettings, list[str]]:
+    """Flags that do not apply to this model: said in a note, not silently priced. --n-cpu-moe on a
+    dense model moves nothing (llama.cpp's pattern matches no tensor), so it is dropped."""
+    notes: list[str] = []
+    if s.n_cpu_moe and not facts.is_moe:
+        notes.append("--n-cpu-moe/--cpu-moe ignored: this model has no MoE expert tensors")
+        s = s.model_copy(update={"n_cpu_moe": 0})
+    if s.n_ctx and facts.n_ctx_train and s.n_ctx > facts.n_ctx_train:
+        notes.append(f"-c {s.n_ctx} is beyond the model's training context ({facts.n_ctx_train}): "
+                     "llama.cpp runs it, but answers degrade without RoPE scaling")
+    return s, notes
+
+
+_KIND_WORDS = {"none": "without KV cache"}
+
+
+def _kv_line(b: Breakdown) -> str:
+    s = b.settings
+    if not any(layer.kv_cells for layer in b.layers):  # encoders, pure recurrent models
+        if b.recurrent_bytes:
+            return "none: a recurrent model keeps a fixed state per sequence instead"
+        return "none: this architecture keeps no KV cache"
+    return f"K {s.cache_type_k} / V {s.cache_type_v}, {b.kv_cells:,} cells per full-attention layer"
 
 
 def _size(n: int) -> str:
@@ -111,7 +137,7 @@ def render(b: Breakdown, title: str, mmproj_name: str | None) -> str:
         ("backend", s.backend + ("" if is_gpu else " (everything in system RAM)")),
         ("context", f"{b.n_ctx:,} tokens ({fmt_ctx(b.n_ctx)}), {s.n_parallel} sequence(s)"
                     + (", unified KV" if s.kv_unified else (", one KV stream per sequence" if s.n_parallel > 1 else ""))),
-        ("KV cache", f"K {s.cache_type_k} / V {s.cache_type_v}, {b.kv_cells:,} cells per full-attention layer"),
+        ("KV cache", _kv_line(b)),
         ("flash attention", ("on" if b.flash_attn else "off") + (f" (from {s.flash_attn})" if s.flash_attn == "auto" else "")),
         ("batch", f"-b {s.n_batch} -ub {s.n_ubatch}"),
     ]
@@ -162,7 +188,7 @@ def render(b: Breakdown, title: str, mmproj_name: str | None) -> str:
     kinds: dict[str, int] = {}
     for layer in b.layers:
         kinds[layer.kind] = kinds.get(layer.kind, 0) + 1
-    desc = ", ".join(f"{n} {k}" for k, n in kinds.items())
+    desc = ", ".join(f"{n} {_KIND_WORDS.get(k, k)}" for k, n in kinds.items())
     cells = sorted({layer.kv_cells for layer in b.layers if layer.kv_cells})
     layer_line = f"layers: {desc}"
     if len(cells) > 1:
@@ -196,8 +222,12 @@ def _pick_mmproj(resolved: Any, mmproj: str) -> tuple[ModelHeaders | None, str |
         # prefer the full-precision projector llama-server picks by default (F16/BF16), else the first
         projs.sort(key=lambda p: (0 if any(t in p.name.upper() for t in ("F16", "BF16")) else 1, p.size_bytes))
         return projs[0].headers, projs[0].name, notes
+    from pathlib import Path
+
     from ..reader import parse_file
 
+    if not Path(mmproj).is_file():
+        raise InputError(f"--mmproj {mmproj}: no such file", hint="use --mmproj auto or a path to an mmproj GGUF")
     h = parse_file(mmproj)
     return ModelHeaders.merge([h]), mmproj, notes
 
@@ -563,15 +593,16 @@ def estimate_command(model: str, ctx_size: str, flash_attn: str, cache_type_k: s
     if variant.headers is None:
         raise MemfitError(f"could not read the headers of {model!r}")
     facts = ModelFacts.from_headers(variant.headers)
+    settings, flag_notes = check_against_model(settings, facts)
 
     mm_headers, mm_name, mm_notes = (None, None, [])
     if mmproj:
         mm_headers, mm_name, mm_notes = _pick_mmproj(resolved, mmproj)
     b = estimate(facts, settings, mm_headers)
-    if mm_notes:
-        b.warnings.extend(mm_notes)
-    title = facts.name or (resolved.repo or resolved.ref)
-    title = f"{title} [{variant.quant}] ({facts.arch})"
+    if mm_notes or flag_notes:
+        b.warnings.extend(flag_notes + mm_notes)
+    title = one_line(facts.name) if facts.name else (resolved.repo or resolved.ref)
+    title = f"{title} [{variant.quant}] ({one_line(facts.arch, 40)})"
     fit = None
     hint: str | None = None
     if profile is not None and info is not None:
@@ -585,7 +616,7 @@ def estimate_command(model: str, ctx_size: str, flash_attn: str, cache_type_k: s
             d["device_fit"] = device_fit_json(fit, profile, ref, backend, device_notes, hint)
         click.echo(json.dumps(d, indent=2))
     else:
-        click.echo(render(b, title, mm_name))
+        click.echo(printable(render(b, title, mm_name)))
         if fit is not None and profile is not None:
             click.echo("")
             click.echo(render_device(fit, profile, device_notes, hint))

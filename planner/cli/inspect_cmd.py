@@ -10,7 +10,7 @@ from tabulate import tabulate
 
 from ..inspect import ModelSummary, PerLayer, TensorTypeCount, summarize
 from ..resolver import resolve
-from ..units import fmt_bytes
+from ..units import fmt_bytes, one_line, printable
 
 
 def _count(n: int | None) -> str:
@@ -35,7 +35,7 @@ def _heads(p: PerLayer) -> str:
 
 
 def render(s: ModelSummary) -> str:
-    title = s.name or s.ref
+    title = one_line(s.name) if s.name else s.ref
     where = f"{s.repo} @ {s.revision[:12]}" if s.repo and s.revision else s.ref
     rows: list[tuple[str, str]] = [("model", f"{title}  ({where})"), ("architecture", s.architecture or "-")]
     params = _count(s.total_parameters)
@@ -133,7 +133,7 @@ def inspect_command(model: str, revision: str | None, quant: str | None, as_json
     if as_json:
         click.echo(summary.model_dump_json(indent=2))
     else:
-        click.echo(render(summary))
+        click.echo(printable(render(summary)))
     if verbose:
         click.echo(_verbose_footer(), err=True)
 

@@ -16,7 +16,7 @@ from typing import Any
 import click
 
 from ..errors import InputError
-from ..units import parse_ctx
+from ..units import parse_ctx, printable
 
 EXIT_OK = 0
 EXIT_NO_FIT = 3
@@ -114,7 +114,7 @@ def _build_model(ref: str, revision: str | None, quants: list[str], mmproj: str)
         projector = _load_projector_file(mmproj)
     model = PlanModel(name=name, variants=plan_variants, repo=rm.repo if rm.source == "hub" else None,
                       revision=rm.revision_name or None, projector=projector,
-                      hf_tag=rm.hf_tag if rm.source == "hub" else None)
+                      hf_tag=rm.hf_tag if rm.source == "hub" else None, notes=list(rm.problems))
     return model, rm
 
 
@@ -207,9 +207,9 @@ def plan_command(model: str, devices: tuple[str, ...], device_files: tuple[str, 
     if fmt == "json":
         click.echo(render_json(multi))
     elif fmt == "markdown":
-        click.echo(render_markdown(multi), nl=False)
+        click.echo(printable(render_markdown(multi)), nl=False)
     else:
-        click.echo(render_text(multi, unicode=unicode))
+        click.echo(printable(render_text(multi, unicode=unicode)))
     return EXIT_OK if multi.fits else EXIT_NO_FIT
 
 

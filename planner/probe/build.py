@@ -161,11 +161,13 @@ def build_profile(facts: MachineFacts, catalog: Catalog | None = None) -> tuple[
         if prof.ram_bytes != ram:
             prof = apply_overrides(prof, ram=ram)
             prof.overrides.pop("ram", None)
+            prof.override_notes.clear()  # measured, not a command-line override (the notes stay in notes)
         prof.based_on = base.id
         prof.name = f"this machine: {base.name}"
     prof = apply_live(prof, facts, ram)
     prof.id = "auto"
-    prof.sources.append(_probe_source(facts))
+    if not any(src.field == "live" for src in prof.sources):
+        prof.sources.append(_probe_source(facts))
     return DeviceProfile.model_validate(prof.model_dump()), rec
 
 
