@@ -1,9 +1,10 @@
 """Measure what a Hub reference costs: bytes and requests of a cold run, a warm run, an offline
 run, and runs under injected network faults. Uses the test suite's local fake Hub (no internet).
 
-    python bench/hub_budget.py [--vocab 152064] [--chunk 1048576]
+    python bench/hub_budget.py [--vocab 152064] [--chunk 1048576] [--no-hints-table]
 
-Prints a markdown table (docs/hub.md quotes it).
+Prints markdown tables (docs/hub.md quotes them): the runs above, then cold runs of a 5-variant
+and a 15-variant repo without and with skip hints (planner.reader.SkipHint), side by side.
 """
 
 from __future__ import annotations
@@ -18,16 +19,22 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
+import fakehub  # noqa: E402
 import ggufgen  # noqa: E402
 from fakehub import FakeHub, model_repo_files  # noqa: E402
 
 QUANTS = ["Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "UD-Q4_K_XL"]
+# an unsloth-sized list: every mix the fake Hub knows plus one more dynamic quant
+fakehub.QUANT_MIX.setdefault("UD-Q2_K_XL", ("Q2_K", "Q4_K"))
+QUANTS_15 = ["Q2_K", "UD-Q2_K_XL", "Q3_K_M", "IQ2_XXS", "Q4_0", "Q4_K_S", "Q4_K_M", "UD-Q4_K_XL", "IQ4_XS",
+             "Q5_K_M", "Q6_K", "Q8_0", "MXFP4_MOE", "BF16", "F16"]
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--vocab", type=int, default=152064)
     ap.add_argument("--chunk", type=int, default=1 << 20)
+    ap.add_argument("--no-hints-table", action="store_true", help="skip the with/without hints comparison")
     args = ap.parse_args()
 
     tmp = Path(tempfile.mkdtemp(prefix="memfit-hub-bench-"))
@@ -40,7 +47,8 @@ def main() -> None:
     os.environ.pop("HF_TOKEN", None)
 
     from planner import hub as hubmod
-    from planner.reader import parse_file
+    from planner import resolver as resolvermod
+    from planner.reader import HINT_STATS, parse_file
     from planner.resolver import resolve
 
     header_bytes = sum(parse_file(p).data_offset for p in files.values())
@@ -100,6 +108,35 @@ def main() -> None:
                                                                      "where": "cdn"})
     measure("cold, 503 forever (gives up)", fresh(files), {"kind": "status", "status": 503, "times": -1,
                                                            "where": "cdn"})
+    if not args.no_hints_table:
+        files15 = model_repo_files(tmp / "files15", "Qwen2-7B", QUANTS_15, shape=shape, shards={"BF16": 2, "F16": 2})
+        print("\nCold runs without and with skip hints (the smallest variant is read in full first; "
+              "the other files jump over its tokenizer's string arrays):\n")
+        print("| repo | header bytes | without hints: requests / bytes / time | with hints: requests / "
+              "bytes / time | bytes saved | jumps / misses / re-parses |")
+        print("|---|---|---|---|---|---|")
+        for label, fs in ((f"{len(QUANTS)} variants, {len(files)} files", files),
+                          (f"{len(QUANTS_15)} variants, {len(files15)} files", files15)):
+            hb = sum(parse_file(p).data_offset for p in fs.values())
+            runs = []
+            for hinted in (False, True):
+                hub.clear_faults()
+                hub.reset_stats()
+                hubmod.STATS.reset()
+                HINT_STATS.reset()
+                original = resolvermod.skip_hints_from
+                if not hinted:
+                    resolvermod.skip_hints_from = lambda h: {}  # type: ignore[assignment]
+                t0 = time.perf_counter()
+                try:
+                    resolve(fresh(fs))
+                finally:
+                    resolvermod.skip_hints_from = original  # type: ignore[assignment]
+                runs.append((len(hub.file_records()), hubmod.STATS.bytes_received, time.perf_counter() - t0))
+            (r0, b0, t0_), (r1, b1, t1) = runs
+            print(f"| {label} | {hb:,} | {r0} / {b0:,} ({b0 / hb:.2f}x) / {t0_:.2f} s | {r1} / {b1:,} "
+                  f"({b1 / hb:.2f}x) / {t1:.2f} s | {b0 / b1:.1f}x fewer | {HINT_STATS.jumps} / "
+                  f"{HINT_STATS.landing_misses} / {HINT_STATS.reparses} |")
     hub.close()
 
 

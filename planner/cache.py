@@ -63,7 +63,13 @@ def cache_root() -> Path:
 
 def _encode_value(v: Any) -> Any:
     if isinstance(v, SkippedArray):
-        return {"$skip": [int(v.element_type), int(v.count)]}
+        # nbytes/tail (skip hints for sibling files) sit beside "$skip", so entries written
+        # before they existed still load (as None / ()) and older readers ignore them
+        out: dict[str, Any] = {"$skip": [int(v.element_type), int(v.count)]}
+        if v.nbytes is not None:
+            out["nbytes"] = int(v.nbytes)
+            out["tail"] = [int(x) for x in v.tail]
+        return out
     if isinstance(v, bool) or v is None or isinstance(v, str):
         return v
     if isinstance(v, int):
@@ -83,7 +89,10 @@ def _decode_value(v: Any) -> Any:
     if isinstance(v, dict):
         if "$skip" in v:
             etype, count = v["$skip"]
-            return SkippedArray(element_type=int(etype), count=int(count))
+            nbytes = v.get("nbytes")
+            return SkippedArray(element_type=int(etype), count=int(count),
+                                nbytes=None if nbytes is None else int(nbytes),
+                                tail=tuple(int(x) for x in v.get("tail", ())))
         if "$bytes" in v:
             return base64.b64decode(v["$bytes"])
         raise ValueError("unknown tagged value in cache entry")

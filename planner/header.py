@@ -13,10 +13,18 @@ from typing import Any, Iterator
 
 @dataclass(frozen=True, slots=True)
 class SkippedArray:
-    """A metadata array that was counted, not decoded (tokenizer tokens, merges, scores...)."""
+    """A metadata array that was counted, not decoded (tokenizer tokens, merges, scores...).
+
+    `nbytes` (the array's encoded length after its 12-byte head) and `tail` (byte lengths of the
+    last few strings of a string array) are what a sibling file's parse may jump by (see
+    planner.reader.SkipHint). They are bookkeeping, not content: equality ignores them, and
+    headers cached before they existed carry None / ().
+    """
 
     element_type: int  # gguf.GGUFValueType value of the elements
     count: int
+    nbytes: int | None = field(default=None, compare=False)
+    tail: tuple[int, ...] = field(default=(), compare=False)
 
     def __len__(self) -> int:
         return self.count

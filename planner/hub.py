@@ -543,13 +543,15 @@ class HttpRangeSource:
     read_ahead = 0
 
     def __init__(self, url: str, *, name: str, size: int | None = None, cfg: NetConfig | None = None,
-                 repo: str = "", revision: str | None = None, path: str = "") -> None:
+                 repo: str = "", revision: str | None = None, path: str = "", chunk: int | None = None) -> None:
         self.name = name
         self._url = url
         self._target: str | None = None  # where the Hub redirected us (CDN), reused for later reads
         self._size = size
         self._cfg = cfg or NetConfig.from_env()
-        self._chunk = self._cfg.chunk
+        # read-ahead per request; smaller when the header reader has skip hints (it then jumps
+        # over most of the header and every jump starts a new range: see HINTED_CHUNK)
+        self._chunk = self._cfg.chunk if chunk is None else max(1, chunk)
         self._repo, self._revision, self._path = repo, revision, path
         self._buf = bytearray()
         self._buf_start = 0
@@ -768,8 +770,18 @@ def _drain_small(response: httpx2.Response) -> None:
         response.close()
 
 
-def open_file(listing: RepoListing, file: HubFile, cfg: NetConfig | None = None) -> HttpRangeSource:
-    """A range source for one file of a listed repo, pinned to the listing's commit."""
+# Read-ahead for a file read with skip hints from a sibling (planner.reader.SkipHint): the
+# reader jumps over the tokenizer's string arrays and steps over its numeric ones, so what it
+# needs comes in short runs (the keys before the tokenizer, a key or two between its arrays, the
+# keys and tensor infos after it), each starting a new range. A full chunk per run would mostly
+# fetch bytes that are then jumped over.
+HINTED_CHUNK = 64 << 10
+
+
+def open_file(listing: RepoListing, file: HubFile, cfg: NetConfig | None = None, *,
+              hinted: bool = False) -> HttpRangeSource:
+    """A range source for one file of a listed repo, pinned to the listing's commit.
+    `hinted`: the reader will have skip hints, so read ahead by HINTED_CHUNK (or less)."""
     cfg = cfg or NetConfig.from_env()
     if listing.gated and current_token() is None:
         raise gated_error(cfg, listing.repo, have_token=False)
@@ -777,4 +789,5 @@ def open_file(listing: RepoListing, file: HubFile, cfg: NetConfig | None = None)
         file_url(listing.repo, listing.commit, file.path, cfg),
         name=f"hf://{listing.repo}@{listing.commit[:12]}/{file.path}",
         size=file.size, cfg=cfg, repo=listing.repo, revision=listing.commit, path=file.path,
+        chunk=min(cfg.chunk, HINTED_CHUNK) if hinted else None,
     )

@@ -7,15 +7,18 @@ buffered cursor in a few large reads (one or two HTTP range requests for a typic
 walks large arrays without decoding them, checks every count and length against the bytes that
 can exist before it trusts it, and raises only GGUFError.
 
-Public API: `parse_header(source)` and `parse_file(path)`. docs/reader.md has the details.
+Public API: `parse_header(source, skip_hints=None)`, `parse_file(path)` and `skip_hints_from(header)`.
+docs/reader.md has the details, including why a hinted jump can never yield a wrong header.
 """
 
 from __future__ import annotations
 
 import os
 import struct
+import threading
+from dataclasses import dataclass, field
 from importlib.metadata import PackageNotFoundError, version
-from typing import Any
+from typing import Any, Mapping
 
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType
 
@@ -23,7 +26,7 @@ from planner.errors import GGUFError
 from planner.header import GGUFHeader, SkippedArray, TensorInfo
 from planner.sources import DEFAULT_READ_AHEAD, ByteSource, LocalFileSource
 
-__all__ = ["parse_header", "parse_file"]
+__all__ = ["parse_header", "parse_file", "SkipHint", "skip_hints_from", "HINT_STATS"]
 
 # --- format constants and our limits ----------------------------------------------------------
 
@@ -45,6 +48,7 @@ MAX_KEYS = 1 << 16
 MAX_TENSORS = 1 << 18
 MAX_DECODED_ELEMENTS = 1 << 20  # past this budget, arrays are skipped instead of decoded
 MAX_NESTED_ARRAYS = 1 << 16  # inner arrays walked in all arrays of arrays
+TAIL_STRINGS = 4  # lengths of a skipped string array's last strings, kept to check a hinted jump
 
 # Arrays are decoded only when small; larger ones become SkippedArray(element_type, count).
 SMALL_ARRAY_LIMIT = 1024
@@ -119,12 +123,89 @@ def _gguf_version() -> str:
 _CORRUPT_HINT = "The file is incomplete or corrupt: download it again (for split models, every shard)."
 
 
+# --- skip hints -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SkipHint:
+    """What a sibling file's parse learned about one skipped string array, so this file's parse
+    may jump over the array instead of walking (and fetching) its length prefixes.
+
+    A jump is taken only when key, element type and count match, and is then verified: the
+    strings just before the landing point must have the `tail` lengths, the landing point must
+    hold exactly `next_key` (length prefix and bytes), the rest of the header must parse, and
+    the tensor data must tile the file exactly. Anything else falls back to the hint-free walk.
+    """
+
+    element_type: int
+    count: int
+    nbytes: int  # encoded length of the elements (after the 12-byte array head)
+    next_key: str  # the key that followed the array in the sibling
+    tail: tuple[int, ...]  # byte lengths of the array's last strings, in file order
+
+
+@dataclass
+class HintStats:
+    """Debug counters (tests and the bench read them): jumps taken and verified at the landing
+    point, landings that did not verify (walked instead), and whole re-parses without hints."""
+
+    jumps: int = 0
+    landing_misses: int = 0
+    reparses: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
+
+    def add(self, **kw: int) -> None:
+        with self._lock:
+            for k, v in kw.items():
+                setattr(self, k, getattr(self, k) + v)
+
+    def reset(self) -> None:
+        with self._lock:
+            self.jumps = self.landing_misses = self.reparses = 0
+
+
+HINT_STATS = HintStats()
+
+
+def skip_hints_from(header: GGUFHeader) -> dict[str, SkipHint]:
+    """Hints for a sibling file from a parsed header: its top-level skipped string arrays that
+    know their byte length and are followed by another key (headers cached before lengths were
+    recorded give none)."""
+    hints: dict[str, SkipHint] = {}
+    keys = list(header.metadata)
+    for key, next_key in zip(keys, keys[1:]):
+        v = header.metadata[key]
+        if (isinstance(v, SkippedArray) and v.element_type == _STRING and v.count > 0
+                and v.nbytes is not None and v.tail):
+            hints[key] = SkipHint(v.element_type, v.count, v.nbytes, next_key, tuple(v.tail))
+    return hints
+
+
+class _HintMismatch(Exception):
+    """A hinted parse that did not verify end to end (never leaves parse_header)."""
+
+
 # --- public API -------------------------------------------------------------------------------
 
 
-def parse_header(source: ByteSource) -> GGUFHeader:
+def parse_header(source: ByteSource, skip_hints: Mapping[str, SkipHint] | None = None) -> GGUFHeader:
     """Parse the GGUF header behind `source`. Raises GGUFError for anything malformed;
-    errors raised by the source itself (network, I/O) pass through unchanged."""
+    errors raised by the source itself (network, I/O) pass through unchanged.
+
+    `skip_hints` (from `skip_hints_from(sibling_header)`) lets the parse jump over string arrays
+    the sibling had; a header built with a jump is returned only if it verifies completely,
+    otherwise the file is parsed again without hints (counted in HINT_STATS.reparses). Hints
+    are ignored when the source cannot tell its size (the final check needs it)."""
+    size = source.size
+    if not skip_hints or not (isinstance(size, int) and size >= 0):
+        return _Parser(source).parse()
+    parser = _Parser(source, skip_hints)
+    try:
+        return parser.parse()
+    except (GGUFError, _HintMismatch):
+        if not parser.tried:
+            raise  # nothing was taken on trust: this is the file's own error
+    HINT_STATS.add(reparses=1)
     return _Parser(source).parse()
 
 
@@ -144,8 +225,11 @@ class _Parser:
     there without fetching the skipped bytes.
     """
 
-    def __init__(self, source: ByteSource) -> None:
+    def __init__(self, source: ByteSource, hints: Mapping[str, SkipHint] | None = None) -> None:
         self.src = source
+        self.hints = hints or {}
+        self.jumped = False  # a hinted jump was taken: the result must pass _check_tiling
+        self.tried = False  # bytes were read at a hinted landing point (errors may be the hint's)
         self.name = str(getattr(source, "name", "") or "<gguf>")
         size = source.size
         self.size: int | None = size if isinstance(size, int) and size >= 0 else None
@@ -317,6 +401,8 @@ class _Parser:
         alignment = self._alignment(metadata, types)
         data_offset = header_end + (-header_end % alignment)
         self._check_offsets(tensors, alignment, data_offset)
+        if self.jumped:
+            self._check_tiling(tensors, alignment, data_offset)
         return GGUFHeader(
             version=version,
             metadata=metadata,
@@ -440,8 +526,17 @@ class _Parser:
             raise self._fail(f"unknown array element type {etype} in {self._where()}")
         self._check_count(count, min_size, "array")
         if count > self.decode_budget or _skipped(key, etype, count, depth):
+            start = self.base + self.p
+            if depth == 0 and etype == _STRING:
+                hint = self.hints.get(key)
+                if hint is not None and hint.element_type == etype and hint.count == count:
+                    if self._jump(hint):
+                        return SkippedArray(etype, count, hint.nbytes, hint.tail)
+                tail: list[int] = []
+                self._walk_strings(count, tail)
+                return SkippedArray(etype, count, self.base + self.p - start, tuple(tail))
             self._skip_elements(etype, count, depth)
-            return SkippedArray(etype, count)
+            return SkippedArray(etype, count, self.base + self.p - start)
         self.decode_budget -= count
         scalar = _SCALARS.get(etype)
         if scalar is not None:
@@ -486,20 +581,26 @@ class _Parser:
                 self._check_count(inner_count, min_size, "nested array")
                 self._skip_elements(inner_type, inner_count, depth + 1)
 
-    def _walk_strings(self, count: int) -> None:
+    def _walk_strings(self, count: int, tail: list[int] | None = None) -> None:
         """Step over `count` length-prefixed strings without decoding them.
 
         The hot loop of the whole reader (tokens + merges of a 150k vocabulary are ~300k
         strings): one struct unpack and one addition per string. A length prefix that is
         not in the buffer raises struct.error; we then refill and resume at that string.
+        The lengths of the last TAIL_STRINGS strings go to `tail` (for SkipHint.tail).
         """
         unpack = _U64.unpack_from
         buf, p, j = self.buf, self.p, 0
         start = self.base + p
+        split = count if tail is None else max(0, count - TAIL_STRINGS)
         while True:
             try:
-                for j in range(j, count):
+                for j in range(j, split):
                     p += 8 + unpack(buf, p)[0]
+                for j in range(max(j, split), count):
+                    n = unpack(buf, p)[0]
+                    tail.append(n)  # type: ignore[union-attr]  # split < count only with a tail
+                    p += 8 + n
                 break
             except (struct.error, OverflowError):
                 self.p = p
@@ -519,6 +620,54 @@ class _Parser:
         if end > MAX_HEADER_BYTES:
             raise self._too_long(f"string {count} of {count}")
         self._prove_end(f"string {count} of {count}")
+
+    def _jump(self, hint: SkipHint) -> bool:
+        """Jump over a string array by a sibling's byte length, without reading it, if the
+        landing verifies: the bytes before it hold strings of the hinted tail lengths, ending
+        exactly where the sibling's next key (its length prefix and bytes) starts. Otherwise
+        put the cursor back at the array's first string and return False (the caller walks)."""
+        saved = (self.buf, self.base, self.p)
+        start = self.base + self.p
+        landing = start + hint.nbytes
+        anchor = hint.next_key.encode("utf-8")
+        anchor = _U64.pack(len(anchor)) + anchor
+        tail_bytes = sum(8 + n for n in hint.tail)
+        size = self.size
+        if (hint.nbytes < hint.count * 8 or tail_bytes > hint.nbytes or len(hint.tail) > hint.count
+                or size is None or landing + len(anchor) > min(size, MAX_HEADER_BYTES)):
+            HINT_STATS.add(landing_misses=1)
+            return False
+        self.tried = True  # from here on, an error may come from the hint, not the file
+        self.p += hint.nbytes - tail_bytes  # unread: the next read starts past the array
+        self._need(tail_bytes + len(anchor), "checking a skip hint")
+        buf, q = self.buf, self.p
+        for n in hint.tail:
+            if _U64.unpack_from(buf, q)[0] != n:
+                break
+            q += 8 + n
+        else:
+            if q == self.p + tail_bytes and buf[q : q + len(anchor)] == anchor:
+                self.p = q
+                self.jumped = True
+                HINT_STATS.add(jumps=1)
+                return True
+        self.buf, self.base, self.p = saved
+        HINT_STATS.add(landing_misses=1)
+        return False
+
+    def _check_tiling(self, tensors: list[TensorInfo], alignment: int, data_offset: int) -> None:
+        """After a hinted jump: the tensors, in offset order, must start at 0 and follow each
+        other with only alignment padding, and end (padded) exactly at the end of the file.
+        The header's end is then pinned by the tensor data to within one alignment, so a wrong
+        jump cannot survive by accident; a file with gaps or trailing bytes is re-parsed."""
+        pos = 0
+        for t in sorted(tensors, key=lambda t: t.offset):
+            if t.offset != pos:
+                raise _HintMismatch(f"tensor {t.name!r} at {t.offset}, expected {pos}")
+            end = t.offset + t.nbytes
+            pos = end + (-end % alignment)
+        if self.size is None or data_offset + pos != self.size:
+            raise _HintMismatch(f"tensor data ends at {data_offset + pos}, file size {self.size}")
 
     def _tensor_infos(self, n_tensors: int) -> list[TensorInfo]:
         self.section, self.count = "tensor", n_tensors

@@ -27,13 +27,13 @@ from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from importlib import resources
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Callable, Literal, Mapping
 
 from . import hub
 from .cache import Cache, default_cache, hub_header_key, local_header_key
 from .errors import GGUFError, HubError, MemfitError, ResolveError
 from .header import GGUFHeader, ModelHeaders
-from .reader import parse_header
+from .reader import SkipHint, parse_header, skip_hints_from
 from .sources import LocalFileSource
 from .units import one_line
 from .variants import (
@@ -267,7 +267,15 @@ def _select(labels: list[str], tag: str, where: str, items: list) -> Variant:
 # --- header loading -------------------------------------------------------------------------------
 
 
-def _local_header(path: Path, cache: Cache) -> GGUFHeader:
+Hints = Mapping[str, SkipHint] | None
+# Skip hints are used only when they would spare at least this many bytes per file: each jump
+# starts a new range request, which for a small tokenizer costs more time than the bytes it saves.
+MIN_HINTED_BYTES = 1 << 20
+# path, skip hints from a sibling -> a task that returns that file's header
+Loader = Callable[[str, Hints], Callable[[], GGUFHeader]]
+
+
+def _local_header(path: Path, cache: Cache, hints: Hints = None) -> GGUFHeader:
     try:
         key = local_header_key(path)
         size = path.stat().st_size
@@ -276,12 +284,13 @@ def _local_header(path: Path, cache: Cache) -> GGUFHeader:
     h = cache.get_header(key)
     if h is not None and h.file_size == size:
         return h
-    h = parse_header(LocalFileSource(path))
+    h = parse_header(LocalFileSource(path), hints)
     cache.put_header(key, h)
     return h
 
 
-def _hub_header(listing: hub.RepoListing, f: hub.HubFile, cache: Cache, cfg: hub.NetConfig) -> GGUFHeader:
+def _hub_header(listing: hub.RepoListing, f: hub.HubFile, cache: Cache, cfg: hub.NetConfig,
+                hints: Hints = None) -> GGUFHeader:
     key = hub_header_key(listing.repo, f.path, commit=listing.commit, oid=f.oid)
 
     def cached() -> GGUFHeader | None:
@@ -297,8 +306,8 @@ def _hub_header(listing: hub.RepoListing, f: hub.HubFile, cache: Cache, cfg: hub
         h = cached()  # filled by another process while we waited
         if h is not None:
             return h
-        with hub.open_file(listing, f, cfg) as src:
-            h = parse_header(src)
+        with hub.open_file(listing, f, cfg, hinted=bool(hints)) as src:
+            h = parse_header(src, hints)
         if h.file_size is None:
             h.file_size = f.size
         cache.put_header(key, h)
@@ -447,8 +456,8 @@ def _resolve_hub(ref: str, repo: str, rev: str | None, tag: str | None, load_hea
     )
     if load_headers:
 
-        def loader(path: str) -> Callable[[], GGUFHeader]:
-            return lambda: _hub_header(listing, by_path[path], cache, cfg)
+        def loader(path: str, hints: Hints) -> Callable[[], GGUFHeader]:
+            return lambda: _hub_header(listing, by_path[path], cache, cfg, hints)
 
         _fill_headers(model, loader, cfg.workers)
     return model
@@ -495,8 +504,8 @@ def _resolve_local(ref: str, path: Path, tag: str | None, load_headers: bool) ->
     if load_headers:
         cache = default_cache()
 
-        def loader(p: str) -> Callable[[], GGUFHeader]:
-            return lambda: _local_header(Path(p), cache)
+        def loader(p: str, hints: Hints) -> Callable[[], GGUFHeader]:
+            return lambda: _local_header(Path(p), cache, hints)
 
         if path.is_dir():
             _drop_unreadable(model, base, cache)
@@ -603,12 +612,27 @@ def _shard_siblings(path: Path) -> list[FileEntry]:
             if c.is_file() and pattern.match(c.name)]
 
 
-def _fill_headers(model: ResolvedModel, loader: Callable[[str], Callable[[], GGUFHeader]],
-                  workers: int, quants: set[str] | None = None) -> None:
-    """Load every needed file's header (in parallel), then merge shards per variant."""
+def _fill_headers(model: ResolvedModel, loader: Loader, workers: int, quants: set[str] | None = None) -> None:
+    """Load every needed file's header, then merge shards per variant.
+
+    With several variants, the smallest variant's first shard is read first and its skipped
+    string arrays (tokenizer tokens and merges, most of a header's bytes) become skip hints for
+    all the other files, which are then read in parallel: variants of one model nearly always
+    carry byte-identical tokenizers, so their reads jump over those arrays. A hint that does
+    not hold for a file costs that file a hint-free parse, never a wrong header
+    (planner.reader.parse_header)."""
     variants = [v for v in model.variants if quants is None or v.quant in quants]
     paths = [p for v in variants for p in v.files] + [p.name for p in model.mmproj]
-    headers = dict(zip(paths, _run_parallel([loader(p) for p in paths], workers)))
+    headers: dict[str, GGUFHeader] = {}
+    hints: Hints = None
+    if len(variants) > 1:
+        seed = min(variants, key=lambda v: v.size_bytes).files[0]
+        headers[seed] = loader(seed, None)()
+        hints = skip_hints_from(headers[seed])
+        if sum(h.nbytes for h in hints.values()) < MIN_HINTED_BYTES:
+            hints = None  # a small tokenizer: jumping would save less than it costs in round trips
+    rest = [p for p in paths if p not in headers]
+    headers.update(zip(rest, _run_parallel([loader(p, hints) for p in rest], workers)))
     for v in variants:
         v.headers = _merge([headers[p] for p in v.files], f"{model._where()} {v.quant}")
     for p in model.mmproj:
@@ -625,12 +649,12 @@ def load_headers(model: ResolvedModel, quants: list[str] | None = None) -> Resol
         listing = hub.get_listing(model.repo, model.revision, cache=cache, cfg=cfg)
         by_path = {f.path: f for f in listing.files}
 
-        def loader(path: str) -> Callable[[], GGUFHeader]:
-            return lambda: _hub_header(listing, by_path[path], cache, cfg)
+        def loader(path: str, hints: Hints) -> Callable[[], GGUFHeader]:
+            return lambda: _hub_header(listing, by_path[path], cache, cfg, hints)
     else:
 
-        def loader(path: str) -> Callable[[], GGUFHeader]:
-            return lambda: _local_header(Path(path), cache)
+        def loader(path: str, hints: Hints) -> Callable[[], GGUFHeader]:
+            return lambda: _local_header(Path(path), cache, hints)
 
     _fill_headers(model, loader, cfg.workers, wanted)
     return model

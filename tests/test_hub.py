@@ -11,11 +11,11 @@ import pytest
 
 import ggufgen
 from fakehub import FakeHub, model_repo_files
-from planner import hub
+from planner import hub, resolver
 from planner.cache import cache_root
 from planner.cli import run
 from planner.errors import HubError, ResolveError
-from planner.reader import parse_file
+from planner.reader import HINT_STATS, parse_file
 from planner.resolver import resolve
 
 TOKEN = "hf_TestTokenAbCdEf0123456789SecretValue"
@@ -288,18 +288,31 @@ def test_redact() -> None:
 def test_cold_warm_offline_budget(fake_hub: FakeHub, big_repo_files: dict[str, Path],
                                   monkeypatch: pytest.MonkeyPatch) -> None:
     fake_hub.add_repo("Qwen/Qwen2-7B-GGUF", big_repo_files)
-    header_bytes = sum(parse_file(p).data_offset for p in big_repo_files.values())
+    local = {name: parse_file(p) for name, p in big_repo_files.items()}
+    header_bytes = sum(h.data_offset for h in local.values())
     n_files = len(big_repo_files)
     chunk = hub.NetConfig.from_env().chunk
+    HINT_STATS.reset()
 
     m = resolve("Qwen/Qwen2-7B-GGUF")
     assert len(m.variants) == 3 and all(v.headers is not None for v in m.variants)
     fetched = sum(r.bytes_sent for r in fake_hub.file_records())
     file_requests = len(fake_hub.file_records())
     assert fake_hub.request_count() == file_requests + 1  # + the listing
-    assert fetched <= 1.10 * header_bytes + n_files * chunk
+    assert fetched <= 1.10 * header_bytes + n_files * chunk  # the issue's budget
     assert hub.STATS.bytes_received == fetched  # the client counted the same bytes
     assert file_requests <= n_files * 8
+    # skip hints: only the seed (one ~5 MiB header) is read in full; the two other first shards
+    # jump over tokens and merges, and every other file costs a few small ranges
+    assert (HINT_STATS.jumps, HINT_STATS.landing_misses, HINT_STATS.reparses) == (4, 0, 0)
+    seed = max(h.data_offset for h in local.values())
+    assert fetched <= 1.10 * seed + chunk + (n_files - 1) * 6 * hub.HINTED_CHUNK
+    assert fetched < 0.5 * header_bytes  # three ~5 MiB headers cost about one and a third
+    for v in m.variants:  # and the headers are the ones a full local parse gives
+        assert v.headers is not None
+        for shard, name in zip(v.headers.shards, v.files):
+            assert shard.metadata == local[name].metadata and shard.tensors == local[name].tensors
+            assert shard.data_offset == local[name].data_offset
 
     fake_hub.reset_stats()
     warm = resolve("Qwen/Qwen2-7B-GGUF")
@@ -310,6 +323,35 @@ def test_cold_warm_offline_budget(fake_hub: FakeHub, big_repo_files: dict[str, P
     offline = resolve("Qwen/Qwen2-7B-GGUF:UD-Q4_K_XL")
     assert fake_hub.request_count() == 0
     assert offline.variants[0].headers is not None and len(offline.variants[0].headers.shards) == 2
+
+
+def test_hints_from_a_sibling_with_another_tokenizer(fake_hub: FakeHub, tmp_path: Path,
+                                                     monkeypatch: pytest.MonkeyPatch) -> None:
+    """Variants whose tokens differ in length (same count): the hint misses at the landing
+    point, the file is read without it, and every header equals a full local parse."""
+    import dataclasses
+
+    from gguf import GGUFValueType as V
+
+    monkeypatch.setattr(resolver, "MIN_HINTED_BYTES", 0)  # hint even this small tokenizer
+    shape = ggufgen.ModelShape(n_vocab=3000)
+    paths = {}
+    for quant, suffix in (("Q4_K_M", ""), ("Q8_0", "x"), ("Q6_K", "")):
+        meta, tensors = ggufgen.model_spec("qwen2", dataclasses.replace(shape))
+        if suffix:
+            toks = [f"tok{i}{suffix * (i % 3)}" for i in range(shape.n_vocab)]
+            meta["tokenizer.ggml.tokens"] = ggufgen.typed(toks, V.ARRAY, V.STRING)
+        paths[f"M-{quant}.gguf"] = ggufgen.write_gguf(tmp_path / f"M-{quant}.gguf", meta, tensors)
+    fake_hub.add_repo("o/mixed-GGUF", paths)
+    HINT_STATS.reset()
+    m = resolve("o/mixed-GGUF")
+    assert HINT_STATS.landing_misses >= 1 and HINT_STATS.jumps >= 1
+    for v in m.variants:
+        assert v.headers is not None
+        want = parse_file(paths[v.files[0]])
+        got = v.headers.shards[0]
+        assert got.metadata == want.metadata and got.tensors == want.tensors
+        assert got.data_offset == want.data_offset
 
 
 def test_files_of_a_repo_are_read_in_parallel(fake_hub: FakeHub, repo_files: dict[str, Path]) -> None:
