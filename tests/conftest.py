@@ -61,7 +61,7 @@ def fake_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(tmp_path / "hf_home" / "token"))
     monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(tmp_path / "hf_home" / "stored_tokens"))
-    monkeypatch.setenv("MEMFIT_HTTP_TIMEOUT", "3")
+    monkeypatch.setenv("MEMFIT_HTTP_TIMEOUT", "10")
     monkeypatch.setenv("MEMFIT_HTTP_RETRIES", "3")
     monkeypatch.setenv("MEMFIT_HTTP_BACKOFF", "0.01")
     monkeypatch.setenv("MEMFIT_HTTP_MAX_WAIT", "0.5")

@@ -66,7 +66,7 @@ def test_429_retry_after_is_honoured(fake_hub: FakeHub, repo: str, files: dict[s
     t0 = time.monotonic()
     _check_ok(repo, files)
     elapsed = time.monotonic() - t0
-    assert 1.0 <= elapsed < 4.0  # waited the 1 s the server asked for (backoff alone is 0.01 s)
+    assert elapsed >= 1.0  # waited the 1 s the server asked for (backoff alone is 0.01 s)
     assert hub.STATS.retries == 1
 
 
