@@ -45,7 +45,8 @@ ReportsAs = Literal[
     "host_ram",           # the CPU backend: RAM the OS sees
 ]
 # The user-facing knob that raises the GPU cap, if any.
-CapKnob = Literal["ttm.pages_limit", "iogpu.wired_limit_mb", "shared_gpu_memory_override"]
+CapKnob = Literal["ttm.pages_limit", "iogpu.wired_limit_mb", "shared_gpu_memory_override",
+                  "amdttm.pages_limit"]  # amdttm: the TTM module of amdgpu-dkms (ROCm's packaged driver)
 
 GIB = 1024**3
 MIB = 1024**2
@@ -392,8 +393,8 @@ class DeviceProfile(_Strict):
         cap = self.os_info(os).gpu_cap
         if cap is None or cap.knob is None:
             return None
-        if cap.knob == "ttm.pages_limit":
-            return f"ttm.pages_limit={gtt_pages(cap_bytes)}"
+        if cap.knob in ("ttm.pages_limit", "amdttm.pages_limit"):
+            return f"{cap.knob}={gtt_pages(cap_bytes)}"
         if cap.knob == "iogpu.wired_limit_mb":
             return f"sudo sysctl iogpu.wired_limit_mb={cap_bytes // MIB}"
         visible = self.os_visible_ram()

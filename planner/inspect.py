@@ -50,13 +50,21 @@ class Attention(BaseModel):
 
 
 class Recurrent(BaseModel):
-    """State-space / recurrent blocks (Mamba, RWKV, hybrid models)."""
+    """State-space / recurrent blocks (Mamba, RWKV, hybrid models): what sizes their state, which
+    replaces (pure recurrent) or complements (hybrid) the KV cache."""
 
-    conv_kernel: int | None = None
-    state_size: int | None = None
-    inner_size: int | None = None
+    kind: str = "ssm"  # "ssm" (Mamba-style ssm.* keys), "rwkv" (wkv.head_size), "shortconv" (LFM2)
+    conv_kernel: int | None = None  # ssm d_conv
+    state_size: int | None = None  # ssm d_state
+    inner_size: int | None = None  # ssm d_inner
     group_count: int | None = None
     time_step_rank: int | None = None
+    wkv_head_size: int | None = None  # RWKV: the WKV state is head_size x n_embd per layer
+    wkv_heads: int | None = None  # n_embd / head_size
+    token_shift_count: int | None = None
+    conv_cache: int | None = None  # LFM2 shortconv.l_cache
+    layers: int | None = None  # recurrent layers (llama.cpp's rules for the architecture)
+    state_bytes_per_sequence: int | None = None  # f32 conv/shift + SSM/WKV state of one sequence
 
 
 class TensorTypeCount(BaseModel):
@@ -99,7 +107,8 @@ class ModelSummary(BaseModel):
     feed_forward_length: int | None
     context_length: int | None
     vocab_size: int | None
-    attention: Attention | None
+    attention: Attention | None  # None also for attention-free (pure recurrent) models
+    attention_free: bool = False  # pure recurrent (Mamba, RWKV): no attention, no KV cache
     recurrent: Recurrent | None
     variants: list[VariantSummary]
     projectors: list[ProjectorSummary]
@@ -219,12 +228,40 @@ def _attention(h: ModelHeaders, arch: str, n_embd: int | None, layers: int | Non
     )
 
 
-def _recurrent(meta: dict[str, Any], arch: str) -> Recurrent | None:
+def _attention_free(h: ModelHeaders, arch: str) -> bool:
+    """Pure recurrent models (Mamba, RWKV) have no attention: their converters still write
+    head_count 0 because llama.cpp's loader wants the key."""
+    from .archs import rule_for
+
+    if rule_for(arch).recurrent == "all":
+        return True
+    heads = _per_layer(h.metadata.get(f"{arch}.attention.head_count"))
+    values = heads.per_layer if heads.per_layer is not None else [heads.value]
+    return bool(values) and all(v == 0 for v in values) and (
+        _int(h.metadata.get(f"{arch}.wkv.head_size")) is not None
+        or _int(h.metadata.get(f"{arch}.ssm.state_size")) is not None)
+
+
+def _recurrent(h: ModelHeaders, arch: str, n_embd: int | None) -> Recurrent | None:
+    meta = h.metadata
     s = f"{arch}.ssm."
+    wkv = _int(meta.get(f"{arch}.wkv.head_size"))
+    l_cache = _int(meta.get(f"{arch}.shortconv.l_cache"))
     r = Recurrent(conv_kernel=_int(meta.get(s + "conv_kernel")), state_size=_int(meta.get(s + "state_size")),
                   inner_size=_int(meta.get(s + "inner_size")), group_count=_int(meta.get(s + "group_count")),
-                  time_step_rank=_int(meta.get(s + "time_step_rank")))
-    return r if any(v is not None for v in r.model_dump().values()) else None
+                  time_step_rank=_int(meta.get(s + "time_step_rank")), wkv_head_size=wkv,
+                  wkv_heads=n_embd // wkv if wkv and n_embd else None,
+                  token_shift_count=_int(meta.get(f"{arch}.token_shift_count")) if wkv else None,
+                  conv_cache=l_cache)
+    sizes = r.model_dump(exclude={"kind"})
+    if all(v is None for v in sizes.values()):
+        return None
+    r.kind = "rwkv" if wkv else ("shortconv" if l_cache and r.state_size is None else "ssm")
+    facts = _facts(h)
+    if facts is not None and facts.n_recurrent_layers:
+        r.layers = facts.n_recurrent_layers
+        r.state_bytes_per_sequence = (facts.n_embd_r + facts.n_embd_s) * 4 * facts.n_recurrent_layers
+    return r
 
 
 def _arch_problems(arch: str | None) -> list[str]:
@@ -278,6 +315,7 @@ def summarize(model: ResolvedModel) -> ModelSummary:
             tensor_types=type_histogram(h) if h is not None else [],
         ))
     name = meta.get("general.name")
+    free = bool(arch and first is not None and _attention_free(first, arch))
     return ModelSummary(
         ref=model.ref, source=model.source, repo=model.repo, revision=model.revision,
         name=name if isinstance(name, str) else None, architecture=arch,
@@ -288,7 +326,8 @@ def summarize(model: ResolvedModel) -> ModelSummary:
         feed_forward_length=_int(meta.get(key + "feed_forward_length")),
         context_length=_int(meta.get(key + "context_length")),
         vocab_size=_vocab_size(meta, arch or "", first) if first is not None else None,
-        attention=_attention(first, arch, n_embd, layers) if arch and first is not None else None,
-        recurrent=_recurrent(meta, arch) if arch else None,
+        attention=(_attention(first, arch, n_embd, layers) if arch and first is not None and not free else None),
+        attention_free=free,
+        recurrent=_recurrent(first, arch, n_embd) if arch and first is not None else None,
         variants=variants, projectors=projectors, problems=model.problems + _arch_problems(arch),
     )

@@ -240,6 +240,7 @@ class ModelSummary(BaseModel):
     expert_ratio: float
     n_ctx_train: int | None
     mmproj: str | None
+    decodes: bool = True  # False for embedding/encoder models: no tokens generated, no t/s estimate
 
 
 class DevicePlan(BaseModel):
@@ -349,6 +350,17 @@ def _ctx_train(headers: ModelHeaders) -> int | None:
         return None
 
 
+def no_decode_reason(headers: ModelHeaders) -> str | None:
+    """Why a model has no decode speed, or None when it generates tokens. Embedding and encoder
+    models (bert, nomic-bert, gemma-embedding...: planner/archs.py marks them `no_output_head`) read
+    each input in one pass and produce a vector, so tokens/s of generation does not apply."""
+    arch = headers.architecture
+    if rule_for(arch).no_output_head:
+        return (f"{arch} is an embedding (encoder) model, which reads each input in one pass and generates "
+                "no tokens, so decode speed does not apply")
+    return None
+
+
 def _default_estimate(facts: Any, settings: RunSettings, mmproj: Any) -> Breakdown:
     from .estimator import estimate  # imported late: the planner is testable without it
 
@@ -381,6 +393,7 @@ class Planner:
         self.n_params = _n_params(first)
         self.ratio = moe_ratio(first.metadata)
         self.n_ctx_train = _ctx_train(first)
+        self.no_decode = no_decode_reason(first)  # None for models that generate tokens
         self._largest = {v.quant: largest_gpu_weight_bytes(v.headers) for v in model.variants}
 
     # ---------------------------------------------------------------- estimates
@@ -533,7 +546,7 @@ class Planner:
         _, _, best, best_bd = scored[0]
         ev = _Eval(variant=v, full=full, best=best, best_bd=best_bd, options=options,
                    quality=quality_key(v.quant, v.size_bytes))
-        if best.fits:
+        if best.fits and self.no_decode is None:
             ev.speed0 = self._speed(best_bd, best, profile, 0)
             ev.speed_ctx = self._speed(best_bd, best, profile, best_bd.n_ctx)
         return ev
@@ -661,7 +674,7 @@ class Planner:
             return None, False
         on_gpu = [e for e in fitting if e.best.tier in ("dedicated", "shared")]
         pool = on_gpu or fitting
-        min_tps = self.req.min_tps
+        min_tps = self.req.min_tps if self.no_decode is None else None  # no decode speed to filter on
         meets = True
         if min_tps:
             fast = [e for e in pool if e.speed0 and e.speed0.tps >= min_tps]
@@ -801,6 +814,8 @@ class Planner:
         faster = self._faster_alternative(chosen, evals)
         if faster:
             out.append(faster)
+        if self.no_decode is not None and not self.req.min_tps:  # with --min-tps the warning says it
+            out.append(f"no t/s estimate: {self.no_decode}")
         if r.carveout_bytes is not None:
             keeps = r.os_visible_bytes
             out.append(f"UMA frame buffer {fmt_bios_size(r.carveout_bytes)}: OS keeps {fmt_bios_size(keeps)}, "
@@ -941,7 +956,7 @@ class Planner:
             if live_carve is not None and r.carveout_bytes == live_carve:
                 note = ("in effect now; " + note) if note else "in effect now"
             gpu_check = next((c for c in r.checks if c.name == "gpu_memory"), None)
-            speed = self._speed(chosen.full, r, profile, 0).tps if r.fits else None
+            speed = self._speed(chosen.full, r, profile, 0).tps if r.fits and self.no_decode is None else None
             rows.append(CarveoutOption(
                 carveout_bytes=r.carveout_bytes, os_keeps_bytes=r.os_visible_bytes, gpu_may_use_bytes=r.gpu_capacity_bytes,
                 gpu_cap_bytes=r.gpu_cap_bytes, cap_raised=_cap_raised(r), tier=r.tier,
@@ -974,6 +989,7 @@ class Planner:
             n_layer=len(first.layers), moe=self.ratio < 1.0, expert_ratio=round(self.ratio, 4),
             n_ctx_train=self.n_ctx_train,
             mmproj=self.model.projector.name if (self.model.projector and self.req.use_mmproj) else None,
+            decodes=self.no_decode is None,
         )
 
     def _warnings(self, evals: list[_Eval], chosen: _Eval | None, ctx: int) -> list[str]:
@@ -982,6 +998,8 @@ class Planner:
             out.append(f"--ctx {fmt_ctx(ctx)} is beyond the model's training context of {_ctx_words(self.n_ctx_train)} "
                        f"tokens: llama.cpp runs it, but answers degrade past the trained length (use --ctx "
                        f"{fmt_ctx(self.n_ctx_train * self.req.n_parallel)} or less, or a model trained for longer)")
+        if self.no_decode is not None and self.req.min_tps:
+            out.append(f"--min-tps {self.req.min_tps:g} ignored: {self.no_decode}")
         for e in evals:
             for w in e.full.warnings:
                 if w not in out:

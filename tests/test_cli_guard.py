@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import shlex
+import shutil
 import subprocess
 import sys
 
@@ -73,3 +76,48 @@ def test_unexpected_exception_is_reported_in_one_line(boom_command, capsys, monk
     assert run(["bug"]) == EXIT_ERROR
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "internal error: ZeroDivisionError" in err
+
+
+# --------------------------------------------------------------------------- closed pipes
+
+
+def _run_into_closed_pipe(*args: str, entry: str = "memfit") -> subprocess.CompletedProcess:
+    """Run the CLI with stdout connected to a pipe whose reader has already gone: every write
+    fails with EPIPE, as in `memfit devices | true` (deterministic, unlike a race with head)."""
+    code = ("from planner.cli import main; main()" if entry == "memfit"
+            else "from planner.cli import plan_main; plan_main()")
+    r, w = os.pipe()
+    os.close(r)
+    try:
+        return subprocess.run([sys.executable, "-c", code, *args], stdout=w, stderr=subprocess.PIPE, text=True,
+                              timeout=120)
+    finally:
+        os.close(w)
+
+
+@pytest.mark.parametrize("args", [["devices"], ["devices", "--json"], ["devices", "show", "ai-max-395-64g"],
+                                  ["--help"]])
+def test_closed_pipe_exits_0_quietly(args):
+    out = _run_into_closed_pipe(*args)
+    assert out.returncode == 0, out.stderr
+    assert out.stderr == ""
+
+
+def test_closed_pipe_on_the_plan_script_exits_0_quietly():
+    out = _run_into_closed_pipe("--help", entry="plan")
+    assert (out.returncode, out.stderr) == (0, "")
+
+
+def test_closed_pipe_keeps_an_errors_exit_code():
+    # the JSON error object goes to stdout, which nobody reads any more: still exit 1, no traceback
+    out = _run_into_closed_pipe("devices", "show", "no-such-device", "--json")
+    assert out.returncode == 1 and out.stderr == ""
+
+
+@pytest.mark.skipif(shutil.which("bash") is None or shutil.which("head") is None, reason="needs bash and head")
+def test_pipe_into_head_exits_0():
+    cmd = f"set -o pipefail; {shlex.quote(sys.executable)} -m planner devices | head -1"
+    out = subprocess.run(["bash", "-c", cmd], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert len(out.stdout.splitlines()) == 1 and out.stdout.startswith("id")
+    assert "Traceback" not in out.stderr and "Broken pipe" not in out.stderr

@@ -62,7 +62,7 @@ def test_strix_halo_64g_carveout_findings():
     data = doctor_json("strix-halo-linux-64g-carveout")
     found = ids(data)
     assert found["amdttm-ignored"]["level"] == "problem"
-    assert "amdttm.pages_limit=27787264" in found["amdttm-ignored"]["fix"]
+    assert "rename ttm.pages_limit=27787264 (106.00 GiB) to amdttm.pages_limit=27787264" in found["amdttm-ignored"]["fix"]
     gtt = found["gtt-default"]
     assert gtt["level"] == "warn" and "amdttm.pages_limit=" in gtt["fix"] and "rocm.docs.amd.com" in gtt["source"]
     assert found["carveout-large-linux"]["level"] == "warn"
@@ -70,6 +70,67 @@ def test_strix_halo_64g_carveout_findings():
     assert found["kernel-large-carveout"]["level"] == "problem"
     levels = [f["level"] for f in data["findings"]]
     assert levels == sorted(levels, key=["problem", "warn", "info", "ok"].index)
+
+
+def test_64g_carveout_advice_is_one_setup_that_every_finding_quotes():
+    """One recommended setup (a small carve-out with the user's own, renamed pages_limit) and one
+    alternative (keep the 64 GiB carve-out: the safe maximum with it); no third value."""
+    import re
+
+    data = doctor_json("strix-halo-linux-64g-carveout")
+    found = ids(data)
+    advice = data["gtt_advice"]
+    assert advice["key"] == "amdttm.pages_limit" and advice["uses_user_value"]
+    assert advice["carveout_bytes"] == 2 * GIB and advice["gtt_bytes"] == 27787264 * 4096  # 106 GiB
+    assert advice["keep_gtt_bytes"] == 59 * GIB  # 0.93 x the 63.65 GiB Linux sees at 64 GiB, whole GiB
+    recommended, keep = "amdttm.pages_limit=27787264", f"amdttm.pages_limit={59 * 262144}"
+    values = set()
+    for f in data["findings"]:
+        values |= set(re.findall(r"(?<![a-z])(?:amd)?ttm\.pages_limit=\d+", f["fix"] or ""))
+    assert values == {"ttm.pages_limit=27787264", recommended, keep}  # the old option, renamed; the alternative
+    carve = found["carveout-large-linux"]["fix"]
+    assert "2.00 GiB" in carve and recommended in carve and keep not in carve and "recommended setup" in carve
+    gtt = found["gtt-default"]["fix"]
+    assert recommended in gtt and keep in gtt and "see the carve-out finding" in gtt
+    assert gtt.index(recommended) < gtt.index("to keep the 64.00 GiB carve-out instead") < gtt.index(keep)
+    ignored = found["amdttm-ignored"]["fix"]
+    assert "needs the 2.00 GiB carve-out of the recommended setup" in ignored and keep in ignored
+    assert "see the carve-out finding" in found["kernel-large-carveout"]["fix"]
+
+
+def test_gtt_advice_without_a_user_value_uses_the_safe_maximum():
+    # a large carve-out and no pages_limit of the user's: recommended = smallest carve-out + its safe maximum
+    facts = MachineFacts(
+        system="linux", cpu_name="AMD RYZEN AI MAX+ 395 w/ Radeon 8060S", kernel="6.18.5",
+        ram_visible_bytes=int(63.6 * GIB), mem_available_bytes=58 * GIB,
+        gpus=[GpuFacts(name="Strix Halo", vendor="amd", pci_id="1002:1586", kind="integrated",
+                       family="strix-halo", vram_total_bytes=64 * GIB, gtt_total_bytes=int(31.8 * GIB))])
+    profile, rec = build_profile(facts)
+    d = diagnose(facts, profile, rec)
+    found = {f.id: f for f in d.findings}
+    a = d.gtt_advice
+    assert a is not None and a.key == "ttm.pages_limit" and a.user_pages is None and a.shrink
+    assert a.gtt_bytes == a.safe_gtt_bytes and a.gtt_bytes % GIB == 0 and a.gtt_bytes > a.keep_gtt_bytes
+    assert f"ttm.pages_limit={a.gtt_bytes // 4096}" in found["carveout-large-linux"].fix
+    assert f"ttm.pages_limit={a.gtt_bytes // 4096}" in found["gtt-default"].fix
+    assert f"ttm.pages_limit={a.keep_gtt_bytes // 4096}" in found["gtt-default"].fix
+
+
+def test_ignored_ttm_value_above_the_safe_maximum_is_replaced_not_renamed():
+    facts = MachineFacts(
+        system="linux", cpu_name="AMD RYZEN AI MAX+ 395 w/ Radeon 8060S", kernel="6.18.5", amdttm_loaded=True,
+        ttm_module="amdttm", ram_visible_bytes=int(127.5 * GIB), mem_available_bytes=120 * GIB,
+        cmdline={"ttm.pages_limit": str(127 * 262144)},
+        gpus=[GpuFacts(name="Strix Halo", vendor="amd", pci_id="1002:1586", kind="integrated",
+                       family="strix-halo", vram_total_bytes=512 * MIB, gtt_total_bytes=int(63.75 * GIB))])
+    profile, rec = build_profile(facts)
+    d = diagnose(facts, profile, rec)
+    found = {f.id: f for f in d.findings}
+    a = d.gtt_advice
+    assert a is not None and not a.shrink and not a.uses_user_value and a.gtt_bytes == a.safe_gtt_bytes
+    fix = found["amdttm-ignored"].fix
+    assert fix.startswith(f"replace ttm.pages_limit={127 * 262144}") and f"amdttm.pages_limit={a.gtt_bytes // 4096}" in fix
+    assert f"amdttm.pages_limit={a.gtt_bytes // 4096}" in found["gtt-default"].fix
 
 
 def test_windows_auto_carveout_is_a_problem():

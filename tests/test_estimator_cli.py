@@ -112,11 +112,48 @@ def test_bad_values_are_usage_errors(files, capsys):
     capsys.readouterr()
 
 
-def test_refused_combination_is_one_line_error(files, capsys):
+def test_refused_combination_is_one_line_usage_error(files, capsys):
+    # llama.cpp refuses a quantized V cache without flash attention: a usage error (2), as in `plan`
     code = run(["estimate", str(files["llama"]), "-fa", "off", "-ctv", "q8_0"])
     err = capsys.readouterr().err
-    assert code == 1
-    assert "flash attention" in err and "Traceback" not in err
+    assert code == 2
+    assert "llama.cpp refuses a quantized V cache (q8_0) with flash attention off" in err
+    assert "hint: use -fa on (or auto), or -ctv f16" in err and "Traceback" not in err
+
+
+def test_refused_combination_exits_like_plan_before_reading_the_model(tmp_path, capsys):
+    # checked on the flags alone: no model is read (a missing file would otherwise be exit 1)
+    missing = str(tmp_path / "nope.gguf")
+    assert run(["estimate", missing, "-fa", "off", "-ctv", "q4_0"]) == 2
+    assert run(["plan", missing, "-d", "rtx-4090", "-fa", "off", "-ctv", "q4_0"]) == 2
+    capsys.readouterr()
+    assert run(["estimate", missing, "-fa", "off", "-ctv", "q8_0", "--json"]) == 2
+    err = json.loads(capsys.readouterr().out)["error"]
+    assert err["kind"] == "usage" and err["exit_code"] == 2 and "flash attention off" in err["message"]
+
+
+def test_quantized_v_on_an_architecture_without_flash_attention_is_a_usage_error(tmp_path, capsys):
+    # grok: llama.cpp forces flash attention off, so a quantized V cache cannot run even with -fa auto
+    E, L, vocab = 512, 2, 1000
+    meta = {"general.architecture": "grok", "grok.block_count": L, "grok.context_length": 8192,
+            "grok.embedding_length": E, "grok.feed_forward_length": 1024, "grok.attention.head_count": 8,
+            "grok.attention.head_count_kv": 2}
+    tensors = [("token_embd.weight", (E, vocab), Q.F16), ("output_norm.weight", (E,), Q.F32),
+               ("output.weight", (E, vocab), Q.F16)]
+    for i in range(L):
+        tensors += [(f"blk.{i}.attn_q.weight", (E, E), Q.F16), (f"blk.{i}.attn_k.weight", (E, 128), Q.F16),
+                    (f"blk.{i}.attn_v.weight", (E, 128), Q.F16), (f"blk.{i}.ffn_up.weight", (E, 1024), Q.F16)]
+    grok = write_gguf(tmp_path / "grok-F16.gguf", meta, tensors)
+    assert run(["estimate", str(grok), "-c", "4k", "-ctv", "q8_0"]) == 2
+    err = capsys.readouterr().err
+    assert "quantized V cache (q8_0) with flash attention off" in err and "grok" in err
+    assert _json(capsys, grok, "-c", "4k")["flash_attn"] is False  # f16 V still runs
+
+
+def test_quantized_k_with_fa_off_is_still_allowed(files, capsys):
+    # only the V cache needs flash attention in llama.cpp
+    d = _json(capsys, files["llama"], "-c", "8k", "-fa", "off", "-ctk", "q8_0")
+    assert d["settings"]["cache_type_k"] == "q8_0" and d["flash_attn"] is False
 
 
 def test_missing_file(capsys, tmp_path):

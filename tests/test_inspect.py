@@ -128,3 +128,84 @@ def test_cli_errors(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert run(["inspect", "qwen3-vl-23b", "--json"]) == 1
     doc = json.loads(capsys.readouterr().out)
     assert doc["error"]["kind"] == "resolve" and "qwen3-vl-32b" in doc["error"]["hint"]
+
+
+def _rwkv6(path: Path, E: int = 2048, L: int = 4, vocab: int = 1000) -> Path:
+    """An RWKV-6 file as conversion/rwkv.py writes it: head_count 0 ("required by llama.cpp,
+    unused"), wkv.head_size, the 1M placeholder context."""
+    from gguf import GGMLQuantizationType as Q
+    from gguf import GGUFValueType as V
+
+    from ggufgen import tokenizer_metadata, typed, write_gguf
+
+    u32 = lambda x: typed(x, V.UINT32)  # noqa: E731
+    meta = {"general.architecture": "rwkv6", "general.name": "test-rwkv6", "rwkv6.context_length": u32(1048576),
+            "rwkv6.embedding_length": u32(E), "rwkv6.block_count": u32(L), "rwkv6.feed_forward_length": u32(7168),
+            "rwkv6.attention.head_count": u32(0), "rwkv6.wkv.head_size": u32(64),
+            "rwkv6.time_mix_extra_dim": u32(32), "rwkv6.time_decay_extra_dim": u32(64),
+            "rwkv6.rescale_every_n_layers": u32(6), "rwkv6.attention.layer_norm_epsilon": typed(1e-5, V.FLOAT32)}
+    meta.update(tokenizer_metadata(vocab, merges=False))
+    t = [("token_embd.weight", (E, vocab), Q.F16), ("token_embd_norm.weight", (E,), Q.F32),
+         ("output_norm.weight", (E,), Q.F32), ("output.weight", (E, vocab), Q.F16)]
+    for i in range(L):
+        p = f"blk.{i}."
+        t += [(p + "attn_norm.weight", (E,), Q.F32), (p + "time_mix_first.weight", (64, E // 64), Q.F32),
+              (p + "time_mix_key.weight", (E, E), Q.F16), (p + "time_mix_value.weight", (E, E), Q.F16),
+              (p + "time_mix_receptance.weight", (E, E), Q.F16), (p + "time_mix_output.weight", (E, E), Q.F16),
+              (p + "channel_mix_key.weight", (E, 7168), Q.F16), (p + "channel_mix_value.weight", (7168, E), Q.F16)]
+    return write_gguf(path, meta, t)
+
+
+def _estimated_state(path: Path) -> int:
+    from planner.estimate_types import RunSettings
+    from planner.estimator import estimate
+    from planner.model_facts import ModelFacts
+
+    h = resolve(str(path)).variants[0].headers
+    b = estimate(ModelFacts.from_headers(h), RunSettings(backend="cpu", n_ctx=4096, n_parallel=1))
+    return b.recurrent_bytes
+
+
+def test_pure_recurrent_models_show_their_state_not_zero_heads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    import estimator_models as em
+
+    mamba = tmp_path / "mamba2-Q8_0.gguf"
+    em.mamba2_like(mamba)
+    rwkv = _rwkv6(tmp_path / "rwkv6-F16.gguf")
+
+    s = summarize(resolve(str(mamba)))
+    assert s.attention is None and s.attention_free
+    r = s.recurrent
+    assert r is not None and r.kind == "ssm" and r.layers == 64
+    assert (r.state_size, r.inner_size, r.conv_kernel, r.time_step_rank, r.group_count) == (128, 5120, 4, 80, 1)
+    # the state llama.cpp allocates for one sequence (conv + SSM, f32): the estimator's number for -np 1
+    assert r.state_bytes_per_sequence == _estimated_state(mamba) == 64 * 4 * (3 * (5120 + 2 * 128) + 128 * 5120)
+
+    s = summarize(resolve(str(rwkv)))
+    assert s.attention is None and s.attention_free
+    r = s.recurrent
+    assert r is not None and r.kind == "rwkv" and (r.wkv_head_size, r.wkv_heads) == (64, 32)
+    assert r.state_bytes_per_sequence == _estimated_state(rwkv) == 4 * 4 * (2 * 2048 + 2048 * 64)
+
+    for path, needles in ((mamba, ["recurrent (SSM)", "d_state 128, d_inner 5120, conv kernel 4",
+                                   "163.94 MiB per sequence (f32, 64 layers)"]),
+                          (rwkv, ["recurrent (RWKV)", "head size 64 (32 heads)", "2.06 MiB per sequence"])):
+        assert run(["inspect", str(path)]) == 0
+        out = capsys.readouterr().out
+        assert "none (recurrent: a fixed-size state per sequence, no KV cache)" in out
+        assert "attention heads" not in out and "head dim" not in out and "KV heads" not in out
+        assert "no context limit of its own" in out
+        for n in needles:
+            assert n in out, (path.name, n)
+    assert run(["inspect", str(rwkv), "--json"]) == 0
+    doc = json.loads(capsys.readouterr().out)
+    assert doc["attention"] is None and doc["attention_free"] is True and doc["recurrent"]["wkv_head_size"] == 64
+
+
+def test_hybrid_models_keep_their_attention_rows(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    s = _one(tmp_path, "jamba", ggufgen.ModelShape(n_vocab=500, n_layer=8))
+    assert not s.attention_free and s.attention is not None
+    assert s.recurrent is not None and s.recurrent.kind == "ssm" and s.recurrent.layers == 6
+    assert run(["inspect", str(tmp_path / "jamba-Q4_K_M.gguf")]) == 0
+    out = capsys.readouterr().out
+    assert "attention heads" in out and "none (recurrent" not in out and "recurrent (SSM)" in out

@@ -265,3 +265,37 @@ def test_kv_q8_flags_and_ollama_settings(hub):
     assert "OLLAMA_KV_CACHE_TYPE=q8_0" in c["ollama"][0]
     assert "ollama run hf.co/test-org/Dense-32B-GGUF:Q6_K" in c["ollama"]
     assert c["lm_studio"]["V Cache Quantization Type"] == "Q8_0"
+
+
+def test_assumed_os_reserve_is_stated_in_text_markdown_and_json(hub):
+    # the RAM the OS keeps is the number users most often want to change: every format states it
+    line = "the OS and your apps keep {} of RAM (windows, {} use; change with --use or --os)"
+    for use, gib in (("daily", "16.00 GiB"), ("headless", "8.00 GiB")):
+        args = (DENSE_REPO, "-d", "ai-max-395-64g", "-c", "8k", "--quant", "Q4_K_M", "--use", use)
+        text = plan(*args).stdout
+        assert "assumed: " + line.format(gib, use) in text.replace("\n           ", " ")
+        md = plan(*args, "--format", "markdown").stdout
+        assert "\nAssumed: " + line.format(gib, use) in md
+        code, data = plan_json(*args)
+        assert data["device"]["reserve_bytes"] == int(gib.split(".")[0]) * GIB
+        assert data["device"]["assumptions"][0] == line.format(gib, use)
+    # several devices: each device's own reserve, in both formats
+    args = (DENSE_REPO, "-d", "ai-max-395-64g", "-d", "rtx-4090", "-c", "8k", "--quant", "Q4_K_M")
+    for out in (plan(*args).stdout, plan(*args, "--format", "markdown").stdout):
+        assert line.format("16.00 GiB", "daily") in out and line.format("10.00 GiB", "desktop") in out
+
+
+def test_auto_on_a_small_unrecognised_apu_plans_an_8b_model(tmp_path, monkeypatch):
+    """A 16 GB Phoenix mini-PC no shipped profile matches: the generic profile's reserve scales with
+    the RAM (4 GiB for desktop use, not the 8 GiB of a 32+ GB machine), so an 8B Q4 model plans."""
+    import estimator_models as em
+
+    machines = Path(__file__).resolve().parent / "fixtures" / "machines"
+    monkeypatch.setenv("MEMFIT_PROBE_ROOT", str(machines / "phoenix-linux-16g"))
+    model = tmp_path / "Llama-3.1-8B-Q4_K_M.gguf"
+    em.llama31_8b(model, n_vocab=128256)
+    code, data = plan_json(str(model), "-d", "auto", "-c", "8k")
+    assert code == 0 and data["fits"], data["recommendation"]["reasons"]
+    assert data["device"]["reserve_bytes"] == 4 * GIB
+    assert data["recommendation"]["tier"] in ("dedicated", "shared")
+    assert "4.00 GiB of RAM (linux, desktop use" in data["device"]["assumptions"][0]

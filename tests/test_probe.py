@@ -126,6 +126,15 @@ def test_strix_halo_64g_carveout_default_gtt():
     assert p.gpu_cap_bytes("linux", 512 * MIB) > p.gpu_cap_bytes("linux", 64 * GIB)
 
 
+def test_amdgpu_dkms_machine_gets_the_amdttm_knob():
+    # the amdttm module ignores ttm.* options: plans for this machine must say amdttm.pages_limit
+    _, p, _ = machine("strix-halo-linux-64g-carveout")
+    assert p.os["linux"].gpu_cap.knob == "amdttm.pages_limit"
+    assert p.cap_setting("linux", 77 * GIB) == f"amdttm.pages_limit={77 * 262144}"
+    _, p, _ = machine("strix-halo-linux-512m-gtt")  # in-tree ttm module
+    assert p.cap_setting("linux", 77 * GIB) == f"ttm.pages_limit={77 * 262144}"
+
+
 def test_mac_m4_max():
     facts, p, rec = machine("mac-m4-max-128g")
     assert facts.system == "macos" and facts.cpu_name == "Apple M4 Max"
@@ -259,3 +268,78 @@ def test_mac_with_a_ram_size_no_profile_has_gets_the_chip_table(tmp_path):
     p, rec = build_profile(probe_machine(ProbeEnv.from_root(root)))
     assert rec.entry is None  # the 36 GB M4 Max is the 32-core bin: not the 546 GB/s profiles
     assert p.bandwidth_gbps == 410 and p.gpu_total_bytes() == 27 * GIB  # 3/4 at >= 36 GB
+
+
+# --------------------------------------------------------------------------- OS reserve of small machines
+
+
+def test_generic_reserve_scales_below_32_gib_with_a_floor():
+    from planner.probe.generic import RESERVE_FLOOR, fixed_reserve_table, reserve_table
+
+    assert reserve_table("linux", 8 * GIB) == {"headless": 1 * GIB, "desktop": 2 * GIB, "daily": 3 * GIB}
+    assert reserve_table("linux", 16 * GIB) == {"headless": 2 * GIB, "desktop": 4 * GIB, "daily": 6 * GIB}
+    assert reserve_table("windows", 8 * GIB) == {"headless": 2 * GIB, "desktop": 3 * GIB, "daily": 4 * GIB}
+    assert reserve_table("linux", 2 * GIB) == RESERVE_FLOOR["linux"]  # tiny boards: the floor
+    for os in ("linux", "windows", "macos"):
+        for ram in (32, 48, 64, 128):  # where the shipped rules were measured: unchanged
+            assert reserve_table(os, ram * GIB) == fixed_reserve_table(os, ram * GIB)
+        prev = None
+        for ram in range(1, 40):  # never more than the fixed rule, never shrinking as RAM grows
+            r = reserve_table(os, ram * GIB)
+            assert all(r[u] <= fixed_reserve_table(os, ram * GIB)[u] for u in r)
+            assert prev is None or all(r[u] >= prev[u] for u in r)
+            prev = r
+
+
+def test_unknown_8g_board_gets_a_reserve_it_can_live_with():
+    _, p, _ = machine("unknown-arm-board")
+    assert (p.reserve("linux", "headless"), p.reserve("linux", "desktop"), p.reserve("linux", "daily")) == \
+        (1 * GIB, 2 * GIB, 3 * GIB)
+    assert p.reserve() < p.os_visible_ram() / 2  # the default use leaves the board most of its RAM
+    assert any("OS reserve scaled" in n for n in p.notes)
+    assert any(s.field == "os" and s.ref == "derived" for s in p.sources)
+
+
+def test_small_unrecognised_apu_gets_scaled_reserves_and_a_usable_gtt_advice():
+    facts, p, rec = machine("phoenix-linux-16g")
+    assert rec.entry is None and p.memory_architecture == "carveout" and p.family == "phoenix"
+    assert p.ram_bytes == 16 * GIB and p.current_carveout() == 2 * GIB
+    assert p.reserve("linux", "desktop") == 4 * GIB and p.reserve("linux", "daily") == 6 * GIB
+    from planner.probe.diagnose import diagnose
+
+    d = diagnose(facts, p, rec)
+    gtt = next(f for f in d.findings if f.id == "gtt-default")
+    # the advice leaves Linux its 4 GiB: 13.7 GiB seen -> 9 GiB of GTT, not 0.9 x 13.7 = 12
+    assert "ttm.pages_limit=2359296 (9.00 GiB)" in gtt.fix
+    assert not any(f.id == "gtt-too-high" for f in d.findings)
+
+
+def test_matched_profile_on_a_smaller_machine_scales_its_reserves(tmp_path):
+    # a Strix Point laptop with 16 GB: the 32 GB profile's Windows daily reserve (16 GiB) would be all of it
+    facts = probe_machine(env_for(MACHINES / "phoenix-linux-16g"))
+    facts.cpu_name = "AMD Ryzen AI 9 HX 370 w/ Radeon 890M"
+    for g in facts.gpus:
+        g.pci_id, g.family = "1002:150e", "strix-point"
+    p, rec = build_profile(facts)
+    assert rec.entry is not None and rec.entry.profile.id == "ryzen-ai-9-hx-370-32g" and p.ram_bytes == 16 * GIB
+    base = load_profile("ryzen-ai-9-hx-370-32g")
+    for os in p.os:
+        for use in ("headless", "desktop", "daily"):
+            assert p.reserve(os, use) <= base.reserve(os, use) // 2 + GIB  # about half at half the RAM
+    assert any("OS reserve scaled" in n for n in p.notes)
+
+
+def test_small_board_fits_a_small_model_on_its_cpu(tmp_path, monkeypatch):
+    # with the fixed 8 GiB desktop reserve nothing could fit on an 8 GB board (the OS sees 7.9 GiB)
+    import ggufgen
+
+    from clirun import memfit
+
+    monkeypatch.setenv("MEMFIT_PROBE_ROOT", str(MACHINES / "unknown-arm-board"))
+    shape = ggufgen.ModelShape(n_vocab=32000, n_layer=16, n_embd=2048, n_ff=8192, n_head=32, n_head_kv=8, ctx=8192)
+    model = ggufgen.write_model(tmp_path / "small-1b-Q4_K_M.gguf", "llama", shape)[0]
+    res = memfit("estimate", str(model), "-c", "4k", "-d", "auto", "--json")
+    assert res.exit_code == 0, res.output
+    fit = json.loads(res.stdout)["device_fit"]
+    assert fit["reserve_bytes"] == 2 * GIB and fit["tier"] == "cpu_only" and fit["fits"]
+    assert fit["os_free_bytes"] > 4 * GIB

@@ -414,3 +414,22 @@ def test_click_abort_is_not_an_interrupt(monkeypatch, models):
 
     monkeypatch.setattr("planner.cli.inspect_cmd.resolve", aborted)
     assert memfit("inspect", str(models["llama"])).exit_code == 1
+
+
+def test_encoder_plan_has_no_decode_speed_and_min_tps_does_not_filter_it(models):
+    # an embedding model generates no tokens: no t/s estimate anywhere, and the note says why
+    out = ok(plan(str(models["bert"]), "-d", "ai-max-395-64g"))
+    assert "no t/s estimate: bert is an embedding (encoder) model" in out.replace("\n    ", " ")
+    assert " t/s" not in out.split("Recommendation:")[1].splitlines()[0]  # the headline has no speed
+    data = json.loads(ok(plan(str(models["bert"]), "-d", "ai-max-395-64g", "--json")))
+    rec = data["recommendation"]
+    assert rec["est_tps"] is None and rec["est_tps_at_ctx"] is None and data["model"]["decodes"] is False
+    assert all(v["est_tps"] is None for v in data["variants"])
+    assert all(o["est_tps"] is None for o in data["carveout_options"])
+    # --min-tps cannot filter a model without a decode speed: it is ignored, with a warning, exit 0
+    data = json.loads(ok(plan(str(models["bert"]), "-d", "rtx-4090", "--min-tps", "50", "--json")))
+    assert data["fits"] and data["recommendation"]["meets_min_tps"]
+    assert any(w.startswith("--min-tps 50 ignored: bert is an embedding") for w in data["warnings"])
+    # a model that generates tokens still gets its estimate
+    data = json.loads(ok(plan(str(models["llama"]), "-d", "rtx-4090", "-c", "4k", "--json")))
+    assert data["recommendation"]["est_tps"] and data["model"]["decodes"] is True

@@ -7,6 +7,7 @@ Each subcommand lives in its own module; this file only wires them and guards th
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import sys
@@ -57,12 +58,19 @@ def _wants_json(argv: list[str]) -> bool:
 
 
 def _fail(err: MemfitError | None, message: str, code: int, kind: str, hint: str | None, as_json: bool) -> int:
-    if as_json:
-        click.echo(json.dumps({"error": {"kind": kind, "message": message, "hint": hint, "exit_code": code}}))
-    else:
-        click.echo(printable(f"error: {message}"), err=True)
-        if hint:
-            click.echo(printable(f"hint: {hint}"), err=True)
+    """Print the error (JSON on stdout, else one or two lines on stderr) and return its exit code,
+    which stands even when the reader of the output has already gone away."""
+    try:
+        if as_json:
+            click.echo(json.dumps({"error": {"kind": kind, "message": message, "hint": hint, "exit_code": code}}))
+        else:
+            click.echo(printable(f"error: {message}"), err=True)
+            if hint:
+                click.echo(printable(f"hint: {hint}"), err=True)
+    except OSError as e:
+        if not _is_epipe(e):
+            raise
+        _silence_stdout()
     return code
 
 
@@ -77,8 +85,50 @@ def _interrupted(as_json: bool) -> int:
     return _fail(None, "interrupted", EXIT_INTERRUPTED, "interrupted", None, as_json)
 
 
+def _silence_stdout() -> None:
+    """The reader of our output went away (`memfit devices | head -1`): point stdout at /dev/null
+    so the interpreter's final flush of what is still buffered cannot fail a second time."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.__stdout__.fileno() if sys.__stdout__ is not None else 1)
+        os.close(devnull)
+    except (OSError, ValueError, AttributeError):  # no real file descriptor (tests' captured streams)
+        pass
+
+
+def _closed_pipe() -> int:
+    """A closed pipe is the reader's choice, not our failure: exit 0 quietly (not 1, not 141)."""
+    _silence_stdout()
+    return EXIT_OK
+
+
+def _is_epipe(e: BaseException) -> bool:
+    return isinstance(e, BrokenPipeError) or (isinstance(e, OSError) and e.errno == errno.EPIPE)
+
+
 def run(args: list[str] | None = None, *, prog_name: str = "memfit", command: click.Command | None = None) -> int:
-    """Run the CLI and turn every outcome into an exit code (never a traceback)."""
+    """Run the CLI and turn every outcome into an exit code (never a traceback). A reader that
+    closes the pipe early (`memfit devices | head -1`) ends the run with 0, wherever the write
+    failed: in a command, in click, or while printing an error."""
+    stdout, stderr = sys.stdout, sys.stderr
+    try:
+        return _guarded_run(args, prog_name, command)
+    except SystemExit as e:
+        # click answers EPIPE while a command echoes by itself: it swaps stdout/stderr for
+        # wrappers that swallow the failing flush and calls sys.exit(1). The swapped stdout is how
+        # it is recognised; any other SystemExit keeps its code.
+        if sys.stdout is not stdout:
+            sys.stdout, sys.stderr = stdout, stderr
+            return _closed_pipe()
+        code = e.code
+        return code if isinstance(code, int) else (EXIT_OK if code is None else EXIT_ERROR)
+    except OSError as e:
+        if _is_epipe(e):
+            return _closed_pipe()
+        raise
+
+
+def _guarded_run(args: list[str] | None, prog_name: str, command: click.Command | None) -> int:
     argv = list(sys.argv[1:] if args is None else args)
     as_json = _wants_json(argv)
     target = command or cli
@@ -99,9 +149,9 @@ def run(args: list[str] | None = None, *, prog_name: str = "memfit", command: cl
         return _fail(e, e.message, e.exit_code, e.kind, e.hint, as_json)
     except KeyboardInterrupt:
         return _interrupted(as_json)
-    except BrokenPipeError:
-        return EXIT_OK
     except Exception as e:  # the last guard: a bug, reported in one line
+        if _is_epipe(e):
+            return _closed_pipe()
         if os.environ.get("MEMFIT_DEBUG"):
             raise
         return _fail(None, f"internal error: {type(e).__name__}: {e} (set MEMFIT_DEBUG=1 for the traceback)",
@@ -110,7 +160,12 @@ def run(args: list[str] | None = None, *, prog_name: str = "memfit", command: cl
 
 def _exit(code: int) -> None:
     """Exit with `code`. After Ctrl-C, exit at once: header reads still running in worker threads
-    must not hold the process (cache writes are atomic, so cutting them short corrupts nothing)."""
+    must not hold the process (cache writes are atomic, so cutting them short corrupts nothing).
+    Output still buffered is flushed here, where a reader that has gone away is still a quiet 0."""
+    try:
+        sys.stdout.flush()
+    except (BrokenPipeError, OSError, ValueError):
+        _silence_stdout()
     if code == EXIT_INTERRUPTED:
         for stream in (sys.stdout, sys.stderr):
             try:

@@ -80,6 +80,7 @@ def build_settings(*, ctx_size: str, flash_attn: str, cache_type_k: str, cache_t
         ngl = -1
     if ubatch < 1 or batch < 1:
         raise InputError("-b/--batch-size and -ub/--ubatch-size must be at least 1")
+    check_v_cache_needs_fa(cache_type_v, flash_attn)
     return RunSettings(
         n_ctx=n_ctx, n_batch=batch, n_ubatch=ubatch, n_parallel=n_parallel, kv_unified=unified,
         n_outputs_max=0 if tool == "fit-params" else n_parallel,
@@ -89,9 +90,24 @@ def build_settings(*, ctx_size: str, flash_attn: str, cache_type_k: str, cache_t
     )
 
 
+def check_v_cache_needs_fa(cache_type_v: str, flash_attn: str, why_off: str = "") -> None:
+    """llama.cpp refuses a quantized V cache without flash attention (llama_init_from_model): a flag
+    combination that cannot run, so a usage error (exit 2) like `plan`'s, before any model is read.
+    The estimator raises the same refusal as an EstimateError for callers that skip this check."""
+    from ..estimator.context import QUANTIZED_CACHE
+
+    if cache_type_v in QUANTIZED_CACHE and flash_attn == "off":
+        raise InputError(f"llama.cpp refuses a quantized V cache ({cache_type_v}) with flash attention off{why_off}",
+                         hint="use -fa on (or auto), or -ctv f16")
+
+
 def check_against_model(s: RunSettings, facts: Any) -> tuple[RunSettings, list[str]]:
     """Flags that do not apply to this model: said in a note, not silently priced. --n-cpu-moe on a
-    dense model moves nothing (llama.cpp's pattern matches no tensor), so it is dropped."""
+    dense model moves nothing (llama.cpp's pattern matches no tensor), so it is dropped. Flags the
+    model cannot run with (a quantized V cache where the architecture forces flash attention off)
+    are usage errors."""
+    if facts.rule.flash_attn_forced_off:
+        check_v_cache_needs_fa(s.cache_type_v, "off", f" (llama.cpp always turns it off for {facts.arch})")
     notes: list[str] = []
     if s.n_cpu_moe and not facts.is_moe:
         notes.append("--n-cpu-moe/--cpu-moe ignored: this model has no MoE expert tensors")

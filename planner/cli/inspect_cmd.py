@@ -8,7 +8,7 @@ import sys
 import click
 from tabulate import tabulate
 
-from ..inspect import ModelSummary, PerLayer, TensorTypeCount, summarize
+from ..inspect import ModelSummary, PerLayer, Recurrent, TensorTypeCount, summarize
 from ..resolver import resolve
 from ..units import fmt_bytes, one_line, printable
 
@@ -34,6 +34,26 @@ def _heads(p: PerLayer) -> str:
     return p.text
 
 
+_RECURRENT_LABEL = {"ssm": "recurrent (SSM)", "rwkv": "recurrent (RWKV)", "shortconv": "recurrent (short conv)"}
+
+
+def _recurrent_row(r: Recurrent) -> tuple[str, str]:
+    """The numbers that size a recurrent state, in the architecture's own terms."""
+    parts: list[str] = []
+    if r.wkv_head_size:
+        parts.append(f"head size {r.wkv_head_size}" + (f" ({r.wkv_heads} heads)" if r.wkv_heads else ""))
+        if r.token_shift_count:
+            parts.append(f"token shift {r.token_shift_count}")
+    for label, value in (("d_state", r.state_size), ("d_inner", r.inner_size), ("conv kernel", r.conv_kernel),
+                         ("dt rank", r.time_step_rank), ("groups", r.group_count), ("conv cache", r.conv_cache)):
+        if value is not None:
+            parts.append(f"{label} {value}")
+    if r.state_bytes_per_sequence:
+        layers = f", {r.layers} layers" if r.layers else ""
+        parts.append(f"state {fmt_bytes(r.state_bytes_per_sequence, unit='MiB')} per sequence (f32{layers})")
+    return _RECURRENT_LABEL.get(r.kind, "recurrent"), ", ".join(parts)
+
+
 def render(s: ModelSummary) -> str:
     title = one_line(s.name) if s.name else s.ref
     where = f"{s.repo} @ {s.revision[:12]}" if s.repo and s.revision else s.ref
@@ -46,6 +66,8 @@ def render(s: ModelSummary) -> str:
     rows.append(("layers", str(s.layers) if s.layers is not None else "-"))
     rows.append(("embedding / FFN", f"{s.embedding_length or '-'} / {s.feed_forward_length or '-'}"))
     a = s.attention
+    if s.attention_free:
+        rows.append(("attention", "none (recurrent: a fixed-size state per sequence, no KV cache)"))
     if a is not None:
         rows.append(("attention heads", _heads(a.head_count)))
         rows.append(("KV heads", _heads(a.head_count_kv)))
@@ -63,9 +85,11 @@ def render(s: ModelSummary) -> str:
                 mla += f", key/value length {a.key_length_mla}/{a.value_length_mla or '-'}"
             rows.append(("MLA", mla))
     if s.recurrent is not None:
-        r = s.recurrent
-        rows.append(("recurrent (SSM)", ", ".join(f"{k} {v}" for k, v in r.model_dump().items() if v is not None)))
-    rows.append(("training context", f"{s.context_length:,} tokens" if s.context_length else "-"))
+        rows.append(_recurrent_row(s.recurrent))
+    ctx = f"{s.context_length:,} tokens" if s.context_length else "-"
+    if s.context_length and s.attention_free:
+        ctx += " (as declared: a recurrent model has no context limit of its own)"
+    rows.append(("training context", ctx))
     rows.append(("vocabulary", f"{s.vocab_size:,} tokens" if s.vocab_size else "-"))
     out = [tabulate(rows, tablefmt="plain")]
 

@@ -12,7 +12,7 @@ from ..devices import Catalog, ProfileEntry, apply_overrides, load_catalog
 from ..errors import DeviceError
 from ..units import fmt_auto
 from .facts import MachineFacts
-from .generic import generic_profile
+from .generic import generic_profile, reserve_note, scale_reserves
 from .known import installed_ram_from_visible
 
 DEFAULT_GTT_TOLERANCE = 0.03  # GTT within 3 % of half the visible RAM = the kernel default
@@ -114,6 +114,11 @@ def apply_live(p: DeviceProfile, facts: MachineFacts, ram: int) -> DeviceProfile
             if facts.ram_visible_bytes:
                 p.firmware_reserved_bytes = max(0, ram - carve - facts.ram_visible_bytes)
         cap = p.os.get(os).gpu_cap if os in p.os else None  # type: ignore[union-attr]
+        if os == "linux" and cap is not None and cap.knob == "ttm.pages_limit" and facts.amdttm_loaded:
+            # amdgpu-dkms loads its own TTM module, which reads amdttm.* and ignores ttm.* options
+            cap.knob = "amdttm.pages_limit"
+            cap.how_to_change = ("amdttm.pages_limit=<GiB x 262144> on the kernel command line (this machine runs "
+                                 "amdgpu-dkms, whose amdttm module ignores ttm.pages_limit); reboot")
         if os == "linux" and apu is not None and apu.gtt_total_bytes:
             live.gpu_cap_bytes = apu.gtt_total_bytes
             live.gpu_cap_is_default = _is_default_gtt(facts, apu.gtt_total_bytes)
@@ -162,6 +167,8 @@ def build_profile(facts: MachineFacts, catalog: Catalog | None = None) -> tuple[
             prof = apply_overrides(prof, ram=ram)
             prof.overrides.pop("ram", None)
             prof.override_notes.clear()  # measured, not a command-line override (the notes stay in notes)
+            if ram < base.ram_bytes and scale_reserves(prof, ram):  # a smaller machine of a known family
+                prof.notes.append(reserve_note(ram))
         prof.based_on = base.id
         prof.name = f"this machine: {base.name}"
     prof = apply_live(prof, facts, ram)

@@ -7,7 +7,7 @@ from typing import Callable, Literal
 
 from pydantic import BaseModel, Field
 
-from ..device_schema import GIB, MIB, DeviceProfile, gtt_pages
+from ..device_schema import GIB, MIB, PAGE, DeviceProfile, gtt_pages
 from ..units import fmt_auto
 from .build import Recognition
 from .facts import MachineFacts
@@ -36,6 +36,36 @@ class BackendView(BaseModel):
     max_alloc_bytes: int | None = None
 
 
+class GttAdvice(BaseModel):
+    """The one GTT setup doctor recommends on a Linux APU, so that every finding naming a
+    pages_limit agrees: the recommended carve-out + GTT, and the most GTT that is safe if the user
+    keeps the carve-out in effect. A ttm.pages_limit the amdttm module ignores is the user's own
+    choice: it is kept (renamed) when it is safe at the recommended carve-out."""
+
+    key: str  # the kernel parameter the loaded TTM module reads: ttm.pages_limit or amdttm.pages_limit
+    carveout_now_bytes: int
+    keep_gtt_bytes: int  # safe maximum GTT with the current carve-out (whole GiB)
+    carveout_bytes: int  # recommended carve-out (the smallest option when the current one is large)
+    gtt_bytes: int  # recommended GTT at carveout_bytes
+    safe_gtt_bytes: int  # safe maximum GTT at carveout_bytes (whole GiB)
+    user_pages: int | None = None  # ttm.pages_limit from the kernel command line, ignored by amdttm
+    uses_user_value: bool = False  # gtt_bytes is the user's own pages_limit
+
+    @property
+    def shrink(self) -> bool:
+        return self.carveout_bytes < self.carveout_now_bytes
+
+    def param(self, gtt_bytes: int) -> str:
+        return f"{self.key}={gtt_pages(gtt_bytes)}"
+
+    @property
+    def recommended(self) -> str:
+        """'amdttm.pages_limit=27787264 (106 GiB)', with the carve-out when it has to change."""
+        own = ", your own value" if self.uses_user_value else ""
+        text = f"{self.param(self.gtt_bytes)} ({fmt_auto(self.gtt_bytes)}{own})"
+        return f"a {fmt_auto(self.carveout_bytes)} carve-out with {text}" if self.shrink else text
+
+
 class Diagnosis(BaseModel):
     facts: MachineFacts
     recognised: str | None
@@ -48,6 +78,7 @@ class Diagnosis(BaseModel):
     gpu_cap_is_default: bool | None = None
     gpu_total_bytes: int | None = None
     backends: list[BackendView] = Field(default_factory=list)
+    gtt_advice: GttAdvice | None = None  # Linux APUs: the GTT setup the findings recommend
     findings: list[Finding] = Field(default_factory=list)
 
 
@@ -66,10 +97,46 @@ def _ttm_key(facts: MachineFacts) -> str:
     return "amdttm.pages_limit" if facts.amdttm_loaded else "ttm.pages_limit"
 
 
-def _target_gtt(facts: MachineFacts, p: DeviceProfile) -> int:
-    """The GTT memfit suggests: the profile's safe maximum at the current carve-out, in whole GiB."""
-    target = p.max_gpu_cap_bytes("linux") or int(0.9 * (facts.ram_visible_bytes or p.os_visible_ram()))
+OS_MIN_FREE = 4 * GIB  # freezes are reported when a GPU load leaves Linux less (gtt-too-high)
+LARGE_CARVEOUT = 4 * GIB  # above this, a Linux carve-out is RAM taken from the OS for nothing
+
+
+def _safe_gtt(p: DeviceProfile, carveout: int) -> int:
+    """The profile's safe maximum GTT with this carve-out, in whole GiB, leaving Linux at least
+    the 4 GiB the gtt-too-high check asks for (small machines: 0.9 of 13.7 GiB would leave 1.7)."""
+    visible = p.os_visible_ram(carveout)
+    target = min(p.max_gpu_cap_bytes("linux", carveout) or int(0.9 * visible), visible - OS_MIN_FREE)
     return max(GIB, (target // GIB) * GIB)
+
+
+def _user_pages(facts: MachineFacts) -> int | None:
+    """The ttm.pages_limit the user put on the kernel command line for a module that ignores it."""
+    raw = facts.cmdline.get("ttm.pages_limit")
+    if not (facts.amdttm_loaded and raw and not facts.cmdline.get("amdttm.pages_limit")):
+        return None
+    try:
+        pages = int(raw, 0)
+    except ValueError:
+        return None
+    return pages if pages > 0 else None
+
+
+def gtt_advice(facts: MachineFacts, p: DeviceProfile) -> GttAdvice | None:
+    """The GTT setup for a Linux APU (None elsewhere): AMD's small carve-out + raised GTT when the
+    carve-out in effect is large, else a raised GTT at the current carve-out."""
+    if facts.system != "linux" or not _is_apu(p):
+        return None
+    apu = _apu(facts)
+    now = apu.vram_total_bytes if apu is not None and apu.vram_total_bytes else p.current_carveout()
+    options = p.carveout_options()
+    carve = (min(options) if options else 512 * MIB) if now > LARGE_CARVEOUT else now
+    carve = min(carve, now) if now else carve
+    safe = _safe_gtt(p, carve)
+    user = _user_pages(facts)
+    use_user = user is not None and user * PAGE <= safe
+    return GttAdvice(key=_ttm_key(facts), carveout_now_bytes=now, keep_gtt_bytes=_safe_gtt(p, now),
+                     carveout_bytes=carve, gtt_bytes=user * PAGE if use_user and user else safe,
+                     safe_gtt_bytes=safe, user_pages=user, uses_user_value=use_user)
 
 
 def check_carveout_zero(facts, p, out):
@@ -94,16 +161,18 @@ def check_carveout_large_linux(facts, p, out):
             or apu.vram_total_bytes <= 4 * GIB:
         return
     carve = apu.vram_total_bytes
-    small = min(p.carveout_options()) if p.carveout_options() else 512 * MIB
-    at_small = p.max_gpu_cap_bytes("linux", small) or 0
+    advice = gtt_advice(facts, p)
+    if advice is None or not advice.shrink:
+        return
+    own = " (the value of your ttm.pages_limit, renamed)" if advice.uses_user_value else ""
     out.append(Finding(
         id="carveout-large-linux", level="warn",
         title=f"{fmt_auto(carve)} carve-out is taken from Linux for good",
         detail="On Linux the GPU reaches GTT memory at the same speed as the carve-out; AMD recommends a small "
                "carve-out (0.5 GB) with a raised GTT so the RAM stays usable by both.",
-        fix=f"set the BIOS UMA Frame Buffer Size to {fmt_auto(small)}, then raise GTT with "
-            f"{_ttm_key(facts)}={gtt_pages((at_small // GIB) * GIB)} ({fmt_auto((at_small // GIB) * GIB)}); reboot"
-            if at_small else f"set the BIOS UMA Frame Buffer Size to {fmt_auto(small)}",
+        fix=f"recommended setup: set the BIOS UMA Frame Buffer Size to {fmt_auto(advice.carveout_bytes)} and put "
+            f"{advice.param(advice.gtt_bytes)}{own} on the kernel command line, then reboot: the GPU may then use "
+            f"{fmt_auto(advice.carveout_bytes + advice.gtt_bytes)} and Linux keeps whatever the GPU does not hold",
         source=SRC_ROCM_STRIX))
 
 
@@ -115,28 +184,37 @@ def check_gtt(facts, p, out):
     visible = facts.ram_visible_bytes or p.os_visible_ram()
     is_default = p.live.gpu_cap_is_default if p.live is not None else None
     key = _ttm_key(facts)
-    if is_default:
-        target = _target_gtt(facts, p)
-        if target <= gtt:
+    advice = gtt_advice(facts, p)
+    if is_default and advice is not None:
+        keep = advice.keep_gtt_bytes
+        if keep <= gtt and not advice.shrink:
             return
+        how = "(or `amd-ttm --set {}`, which writes /etc/modprobe.d/ttm.conf), then reboot"
+        if advice.shrink:
+            fix = f"the recommended setup (see the carve-out finding) is {advice.recommended}"
+            if keep > gtt:
+                fix += (f"; to keep the {fmt_auto(advice.carveout_now_bytes)} carve-out instead, add "
+                        f"{advice.param(keep)} ({fmt_auto(keep)}, the most that is safe with it) to the kernel "
+                        f"command line {how.format(keep // GIB)}")
+        else:
+            fix = f"add {advice.recommended} to the kernel command line {how.format(advice.gtt_bytes // GIB)}"
         out.append(Finding(
             id="gtt-default", level="warn",
             title=f"GTT is at the kernel default: {fmt_auto(gtt)} (about half of the {fmt_auto(visible)} Linux sees)",
             detail="The GPU can map only this much of the shared RAM; models beyond it fail to load or spill to the CPU.",
-            fix=f"add {key}={gtt_pages(target)} ({fmt_auto(target)}) to the kernel command line "
-                f"(or `amd-ttm --set {target // GIB}`, which writes /etc/modprobe.d/ttm.conf), then reboot",
+            fix=fix,
             source=f"{SRC_ROCM_STRIX}; drivers/gpu/drm/ttm/ttm_device.c (default 1/2 of RAM)"))
     else:
         pages = facts.ttm_pages_limit or gtt_pages(gtt)
         out.append(Finding(id="gtt-raised", level="ok",
                            title=f"GTT raised to {fmt_auto(gtt)} ({facts.ttm_module or 'ttm'}.pages_limit={pages})",
                            source=SRC_ROCM_STRIX))
-    if gtt > visible - 4 * GIB:
+    if gtt > visible - OS_MIN_FREE:
         out.append(Finding(
             id="gtt-too-high", level="warn",
             title=f"GTT ({fmt_auto(gtt)}) leaves the OS less than 4 GiB of the {fmt_auto(visible)} it sees",
             detail="Freezes are reported when a GPU load leaves Linux under ~4 GiB (swap off).",
-            fix=f"lower {key} to {gtt_pages(max(GIB, ((visible - 4 * GIB) // GIB) * GIB))} or keep loads smaller",
+            fix=f"lower {key} to {gtt_pages(max(GIB, ((visible - OS_MIN_FREE) // GIB) * GIB))} or keep loads smaller",
             source="Nathanw1014/strix-halo-llamacpp#8"))
     carve = apu.vram_total_bytes or 0
     installed = facts.ram_installed_bytes or p.ram_bytes
@@ -166,7 +244,7 @@ def check_ttm_module(facts, p, out):
         out.append(Finding(
             id="amdttm-ignored", level="problem",
             title="ttm.pages_limit is set but the amdgpu-dkms driver uses the amdttm module, which ignores it",
-            fix=f"use amdttm.pages_limit={facts.cmdline['ttm.pages_limit']} (and amdttm.page_pool_size) instead",
+            fix=_amdttm_fix(facts, p),
             source="ROCm/legacy-rocm-build#5595; ROCm/legacy-rocm-build#3648"))
     if facts.cmdline.get("amdgpu.gttsize"):
         v = kernel_version(facts.kernel) or (0, 0, 0, 0)
@@ -181,6 +259,27 @@ def check_ttm_module(facts, p, out):
                 "keep it only if ROCm sees less than the GTT without it; prefer ttm.pages_limit",
             source="amd-gfx 'Mark amdgpu.gttsize parameter as deprecated' (Jan 2025); kyuz0/amd-strix-halo-toolboxes#98; "
                    "noamsto/nix-amd-ai#96"))
+
+
+def _amdttm_fix(facts: MachineFacts, p: DeviceProfile) -> str:
+    """Rename the ignored option; say when its value only suits the recommended (smaller) carve-out
+    or is above the safe maximum, with the value to use instead."""
+    raw = facts.cmdline["ttm.pages_limit"]
+    advice = gtt_advice(facts, p)
+    pool = " (ttm.page_pool_size likewise, if set)"
+    if advice is None or advice.user_pages is None:
+        return f"rename ttm.pages_limit={raw} to amdttm.pages_limit={raw} on the kernel command line{pool}"
+    size = fmt_auto(advice.user_pages * PAGE)
+    if not advice.uses_user_value:
+        return (f"replace ttm.pages_limit={raw} ({size}) with {advice.recommended}{pool}: {size} is above the "
+                f"safe maximum of {fmt_auto(advice.safe_gtt_bytes)} even with a {fmt_auto(advice.carveout_bytes)} "
+                "carve-out")
+    text = f"rename ttm.pages_limit={raw} ({size}) to amdttm.pages_limit={raw} on the kernel command line{pool}"
+    if advice.user_pages * PAGE > advice.keep_gtt_bytes:
+        text += (f"; {size} of GTT needs the {fmt_auto(advice.carveout_bytes)} carve-out of the recommended setup "
+                 f"(see the carve-out finding): with the current {fmt_auto(advice.carveout_now_bytes)} carve-out use "
+                 f"{advice.param(advice.keep_gtt_bytes)} ({fmt_auto(advice.keep_gtt_bytes)}) instead")
+    return text
 
 
 def check_kernel(facts, p, out):
@@ -202,10 +301,13 @@ def check_kernel(facts, p, out):
     v = kernel_version(facts.kernel) or (0, 0, 0, 0)
     apu = _apu(facts)
     if v[:2] <= (6, 15) and apu is not None and (apu.vram_total_bytes or 0) > 16 * GIB:
+        advice = gtt_advice(facts, p)
+        small = (f"the recommended setup (see the carve-out finding): {advice.recommended}"
+                 if advice is not None and advice.shrink else "a small carve-out with a raised GTT")
         out.append(Finding(
             id="kernel-large-carveout", level="problem",
             title="kernels <= 6.15 with a large carve-out expose only ~15.5 GB to ROCm",
-            fix="upgrade the kernel (fixed in 6.16.9) or use a small carve-out with a raised GTT",
+            fix=f"upgrade the kernel (fixed in 6.16.9) or use {small}",
             source="ROCm/legacy-rocm-build#5444"))
 
 
@@ -349,6 +451,7 @@ CHECKS: list[Check] = [check_carveout_zero, check_carveout_large_linux, check_gt
                        check_iommu, check_hip_memavailable, check_windows_apu, check_macos, check_nvidia_unified,
                        check_discrete]
 LEVEL_ORDER = {"problem": 0, "warn": 1, "info": 2, "ok": 3}
+ADVICE_FINDINGS = {"gtt-default", "carveout-large-linux", "amdttm-ignored"}  # the findings that quote gtt_advice
 
 
 def diagnose(facts: MachineFacts, profile: DeviceProfile | None, rec: Recognition | None) -> Diagnosis:
@@ -382,4 +485,6 @@ def diagnose(facts: MachineFacts, profile: DeviceProfile | None, rec: Recognitio
             findings.append(Finding(id=f"{check.__name__}-failed", level="info",
                                     title=f"{check.__name__} failed: {type(e).__name__}: {e}"))
     d.findings = sorted(findings, key=lambda f: LEVEL_ORDER[f.level])
+    if os == "linux" and any(f.id in ADVICE_FINDINGS for f in findings):
+        d.gtt_advice = gtt_advice(facts, profile)
     return d

@@ -14,13 +14,60 @@ from .known import AMD_APUS, apple_bandwidth
 UNKNOWN_BANDWIDTH = {"cpu": 50.0, "apu": 89.6, "discrete": 300.0, "unified": 100.0}
 
 
-def reserve_table(os: str, ram: int) -> dict[str, int]:
-    """The shipped profiles' reserve rules (sources in every profile's [[sources]])."""
+def fixed_reserve_table(os: str, ram: int) -> dict[str, int]:
+    """The shipped profiles' reserve rules (sources in every profile's [[sources]]), measured on
+    machines of 32 GiB and more."""
     if os == "linux":
         return {"headless": 4 * GIB, "desktop": 8 * GIB, "daily": max(12 * GIB, int(0.2 * ram))}
     if os == "windows":
         return {"headless": 8 * GIB, "desktop": 10 * GIB, "daily": max(16 * GIB, int(0.25 * ram))}
     return {"headless": 6 * GIB, "desktop": 8 * GIB, "daily": 16 * GIB}
+
+
+# Below RESERVE_SCALE_FROM the fixed reserves would take most or all of the RAM (8 GiB "desktop" on
+# an 8 GB board leaves nothing), although an OS on a small machine also uses less. There they
+# scale with the RAM, reserve x RAM / 32 GiB, but never below a floor: what the OS itself needs
+# (a headless Linux ~0.5 GiB, a Linux desktop 1.5-2 GiB, Windows 11 idles at 2-4 GiB).
+RESERVE_SCALE_FROM = 32 * GIB
+RESERVE_FLOOR: dict[str, dict[str, int]] = {
+    "linux": {"headless": GIB // 2, "desktop": 3 * GIB // 2, "daily": 2 * GIB},
+    "windows": {"headless": 2 * GIB, "desktop": 3 * GIB, "daily": 4 * GIB},
+    "macos": {"headless": 3 * GIB // 2, "desktop": 5 * GIB // 2, "daily": 3 * GIB},
+}
+
+
+def scaled_reserve(fixed: int, ram: int, floor: int) -> int:
+    """A reserve for a machine of `ram` bytes: the fixed rule from RESERVE_SCALE_FROM up, scaled
+    down with the RAM below it, at least `floor` (and never more than the fixed rule)."""
+    if ram >= RESERVE_SCALE_FROM:
+        return fixed
+    scaled = fixed * ram // RESERVE_SCALE_FROM
+    return min(fixed, max(floor, scaled // (64 * 1024**2) * (64 * 1024**2)))  # whole 64 MiB
+
+
+def reserve_table(os: str, ram: int) -> dict[str, int]:
+    """Reserves for a profile built from the probe: the shipped rules, scaled for small machines."""
+    floors = RESERVE_FLOOR.get(os, RESERVE_FLOOR["linux"])
+    return {use: scaled_reserve(v, ram, floors[use]) for use, v in fixed_reserve_table(os, ram).items()}
+
+
+def scale_reserves(p: DeviceProfile, ram: int) -> bool:
+    """Scale a matched shipped profile's reserves to a smaller machine of `ram` bytes (same rule as
+    reserve_table); True when anything changed."""
+    changed = False
+    for os, info in p.os.items():
+        floors = RESERVE_FLOOR.get(os, RESERVE_FLOOR["linux"])
+        for use, v in list(info.reserve_bytes.items()):
+            new = scaled_reserve(v, ram, floors[use])
+            if new != v:
+                info.reserve_bytes[use] = new
+                changed = True
+    return changed
+
+
+def reserve_note(ram: int) -> str:
+    return (f"OS reserve scaled to this machine's {ram / GIB:.0f} GiB of RAM: the fixed reserves x RAM / 32 GiB, "
+            "with a floor (docs/devices.md, 'OS reserve')")
 
 
 def _cpu() -> dict:
@@ -123,6 +170,9 @@ def generic_profile(facts: MachineFacts, ram: int) -> DeviceProfile:
         base["estimated"] += ["bandwidth_gbps", "decode_efficiency"]
         if g is not None:
             base["notes"].append(f"GPU {g.name} found but its memory could not be read: planning for the CPU only")
+    if ram < RESERVE_SCALE_FROM:
+        base["notes"].append(reserve_note(ram))
+        base["sources"].append({"field": "os", "ref": "derived", "note": reserve_note(ram)})
     if "bandwidth_gbps" in base["estimated"]:
         base["notes"].append(f"Memory bandwidth unknown: assumed {base['bandwidth_gbps']:g} GB/s; pass --bandwidth for speed estimates")
     return DeviceProfile.model_validate(base)
