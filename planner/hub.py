@@ -23,9 +23,8 @@ import logging
 import os
 import random
 import re
-import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Callable, Iterator, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 
@@ -43,6 +42,7 @@ from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_st
 
 from . import __version__
 from .cache import Cache, default_cache
+from .counters import Counters
 from .errors import HubError, ResolveError
 
 log = logging.getLogger("memfit.hub")
@@ -163,25 +163,11 @@ def _headers_for(url: str, cfg: NetConfig) -> dict[str, str]:
 
 
 @dataclass
-class NetStats:
+class NetStats(Counters):
     api_requests: int = 0  # listing calls
     range_requests: int = 0  # GETs for file bytes (each redirect hop counts)
     bytes_received: int = 0  # body bytes of file GETs
     retries: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def add(self, **kw: int) -> None:
-        with self._lock:
-            for k, v in kw.items():
-                setattr(self, k, getattr(self, k) + v)
-
-    def reset(self) -> None:
-        with self._lock:
-            self.api_requests = self.range_requests = self.bytes_received = self.retries = 0
-
-    def as_dict(self) -> dict[str, int]:
-        return {"api_requests": self.api_requests, "range_requests": self.range_requests,
-                "bytes_received": self.bytes_received, "retries": self.retries}
 
 
 STATS = NetStats()

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import os
 import struct
-import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Mapping
 
 from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType
 
+from planner.counters import Counters
 from planner.errors import GGUFError
 from planner.header import GGUFHeader, SkippedArray, TensorInfo
 from planner.sources import DEFAULT_READ_AHEAD, ByteSource, LocalFileSource
@@ -145,23 +145,13 @@ class SkipHint:
 
 
 @dataclass
-class HintStats:
+class HintStats(Counters):
     """Debug counters (tests and the bench read them): jumps taken and verified at the landing
     point, landings that did not verify (walked instead), and whole re-parses without hints."""
 
     jumps: int = 0
     landing_misses: int = 0
     reparses: int = 0
-    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
-
-    def add(self, **kw: int) -> None:
-        with self._lock:
-            for k, v in kw.items():
-                setattr(self, k, getattr(self, k) + v)
-
-    def reset(self) -> None:
-        with self._lock:
-            self.jumps = self.landing_misses = self.reparses = 0
 
 
 HINT_STATS = HintStats()
