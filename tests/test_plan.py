@@ -373,7 +373,9 @@ def test_several_devices_compare_side_by_side():
 # --------------------------------------------------------------------------- performance
 
 
-def test_fifteen_quants_by_twelve_carveouts_plan_well_under_a_second():
+def test_fifteen_quants_by_twelve_carveouts_stay_cheap():
+    """The call count is the real guard (a handful of estimates per quant); the time bound only
+    catches a pathological regression on a loaded CI machine."""
     quants = {f"Q{i}_K": 6 + i * 3.5 for i in range(15)}
     model = fake_model(quants, kv_token_layer=2048)
     p = apu(ram=128, reserve=16, carve_opts=(0.5, 1, 2, 4, 8, 12, 16, 24, 32, 48, 64, 96))
@@ -388,7 +390,7 @@ def test_fifteen_quants_by_twelve_carveouts_plan_well_under_a_second():
     plan = planner.plan(p)
     elapsed = time.perf_counter() - t0
     assert len(plan.variants) == 15 and len(plan.carveout_options) == 12
-    assert elapsed < 1.0, elapsed
+    assert elapsed < 3.0, elapsed
     assert len(calls) <= 15 * 16, len(calls)  # a handful of estimates per quant, not one per probe x option
 
 

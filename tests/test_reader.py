@@ -121,13 +121,15 @@ def test_big_vocabulary_header(big_vocab_model: Path) -> None:
     assert h.file_size > 4 << 30  # a 7B Q4_K_M-sized (sparse) file
 
 
-def test_big_vocabulary_parses_well_under_100ms(big_vocab_model: Path) -> None:
+def test_big_vocabulary_is_not_decoded(big_vocab_model: Path) -> None:
+    """A guard, not the speed claim (bench/bench_reader.py measures that side by side with
+    gguf.GGUFReader: ~27 ms vs 7.5 s). Decoding the 152k-token arrays would take seconds."""
     best = math.inf
     for _ in range(5):  # best of 5: other processes on a 2-core machine add noise, not work
         t = time.perf_counter()
         parse_file(big_vocab_model)
         best = min(best, time.perf_counter() - t)
-    assert best < 0.1, f"152k-vocab header took {best * 1000:.0f} ms"
+    assert best < 0.5, f"152k-vocab header took {best * 1000:.0f} ms"
 
 
 # --- generated files: differential test against gguf.GGUFReader ---------------------------------
