@@ -100,11 +100,25 @@ def test_linux_without_a_raise_when_the_default_gtt_holds_it():
 
 
 def test_the_128g_machine_takes_a_larger_quant_than_the_64g_one():
-    model = fake_model(LADDER, kv_token_layer=2048)
+    ladder_70b = {q: gib * 2.2 for q, gib in LADDER.items()}  # a 70B-class model: Q4_K_M ~42 GiB
+    model = fake_model(ladder_70b, kv_token_layer=2048)
     small, _ = plan_one(model, apu(ram=64, reserve=16))
     big, _ = plan_one(model, apu(ram=128, reserve=32, carve_opts=(0.5, 16, 32, 64, 96)))
     order = list(LADDER)
     assert order.index(big.recommendation.quant) > order.index(small.recommendation.quant)
+
+
+def test_quality_takes_the_fastest_of_the_near_lossless_quants():
+    """Q8_0, F16 and BF16 are one quality class (llama.cpp's quantize table: within ~0.005 ppl):
+    when BF16 fits too, `quality` still takes Q8_0, says why, and --quant BF16 gets BF16."""
+    model = fake_model(LADDER, kv_token_layer=2048)
+    p = apu(ram=128, reserve=32, carve_opts=(0.5, 16, 32, 64, 96))
+    plan, _ = plan_one(model, p)
+    assert variant(plan, "BF16").tier in ("dedicated", "shared")
+    assert plan.recommendation.quant == "Q8_0"
+    assert any("BF16 fits too" in r and "--quant BF16" in r for r in plan.recommendation.reasons)
+    forced, _ = plan_one(fake_model({"BF16": LADDER["BF16"]}, kv_token_layer=2048), p)
+    assert forced.recommendation.quant == "BF16"
 
 
 def test_user_fixed_carveout_is_the_only_option():
