@@ -15,25 +15,27 @@ Nothing here prints: the reports render a DevicePlan.
 
 from __future__ import annotations
 
-import re
-import shlex
 import time
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
-
-from pydantic import BaseModel, Field
+from typing import Any, Callable
 
 from .archs import rule_for
-from .device_schema import OS, DeviceProfile, Use
+from .device_schema import DeviceProfile
 from .errors import DeviceError, EstimateError, InputError
-from .estimate_types import Breakdown, CacheType, FlashAttn, RunSettings
-from .fit import TIER_LABEL, FitConfig, FitResult, Tier, ceil_gib, largest_kv_tensor_bytes, last_fitting, place, solve
+from .estimate_types import Breakdown, FlashAttn, RunSettings
+from .fit import TIER_LABEL, FitConfig, FitResult, ceil_gib, largest_kv_tensor_bytes, last_fitting, place, solve
 from .header import ModelHeaders
+from .launch import build_commands
+from .plan_types import (BarSegment, CapChange, CarveoutOption, DevicePlan, DeviceSummary, MemoryBar,
+                         ModelSummary, MultiPlan, PlanModel, PlanProjector, PlanRequest, PlanVariant, Prefer,
+                         Recommendation, VariantPlan)
 from .speed import SpeedEstimate, estimate_speed, moe_ratio
-from .units import GIB, MIB, fmt_bytes, fmt_ctx
+from .units import GIB, fmt_bios_size, fmt_bytes, fmt_ctx
 from .variants import quality_key, quant_bpw
 
-Prefer = Literal["quality", "speed", "balanced"]
+__all__ = ["Planner", "plan_devices", "PlanModel", "PlanProjector", "PlanRequest", "PlanVariant", "MultiPlan",
+           "DevicePlan", "largest_gpu_weight_bytes", "memory_bars", "assumptions"]
+
 CTX_STEP = 256  # llama.cpp pads the KV cache to 256 cells
 DEFAULT_CTX_CAP = 32768  # without --ctx: the training context, capped here
 BALANCED_MAX_BPW = 6.6  # Q6_K class: above it quality gains are within noise, decode cost is not
@@ -49,230 +51,6 @@ FASTER_ALTERNATIVE_RATIO = 1.5  # name a faster quant in the reasons when it dec
 # F32 as one class and takes the fastest of them: BF16 decodes at half Q8_0's speed for nothing.
 NEAR_LOSSLESS_BPW = 8.0
 _EST_BACKENDS = ("cpu", "cuda", "rocm", "vulkan", "metal")  # RunSettings.backend values
-
-
-# --------------------------------------------------------------------------- inputs
-
-
-@dataclass
-class PlanVariant:
-    """One quant of the model, with its merged headers."""
-
-    quant: str
-    headers: ModelHeaders
-    size_bytes: int
-    files: list[str] = field(default_factory=list)  # repo-relative (Hub) or absolute (local) paths
-
-
-@dataclass
-class PlanProjector:
-    name: str
-    size_bytes: int
-    headers: Any  # ModelHeaders or GGUFHeader, whatever the estimator takes as `mmproj`
-    path: str = ""
-
-
-@dataclass
-class PlanModel:
-    """The model as the planner sees it: variants, an optional projector, and how to launch it."""
-
-    name: str
-    variants: list[PlanVariant]
-    repo: str | None = None  # owner/repo on the Hub (None for local files)
-    revision: str | None = None
-    projector: PlanProjector | None = None
-    hf_tag: Callable[[str], str] | None = None  # quant -> tag for `-hf repo:TAG`
-    notes: list[str] = field(default_factory=list)  # what the resolver left out (broken or incomplete files)
-
-
-class PlanRequest(BaseModel):
-    """What the user asked for (the CLI maps its flags onto this)."""
-
-    ctx: int | None = Field(None, description="tokens; None = training context capped at 32k")
-    cache_type_k: CacheType = "f16"
-    cache_type_v: CacheType = "f16"
-    flash_attn: FlashAttn = "auto"
-    n_parallel: int = Field(1, ge=1)
-    n_batch: int = 2048
-    n_ubatch: int = 512
-    use_mmproj: bool = True
-    prefer: Prefer = "quality"
-    min_tps: float | None = None
-    os: OS | None = None
-    use: Use | None = None
-    backend: str | None = None
-    carveout_bytes: int | None = None  # fixed by the user (--carveout): only this split is planned
-    gpu_cap_bytes: int | None = None  # fixed by the user: only this GTT / wired limit is planned
-    mmap: bool | None = None  # None: the planner decides (recommends --no-mmap when loading needs it)
-    search_max_ctx: bool = True
-
-
-# --------------------------------------------------------------------------- outputs
-
-
-class CapChange(BaseModel):
-    """Raising the GPU cap: the exact setting and how to apply it."""
-
-    knob: str
-    cap_bytes: int
-    default_bytes: int
-    setting: str  # "ttm.pages_limit=12582912" / "sudo sysctl iogpu.wired_limit_mb=57344"
-    how: str
-
-
-class Commands(BaseModel):
-    llama_server: str
-    lm_studio: dict[str, str]
-    ollama: list[str]
-    bios: str | None = None
-    cap: str | None = None  # kernel parameter / sysctl line
-
-
-class Recommendation(BaseModel):
-    quant: str | None
-    tier: Tier
-    tier_label: str
-    carveout_bytes: int | None
-    os_keeps_bytes: int | None
-    gpu_cap_bytes: int | None
-    cap_change: CapChange | None = None
-    total_bytes: int
-    gpu_bytes: int
-    host_bytes: int
-    ctx: int
-    cache_type_k: str
-    cache_type_v: str
-    flash_attn: bool
-    n_parallel: int
-    n_gpu_layers: int  # -1 = all
-    n_cpu_moe: int
-    n_layer: int
-    no_mmap: bool
-    mmproj: str | None
-    mmproj_bytes: int = 0  # projector weights + its encoder buffer, included in gpu_bytes
-    est_tps: float | None
-    est_tps_at_ctx: float | None
-    meets_min_tps: bool = True
-    reasons: list[str] = Field(default_factory=list)
-    warnings: list[str] = Field(default_factory=list)
-    commands: Commands | None = None
-
-
-class VariantPlan(BaseModel):
-    quant: str
-    files: list[str]
-    size_bytes: int
-    bpw: float | None  # nominal bits per weight of the tag
-    total_bytes: int  # GPU + CPU side at this context (driver overhead included)
-    gpu_bytes: int
-    host_bytes: int
-    weights_bytes: int
-    kv_bytes: int
-    compute_bytes: int
-    mmproj_bytes: int  # projector weights + its encoder buffer (0 without a projector)
-    tier: Tier
-    carveout_bytes: int | None
-    gpu_cap_bytes: int | None
-    cap_raised: bool
-    n_gpu_layers: int
-    n_cpu_moe: int
-    gpu_headroom_bytes: int
-    max_ctx: int  # largest context that still runs fully on the GPU, requested KV type (0 = not even 256 tokens)
-    max_ctx_f16: int | None
-    max_ctx_q8_0: int | None
-    max_ctx_mode: Literal["gpu", "partial", "none"]  # "gpu": full offload; "none": not even 256 tokens
-    est_tps: float | None
-    est_tps_at_ctx: float | None
-    why: str  # one line: the tier's reason or what blocks it
-
-
-class CarveoutOption(BaseModel):
-    carveout_bytes: int | None
-    os_keeps_bytes: int
-    gpu_may_use_bytes: int
-    gpu_cap_bytes: int | None
-    cap_raised: bool
-    tier: Tier
-    gpu_headroom_bytes: int  # GPU memory left after the model and driver overhead (safety margin not taken)
-    gpu_spare_bytes: int  # left after the safety margin too: negative = how much the GPU is short
-    os_free_bytes: int  # left to the OS above its reserve: negative = how far under it
-    est_tps: float | None
-    note: str
-    recommended: bool = False
-
-
-class BarSegment(BaseModel):
-    kind: Literal["reserve", "weights", "mmproj", "kv", "compute", "safety", "host", "free", "carveout_free"]
-    label: str
-    bytes: int
-
-
-class MemoryBar(BaseModel):
-    title: str
-    total_bytes: int
-    segments: list[BarSegment]
-    marker_bytes: int | None = None  # where the carve-out ends
-    marker_label: str = ""
-
-
-class DeviceSummary(BaseModel):
-    id: str
-    name: str
-    memory_architecture: str
-    os: str
-    use: str
-    backend: str
-    ram_bytes: int
-    vram_bytes: int | None
-    bandwidth_gbps: float
-    reserve_bytes: int
-    carveout_options_bytes: list[int] = Field(default_factory=list)
-    overrides: dict[str, str] = Field(default_factory=dict)
-    estimated: list[str] = Field(default_factory=list)  # profile fields that are assumptions
-    based_on: str | None = None
-    live: dict[str, Any] | None = None  # what --device auto read from this machine
-    assumptions: list[str] = Field(default_factory=list)  # the numbers taken as given, in words
-
-
-class ModelSummary(BaseModel):
-    name: str
-    repo: str | None
-    revision: str | None
-    architecture: str | None
-    n_params: int
-    n_layer: int
-    moe: bool
-    expert_ratio: float
-    n_ctx_train: int | None
-    mmproj: str | None
-    decodes: bool = True  # False for embedding/encoder models: no tokens generated, no t/s estimate
-
-
-class DevicePlan(BaseModel):
-    device: DeviceSummary
-    model: ModelSummary
-    ctx: int
-    ctx_defaulted: bool
-    cache_type_k: str
-    cache_type_v: str
-    prefer: str
-    min_tps: float | None
-    recommendation: Recommendation
-    variants: list[VariantPlan]
-    carveout_options: list[CarveoutOption]
-    bars: list[MemoryBar]
-    fit: FitResult | None = None
-    warnings: list[str] = Field(default_factory=list)
-    fits: bool
-    elapsed_ms: float = 0.0
-
-
-class MultiPlan(BaseModel):
-    plans: list[DevicePlan]
-
-    @property
-    def fits(self) -> bool:
-        return any(p.fits for p in self.plans)
 
 
 # --------------------------------------------------------------------------- strategy tables
@@ -1098,16 +876,6 @@ def _quality_class(e: "_Eval") -> tuple[float, int]:
     return (NEAR_LOSSLESS_BPW, 0) if bpw >= NEAR_LOSSLESS_BPW else (bpw, size)
 
 
-def fmt_bios_size(n: int | None) -> str:
-    """Carve-out sizes as the BIOS names them: '512 MB', '32 GB' (binary, as vendors mean it)."""
-    if n is None:
-        return "-"
-    if n < GIB:
-        return f"{n // MIB} MB"
-    g = n / GIB
-    return f"{g:.0f} GB" if g == int(g) else f"{g:.1f} GB"
-
-
 # --------------------------------------------------------------------------- memory bars
 
 
@@ -1165,132 +933,6 @@ def memory_bars(r: FitResult, profile: DeviceProfile) -> list[MemoryBar]:
     # order: the carve-out part first (GPU data fills it), then the OS side
     return [MemoryBar(title=title, total_bytes=total, segments=segs, marker_bytes=marker,
                       marker_label="end of carve-out" if marker else "")]
-
-
-# --------------------------------------------------------------------------- commands
-
-_LMS_KV = {"f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0", "q4_1": "Q4_1", "q5_0": "Q5_0", "q5_1": "Q5_1",
-           "iq4_nl": "IQ4_NL", "f32": "F32", "bf16": "BF16"}
-
-
-def _model_flag(model: PlanModel, v: PlanVariant) -> tuple[str, str | None]:
-    """(llama.cpp model argument, Ollama hf.co name or None for local files)."""
-    if model.repo:
-        ref = model.hf_tag(v.quant) if model.hf_tag else f"{model.repo}:{v.quant}"
-        if ref:
-            return f"-hf {ref}", f"hf.co/{ref}"
-        return f"--hf-repo {model.repo} --hf-file {_quote(v.files[0])}", None
-    path = v.files[0] if v.files else model.name
-    return f"-m {_quote(path)}", None
-
-
-OLLAMA_NAME_MAX = 80  # ollama types/model/name.go: a model name part is 1..80 of [A-Za-z0-9_.-]
-
-
-def _ollama_slug(text: str) -> str:
-    return re.sub(r"-{2,}", "-", re.sub(r"[^a-z0-9._-]+", "-", text.lower())).strip("-._")
-
-
-def _ollama_name(v: PlanVariant) -> str:
-    """A name `ollama create` accepts: allowed characters only, at most 80 long (the quant tag
-    kept at the end when a long file name has to be cut)."""
-    stem = v.files[0].replace("\\", "/").rsplit("/", 1)[-1] if v.files else v.quant
-    name = _ollama_slug(stem.removesuffix(".gguf").removesuffix(".GGUF")) or "model"
-    if len(name) <= OLLAMA_NAME_MAX:
-        return name
-    tag = _ollama_slug(v.quant)[:OLLAMA_NAME_MAX // 2]
-    if tag and name.endswith(tag):
-        head = name[:OLLAMA_NAME_MAX - len(tag) - 1].rstrip("-._")
-        return f"{head}-{tag}"
-    return name[:OLLAMA_NAME_MAX].rstrip("-._")
-
-
-_SHELL_SAFE = re.compile(r"[^\w@%+=:,./-]")
-
-
-def _quote(s: str) -> str:
-    """A path as one shell word: double quotes where they are enough (they also work in
-    PowerShell and cmd), single quotes (POSIX) when the path holds $, `, \\, ! or a double quote."""
-    if not s or _SHELL_SAFE.search(s):
-        return shlex.quote(s) if any(ch in s for ch in '"$`\\!') else f'"{s}"'
-    return s
-
-
-def build_commands(model: PlanModel, v: PlanVariant, rec: Recommendation, profile: DeviceProfile,
-                   cfg: FitConfig) -> Commands:
-    model_arg, ollama_name = _model_flag(model, v)
-    parts = ["llama-server", model_arg, f"-c {rec.ctx}"]
-    if rec.tier == "partial_offload" and rec.n_gpu_layers >= 0:
-        parts.append(f"-ngl {rec.n_gpu_layers}")
-    else:
-        parts.append("-ngl 999")
-    if rec.n_cpu_moe:
-        parts.append(f"--n-cpu-moe {rec.n_cpu_moe}")
-    parts.append("-fa on" if rec.flash_attn else "-fa off")
-    if rec.cache_type_k != "f16":
-        parts.append(f"-ctk {rec.cache_type_k}")
-    if rec.cache_type_v != "f16":
-        parts.append(f"-ctv {rec.cache_type_v}")
-    # always explicit: without -np, llama-server runs 4 slots with a unified KV cache ("auto"),
-    # which holds more SWA cells and recurrent states than the plan priced
-    parts.append(f"-np {rec.n_parallel}")
-    if rule_for(v.headers.architecture).no_output_head:
-        parts.append("--embeddings")  # an encoder: llama-server serves it on /embedding only
-    if rec.no_mmap:
-        parts.append("--no-mmap")
-    if model.projector:
-        if rec.mmproj and not model.repo:
-            parts.append(f"--mmproj {_quote(model.projector.path or model.projector.name)}")
-        elif not rec.mmproj:
-            parts.append("--no-mmproj")
-    llama = " ".join(parts)
-
-    n_layer = rec.n_layer
-    if rec.tier == "partial_offload" and rec.n_gpu_layers >= 0:
-        offload = f"{rec.n_gpu_layers} / {n_layer} layers"
-    else:
-        offload = f"max ({n_layer} / {n_layer} layers)"
-    lms = {"GPU Offload": offload, "Context Length": str(rec.ctx),
-           "Flash Attention": "on" if rec.flash_attn else "off"}
-    if rec.cache_type_k != "f16" or rec.cache_type_v != "f16":
-        lms["K Cache Quantization Type"] = _LMS_KV.get(rec.cache_type_k, rec.cache_type_k)
-        lms["V Cache Quantization Type"] = _LMS_KV.get(rec.cache_type_v, rec.cache_type_v)
-    if rec.n_cpu_moe:
-        lms["Number of layers for which to force MoE weights onto CPU"] = str(rec.n_cpu_moe)
-    if rec.no_mmap:
-        lms["Try mmap()"] = "off"
-    lms["lms"] = f"lms load <model> --gpu {'max' if rec.tier != 'partial_offload' else f'{rec.n_gpu_layers / max(1, n_layer):.2f}'} --context-length {rec.ctx}"
-
-    env = []
-    if rec.flash_attn:
-        env.append("OLLAMA_FLASH_ATTENTION=1")
-    if rec.cache_type_k != "f16":
-        env.append(f"OLLAMA_KV_CACHE_TYPE={rec.cache_type_k}")
-    env.append(f"OLLAMA_CONTEXT_LENGTH={rec.ctx}")
-    env.append(f"OLLAMA_NUM_PARALLEL={rec.n_parallel}")  # each parallel slot is priced, so pin it
-    params = [f"num_ctx {rec.ctx}"]
-    if rec.tier == "partial_offload" and rec.n_gpu_layers >= 0:
-        params.append(f"num_gpu {rec.n_gpu_layers}")
-    ollama = [" ".join(env) + " ollama serve"]
-    if ollama_name:
-        ollama.append(f"ollama run {ollama_name}")
-        ollama.append("in the session: " + "; ".join(f"/set parameter {p}" for p in params))
-    else:
-        name = _ollama_name(v)
-        lines = [f"FROM {v.files[0] if v.files else model.name}"] + [f"PARAMETER {p}" for p in params]
-        # printf '%s\\n' with quoted lines: any path (quotes, %, backslashes) survives the shell
-        ollama.append(f"printf '%s\\n' {' '.join(shlex.quote(x) for x in lines)} > Modelfile && "
-                      f"ollama create {name} -f Modelfile")
-        ollama.append(f"ollama run {name}")
-    if len(v.files) > 1:
-        ollama.append("note: Ollama cannot load split GGUF files; merge them first (llama-gguf-split --merge)")
-
-    bios = None
-    if rec.carveout_bytes is not None and profile.carveout is not None:
-        bios = (f"UMA frame buffer {fmt_bios_size(rec.carveout_bytes)}, OS keeps {fmt_bios_size(rec.os_keeps_bytes)}\n"
-                f"{profile.carveout.how_to_change}")
-    cap = rec.cap_change.setting if rec.cap_change else None
-    return Commands(llama_server=llama, lm_studio=lms, ollama=ollama, bios=bios, cap=cap)
 
 
 def plan_devices(model: PlanModel, request: PlanRequest, profiles: list[DeviceProfile], **kw: Any) -> MultiPlan:

@@ -98,3 +98,13 @@ def one_line(text: str, limit: int = 120) -> str:
     characters '?', and anything beyond `limit` characters is cut with an ellipsis."""
     s = printable(" ".join(str(text).split()))
     return s if len(s) <= limit else s[: limit - 1].rstrip() + "…"
+
+
+def fmt_bios_size(n: int | None) -> str:
+    """Carve-out sizes as the BIOS names them: '512 MB', '32 GB' (binary, as vendors mean it)."""
+    if n is None:
+        return "-"
+    if n < GIB:
+        return f"{n // MIB} MB"
+    g = n / GIB
+    return f"{g:.0f} GB" if g == int(g) else f"{g:.1f} GB"

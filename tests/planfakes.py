@@ -10,7 +10,7 @@ from dataclasses import dataclass
 from planner.device_schema import DeviceProfile
 from planner.estimate_types import Breakdown, DeviceUsage, LayerUsage, RunSettings
 from planner.header import GGUFHeader, ModelHeaders, TensorInfo
-from planner.plan import PlanModel, PlanProjector, PlanVariant
+from planner.plan_types import PlanModel, PlanProjector, PlanVariant
 
 GIB = 1024**3
 MIB = 1024**2

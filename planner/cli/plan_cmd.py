@@ -74,7 +74,7 @@ def pick_projector(projectors: list[Any], variant_quant: str, variant_path: str)
 
 def _load_projector_file(path: str) -> Any:
     from ..header import ModelHeaders
-    from ..plan import PlanProjector
+    from ..plan_types import PlanProjector
     from ..reader import parse_file
 
     p = Path(path)
@@ -85,7 +85,7 @@ def _load_projector_file(path: str) -> Any:
 
 
 def _build_model(ref: str, revision: str | None, quants: list[str], mmproj: str) -> Any:
-    from ..plan import PlanModel, PlanProjector, PlanVariant
+    from ..plan_types import PlanModel, PlanProjector, PlanVariant
     from ..resolver import resolve
 
     rm = resolve(ref, revision=revision, quant=quants[0] if len(quants) == 1 else None)
@@ -179,7 +179,8 @@ def plan_command(model: str, devices: tuple[str, ...], device_files: tuple[str, 
       memfit plan ./models/ -d rtx-4090 --kv q8_0 --format markdown
     Exit codes: 0 = the recommendation fits, 3 = nothing fits, 1 = error, 2 = usage error.
     """
-    from ..plan import PlanRequest, plan_devices
+    from ..plan import plan_devices
+    from ..plan_types import PlanRequest
     from ..report import render_json, render_markdown, render_text
 
     if as_json:

@@ -1,6 +1,6 @@
 """Rendering a plan: plain text (tables + memory bar), markdown for forum posts, JSON.
 
-Every renderer takes the pydantic plan objects from planner.plan and returns a string; nothing
+Every renderer takes the pydantic plan objects from planner.plan_types and returns a string; nothing
 here computes a fit. Units: GiB everywhere (one unit per column), estimated numbers say "est.".
 """
 

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from ..fit import Tier
-from ..plan import CarveoutOption, DevicePlan, VariantPlan, fmt_bios_size
-from ..units import GIB, fmt_bytes, fmt_ctx
+from ..plan_types import CarveoutOption, DevicePlan, VariantPlan
+from ..units import GIB, fmt_bios_size, fmt_bytes, fmt_ctx
 
 TIER_SHORT: dict[Tier, str] = {
     "dedicated": "dedicated",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from ..plan import DevicePlan, MultiPlan
+from ..plan_types import DevicePlan, MultiPlan
 
 
 def plan_dict(plan: DevicePlan) -> dict:

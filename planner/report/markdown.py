@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from tabulate import tabulate
 
-from ..plan import DevicePlan, MultiPlan, fmt_bios_size
+from ..plan_types import DevicePlan, MultiPlan
+from ..units import fmt_bios_size
 from .common import (
     CAP_HEADERS, carveout_caption, TIER_SHORT, VARIANT_CAPTION, VARIANT_HEADERS, cap_rows,
     carveout_table, device_title, gib, headline, mmproj_line, request_title, tps_cell, variant_rows, warnings_first,

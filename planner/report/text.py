@@ -10,8 +10,8 @@ import textwrap
 
 from tabulate import tabulate
 
-from ..plan import DevicePlan, MemoryBar, MultiPlan, fmt_bios_size
-from ..units import GIB
+from ..plan_types import DevicePlan, MemoryBar, MultiPlan
+from ..units import GIB, fmt_bios_size
 from .common import (
     CAP_HEADERS, carveout_caption, device_title_parts, TIER_SHORT, VARIANT_CAPTION, VARIANT_HEADERS, cap_rows,
     carveout_table, gib, headline, mmproj_line, request_title, tps_cell, variant_rows, warnings_first,

@@ -1,0 +1,242 @@
+"""The planner's inputs (the model as variants, the user's request) and outputs (the pydantic
+plan the reports render and `--json` prints). Kept apart from the search in planner.plan so the
+reports and the launch-command builder depend on the data, not on the search."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+from pydantic import BaseModel, Field
+
+from .device_schema import OS, Use
+from .estimate_types import CacheType, FlashAttn
+from .fit import FitResult, Tier
+from .header import ModelHeaders
+
+Prefer = Literal["quality", "speed", "balanced"]
+
+
+# --------------------------------------------------------------------------- inputs
+
+
+@dataclass
+class PlanVariant:
+    """One quant of the model, with its merged headers."""
+
+    quant: str
+    headers: ModelHeaders
+    size_bytes: int
+    files: list[str] = field(default_factory=list)  # repo-relative (Hub) or absolute (local) paths
+
+
+@dataclass
+class PlanProjector:
+    name: str
+    size_bytes: int
+    headers: Any  # ModelHeaders or GGUFHeader, whatever the estimator takes as `mmproj`
+    path: str = ""
+
+
+@dataclass
+class PlanModel:
+    """The model as the planner sees it: variants, an optional projector, and how to launch it."""
+
+    name: str
+    variants: list[PlanVariant]
+    repo: str | None = None  # owner/repo on the Hub (None for local files)
+    revision: str | None = None
+    projector: PlanProjector | None = None
+    hf_tag: Callable[[str], str] | None = None  # quant -> tag for `-hf repo:TAG`
+    notes: list[str] = field(default_factory=list)  # what the resolver left out (broken or incomplete files)
+
+
+class PlanRequest(BaseModel):
+    """What the user asked for (the CLI maps its flags onto this)."""
+
+    ctx: int | None = Field(None, description="tokens; None = training context capped at 32k")
+    cache_type_k: CacheType = "f16"
+    cache_type_v: CacheType = "f16"
+    flash_attn: FlashAttn = "auto"
+    n_parallel: int = Field(1, ge=1)
+    n_batch: int = 2048
+    n_ubatch: int = 512
+    use_mmproj: bool = True
+    prefer: Prefer = "quality"
+    min_tps: float | None = None
+    os: OS | None = None
+    use: Use | None = None
+    backend: str | None = None
+    carveout_bytes: int | None = None  # fixed by the user (--carveout): only this split is planned
+    gpu_cap_bytes: int | None = None  # fixed by the user: only this GTT / wired limit is planned
+    mmap: bool | None = None  # None: the planner decides (recommends --no-mmap when loading needs it)
+    search_max_ctx: bool = True
+
+
+# --------------------------------------------------------------------------- outputs
+
+
+class CapChange(BaseModel):
+    """Raising the GPU cap: the exact setting and how to apply it."""
+
+    knob: str
+    cap_bytes: int
+    default_bytes: int
+    setting: str  # "ttm.pages_limit=12582912" / "sudo sysctl iogpu.wired_limit_mb=57344"
+    how: str
+
+
+class Commands(BaseModel):
+    llama_server: str
+    lm_studio: dict[str, str]
+    ollama: list[str]
+    bios: str | None = None
+    cap: str | None = None  # kernel parameter / sysctl line
+
+
+class Recommendation(BaseModel):
+    quant: str | None
+    tier: Tier
+    tier_label: str
+    carveout_bytes: int | None
+    os_keeps_bytes: int | None
+    gpu_cap_bytes: int | None
+    cap_change: CapChange | None = None
+    total_bytes: int
+    gpu_bytes: int
+    host_bytes: int
+    ctx: int
+    cache_type_k: str
+    cache_type_v: str
+    flash_attn: bool
+    n_parallel: int
+    n_gpu_layers: int  # -1 = all
+    n_cpu_moe: int
+    n_layer: int
+    no_mmap: bool
+    mmproj: str | None
+    mmproj_bytes: int = 0  # projector weights + its encoder buffer, included in gpu_bytes
+    est_tps: float | None
+    est_tps_at_ctx: float | None
+    meets_min_tps: bool = True
+    reasons: list[str] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    commands: Commands | None = None
+
+
+class VariantPlan(BaseModel):
+    quant: str
+    files: list[str]
+    size_bytes: int
+    bpw: float | None  # nominal bits per weight of the tag
+    total_bytes: int  # GPU + CPU side at this context (driver overhead included)
+    gpu_bytes: int
+    host_bytes: int
+    weights_bytes: int
+    kv_bytes: int
+    compute_bytes: int
+    mmproj_bytes: int  # projector weights + its encoder buffer (0 without a projector)
+    tier: Tier
+    carveout_bytes: int | None
+    gpu_cap_bytes: int | None
+    cap_raised: bool
+    n_gpu_layers: int
+    n_cpu_moe: int
+    gpu_headroom_bytes: int
+    max_ctx: int  # largest context that still runs fully on the GPU, requested KV type (0 = not even 256 tokens)
+    max_ctx_f16: int | None
+    max_ctx_q8_0: int | None
+    max_ctx_mode: Literal["gpu", "partial", "none"]  # "gpu": full offload; "none": not even 256 tokens
+    est_tps: float | None
+    est_tps_at_ctx: float | None
+    why: str  # one line: the tier's reason or what blocks it
+
+
+class CarveoutOption(BaseModel):
+    carveout_bytes: int | None
+    os_keeps_bytes: int
+    gpu_may_use_bytes: int
+    gpu_cap_bytes: int | None
+    cap_raised: bool
+    tier: Tier
+    gpu_headroom_bytes: int  # GPU memory left after the model and driver overhead (safety margin not taken)
+    gpu_spare_bytes: int  # left after the safety margin too: negative = how much the GPU is short
+    os_free_bytes: int  # left to the OS above its reserve: negative = how far under it
+    est_tps: float | None
+    note: str
+    recommended: bool = False
+
+
+class BarSegment(BaseModel):
+    kind: Literal["reserve", "weights", "mmproj", "kv", "compute", "safety", "host", "free", "carveout_free"]
+    label: str
+    bytes: int
+
+
+class MemoryBar(BaseModel):
+    title: str
+    total_bytes: int
+    segments: list[BarSegment]
+    marker_bytes: int | None = None  # where the carve-out ends
+    marker_label: str = ""
+
+
+class DeviceSummary(BaseModel):
+    id: str
+    name: str
+    memory_architecture: str
+    os: str
+    use: str
+    backend: str
+    ram_bytes: int
+    vram_bytes: int | None
+    bandwidth_gbps: float
+    reserve_bytes: int
+    carveout_options_bytes: list[int] = Field(default_factory=list)
+    overrides: dict[str, str] = Field(default_factory=dict)
+    estimated: list[str] = Field(default_factory=list)  # profile fields that are assumptions
+    based_on: str | None = None
+    live: dict[str, Any] | None = None  # what --device auto read from this machine
+    assumptions: list[str] = Field(default_factory=list)  # the numbers taken as given, in words
+
+
+class ModelSummary(BaseModel):
+    name: str
+    repo: str | None
+    revision: str | None
+    architecture: str | None
+    n_params: int
+    n_layer: int
+    moe: bool
+    expert_ratio: float
+    n_ctx_train: int | None
+    mmproj: str | None
+    decodes: bool = True  # False for embedding/encoder models: no tokens generated, no t/s estimate
+
+
+class DevicePlan(BaseModel):
+    device: DeviceSummary
+    model: ModelSummary
+    ctx: int
+    ctx_defaulted: bool
+    cache_type_k: str
+    cache_type_v: str
+    prefer: str
+    min_tps: float | None
+    recommendation: Recommendation
+    variants: list[VariantPlan]
+    carveout_options: list[CarveoutOption]
+    bars: list[MemoryBar]
+    fit: FitResult | None = None
+    warnings: list[str] = Field(default_factory=list)
+    fits: bool
+    elapsed_ms: float = 0.0
+
+
+class MultiPlan(BaseModel):
+    plans: list[DevicePlan]
+
+    @property
+    def fits(self) -> bool:
+        return any(p.fits for p in self.plans)
+
