@@ -20,8 +20,9 @@ Tensor = tuple[str, tuple[int, ...]]
 class Hp:
     """Metadata accessor with llama.cpp's names."""
 
-    def __init__(self, meta: dict, n_vocab: int):
+    def __init__(self, meta: dict, n_vocab: int, options: dict | None = None):
         self.meta = meta
+        self.options = options or {}  # per-model tensor choices the metadata does not record
         self.arch = meta["general.architecture"][0]
         self.n_vocab = n_vocab
 
@@ -175,20 +176,30 @@ def gemma3(hp: Hp) -> list[Tensor]:
 
 
 def deepseek2(hp: Hp) -> list[Tensor]:
-    """DeepSeek-V2-Lite layout: no q LoRA, MLA with the split k_b/v_b tensors (modern converter)."""
+    """MLA with the split k_b/v_b tensors (modern converter). Without `attention.q_lora_rank` the
+    query is one matrix (DeepSeek-V2-Lite); with it, a LoRA pair attn_q_a/attn_q_b and its norm
+    (GLM-4.7-Flash, DeepSeek-V3 family). `exp_probs_b.bias` is the router's score-correction bias
+    (e_score_correction_bias of noaux_tc routers); llama.cpp loads it when present."""
     head, tail = _embd_and_output(hp, tied=False)
     n_head = hp.n_head
     k_mla, v_mla = hp.get("attention.key_length_mla"), hp.get("attention.value_length_mla")
     rope = hp.get("rope.dimension_count")
     nope = k_mla - rope
     kv_lora = hp.get("attention.kv_lora_rank")
+    q_lora = hp.get("attention.q_lora_rank", 0)
     n_dense = hp.get("leading_dense_block_count", 0)
     n_exp, n_ff_exp, n_shared = hp.get("expert_count"), hp.get("expert_feed_forward_length"), hp.get("expert_shared_count")
     out = head
     for i in range(hp.n_layer):
         out.append(_norm(i, "attn_norm", hp.n_embd))
+        if q_lora:
+            out.append(_norm(i, "attn_q_a_norm", q_lora))
         out.append(_norm(i, "attn_kv_a_norm", kv_lora))
-        out.append((_blk(i, "attn_q.weight"), (hp.n_embd, n_head * k_mla)))
+        if q_lora:
+            out.append((_blk(i, "attn_q_a.weight"), (hp.n_embd, q_lora)))
+            out.append((_blk(i, "attn_q_b.weight"), (q_lora, n_head * k_mla)))
+        else:
+            out.append((_blk(i, "attn_q.weight"), (hp.n_embd, n_head * k_mla)))
         out.append((_blk(i, "attn_kv_a_mqa.weight"), (hp.n_embd, kv_lora + rope)))
         out.append((_blk(i, "attn_k_b.weight"), (nope, kv_lora, n_head)))
         out.append((_blk(i, "attn_v_b.weight"), (kv_lora, v_mla, n_head)))
@@ -198,6 +209,8 @@ def deepseek2(hp: Hp) -> list[Tensor]:
             out += _dense_ffn(hp, i, hp.n_ff)
         else:
             out += _experts(hp, i, n_ff_exp, n_exp)
+            if hp.options.get("exp_probs_b"):
+                out.append((_blk(i, "exp_probs_b.bias"), (n_exp,)))
             out += [
                 (_blk(i, "ffn_gate_shexp.weight"), (hp.n_embd, n_ff_exp * n_shared)),
                 (_blk(i, "ffn_up_shexp.weight"), (hp.n_embd, n_ff_exp * n_shared)),
@@ -263,6 +276,49 @@ def qwen3next(hp: Hp) -> list[Tensor]:
     return out + tail
 
 
+def granitehybrid(hp: Hp) -> list[Tensor]:
+    """Granite-4.0-H (models/granite-hybrid.cpp): a layer is Mamba2 iff its head_count_kv is 0,
+    every layer has an FFN (routed experts + shared expert when expert_count > 0, else dense);
+    tied embeddings; no RoPE (NoPE), so no rope_freqs."""
+    head, tail = _embd_and_output(hp, tied=True)
+    d_conv, d_inner = hp.get("ssm.conv_kernel"), hp.get("ssm.inner_size")
+    d_state, n_ssm_head, n_group = hp.get("ssm.state_size"), hp.get("ssm.time_step_rank"), hp.get("ssm.group_count")
+    d_in_proj = 2 * d_inner + 2 * n_group * d_state + n_ssm_head
+    conv_ch = d_inner + 2 * n_group * d_state
+    head_dim = hp.n_embd // hp.n_head
+    n_exp = hp.get("expert_count", 0)
+    n_ff_sh = hp.get("expert_shared_feed_forward_length", 0)
+    out = head
+    for i in range(hp.n_layer):
+        out.append(_norm(i, "attn_norm", hp.n_embd))
+        if hp.n_head_kv(i) == 0:
+            out += [
+                (_blk(i, "ssm_in.weight"), (hp.n_embd, d_in_proj)),
+                (_blk(i, "ssm_conv1d.weight"), (d_conv, conv_ch)),
+                (_blk(i, "ssm_conv1d.bias"), (conv_ch,)),
+                (_blk(i, "ssm_dt.bias"), (n_ssm_head,)),
+                (_blk(i, "ssm_a"), (1, n_ssm_head)),
+                (_blk(i, "ssm_d"), (1, n_ssm_head)),
+                (_blk(i, "ssm_norm.weight"), (d_inner // n_group, n_group)),
+                (_blk(i, "ssm_out.weight"), (d_inner, hp.n_embd)),
+            ]
+        else:
+            kv = head_dim * hp.n_head_kv(i)
+            out += _attn_qkvo(hp, i, head_dim * hp.n_head, kv, kv, head_dim * hp.n_head)
+        out.append(_norm(i, "ffn_norm", hp.n_embd))
+        if n_exp:
+            out += _experts(hp, i, hp.n_ff, n_exp)
+            if n_ff_sh:
+                out += [
+                    (_blk(i, "ffn_gate_shexp.weight"), (hp.n_embd, n_ff_sh)),
+                    (_blk(i, "ffn_up_shexp.weight"), (hp.n_embd, n_ff_sh)),
+                    (_blk(i, "ffn_down_shexp.weight"), (n_ff_sh, hp.n_embd)),
+                ]
+        else:
+            out += _dense_ffn(hp, i, hp.n_ff)
+    return out + tail
+
+
 LAYOUTS: dict[str, Callable[[Hp], list[Tensor]]] = {
     "llama": llama,
     "qwen3": qwen3,
@@ -273,6 +329,7 @@ LAYOUTS: dict[str, Callable[[Hp], list[Tensor]]] = {
     "deepseek2": deepseek2,
     "lfm2": lfm2,
     "qwen3next": qwen3next,
+    "granitehybrid": granitehybrid,
 }
 
 # tensor name fragments the converter keeps in F32 whatever the output type (conversion/base.py)
@@ -290,6 +347,6 @@ def source_type(arch: str, name: str, shape: tuple[int, ...]) -> str:
     return "BF16"
 
 
-def tensor_list(meta: dict, n_vocab: int) -> list[Tensor]:
-    hp = Hp(meta, n_vocab)
+def tensor_list(meta: dict, n_vocab: int, options: dict | None = None) -> list[Tensor]:
+    hp = Hp(meta, n_vocab, options)
     return LAYOUTS[hp.arch](hp)

@@ -86,7 +86,7 @@ def source_spec(cfg: dict) -> dict:
     meta["general.file_type"] = (FILE_TYPES["BF16"], GGUFValueType.UINT32, None)
     n_vocab = int(cfg["vocab"]["n_tokens"])
     tensors = [[name, list(shape), layouts.source_type(cfg["arch"], name, shape)]
-               for name, shape in layouts.tensor_list(meta, n_vocab)]
+               for name, shape in layouts.tensor_list(meta, n_vocab, cfg.get("layout"))]
     return {
         "name": cfg["name"], "hf_repo": cfg["hf_repo"], "arch": cfg["arch"], "quant": "BF16",
         "notes": cfg.get("notes", ""),
