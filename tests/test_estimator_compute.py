@@ -83,7 +83,9 @@ def test_gpu_full_offload_splits_device_and_host(models):
     b = estimate(models["llama"], RunSettings(backend="cuda", n_ctx=8192, n_outputs_max=1))
     gpu, host = b.device("gpu").compute_bytes, b.device("host").compute_bytes
     assert gpu > host > 0
-    assert host < 32 * (1 << 20)  # the input embedding rows (2 x 4096 floats per token) and ids
+    # graph inputs live on the host (measured with llama.cpp's Vulkan backend, validation/results-vulkan):
+    # the f16 mask (8192 cells x 512 tokens) and four 4096-wide f32 slots, plus the token ids/positions
+    assert host == 8192 * 512 * 2 + 4 * 4096 * 512 * 4 + 40 * 512
     assert b.estimated["compute"] == pytest.approx(0.20)
 
 

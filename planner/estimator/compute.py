@@ -21,14 +21,14 @@ E = n_embd, Q = n_head * head_dim_k, K/V = n_head_kv * head_dim. Models with dee
 (Qwen3-VL) add 4 (1 + n_deepstack) E. Every term scales with n_tokens, so n_ubatch enters linearly,
 the context only through the masks and (FA off) the KQ matrix.
 
-GPU backends (CUDA/ROCm/Vulkan/Metal) run the same graph; the input embedding rows stay on the
-CPU (token_embd is a host tensor), so the device buffer is about 2 E per token smaller and the host
-keeps a small buffer for the inputs. Cross-checked against gpustack/gguf-parser-go's measured CUDA
-sweep (testdata/llamacpp_compute_buffer_sweep.json, ctx 4096, llama-server): dense models within
-a few percent with FFN = 3 FF + 3 E. With layers left on the CPU, llama.cpp's scheduler still
-offloads large matrix multiplications of CPU-resident weights to the GPU (op_offload) and copies
-the weight into the GPU compute buffer: the model adds the largest such weight tensor. GPU numbers
-are unmeasured here and carry a larger margin.
+GPU backends (CUDA/ROCm/Vulkan/Metal) run the same graph; the input embedding rows are gathered on
+the CPU (token_embd is a host tensor), so the device phases carry 2 E per token less. Measured on
+llama.cpp's Vulkan backend (docs/accuracy-gpu.md, validation/results-vulkan/): graph inputs are
+allocated on the host (host compute = masks + 4 E-wide slots, 3 more per deepstack layer); with at
+least 32 tokens per ubatch the scheduler offloads the CPU layers' large matmuls (op_offload), so a
+partial offload runs the whole graph on the device plus a copy of the largest CPU-resident weight.
+Vulkan caps one buffer at 1 GiB: a larger compute buffer is split into fragmented chunks (up to 2x
+measured), which the margin covers. CUDA/ROCm/Metal are unmeasured (same graph, other kernels).
 """
 
 from __future__ import annotations
@@ -45,6 +45,15 @@ SMALL_INPUTS_PER_TOKEN = 40  # token ids, positions, output ids... (measured 0.0
 CPU_MARGIN = 0.10
 GPU_MARGIN = 0.20
 APPROX_MARGIN = 0.30
+HOST_INPUT_SLOTS = 4  # E-wide f32 inputs kept on the host with a GPU backend (measured on Vulkan;
+# deepstack models keep 3 more per deepstack layer)
+DEEPSTACK_GPU_MARGIN = 0.40
+OP_OFFLOAD_MIN_BATCH = 32  # ggml-cuda/ggml-vulkan offload_op: batches of at least 32 tokens
+# ggml-vulkan: one buffer is at most suballocation_block_size (1 GiB unless the driver allows less),
+# so ggml-alloc splits a larger compute buffer into chunks and fragments it (measured up to 2x)
+VULKAN_BLOCK = 1 << 30
+VULKAN_CHUNK_MARGIN = 1.0
+VULKAN_MAX_BUFFER = (1 << 32) - 1  # maxBufferSize of RADV / lavapipe; larger tensors run on the CPU
 
 _FFN_UP = re.compile(r"^blk\.\d+\.ffn_(up|gate)\.weight$")
 _FFN_UP_EXPS = re.compile(r"^blk\.\d+\.ffn_(up|gate|gate_up)_exps\.weight$")
@@ -133,6 +142,23 @@ def _ffn_moe(g: _Geometry, e_coef: float) -> float:
     u = g.moe_u
     act = 3.0 * u if u <= 3.5 * g.E else 2.0 * u
     return act + g.n_used * g.E + e_coef * g.E
+
+
+def _vulkan_limits(ctx: RunContext, gpu: int, n_head: int, n_kv: int, T: int, notes: list[str]) -> float:
+    """Vulkan-only effects of buffer limits (measured with llama.cpp's Vulkan backend): the margin
+    they need, and notes saying why."""
+    margin = 0.0
+    if gpu > VULKAN_BLOCK:
+        margin = VULKAN_CHUNK_MARGIN
+        notes.append(f"Vulkan compute buffer above 1 GiB ({gpu / 2**30:.1f} GiB): ggml-vulkan caps one buffer at "
+                     f"1 GiB and the graph allocator's chunks fragment, so llama.cpp may reserve up to about twice "
+                     f"this (measured +0-96%); a smaller -ub keeps it under 1 GiB")
+    kq = n_kv * T * n_head * F32
+    if not ctx.flash_attn and kq > VULKAN_MAX_BUFFER:
+        notes.append(f"without flash attention the attention score matrix is {kq / 2**30:.1f} GiB, above the "
+                     f"4 GiB buffer limit of many Vulkan drivers: llama.cpp then runs it on the CPU and the host "
+                     f"compute buffer grows by about twice that; use -fa on")
+    return margin
 
 
 def compute_buffers(f: ModelFacts, ctx: RunContext) -> ComputeResult:
@@ -227,21 +253,34 @@ def compute_buffers(f: ModelFacts, ctx: RunContext) -> ComputeResult:
     on_gpu = ctx.layer_on_gpu
     any_gpu_layer = any(on_gpu)
     any_cpu_layer = not all(on_gpu)
+    experts_off = not all(ctx.experts_on_gpu[i] or not on_gpu[i] for i in range(len(on_gpu)))
+    cpu_weights = any_cpu_layer or not ctx.output_on_gpu or experts_off
     ph_gpu = phases(2.0)
     ph_cpu = phases(0.0)
-    gpu_keys = []
-    host_keys = []
-    if any_gpu_layer:
-        gpu_keys += ["attention", "ffn", "moe", "recurrent"]
-    if any_cpu_layer:
-        host_keys += ["attention", "ffn", "moe", "recurrent"]
-    (gpu_keys if ctx.output_on_gpu else host_keys).append("output")
-    gpu = peak_bytes(ph_gpu, gpu_keys, mask_bytes if any_gpu_layer else 0) + small if gpu_keys else 0
-    # input embeddings are gathered on the host (token_embd lives there)
-    host = peak_bytes(ph_cpu, host_keys, mask_bytes if any_cpu_layer else 0) if host_keys else 0
-    host += int(2.0 * E * T * F32) + small
+    all_keys = ["attention", "ffn", "moe", "recurrent", "output"]
+    # graph inputs (token ids, positions, the masks, the embedding rows) are allocated on the CPU
+    # backend and copied to the device: the host keeps the masks and a few E-wide slots
+    host_inputs = mask_bytes + (HOST_INPUT_SLOTS + 3 * g.n_deepstack) * slot + small
+    op_offload = T >= OP_OFFLOAD_MIN_BATCH
+    if not cpu_weights or op_offload:
+        # full offload, or op_offload: the scheduler moves the CPU layers' large matmuls (and the
+        # ops between them) to the device, so the device runs the whole graph (measured on Vulkan:
+        # the host buffer is the same as with full offload)
+        gpu = peak_bytes(ph_gpu, all_keys, mask_bytes) + small
+        host = host_inputs
+    else:
+        gpu_keys: list[str] = []
+        host_keys: list[str] = []
+        if any_gpu_layer:
+            gpu_keys += ["attention", "ffn", "moe", "recurrent"]
+        if any_cpu_layer:
+            host_keys += ["attention", "ffn", "moe", "recurrent"]
+        (gpu_keys if ctx.output_on_gpu else host_keys).append("output")
+        gpu = peak_bytes(ph_gpu, gpu_keys, mask_bytes if any_gpu_layer else 0) + small if gpu_keys else 0
+        host = max(host_inputs, peak_bytes(ph_cpu, host_keys, mask_bytes) + int(2.0 * E * T * F32) + small) \
+            if host_keys else host_inputs
     # op_offload: a CPU-resident weight used by a large matmul is copied into the GPU compute buffer
-    if any_cpu_layer or not ctx.output_on_gpu or not all(ctx.experts_on_gpu[i] or not on_gpu[i] for i in range(len(on_gpu))):
+    if cpu_weights and op_offload:
         biggest = 0
         for il, layer in enumerate(f.layers):
             if not layer.loaded:
@@ -250,11 +289,15 @@ def compute_buffers(f: ModelFacts, ctx: RunContext) -> ComputeResult:
                 biggest = max(biggest, g.max_weight_by_layer[il])
         if not ctx.output_on_gpu:
             biggest = max(biggest, g.output_weight)
-        if T >= 32:
-            gpu += biggest
-            notes.append("partial offload: llama.cpp copies CPU-resident weights to the GPU for large "
-                         "batches (op_offload); compute buffer includes the largest such tensor")
+        gpu += biggest
+        notes.append("partial offload: llama.cpp runs the large matrix multiplications of CPU-resident weights "
+                     "on the GPU for large batches (op_offload) and copies the weight there; compute buffer "
+                     "includes the whole graph and the largest such tensor")
     margin = APPROX_MARGIN if f.approximate or not f.known_graph else GPU_MARGIN
+    if g.n_deepstack:
+        margin = max(margin, DEEPSTACK_GPU_MARGIN)  # Qwen3-VL on Vulkan: -39% .. -6% measured (short contexts worst)
+    if ctx.backend.name == "vulkan":
+        margin = max(margin, _vulkan_limits(ctx, gpu, n_head, n_kv_max, T, notes))
     margin = doubt_margin(margin)
     return ComputeResult(gpu=gpu, host=host, margin=margin, notes=notes,
                          phases={k: int(ph_gpu[k] * T * F32) for k in ph_gpu})
