@@ -78,10 +78,41 @@ def _settings(s: dict) -> RunSettings:
     )
 
 
+# Every model docs/accuracy.md reports on: removing one's results must fail here, not shrink the page.
+REQUIRED_MODELS = {
+    "llama-3.1-8b", "llama-3.3-70b", "qwen3-32b", "qwen3-vl-32b", "qwen3-30b-a3b", "qwen3-next-80b-a3b",
+    "gpt-oss-20b", "gpt-oss-120b", "gemma-3-12b", "gemma-3-270m", "deepseek-v2-lite", "glm-4.7-flash",
+    "lfm2-1.2b", "granite-4.0-h-tiny",
+}
+MiB = 1 << 20
+
+
 def test_results_exist_for_the_required_architectures():
     archs = {json.loads((SPECS / f"{m}.json").read_text())["arch"] for m in MODELS}
-    assert {"llama", "qwen3moe", "gpt-oss", "gemma3", "deepseek2"} <= archs
+    assert {"llama", "qwen3moe", "gpt-oss", "gemma3", "deepseek2", "granitehybrid"} <= archs
     assert archs & {"qwen3", "qwen3vl"} and archs & {"lfm2", "qwen3next"}
+    assert REQUIRED_MODELS <= set(MODELS)
+
+
+def _case(model: str, case_id: str) -> dict:
+    result = json.loads((RESULTS / f"{model}.json").read_text())
+    return next(c for c in result["cases"] if c["id"] == case_id)
+
+
+def test_gemma_270m_agrees_with_the_real_file_measured_in_peers_md(facts_by_model):
+    """/work/shared/reference/peers.md loaded a real gemma-3-270m Q4_K_M file in llama.cpp: tensor
+    bytes 246,587,904; at n_ctx 24576, f16 KV, one sequence, a KV cache of 87 MiB with the SWA cache
+    trimmed (3 global layers x 24576 cells + 15 SWA layers x 1024 cells) and 432 MiB full size; a
+    1 MiB output buffer. Our generated header (config + llama-quantize's mix), llama.cpp b11434 on it,
+    and the estimator must all reproduce those numbers."""
+    facts = facts_by_model("gemma-3-270m")
+    for case_id, kv_mib in (("c24576_fa-on_kv-f16_ub512_np1", 87), ("c24576_fa-on_kv-f16_ub512_np1_swafull", 432)):
+        measured = _case("gemma-3-270m", case_id)
+        got = estimate(facts, _settings(measured["settings"]))
+        for source in (measured["llama"], {k: getattr(got, k) for k in EXACT}):
+            assert source["weights_bytes"] == 246_587_904
+            assert source["kv_bytes"] == kv_mib * MiB, case_id
+            assert source["output_bytes"] == 1 * MiB
 
 
 @pytest.mark.parametrize("model", MODELS)

@@ -255,7 +255,7 @@ def case_lines(rows: list[Row], model: str) -> list[str]:
             continue
         M = r.memfit
         body.append([
-            f"`{r.case['id']}`" + (" (hold-out)" if r.case["settings"].get("set") == "holdout" else ""),
+            f"`{r.case['id']}`" + _SET_MARK.get(r.case["settings"].get("set", "grid"), ""),
             f"{L['weights']:,}", _delta(M["weights"] - L["weights"]),
             f"{kvr:,}", _delta(M["kv"] + M["recurrent"] - kvr),
             _mib(L["compute"]), _mib(M["compute"]), _pct(r.rel("compute")),
@@ -264,6 +264,73 @@ def case_lines(rows: list[Row], model: str) -> list[str]:
     return _table(["case", "weights llama.cpp (B)", "memfit Δ (B)", "KV+recurrent llama.cpp (B)", "memfit Δ (B)",
                    "compute llama.cpp (MiB)", "memfit (MiB)", "error", "total llama.cpp (MiB)", "memfit (MiB)", "error"],
                   body)
+
+
+_SET_MARK = {"holdout": " (hold-out)", "peers": " (peers.md)"}
+
+# The llama.cpp reference table of /work/shared/reference/peers.md (MiB as printed there; measured with
+# llama-cpp-python 0.3.36, CPU, n_ctx 24576, n_ubatch 512, f16 KV, one sequence, repacking off) and the
+# b11434 case with the same settings (validation/run_llamacpp.py PEERS_CASES). Compute rows use the
+# llama-cpp-python defaults (full-size SWA cache, n_batch 512 for gemma).
+PEERS_MD: list[tuple[str, str, str, str, float]] = [
+    ("gemma-3-270m", "weights", "c24576_fa-on_kv-f16_ub512_np1", "weights", 235.16),
+    ("gemma-3-270m", "KV, SWA trimmed (llama-server default)", "c24576_fa-on_kv-f16_ub512_np1", "kv", 87.0),
+    ("gemma-3-270m", "KV, swa_full (llama-cpp-python default)", "c24576_fa-on_kv-f16_ub512_np1_swafull", "kv", 432.0),
+    ("gemma-3-270m", "compute, FA on", "c24576_fa-on_kv-f16_ub512_np1_b512_swafull", "compute", 514.5),
+    ("gemma-3-270m", "compute, FA off", "c24576_fa-off_kv-f16_ub512_np1_swafull", "compute", 514.5),
+    ("gemma-3-270m", "output", "c24576_fa-on_kv-f16_ub512_np1", "output", 1.00),
+    ("llama-3.1-8b", "weights", "c24576_fa-on_kv-f16_ub512_np1", "weights", 4685.30),
+    ("llama-3.1-8b", "KV", "c24576_fa-on_kv-f16_ub512_np1", "kv", 3072.0),
+    ("llama-3.1-8b", "compute, FA on", "c24576_fa-on_kv-f16_ub512_np1", "compute", 266.5),
+    ("llama-3.1-8b", "compute, FA off", "c24576_fa-off_kv-f16_ub512_np1", "compute", 1628.0),
+    ("llama-3.1-8b", "output", "c24576_fa-on_kv-f16_ub512_np1", "output", 0.49),
+    ("qwen3-32b", "weights", "c24576_fa-on_kv-f16_ub512_np1", "weights", 18840.96),
+    ("qwen3-32b", "KV", "c24576_fa-on_kv-f16_ub512_np1", "kv", 6144.0),
+    ("qwen3-32b", "compute, FA on", "c24576_fa-on_kv-f16_ub512_np1", "compute", 316.75),
+    ("qwen3-32b", "compute, FA off", "c24576_fa-off_kv-f16_ub512_np1", "compute", 3186.0),
+    ("qwen3-32b", "output", "c24576_fa-on_kv-f16_ub512_np1", "output", 0.58),
+]
+
+
+def peers_section(rows: list[Row]) -> list[str]:
+    """peers.md's llama.cpp numbers next to b11434's on the same settings and memfit's."""
+    by_case = {(r.model, r.case["id"]): r for r in rows if r.error is None}
+    body = []
+    for model, label, case_id, comp, ref in PEERS_MD:
+        r = by_case.get((model, case_id))
+        if r is None:
+            continue
+        here = r.llama[comp] / MiB
+        diff = here - ref
+        body.append([model, label, f"{ref:,.2f}", f"{here:,.2f}", f"{r.memfit[comp] / MiB:,.2f}",
+                     "0" if abs(diff) < 0.005 else f"{diff:+,.2f}", f"`{case_id}`"])
+    if not body:
+        return []
+    return [
+        "## Cross-check with peers.md",
+        "",
+        "`/work/shared/reference/peers.md` measured llama.cpp through llama-cpp-python 0.3.36 on a real",
+        "gemma-3-270m Q4_K_M file and on Llama-8B / Qwen3-32B-shaped headers (n_ctx 24576, n_ubatch 512, f16 KV,",
+        "one sequence, repacking off). The same settings run here on b11434 (cases marked `(peers.md)`). MiB:",
+        "",
+    ] + _table(["model", "quantity", "peers.md", "llama.cpp b11434 here", "memfit", "b11434 − peers.md", "case"],
+               body, "llrrrrl") + [
+        "",
+        "- Weights, KV cache and output buffer agree: the generated gemma-3-270m header (config + llama-quantize's",
+        "  Q4_K_M mix) has the real file's 246,587,904 tensor bytes, and the SWA arithmetic (3 global layers x",
+        "  24576 cells + 15 SWA layers x 1024 cells = 87 MiB; 432 MiB full size) is the same.",
+        "- The compute buffers differ by llama.cpp version, not by settings. llama-cpp-python 0.3.36 vendors an",
+        "  earlier llama.cpp (commit 0c1e57098; it lacks b11434's clef model and mixed token/embedding batches).",
+        "  Installed from its PyPI sdist and run here (2026-11-21) on these generated headers with the same",
+        "  settings, it prints exactly peers.md's compute buffers (514.50, 266.50, 1628.01, 316.75, 3186.01 MiB);",
+        "  b11434 allocates the larger figure above, and a real (not dry-run) b11434 context gives the same bytes",
+        "  as memprobe. The reserve graphs differ (b11434's `build_inp_embd` adds the mixed-batch input path,",
+        "  `inp_mixed_embd` with a copy and a `set_rows`, and a per-row scale input; node order differs), which",
+        "  changes what ggml's allocator can reuse; which difference costs how many MiB was not traced. memfit",
+        "  targets b11434 and follows that column. llama-cpp-python's defaults also differ from llama-server's",
+        "  (full-size SWA cache, n_batch 512); n_batch does not change the compute buffer here.",
+        "",
+    ]
 
 
 def _gpu_margins() -> tuple[str, str]:
@@ -335,7 +402,8 @@ def render(rows: list[Row], results: list[dict], runtime: float | None, estimato
         "  per-sequence and unified KV, `--swa-full` on SWA models, repacking on), the full cross product",
         "  context x flash-attn x KV x ubatch x parallel for llama-3.1-8b and gpt-oss-20b, and a hold-out set of",
         "  off-grid settings (see below). q8_0 without flash attention is K q8_0 + V f16 (llama.cpp refuses a",
-        "  quantized V cache without it; MLA models need K = V, so they have no such case).",
+        "  quantized V cache without it; MLA models need K = V, so they have no such case). The settings of",
+        "  peers.md's llama.cpp table (24k context) run on gemma-3-270m, llama-3.1-8b and qwen3-32b (marked `(peers.md)`).",
         "- How: `validation/probe/memprobe.cpp` does what `llama-fit-params --fit-print on` does (load the",
         "  model with `no_alloc`, create the context, read `llama_get_memory_breakdown`) but prints bytes, splits",
         "  the context memory into KV cache and recurrent state, and adds the host output (logits) buffer,",
@@ -363,6 +431,7 @@ def render(rows: list[Row], results: list[dict], runtime: float | None, estimato
             "",
         ] + summary_lines(stats(held)) + [""]
     lines += ["Per model:", ""] + model_lines(rows) + [""]
+    lines += peers_section(rows)
     lines += [
     ] + gpu_section() + [
         "## Cases",

@@ -134,6 +134,25 @@ def holdout_cases(spec: dict) -> list[dict]:
     return cases
 
 
+# The settings of the llama.cpp reference table in /work/shared/reference/peers.md (llama-cpp-python
+# 0.3.36, CPU, n_ctx 24576, n_ubatch 512, f16 KV, one sequence, repacking off), measured here with
+# b11434 so the two can be compared (validation/compare.py, "Cross-check with peers.md"). The last
+# gemma case uses llama-cpp-python's own defaults: n_batch 512 and a full-size SWA cache.
+PEERS_CASES: dict[str, list[dict]] = {
+    "gemma-3-270m": [
+        {"n_ctx": 24576, "flash_attn": "on"}, {"n_ctx": 24576, "flash_attn": "off"},
+        {"n_ctx": 24576, "flash_attn": "on", "swa_full": True}, {"n_ctx": 24576, "flash_attn": "off", "swa_full": True},
+        {"n_ctx": 24576, "flash_attn": "on", "swa_full": True, "n_batch": 512},
+    ],
+    "llama-3.1-8b": [{"n_ctx": 24576, "flash_attn": "on"}, {"n_ctx": 24576, "flash_attn": "off"}],
+    "qwen3-32b": [{"n_ctx": 24576, "flash_attn": "on"}, {"n_ctx": 24576, "flash_attn": "off"}],
+}
+
+
+def peers_cases(spec: dict) -> list[dict]:
+    return [_case(set="peers", **kw) for kw in PEERS_CASES.get(spec["name"], [])]
+
+
 def full_product_cases(spec: dict) -> list[dict]:
     mla = _is_mla(spec)
     cases = []
@@ -172,7 +191,7 @@ def grid(spec: dict, quick: bool = False) -> list[dict]:
     if not quick and spec["name"] in FULL_PRODUCT_MODELS:
         cases += full_product_cases(spec)
     if not quick:
-        cases += holdout_cases(spec)
+        cases += holdout_cases(spec) + peers_cases(spec)
     seen, out = set(), []
     for c in cases:
         cid = case_id(c)
