@@ -215,9 +215,9 @@ def render(rows: list[Row], results: list[dict]) -> str:
     lines += [
         "",
         "Weights and KV match per device to the byte (llvmpipe's 16 B storage alignment and memfit's 64 B",
-        "assumption give the same sizes for these tensors). The output buffer is 32 B larger than memfit's",
-        "when it sits in Vulkan_Host: that buffer type adds 32 B to every allocation (\"behave like the CPU",
-        "buffer type\"); with `-ngl 0` it is a plain CPU buffer and identical.",
+        "assumption give the same sizes for these tensors). The output buffer sits in Vulkan_Host when the",
+        "output layer is on the device; that buffer type adds 32 B to every allocation (\"behave like the CPU",
+        "buffer type\"), which memfit's backend table carries; with `-ngl 0` it is a plain CPU buffer.",
         "",
         "## Compute buffers",
         "",

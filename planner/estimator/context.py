@@ -37,13 +37,16 @@ class Backend:
     is_gpu: bool
     alignment: int  # buffer type get_alignment
     row_pad: int  # CUDA/HIP pad quantized rows to a multiple of this (MATRIX_ROW_PADDING), 0 = none
+    host_buffer_extra: int = 0  # bytes the backend's pinned host buffer type adds to each allocation
 
 
 BACKENDS: dict[str, Backend] = {
     "cpu": Backend("cpu", False, 32, 0),  # TENSOR_ALIGNMENT (ggml-impl.h)
     "cuda": Backend("cuda", True, 128, 512),  # ggml-cuda.cu get_alignment / get_alloc_size
     "rocm": Backend("rocm", True, 128, 512),  # HIP builds compile ggml-cuda
-    "vulkan": Backend("vulkan", True, 64, 0),  # minStorageBufferOffsetAlignment (device: 4..256)
+    # minStorageBufferOffsetAlignment (device: 4..256); the host buffer type adds 32 B per allocation
+    # ("behave like the CPU buffer type", ggml-vulkan.cpp ggml_backend_vk_host_buffer_type_alloc_buffer)
+    "vulkan": Backend("vulkan", True, 64, 0, host_buffer_extra=32),
     "metal": Backend("metal", True, 32, 0),  # ggml-metal.cpp get_alignment
 }
 

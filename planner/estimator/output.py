@@ -20,4 +20,6 @@ def output_buffer(facts: ModelFacts, ctx: RunContext, embeddings: bool = False) 
     size = facts.n_vocab * n_out * F32
     if embeddings:
         size += facts.n_embd_out * n_out * F32
+    if ctx.output_on_gpu:  # then it lives in the GPU backend's pinned host buffer type
+        size += ctx.backend.host_buffer_extra
     return size
