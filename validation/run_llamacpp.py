@@ -192,9 +192,14 @@ def grid(spec: dict, quick: bool = False) -> list[dict]:
         cases += full_product_cases(spec)
     if not quick:
         cases += holdout_cases(spec) + peers_cases(spec)
+    return unique_cases(cases, case_id)
+
+
+def unique_cases(cases: list[dict], ident) -> list[dict]:
+    """Cases in order, each id once, with its id stored in the case."""
     seen, out = set(), []
     for c in cases:
-        cid = case_id(c)
+        cid = ident(c)
         if cid not in seen:
             seen.add(cid)
             out.append(dict(c, id=cid))

@@ -37,7 +37,7 @@ if str(REPO) not in sys.path:
 
 from validation.build_llamacpp import DEFAULT_CACHE, LLAMA_BUILD, _build_probe, _source_of_build, _source_package  # noqa: E402
 from validation.modelgen import load_spec, write_model  # noqa: E402
-from validation.run_llamacpp import _spec_digest, cli_args  # noqa: E402
+from validation.run_llamacpp import _spec_digest, cli_args, unique_cases  # noqa: E402
 
 RESULTS_DIR = HERE / "results-vulkan"
 # the 9 models of the CPU validation (docs/accuracy.md)
@@ -79,13 +79,7 @@ def grid(spec: dict) -> list[dict]:
     cases = [_case(c, fa, ub, FULL) for c in ctxs for fa in ("on", "off") for ub in UBATCHES]
     cases += [_case(min(32768, n_train), fa, ub, n_layer // 2) for fa in ("on", "off") for ub in UBATCHES]
     cases += [_case(4096, "on", ub, 0) for ub in UBATCHES]
-    seen, out = set(), []
-    for c in cases:
-        cid = case_id(c)
-        if cid not in seen:
-            seen.add(cid)
-            out.append(dict(c, id=cid))
-    return out
+    return unique_cases(cases, case_id)
 
 
 def vk_args(c: dict, model: str) -> list[str]:
