@@ -52,6 +52,18 @@ def _infer(value: Any) -> tuple[GGUFValueType, GGUFValueType | None]:
     raise TypeError(f"cannot infer GGUF type of {value!r}")
 
 
+def _add_metadata(w: GGUFWriter, metadata: dict[str, Any]) -> None:
+    """Every key but general.architecture (the writer's constructor sets that), typed or inferred."""
+    for key, value in metadata.items():
+        if key == "general.architecture":
+            continue
+        if isinstance(value, typed):
+            w.add_key_value(key, value.value, value.vtype, value.sub_type)
+        else:
+            vtype, sub = _infer(value)
+            w.add_key_value(key, value, vtype, sub)
+
+
 def write_gguf(
     path: str | os.PathLike,
     metadata: dict[str, Any],
@@ -71,14 +83,7 @@ def write_gguf(
     w = GGUFWriter(str(path), arch=arch)
     if alignment is not None:
         w.add_custom_alignment(alignment)
-    for key, value in metadata.items():
-        if key in ("general.architecture",):
-            continue
-        if isinstance(value, typed):
-            w.add_key_value(key, value.value, value.vtype, value.sub_type)
-        else:
-            vtype, sub = _infer(value)
-            w.add_key_value(key, value, vtype, sub)
+    _add_metadata(w, metadata)
     total = 0
     for name, shape, qtype in tensors:
         nbytes = tensor_nbytes(shape, qtype)
@@ -125,14 +130,7 @@ def write_gguf_split(
     arch = metadata.get("general.architecture", "llama")
     arch = arch.value if isinstance(arch, typed) else arch
     w = GGUFWriter(str(path), arch=arch, split_max_tensors=per_shard)
-    for key, value in metadata.items():
-        if key == "general.architecture":
-            continue
-        if isinstance(value, typed):
-            w.add_key_value(key, value.value, value.vtype, value.sub_type)
-        else:
-            vtype, sub = _infer(value)
-            w.add_key_value(key, value, vtype, sub)
+    _add_metadata(w, metadata)
     for name, shape, qtype in tensors:
         nbytes = tensor_nbytes(shape, qtype)
         w.add_tensor_info(name, list(reversed(shape)), np.dtype(np.float16), nbytes, raw_dtype=qtype)

@@ -83,6 +83,12 @@ def _attn_qkvo(hp: Hp, i: int, n_q: int, n_k: int, n_v: int, n_o_in: int, bias: 
     return t
 
 
+def _gqa_attn(hp: Hp, i: int) -> list[Tensor]:
+    """The common GQA block: Q/O over all heads, K/V over the KV heads, per-layer head dims."""
+    return _attn_qkvo(hp, i, hp.head_k * hp.n_head, hp.head_k * hp.n_head_kv(), hp.head_v * hp.n_head_kv(),
+                      hp.head_k * hp.n_head)
+
+
 def _dense_ffn(hp: Hp, i: int, n_ff: int) -> list[Tensor]:
     return [
         (_blk(i, "ffn_gate.weight"), (hp.n_embd, n_ff)),
@@ -109,7 +115,7 @@ def llama(hp: Hp) -> list[Tensor]:
     out = head + [("rope_freqs.weight", (hp.get("rope.dimension_count", hp.head_k) // 2,))]
     for i in range(hp.n_layer):
         out.append(_norm(i, "attn_norm", hp.n_embd))
-        out += _attn_qkvo(hp, i, hp.head_k * hp.n_head, hp.head_k * hp.n_head_kv(), hp.head_v * hp.n_head_kv(), hp.head_k * hp.n_head)
+        out += _gqa_attn(hp, i)
         out.append(_norm(i, "ffn_norm", hp.n_embd))
         out += _dense_ffn(hp, i, hp.n_ff)
     return out + tail
@@ -121,7 +127,7 @@ def qwen3(hp: Hp) -> list[Tensor]:
     out = head
     for i in range(hp.n_layer):
         out.append(_norm(i, "attn_norm", hp.n_embd))
-        out += _attn_qkvo(hp, i, hp.head_k * hp.n_head, hp.head_k * hp.n_head_kv(), hp.head_v * hp.n_head_kv(), hp.head_k * hp.n_head)
+        out += _gqa_attn(hp, i)
         out += [_norm(i, "attn_q_norm", hp.head_k), _norm(i, "attn_k_norm", hp.head_k)]
         out.append(_norm(i, "ffn_norm", hp.n_embd))
         out += _dense_ffn(hp, i, hp.n_ff)
@@ -133,7 +139,7 @@ def qwen3moe(hp: Hp) -> list[Tensor]:
     out = head
     for i in range(hp.n_layer):
         out.append(_norm(i, "attn_norm", hp.n_embd))
-        out += _attn_qkvo(hp, i, hp.head_k * hp.n_head, hp.head_k * hp.n_head_kv(), hp.head_v * hp.n_head_kv(), hp.head_k * hp.n_head)
+        out += _gqa_attn(hp, i)
         out += [_norm(i, "attn_q_norm", hp.head_k), _norm(i, "attn_k_norm", hp.head_k)]
         out.append(_norm(i, "ffn_norm", hp.n_embd))
         out += _experts(hp, i, hp.get("expert_feed_forward_length"), hp.get("expert_count"))
@@ -166,7 +172,7 @@ def gemma3(hp: Hp) -> list[Tensor]:
     out = head
     for i in range(hp.n_layer):
         out.append(_norm(i, "attn_norm", hp.n_embd))
-        out += _attn_qkvo(hp, i, hp.head_k * hp.n_head, hp.head_k * hp.n_head_kv(), hp.head_v * hp.n_head_kv(), hp.head_k * hp.n_head)
+        out += _gqa_attn(hp, i)
         out += [_norm(i, "attn_q_norm", hp.head_k), _norm(i, "attn_k_norm", hp.head_k)]
         out.append(_norm(i, "post_attention_norm", hp.n_embd))
         out.append(_norm(i, "ffn_norm", hp.n_embd))
