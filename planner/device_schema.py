@@ -23,7 +23,7 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 from .units import parse_size
 
@@ -119,7 +119,9 @@ class GpuCap(_Strict):
     setting_bytes: Bytes | None = Field(None, gt=0)
     knob: CapKnob | None = None
     how_to_change: str = ""
-    shared_slowdown: float = Field(1.0, ge=1.0, description="decode slows by this factor for weights in shared memory on this OS/driver")
+    shared_slowdown: float | None = Field(None, ge=1.0, description=(
+        "decode slows by this factor for bytes in shared memory on this OS/driver; None = the measured "
+        "table per OS and backend (planner/data/memory.toml)"))
     note: str = ""
 
     @model_validator(mode="after")
@@ -148,7 +150,10 @@ class OSInfo(_Strict):
     """Per-OS facts: reserve the OS and apps need, GPU cap, backends in order of preference."""
 
     reserve_bytes: dict[Use, Bytes]  # RAM the OS + apps keep, per use
-    vram_reserve_bytes: dict[Use, Bytes] = Field(default_factory=dict)  # discrete: VRAM the desktop keeps
+    # GPU memory the desktop, its apps and the driver already hold (discrete: VRAM; APU: comes off the
+    # carve-out first). Missing = the table default per OS and use (planner/data/memory.toml).
+    gpu_reserve_bytes: dict[Use, Bytes] = Field(default_factory=dict,
+                                                validation_alias=AliasChoices("gpu_reserve_bytes", "vram_reserve_bytes"))
     gpu_cap: GpuCap | None = None
     backends: list[BackendInfo] = Field(min_length=1)
     notes: list[str] = Field(default_factory=list)
@@ -285,9 +290,23 @@ class DeviceProfile(_Strict):
         """RAM the OS and its apps keep for themselves (never planned for the model)."""
         return self.os_info(os).reserve_bytes[use or self.default_use]
 
+    def gpu_reserve(self, os: OS | None = None, use: Use | None = None) -> int:
+        """GPU memory the desktop, its apps and the driver already hold: the profile's figure, else
+        (APUs with a carve-out) the measured table default per OS and use; 0 otherwise (on unified
+        memory the OS reserve covers the desktop; a discrete card without a figure)."""
+        u = use or self.default_use
+        own = self.os_info(os).gpu_reserve_bytes
+        if u in own:
+            return own[u]
+        if self.memory_architecture != "carveout":  # unified: the OS reserve covers it; discrete: no figure
+            return 0
+        from .memory_classes import default_gpu_reserve
+
+        return default_gpu_reserve(os or self.default_os, u)
+
     def vram_reserve(self, os: OS | None = None, use: Use | None = None) -> int:
-        """Discrete cards: VRAM the desktop/compositor already holds (0 when unknown or headless)."""
-        return self.os_info(os).vram_reserve_bytes.get(use or self.default_use, 0)
+        """Discrete cards: VRAM the desktop/compositor already holds (kept for older callers)."""
+        return self.gpu_reserve(os, use)
 
     def backends(self, os: OS | None = None) -> list[BackendInfo]:
         return list(self.os_info(os).backends)

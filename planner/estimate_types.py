@@ -91,6 +91,7 @@ class Breakdown(BaseModel):
     n_ctx: int  # context actually used (after 0 -> training context)
     kv_cells: int  # cache cells per full-attention layer (padded as llama.cpp does)
     flash_attn: bool  # effective, after resolving auto
+    output_on_gpu: bool = True  # where llama.cpp puts the output head (the speed model reads it there)
     settings: RunSettings
 
     exact: list[str] = Field(default_factory=lambda: ["weights", "kv", "recurrent", "output"])

@@ -51,6 +51,8 @@ class FitConfig(BaseModel):
     gpu_cap_bytes: int | None = Field(None, description="GTT / shared window / wired limit setting; None = the OS default")
     reserve_bytes: int | None = Field(None, description="RAM the OS and apps keep; None = the profile's value for os + use")
     mmap: bool = True
+    keep_in_memory: bool = Field(False, description="LM Studio 'Keep Model in Memory': the weights file stays in RAM too")
+    gpu_reserve_bytes: int | None = Field(None, description="GPU memory the desktop holds; None = the profile's for os + use")
     fit_target_bytes: int = FIT_TARGET_BYTES
 
 
@@ -98,15 +100,23 @@ class FitResult(BaseModel):
     gpu_cap_bytes: int | None  # shared window (APU) / working set (unified) in effect; None for discrete
     gpu_cap_default_bytes: int | None
     gpu_cap_max_bytes: int | None  # how far it can be raised (== default when not tunable)
-    gpu_capacity_bytes: int  # all memory the GPU may hold in this configuration
+    gpu_capacity_bytes: int  # all memory the model's GPU side may use here (what the desktop holds taken off)
+    gpu_reserve_bytes: int = 0  # GPU memory the desktop, its apps and the driver hold
 
     gpu_need_bytes: int  # GPU buffers + driver overhead
     overhead_bytes: int
     safety_bytes: int  # fit target + estimate margins on the GPU side
+    margin_bytes: int = 0  # the estimate margins alone (the part of the safety that is about our error)
     host_need_bytes: int  # CPU-resident buffers
     host_safety_bytes: int
+    keep_copy_bytes: int = 0  # LM Studio Keep Model in Memory: the weights held in RAM as well
     dedicated_used_bytes: int  # carve-out / working set / VRAM actually used
     shared_used_bytes: int  # spilled beyond the carve-out into the shared window (carveout only)
+    fast_capacity_bytes: int = 0  # memory at device speed for the model (Windows APU: the carve-out)
+    fast_spare_bytes: int = 0  # room left there after the model and the estimate margins (< 0: spills)
+    fast_label: str = ""  # "carve-out", "carve-out + GTT", "VRAM", "GPU working set"
+    spill_bytes: int = 0  # GPU-side bytes in a slower memory class (Windows shared memory on Vulkan)
+    spill_label: str = ""
     os_free_bytes: int  # visible - reserve - shared (with safety) - host: what is left beyond the reserve
     load_peak_bytes: int  # host RAM at the worst moment of loading (staging), reserve included
     staging_bytes: int
@@ -217,6 +227,151 @@ def _full_offload(b: Breakdown) -> bool:
 # --------------------------------------------------------------------------- placement
 
 
+class _Pools(BaseModel):
+    """What one memory architecture makes of a configuration: capacities, where the GPU side lands,
+    and what the OS side has left. Built by one function per architecture (POOL_MODELS)."""
+
+    visible: int
+    capacity: int  # all memory the model's GPU side may use here (after what the desktop holds)
+    fast_capacity: int  # the part that runs at device speed (APU: the carve-out minus the desktop)
+    gpu_reserve: int
+    carve: int | None = None
+    cap: int | None = None
+    cap_default: int | None = None
+    cap_max: int | None = None
+    dedicated_used: int
+    shared_used: int = 0
+    shared_with_safety: int = 0  # RAM the GPU side may take from the OS side (with its safety)
+    slowdown: float = 1.0
+    spill_label: str = ""
+    shared_cost: str = ""
+    fast_label: str
+    pools: list[PoolUse]
+    os_gpu_bytes: int = 0  # GPU-side bytes that are RAM the OS would otherwise have (unified, shared)
+
+
+def _carveout_pools(profile: DeviceProfile, config: FitConfig, need: int, safety: int, margins: int) -> _Pools:
+    """APU: the carve-out (dedicated, lost to the OS) first, then the shared window of RAM the OS
+    sees (Windows shared GPU memory, Linux GTT). The desktop's GPU memory fills the carve-out first."""
+    from .memory_classes import shared_window
+
+    os_ = config.os
+    carve = profile.current_carveout() if config.carveout_bytes is None else config.carveout_bytes
+    visible = profile.os_visible_ram(carve)
+    cap = profile.gpu_cap_bytes(os_, carve, config.gpu_cap_bytes) or 0
+    reserve_gpu = _gpu_reserve(profile, config)
+    ded_avail = max(0, carve - reserve_gpu)
+    shared_avail = max(0, cap - max(0, reserve_gpu - carve))
+    dedicated_used = min(need, ded_avail)
+    shared_used = need - dedicated_used
+    window = shared_window(os_, config.backend)
+    cap_info = profile.os_info(os_).gpu_cap
+    slowdown = cap_info.shared_slowdown if (cap_info and cap_info.shared_slowdown) else window.slowdown
+    cost = window.cost_text() if not (cap_info and cap_info.shared_slowdown) else (
+        f"bytes in {window.label} decode about {slowdown:.1f}x slower on this device (profile)")
+    shared_with_safety = max(0, need + safety - ded_avail)
+    return _Pools(
+        visible=visible, capacity=ded_avail + shared_avail, fast_capacity=ded_avail if slowdown > 1.0 else ded_avail + shared_avail,
+        gpu_reserve=reserve_gpu, carve=carve, cap=cap, cap_default=profile.gpu_cap_bytes(os_, carve) or 0,
+        cap_max=profile.max_gpu_cap_bytes(os_, carve) or 0, dedicated_used=dedicated_used, shared_used=shared_used,
+        shared_with_safety=shared_with_safety, slowdown=slowdown, spill_label=window.label, shared_cost=cost,
+        fast_label="carve-out" if slowdown > 1.0 else f"carve-out + {window.label}",
+        pools=[PoolUse(name="dedicated", label="carve-out (dedicated)", capacity_bytes=ded_avail, used_bytes=dedicated_used),
+               PoolUse(name="shared", label=_shared_label(os_), capacity_bytes=shared_avail, used_bytes=shared_used)],
+        os_gpu_bytes=shared_with_safety,
+    )
+
+
+def _unified_pools(profile: DeviceProfile, config: FitConfig, need: int, safety: int, margins: int) -> _Pools:
+    """One RAM: the GPU may wire up to its working-set limit; GPU data is RAM the OS does not have."""
+    os_ = config.os
+    visible = profile.os_visible_ram()
+    cap = profile.gpu_cap_bytes(os_, None, config.gpu_cap_bytes)
+    cap_default = profile.gpu_cap_bytes(os_)
+    cap_max = profile.max_gpu_cap_bytes(os_)
+    if cap is None:  # no working-set limit known: the GPU may use all RAM the OS sees
+        cap = cap_default = cap_max = visible
+    reserve_gpu = _gpu_reserve(profile, config)
+    capacity = max(0, cap - reserve_gpu)
+    return _Pools(
+        visible=visible, capacity=capacity, fast_capacity=capacity, gpu_reserve=reserve_gpu, cap=cap,
+        cap_default=cap_default, cap_max=cap_max, dedicated_used=need, fast_label=_unified_label(os_),
+        pools=[PoolUse(name="gpu", label=_unified_label(os_), capacity_bytes=capacity, used_bytes=need)],
+        os_gpu_bytes=need + safety,
+    )
+
+
+def _discrete_pools(profile: DeviceProfile, config: FitConfig, need: int, safety: int, margins: int) -> _Pools:
+    """A card: VRAM minus what the desktop holds; system RAM is only the CPU side's."""
+    reserve_gpu = _gpu_reserve(profile, config)
+    capacity = max(0, int(profile.vram_bytes or 0) - reserve_gpu)
+    return _Pools(
+        visible=profile.os_visible_ram(), capacity=capacity, fast_capacity=capacity, gpu_reserve=reserve_gpu,
+        dedicated_used=need, fast_label="VRAM",
+        pools=[PoolUse(name="vram", label="VRAM", capacity_bytes=capacity, used_bytes=need)],
+    )
+
+
+POOL_MODELS: dict[str, Callable[[DeviceProfile, FitConfig, int, int, int], _Pools]] = {
+    "carveout": _carveout_pools,
+    "unified": _unified_pools,
+    "discrete": _discrete_pools,
+}
+
+
+def _gpu_reserve(profile: DeviceProfile, config: FitConfig) -> int:
+    if config.gpu_reserve_bytes is not None:
+        return config.gpu_reserve_bytes
+    return profile.gpu_reserve(config.os, config.use)
+
+
+def _load_check(arch: str, os_: str, profile: DeviceProfile, config: FitConfig, p: _Pools, gpu: DeviceUsage,
+                os_free: int, os_ok: bool, largest_weight_bytes: int) -> tuple[Check | None, int, int]:
+    """The load-path check for this OS and memory architecture: (check, staging bytes, load peak).
+
+    Windows with a carve-out: the CPU cannot address the carve-out, so the weights bound for it are
+    staged through RAM Windows sees (planner/data/memory.toml `load.windows_carveout`: a share of
+    them resident at the peak, bracketed by loads that worked and failed) while Windows keeps at
+    least its headless working set. Elsewhere: the largest tensor passes through a host buffer."""
+    need_weights = gpu.weights_bytes + gpu.mmproj_bytes
+    if not need_weights and not gpu.total_bytes:
+        return None, 0, p.visible - os_free
+    if arch == "carveout" and os_ == "windows":
+        from .memory_classes import windows_carveout_load
+
+        rule = windows_carveout_load()
+        in_carve = min(need_weights, max(0, (p.carve or 0) - p.gpu_reserve))
+        staging = int(rule.staging_share * in_carve)
+        floor = profile.reserve(os_, rule.floor_use)  # type: ignore[arg-type]
+        steady_used = p.visible - config_reserve(profile, config) - os_free  # RAM the model side holds
+        load_free = p.visible - floor - steady_used - staging
+        check = Check(
+            name="load_peak", ok=load_free >= 0, blocking=True,
+            message=(f"loading stages about {fmt_bytes(staging)} of the weights bound for the carve-out through the "
+                     f"{fmt_bytes(p.visible)} Windows sees (the CPU cannot address the carve-out), "
+                     + (f"leaving Windows {fmt_bytes(load_free)} above its {fmt_bytes(floor)} minimum" if load_free >= 0 else
+                        f"{fmt_bytes(-load_free)} more than Windows can give while keeping its {fmt_bytes(floor)} minimum: "
+                        "the load fails or Windows stalls (a smaller carve-out gives Windows that RAM)")),
+            short=f"load needs {fmt_bytes(-load_free, digits=1)} more OS RAM", margin_bytes=load_free)
+        return check, staging, steady_used + staging + floor
+    staging = largest_weight_bytes
+    if not staging:
+        return None, 0, p.visible - os_free
+    load_free = os_free - staging
+    check = Check(
+        name="load_peak", ok=load_free >= 0 or not os_ok, blocking=True,
+        message=(f"loading stages up to {fmt_bytes(staging)} in host RAM; "
+                 + ("the OS side holds it" if load_free >= 0 else
+                    f"that pushes the OS side {fmt_bytes(-load_free)} under its reserve")),
+        short=f"load peak {fmt_bytes(-load_free, digits=1)} under OS reserve",
+        margin_bytes=load_free if os_ok else 0)
+    return check, staging, (p.visible - os_free) + staging
+
+
+def config_reserve(profile: DeviceProfile, config: FitConfig) -> int:
+    return config.reserve_bytes if config.reserve_bytes is not None else profile.reserve(config.os, config.use)
+
+
 def place(breakdown: Breakdown, profile: DeviceProfile, config: FitConfig, *,
           largest_weight_bytes: int = 0, largest_kv_bytes: int | None = None) -> FitResult:
     """Place one breakdown on one configuration; return the tier, pools, headroom and checks.
@@ -228,7 +383,7 @@ def place(breakdown: Breakdown, profile: DeviceProfile, config: FitConfig, *,
     """
     arch = profile.memory_architecture
     os_ = config.os
-    reserve = config.reserve_bytes if config.reserve_bytes is not None else profile.reserve(os_, config.use)
+    reserve = config_reserve(profile, config)
     backend = _backend(profile, config)
     gpu = breakdown.device("gpu")
     host = breakdown.device("host")
@@ -239,96 +394,52 @@ def place(breakdown: Breakdown, profile: DeviceProfile, config: FitConfig, *,
 
     overhead, host_overhead = _overheads(breakdown, gpu, host, backend)
     gpu_need = gpu.total_bytes + overhead
-    safety = (config.fit_target_bytes + margin_bytes(breakdown, gpu, overhead=overhead)) if gpu_need else 0
+    margins = margin_bytes(breakdown, gpu, overhead=overhead) if gpu_need else 0
+    safety = (config.fit_target_bytes + margins) if gpu_need else 0
     host_need = host.total_bytes + host_overhead
     host_safety = margin_bytes(breakdown, host, overhead=host_overhead)
+    keep_copy = breakdown.weights_bytes if config.keep_in_memory else 0  # LM Studio: the file stays in RAM
     full = _full_offload(breakdown)
 
-    cap_info = profile.os_info(os_).gpu_cap
-    checks: list[Check] = []
-    pools: list[PoolUse] = []
-    carve: int | None = None
-    cap = cap_default = cap_max = None
-    shared_used = 0
-    shared_with_safety = 0
-    slowdown = 1.0
-    shared_cost = ""
-
-    if arch == "carveout":
-        carve = profile.current_carveout() if config.carveout_bytes is None else config.carveout_bytes
-        visible = profile.os_visible_ram(carve)
-        cap = profile.gpu_cap_bytes(os_, carve, config.gpu_cap_bytes) or 0
-        cap_default = profile.gpu_cap_bytes(os_, carve) or 0
-        cap_max = profile.max_gpu_cap_bytes(os_, carve) or 0
-        capacity = carve + cap
-        dedicated_used = min(gpu_need, carve)
-        shared_used = max(0, gpu_need - carve)
-        shared_with_safety = max(0, gpu_need + safety - carve)
-        os_free = visible - reserve - shared_with_safety - host_need - host_safety
-        pools += [PoolUse(name="dedicated", label="carve-out (dedicated)", capacity_bytes=carve, used_bytes=dedicated_used),
-                  PoolUse(name="shared", label=_shared_label(os_), capacity_bytes=cap, used_bytes=shared_used)]
-        if cap_info is not None:
-            slowdown = cap_info.shared_slowdown
-            shared_cost = _shared_cost_text(os_, cap_info.shared_slowdown)
-    elif arch == "unified":
-        visible = profile.os_visible_ram()
-        cap = profile.gpu_cap_bytes(os_, None, config.gpu_cap_bytes)
-        cap_default = profile.gpu_cap_bytes(os_)
-        cap_max = profile.max_gpu_cap_bytes(os_)
-        if cap is None:  # no working-set limit known: the GPU may use all RAM the OS sees
-            cap = cap_default = cap_max = visible
-        capacity = cap
-        dedicated_used = gpu_need
-        os_free = visible - reserve - (gpu_need + safety) - host_need - host_safety
-        pools.append(PoolUse(name="gpu", label=_unified_label(os_), capacity_bytes=cap, used_bytes=gpu_need))
-    else:  # discrete
-        visible = profile.os_visible_ram()
-        capacity = int(profile.vram_bytes or 0) - profile.vram_reserve(os_, config.use)
-        dedicated_used = gpu_need
-        os_free = visible - reserve - host_need - host_safety
-        pools.append(PoolUse(name="vram", label="VRAM", capacity_bytes=capacity, used_bytes=gpu_need))
+    p = POOL_MODELS[arch](profile, config, gpu_need, safety, margins)
+    visible = p.visible
+    os_free = visible - reserve - p.os_gpu_bytes - host_need - host_safety - keep_copy
+    pools = list(p.pools)
     pools.append(PoolUse(name="host", label="system RAM (CPU side)", capacity_bytes=max(0, visible - reserve),
-                         used_bytes=host_need + (shared_used if arch == "carveout" else 0)
+                         used_bytes=host_need + keep_copy + (p.shared_used if arch == "carveout" else 0)
                          + (gpu_need if arch == "unified" else 0)))
+    capacity = p.capacity
 
     # -- checks ---------------------------------------------------------------------------------
+    checks: list[Check] = []
     gpu_ok = gpu_need + safety <= capacity
+    desk = f" after the {fmt_bytes(p.gpu_reserve)} the desktop holds" if p.gpu_reserve else ""
     if gpu_need:
         checks.append(Check(
             name="gpu_memory", ok=gpu_ok, blocking=True,
             message=(f"GPU side needs {fmt_bytes(gpu_need)} + {fmt_bytes(safety)} safety of "
-                     f"{fmt_bytes(capacity)} the GPU may use" if gpu_ok else
+                     f"{fmt_bytes(capacity)} the GPU may use{desk}" if gpu_ok else
                      f"GPU side needs {fmt_bytes(gpu_need)} + {fmt_bytes(safety)} safety but the GPU may use "
-                     f"only {fmt_bytes(capacity)} here"),
+                     f"only {fmt_bytes(capacity)} here{desk}"),
             short=f"GPU short {fmt_bytes(gpu_need + safety - capacity, digits=1)}",
             margin_bytes=capacity - gpu_need - safety))
     os_ok = os_free >= 0
     kept = reserve + os_free  # RAM the OS side would have left for itself
+    keep_note = f" (Keep Model in Memory holds a {fmt_bytes(keep_copy)} copy of the weights)" if keep_copy else ""
     checks.append(Check(
         name="os_reserve", ok=os_ok, blocking=True,
-        message=(f"the OS keeps its {fmt_bytes(reserve)} reserve with {fmt_bytes(os_free)} to spare" if os_ok else
+        message=(f"the OS keeps its {fmt_bytes(reserve)} reserve with {fmt_bytes(os_free)} to spare{keep_note}" if os_ok else
                  f"the OS would keep only {fmt_bytes(kept)} of RAM, under its {fmt_bytes(reserve)} reserve "
-                 f"({config.os}, {config.use} use)" if kept >= 0 else
+                 f"({config.os}, {config.use} use){keep_note}" if kept >= 0 else
                  f"the OS side is {fmt_bytes(-kept)} short of RAM even before its {fmt_bytes(reserve)} reserve "
-                 f"({config.os}, {config.use} use)"),
+                 f"({config.os}, {config.use} use){keep_note}"),
         short=f"OS {fmt_bytes(-os_free, digits=1)} under its reserve", margin_bytes=os_free))
 
     kv_max = largest_kv_tensor_bytes(breakdown) if largest_kv_bytes is None else largest_kv_bytes
     largest = max(largest_weight_bytes, kv_max) if gpu_need else 0
-    # Staging while loading: without mmap llama.cpp reads each GPU tensor into a host buffer the
-    # size of the tensor; with mmap the backend copies from the mapping, and a device-local heap the
-    # CPU cannot address (a carve-out on Windows) is still filled through a host staging buffer.
-    staging = largest_weight_bytes if gpu_need else 0
-    load_free = os_free - staging
-    load_peak = (visible - os_free) + staging
-    if staging:
-        checks.append(Check(
-            name="load_peak", ok=load_free >= 0 or not os_ok, blocking=True,
-            message=(f"loading stages up to {fmt_bytes(staging)} in host RAM; "
-                     + ("the OS side holds it" if load_free >= 0 else
-                        f"that pushes the OS side {fmt_bytes(-load_free)} under its reserve")),
-            short=f"load peak {fmt_bytes(-load_free, digits=1)} under OS reserve",
-            margin_bytes=load_free if os_ok else 0))
+    load, staging, load_peak = _load_check(arch, os_, profile, config, p, gpu, os_free, os_ok, largest_weight_bytes)
+    if load is not None:
+        checks.append(load)
     suggest_no_mmap = False
     zero_copy = backend.name == "metal"  # Metal wraps the mapped file as a GPU buffer: no second copy
     if config.mmap and not zero_copy and gpu.weights_bytes and os_free - gpu.weights_bytes < 0:
@@ -353,7 +464,7 @@ def place(breakdown: Breakdown, profile: DeviceProfile, config: FitConfig, *,
 
     reported = None
     if gpu_need and arch != "discrete":
-        reported = profile.reported_bytes(backend, os_, carve, config.gpu_cap_bytes)
+        reported = profile.reported_bytes(backend, os_, p.carve, config.gpu_cap_bytes)
         if reported is not None and gpu_ok and reported < gpu_need + config.fit_target_bytes:
             checks.append(Check(
                 name="backend_report", ok=False, blocking=False,
@@ -361,25 +472,32 @@ def place(breakdown: Breakdown, profile: DeviceProfile, config: FitConfig, *,
                          f"move layers to the CPU unless -ngl is given explicitly")))
 
     blocked = any(c.blocking and not c.ok for c in checks)
+    fast_spare = p.fast_capacity - gpu_need - margins
     if blocked or not gpu_need:
         tier: Tier = "no_fit"
     elif not full:
         tier = "partial_offload"
-    elif arch == "carveout" and shared_with_safety > 0:
+    elif arch == "carveout" and gpu_need + margins > max(0, (p.carve or 0) - p.gpu_reserve):
         tier = "shared"
     else:
         tier = "dedicated"
+    spill = p.shared_used if (arch == "carveout" and p.slowdown > 1.0) else 0
 
     return FitResult(
         device_id=profile.id, memory_architecture=arch, config=config, tier=tier,
         n_gpu_layers=breakdown.settings.n_gpu_layers, n_cpu_moe=breakdown.settings.n_cpu_moe, full_offload=full,
-        ram_bytes=profile.ram_bytes, carveout_bytes=carve, os_visible_bytes=visible, reserve_bytes=reserve,
-        gpu_cap_bytes=cap, gpu_cap_default_bytes=cap_default, gpu_cap_max_bytes=cap_max, gpu_capacity_bytes=capacity,
-        gpu_need_bytes=gpu_need, overhead_bytes=overhead, safety_bytes=safety, host_need_bytes=host_need,
-        host_safety_bytes=host_safety, dedicated_used_bytes=dedicated_used, shared_used_bytes=shared_used,
+        ram_bytes=profile.ram_bytes, carveout_bytes=p.carve, os_visible_bytes=visible, reserve_bytes=reserve,
+        gpu_cap_bytes=p.cap, gpu_cap_default_bytes=p.cap_default, gpu_cap_max_bytes=p.cap_max,
+        gpu_capacity_bytes=capacity, gpu_reserve_bytes=p.gpu_reserve,
+        gpu_need_bytes=gpu_need, overhead_bytes=overhead, safety_bytes=safety, margin_bytes=margins,
+        host_need_bytes=host_need, host_safety_bytes=host_safety, keep_copy_bytes=keep_copy,
+        dedicated_used_bytes=p.dedicated_used, shared_used_bytes=p.shared_used,
+        fast_capacity_bytes=p.fast_capacity, fast_spare_bytes=fast_spare, fast_label=p.fast_label,
+        spill_bytes=spill, spill_label=p.spill_label if (arch == "carveout" and p.slowdown > 1.0) else "",
         os_free_bytes=os_free, load_peak_bytes=load_peak, staging_bytes=staging, largest_tensor_bytes=largest,
-        reported_bytes=reported, pools=pools, checks=checks, shared_slowdown=slowdown,
-        shared_fraction=(shared_used / gpu_need) if gpu_need else 0.0, shared_cost=shared_cost if shared_used else "",
+        reported_bytes=reported, pools=pools, checks=checks, shared_slowdown=p.slowdown,
+        shared_fraction=(p.shared_used / gpu_need) if gpu_need else 0.0,
+        shared_cost=p.shared_cost if p.shared_used else "",
         suggest_no_mmap=suggest_no_mmap, gpu=gpu, host=host,
     )
 
@@ -390,22 +508,6 @@ def _shared_label(os_: str) -> str:
 
 def _unified_label(os_: str) -> str:
     return {"macos": "GPU working set (wired limit)"}.get(os_, "GPU-usable unified memory")
-
-
-# What weights in the shared window cost, per OS (the profile's shared_slowdown adds a number).
-_SHARED_COST: dict[str, str] = {
-    "linux": ("no speed cost on Linux: GTT and the carve-out are the same DRAM (AMD ROCm docs; Strix Halo "
-              "runs at a 512 MB carve-out reach 83-91 % of peak bandwidth)"),
-    "windows": ("same DRAM, but Windows manages shared GPU memory itself (WDDM may page it) and AMD drivers "
-                "before 26.2.2 ran Vulkan up to 2.5x slower from it (ddadaal.me, lilting.ch)"),
-}
-
-
-def _shared_cost_text(os_: str, slowdown: float) -> str:
-    text = _SHARED_COST.get(os_, "shared memory is system RAM the GPU maps")
-    if slowdown > 1.0:
-        text = f"weights there decode about {slowdown:.1f}x slower on this driver; " + text
-    return text
 
 
 # --------------------------------------------------------------------------- partial offload search

@@ -71,9 +71,65 @@ class PlanRequest(BaseModel):
     gpu_cap_bytes: int | None = None  # fixed by the user: only this GTT / wired limit is planned
     mmap: bool | None = None  # None: the planner decides (recommends --no-mmap when loading needs it)
     search_max_ctx: bool = True
+    kv_fixed: bool = False  # the user chose the KV cache type (--kv / -ctk / -ctv): no quantized-KV alternative
+    allow_spill: bool = False  # --allow-spill: a quant that spills into slower shared memory may be recommended
+    min_prefill_tps: float | None = None
+    max_ttft_s: float | None = None
+    keep_in_memory: bool = False  # plan with LM Studio's Keep Model in Memory on (a second copy in RAM)
 
 
 # --------------------------------------------------------------------------- outputs
+
+
+class Fact(BaseModel):
+    """One reason as data: a stable code and the numbers behind it. The text reports word it
+    (planner/explain.py); JSON keeps the code and the values, so scripts need no parsing."""
+
+    code: str
+    quant: str | None = None
+    values: dict[str, float | int | str | bool | None] = Field(default_factory=dict)
+    text: str = ""  # the rendered sentence (filled by planner/explain.py)
+
+
+class MemoryByClass(BaseModel):
+    """Where a candidate's bytes live: GPU side per memory class, and the CPU side."""
+
+    fast_label: str  # "carve-out", "carve-out + GTT", "VRAM", "GPU working set"...
+    fast_bytes: int  # GPU-side bytes at device speed
+    spill_label: str = ""  # "Windows shared GPU memory" when part of it is in a slower class
+    spill_bytes: int = 0
+    spill_slowdown: float = 1.0
+    host_bytes: int = 0  # CPU side (system RAM)
+    desktop_gpu_bytes: int = 0  # what the desktop already holds on the GPU (not the model's)
+
+
+class Candidate(BaseModel):
+    """One option the planner weighed: a quant with a KV type on one device configuration."""
+
+    id: str  # "Q5_K_M|kv=f16|uma=32g" - stable within a plan
+    quant: str
+    cache_type_k: str
+    cache_type_v: str
+    tier: Tier
+    placement: Literal["fast", "spill", "partial", "none"]  # fast = all GPU data at device speed
+    carveout_bytes: int | None
+    gpu_cap_bytes: int | None
+    cap_raised: bool = False
+    n_gpu_layers: int = -1
+    n_cpu_moe: int = 0
+    total_bytes: int
+    memory: MemoryByClass
+    fast_spare_bytes: int  # room left in fast memory after the model and the estimate margins
+    os_free_bytes: int
+    quality_bpw: float | None
+    quality_class: str  # "near-lossless" (>= 8 bpw), "high" (>= 6.5), "good" (>= 4.5), "small"
+    est_tps: float | None = None
+    est_tps_at_ctx: float | None = None
+    est_prefill_tps: float | None = None
+    est_ttft_s: float | None = None
+    speed_calibrated: bool = True
+    checks: list[dict[str, Any]] = Field(default_factory=list)  # {name, ok, blocking, margin_bytes}
+    chosen: bool = False
 
 
 class CapChange(BaseModel):
@@ -118,7 +174,15 @@ class Recommendation(BaseModel):
     mmproj_bytes: int = 0  # projector weights + its encoder buffer, included in gpu_bytes
     est_tps: float | None
     est_tps_at_ctx: float | None
+    est_prefill_tps: float | None = None  # average prompt speed for a prompt that fills the context
+    est_ttft_s: float | None = None  # seconds to the first token for that prompt
+    speed_calibrated: bool = True  # False: the speed model has under 3 measured rows for this backend/family
+    placement: Literal["fast", "spill", "partial", "none"] = "none"
+    memory: MemoryByClass | None = None
+    fast_spare_bytes: int | None = None  # "to spare" in fast memory (the carve-out on Windows)
+    keep_in_memory_ok: bool | None = None  # LM Studio Keep Model in Memory can stay on
     meets_min_tps: bool = True
+    facts: list[Fact] = Field(default_factory=list)  # the reasons as codes with numbers
     reasons: list[str] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     commands: Commands | None = None
@@ -147,8 +211,16 @@ class VariantPlan(BaseModel):
     max_ctx_f16: int | None
     max_ctx_q8_0: int | None
     max_ctx_mode: Literal["gpu", "partial", "none"]  # "gpu": full offload; "none": not even 256 tokens
+    max_ctx_fast: int | None = None  # largest context that stays in fast memory (Windows: the carve-out), requested KV
+    max_ctx_fast_q8_0: int | None = None
     est_tps: float | None
     est_tps_at_ctx: float | None
+    est_prefill_tps: float | None = None
+    est_ttft_s: float | None = None
+    placement: Literal["fast", "spill", "partial", "none"] = "none"
+    spill_bytes: int = 0
+    fast_spare_bytes: int | None = None
+    speed_calibrated: bool = True
     why: str  # one line: the tier's reason or what blocks it
 
 
@@ -165,6 +237,8 @@ class CarveoutOption(BaseModel):
     est_tps: float | None
     note: str
     recommended: bool = False
+    fast_spare_bytes: int | None = None  # room in fast memory (Windows: the carve-out) after the model
+    spill_bytes: int = 0  # bytes in slower shared memory at this split
 
 
 class BarSegment(BaseModel):
@@ -225,6 +299,9 @@ class DevicePlan(BaseModel):
     min_tps: float | None
     recommendation: Recommendation
     variants: list[VariantPlan]
+    candidates: list[Candidate] = Field(default_factory=list)  # every option weighed (quant x split x KV)
+    allow_spill: bool = False
+    runtime: str = "llama.cpp"
     carveout_options: list[CarveoutOption]
     bars: list[MemoryBar]
     fit: FitResult | None = None

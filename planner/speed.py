@@ -1,39 +1,185 @@
-"""Decode speed estimate: a memory-bandwidth roofline, labelled as an estimate everywhere.
+"""Speed estimates: decode is memory-bound, prefill is compute-bound. Estimates, never measurements.
 
-Decoding one token reads every weight it touches once, plus the KV cache up to the current
-position, so  t/s ~= efficiency x bandwidth / bytes read per token.
+Decode, one token with `d` tokens already in the context:
 
-Bytes read per token:
-- each repeating layer: its non-expert tensors in full, plus expert_used/expert_count of its
-  expert tensors (MoE routes each token through a few experts);
-- the output head (output.weight, or token_embd when the embeddings are tied); the input
-  embedding is a row lookup and costs nothing;
-- the KV cache: bytes per cell x min(position, cells) per attention layer (SWA layers stop at
-  their window); recurrent state in full.
-Where a byte lives decides the bandwidth it is read at: GPU memory at the device bandwidth
-(slowed by the OS's shared-memory factor for the part in a shared window), CPU-side parts at the
-host bandwidth. Times add up (layers run one after another).
+    t_token = sum over memory classes of  bytes read there / (eta x bandwidth of that class)
+              + sum over layers of  latency(backend) x units(layer kind)
 
-Calibration (devices.md section 7; docs/plan.md has the table): the profile's decode_efficiency
-is the measured dense-model ratio (Strix Halo 0.83-0.91, DGX Spark 0.87, M4 Max 0.58); MoE models
-reach about 0.77 of it (routing and more, smaller kernels: gpt-oss-120b at 56.6 t/s on Strix
-Halo and 59.0 t/s on DGX Spark, Qwen3-Coder-30B-A3B at 87.1 and 60.9 t/s).
+- bytes read: every layer's non-expert tensors, expert_used / expert_count of its experts, the
+  output head, the KV cache up to the depth (SWA layers stop at their window; MLA reads its latent
+  cache), the recurrent state. Where each byte lives comes from the memory model itself: the
+  Breakdown's per-layer placement and the FitResult's split between the carve-out and a slower
+  shared window (one source of truth for placement; the output head is on the GPU whenever
+  llama.cpp puts it there, Breakdown.output_on_gpu).
+- eta = the device's measured dense decode efficiency (profile `decode_efficiency`) x a factor per
+  OS/backend (Windows' AMD drivers, ROCm...). Bytes in a slower class (Windows shared GPU memory on
+  Vulkan) cost `shared_slowdown` times as much (planner/data/memory.toml); CPU-side bytes are read
+  at the host bandwidth x cpu_efficiency.
+- the latency term is the fixed cost of dispatching a layer's kernels per token: it is why small
+  models and MoE models with many small experts reach less of the bandwidth roofline, and why
+  hybrid linear-attention layers are slower than their bytes say.
+
+Prefill, n prompt tokens starting at depth d:
+
+    t = max(FLOPs / (peak FP16 FLOPS x eta_pp(backend)),  weight bytes read per ubatch / bandwidth)
+
+- FLOPs: 2 x active parameters per token (matrices) + attention 2 x n_head x (head_k + head_v) per
+  token and context position (causal; SWA capped at its window).
+- eta_pp per backend, fitted; the time to first token for a prompt that fills the context is the
+  same sum over the whole prompt (attention grows with the square of its length).
+
+The few parameters (planner/data/speed.toml) are fitted on validation/field/*.toml by
+validation/field/calibrate.py; docs/speed.md gives the model, the parameters with the rows that
+fix them, and fit and held-out errors. A (backend, family) cell with fewer than 3 rows is
+reported as uncalibrated.
 """
 
 from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass, field
+from functools import lru_cache
+from importlib import resources
+from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
 from .device_schema import DeviceProfile
 from .estimate_types import Breakdown
-from .fit import FitResult
 
-MOE_EFFICIENCY_FACTOR = 0.77  # measured MoE decode efficiency / dense efficiency on the same device
-CPU_EFFICIENCY = 0.6  # CPU decode reaches about 60 % of the RAM bandwidth it is given (assumption)
+if TYPE_CHECKING:  # pragma: no cover
+    from .fit import FitResult
+    from .model_facts import ModelFacts
+
 # APUs without a host_bandwidth_gbps: the CPU cluster reads DRAM at ~100 of 256 GB/s on Strix Halo
 # (lhl/strix-halo-testing hardware-test/README.md, likwid stream).
 APU_CPU_BANDWIDTH_FRACTION = 100 / 256
 DISCRETE_HOST_BANDWIDTH_GBPS = 60.0  # dual-channel DDR5 desktop when a profile does not say
+MIN_EVIDENCE_ROWS = 3  # a (backend, family) cell with fewer measured rows is "uncalibrated"
+
+
+# --------------------------------------------------------------------------- parameters
+
+
+@dataclass(frozen=True)
+class SpeedParams:
+    """The fitted parameters (planner/data/speed.toml); each has a physical meaning."""
+
+    cpu_efficiency: float
+    layer_latency_s: dict[str, float]  # backend -> seconds per layer unit per token
+    layer_units: dict[str, float]  # layer kind ("dense", "moe", "recurrent") -> dispatch units
+    backend_efficiency: dict[str, float]  # "os/backend" -> decode eta factor (missing = 1.0)
+    prefill_efficiency: dict[str, float]  # backend -> share of the FP16 peak prefill reaches
+    pcie_gbps: float  # discrete cards: CPU-side weights cross PCIe once per ubatch in prefill
+    evidence: dict[str, int] = field(default_factory=dict)  # "backend/family" -> calibration rows
+    source: str = ""
+
+    def latency(self, backend: str) -> float:
+        return self.layer_latency_s.get(backend, self.layer_latency_s.get("default", 0.0))
+
+    def decode_factor(self, os: str, backend: str) -> float:
+        return self.backend_efficiency.get(f"{os}/{backend}", self.backend_efficiency.get(f"*/{backend}", 1.0))
+
+    def calibrated(self, backend: str, family: str) -> bool:
+        return self.evidence.get(f"{backend}/{family}", 0) >= MIN_EVIDENCE_ROWS
+
+
+@lru_cache(maxsize=1)
+def default_params() -> SpeedParams:
+    data = tomllib.loads(resources.files("planner.data").joinpath("speed.toml").read_text(encoding="utf-8"))
+    return params_from_dict(data)
+
+
+def params_from_dict(data: dict) -> SpeedParams:
+    d, p = data["decode"], data["prefill"]
+    return SpeedParams(
+        cpu_efficiency=float(d["cpu_efficiency"]),
+        layer_latency_s={k: float(v) * 1e-6 for k, v in d["layer_latency_us"].items()},
+        layer_units={k: float(v) for k, v in d["layer_units"].items()},
+        backend_efficiency={k: float(v) for k, v in d.get("backend_efficiency", {}).items()},
+        prefill_efficiency={k: float(v) for k, v in p["efficiency"].items()},
+        pcie_gbps=float(p.get("pcie_gbps", 25.0)),
+        evidence={k: int(v) for k, v in data.get("evidence", {}).items()},
+        source=str(data.get("source", "")),
+    )
+
+
+# --------------------------------------------------------------------------- the model's arithmetic
+
+
+@dataclass(frozen=True)
+class LayerCompute:
+    kind: str  # attention | swa | mla | recurrent | none
+    moe: bool
+    dense_params: int  # elements of the non-expert tensors
+    expert_params: int  # elements of all experts together
+    attn_width: int  # n_head x (head_k + head_v): attention FLOPs / 2 per token and context position
+    window: int  # context positions attention reaches (0 = all)
+
+
+@dataclass(frozen=True)
+class ModelCompute:
+    """What prefill FLOPs and decode dispatch depend on, from the model's own shapes."""
+
+    layers: tuple[LayerCompute, ...]
+    expert_ratio: float  # expert_used_count / expert_count (1.0 for dense models)
+    head_params: int
+    family: str  # dense | moe | mla | hybrid
+
+    def active_params_per_token(self) -> float:
+        return sum(l.dense_params + l.expert_params * self.expert_ratio for l in self.layers)
+
+
+def _elements(nbytes: int, ggml_type: int) -> int:
+    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+
+    try:
+        block, size = GGML_QUANT_SIZES[GGMLQuantizationType(ggml_type)]
+    except (ValueError, KeyError):
+        return nbytes
+    return nbytes // size * block
+
+
+def model_compute(facts: "ModelFacts") -> ModelCompute:
+    """Per-layer parameter counts and attention widths from the model's tensors and geometry."""
+    layers = []
+    any_moe = any_rec = False
+    for layer in facts.layers:
+        if not layer.loaded:
+            continue
+        dense = expert = 0
+        for t in layer.tensors:
+            n = _elements(t.nbytes, t.ggml_type)
+            if t.is_expert:
+                expert += n
+            else:
+                dense += n
+        kind = layer.kind
+        width = 0
+        if layer.has_attn_kv and layer.n_head_kv:
+            head_k = layer.k_width // max(1, layer.n_head_kv)
+            head_v = (layer.v_width // max(1, layer.n_head_kv)) if layer.v_width else facts.head_v_full
+            width = layer.n_head * (head_k + head_v)
+        window = facts.n_swa if (layer.is_swa and facts.swa_enabled and facts.n_swa) else 0
+        moe = expert > 0
+        any_moe |= moe
+        any_rec |= kind == "recurrent"
+        layers.append(LayerCompute(kind=kind, moe=moe, dense_params=dense, expert_params=expert,
+                                   attn_width=width, window=window))
+    head = 0
+    for name in facts.output_names or ["output.weight"]:
+        t = facts.nonrepeating.get(name)
+        if t is not None:
+            head += _elements(t.nbytes, t.ggml_type)
+    if not head and "token_embd.weight" in facts.nonrepeating:
+        t = facts.nonrepeating["token_embd.weight"]
+        head = _elements(t.nbytes, t.ggml_type)
+    ratio = (facts.n_expert_used / facts.n_expert) if (facts.n_expert and facts.n_expert_used) else 1.0
+    family = "hybrid" if any_rec else ("mla" if facts.is_mla else ("moe" if any_moe else "dense"))
+    return ModelCompute(layers=tuple(layers), expert_ratio=min(1.0, ratio), head_params=head, family=family)
+
+
+# --------------------------------------------------------------------------- results
 
 
 class SpeedEstimate(BaseModel):
@@ -45,13 +191,29 @@ class SpeedEstimate(BaseModel):
     gpu_bytes_per_token: int
     cpu_bytes_per_token: int
     kv_bytes_per_token: int
+    slow_bytes_per_token: int = 0  # of the GPU bytes, those in a slower shared window
     efficiency: float
     bandwidth_gbps: float
     host_bandwidth_gbps: float
+    latency_ms: float = 0.0  # the fixed per-token dispatch cost in the time
+    calibrated: bool = True
     label: str = "est."
 
     def __str__(self) -> str:  # pragma: no cover - presentation
         return f"{self.tps:.1f} t/s (est.)"
+
+
+class PrefillEstimate(BaseModel):
+    """Estimated prompt processing: average speed over a prompt, and the time to its first token."""
+
+    tps: float  # average tokens/s over the prompt
+    tokens: int
+    depth: int  # context already filled before the prompt
+    seconds: float  # time to process it: the time to the first token
+    tflops: float  # the device FP16 peak it was scaled from
+    efficiency: float
+    calibrated: bool = True
+    label: str = "est."
 
 
 def moe_ratio(metadata: dict) -> float:
@@ -87,16 +249,38 @@ def host_bandwidth(profile: DeviceProfile) -> float:
     return profile.bandwidth_gbps * APU_CPU_BANDWIDTH_FRACTION
 
 
-def estimate_speed(b: Breakdown, fit: FitResult, profile: DeviceProfile, *, ratio: float = 1.0,
-                   depth: int | None = None) -> SpeedEstimate:
-    """Tokens/s for decoding at `depth` tokens of context (default: the full context)."""
+def backend_name(label: str) -> str:
+    """'vulkan (amdvlk)' -> 'vulkan'."""
+    return label.split(" ", 1)[0].strip().lower()
+
+
+def _units(kind: str, moe: bool, params: SpeedParams) -> float:
+    u = params.layer_units.get("dense", 1.0)
+    if moe:
+        u = params.layer_units.get("moe", u)
+    if kind == "recurrent":
+        u += params.layer_units.get("recurrent", 0.0)
+    return u
+
+
+# --------------------------------------------------------------------------- decode
+
+
+def estimate_speed(b: Breakdown, fit: "FitResult", profile: DeviceProfile, *, ratio: float = 1.0,
+                   depth: int | None = None, compute: ModelCompute | None = None,
+                   params: SpeedParams | None = None) -> SpeedEstimate:
+    """Tokens/s decoding at `depth` tokens of context (default: the full context)."""
+    params = params or default_params()
     depth = b.n_ctx if depth is None else max(0, depth)
-    gpu_bytes = 0.0
-    cpu_bytes = 0.0
-    kv_read = 0.0
+    be = backend_name(fit.config.backend)
+    os_ = fit.config.os
+    cpu_only = be == "cpu"
     n_seq = max(1, b.settings.n_parallel)
-    cpu_only = fit.config.backend == "cpu"
-    for layer in b.layers:
+    gpu_bytes = cpu_bytes = kv_read = 0.0
+    gpu_units = cpu_units = 0.0
+    kinds = [l.kind for l in compute.layers] if compute else [l.kind for l in b.layers]
+    moes = [l.moe for l in compute.layers] if compute else [bool(l.expert_bytes) for l in b.layers]
+    for i, layer in enumerate(b.layers):
         dense_part = layer.weights_bytes - layer.expert_bytes
         expert_part = layer.expert_bytes * ratio
         on_gpu = layer.on_gpu and not cpu_only
@@ -118,24 +302,85 @@ def estimate_speed(b: Breakdown, fit: FitResult, profile: DeviceProfile, *, rati
             gpu_bytes += kv
         else:
             cpu_bytes += kv
+        kind = kinds[i] if i < len(kinds) else layer.kind
+        moe = moes[i] if i < len(moes) else bool(layer.expert_bytes)
+        units = _units(kind, moe, params)
+        if on_gpu:
+            gpu_units += units
+        else:
+            cpu_units += units
     head = head_bytes(b)
-    if fit.full_offload and not cpu_only:
+    if b.output_on_gpu and not cpu_only:
         gpu_bytes += head
     else:
         cpu_bytes += head
 
-    eff = profile.decode_efficiency * (MOE_EFFICIENCY_FACTOR if ratio < 1.0 else 1.0)
+    eff = profile.decode_efficiency * params.decode_factor(os_, be)
     bw = profile.bandwidth_gbps * 1e9
     host_bw = host_bandwidth(profile) * 1e9
-    # the part of the GPU bytes in a slower shared window costs `shared_slowdown` times as much
-    gpu_time = gpu_bytes * (1 + fit.shared_fraction * (fit.shared_slowdown - 1)) / (eff * bw)
-    cpu_eff = CPU_EFFICIENCY * (MOE_EFFICIENCY_FACTOR if ratio < 1.0 else 1.0)
-    cpu_time = cpu_bytes / (cpu_eff * host_bw)
-    total_time = gpu_time + cpu_time
+    slow = gpu_bytes * fit.shared_fraction if fit.shared_slowdown > 1.0 else 0.0
+    gpu_time = (gpu_bytes + slow * (fit.shared_slowdown - 1)) / (eff * bw) if gpu_bytes else 0.0
+    cpu_time = cpu_bytes / (params.cpu_efficiency * host_bw) if cpu_bytes else 0.0
+    latency = gpu_units * params.latency(be) + cpu_units * params.latency("cpu")
+    total_time = gpu_time + cpu_time + latency
     tps = 1.0 / total_time if total_time > 0 else 0.0
+    family = compute.family if compute else ("moe" if ratio < 1.0 else "dense")
     return SpeedEstimate(
         tps=round(tps, 2), depth=depth, bytes_per_token=int(gpu_bytes + cpu_bytes),
         gpu_bytes_per_token=int(gpu_bytes), cpu_bytes_per_token=int(cpu_bytes), kv_bytes_per_token=int(kv_read),
-        efficiency=round(eff, 3), bandwidth_gbps=profile.bandwidth_gbps,
-        host_bandwidth_gbps=round(host_bandwidth(profile), 1),
+        slow_bytes_per_token=int(slow), efficiency=round(eff, 3), bandwidth_gbps=profile.bandwidth_gbps,
+        host_bandwidth_gbps=round(host_bandwidth(profile), 1), latency_ms=round(latency * 1e3, 3),
+        calibrated=params.calibrated(be, family),
     )
+
+
+# --------------------------------------------------------------------------- prefill
+
+
+def _attention_flops(compute: ModelCompute, n: int, depth: int) -> float:
+    """Attention FLOPs for n causal prompt tokens after `depth` tokens: 2 x width per position."""
+    total = 0.0
+    for l in compute.layers:
+        if not l.attn_width:
+            continue
+        if l.window:
+            # each token sees at most `window` positions
+            lo, hi = depth, depth + n
+            full = max(0, hi - max(lo, l.window))  # tokens past the window see exactly `window`
+            ramp_hi = min(hi, l.window)
+            ramp = max(0, ramp_hi - lo)
+            positions = full * l.window + (ramp * (lo + ramp_hi) / 2 if ramp else 0.0)
+        else:
+            positions = n * depth + n * n / 2
+        total += 2.0 * l.attn_width * positions
+    return total
+
+
+def estimate_prefill(b: Breakdown, fit: "FitResult", profile: DeviceProfile, compute: ModelCompute, *,
+                     tokens: int, depth: int = 0, params: SpeedParams | None = None) -> PrefillEstimate | None:
+    """Processing `tokens` prompt tokens after `depth`: compute-bound, with the weights read once
+    per ubatch (all experts: a ubatch of hundreds of tokens touches nearly every expert).
+    None when the device has no FP16 throughput figure."""
+    params = params or default_params()
+    tflops = profile.gpu_tflops_fp16
+    be = backend_name(fit.config.backend)
+    if not tflops or tokens <= 0:
+        return None
+    eff = params.prefill_efficiency.get(be, params.prefill_efficiency.get("default", 0.3))
+    flops = 2.0 * compute.active_params_per_token() * tokens + _attention_flops(compute, tokens, depth)
+    t_compute = flops / (tflops * 1e12 * eff)
+    n_ubatch = max(1, b.settings.n_ubatch)
+    chunks = -(-tokens // n_ubatch)
+    gpu_w = fit.gpu.weights_bytes
+    cpu_w = fit.host.weights_bytes if not fit.full_offload else 0
+    bw = profile.bandwidth_gbps * 1e9 * profile.decode_efficiency
+    slow = 1 + fit.shared_fraction * (fit.shared_slowdown - 1) if fit.shared_slowdown > 1.0 else 1.0
+    t_read = chunks * gpu_w * slow / bw
+    if cpu_w:  # llama.cpp runs big-batch matmuls of CPU-resident weights on the GPU: they cross over
+        link = params.pcie_gbps * 1e9 if profile.memory_architecture == "discrete" else host_bandwidth(profile) * 1e9
+        t_read += chunks * cpu_w / link
+    seconds = max(t_compute, t_read)
+    family = compute.family
+    return PrefillEstimate(tps=round(tokens / seconds, 1) if seconds > 0 else 0.0, tokens=tokens, depth=depth,
+                           seconds=round(seconds, 3), tflops=tflops, efficiency=eff,
+                           calibrated=params.calibrated(be, family) and params.calibrated(be, "prefill"))

@@ -18,7 +18,7 @@ MIB = 1024**2
 
 
 def apu(ram=64, os="windows", reserve=16, carve_opts=(0.5, 8, 16, 24, 32, 48), windows_fraction=0.5,
-        linux_max=0.93, slowdown=1.0, max_alloc=None) -> DeviceProfile:
+        linux_max=0.93, slowdown=None, max_alloc=None) -> DeviceProfile:
     gib = lambda x: int(x * GIB)  # noqa: E731
     return DeviceProfile.model_validate({
         "id": "test-apu", "name": "Test APU", "vendor": "AMD", "family": "strix-halo", "form_factor": "laptop",

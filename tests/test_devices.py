@@ -68,8 +68,8 @@ def _numeric_fields(prof: DeviceProfile) -> list[str]:
         fields.append("gpu_tflops_fp16")
     for os, info in prof.os.items():
         fields.append(f"os.{os}.reserve_bytes")
-        if info.vram_reserve_bytes:
-            fields.append(f"os.{os}.vram_reserve_bytes")
+        if info.gpu_reserve_bytes:
+            fields.append(f"os.{os}.gpu_reserve_bytes")
         if info.gpu_cap is not None:
             fields.append(f"os.{os}.gpu_cap.default_fraction")
             if info.gpu_cap.max_fraction is not None:

@@ -103,7 +103,8 @@ def test_auto_strix_halo_64g_carveout_is_dedicated(models, monkeypatch):
     assert fit["carveout_bytes"] == 64 * GIB and fit["tier"] == "dedicated"
     p = pools(fit)
     assert p["shared"]["used_bytes"] == 0 and p["dedicated"]["used_bytes"] == fit["gpu_need_bytes"]
-    assert p["dedicated"]["headroom_bytes"] == 64 * GIB - fit["gpu_need_bytes"]
+    # the desktop's GPU memory comes off the carve-out first (planner/data/memory.toml)
+    assert p["dedicated"]["headroom_bytes"] == 64 * GIB - fit["gpu_reserve_bytes"] - fit["gpu_need_bytes"]
 
 
 def test_auto_windows_auto_carveout_no_fit_still_exits_0(models, monkeypatch):
@@ -194,7 +195,7 @@ def test_overrides_carveout_gpu_cap_use(models):
     assert base["carveout_source"].startswith("factory default")
     big = est_json(models["Q8_0"], "-c", "8k", "-d", "ai-max-395-64g", "--os", "linux", "--carveout", "48g")["device_fit"]
     assert big["carveout_bytes"] == 48 * GIB and big["carveout_source"] == "--carveout"
-    assert pools(big)["dedicated"]["capacity_bytes"] == 48 * GIB
+    assert pools(big)["dedicated"]["capacity_bytes"] == 48 * GIB - big["gpu_reserve_bytes"]
     assert big["os_visible_bytes"] == base["os_visible_bytes"] - (48 * GIB - base["carveout_bytes"])
     cap = est_json(models["Q8_0"], "-c", "8k", "-d", "ai-max-395-64g", "--os", "linux", "--gpu-cap", "50g")["device_fit"]
     assert cap["gpu_cap_bytes"] == 50 * GIB and cap["gpu_cap_source"] == "--gpu-cap"

@@ -179,14 +179,25 @@ def _os_block(p: DeviceProfile, os: str) -> list[str]:
             where = ", at the current carve-out" if p.carveout is not None else ""
             if target > 0:  # never suggest a cap of 0 (a tiny --ram override)
                 lines.append(f"  e.g. {p.cap_setting(os, target)}  ({gib(target)}{where})")  # type: ignore[arg-type]
-        if cap.shared_slowdown > 1:
-            lines.append(f"  weights in shared memory decode {cap.shared_slowdown:g}x slower on this OS/driver")
+        if p.memory_architecture == "carveout":
+            from ..memory_classes import shared_window
+
+            seen = []
+            for b in backends:
+                if b.name == "cpu" or b.name in seen:
+                    continue
+                seen.append(b.name)
+                w = shared_window(os, b.name)  # type: ignore[arg-type]
+                slow = cap.shared_slowdown or w.slowdown
+                lines.append(f"  {w.label} on {b.name}: " + (f"decodes {slow:g}x slower than the carve-out"
+                                                              if slow > 1 else "no measured speed cost"))
         if cap.note:
             lines.append(f"  note: {cap.note}")
-    res = [[u, gib(info.reserve_bytes[u])] + ([gib(info.vram_reserve_bytes.get(u, 0))] if info.vram_reserve_bytes else [])
+    gpu_kept = p.memory_architecture != "unified"
+    res = [[u, gib(info.reserve_bytes[u])] + ([gib(p.gpu_reserve(os, u))] if gpu_kept else [])  # type: ignore[arg-type]
            for u in USES]
     lines.append("")
-    lines.append(tabulate(res, headers=["use", "OS + apps keep"] + (["VRAM kept"] if info.vram_reserve_bytes else []),
+    lines.append(tabulate(res, headers=["use", "OS + apps keep"] + (["GPU memory the desktop holds"] if gpu_kept else []),
                           tablefmt="simple"))
     lines.append("")
     bt = [[b.label, gib(p.reported_bytes(b, os)), gib(b.max_alloc_bytes) if b.max_alloc_bytes else "-",  # type: ignore[arg-type]

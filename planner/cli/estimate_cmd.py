@@ -438,6 +438,7 @@ def device_fit_json(r: FitResult, profile: DeviceProfile, ref: str, est_backend:
         "gpu_cap_source": _cap_source(profile, r.config.os) if window else None,
         "os_visible_bytes": r.os_visible_bytes, "reserve_bytes": r.reserve_bytes,
         "gpu_capacity_bytes": r.gpu_capacity_bytes, "reported_bytes": r.reported_bytes,
+        "gpu_reserve_bytes": r.gpu_reserve_bytes, "spill_bytes": r.spill_bytes, "fast_spare_bytes": r.fast_spare_bytes,
         "tier": tier, "fits": tier != "no_fit",
         "gpu_need_bytes": r.gpu_need_bytes, "overhead_bytes": r.overhead_bytes, "safety_bytes": r.safety_bytes,
         "gpu_headroom_bytes": r.gpu_headroom_bytes,

@@ -118,15 +118,62 @@ def _build_model(ref: str, revision: str | None, quants: list[str], mmproj: str)
     return model, rm
 
 
-def _load_devices(devices: tuple[str, ...], device_files: tuple[str, ...], overrides: dict[str, Any]) -> list[Any]:
-    from ..devices import apply_overrides, load_file, load_profile
+_OS_WORDS = {"linux": "linux", "windows": "windows", "win": "windows", "macos": "macos", "mac": "macos"}
+_USE_WORDS = {"headless", "desktop", "daily"}
 
-    profiles = [load_profile(d) for d in _split_list(devices)] + [load_file(f) for f in device_files]
-    if not profiles:
+
+def _device_suffixes(ref: str) -> tuple[str, str | None, str | None]:
+    """`ai-max-395-64g:windows:daily` -> (id, os, use). Only known words are suffixes, so a path
+    with a drive letter (C:\\dev.toml) stays whole."""
+    os_ = use = None
+    parts = ref.split(":")
+    while len(parts) > 1 and parts[-1].strip().lower() in (_OS_WORDS.keys() | _USE_WORDS):
+        word = parts.pop().strip().lower()
+        if word in _USE_WORDS:
+            use = use or word
+        else:
+            os_ = os_ or _OS_WORDS[word]
+    return ":".join(parts), os_, use
+
+
+def _load_devices(devices: tuple[str, ...], device_files: tuple[str, ...], overrides: dict[str, Any]) -> list[Any]:
+    """Device profiles with the command-line overrides. Several devices are compared fairly: one use
+    (and so one OS reserve rule) for all, the first device's unless --use or a per-device suffix
+    (`ID:windows:daily`) says otherwise; --os applies to the devices that have that OS."""
+    from ..devices import apply_overrides, load_file, load_profile
+    from ..errors import MemfitError
+
+    refs = [_device_suffixes(d) for d in _split_list(devices)]
+    loaded = [(load_profile(ref), os_, use) for ref, os_, use in refs] + [(load_file(f), None, None) for f in device_files]
+    if not loaded:
         raise click.UsageError("give at least one --device ID (see `memfit devices`), --device auto, "
                                "or --device-file FILE")
     given = {k: v for k, v in overrides.items() if v is not None}
-    return [apply_overrides(p, **given) if given else p for p in profiles]
+    common_use = given.get("use")
+    if common_use is None and len(loaded) > 1:
+        first, first_os, first_use = loaded[0]
+        common_use = first_use or first.default_use
+    out = []
+    for profile, os_, use in loaded:
+        mine = dict(given)
+        if os_:
+            mine["os"] = os_
+        elif ("os" in mine and str(mine["os"]).lower() not in profile.os and len(loaded) > 1
+              and any(str(mine["os"]).lower() in q.os for q, _, _ in loaded)):
+            mine.pop("os")  # --os for the others; this device keeps its own (noted below)
+        if use or common_use:
+            mine["use"] = use or common_use
+        try:
+            p = apply_overrides(profile, **mine) if mine else profile
+        except MemfitError as e:
+            if not e.message.startswith(profile.id):
+                e.message = f"{profile.id}: {e.message}"
+            raise
+        if "os" in given and "os" not in mine and not os_:
+            note = f"{profile.id} has no {given['os']} profile: planned for {p.default_os}"
+            p.override_notes.append(note)
+        out.append(p)
+    return out
 
 
 @click.command("plan", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -159,7 +206,13 @@ def _load_devices(devices: tuple[str, ...], device_files: tuple[str, ...], overr
 @click.option("--prefer", type=click.Choice(["quality", "speed", "balanced"]), default="quality", show_default=True,
               help="quality: best quant that runs on the GPU; balanced: up to Q6_K class; speed: fastest >= 4-bit")
 @click.option("--min-tps", "min_tps", type=click.FloatRange(min=0, min_open=True), default=None,
-              help="only recommend quants estimated at least this fast (tokens/s)")
+              help="only recommend quants estimated to decode at least this fast at the requested context (t/s)")
+@click.option("--min-prefill-tps", "min_prefill_tps", type=click.FloatRange(min=0, min_open=True), default=None,
+              help="only recommend quants whose prompt processing is estimated at least this fast (t/s)")
+@click.option("--max-ttft", "max_ttft", type=click.FloatRange(min=0, min_open=True), default=None, metavar="SECONDS",
+              help="only recommend quants that fill the whole context within this many seconds (est.)")
+@click.option("--allow-spill", "allow_spill", is_flag=True,
+              help="let a quant that spills into slower shared memory (Windows shared GPU memory) be recommended")
 @click.option("--revision", default=None, help="Hub branch, tag or commit")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="same as --format json")
@@ -168,7 +221,8 @@ def plan_command(model: str, devices: tuple[str, ...], device_files: tuple[str, 
                  os_: str | None, use: str | None, backend: str | None, ram: str | None, carveout: str | None,
                  gpu_cap: str | None, vram: str | None, quants: tuple[str, ...], kv: str | None, ctk: str | None,
                  ctv: str | None, flash_attn: str, n_parallel: int, mmproj: str, no_mmap: bool, prefer: str,
-                 min_tps: float | None, revision: str | None, fmt: str, as_json: bool, unicode: bool) -> int:
+                 min_tps: float | None, min_prefill_tps: float | None, max_ttft: float | None, allow_spill: bool,
+                 revision: str | None, fmt: str, as_json: bool, unicode: bool) -> int:
     """Which quant to download, which BIOS VRAM split to set and how to launch MODEL.
 
     \b
@@ -203,6 +257,8 @@ def plan_command(model: str, devices: tuple[str, ...], device_files: tuple[str, 
         n_parallel=n_parallel, use_mmproj=plan_model.projector is not None and mm != "none",
         prefer=prefer,  # type: ignore[arg-type]
         min_tps=min_tps, backend=backend, mmap=False if no_mmap else None,
+        kv_fixed=bool(kv or ctk or ctv), allow_spill=allow_spill, min_prefill_tps=min_prefill_tps,
+        max_ttft_s=max_ttft,
     )
     multi = plan_devices(plan_model, request, profiles)
     if fmt == "json":

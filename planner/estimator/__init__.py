@@ -84,6 +84,7 @@ def estimate(facts: ModelFacts, settings: RunSettings, mmproj: ModelHeaders | No
         n_ctx=ctx.n_ctx,
         kv_cells=kv.full_cells,
         flash_attn=ctx.flash_attn,
+        output_on_gpu=bool(ctx.output_on_gpu and ctx.backend.is_gpu),
         settings=settings,
         exact=["weights", "kv", "recurrent", "output"] if not facts.approximate else ["weights", "output"],
         estimated=estimated if not facts.approximate else {**estimated, "kv": 0.5, "recurrent": 0.5},

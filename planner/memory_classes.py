@@ -1,0 +1,80 @@
+"""Memory classes as data: what the window beyond an APU's carve-out costs per OS and backend,
+what the desktop already holds on the GPU, and what loading needs (planner/data/memory.toml).
+
+The fit solver asks these questions; the numbers and their sources live in the data file, so a
+new measurement changes a table row, not code.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+from .units import parse_size
+
+
+@dataclass(frozen=True)
+class SharedWindow:
+    """The GPU-mapped window of system RAM beyond the carve-out on one OS and backend."""
+
+    os: str
+    backend: str
+    label: str
+    managed_by: str
+    slowdown: float  # decode time per byte there / per byte in the carve-out
+    source: str
+
+    def cost_text(self) -> str:
+        if self.slowdown <= 1.0:
+            return f"no speed cost measured for {self.label} on this backend ({_short(self.source)})"
+        return (f"bytes in {self.label} decode about {self.slowdown:.1f}x slower than in the carve-out "
+                f"on this backend ({_short(self.source)})")
+
+
+@dataclass(frozen=True)
+class LoadRule:
+    """What loading needs from the RAM the OS sees, beyond the steady state."""
+
+    staging_share: float
+    floor_use: str
+    source: str
+
+
+def _short(source: str) -> str:
+    return source.split(":", 1)[0] if ":" in source[:40] else source[:60]
+
+
+@lru_cache(maxsize=1)
+def _table() -> dict:
+    text = resources.files("planner.data").joinpath("memory.toml").read_text(encoding="utf-8")
+    return tomllib.loads(text)
+
+
+def shared_window(os: str, backend: str) -> SharedWindow:
+    """The first table row for this OS and backend (backend name without the driver label)."""
+    name = backend.split(" ", 1)[0].strip().lower()
+    for row in _table()["shared_window"]:
+        if row["os"] in (os, "*") and row["backend"] in (name, "*"):
+            return SharedWindow(os=os, backend=name, label=row["label"], managed_by=row["managed_by"],
+                                slowdown=float(row["slowdown"]), source=row["source"])
+    raise KeyError(f"no shared_window row for {os}/{backend}")  # the table ends with a catch-all row
+
+
+def default_gpu_reserve(os: str, use: str) -> int:
+    """GPU memory the desktop and driver hold on an APU, per OS and use (bytes)."""
+    row = _table()["gpu_reserve"].get(os)
+    if row is None:
+        return 0
+    return parse_size(str(row[use]).replace(" ", ""))
+
+
+def gpu_reserve_source(os: str) -> str:
+    row = _table()["gpu_reserve"].get(os)
+    return row["source"] if row else ""
+
+
+def windows_carveout_load() -> LoadRule:
+    row = _table()["load"]["windows_carveout"]
+    return LoadRule(staging_share=float(row["staging_share"]), floor_use=row["floor_use"], source=row["source"])

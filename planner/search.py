@@ -1,0 +1,491 @@
+"""The planner's search: every quant x every device configuration x KV type at the requested
+context, placed by the fit solver, with its speed and its largest context. Nothing here chooses
+(planner/policy.py) or words anything (planner/explain.py).
+
+Configurations per device:
+- carve-out APUs: every BIOS carve-out option (or the one the user fixed). On an OS whose GPU cap
+  can be raised (Linux GTT) the cap is the machine's safe maximum, one setting for every model,
+  when the default does not hold the model; Windows' shared window is fixed.
+- unified devices: the default working-set limit, else the smallest raise that holds the model
+  (macOS wired limit, no reboot).
+- discrete cards: the one configuration, with partial offload when the card is too small.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable, Literal
+
+from .archs import rule_for
+from .device_schema import DeviceProfile
+from .errors import DeviceError, EstimateError, InputError
+from .estimate_types import Breakdown, FlashAttn, RunSettings
+from .fit import FitConfig, FitResult, ceil_gib, largest_kv_tensor_bytes, last_fitting, place, solve
+from .header import ModelHeaders
+from .plan_types import PlanModel, PlanRequest, PlanVariant
+from .speed import (ModelCompute, PrefillEstimate, SpeedEstimate, estimate_prefill, estimate_speed, model_compute,
+                    moe_ratio)
+from .units import GIB
+from .variants import quality_key
+
+CTX_STEP = 256  # llama.cpp pads the KV cache to 256 cells
+DEFAULT_CTX_CAP = 32768  # without --ctx: the training context, capped here
+QUANTIZED_KV = "q8_0"  # the alternative KV type weighed when the user did not fix one
+_EST_BACKENDS = ("cpu", "cuda", "rocm", "vulkan", "metal")  # RunSettings.backend values
+Placement = Literal["fast", "spill", "partial", "none"]
+
+
+def placement(r: FitResult) -> Placement:
+    """fast: every GPU byte at device speed; spill: part of it in a slower shared window (or at risk
+    of it: the estimate margins cross into it); partial: layers or experts on the CPU."""
+    if not r.fits:
+        return "none"
+    if r.tier == "partial_offload":
+        return "partial"
+    if r.tier == "shared" and r.shared_slowdown > 1.0:
+        return "spill"
+    return "fast"
+
+
+def fast_slack(r: FitResult) -> int:
+    """Signed room for a context search that must stay in fast memory."""
+    slack = r.slack_bytes
+    if r.memory_architecture == "carveout" and r.shared_slowdown > 1.0:
+        slack = min(slack, r.fast_spare_bytes)
+    return slack
+
+
+def cap_raised(r: FitResult) -> bool:
+    return (r.config.gpu_cap_bytes is not None and r.gpu_cap_default_bytes is not None
+            and r.gpu_cap_bytes is not None and r.gpu_cap_bytes > r.gpu_cap_default_bytes)
+
+
+@dataclass(frozen=True)
+class DeviceSetup:
+    """How one device is planned: its OS and use, the backend, and the configurations to weigh."""
+
+    profile: DeviceProfile
+    base: FitConfig
+    est_backend: str  # the estimator's backend name
+    prefer_fast: bool  # spill-free (dedicated) placements rank first on this OS
+    lever: str  # one line: what the user changes on this OS and why
+
+
+@dataclass
+class Evaluation:
+    """One quant with one KV type on one device at the requested context."""
+
+    variant: PlanVariant
+    kv: str
+    full: Breakdown  # full offload at the requested ctx
+    best: FitResult
+    best_bd: Breakdown
+    options: list[FitResult]  # full-offload result per configuration
+    partials: list[tuple[FitResult, Breakdown]] = field(default_factory=list)
+    speed0: SpeedEstimate | None = None
+    speed_ctx: SpeedEstimate | None = None
+    prefill: PrefillEstimate | None = None
+    max_ctx: dict[str, int | None] = field(default_factory=dict)  # any placement on the GPU
+    max_ctx_fast: dict[str, int | None] = field(default_factory=dict)  # in fast memory
+    max_ctx_mode: str = "gpu"
+    quality: tuple[float, int] = (0.0, 0)
+
+    @property
+    def placement(self) -> Placement:
+        return placement(self.best)
+
+    @property
+    def quant(self) -> str:
+        return self.variant.quant
+
+
+# Per (memory architecture, OS): whether spill-free placements rank first, and the lever in words.
+STRATEGIES: dict[tuple[str, str], tuple[bool, str]] = {
+    ("carveout", "linux"): (False, (
+        "on Linux AMD recommends a small carve-out with a raised GTT limit: carve-out and GTT are the same "
+        "DRAM at the same speed, and RAM in the carve-out is lost to the OS (ROCm Strix Halo guide; amd/skills)")),
+    ("carveout", "windows"): (True, (
+        "on Windows the carve-out is the only lever: WDDM fixes shared GPU memory at about half of the RAM "
+        "Windows sees and it cannot be raised (Microsoft graphics-memory formula; amd/skills)")),
+    ("unified", "macos"): (True, (
+        "macOS lets the GPU wire a share of RAM (iogpu.wired_limit_mb); raising it needs no reboot but "
+        "resets at reboot")),
+}
+
+
+def _default_estimate(facts: Any, settings: RunSettings, mmproj: Any) -> Breakdown:
+    from .estimator import estimate  # imported late: the planner is testable without it
+
+    return estimate(facts, settings, mmproj=mmproj)
+
+
+def _default_facts(headers: ModelHeaders) -> Any:
+    from .model_facts import ModelFacts
+
+    return ModelFacts.from_headers(headers)
+
+
+def largest_gpu_weight_bytes(headers: ModelHeaders) -> int:
+    """The largest weight tensor that goes to a GPU buffer. token_embd stays on the CPU unless it is
+    also the output head (tied embeddings: llama.cpp duplicates it for the output layer)."""
+    tied = not any(t.name == "output.weight" for t in headers.tensors)
+    return max((t.nbytes for t in headers.tensors if tied or t.name != "token_embd.weight"), default=0)
+
+
+def ctx_train(headers: ModelHeaders) -> int | None:
+    arch = headers.metadata.get("general.architecture")
+    v = headers.metadata.get(f"{arch}.context_length")
+    try:
+        return int(v) if v else None
+    except (TypeError, ValueError):
+        return None
+
+
+def no_decode_reason(headers: ModelHeaders) -> str | None:
+    """Why a model has no decode speed, or None when it generates tokens. Embedding and encoder
+    models (planner/archs.py marks them `no_output_head`) read each input in one pass."""
+    arch = headers.architecture
+    if rule_for(arch).no_output_head:
+        return (f"{arch} is an embedding (encoder) model, which reads each input in one pass and generates "
+                "no tokens, so decode speed does not apply")
+    return None
+
+
+class Search:
+    """Estimates, placements and speeds for one model; estimates are cached across devices."""
+
+    def __init__(self, model: PlanModel, request: PlanRequest, *,
+                 estimate_fn: Callable[[Any, RunSettings, Any], Breakdown] | None = None,
+                 facts_fn: Callable[[ModelHeaders], Any] | None = None) -> None:
+        if not model.variants:
+            raise InputError(f"{model.name}: no GGUF variants to plan")
+        self.model = model
+        self.req = request
+        self._estimate = estimate_fn or _default_estimate
+        self._facts_fn = facts_fn or _default_facts
+        self._facts: dict[str, Any] = {}
+        self._compute: dict[str, ModelCompute | None] = {}
+        self._cache: dict[tuple, Breakdown] = {}  # keeps every breakdown alive, so id() keys below are stable
+        self._kv_max: dict[int, int] = {}
+        self.n_estimates = 0
+        first = model.variants[0].headers
+        self.n_params = sum(t.n_elements for t in first.tensors)
+        self.ratio = moe_ratio(first.metadata)
+        self.n_ctx_train = ctx_train(first)
+        self.no_decode = no_decode_reason(first)
+        self._largest = {v.quant: largest_gpu_weight_bytes(v.headers) for v in model.variants}
+
+    # ---------------------------------------------------------------- estimates
+
+    def facts(self, v: PlanVariant) -> Any:
+        if v.quant not in self._facts:
+            self._facts[v.quant] = self._facts_fn(v.headers)
+        return self._facts[v.quant]
+
+    def compute(self, v: PlanVariant) -> ModelCompute | None:
+        """The model's FLOPs and layer kinds (None for test doubles without real facts)."""
+        if v.quant not in self._compute:
+            try:
+                self._compute[v.quant] = model_compute(self.facts(v))
+            except (AttributeError, TypeError):
+                self._compute[v.quant] = None
+        return self._compute[v.quant]
+
+    def breakdown(self, v: PlanVariant, *, ctx: int, backend: str, ctk: str | None = None, ctv: str | None = None,
+                  ngl: int = -1, ncm: int = 0, mmap: bool = True) -> Breakdown:
+        ctk = ctk or self.req.cache_type_k
+        ctv = ctv or self.req.cache_type_v
+        with_proj = bool(self.req.use_mmproj and self.model.projector)
+        key = (v.quant, ctx, backend, ctk, ctv, ngl, ncm, mmap, with_proj)
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        settings = RunSettings(
+            n_ctx=ctx, n_batch=self.req.n_batch, n_ubatch=self.req.n_ubatch, n_parallel=self.req.n_parallel,
+            n_outputs_max=self.req.n_parallel,  # llama-server reserves logits for one row per slot
+            flash_attn=self.fa_for(ctk, ctv), cache_type_k=ctk, cache_type_v=ctv, n_gpu_layers=ngl,  # type: ignore[arg-type]
+            n_cpu_moe=ncm, use_mmap=mmap, backend=backend, with_mmproj=with_proj,  # type: ignore[arg-type]
+        )
+        proj = self.model.projector.headers if with_proj and self.model.projector else None
+        bd = self._estimate(self.facts(v), settings, proj)
+        self.n_estimates += 1
+        self._cache[key] = bd
+        return bd
+
+    def fa_for(self, ctk: str, ctv: str) -> FlashAttn:
+        """A quantized V cache needs flash attention; asking for it turns FA on unless the user said off."""
+        if ctv not in ("f16", "f32", "bf16") and self.req.flash_attn == "auto":
+            return "on"
+        return self.req.flash_attn
+
+    def place(self, bd: Breakdown, v: PlanVariant, dev: DeviceSetup, cfg: FitConfig) -> FitResult:
+        kv_max = self._kv_max.get(id(bd))
+        if kv_max is None:
+            kv_max = self._kv_max[id(bd)] = largest_kv_tensor_bytes(bd)
+        return place(bd, dev.profile, cfg, largest_weight_bytes=self._largest[v.quant], largest_kv_bytes=kv_max)
+
+    # ---------------------------------------------------------------- device setup
+
+    def setup(self, profile: DeviceProfile) -> DeviceSetup:
+        os_ = self.req.os or profile.default_os
+        if os_ not in profile.os:
+            raise DeviceError(f"{profile.id} has no profile for {os_}",
+                              hint=f"this device is described for: {', '.join(profile.os)}")
+        use = self.req.use or profile.default_use
+        backends = profile.backends(os_)
+        if self.req.backend and self.req.backend.strip().lower() == "cpu":
+            raise InputError("plan places models on a GPU; --backend cpu has nothing to place",
+                             hint="use `memfit estimate --backend cpu` for a CPU-only run")
+        if self.req.backend:
+            info = profile.backend(self.req.backend, os_)
+            if info is None:
+                names = sorted({b.label for b in backends})
+                raise InputError(f"{profile.id}: backend {self.req.backend!r} is not listed for it on {os_}",
+                                 hint=f"choose one of: {', '.join(names)}")
+        else:
+            gpu_backends = [b for b in backends if b.name != "cpu"]
+            if not gpu_backends:
+                raise DeviceError(f"{profile.id} has no GPU backend on {os_} (CPU only): nothing to place on a GPU",
+                                  hint="plan for another machine with --device ID (see `memfit devices`)")
+            info = gpu_backends[0]
+        # the estimator knows cpu/cuda/rocm/vulkan/metal; SYCL (Intel) buffers are sized like Vulkan's
+        est_backend = info.name if info.name in _EST_BACKENDS else "vulkan"
+        base = FitConfig(os=os_, use=use, backend=info.label, carveout_bytes=self.req.carveout_bytes,
+                         gpu_cap_bytes=self.req.gpu_cap_bytes, mmap=self.req.mmap is not False,
+                         keep_in_memory=self.req.keep_in_memory)
+        prefer_fast, lever = STRATEGIES.get((profile.memory_architecture, os_), (True, ""))
+        return DeviceSetup(profile=profile, base=base, est_backend=est_backend, prefer_fast=prefer_fast, lever=lever)
+
+    def carveouts(self, profile: DeviceProfile) -> list[int | None]:
+        """The BIOS splits to plan: every firmware option, or the one the user fixed (--carveout)."""
+        if profile.memory_architecture != "carveout":
+            return [None]
+        if self.req.carveout_bytes is not None:
+            return [self.req.carveout_bytes]
+        if "carveout" in profile.overrides and profile.carveout is not None:
+            return [profile.carveout.default_bytes]
+        return list(profile.carveout_options())
+
+    def tunable(self, dev: DeviceSetup) -> bool:
+        """Whether the planner may suggest a higher GPU cap (not when the user fixed it with --gpu-cap)."""
+        cap = dev.profile.os_info(dev.base.os).gpu_cap  # type: ignore[arg-type]
+        return (cap is not None and cap.max_fraction is not None and cap.knob is not None
+                and self.req.gpu_cap_bytes is None and "gpu_cap" not in dev.profile.overrides
+                and dev.profile.memory_architecture != "discrete")
+
+    def machine_cap(self, dev: DeviceSetup, carve: int | None) -> int | None:
+        """The one GPU cap to advise for the machine on this carve-out: its safe maximum in whole GiB
+        (Linux GTT: set once for every model), or None when it cannot be raised."""
+        if not self.tunable(dev):
+            return None
+        cap_max = dev.profile.max_gpu_cap_bytes(dev.base.os, carve)  # type: ignore[arg-type]
+        cap_def = dev.profile.gpu_cap_bytes(dev.base.os, carve) or 0  # type: ignore[arg-type]
+        if not cap_max:
+            return None
+        return max(cap_max // GIB * GIB, cap_def)
+
+    # ---------------------------------------------------------------- placement of one breakdown
+
+    def place_options(self, bd: Breakdown, v: PlanVariant, dev: DeviceSetup) -> list[FitResult]:
+        """Full-offload placement on every configuration. Where the GPU cap can be raised and the
+        default does not hold the model: carve-out devices take the machine's safe maximum (one
+        setting for every model); unified devices the smallest whole-GiB raise (no reboot there)."""
+        out = []
+        for carve in self.carveouts(dev.profile):
+            cfg = dev.base.model_copy(update={"carveout_bytes": carve})
+            r = self.place(bd, v, dev, cfg)
+            if not r.fits and self.tunable(dev) and r.gpu_cap_max_bytes and r.gpu_cap_default_bytes is not None:
+                if any(c.name == "gpu_memory" for c in r.blocking_failures):
+                    if dev.profile.memory_architecture == "carveout":
+                        cap = self.machine_cap(dev, carve)
+                        if cap and cap > r.gpu_cap_default_bytes:
+                            r = self.place(bd, v, dev, cfg.model_copy(update={"gpu_cap_bytes": cap}))
+                    else:
+                        need = ceil_gib(r.needed_cap_bytes)
+                        if r.gpu_cap_default_bytes < need <= r.gpu_cap_max_bytes:
+                            r = self.place(bd, v, dev, cfg.model_copy(update={"gpu_cap_bytes": need}))
+            out.append(r)
+        return out
+
+    def partials(self, v: PlanVariant, dev: DeviceSetup, ctx: int, kv: str) -> list[tuple[FitResult, Breakdown]]:
+        """Partial offload on every configuration (GPU cap at its maximum where it can be raised)."""
+        n_layer = len(self.breakdown(v, ctx=ctx, backend=dev.est_backend, ctk=kv, ctv=kv, mmap=dev.base.mmap).layers)
+        is_moe = self.ratio < 1.0
+        out = []
+        for carve in self.carveouts(dev.profile):
+            cfg = dev.base.model_copy(update={"carveout_bytes": carve})
+            cap = self.machine_cap(dev, carve)
+            if cap:
+                cfg = cfg.model_copy(update={"gpu_cap_bytes": cap})
+
+            def at(ngl: int, ncm: int) -> Breakdown:
+                return self.breakdown(v, ctx=ctx, backend=dev.est_backend, ctk=kv, ctv=kv, ngl=ngl, ncm=ncm,
+                                      mmap=dev.base.mmap)
+
+            r = solve(at, dev.profile, cfg, n_layer=n_layer, is_moe=is_moe, largest_weight_bytes=self._largest[v.quant])
+            if r.fits and r.tier == "partial_offload":
+                out.append((r, at(r.n_gpu_layers, r.n_cpu_moe)))
+        return out
+
+    # ---------------------------------------------------------------- speeds
+
+    def speed(self, bd: Breakdown, r: FitResult, dev: DeviceSetup, depth: int, v: PlanVariant) -> SpeedEstimate:
+        return estimate_speed(bd, r, dev.profile, ratio=self.ratio, depth=depth, compute=self.compute(v))
+
+    def prefill(self, bd: Breakdown, r: FitResult, dev: DeviceSetup, v: PlanVariant) -> PrefillEstimate | None:
+        comp = self.compute(v)
+        if comp is None or self.no_decode is not None:
+            return None
+        return estimate_prefill(bd, r, dev.profile, comp, tokens=bd.n_ctx, depth=0)
+
+    # ---------------------------------------------------------------- one quant, one KV type
+
+    def rank(self, r: FitResult, speed: float, dev: DeviceSetup) -> tuple:
+        """Configurations of one quant, best first: fits; fast before spill before partial (on an OS
+        that prefers it); the faster where speed differs; the least spill; the smallest carve-out (the
+        OS keeps the most); no cap change; the most OS headroom."""
+        if not r.fits:  # the closest miss first, so its reason is the one worth showing
+            return (1, 0, r.shortfall_bytes, r.carveout_bytes or 0)
+        order = {"fast": 0, "spill": 1, "partial": 2, "none": 3}[placement(r)]
+        if not dev.prefer_fast and order == 1:
+            order = 0
+        speed_matters = order > 0
+        spill_gib = round(r.shared_used_bytes / GIB) if dev.prefer_fast and r.tier == "shared" else 0
+        return (0, order, -round(speed, 1) if speed_matters else 0.0, spill_gib, r.carveout_bytes or 0,
+                1 if cap_raised(r) else 0, -r.os_free_bytes)
+
+    def evaluate(self, v: PlanVariant, dev: DeviceSetup, ctx: int, kv: str) -> Evaluation:
+        full = self.breakdown(v, ctx=ctx, backend=dev.est_backend, ctk=kv, ctv=kv, mmap=dev.base.mmap)
+        options = self.place_options(full, v, dev)
+        scored = [(self.rank(r, self.speed(full, r, dev, 0, v).tps, dev), i, r, full) for i, r in enumerate(options)]
+        partials: list[tuple[FitResult, Breakdown]] = []
+        if not any(r.fits for r in options):
+            partials = self.partials(v, dev, ctx, kv)
+            scored += [(self.rank(r, self.speed(b, r, dev, 0, v).tps, dev), 1000 + i, r, b)
+                       for i, (r, b) in enumerate(partials)]
+        scored.sort(key=lambda t: (t[0], t[1]))
+        _, _, best, best_bd = scored[0]
+        ev = Evaluation(variant=v, kv=kv, full=full, best=best, best_bd=best_bd, options=options, partials=partials,
+                        quality=quality_key(v.quant, v.size_bytes))
+        if best.fits and self.no_decode is None:
+            ev.speed0 = self.speed(best_bd, best, dev, 0, v)
+            ev.speed_ctx = self.speed(best_bd, best, dev, best_bd.n_ctx, v)
+            ev.prefill = self.prefill(best_bd, best, dev, v)
+        return ev
+
+    def best_of(self, ev: Evaluation, dev: DeviceSetup, allowed: set[str]) -> tuple[FitResult, Breakdown] | None:
+        """The best configuration of this evaluation whose placement is in `allowed`."""
+        pool = [(r, ev.full) for r in ev.options if placement(r) in allowed] + \
+               [(r, b) for r, b in ev.partials if placement(r) in allowed]
+        if not pool:
+            return None
+        return min(pool, key=lambda rb: self.rank(rb[0], self.speed(rb[1], rb[0], dev, 0, ev.variant).tps, dev))
+
+    def refocus(self, ev: Evaluation, dev: DeviceSetup, allowed: set[str]) -> Evaluation:
+        """The same evaluation with its best configuration taken among `allowed` placements."""
+        pick = self.best_of(ev, dev, allowed)
+        if pick is None or pick[0] is ev.best:
+            return ev
+        r, b = pick
+        out = Evaluation(variant=ev.variant, kv=ev.kv, full=ev.full, best=r, best_bd=b, options=ev.options,
+                         partials=ev.partials, max_ctx=ev.max_ctx, max_ctx_fast=ev.max_ctx_fast,
+                         max_ctx_mode=ev.max_ctx_mode, quality=ev.quality)
+        if self.no_decode is None:
+            out.speed0 = self.speed(b, r, dev, 0, ev.variant)
+            out.speed_ctx = self.speed(b, r, dev, b.n_ctx, ev.variant)
+            out.prefill = self.prefill(b, r, dev, ev.variant)
+        return out
+
+    # ---------------------------------------------------------------- context search
+
+    def _slack_at(self, v: PlanVariant, dev: DeviceSetup, ctx: int, kv: str, fast: bool) -> int:
+        """Best signed slack over every configuration (GPU caps at the machine's setting) with full
+        offload; `fast`: the GPU side must stay in fast memory too."""
+        bd = self.breakdown(v, ctx=ctx, backend=dev.est_backend, ctk=kv, ctv=kv, mmap=dev.base.mmap)
+        best = None
+        for carve in self.carveouts(dev.profile):
+            cfg = dev.base.model_copy(update={"carveout_bytes": carve})
+            cap = self.machine_cap(dev, carve)
+            if cap is None and self.tunable(dev):  # unified: the safe maximum
+                cap = dev.profile.max_gpu_cap_bytes(dev.base.os) // GIB * GIB  # type: ignore[arg-type,operator]
+            if cap:
+                cfg = cfg.model_copy(update={"gpu_cap_bytes": cap})
+            r = self.place(bd, v, dev, cfg)
+            slack = fast_slack(r) if fast else r.slack_bytes
+            best = slack if best is None else max(best, slack)
+        return best if best is not None else -1
+
+    def fits_full_with(self, v: PlanVariant, dev: DeviceSetup, ctx: int, kv: str, fast: bool = False) -> bool:
+        try:
+            return self._slack_at(v, dev, ctx, kv, fast) >= 0
+        except EstimateError:
+            return False
+
+    def _max_ctx(self, slack: Callable[[int], int]) -> int:
+        """Largest multiple of 256 tokens (up to the training context x sequences) that fits; 0 if none."""
+        upper = (self.n_ctx_train or 131072) * self.req.n_parallel
+        hi = max(CTX_STEP, upper // CTX_STEP * CTX_STEP)
+        return last_fitting(slack, CTX_STEP, hi, CTX_STEP) or 0
+
+    def fill_max_ctx(self, ev: Evaluation, dev: DeviceSetup) -> None:
+        """The largest context at which the quant still runs fully on the GPU (any configuration) and
+        the largest that stays in fast memory, per KV type. "How short a context would put it all on
+        the GPU" for a quant that needs partial offload at the requested context (0 = none would)."""
+        v = ev.variant
+        kv_types = {"f16", QUANTIZED_KV, self.req.cache_type_k}
+        fa_off = self.req.flash_attn == "off"
+        spill_matters = dev.profile.memory_architecture == "carveout" and dev.prefer_fast
+        for kv in sorted(kv_types):
+            if kv != "f16" and fa_off:
+                ev.max_ctx[kv] = ev.max_ctx_fast[kv] = None  # a quantized V cache needs flash attention
+                continue
+            try:
+                ev.max_ctx[kv] = self._max_ctx(lambda c: self._slack_at(v, dev, c, kv, False))
+                ev.max_ctx_fast[kv] = (self._max_ctx(lambda c: self._slack_at(v, dev, c, kv, True))
+                                       if spill_matters else ev.max_ctx[kv])
+            except EstimateError:  # e.g. llama.cpp refuses this KV type for the model's head size
+                if kv == self.req.cache_type_k:
+                    raise
+                ev.max_ctx[kv] = ev.max_ctx_fast[kv] = None
+        if ev.max_ctx.get(self.req.cache_type_k):
+            ev.max_ctx_mode = "gpu"
+        else:
+            ev.max_ctx_mode = "partial" if ev.best.tier == "partial_offload" else "none"
+
+    # ---------------------------------------------------------------- the request
+
+    def ctx(self) -> tuple[int, bool]:
+        if self.req.ctx:
+            return self.req.ctx, False
+        train = self.n_ctx_train or DEFAULT_CTX_CAP
+        return min(train, DEFAULT_CTX_CAP), True
+
+    def kv_alternative(self) -> str | None:
+        """The quantized KV type to weigh beside the requested one, or None when the user fixed the
+        KV type, flash attention is off (a quantized V cache needs it) or the request is already it."""
+        if self.req.kv_fixed or self.req.flash_attn == "off" or self.req.cache_type_k == QUANTIZED_KV:
+            return None
+        return QUANTIZED_KV
+
+    def evaluate_device(self, dev: DeviceSetup) -> tuple[list[Evaluation], list[Evaluation], int, bool]:
+        """Every quant with the requested KV type, and (where it can change the answer) with the
+        quantized alternative: (requested, alternatives, ctx, ctx defaulted)."""
+        ctx, defaulted = self.ctx()
+        req_kv = self.req.cache_type_k
+        evals = [self.evaluate(v, dev, ctx, req_kv) for v in self.model.variants]
+        if self.req.search_max_ctx:
+            for ev in evals:
+                self.fill_max_ctx(ev, dev)
+        alt_kv = self.kv_alternative()
+        alts: list[Evaluation] = []
+        if alt_kv and any(ev.placement != "fast" for ev in evals):
+            for ev in evals:
+                if ev.placement == "fast":
+                    continue
+                try:
+                    alt = self.evaluate(ev.variant, dev, ctx, alt_kv)
+                except EstimateError:  # llama.cpp refuses q8_0 for this head size
+                    continue
+                alt.max_ctx, alt.max_ctx_fast, alt.max_ctx_mode = ev.max_ctx, ev.max_ctx_fast, ev.max_ctx_mode
+                alts.append(alt)
+        return evals, alts, ctx, defaulted
