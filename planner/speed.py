@@ -71,6 +71,9 @@ class SpeedParams:
     backend_efficiency: dict[str, float]  # "os/backend" -> decode eta factor (missing = 1.0)
     prefill_efficiency: dict[str, float]  # backend -> share of the FP16 peak prefill reaches
     pcie_gbps: float  # discrete cards: CPU-side weights cross PCIe once per ubatch in prefill
+    moe_tokens_half: float = 0.0  # tokens per expert per ubatch at which expert matmuls reach half speed
+    decode_attn_efficiency: float = 0.0  # decode attention FLOPs run at this x the prefill efficiency (0 = ignored)
+    device_efficiency: dict[str, float] = field(default_factory=dict)  # fitted decode eta per memory system
     evidence: dict[str, int] = field(default_factory=dict)  # "backend/family" -> calibration rows
     source: str = ""
 
@@ -99,6 +102,9 @@ def params_from_dict(data: dict) -> SpeedParams:
         backend_efficiency={k: float(v) for k, v in d.get("backend_efficiency", {}).items()},
         prefill_efficiency={k: float(v) for k, v in p["efficiency"].items()},
         pcie_gbps=float(p.get("pcie_gbps", 25.0)),
+        moe_tokens_half=float(p.get("moe_tokens_half", 0.0)),
+        decode_attn_efficiency=float(d.get("attention_efficiency", 0.0)),
+        device_efficiency={k: float(v) for k, v in data.get("device_efficiency", {}).items()},
         evidence={k: int(v) for k, v in data.get("evidence", {}).items()},
         source=str(data.get("source", "")),
     )
@@ -255,11 +261,15 @@ def backend_name(label: str) -> str:
 
 
 def _units(kind: str, moe: bool, params: SpeedParams) -> float:
+    """Dispatch units of one layer per token: 1 for a dense layer; an MoE FFN (router, gather, several
+    expert matmuls), a recurrent block (conv, gated delta net) and MLA's absorbed attention add more."""
     u = params.layer_units.get("dense", 1.0)
     if moe:
         u = params.layer_units.get("moe", u)
     if kind == "recurrent":
         u += params.layer_units.get("recurrent", 0.0)
+    if kind == "mla":
+        u += params.layer_units.get("mla", 0.0)
     return u
 
 
@@ -322,7 +332,14 @@ def estimate_speed(b: Breakdown, fit: "FitResult", profile: DeviceProfile, *, ra
     gpu_time = (gpu_bytes + slow * (fit.shared_slowdown - 1)) / (eff * bw) if gpu_bytes else 0.0
     cpu_time = cpu_bytes / (params.cpu_efficiency * host_bw) if cpu_bytes else 0.0
     latency = gpu_units * params.latency(be) + cpu_units * params.latency("cpu")
-    total_time = gpu_time + cpu_time + latency
+    # attention at depth is also arithmetic: each new token's queries meet every cached position
+    # (MLA's absorbed attention: 20+ heads of 576 + 512 per position), at a share of the FP16 peak
+    attn_time = 0.0
+    if compute is not None and params.decode_attn_efficiency > 0 and profile.gpu_tflops_fp16 and depth > 0:
+        eff_pp = params.prefill_efficiency.get(be, params.prefill_efficiency.get("default", 0.3))
+        attn_time = _attention_flops(compute, 1, depth) / (profile.gpu_tflops_fp16 * 1e12 * eff_pp
+                                                           * params.decode_attn_efficiency)
+    total_time = gpu_time + cpu_time + latency + attn_time
     tps = 1.0 / total_time if total_time > 0 else 0.0
     family = compute.family if compute else ("moe" if ratio < 1.0 else "dense")
     return SpeedEstimate(
@@ -367,9 +384,16 @@ def estimate_prefill(b: Breakdown, fit: "FitResult", profile: DeviceProfile, com
     if not tflops or tokens <= 0:
         return None
     eff = params.prefill_efficiency.get(be, params.prefill_efficiency.get("default", 0.3))
-    flops = 2.0 * compute.active_params_per_token() * tokens + _attention_flops(compute, tokens, depth)
-    t_compute = flops / (tflops * 1e12 * eff)
     n_ubatch = max(1, b.settings.n_ubatch)
+    # a ubatch spreads its tokens over the experts: each expert's matmul sees ubatch x used/count
+    # tokens, and small matmuls run far below peak (half speed at moe_tokens_half tokens)
+    per_expert = min(tokens, n_ubatch) * compute.expert_ratio
+    sat = per_expert / (per_expert + params.moe_tokens_half) if params.moe_tokens_half > 0 else 1.0
+    dense = sum(l.dense_params for l in compute.layers) + compute.head_params / max(1, tokens)
+    expert = sum(l.expert_params for l in compute.layers) * compute.expert_ratio
+    flops_dense = 2.0 * dense * tokens + _attention_flops(compute, tokens, depth)
+    flops_expert = 2.0 * expert * tokens
+    t_compute = (flops_dense + flops_expert / max(sat, 1e-6)) / (tflops * 1e12 * eff)
     chunks = -(-tokens // n_ubatch)
     gpu_w = fit.gpu.weights_bytes
     cpu_w = fit.host.weights_bytes if not fit.full_offload else 0

@@ -1,0 +1,259 @@
+"""Fit the speed model's few parameters on the field rows, and report fit and held-out errors.
+
+    python validation/field/calibrate.py            # fit, print, write planner/data/speed.toml
+    python validation/field/calibrate.py --check    # print the errors of the current parameters only
+
+Parameters (each with a physical meaning, planner/speed.py):
+- decode efficiency per memory system (eta: the share of peak bandwidth a big dense model reads at),
+- per-layer dispatch latency per backend, the dispatch units of an MoE layer and of a recurrent layer,
+- decode factors for Windows' drivers (Vulkan, ROCm) and for ROCm elsewhere,
+- the CPU's share of its RAM bandwidth (layers offloaded to the CPU),
+- prefill efficiency per backend (share of the FP16 peak), and the tokens per expert at which an
+  MoE layer's matmuls reach half speed.
+Rows listed in validation/field/holdout.toml are never used to fit; the printout gives both errors.
+Minimised: the mean squared log error of decode (and prefill, weighted) over the fit rows, by
+coordinate descent in log space (no extra dependency; 20-odd parameters, a few hundred rows).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+import harness as H  # noqa: E402
+from planner.speed import SpeedParams, default_params, estimate_prefill, estimate_speed  # noqa: E402
+
+SPEED_TOML = H.REPO / "planner" / "data" / "speed.toml"
+PREFILL_WEIGHT = 0.5
+# Section A rows are first-hand, on the machine this project is for, with known settings: they
+# weigh as much as several second-hand rows (the target is that every one of them agrees).
+SECTION_A_WEIGHT = 6.0
+
+
+@dataclass
+class Case:
+    row: H.Row
+    pred: H.Prediction
+    kind: str  # decode | prefill
+    observed: float
+    holdout: bool
+
+
+def cases() -> tuple[list[Case], list[tuple[str, str]]]:
+    out: list[Case] = []
+    skipped: list[tuple[str, str]] = []
+    for row in H.load_rows():
+        o = row.sec("outcome")
+        if o.get("decode_tps") is None and o.get("prefill_tps") is None:
+            continue
+        try:
+            pred = H.replay(row)
+        except H.NotReplayable as e:
+            skipped.append((row.id, str(e)))
+            continue
+        hold = H.is_holdout(row)
+        why_not = H.excluded(row)
+        if o.get("decode_tps") is not None and "decode" not in why_not:
+            out.append(Case(row, pred, "decode", float(o["decode_tps"]), hold))
+        if (o.get("prefill_tps") is not None and o.get("prefill_tokens") and pred.profile.gpu_tflops_fp16
+                and "prefill" not in why_not):
+            out.append(Case(row, pred, "prefill", float(o["prefill_tps"]), hold))
+    return out, skipped
+
+
+# --------------------------------------------------------------------------- parameter vector
+
+
+def vector(p: SpeedParams, classes: list[str]) -> dict[str, float]:
+    v = {f"lat.{k}": p.layer_latency_s.get(k, 40e-6) for k in ("cuda", "vulkan", "rocm", "metal")}
+    v["units.moe"] = p.layer_units.get("moe", 2.0)
+    v["units.recurrent"] = p.layer_units.get("recurrent", 1.0)
+    v["units.mla"] = p.layer_units.get("mla", 1.0)
+    v["attn"] = p.decode_attn_efficiency or 0.5
+    for k in ("windows/vulkan", "windows/rocm", "linux/rocm"):
+        v[f"be.{k}"] = p.backend_efficiency.get(k, 1.0)
+    v["cpu"] = p.cpu_efficiency
+    for k in ("cuda", "vulkan", "rocm", "metal"):
+        v[f"pp.{k}"] = p.prefill_efficiency.get(k, 0.3)
+    v["pp.moe_half"] = p.moe_tokens_half or 16.0
+    for c in classes:
+        v[f"eta.{c}"] = p.device_efficiency.get(c, 0.8)
+    return v
+
+
+def params_of(v: dict[str, float], base: SpeedParams) -> SpeedParams:
+    return replace(
+        base,
+        layer_latency_s={**base.layer_latency_s, **{k[4:]: x for k, x in v.items() if k.startswith("lat.")}},
+        layer_units={**base.layer_units, "moe": v["units.moe"], "recurrent": v["units.recurrent"], "mla": v["units.mla"]},
+        decode_attn_efficiency=v["attn"],
+        backend_efficiency={**base.backend_efficiency, **{k[3:]: x for k, x in v.items() if k.startswith("be.")}},
+        cpu_efficiency=v["cpu"],
+        prefill_efficiency={**base.prefill_efficiency, **{k[3:]: x for k, x in v.items() if k.startswith("pp.") and k != "pp.moe_half"}},
+        moe_tokens_half=v["pp.moe_half"],
+        device_efficiency={k[4:]: x for k, x in v.items() if k.startswith("eta.")},
+    )
+
+
+BOUNDS = {"lat.": (0.0, 400e-6), "units.": (0.0, 8.0), "attn": (0.02, 4.0), "be.": (0.1, 1.5), "cpu": (0.1, 1.0), "pp.": (0.02, 1.0),
+          "pp.moe_half": (0.5, 512.0), "eta.": (0.2, 1.0)}
+
+
+def _bounds(name: str) -> tuple[float, float]:
+    for prefix in sorted(BOUNDS, key=len, reverse=True):
+        if name.startswith(prefix):
+            return BOUNDS[prefix]
+    return (1e-6, 1e6)
+
+
+def predict(c: Case, p: SpeedParams) -> float | None:
+    pred = c.pred
+    prof = pred.profile
+    eta = p.device_efficiency.get(pred.efficiency_class)
+    if eta is not None:
+        prof = prof.model_copy(update={"decode_efficiency": eta})
+    o = c.row.sec("outcome")
+    fit = pred.fit if pred.fit.fits else pred.fit.model_copy(update={"tier": "dedicated"})
+    if c.kind == "decode":
+        s = estimate_speed(pred.breakdown, fit, prof, ratio=pred.compute.expert_ratio,
+                           depth=int(o.get("decode_depth") or 0), compute=pred.compute, params=p)
+        return s.tps or None
+    pf = estimate_prefill(pred.breakdown, fit, prof, pred.compute, tokens=int(o["prefill_tokens"]),
+                          depth=int(o.get("prefill_depth") or 0), params=p)
+    return pf.tps if pf else None
+
+
+def loss(cs: list[Case], p: SpeedParams) -> float:
+    total = 0.0
+    for c in cs:
+        y = predict(c, p)
+        if not y:
+            total += 4.0
+            continue
+        e = math.log(y / c.observed) ** 2
+        w = SECTION_A_WEIGHT if c.row.file == "section_a.toml" else 1.0
+        total += e * w * (PREFILL_WEIGHT if c.kind == "prefill" else 1.0)
+    return total / max(1, len(cs))
+
+
+def fit(cs: list[Case], base: SpeedParams, classes: list[str], sweeps: int = 6) -> SpeedParams:
+    v = vector(base, classes)
+    train = [c for c in cs if not c.holdout]
+    best = loss(train, params_of(v, base))
+    for sweep in range(sweeps):
+        step = 0.5 / (1 + sweep)
+        for k in list(v):
+            lo, hi = _bounds(k)
+            for direction in (1, -1):
+                improved = True
+                while improved:
+                    improved = False
+                    trial = dict(v)
+                    cur = v[k] if v[k] > 0 else 1e-6
+                    trial[k] = min(hi, max(lo, cur * math.exp(direction * step)))
+                    val = loss(train, params_of(trial, base))
+                    if val < best - 1e-9:
+                        v, best, improved = trial, val, True
+        print(f"sweep {sweep + 1}: loss {best:.4f}", file=sys.stderr)
+    return params_of(v, base)
+
+
+# --------------------------------------------------------------------------- reporting
+
+
+def errors(cs: list[Case], p: SpeedParams) -> dict[str, dict[str, float]]:
+    out: dict[str, dict[str, float]] = {}
+    for kind in ("decode", "prefill"):
+        for split in ("fit", "held-out"):
+            sel = [c for c in cs if c.kind == kind and c.holdout == (split == "held-out")]
+            if not sel:
+                continue
+            ratios = [(predict(c, p) or 0) / c.observed for c in sel]
+            within = sum(1 for r in ratios if (abs(r - 1) <= 0.30 if kind == "decode" else 1 / 1.5 <= r <= 1.5))
+            logs = [abs(math.log(r)) for r in ratios if r > 0]
+            out[f"{kind}/{split}"] = {"rows": len(sel), "within": within, "share": within / len(sel),
+                                      "median_abs_err": statistics.median([abs(r - 1) for r in ratios]),
+                                      "rms_log": math.sqrt(sum(x * x for x in logs) / max(1, len(logs)))}
+    return out
+
+
+def evidence(cs: list[Case]) -> dict[str, int]:
+    ev: dict[str, int] = {}
+    for c in cs:
+        if c.holdout:
+            continue
+        key = f"{c.pred.backend}/{c.pred.family if c.kind == 'decode' else 'prefill'}"
+        ev[key] = ev.get(key, 0) + 1
+    return dict(sorted(ev.items()))
+
+
+def write_toml(p: SpeedParams, ev: dict[str, int], errs: dict[str, dict[str, float]]) -> None:
+    lines = [
+        "# Speed-model parameters (planner/speed.py), fitted by validation/field/calibrate.py on the",
+        "# calibration rows of validation/field/*.toml (rows in holdout.toml never used). docs/speed.md",
+        "# lists each parameter with the rows that fix it, and the fit and held-out errors. Regenerate:",
+        "#   python validation/field/calibrate.py",
+        'source = "fitted on validation/field (calibrate.py); ' + "; ".join(
+            f"{k}: {v['within']}/{v['rows']} within band" for k, v in errs.items()) + '"',
+        "", "[decode]", f"cpu_efficiency = {p.cpu_efficiency:.3f}",
+        f"attention_efficiency = {p.decode_attn_efficiency:.3f}", "", "[decode.layer_latency_us]",
+    ]
+    for k in ("cuda", "vulkan", "rocm", "metal"):
+        lines.append(f"{k} = {p.layer_latency_s[k] * 1e6:.1f}")
+    lines += [f"cpu = {p.layer_latency_s.get('cpu', 0.0) * 1e6:.1f}",
+              f"default = {max(p.layer_latency_s[k] for k in ('cuda', 'vulkan', 'rocm', 'metal')) * 1e6:.1f}",
+              "", "[decode.layer_units]", "dense = 1.0", f"moe = {p.layer_units['moe']:.3f}",
+              f"recurrent = {p.layer_units['recurrent']:.3f}", f"mla = {p.layer_units['mla']:.3f}", "",
+              "[decode.backend_efficiency]"]
+    for k, x in sorted(p.backend_efficiency.items()):
+        lines.append(f'"{k}" = {x:.3f}')
+    lines += ["", "[prefill]", f"pcie_gbps = {p.pcie_gbps:g}", f"moe_tokens_half = {p.moe_tokens_half:.1f}", "",
+              "[prefill.efficiency]"]
+    for k in ("cuda", "vulkan", "rocm", "metal"):
+        lines.append(f"{k} = {p.prefill_efficiency[k]:.3f}")
+    lines += [f"default = {min(p.prefill_efficiency[k] for k in ('cuda', 'vulkan', 'rocm', 'metal')):.3f}",
+              "", "# decode efficiency per memory system (written into the profiles' decode_efficiency)",
+              "[device_efficiency]"]
+    for k, x in sorted(p.device_efficiency.items()):
+        lines.append(f'"{k}" = {x:.3f}')
+    lines += ["", "# calibration rows per backend/family (decode) and backend/prefill: under 3 = uncalibrated",
+              "[evidence]"]
+    for k, n in ev.items():
+        lines.append(f'"{k}" = {n}')
+    SPEED_TOML.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="report the errors of the current parameters only")
+    ap.add_argument("--sweeps", type=int, default=6)
+    args = ap.parse_args(argv)
+    cs, skipped = cases()
+    classes = sorted({c.pred.efficiency_class for c in cs if c.pred.efficiency_class})
+    base = default_params()
+    if not base.device_efficiency:
+        base = replace(base, device_efficiency={c: next(x.pred.profile.decode_efficiency for x in cs
+                                                         if x.pred.efficiency_class == c) for c in classes})
+    p = base if args.check else fit(cs, base, classes, args.sweeps)
+    errs = errors(cs, p)
+    for k, v in errs.items():
+        print(f"{k:18} {v['within']:3}/{v['rows']:<3} within band ({v['share']:.0%}); median |err| "
+              f"{v['median_abs_err']:.0%}; rms log {v['rms_log']:.3f}")
+    print(f"not replayable: {len(skipped)} speed rows")
+    if not args.check:
+        write_toml(p, evidence(cs), errs)
+        print(f"wrote {SPEED_TOML.relative_to(H.REPO)}")
+        for k, x in sorted(vector(p, classes).items()):
+            print(f"  {k:22} {x * 1e6 if k.startswith('lat.') else x:.4g}{' us' if k.startswith('lat.') else ''}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
