@@ -111,8 +111,12 @@ def _norm(i: int, name: str, n: int) -> Tensor:
 
 
 def llama(hp: Hp) -> list[Tensor]:
-    head, tail = _embd_and_output(hp, tied=False)
-    out = head + [("rope_freqs.weight", (hp.get("rope.dimension_count", hp.head_k) // 2,))]
+    """Options: `tied` (no output.weight: Llama-3.2-1B/3B), `rope_freqs` (default True: the llama3
+    rope scaling tensor of Llama 3.x; False for Llama 2, which has no rope scaling)."""
+    head, tail = _embd_and_output(hp, tied=hp.options.get("tied", False))
+    out = head
+    if hp.options.get("rope_freqs", True):
+        out = head + [("rope_freqs.weight", (hp.get("rope.dimension_count", hp.head_k) // 2,))]
     for i in range(hp.n_layer):
         out.append(_norm(i, "attn_norm", hp.n_embd))
         out += _gqa_attn(hp, i)
@@ -325,6 +329,162 @@ def granitehybrid(hp: Hp) -> list[Tensor]:
     return out + tail
 
 
+def qwen2(hp: Hp) -> list[Tensor]:
+    """Qwen2 / Qwen2.5 (models/qwen2.cpp): the llama block with q/k/v biases, no rope_freqs;
+    option `tied` for the small releases that tie the embeddings."""
+    head, tail = _embd_and_output(hp, tied=hp.options.get("tied", False))
+    out = head
+    for i in range(hp.n_layer):
+        out.append(_norm(i, "attn_norm", hp.n_embd))
+        out += _attn_qkvo(hp, i, hp.head_k * hp.n_head, hp.head_k * hp.n_head_kv(), hp.head_v * hp.n_head_kv(),
+                          hp.head_k * hp.n_head, bias=True)
+        out.append(_norm(i, "ffn_norm", hp.n_embd))
+        out += _dense_ffn(hp, i, hp.n_ff)
+    return out + tail
+
+
+def _nextn(hp: Hp, i: int, embed: bool, head: bool) -> list[Tensor]:
+    """The MTP block's own tensors (blk.<n_layer>.nextn.*); llama.cpp skips them unless asked to
+    load the MTP head. `embed` / `head`: the checkpoint carries its own embedding / LM head copy."""
+    out = [(_blk(i, "nextn.eh_proj.weight"), (2 * hp.n_embd, hp.n_embd)),
+           _norm(i, "nextn.enorm", hp.n_embd), _norm(i, "nextn.hnorm", hp.n_embd)]
+    if embed:
+        out.append((_blk(i, "nextn.embed_tokens.weight"), (hp.n_embd, hp.n_vocab)))
+    if head:
+        out.append((_blk(i, "nextn.shared_head_head.weight"), (hp.n_embd, hp.n_vocab)))
+    out.append(_norm(i, "nextn.shared_head_norm", hp.n_embd))
+    return out
+
+
+def glm4moe(hp: Hp) -> list[Tensor]:
+    """GLM-4.5 / 4.5-Air (models/glm4-moe.cpp): GQA with q/k/v biases (q/k norms optional, option
+    `qk_norm`), post-attention norm, the first `leading_dense_block_count` layers dense, then
+    routed experts + score-correction bias + shared expert (n_ff_exp * expert_shared_count). The
+    last `nextn_predict_layers` blocks are the MTP head: a full block plus nextn.* tensors (option
+    `nextn_embed_head`: it also carries embed_tokens / shared_head_head copies)."""
+    head, tail = _embd_and_output(hp, tied=False)
+    n_main = hp.n_layer - hp.get("nextn_predict_layers", 0)
+    n_dense = hp.get("leading_dense_block_count", 0)
+    n_exp, n_ff_exp = hp.get("expert_count"), hp.get("expert_feed_forward_length")
+    n_ff_sh = n_ff_exp * hp.get("expert_shared_count", 0)
+    out = head
+    for i in range(hp.n_layer):
+        out.append(_norm(i, "attn_norm", hp.n_embd))
+        out += _attn_qkvo(hp, i, hp.head_k * hp.n_head, hp.head_k * hp.n_head_kv(), hp.head_v * hp.n_head_kv(),
+                          hp.head_k * hp.n_head, bias=hp.options.get("attn_bias", True))
+        if hp.options.get("qk_norm", False):
+            out += [_norm(i, "attn_q_norm", hp.head_k), _norm(i, "attn_k_norm", hp.head_k)]
+        out.append(_norm(i, "post_attention_norm", hp.n_embd))
+        if i < n_dense:
+            out += _dense_ffn(hp, i, hp.n_ff)
+        else:
+            out += _experts(hp, i, n_ff_exp, n_exp)
+            out.append((_blk(i, "exp_probs_b.bias"), (n_exp,)))
+            if n_ff_sh:
+                out += [
+                    (_blk(i, "ffn_gate_shexp.weight"), (hp.n_embd, n_ff_sh)),
+                    (_blk(i, "ffn_up_shexp.weight"), (hp.n_embd, n_ff_sh)),
+                    (_blk(i, "ffn_down_shexp.weight"), (n_ff_sh, hp.n_embd)),
+                ]
+        if i >= n_main:
+            both = hp.options.get("nextn_embed_head", False)
+            out += _nextn(hp, i, embed=both, head=both)
+    return out + tail
+
+
+def qwen35(hp: Hp) -> list[Tensor]:
+    """Qwen3.5 / 3.6 (models/qwen35.cpp, qwen35moe.cpp): hybrid of Gated DeltaNet layers (fused
+    qkv + gate, separate beta/alpha projections) and gated full attention (q carries the gate:
+    2 x n_head x head_dim), the layer kind from `attention.recurrent_layers` (else every
+    full_attention_interval-th layer is attention). Dense FFN (qwen35) or routed experts + gated
+    shared expert (qwen35moe). The last `nextn_predict_layers` blocks are the MTP head: a
+    full-attention block (dense or MoE FFN) plus nextn.* tensors."""
+    head, tail = _embd_and_output(hp, tied=hp.options.get("tied", False))
+    n_main = hp.n_layer - hp.get("nextn_predict_layers", 0)
+    recurrent = hp.get("attention.recurrent_layers")
+    interval = hp.get("full_attention_interval", 4)
+    d_state, n_group, dt_rank = hp.get("ssm.state_size"), hp.get("ssm.group_count"), hp.get("ssm.time_step_rank")
+    d_conv = hp.get("ssm.conv_kernel")
+    key_dim, value_dim = d_state * n_group, d_state * dt_rank
+    n_exp = hp.get("expert_count", 0)
+    out = head
+    for i in range(hp.n_layer):
+        is_recr = recurrent[i] if recurrent else (i < n_main and (i + 1) % interval != 0)
+        out.append(_norm(i, "attn_norm", hp.n_embd))
+        out.append(_norm(i, "post_attention_norm", hp.n_embd))
+        if not is_recr:
+            out += _attn_qkvo(hp, i, hp.head_k * hp.n_head * 2, hp.head_k * hp.n_head_kv(), hp.head_v * hp.n_head_kv(),
+                              hp.head_k * hp.n_head)
+            out += [_norm(i, "attn_q_norm", hp.head_k), _norm(i, "attn_k_norm", hp.head_k)]
+        else:
+            out += [
+                (_blk(i, "attn_qkv.weight"), (hp.n_embd, key_dim * 2 + value_dim)),
+                (_blk(i, "attn_gate.weight"), (hp.n_embd, value_dim)),
+                (_blk(i, "ssm_conv1d.weight"), (d_conv, key_dim * 2 + value_dim)),
+                (_blk(i, "ssm_dt.bias"), (dt_rank,)),
+                (_blk(i, "ssm_a"), (dt_rank,)),
+                (_blk(i, "ssm_beta.weight"), (hp.n_embd, dt_rank)),
+                (_blk(i, "ssm_alpha.weight"), (hp.n_embd, dt_rank)),
+                (_blk(i, "ssm_norm.weight"), (d_state,)),
+                (_blk(i, "ssm_out.weight"), (value_dim, hp.n_embd)),
+            ]
+        if n_exp:
+            n_ff_sh = hp.get("expert_shared_feed_forward_length", hp.n_ff)
+            out += _experts(hp, i, hp.get("expert_feed_forward_length"), n_exp)
+            out += [
+                (_blk(i, "ffn_gate_inp_shexp.weight"), (hp.n_embd,)),
+                (_blk(i, "ffn_gate_shexp.weight"), (hp.n_embd, n_ff_sh)),
+                (_blk(i, "ffn_up_shexp.weight"), (hp.n_embd, n_ff_sh)),
+                (_blk(i, "ffn_down_shexp.weight"), (n_ff_sh, hp.n_embd)),
+            ]
+        else:
+            out += _dense_ffn(hp, i, hp.n_ff)
+        if i >= n_main:
+            out += _nextn(hp, i, embed=False, head=False)
+    return out + tail
+
+
+def gemma4(hp: Hp) -> list[Tensor]:
+    """Gemma 4 (models/gemma4.cpp): per-layer attention geometry from the sliding-window pattern
+    (SWA layers: key_length_swa and the SWA KV-head count; full layers: key_length and their own
+    KV-head count), q/k norms, post-attention and post-FFN norms, a per-layer output scale, one
+    shared rope_freqs tensor (proportional rope of the full layers). Option `k_eq_v`: full layers
+    have no attn_v (attention_k_eq_v). With experts (26B-A4B) every layer also has the router (+ its
+    input scale), extra norms, fused gate_up experts and a per-expert down scale; the dense FFN
+    runs in parallel as the shared expert. Tied embeddings."""
+    swa = hp.get("attention.sliding_window_pattern")
+    hd_full, hd_swa = hp.get("attention.key_length"), hp.get("attention.key_length_swa")
+    n_exp, n_ff_exp = hp.get("expert_count", 0), hp.get("expert_feed_forward_length", 0)
+    out = [("token_embd.weight", (hp.n_embd, hp.n_vocab)), ("rope_freqs.weight", (hd_full // 2,))]
+    for i in range(hp.n_layer):
+        hd = hd_swa if swa[i] else hd_full
+        kv = hd * hp.n_head_kv(i)
+        out.append(_norm(i, "attn_norm", hp.n_embd))
+        out.append((_blk(i, "attn_q.weight"), (hp.n_embd, hd * hp.n_head)))
+        out.append((_blk(i, "attn_k.weight"), (hp.n_embd, kv)))
+        if swa[i] or not hp.options.get("k_eq_v", False):
+            out.append((_blk(i, "attn_v.weight"), (hp.n_embd, kv)))
+        out.append((_blk(i, "attn_output.weight"), (hd * hp.n_head, hp.n_embd)))
+        out += [_norm(i, "attn_q_norm", hd), _norm(i, "attn_k_norm", hd)]
+        out.append(_norm(i, "post_attention_norm", hp.n_embd))
+        out.append((_blk(i, "layer_output_scale.weight"), (1,)))
+        out.append(_norm(i, "ffn_norm", hp.n_embd))
+        out += _dense_ffn(hp, i, hp.n_ff)
+        out.append(_norm(i, "post_ffw_norm", hp.n_embd))
+        if n_exp:
+            out += [
+                (_blk(i, "ffn_gate_inp.weight"), (hp.n_embd, n_exp)),
+                (_blk(i, "ffn_gate_inp.scale"), (hp.n_embd,)),
+                _norm(i, "pre_ffw_norm_2", hp.n_embd),
+                _norm(i, "post_ffw_norm_1", hp.n_embd),
+                _norm(i, "post_ffw_norm_2", hp.n_embd),
+                (_blk(i, "ffn_gate_up_exps.weight"), (hp.n_embd, 2 * n_ff_exp, n_exp)),
+                (_blk(i, "ffn_down_exps.weight"), (n_ff_exp, hp.n_embd, n_exp)),
+                (_blk(i, "ffn_down_exps.scale"), (n_exp,)),
+            ]
+    return out + [("output_norm.weight", (hp.n_embd,))]
+
+
 LAYOUTS: dict[str, Callable[[Hp], list[Tensor]]] = {
     "llama": llama,
     "qwen3": qwen3,
@@ -336,6 +496,11 @@ LAYOUTS: dict[str, Callable[[Hp], list[Tensor]]] = {
     "lfm2": lfm2,
     "qwen3next": qwen3next,
     "granitehybrid": granitehybrid,
+    "qwen2": qwen2,
+    "glm4moe": glm4moe,
+    "qwen35": qwen35,
+    "qwen35moe": qwen35,
+    "gemma4": gemma4,
 }
 
 # tensor name fragments the converter keeps in F32 whatever the output type (conversion/base.py)

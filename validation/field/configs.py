@@ -280,7 +280,8 @@ _add(_NEW["llama-3.2-3b"], "bartowski/Llama-3.2-3B-Instruct-GGUF", "Llama-3.2-3B
 _add(BY_NAME["llama-3.3-70b"], "bartowski/Llama-3.3-70B-Instruct-GGUF", "Llama-3.3-70B-Instruct-{quant}.gguf")
 _add(_NEW["qwen2.5-coder-7b"], "ggml-org/Qwen2.5-Coder-7B-Q8_0-GGUF", "qwen2.5-coder-7b-{quant}.gguf")
 _add(BY_NAME["qwen3-32b"], "Qwen/Qwen3-32B-GGUF", "Qwen3-32B-{quant}.gguf")
-_add(BY_NAME["qwen3-vl-32b"], "Qwen/Qwen3-VL-32B-Instruct-GGUF", "Qwen3VL-32B-Instruct-{quant}.gguf", mmproj="qwen3vl")
+_add(BY_NAME["qwen3-vl-32b"], "Qwen/Qwen3-VL-32B-Instruct-GGUF", "Qwen3VL-32B-Instruct-{quant}.gguf",
+     ["Q3_K_M"] + QUANTS, mmproj="qwen3vl")  # Q3_K_M: as tests/data/qwen3-vl-32b.json
 _add(BY_NAME["qwen3-30b-a3b"], "unsloth/Qwen3-30B-A3B-Instruct-2507-GGUF", "Qwen3-30B-A3B-Instruct-2507-{quant}.gguf")
 _add(_NEW["qwen3-235b-a22b"], "unsloth/Qwen3-235B-A22B-Instruct-2507-GGUF", "Qwen3-235B-A22B-Instruct-2507-{quant}.gguf")
 _add(BY_NAME["gpt-oss-20b"], "ggml-org/gpt-oss-20b-GGUF", "gpt-oss-20b-{quant}.gguf", GPT_OSS_QUANTS)
@@ -294,7 +295,8 @@ _add(_NEW["glm-4.5-air"], "unsloth/GLM-4.5-Air-GGUF", "GLM-4.5-Air-{quant}.gguf"
 _add(_NEW["qwen3.5-9b"], "unsloth/Qwen3.5-9B-GGUF", "Qwen3.5-9B-{quant}.gguf")
 _add(_NEW["qwen3.5-35b-a3b"], "unsloth/Qwen3.5-35B-A3B-GGUF", "Qwen3.5-35B-A3B-{quant}.gguf")
 _add(_NEW["qwen3.6-27b"], "unsloth/Qwen3.6-27B-GGUF", "Qwen3.6-27B-{quant}.gguf")
-_add(_NEW["qwen3.6-35b-a3b"], "unsloth/Qwen3.6-35B-A3B-GGUF", "Qwen3.6-35B-A3B-{quant}.gguf")
+_add(_NEW["qwen3.6-35b-a3b"], "unsloth/Qwen3.6-35B-A3B-GGUF", "Qwen3.6-35B-A3B-{quant}.gguf",
+     ["Q3_K_S"] + QUANTS)  # Q3_K_S: a speed.toml row runs it
 _add(_NEW["qwen3.5-122b-a10b"], "unsloth/Qwen3.5-122B-A10B-GGUF", "Qwen3.5-122B-A10B-{quant}.gguf")
 _add(_NEW["qwen3.8-27b"], "unsloth/Qwen3.8-27B-GGUF", "Qwen3.8-27B-{quant}.gguf")
 _add(_coder_next, "unsloth/Qwen3-Coder-Next-GGUF", "Qwen3-Coder-Next-{quant}.gguf")

@@ -242,6 +242,20 @@ def write_mmproj(spec: dict[str, Any], path: str | Path) -> Path:
     return realmodels.write_mmproj(spec, Path(path))
 
 
+def sparse_mmproj(spec_id: str, out_dir: str | Path | None = None) -> Path | None:
+    """Path of the spec's vision projector GGUF (None when the spec has none); cached like sparse_gguf."""
+    spec_path = MODELS_DIR / f"{spec_id}.json"
+    spec = json.loads(spec_path.read_text())
+    if not spec.get("mmproj"):
+        return None
+    out = Path(out_dir) if out_dir else CACHE / spec_id
+    out.mkdir(parents=True, exist_ok=True)
+    path = out / spec["mmproj"]["file"]
+    if not path.exists() or path.stat().st_mtime < spec_path.stat().st_mtime:
+        write_mmproj(spec, path)
+    return path
+
+
 # --------------------------------------------------------------------------- generation
 
 
