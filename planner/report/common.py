@@ -54,18 +54,65 @@ def config_cell(plan: DevicePlan, v: VariantPlan) -> str:
     return ", ".join(parts) if parts else "-"
 
 
+def spill_matters(plan: DevicePlan) -> bool:
+    """Whether this device has a slower class of GPU memory (Windows shared GPU memory on an APU):
+    then "max ctx" is counted in fast memory, and the spill limit is its own column."""
+    return any(v.placement == "spill" for v in plan.variants) or any(
+        v.max_ctx_fast is not None and v.max_ctx_fast != v.max_ctx for v in plan.variants)
+
+
+TIER_CELL: dict[str, str] = {"fast": "", "spill": "spills", "partial": "", "none": ""}
+
+
+def tier_cell(v: VariantPlan) -> str:
+    return "spills" if v.placement == "spill" else TIER_SHORT[v.tier]
+
+
+def ttft_cell(s: float | None) -> str:
+    if s is None:
+        return "-"
+    return f"{s:.0f}s" if s >= 10 else f"{s:.1f}s"
+
+
 def variant_rows(plan: DevicePlan, mark: str = "►") -> list[list[str]]:
     rec_q = plan.recommendation.quant if plan.recommendation.tier != "no_fit" else None
+    fast = spill_matters(plan)
     rows = []
     for v in sorted(plan.variants, key=lambda v: v.size_bytes, reverse=True):
-        rows.append([
-            mark if v.quant == rec_q else "", v.quant, gib(v.size_bytes), gib(v.total_bytes), TIER_SHORT[v.tier], config_cell(plan, v),
-            ctx_cell(v.max_ctx_f16), ctx_cell(v.max_ctx_q8_0), tps_cell(v.est_tps, v.est_tps_at_ctx),
-        ])
+        row = [mark if v.quant == rec_q else "", v.quant, gib(v.size_bytes), gib(v.total_bytes), tier_cell(v),
+               config_cell(plan, v)]
+        if fast:
+            row += [ctx_cell(v.max_ctx_fast), ctx_cell(v.max_ctx_fast_q8_0), ctx_cell(v.max_ctx_f16)]
+        else:
+            row += [ctx_cell(v.max_ctx_f16), ctx_cell(v.max_ctx_q8_0)]
+        speed = tps_cell(v.est_tps, v.est_tps_at_ctx)
+        if v.est_tps is not None and not v.speed_calibrated:
+            speed += "*"
+        row += [speed, ttft_cell(v.est_ttft_s)]
+        rows.append(row)
     return rows
 
 
-VARIANT_HEADERS = ["", "quant", "file GiB", "needs GiB", "tier", "setup", "max ctx f16", "max ctx q8_0", "est. t/s"]
+def variant_headers(plan: DevicePlan) -> list[str]:
+    if spill_matters(plan):
+        return ["", "quant", "file", "needs", "tier", "setup", "fast f16", "fast q8", "spill", "t/s est.", "fill"]
+    return VARIANT_HEADERS
+
+
+def variant_caption(plan: DevicePlan) -> str:
+    base = ("file and needs in GiB (needs = GPU + CPU side at this context); ► = recommended; est. t/s at an "
+            "empty → full context; fill = est. time to process a prompt that fills the context (time to first token)")
+    if spill_matters(plan):
+        base += ("; fast f16 / q8 = the longest context (KV type) that stays in fast memory (the carve-out), "
+                 "spill = the longest that runs on the GPU at all, part of it in slower shared memory")
+    else:
+        base += "; max ctx = the longest context that still runs fully on the GPU (- = none)"
+    if any(v.est_tps is not None and not v.speed_calibrated for v in plan.variants):
+        base += "; * = speed uncalibrated for this backend and model family (docs/speed.md)"
+    return base + "."
+
+
+VARIANT_HEADERS = ["", "quant", "file", "needs", "tier", "setup", "max ctx f16", "max ctx q8_0", "est. t/s", "fill"]
 VARIANT_CAPTION = ("GiB; ► = recommended; needs = GPU + CPU side at this context; max ctx = the longest context "
                    "that still runs fully on the GPU (- = none); est. t/s at an empty → full context.")
 
@@ -144,6 +191,17 @@ def headline(plan: DevicePlan) -> str:
         if r.est_tps_at_ctx is not None and abs(r.est_tps_at_ctx - r.est_tps) >= 0.05:
             speed += f" ({r.est_tps_at_ctx:.1f} at {fmt_ctx(r.ctx)})"
     return f"{r.quant} — {r.tier_label}{speed}"
+
+
+def prefill_line(plan: DevicePlan) -> str | None:
+    """Prompt processing in words: average speed over a prompt that fills the context, and the time
+    to its first token."""
+    r = plan.recommendation
+    if r.tier == "no_fit" or r.est_prefill_tps is None or r.est_ttft_s is None:
+        return None
+    cal = "" if r.speed_calibrated else " (uncalibrated for this backend and model family)"
+    return (f"prompt processing est. {r.est_prefill_tps:.0f} t/s; a prompt that fills the {fmt_ctx(r.ctx)} context "
+            f"takes about {ttft_cell(r.est_ttft_s)} to the first token{cal}")
 
 
 

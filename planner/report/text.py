@@ -14,7 +14,8 @@ from ..plan_types import DevicePlan, MemoryBar, MultiPlan
 from ..units import GIB, fmt_bios_size
 from .common import (
     CAP_HEADERS, carveout_caption, device_title_parts, TIER_SHORT, VARIANT_CAPTION, VARIANT_HEADERS, cap_rows,
-    carveout_table, gib, headline, mmproj_line, request_title, tps_cell, variant_rows, warnings_first,
+    carveout_table, gib, headline, mmproj_line, prefill_line, request_title, tps_cell, variant_caption,
+    variant_headers, variant_rows, warnings_first, ttft_cell,
 )
 
 BAR_WIDTH = 64
@@ -162,6 +163,9 @@ def _command_lines(cmds: list[str]) -> list[str]:
 def _recommendation_block(plan: DevicePlan, *, compact: bool = False) -> list[str]:
     r = plan.recommendation
     out = [f"Recommendation: {headline(plan)}"]
+    pf = prefill_line(plan)
+    if pf and not compact:
+        out += _bullets([pf], "  ")
     c = r.commands
     if r.tier == "no_fit" or c is None:
         out += _bullets(r.reasons, "  - ")
@@ -224,9 +228,10 @@ def render_device(plan: DevicePlan, *, unicode: bool = False) -> str:
         out += ["", "Memory with the recommendation loaded:"]
         out += [render_bar(b, unicode=unicode) for b in plan.bars]
     out += ["", f"Quants at {plan.ctx} tokens:"]
-    out += _bullets([VARIANT_CAPTION], "")
-    out.append(_table(variant_rows(plan), VARIANT_HEADERS,
-                      ("left", "left", "right", "right", "left", "left", "right", "right", "right")))
+    out += _bullets([variant_caption(plan)], "")
+    headers = variant_headers(plan)
+    out.append(_table(variant_rows(plan), headers, ("left", "left", "right", "right", "left", "left")
+                      + ("right",) * (len(headers) - 6)))
     if plan.carveout_options:
         if plan.device.memory_architecture == "carveout":
             out += ["", f"BIOS carve-out options for {plan.recommendation.quant} ({plan.device.os}):"]
@@ -237,14 +242,16 @@ def render_device(plan: DevicePlan, *, unicode: bool = False) -> str:
             out += ["", f"GPU memory limit for {plan.recommendation.quant}:"]
             out.append(_table(cap_rows(plan.carveout_options), CAP_HEADERS,
                               ("left", "right", "left", "right", "right", "right", "left")))
-    out += ["", "est. = bandwidth-roofline estimate (docs/plan.md), not a measurement."]
+    out += ["", "est. = estimate from the speed model fitted on measurements (docs/speed.md), not a measurement."]
     return "\n".join(out)
 
 
 def render_comparison(multi: MultiPlan) -> str:
     plans = multi.plans
     first = plans[0]
-    out = [f"{first.model.name} · {plans[0].ctx} tokens · compared on {len(plans)} devices"]
+    uses = {(p.device.use) for p in plans}
+    use = f" · {next(iter(uses))} use for all" if len(uses) == 1 else ""
+    out = [f"{first.model.name} · {plans[0].ctx} tokens · compared on {len(plans)} devices{use}"]
     out += _bullets(list(dict.fromkeys(w for p in plans for w in warnings_first(p))), "  ! ")
     out.append("")
     rows = []
@@ -258,10 +265,11 @@ def render_comparison(multi: MultiPlan) -> str:
         if r.tier == "partial_offload":
             setup.append(f"--n-cpu-moe {r.n_cpu_moe}" if r.n_cpu_moe else f"-ngl {r.n_gpu_layers}")
         rows.append([p.device.id, f"{p.device.os}/{p.device.use}", r.quant if r.tier != "no_fit" else "-",
-                     TIER_SHORT[r.tier], ", ".join(setup) or "-",
-                     gib(r.total_bytes) if r.tier != "no_fit" else "-", tps_cell(r.est_tps, r.est_tps_at_ctx)])
-    out.append(tabulate(rows, headers=["device", "os/use", "quant", "tier", "setup", "needs GiB", "est. t/s"],
-                        tablefmt="simple", disable_numparse=True))
+                     "spills" if r.placement == "spill" else TIER_SHORT[r.tier], ", ".join(setup) or "-",
+                     gib(r.total_bytes) if r.tier != "no_fit" else "-", tps_cell(r.est_tps, r.est_tps_at_ctx),
+                     f"{r.est_prefill_tps:.0f}" if r.est_prefill_tps else "-", ttft_cell(r.est_ttft_s)])
+    out.append(tabulate(rows, headers=["device", "os/use", "quant", "tier", "setup", "needs GiB", "est. t/s", "pp t/s",
+                                       "fill"], tablefmt="simple", disable_numparse=True))
     # quant x device matrix
     quants = [v.quant for v in sorted(first.variants, key=lambda v: v.size_bytes, reverse=True)]
     matrix = []
@@ -273,11 +281,12 @@ def render_comparison(multi: MultiPlan) -> str:
                 row.append("-")
                 continue
             mark = "► " if (p.recommendation.quant == q and p.recommendation.tier != "no_fit") else ""
-            cell = f"{mark}{TIER_SHORT[v.tier]}"
+            cell = f"{mark}{'spills' if v.placement == 'spill' else TIER_SHORT[v.tier]}"
             if v.est_tps is not None:
                 cell += f" {v.est_tps:.1f} t/s"
-            if v.max_ctx_f16:
-                cell += f" ≤{v.max_ctx_f16 // 1024}k"
+            limit = v.max_ctx_fast if v.max_ctx_fast is not None else v.max_ctx_f16
+            if limit:
+                cell += f" ≤{limit // 1024}k"
             row.append(cell)
         matrix.append(row)
     out += ["", "Quants per device (tier, est. t/s, max ctx f16):"]
@@ -287,7 +296,7 @@ def render_comparison(multi: MultiPlan) -> str:
         out += [""] + _join_wrapped(device_title_parts(p), " · ", TEXT_WIDTH, "── ", "   · ")
         out += _bullets(p.device.assumptions, "  assumed: ")
         out += _recommendation_block(p, compact=True)
-    out += ["", "est. = bandwidth-roofline estimate (docs/plan.md), not a measurement."]
+    out += ["", "est. = estimate from the speed model fitted on measurements (docs/speed.md), not a measurement."]
     return "\n".join(out)
 
 
