@@ -68,11 +68,14 @@ class SpeedParams:
     cpu_efficiency: float
     layer_latency_s: dict[str, float]  # backend -> seconds per layer unit per token
     layer_units: dict[str, float]  # layer kind ("dense", "moe", "recurrent") -> dispatch units
-    backend_efficiency: dict[str, float]  # "os/backend" -> decode eta factor (missing = 1.0)
+    backend_efficiency: dict[str, float]  # "app/backend" (lmstudio/rocm) -> decode eta factor (missing = 1.0)
     prefill_efficiency: dict[str, float]  # backend -> share of the FP16 peak prefill reaches
     pcie_gbps: float  # discrete cards: CPU-side weights cross PCIe once per ubatch in prefill
-    moe_tokens_half: float = 0.0  # tokens per expert per ubatch at which expert matmuls reach half speed
-    decode_attn_efficiency: float = 0.0  # decode attention FLOPs run at this x the prefill efficiency (0 = ignored)
+    moe_tokens_half: float = 0.0  # MFLOPs per expert matmul call at which expert matmuls reach half speed
+    attention_efficiency: dict[str, float] = field(default_factory=dict)  # backend -> FA kernels' share of the FP16 peak
+    device_efficiency: dict[str, float] = field(default_factory=dict)  # fitted decode eta per memory system
+    type_decode: dict[str, float] = field(default_factory=dict)  # ggml type -> decode kernel efficiency (q4_K = 1)
+    type_prefill: dict[str, float] = field(default_factory=dict)  # ggml type -> prefill matmul efficiency (q4_K = 1)
     device_efficiency: dict[str, float] = field(default_factory=dict)  # fitted decode eta per memory system
     evidence: dict[str, int] = field(default_factory=dict)  # "backend/family" -> calibration rows
     source: str = ""
@@ -80,8 +83,20 @@ class SpeedParams:
     def latency(self, backend: str) -> float:
         return self.layer_latency_s.get(backend, self.layer_latency_s.get("default", 0.0))
 
-    def decode_factor(self, os: str, backend: str) -> float:
-        return self.backend_efficiency.get(f"{os}/{backend}", self.backend_efficiency.get(f"*/{backend}", 1.0))
+    def decode_factor(self, app: str, backend: str) -> float:
+        """The runtime's own kernels and defaults against llama.cpp's (LM Studio's bundled runtimes
+        of early 2026 decoded slower on Strix Halo: field section A, B6)."""
+        return self.backend_efficiency.get(f"{app}/{backend}", self.backend_efficiency.get(f"{app}/*", 1.0))
+
+    def prefill_eff(self, key: str) -> float:
+        """Matmul share of the FP16 peak for a backend key ('vulkan-amdvlk' falls back to 'vulkan')."""
+        base = key.split("-", 1)[0]
+        return self.prefill_efficiency.get(key, self.prefill_efficiency.get(base, self.prefill_efficiency.get("default", 0.3)))
+
+    def attn_eff(self, key: str) -> float:
+        """Flash-attention kernels' share of the FP16 peak (0 = attention FLOPs not counted)."""
+        base = key.split("-", 1)[0]
+        return self.attention_efficiency.get(key, self.attention_efficiency.get(base, 0.0))
 
     def calibrated(self, backend: str, family: str) -> bool:
         return self.evidence.get(f"{backend}/{family}", 0) >= MIN_EVIDENCE_ROWS
@@ -103,7 +118,10 @@ def params_from_dict(data: dict) -> SpeedParams:
         prefill_efficiency={k: float(v) for k, v in p["efficiency"].items()},
         pcie_gbps=float(p.get("pcie_gbps", 25.0)),
         moe_tokens_half=float(p.get("moe_tokens_half", 0.0)),
-        decode_attn_efficiency=float(d.get("attention_efficiency", 0.0)),
+        attention_efficiency={k: float(v) for k, v in p.get("attention_efficiency", {}).items()},
+        device_efficiency={k: float(v) for k, v in data.get("device_efficiency", {}).items()},
+        type_decode={k: float(v) for k, v in data.get("type_decode", {}).items()},
+        type_prefill={k: float(v) for k, v in data.get("type_prefill", {}).items()},
         device_efficiency={k: float(v) for k, v in data.get("device_efficiency", {}).items()},
         evidence={k: int(v) for k, v in data.get("evidence", {}).items()},
         source=str(data.get("source", "")),
@@ -131,6 +149,16 @@ class ModelCompute:
     expert_ratio: float  # expert_used_count / expert_count (1.0 for dense models)
     head_params: int
     family: str  # dense | moe | mla | hybrid
+    n_expert: int = 0
+    type_bytes: tuple[tuple[str, float], ...] = ()  # share of the weight bytes read per token, per ggml type
+    type_params: tuple[tuple[str, float], ...] = ()  # share of the matmul parameters, per ggml type
+
+    def type_factor(self, factors: dict[str, float], by: str = "bytes") -> float:
+        """Time multiplier for the quant types' kernels: sum of share / efficiency (1.0 = q4_K-like)."""
+        shares = self.type_bytes if by == "bytes" else self.type_params
+        if not shares or not factors:
+            return 1.0
+        return sum(share / factors.get(t, 1.0) for t, share in shares)
 
     def active_params_per_token(self) -> float:
         return sum(l.dense_params + l.expert_params * self.expert_ratio for l in self.layers)
@@ -148,14 +176,27 @@ def _elements(nbytes: int, ggml_type: int) -> int:
 
 def model_compute(facts: "ModelFacts") -> ModelCompute:
     """Per-layer parameter counts and attention widths from the model's tensors and geometry."""
+    from gguf import GGMLQuantizationType
+
     layers = []
     any_moe = any_rec = False
+    ratio0 = (facts.n_expert_used / facts.n_expert) if (facts.n_expert and facts.n_expert_used) else 1.0
+    by_bytes: dict[str, float] = {}
+    by_params: dict[str, float] = {}
     for layer in facts.layers:
         if not layer.loaded:
             continue
         dense = expert = 0
         for t in layer.tensors:
             n = _elements(t.nbytes, t.ggml_type)
+            try:
+                tname = GGMLQuantizationType(t.ggml_type).name.lower()
+            except ValueError:
+                tname = str(t.ggml_type)
+            read = ratio0 if t.is_expert else 1.0
+            by_bytes[tname] = by_bytes.get(tname, 0.0) + t.nbytes * read
+            if t.ne1 > 1:  # matrices (norms and biases are vectors)
+                by_params[tname] = by_params.get(tname, 0.0) + n * read
             if t.is_expert:
                 expert += n
             else:
@@ -182,7 +223,11 @@ def model_compute(facts: "ModelFacts") -> ModelCompute:
         head = _elements(t.nbytes, t.ggml_type)
     ratio = (facts.n_expert_used / facts.n_expert) if (facts.n_expert and facts.n_expert_used) else 1.0
     family = "hybrid" if any_rec else ("mla" if facts.is_mla else ("moe" if any_moe else "dense"))
-    return ModelCompute(layers=tuple(layers), expert_ratio=min(1.0, ratio), head_params=head, family=family)
+    tb, tp = sum(by_bytes.values()) or 1.0, sum(by_params.values()) or 1.0
+    return ModelCompute(layers=tuple(layers), expert_ratio=min(1.0, ratio), head_params=head, family=family,
+                        n_expert=facts.n_expert if any_moe else 0,
+                        type_bytes=tuple(sorted((k, v / tb) for k, v in by_bytes.items() if v / tb > 0.001)),
+                        type_params=tuple(sorted((k, v / tp) for k, v in by_params.items() if v / tp > 0.001)))
 
 
 # --------------------------------------------------------------------------- results
@@ -260,6 +305,14 @@ def backend_name(label: str) -> str:
     return label.split(" ", 1)[0].strip().lower()
 
 
+def backend_key(label: str) -> str:
+    """'vulkan (amdvlk)' -> 'vulkan-amdvlk'; 'rocm' -> 'rocm': a driver with kernels of its own gets
+    its own prefill efficiency (AMDVLK's dense prefill runs ~4x below RADV's, field S20 vs S22)."""
+    name = backend_name(label)
+    driver = label[len(name):].strip(" ()").lower()
+    return f"{name}-{driver}" if driver in ("amdvlk",) else name
+
+
 def _units(kind: str, moe: bool, params: SpeedParams) -> float:
     """Dispatch units of one layer per token: 1 for a dense layer; an MoE FFN (router, gather, several
     expert matmuls), a recurrent block (conv, gated delta net) and MLA's absorbed attention add more."""
@@ -278,7 +331,7 @@ def _units(kind: str, moe: bool, params: SpeedParams) -> float:
 
 def estimate_speed(b: Breakdown, fit: "FitResult", profile: DeviceProfile, *, ratio: float = 1.0,
                    depth: int | None = None, compute: ModelCompute | None = None,
-                   params: SpeedParams | None = None) -> SpeedEstimate:
+                   params: SpeedParams | None = None, app: str = "llama.cpp") -> SpeedEstimate:
     """Tokens/s decoding at `depth` tokens of context (default: the full context)."""
     params = params or default_params()
     depth = b.n_ctx if depth is None else max(0, depth)
@@ -286,7 +339,7 @@ def estimate_speed(b: Breakdown, fit: "FitResult", profile: DeviceProfile, *, ra
     os_ = fit.config.os
     cpu_only = be == "cpu"
     n_seq = max(1, b.settings.n_parallel)
-    gpu_bytes = cpu_bytes = kv_read = 0.0
+    gpu_bytes = cpu_bytes = kv_read = kv_read_gpu = 0.0
     gpu_units = cpu_units = 0.0
     kinds = [l.kind for l in compute.layers] if compute else [l.kind for l in b.layers]
     moes = [l.moe for l in compute.layers] if compute else [bool(l.expert_bytes) for l in b.layers]
@@ -310,6 +363,7 @@ def estimate_speed(b: Breakdown, fit: "FitResult", profile: DeviceProfile, *, ra
         kv_read += kv
         if on_gpu and not b.settings.no_kv_offload:
             gpu_bytes += kv
+            kv_read_gpu += kv
         else:
             cpu_bytes += kv
         kind = kinds[i] if i < len(kinds) else layer.kind
@@ -325,20 +379,23 @@ def estimate_speed(b: Breakdown, fit: "FitResult", profile: DeviceProfile, *, ra
     else:
         cpu_bytes += head
 
-    eff = profile.decode_efficiency * params.decode_factor(os_, be)
+    eff = profile.decode_efficiency * params.decode_factor(app, be)
     bw = profile.bandwidth_gbps * 1e9
     host_bw = host_bandwidth(profile) * 1e9
     slow = gpu_bytes * fit.shared_fraction if fit.shared_slowdown > 1.0 else 0.0
-    gpu_time = (gpu_bytes + slow * (fit.shared_slowdown - 1)) / (eff * bw) if gpu_bytes else 0.0
+    # weights at their quant type's kernel efficiency (Q6_K unpacks slowly); the KV cache as it is
+    kernels = compute.type_factor(params.type_decode) if compute is not None else 1.0
+    weights_read = gpu_bytes - kv_read_gpu
+    gpu_time = ((kernels * weights_read + kv_read_gpu + slow * (fit.shared_slowdown - 1)) / (eff * bw)
+                if gpu_bytes else 0.0)
     cpu_time = cpu_bytes / (params.cpu_efficiency * host_bw) if cpu_bytes else 0.0
     latency = gpu_units * params.latency(be) + cpu_units * params.latency("cpu")
     # attention at depth is also arithmetic: each new token's queries meet every cached position
     # (MLA's absorbed attention: 20+ heads of 576 + 512 per position), at a share of the FP16 peak
     attn_time = 0.0
-    if compute is not None and params.decode_attn_efficiency > 0 and profile.gpu_tflops_fp16 and depth > 0:
-        eff_pp = params.prefill_efficiency.get(be, params.prefill_efficiency.get("default", 0.3))
-        attn_time = _attention_flops(compute, 1, depth) / (profile.gpu_tflops_fp16 * 1e12 * eff_pp
-                                                           * params.decode_attn_efficiency)
+    eff_attn = params.attn_eff(backend_key(fit.config.backend))
+    if compute is not None and eff_attn > 0 and profile.gpu_tflops_fp16 and depth > 0:
+        attn_time = _attention_flops(compute, 1, depth) / (profile.gpu_tflops_fp16 * 1e12 * eff_attn)
     total_time = gpu_time + cpu_time + latency + attn_time
     tps = 1.0 / total_time if total_time > 0 else 0.0
     family = compute.family if compute else ("moe" if ratio < 1.0 else "dense")
@@ -383,17 +440,28 @@ def estimate_prefill(b: Breakdown, fit: "FitResult", profile: DeviceProfile, com
     be = backend_name(fit.config.backend)
     if not tflops or tokens <= 0:
         return None
-    eff = params.prefill_efficiency.get(be, params.prefill_efficiency.get("default", 0.3))
+    key = backend_key(fit.config.backend)
+    eff = params.prefill_eff(key)
+    eff_attn = params.attn_eff(key) or eff
     n_ubatch = max(1, b.settings.n_ubatch)
     # a ubatch spreads its tokens over the experts: each expert's matmul sees ubatch x used/count
-    # tokens, and small matmuls run far below peak (half speed at moe_tokens_half tokens)
-    per_expert = min(tokens, n_ubatch) * compute.expert_ratio
-    sat = per_expert / (per_expert + params.moe_tokens_half) if params.moe_tokens_half > 0 else 1.0
+    # tokens times that expert's weights; small matmuls run far below peak (half speed at
+    # moe_tokens_half MFLOPs per expert call: many tiny experts are slow, few big ones less so)
+    sat = 1.0
+    if params.moe_tokens_half > 0 and compute.n_expert:
+        per_expert_tokens = min(tokens, n_ubatch) * compute.expert_ratio
+        n_moe = max(1, sum(1 for l in compute.layers if l.moe))
+        per_expert_params = sum(l.expert_params for l in compute.layers) / max(1, compute.n_expert) / n_moe
+        work = 2.0 * per_expert_tokens * per_expert_params / 1e6  # MFLOPs per expert call
+        sat = work / (work + params.moe_tokens_half)
     dense = sum(l.dense_params for l in compute.layers) + compute.head_params / max(1, tokens)
     expert = sum(l.expert_params for l in compute.layers) * compute.expert_ratio
-    flops_dense = 2.0 * dense * tokens + _attention_flops(compute, tokens, depth)
+    flops_dense = 2.0 * dense * tokens
     flops_expert = 2.0 * expert * tokens
-    t_compute = (flops_dense + flops_expert / max(sat, 1e-6)) / (tflops * 1e12 * eff)
+    flops_attn = _attention_flops(compute, tokens, depth)
+    kernels = compute.type_factor(params.type_prefill, by="params")
+    t_compute = (kernels * (flops_dense + flops_expert / max(sat, 1e-6)) / (tflops * 1e12 * eff)
+                 + flops_attn / (tflops * 1e12 * eff_attn))
     chunks = -(-tokens // n_ubatch)
     gpu_w = fit.gpu.weights_bytes
     cpu_w = fit.host.weights_bytes if not fit.full_offload else 0

@@ -135,6 +135,7 @@ def device_for(row: Row) -> tuple[Any, str, str]:
     os_ = m.get("os") or ("macos" if row.sec("runtime").get("backend") == "metal" else "linux")
     over: dict[str, Any] = {}
     cls = ""
+    entry: dict[str, Any] = {}
     if m.get("profile"):
         profile = load_profile(m["profile"])
         cls = efficiency_class(profile.id)
@@ -170,6 +171,16 @@ def device_for(row: Row) -> tuple[Any, str, str]:
         over["vram"] = int(float(m["vram_gib"]) * GIB)
     over = {k: v for k, v in over.items() if v is not None}
     profile = apply_overrides(profile, **over)
+    if "ram" in over:  # a smaller machine of the family: the probe's rule for its OS reserves
+        from planner.probe.generic import scale_reserves
+
+        profile = profile.model_copy(deep=True)
+        scale_reserves(profile, over["ram"])
+    extra = [int(float(x) * GIB) for x in (entry.get("carveout_options_gib", []) if not m.get("profile") else [])]
+    extra = [x for x in extra if x <= 0.75 * profile.ram_bytes]
+    if extra and profile.carveout is not None:
+        opts = sorted(set(profile.carveout.options_bytes) | set(extra))
+        profile = profile.model_copy(update={"carveout": profile.carveout.model_copy(update={"options_bytes": opts})})
     return profile, cls, "" if (m.get("carveout_gib") is not None or profile.carveout is None) else "carve-out not stated"
 
 
@@ -222,10 +233,11 @@ def _gguf(spec_id: str, quant: str) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     if kind == "realmodels":
         import realmodels
+        from validation.field import make_specs  # its decoder reads the layer-set layouts of hybrid models
 
         path = out / realmodels.file_name(spec, quant)
         if not path.exists():
-            realmodels.write_variant(spec, quant, path)
+            make_specs.write_variant(spec, quant, path)
         return path
     from validation.modelgen import write_model
 
@@ -413,6 +425,11 @@ def memory_comparable(tool: str) -> bool:
     return any(k in t for k in ("used", "peak", "task manager", "buffer", "log", "nvidia-smi"))
 
 
+def app_of(row: Row) -> str:
+    app = str(row.sec("runtime").get("app") or "llama.cpp").lower().replace(" ", "")
+    return app if app in ("lmstudio", "ollama") else "llama.cpp"
+
+
 def _tool_counts_desktop(tool: str) -> bool:
     t = tool.lower()
     return any(k in t for k in ("task manager", "rocm-smi", "amdgpu_top", "radeontop", "nvidia-smi", "whole system",
@@ -429,7 +446,9 @@ def replay(row: Row, params: SpeedParams | None = None) -> Prediction:
     rt = row.sec("runtime")
     os_ = profile.default_os
     backend_name = str(rt.get("backend") or "").lower() or profile.backends(os_)[0].name
-    info = profile.backend(backend_name, os_)
+    driver = str(rt.get("driver") or "").lower()
+    info = profile.backend("amdvlk", os_) if "amdvlk" in driver else None
+    info = info or profile.backend(backend_name, os_)
     if info is None:  # a backend the stand-in profile does not list (e.g. ROCm on a Windows Strix Point)
         info = next((b for b in profile.backends(os_) if b.name != "cpu"), profile.backends(os_)[0])
         backend_label = backend_name
@@ -470,7 +489,8 @@ def replay(row: Row, params: SpeedParams | None = None) -> Prediction:
         pred.gpu_gib = counted / GIB
     if o.get("decode_tps") is not None:
         sp = estimate_speed(bd, r if r.fits else r.model_copy(update={"tier": "dedicated"}), profile,
-                            ratio=comp.expert_ratio, depth=int(o.get("decode_depth") or 0), compute=comp, params=params)
+                            ratio=comp.expert_ratio, depth=int(o.get("decode_depth") or 0), compute=comp, params=params,
+                            app=app_of(row))
         pred.decode_tps = sp.tps
     if o.get("prefill_tps") is not None and o.get("prefill_tokens"):
         pf = estimate_prefill(bd, r, profile, comp, tokens=int(o["prefill_tokens"]),
@@ -523,12 +543,12 @@ def verdicts(row: Row, pred: Prediction) -> list[Verdict]:
 
 FA_AUTO_BUILD = 6400  # llama.cpp made -fa auto the default around b6400 (September 2025)
 FA_AUTO_DATE = "2025-09"
-OLDEST_PREFILL_BUILD = 7000  # prefill kernels changed several-fold before (field rows L3 vs S43)
+OLDEST_PREFILL_BUILD = 6100  # prefill kernels changed several-fold before (field rows L3 vs S43, L1 vs S41)
 
 
 def excluded(row: Row) -> dict[str, str]:
     """Kinds of this row kept out of calibration, with the reason: a reviewed row of verdicts.toml
-    (`calibrate = false`), or a prefill measured on a llama.cpp build older than b7000, whose
+    (`calibrate = false`), or a prefill measured on a llama.cpp build older than b6100, whose
     prompt-processing kernels were up to 4.6x slower on the same machine (L3 vs S43: b5863 with and
     without hipBLASLt). They are still replayed and reported."""
     out: dict[str, str] = {}
