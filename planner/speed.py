@@ -76,7 +76,6 @@ class SpeedParams:
     device_efficiency: dict[str, float] = field(default_factory=dict)  # fitted decode eta per memory system
     type_decode: dict[str, float] = field(default_factory=dict)  # ggml type -> decode kernel efficiency (q4_K = 1)
     type_prefill: dict[str, float] = field(default_factory=dict)  # ggml type -> prefill matmul efficiency (q4_K = 1)
-    device_efficiency: dict[str, float] = field(default_factory=dict)  # fitted decode eta per memory system
     evidence: dict[str, int] = field(default_factory=dict)  # "backend/family" -> calibration rows
     source: str = ""
 
@@ -122,7 +121,6 @@ def params_from_dict(data: dict) -> SpeedParams:
         device_efficiency={k: float(v) for k, v in data.get("device_efficiency", {}).items()},
         type_decode={k: float(v) for k, v in data.get("type_decode", {}).items()},
         type_prefill={k: float(v) for k, v in data.get("type_prefill", {}).items()},
-        device_efficiency={k: float(v) for k, v in data.get("device_efficiency", {}).items()},
         evidence={k: int(v) for k, v in data.get("evidence", {}).items()},
         source=str(data.get("source", "")),
     )
