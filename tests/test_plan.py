@@ -266,7 +266,7 @@ def test_q8_kv_hint_names_the_better_quant_it_would_unlock():
 
 
 PARAMS = SpeedParams(cpu_efficiency=0.6, layer_latency_s={"vulkan": 50e-6, "metal": 30e-6, "cpu": 0.0},
-                     layer_units={"dense": 1.0, "moe": 2.0, "recurrent": 1.0}, backend_efficiency={"windows/vulkan": 0.5},
+                     layer_units={"dense": 1.0, "moe": 2.0, "recurrent": 1.0}, backend_efficiency={"lmstudio/vulkan": 0.5},
                      prefill_efficiency={"vulkan": 0.3}, pcie_gbps=25.0)
 
 
@@ -286,9 +286,8 @@ def test_dense_speed_is_bandwidth_over_bytes_read_plus_dispatch():
     s_full = estimate_speed(bd, r, p, depth=8192, params=PARAMS)
     assert s_full.kv_bytes_per_token == bd.kv_bytes and s_full.tps < s0.tps
     assert plan.recommendation.est_tps == pytest.approx(estimate_speed(bd, r, p, depth=0).tps, abs=0.01)
-    # the OS/backend factor scales the bandwidth term only (Windows' drivers, planner/data/speed.toml)
-    win = r.model_copy(update={"config": r.config.model_copy(update={"os": "windows"})})
-    w0 = estimate_speed(bd, win, p, depth=0, params=PARAMS)
+    # the runtime's factor scales the bandwidth term only (LM Studio's bundled runtime, planner/data/speed.toml)
+    w0 = estimate_speed(bd, r, p, depth=0, params=PARAMS, app="lmstudio")
     assert w0.tps == pytest.approx(1 / ((layers + head) / (0.5 * 0.85 * 256e9) + len(bd.layers) * 50e-6), abs=0.01)
 
 

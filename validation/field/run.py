@@ -98,6 +98,18 @@ def render(results: list[tuple[H.Row, H.Prediction | None, list[H.Verdict], str]
         f"Disagreements explained: {tally['disagree, explained']}, unexplained: {tally['disagree, unexplained']}. "
         f"Rows not replayable: {tally['not replayable']} (reasons at the end).",
         "",
+        "| kind | comparisons | agree | disagree (explained) |",
+        "|---|---|---|---|",
+    ]
+    kinds: dict[str, list[int]] = {}
+    for row, _, vs, _ in results:
+        for v in vs:
+            k = kinds.setdefault(v.kind, [0, 0])
+            k[0] += 1
+            k[1] += 1 if v.agree else 0
+    lines += [f"| {k} | {n} | {a} ({a / max(1, n):.0%}) | {n - a} |" for k, (n, a) in kinds.items()]
+    lines += [
+        "",
         "| row | machine | model | kind | observed | memfit | agree | rule / explanation |",
         "|---|---|---|---|---|---|---|---|",
     ]
