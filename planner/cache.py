@@ -33,8 +33,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
 
-from filelock import FileLock, Timeout
-
 from .header import GGUFHeader, SkippedArray, TensorInfo
 
 log = logging.getLogger("memfit.cache")
@@ -260,6 +258,8 @@ class Cache:
     def lock(self, key: str) -> Iterator[None]:
         """Inter-process lock for filling one entry. Never fails the run: if the lock cannot be
         taken (read-only cache dir, timeout), the caller proceeds unlocked."""
+        from filelock import FileLock, Timeout  # only on a miss: a warm run never locks (~15 ms import)
+
         lock_dir = self.base / "locks"
         try:
             lock_dir.mkdir(parents=True, exist_ok=True)
