@@ -278,8 +278,6 @@ def _device_flags(f: Callable) -> Callable:
 def load_device(kw: dict[str, Any]) -> tuple[DeviceProfile | None, list[str]]:
     """The profile named by --device/--device-file with the overrides applied, and the notes the
     overrides added (None without a device; override flags without a device are a usage error)."""
-    from ..devices import apply_overrides
-
     if not kw.get("device") and not kw.get("device_file"):
         used = [flag for key, flag in _DEVICE_FLAGS.items() if kw.get(key) is not None]
         if used:
@@ -288,6 +286,8 @@ def load_device(kw: dict[str, Any]) -> tuple[DeviceProfile | None, list[str]]:
         return None, []
     if kw.get("device") and kw.get("device_file"):
         raise click.UsageError("give --device or --device-file, not both")
+    from ..devices import apply_overrides  # the device schema loads only with a device
+
     base = resolve_devices({"device": kw.get("device"), "device_file": kw.get("device_file")})[0]
     over = {k: v for k, v in overrides_from(kw).items() if v is not None}
     if not over:
