@@ -34,7 +34,7 @@ from huggingface_hub import constants  # settings only (~3 ms); the HTTP stack l
 from . import __version__
 from .cache import Cache, default_cache
 from .counters import Counters
-from .errors import HubError, ResolveError
+from .errors import HubError, MemfitError, ResolveError
 
 log = logging.getLogger("memfit.hub")
 
@@ -634,17 +634,27 @@ class HttpRangeSource:
                 time.sleep(wait)
         return bytes(got)
 
-    def _give_up(self, r: _Retryable, attempts: int) -> HubError:
-        what = self._path or self.name
+    # Error wording: a subclass for another server (planner.ollama's registry) overrides these three.
+
+    def _status_failure(self, status: int, headers: Any, attempts: int = 1) -> MemfitError:
+        return _status_error(self._cfg, status, headers, repo=self._repo, what=self._path or self.name,
+                             revision=self._revision, attempts=attempts)
+
+    def _network_failure(self, cause: BaseException, attempts: int) -> MemfitError:
+        err = _network_error(self._cfg, self._path or self.name, cause)
+        err.message += f" after {attempts} attempt(s)"
+        return err
+
+    def _incomplete_failure(self, reason: str, attempts: int) -> MemfitError:
+        return HubError(f"incomplete answers from the Hub reading {self._path or self.name} after {attempts} "
+                        f"attempt(s): {reason}", hint="try again; a proxy may be cutting responses short")
+
+    def _give_up(self, r: _Retryable, attempts: int) -> MemfitError:
         if r.status:
-            return _status_error(self._cfg, r.status, r.headers, repo=self._repo, what=what,
-                                 revision=self._revision, attempts=attempts)
+            return self._status_failure(r.status, r.headers, attempts)
         if r.cause is not None:
-            err = _network_error(self._cfg, what, r.cause)
-            err.message += f" after {attempts} attempt(s)"
-            return err
-        return HubError(f"incomplete answers from the Hub reading {what} after {attempts} attempt(s): {r.reason}",
-                        hint="try again; a proxy may be cutting responses short")
+            return self._network_failure(r.cause, attempts)
+        return self._incomplete_failure(r.reason, attempts)
 
     def _get(self, start: int, end: int) -> tuple[bytes, bool]:
         """One attempt: returns (bytes from start, reached end of file)."""
@@ -687,8 +697,7 @@ class HttpRangeSource:
             if self._target is not None and url == self._target and status in (401, 403, 404, 410):
                 self._target = None  # an expired signed CDN URL: go back to the Hub once
                 raise _Retryable(f"redirect target answered HTTP {status}", status=status, headers=body_headers)
-            raise _status_error(self._cfg, status, body_headers, repo=self._repo,
-                                what=self._path or self.name, revision=self._revision)
+            raise self._status_failure(status, body_headers)
         raise HubError(f"too many redirects reading {self._path or self.name}",
                        hint="check HF_ENDPOINT or your proxy")
 

@@ -83,16 +83,23 @@ class ProjectorFile:
 
 @dataclass
 class ResolvedModel:
+    """What a reference names. `source`: "hub" (files are repo paths), "local" (absolute paths;
+    also LM Studio's models folder), "ollama" (files are the model blob's path in the local
+    Ollama store, or its digest when it is read from the registry; `local_path` is set only in
+    the first case)."""
+
     ref: str
-    source: Literal["local", "hub"]
+    source: Literal["local", "hub", "ollama"]
     repo: str | None
-    revision: str | None  # commit sha for the Hub
+    revision: str | None  # commit sha for the Hub; the model blob's digest for Ollama
     variants: list[Variant]  # sorted by size, ascending
     mmproj: list[ProjectorFile] = field(default_factory=list)
     requested_quant: str | None = None  # the tag the user asked for (variants then holds just it)
     revision_name: str | None = None  # what the user asked for (branch/tag), before resolution
     problems: list[str] = field(default_factory=list)  # incomplete shard sets and the like
     local_path: str | None = None
+    ollama_name: str | None = None  # the name `ollama run` takes ("qwen3:32b"), for Ollama models
+    lmstudio_name: str | None = None  # publisher/repo in LM Studio's models folder, for its models
 
     def hf_tag(self, quant: str) -> str | None:
         """`owner/repo:QUANT` for llama.cpp's -hf / Ollama's hf.co/ (None for local models or
@@ -107,6 +114,8 @@ class ResolvedModel:
         return _select([v.quant for v in self.variants], quant, self._where(), self.variants)
 
     def _where(self) -> str:
+        if self.ollama_name:
+            return f"Ollama model {self.ollama_name}"
         return self.repo if self.repo else (self.local_path or self.ref)
 
 
@@ -115,7 +124,7 @@ class ResolvedModel:
 
 @dataclass
 class ParsedRef:
-    kind: Literal["local", "hub", "alias"]
+    kind: Literal["local", "hub", "alias", "ollama", "lmstudio"]
     text: str
     path: Path | None = None
     repo: str | None = None
@@ -123,6 +132,7 @@ class ParsedRef:
     tag: str | None = None
     revision: str | None = None
     file: str | None = None  # a specific file inside the repo (blob/resolve URLs)
+    prefixed: bool = True  # ollama: the reference said `ollama:` (False: a bare name:tag)
 
 
 _REPO_RE = re.compile(r"^[A-Za-z0-9][\w.\-]*/[A-Za-z0-9][\w.\-]*$")
@@ -138,11 +148,25 @@ def _split_tag(text: str) -> tuple[str, str | None]:
     return text, None
 
 
+# app prefixes: `ollama:qwen3:32b`, `lmstudio:publisher/repo[:QUANT]` (name = what follows)
+_APP_PREFIXES: dict[str, Literal["ollama", "lmstudio"]] = {"ollama:": "ollama", "lmstudio:": "lmstudio"}
+
+
 def parse_reference(ref: str) -> ParsedRef:
     """Classify a reference without touching the network."""
     text = ref.strip()
     if not text:
         raise ResolveError("empty model reference", hint="give a .gguf path, owner/repo or a short name")
+    for prefix, kind in _APP_PREFIXES.items():
+        if text.lower().startswith(prefix):
+            rest = text[len(prefix):].strip()
+            if not rest:
+                raise ResolveError(f"{text!r} names no model",
+                                   hint="e.g. ollama:qwen3:32b or lmstudio:lmstudio-community/Qwen3-32B-GGUF")
+            if kind == "lmstudio":
+                name, tag = _split_tag(rest)
+                return ParsedRef(kind, text, name=name, tag=tag)
+            return ParsedRef(kind, text, name=rest)
     expanded = Path(text).expanduser()
     if _exists(expanded):
         return ParsedRef("local", text, path=expanded)
@@ -156,10 +180,24 @@ def parse_reference(ref: str) -> ParsedRef:
         raise ResolveError(f"no such file or directory: {text}",
                            hint="check the path; for a Hub repo write owner/repo")
     name, tag = _split_tag(text)
+    if tag is not None and _is_ollama_name(name, tag):
+        return ParsedRef("ollama", text, name=text, prefixed=False)
     if _ALIAS_RE.match(name):
         return ParsedRef("alias", text, name=name.lower(), tag=tag)
     raise ResolveError(f"cannot understand the model reference {text!r}",
                        hint="use a .gguf path, a directory, owner/repo[:QUANT] or a short name like qwen3-32b")
+
+
+def _is_ollama_name(name: str, tag: str) -> bool:
+    """`qwen3:32b`, `gpt-oss:120b`: a name:tag that is not a short name memfit knows with a quant
+    tag (`qwen3-vl-32b:Q4_K_M`) reads as an Ollama name."""
+    from .ollama import looks_like_name
+
+    if not looks_like_name(f"{name}:{tag}"):
+        return False
+    if name.lower() in load_aliases():
+        return quant_tag_from_name(tag + ".gguf") is None
+    return True
 
 
 def _exists(p: Path) -> bool:
@@ -389,6 +427,24 @@ def resolve(ref: str, *, revision: str | None = None, quant: str | None = None,
     if parsed.kind == "hub":
         assert parsed.repo is not None
         return _resolve_hub(ref, parsed.repo, rev, tag, load_headers, file=parsed.file)
+    if parsed.kind in ("ollama", "lmstudio") and revision:
+        raise ResolveError(f"--revision applies to Hub repos, not to {parsed.kind} models")
+    if parsed.kind == "ollama":
+        from .ollama import resolve_ollama
+
+        assert parsed.name is not None
+        alias_hint = None if parsed.prefixed else \
+            _unknown_alias(parsed.name.split(":")[0].lower(), load_aliases()).hint
+        return resolve_ollama(ref, parsed.name, quant, load_headers, explicit=parsed.prefixed,
+                              alias_hint=alias_hint)
+    if parsed.kind == "lmstudio":
+        from .lmstudio import find_model
+
+        assert parsed.name is not None
+        found, lms_name = find_model(parsed.name)
+        model = _resolve_local(ref, found, tag, load_headers)
+        model.lmstudio_name = lms_name
+        return model
     return _resolve_alias(ref, parsed, rev, tag, load_headers)
 
 
@@ -642,6 +698,10 @@ def _fill_headers(model: ResolvedModel, loader: Loader, workers: int, quants: se
 def load_headers(model: ResolvedModel, quants: list[str] | None = None) -> ResolvedModel:
     """Fill headers of a model resolved with load_headers=False (all variants, or `quants`)."""
     wanted = None if quants is None else {model.variant(q).quant for q in quants}
+    if model.source == "ollama":
+        from .ollama import fill_headers
+
+        return fill_headers(model)
     cfg = hub.NetConfig.from_env()
     cache = default_cache()
     if model.source == "hub":

@@ -95,7 +95,7 @@ def _build_model(ref: str, revision: str | None, quants: list[str], mmproj: str)
     variants = [v for v in variants if v.headers is not None]
     if not variants:
         raise InputError(f"{ref}: no quant variants to plan")
-    name = rm.repo or rm.local_path or ref
+    name = rm.repo or rm.ollama_name or rm.local_path or ref
     plan_variants = [PlanVariant(quant=v.quant, headers=v.headers, size_bytes=v.size_bytes, files=list(v.files))
                      for v in variants]
     projector = None
@@ -107,7 +107,8 @@ def _build_model(ref: str, revision: str | None, quants: list[str], mmproj: str)
         top = max(variants, key=lambda v: quality_key(v.quant, v.size_bytes))
         chosen = pick_projector(candidates, top.quant, top.files[0] if top.files else "")
         if chosen is not None:
-            path = chosen.name if rm.source == "local" else ""
+            on_disk = rm.source == "local" or (rm.source == "ollama" and rm.local_path is not None)
+            path = chosen.name if on_disk else ""
             projector = PlanProjector(name=chosen.name.rsplit("/", 1)[-1], size_bytes=chosen.size_bytes,
                                       headers=chosen.headers, path=path)
     elif mmproj != "none":
