@@ -515,7 +515,7 @@ def _resolve_hub(ref: str, repo: str, rev: str | None, tag: str | None, load_hea
         def loader(path: str, hints: Hints) -> Callable[[], GGUFHeader]:
             return lambda: _hub_header(listing, by_path[path], cache, cfg, hints)
 
-        _fill_headers(model, loader, cfg.workers)
+        _fill_headers(model, loader, cfg.workers, partial_offline=tag is None and file is None)
     return model
 
 
@@ -668,7 +668,8 @@ def _shard_siblings(path: Path) -> list[FileEntry]:
             if c.is_file() and pattern.match(c.name)]
 
 
-def _fill_headers(model: ResolvedModel, loader: Loader, workers: int, quants: set[str] | None = None) -> None:
+def _fill_headers(model: ResolvedModel, loader: Loader, workers: int, quants: set[str] | None = None,
+                  *, partial_offline: bool = False) -> None:
     """Load every needed file's header, then merge shards per variant.
 
     With several variants, the smallest variant's first shard is read first and its skipped
@@ -676,23 +677,65 @@ def _fill_headers(model: ResolvedModel, loader: Loader, workers: int, quants: se
     all the other files, which are then read in parallel: variants of one model nearly always
     carry byte-identical tokenizers, so their reads jump over those arrays. A hint that does
     not hold for a file costs that file a hint-free parse, never a wrong header
-    (planner.reader.parse_header)."""
+    (planner.reader.parse_header).
+
+    `partial_offline`: with HF_HUB_OFFLINE set, variants (and projectors) whose headers are not
+    cached are left out with a note naming them, instead of failing the whole model; only when
+    none is cached does the offline error stand."""
     variants = [v for v in model.variants if quants is None or v.quant in quants]
     paths = [p for v in variants for p in v.files] + [p.name for p in model.mmproj]
     headers: dict[str, GGUFHeader] = {}
+    misses: list[hub.OfflineMissError] = []
+
+    def tolerant(task: Callable[[], GGUFHeader]) -> Callable[[], GGUFHeader | None]:
+        def run() -> GGUFHeader | None:
+            try:
+                return task()
+            except hub.OfflineMissError as e:
+                misses.append(e)
+                return None
+        return run
+
+    wrap = tolerant if partial_offline and hub.is_offline() else (lambda task: task)
     hints: Hints = None
+    seed: str | None = None
     if len(variants) > 1:
         seed = min(variants, key=lambda v: v.size_bytes).files[0]
-        headers[seed] = loader(seed, None)()
-        hints = skip_hints_from(headers[seed])
-        if sum(h.nbytes for h in hints.values()) < MIN_HINTED_BYTES:
-            hints = None  # a small tokenizer: jumping would save less than it costs in round trips
-    rest = [p for p in paths if p not in headers]
-    headers.update(zip(rest, _run_parallel([loader(p, hints) for p in rest], workers)))
+        first = wrap(loader(seed, None))()
+        if first is not None:
+            headers[seed] = first
+            hints = skip_hints_from(first)
+            if sum(h.nbytes for h in hints.values()) < MIN_HINTED_BYTES:
+                hints = None  # a small tokenizer: jumping would save less than it costs in round trips
+    rest = [p for p in paths if p not in headers and p != seed]
+    for p, h in zip(rest, _run_parallel([wrap(loader(p, hints)) for p in rest], workers)):  # type: ignore[arg-type]
+        if h is not None:
+            headers[p] = h
+    if misses:
+        _leave_out_uncached(model, variants, headers, misses[0])
+        variants = [v for v in variants if all(p in headers for p in v.files)]
     for v in variants:
         v.headers = _merge([headers[p] for p in v.files], f"{model._where()} {v.quant}")
     for p in model.mmproj:
         p.headers = ModelHeaders.merge([headers[p.name]])
+
+
+def _leave_out_uncached(model: ResolvedModel, variants: list[Variant], headers: dict[str, GGUFHeader],
+                        first_miss: hub.OfflineMissError) -> None:
+    """Offline: drop what the cache cannot answer, say which, fail only when nothing is left."""
+    missing = [v for v in variants if any(p not in headers for p in v.files)]
+    if len(missing) == len(variants):
+        raise first_miss
+    notes = []
+    if missing:
+        model.variants = [v for v in model.variants if v not in missing]
+        notes.append(f"offline (HF_HUB_OFFLINE): planned the {len(variants) - len(missing)} quant(s) whose headers "
+                     f"are cached; not cached: {', '.join(v.quant for v in missing)} (run once online to add them)")
+    gone = [p for p in model.mmproj if p.name not in headers]
+    if gone:
+        model.mmproj = [p for p in model.mmproj if p.name in headers]
+        notes.append(f"offline: vision projector {', '.join(p.name for p in gone)} not cached, left out")
+    model.problems.extend(notes)
 
 
 def load_headers(model: ResolvedModel, quants: list[str] | None = None) -> ResolvedModel:
