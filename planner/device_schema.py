@@ -299,6 +299,11 @@ class DeviceProfile(_Strict):
                 return b
         return None
 
+    def cpu_only(self, os: OS | None = None) -> bool:
+        """No GPU to plan for on this OS: only the CPU backend (a CPU-only machine, or one whose GPU
+        memory could not be read), one pool the OS manages, no gpu_cap."""
+        return all(b.name == "cpu" for b in self.os_info(os).backends)
+
     def carveout_options(self) -> list[int]:
         """Carve-out sizes the firmware offers ([] for devices without a carve-out)."""
         return list(self.carveout.options_bytes) if self.carveout else []
