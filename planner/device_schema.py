@@ -18,7 +18,6 @@ Arithmetic lives in the methods below so every consumer splits memory the same w
     knob    = profile.cap_setting("linux", 120 * GIB)    # "ttm.pages_limit=31457280"
 """
 
-from __future__ import annotations
 
 import re
 from typing import Annotated, Literal

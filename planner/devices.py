@@ -23,7 +23,6 @@ import difflib
 import re
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from pathlib import Path
 from typing import Iterable
 
@@ -187,7 +186,9 @@ class ChipWords:
 
 @lru_cache(maxsize=1)
 def chip_words() -> tuple[ChipWords, ...]:
-    raw = resources.files("planner.data").joinpath("device_families.toml").read_bytes()
+    from .data import read
+
+    raw = read("device_families.toml")
     data = parse_toml(raw, "planner/data/device_families.toml")
     return tuple(ChipWords(str(c["family"]), str(c.get("chip", "")), tuple(tuple(_tokens(w)) for w in c["words"]))
                  for c in data.get("chips", []))

@@ -25,7 +25,6 @@ import re
 import sys
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Callable, Literal, Mapping
 
@@ -263,7 +262,9 @@ def load_aliases() -> dict[str, list[str]]:
     if tomllib is None:  # pragma: no cover
         raise ResolveError("short model names need Python >= 3.11 (or the 'tomli' package)",
                            hint="pip install tomli, or use owner/repo")
-    raw = resources.files("planner.data").joinpath("aliases.toml").read_bytes()
+    from .data import read
+
+    raw = read("aliases.toml")
     data = tomllib.loads(raw.decode("utf-8"))
     return {str(k).lower(): [str(r) for r in v] for k, v in data.get("aliases", {}).items()}
 
@@ -327,13 +328,17 @@ def _local_header(path: Path, cache: Cache, hints: Hints = None) -> GGUFHeader:
     return h
 
 
+def _cached_hub_header(listing: hub.RepoListing, f: hub.HubFile, cache: Cache) -> GGUFHeader | None:
+    h = cache.get_header(hub_header_key(listing.repo, f.path, commit=listing.commit, oid=f.oid))
+    return h if h is not None and h.file_size == f.size else None
+
+
 def _hub_header(listing: hub.RepoListing, f: hub.HubFile, cache: Cache, cfg: hub.NetConfig,
                 hints: Hints = None) -> GGUFHeader:
     key = hub_header_key(listing.repo, f.path, commit=listing.commit, oid=f.oid)
 
     def cached() -> GGUFHeader | None:
-        h = cache.get_header(key)
-        return h if h is not None and h.file_size == f.size else None
+        return _cached_hub_header(listing, f, cache)
 
     h = cached()
     if h is not None:
@@ -515,7 +520,8 @@ def _resolve_hub(ref: str, repo: str, rev: str | None, tag: str | None, load_hea
         def loader(path: str, hints: Hints) -> Callable[[], GGUFHeader]:
             return lambda: _hub_header(listing, by_path[path], cache, cfg, hints)
 
-        _fill_headers(model, loader, cfg.workers, partial_offline=tag is None and file is None)
+        _fill_headers(model, loader, cfg.workers, partial_offline=tag is None and file is None,
+                      peek=lambda path: _cached_hub_header(listing, by_path[path], cache))
     return model
 
 
@@ -669,7 +675,8 @@ def _shard_siblings(path: Path) -> list[FileEntry]:
 
 
 def _fill_headers(model: ResolvedModel, loader: Loader, workers: int, quants: set[str] | None = None,
-                  *, partial_offline: bool = False) -> None:
+                  *, partial_offline: bool = False,
+                  peek: Callable[[str], GGUFHeader | None] | None = None) -> None:
     """Load every needed file's header, then merge shards per variant.
 
     With several variants, the smallest variant's first shard is read first and its skipped
@@ -681,10 +688,18 @@ def _fill_headers(model: ResolvedModel, loader: Loader, workers: int, quants: se
 
     `partial_offline`: with HF_HUB_OFFLINE set, variants (and projectors) whose headers are not
     cached are left out with a note naming them, instead of failing the whole model; only when
-    none is cached does the offline error stand."""
+    none is cached does the offline error stand.
+
+    `peek`: the cached header of a path, or None; cached files are taken first in this thread, so
+    a warm run starts no thread pool, and a partly warm one reads only the rest."""
     variants = [v for v in model.variants if quants is None or v.quant in quants]
     paths = [p for v in variants for p in v.files] + [p.name for p in model.mmproj]
     headers: dict[str, GGUFHeader] = {}
+    if peek is not None:
+        for p in paths:
+            h = peek(p)
+            if h is not None:
+                headers[p] = h
     misses: list[hub.OfflineMissError] = []
 
     def tolerant(task: Callable[[], GGUFHeader]) -> Callable[[], GGUFHeader | None]:
@@ -699,9 +714,9 @@ def _fill_headers(model: ResolvedModel, loader: Loader, workers: int, quants: se
     wrap = tolerant if partial_offline and hub.is_offline() else (lambda task: task)
     hints: Hints = None
     seed: str | None = None
-    if len(variants) > 1:
+    if len(variants) > 1 and any(p not in headers for p in paths):
         seed = min(variants, key=lambda v: v.size_bytes).files[0]
-        first = wrap(loader(seed, None))()
+        first = headers.get(seed) or wrap(loader(seed, None))()
         if first is not None:
             headers[seed] = first
             hints = skip_hints_from(first)
