@@ -11,8 +11,9 @@ child, from os.wait4) of:
                                                       served by bench/demo_hub.py: target CPU <= 0.25 s
   memfit estimate <Qwen3-VL-32B Q4_K_M file> -c 24k   a local file: target CPU <= 0.15 s
 The commands run alternately (A B C ... A B C ...) so a machine that slows down mid-run slows all
-of them alike; byte code is compiled first, as an installed package has it. Figures for this
-machine are kept in docs/performance.md.
+of them alike; byte code is compiled first, as an installed package has it. To compare with
+another version, run this script with the Python of that version's virtual environment. Figures
+for this machine are kept in docs/performance.md.
 """
 
 from __future__ import annotations
@@ -74,7 +75,11 @@ def main(argv: list[str] | None = None) -> int:
 
     import demo_hub  # the test suite's fake Hub serving Qwen3-VL-32B's real-shaped files
 
-    compileall.compile_dir(str(ROOT / "planner"), quiet=1)
+    # the memfit this interpreter runs (this checkout, or another one's venv: run that venv's python
+    # on this script to compare two versions), compiled as an installed package is
+    pkg = subprocess.check_output([sys.executable, "-c", "import os, planner; print(os.path.dirname(planner.__file__))"],
+                                  text=True, cwd=os.path.dirname(sys.executable)).strip()  # not this directory's
+    compileall.compile_dir(pkg, quiet=1)
     work = Path(tempfile.mkdtemp(prefix="memfit-bench-cli-"))
     hub = demo_hub.serve(work / "repos", 0)
     try:
@@ -105,8 +110,8 @@ def main(argv: list[str] | None = None) -> int:
         shutil.rmtree(work, ignore_errors=True)
 
     floor = statistics.median(cases[0].walls)
-    print(f"{args.runs} runs each, alternating; median (min) in seconds; Python {sys.version.split()[0]}, "
-          f"{os.cpu_count()} CPUs")
+    print(f"memfit from {pkg}; {args.runs} runs each, alternating; median (min) in seconds; "
+          f"Python {sys.version.split()[0]}, {os.cpu_count()} CPUs")
     head = f"{'command':<28} {'wall':>16} {'CPU':>16} {'wall / python':>14}  {'target':<20} verdict"
     print(head)
     print("-" * len(head))
