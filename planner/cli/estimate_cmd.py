@@ -562,7 +562,8 @@ def estimate_command(model: str, ctx_size: str, flash_attn: str, cache_type_k: s
     compute buffers, output buffer (and a vision projector), per device.
 
     \b
-    MODEL: a .gguf file, owner/repo[:QUANT], a Hub URL or a short name; only headers are read.
+    MODEL: a .gguf file, owner/repo[:QUANT], a Hub URL, a short name, ollama:NAME[:TAG] (or
+    name:tag) or lmstudio:publisher/repo[:QUANT]; only headers are read.
     Examples:
       memfit estimate ./Llama-3.1-8B-Q4_K_M.gguf -c 24k
       memfit estimate unsloth/Qwen3-30B-A3B-GGUF:Q4_K_M -c 32k -ngl 30 --n-cpu-moe 10

@@ -173,7 +173,8 @@ def plan_command(model: str, devices: tuple[str, ...], device_files: tuple[str, 
     """Which quant to download, which BIOS VRAM split to set and how to launch MODEL.
 
     \b
-    MODEL: owner/repo, owner/repo:Q4_K_M, a short name (qwen3-vl-32b) or a local .gguf / directory.
+    MODEL: owner/repo, owner/repo:Q4_K_M, a short name (qwen3-vl-32b), a local .gguf / directory,
+    an Ollama model (ollama:qwen3:32b, gpt-oss:120b) or lmstudio:publisher/repo[:QUANT].
     Examples:
       memfit plan qwen3-vl-32b --device ai-max-395-64g --ctx 24k
       memfit plan unsloth/Qwen3-30B-A3B-GGUF -d ai-max-395-64g -d ai-max-395-128g-minipc -c 32k
