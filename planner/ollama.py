@@ -321,17 +321,17 @@ def _registry_get(url: str, cfg: hub.NetConfig, *, accept: str | None, what: str
         retry_after: float | None = None
         try:
             headers = {"Accept": accept} if accept else {}
-            headers["User-Agent"] = f"memfit/{hub.__version__}"
+            headers["User-Agent"] = f"memfit/{hub.__version__}"  # and no credential: none is ever sent
             hub.STATS.add(api_requests=1)
-            r = hub._hf_utils.get_session().get(url, headers=headers, timeout=cfg.timeout, follow_redirects=True)
-            body = r.content[:MAX_JSON_BYTES + 1]
-            if r.status_code == 200:
+            status, body, resp_headers = _get_capped(url, headers, cfg)
+            if status == 200:
                 if len(body) > MAX_JSON_BYTES:
-                    raise RegistryError(f"the Ollama registry's answer for {what} is too large to be one")
+                    raise RegistryError(f"the Ollama registry's answer for {what} of {name.display} is over 1 MiB: "
+                                        "not a manifest or config", hint=f"check {REGISTRY_ENV} if you use a mirror")
                 return body
-            if r.status_code not in hub._RETRY_STATUS or attempt > cfg.retries:
-                raise _status_failure(name, r.status_code, body, what, attempt)
-            retry_after = hub._retry_after(r.headers)
+            if status not in hub._RETRY_STATUS or attempt > cfg.retries:
+                raise _status_failure(name, status, body, what, attempt)
+            retry_after = hub._retry_after(resp_headers)
         except hub._hf_errors.OfflineModeIsEnabled:
             raise _offline_missing(what) from None
         except hub.httpx2.TransportError as e:
@@ -341,6 +341,20 @@ def _registry_get(url: str, cfg: hub.NetConfig, *, accept: str | None, what: str
         wait = cfg.wait_time(attempt, retry_after)
         log.info("retrying %s in %.2f s (attempt %d of %d)", what, wait, attempt + 1, cfg.retries + 1)
         time.sleep(wait)
+
+
+def _get_capped(url: str, headers: dict[str, str], cfg: hub.NetConfig) -> tuple[int, bytes, Any]:
+    """(status, at most MAX_JSON_BYTES + 1 bytes of body, headers): a manifest or config is small,
+    and a registry that answers with something large (a blob behind a wrong digest) is cut off,
+    never downloaded."""
+    session = hub._hf_utils.get_session()
+    with session.stream("GET", url, headers=headers, timeout=cfg.timeout, follow_redirects=True) as r:
+        body = bytearray()
+        for chunk in r.iter_bytes():
+            body += chunk
+            if len(body) > MAX_JSON_BYTES:
+                break
+        return r.status_code, bytes(body[:MAX_JSON_BYTES + 1]), r.headers
 
 
 def _error_code(body: bytes) -> str:
@@ -406,6 +420,12 @@ def find_remote(name: OllamaName, cache: Cache, cfg: hub.NetConfig) -> Located:
     if offline:
         raise _offline_missing(f"the manifest of Ollama model {name.display}")
     with cache.lock(key):
+        hit = cache.get("ollama", key)  # fetched by another process while we waited
+        if isinstance(hit, dict) and time.time() - float(hit.get("resolved_at", 0)) < min(cfg.ref_ttl, 60.0):
+            try:
+                return Located(name, Manifest.model_validate(hit["manifest"]), _parse_config(hit.get("config")), None)
+            except (ValidationError, KeyError):
+                pass
         raw = _registry_get(f"{name.registry_base()}/v2/{name.namespace}/{name.model}/manifests/{name.tag}", cfg,
                             accept=MANIFEST_ACCEPT, what="the manifest", name=name)
         try:

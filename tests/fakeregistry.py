@@ -79,6 +79,7 @@ class RegRecord:
     bytes_sent: int = 0
     range: str | None = None
     accept: str | None = None
+    authorization: str | None = None
 
 
 @dataclass
@@ -229,7 +230,7 @@ class _Handler(BaseHTTPRequestHandler):
     def do_GET(self) -> None:
         path = unquote(urlsplit(self.path).path)
         self.rec = RegRecord(self.server_role, path, range=self.headers.get("Range"),
-                             accept=self.headers.get("Accept"))
+                             accept=self.headers.get("Accept"), authorization=self.headers.get("Authorization"))
         with self.fake._lock:
             self.fake.records.append(self.rec)
         try:

@@ -281,3 +281,23 @@ def test_cli_errors_are_one_line(fake_registry):
 
 def test_module_doc_names_the_media_types():
     assert ollama.MODEL_LAYER == fakeregistry.MODEL_LAYER and ollama.PROJECTOR_LAYER == fakeregistry.PROJECTOR_LAYER
+
+
+def test_no_credential_is_ever_sent_to_the_registry(fake_registry, qwen3_gguf, monkeypatch):
+    monkeypatch.setenv("HF_TOKEN", "hf_" + "x" * 34)
+    fake_registry.add_model("qwen3:32b", build_model(qwen3_gguf))
+    resolve("qwen3:32b")
+    assert fake_registry.requests() and all(r.authorization is None for r in fake_registry.requests())
+
+
+def test_an_oversized_config_answer_is_cut_off(fake_registry, qwen3_gguf):
+    """A manifest whose config digest points at a big blob (here: the model itself) costs at most
+    1 MiB, never the download."""
+    model = build_model(qwen3_gguf)
+    model.manifest["config"] = dict(model.manifest["layers"][0], mediaType=fakeregistry.CONFIG_TYPE, size=500)
+    fake_registry.add_model("qwen3:32b", model)
+    with pytest.raises(RegistryError, match="over 1 MiB"):
+        resolve("qwen3:32b")
+    # what the server pushed before the connection closed (kernel socket buffers included): a
+    # fraction of the 28 MiB file; memfit itself reads at most 1 MiB + one network chunk
+    assert qwen3_gguf.stat().st_size > 20 * (1 << 20) and fake_registry.bytes_sent() < 10 * (1 << 20)
