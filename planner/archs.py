@@ -14,6 +14,7 @@ Source root: llama.cpp b11434, `src/models/<arch>.cpp` (load_arch_hparams / load
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable, Literal
 
 SwaGate = Literal["always", "window>0", "not-window-0", "n_layer==64", "never"]
@@ -188,13 +189,46 @@ def rule_for(arch: str | None) -> ArchRule:
 
 def known_architectures() -> frozenset[str]:
     """Every architecture name memfit treats as known (gguf's list plus llama.cpp's extras)."""
+    return frozenset(GGUF_ARCH_NAMES | set(ARCH_RULES) | _LLAMACPP_EXTRA | _installed_gguf_archs())
+
+
+def is_known_architecture(arch: str) -> bool:
+    """`arch in known_architectures()`, without importing the gguf package (numpy) unless the name
+    is in none of memfit's own lists."""
+    if arch in GGUF_ARCH_NAMES or arch in ARCH_RULES or arch in _LLAMACPP_EXTRA:
+        return True
+    return arch in _installed_gguf_archs()
+
+
+@lru_cache(maxsize=1)
+def _installed_gguf_archs() -> frozenset[str]:
     try:
         from gguf.constants import MODEL_ARCH_NAMES
-
-        names = set(MODEL_ARCH_NAMES.values())
     except Exception:  # pragma: no cover - gguf is a hard dependency
-        names = set()
-    return frozenset(names | set(ARCH_RULES) | _LLAMACPP_EXTRA)
+        return frozenset()
+    return frozenset(MODEL_ARCH_NAMES.values())
+
+
+# gguf.constants.MODEL_ARCH_NAMES of gguf 0.19.0, as data: importing gguf costs ~70 ms (numpy).
+# tests/test_ggml_types.py checks the installed gguf package lists nothing that is missing here.
+GGUF_ARCH_NAMES = frozenset({
+    "afmoe", "apertus", "arcee", "arctic", "arwkv7", "baichuan", "bailingmoe", "bailingmoe2",
+    "bert", "bitnet", "bloom", "chameleon", "chatglm", "clip", "codeshell", "cogvlm", "cohere2",
+    "command-r", "dbrx", "deci", "deepseek", "deepseek2", "deepseek2-ocr", "dots1", "dream",
+    "ernie4_5", "ernie4_5-moe", "eurobert", "exaone", "exaone-moe", "exaone4", "falcon",
+    "falcon-h1", "gemma", "gemma-embedding", "gemma2", "gemma3", "gemma3n", "gemma4", "glm-dsa",
+    "glm4", "glm4moe", "gpt-oss", "gpt2", "gptj", "gptneox", "granite", "granitehybrid",
+    "granitemoe", "grok", "grovemoe", "hunyuan-dense", "hunyuan-moe", "hunyuan_vl", "internlm2",
+    "jais", "jais2", "jamba", "jina-bert-v2", "jina-bert-v3", "kimi-linear", "lfm2", "lfm2moe",
+    "llada", "llada-moe", "llama", "llama-embed", "llama4", "maincoder", "mamba", "mamba2",
+    "mimo2", "minicpm", "minicpm3", "minimax-m2", "mistral3", "mistral4", "modern-bert", "mpt",
+    "nemotron", "nemotron_h", "nemotron_h_moe", "neo-bert", "nomic-bert", "nomic-bert-moe",
+    "olmo", "olmo2", "olmoe", "openelm", "orion", "paddleocr", "pangu-embedded", "phi2", "phi3",
+    "phimoe", "plamo", "plamo2", "plamo3", "plm", "qwen", "qwen2", "qwen2moe", "qwen2vl",
+    "qwen3", "qwen35", "qwen35moe", "qwen3moe", "qwen3next", "qwen3vl", "qwen3vlmoe", "refact",
+    "rnd1", "rwkv6", "rwkv6qwen2", "rwkv7", "seed_oss", "smallthinker", "smollm3", "stablelm",
+    "starcoder", "starcoder2", "step35", "t5", "t5encoder", "wavtokenizer-dec", "xverse"
+})
 
 
 # architectures llama.cpp b11434 knows that the installed gguf package may not list

@@ -26,14 +26,11 @@ import hashlib
 import json
 import logging
 import os
-import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Iterator
-
-from filelock import FileLock, Timeout
 
 from .header import GGUFHeader, SkippedArray, TensorInfo
 
@@ -260,6 +257,8 @@ class Cache:
     def lock(self, key: str) -> Iterator[None]:
         """Inter-process lock for filling one entry. Never fails the run: if the lock cannot be
         taken (read-only cache dir, timeout), the caller proceeds unlocked."""
+        from filelock import FileLock, Timeout  # only on a miss: a warm run never locks (~15 ms import)
+
         lock_dir = self.base / "locks"
         try:
             lock_dir.mkdir(parents=True, exist_ok=True)
@@ -325,6 +324,8 @@ _CORRUPT = _Corrupt()
 
 def _atomic_write(path: Path, data: bytes) -> None:
     """Write to a unique temp file in the same directory, fsync, rename over path, fsync the dir."""
+    import tempfile  # only when writing: a warm run reads (~3 ms of imports)
+
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as f:

@@ -18,7 +18,6 @@ Arithmetic lives in the methods below so every consumer splits memory the same w
     knob    = profile.cap_setting("linux", 120 * GIB)    # "ttm.pages_limit=31457280"
 """
 
-from __future__ import annotations
 
 import re
 from typing import Annotated, Literal
@@ -317,6 +316,11 @@ class DeviceProfile(_Strict):
             if name in (b.name, b.label, b.driver):
                 return b
         return None
+
+    def cpu_only(self, os: OS | None = None) -> bool:
+        """No GPU to plan for on this OS: only the CPU backend (a CPU-only machine, or one whose GPU
+        memory could not be read), one pool the OS manages, no gpu_cap."""
+        return all(b.name == "cpu" for b in self.os_info(os).backends)
 
     def carveout_options(self) -> list[int]:
         """Carve-out sizes the firmware offers ([] for devices without a carve-out)."""

@@ -1,12 +1,16 @@
 """Load, validate and override device profiles.
 
-Where profiles come from, later ones overriding earlier ones with the same id:
-1. shipped: the repo's profiles/ directory when running from a checkout, else the installed
-   package data `planner.profiles`;
-2. the user's config directory: $MEMFIT_CONFIG_DIR/profiles/*.toml, else
-   $XDG_CONFIG_HOME/memfit/profiles/*.toml (~/.config/memfit/profiles/*.toml);
-3. `--device-file FILE` (load_profile(path)).
-`load_profile("auto")` reads the running machine (planner.probe).
+Where profiles come from (planner.profile_files): shipped ones, then the user's config directory
+($MEMFIT_CONFIG_DIR/profiles/*.toml, else ~/.config/memfit/profiles), later ones overriding
+earlier ones with the same id; `--device-file FILE` (load_profile(path)) and
+`load_profile("auto")`, which reads the running machine (planner.probe).
+
+A profile is validated by the pydantic schema (DeviceProfile) whenever it is loaded here, i.e.
+whenever it is used; finding it by id or alias only reads the TOML (planner.profile_files).
+
+Unknown ids are answered with profiles of the same chip family first (planner/data/
+device_families.toml maps the words people use to a family): `--device strix-halo` lists the Strix
+Halo profiles, never a slower chip whose id happens to look alike.
 
 Override policy (apply_overrides): values are checked against the profile. A carve-out the
 firmware list does not contain is accepted with a note (the lists are incomplete and users know
@@ -16,10 +20,9 @@ their BIOS); one that leaves the OS no RAM, or a carve-out on a device without o
 from __future__ import annotations
 
 import difflib
-import os as _os
-import sys
+import re
 from dataclasses import dataclass, field
-from importlib import resources
+from functools import lru_cache
 from pathlib import Path
 from typing import Iterable
 
@@ -27,15 +30,19 @@ from pydantic import ValidationError
 
 from .device_schema import GIB, OSES, USES, DeviceProfile
 from .errors import DeviceError, DeviceFlagError, InputError
+from .profile_files import (  # noqa: F401 - re-exported: where profiles live
+    PROFILE_HINT,
+    Listing,
+    ProfileSummary,
+    checkout_profiles_dir,
+    list_profiles,
+    parse_toml,
+    shipped_profile_files,
+    user_config_dir,
+    user_profile_files,
+    user_profiles_dir,
+)
 from .units import fmt_auto, parse_size
-
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10 needs the tomli backport
-    try:
-        import tomli as tomllib
-    except ImportError:  # pragma: no cover
-        tomllib = None  # type: ignore[assignment]
 
 AUTO = "auto"
 # Firmware never offers a carve-out above this share of RAM (AMD VGM: 75 %; 96 of 128 GB).
@@ -73,43 +80,6 @@ class Catalog:
         return out
 
 
-# --------------------------------------------------------------------------- locations
-
-def _checkout_profiles_dir() -> Path | None:
-    """profiles/ next to planner/ in a source checkout (pyproject.toml marks the checkout)."""
-    root = Path(__file__).resolve().parent.parent
-    d = root / "profiles"
-    if (root / "pyproject.toml").is_file() and d.is_dir() and any(d.glob("*.toml")):
-        return d
-    return None
-
-
-def shipped_profile_files() -> list[tuple[str, bytes]]:
-    """(path-for-messages, content) of every shipped profile."""
-    d = _checkout_profiles_dir()
-    if d is not None:
-        return [(str(p), p.read_bytes()) for p in sorted(d.glob("*.toml"))]
-    try:
-        base = resources.files("planner.profiles")
-    except (ModuleNotFoundError, TypeError):
-        return []
-    return [(f"planner.profiles/{p.name}", p.read_bytes())
-            for p in sorted(base.iterdir(), key=lambda p: p.name) if p.name.endswith(".toml")]
-
-
-def user_config_dir() -> Path:
-    """$MEMFIT_CONFIG_DIR, else $XDG_CONFIG_HOME/memfit, else ~/.config/memfit."""
-    env = _os.environ.get("MEMFIT_CONFIG_DIR")
-    if env:
-        return Path(env).expanduser()
-    xdg = _os.environ.get("XDG_CONFIG_HOME")
-    return (Path(xdg).expanduser() if xdg else Path.home() / ".config") / "memfit"
-
-
-def user_profiles_dir() -> Path:
-    return user_config_dir() / "profiles"
-
-
 # --------------------------------------------------------------------------- parsing
 
 def _loc(loc: Iterable[object]) -> str:
@@ -136,15 +106,7 @@ def _validation_line(where: str, err: ValidationError) -> str:
 
 def parse_profile(content: bytes | str, where: str) -> DeviceProfile:
     """Parse and validate one profile; every failure is a one-line DeviceError naming file and field."""
-    if tomllib is None:  # pragma: no cover
-        raise DeviceError("reading device profiles needs Python >= 3.11 (or the 'tomli' package)",
-                          hint="pip install tomli")
-    text = content.decode("utf-8", errors="replace") if isinstance(content, bytes) else content
-    try:
-        data = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise DeviceError(f"{where}: TOML syntax error: {e}",
-                          hint="see docs/devices.md 'Adding a device profile' for a commented example") from None
+    data = parse_toml(content, where)
     try:
         return DeviceProfile.model_validate(data)
     except ValidationError as e:
@@ -166,7 +128,8 @@ def load_file(path: str | Path) -> DeviceProfile:
 # --------------------------------------------------------------------------- catalog
 
 def load_catalog(*, include_user: bool = True) -> Catalog:
-    """Shipped profiles, then the user's (a user profile replaces a shipped one with the same id).
+    """Shipped profiles, then the user's (a user profile replaces a shipped one with the same id),
+    every one validated.
 
     A broken shipped profile is a bug and raises; a broken user file is reported in `problems`
     so that one typo does not hide every other profile.
@@ -178,36 +141,147 @@ def load_catalog(*, include_user: bool = True) -> Catalog:
             raise DeviceError(f"{where}: id {prof.id!r} is also used by {cat.entries[prof.id].path}")
         cat.entries[prof.id] = ProfileEntry(prof, "shipped", where)
     if include_user:
-        d = user_profiles_dir()
-        if d.is_dir():
-            for p in sorted(d.glob("*.toml")):
-                try:
-                    prof = load_file(p)
-                except DeviceError as e:
-                    cat.problems.append(e.message)
-                    continue
-                cat.entries[prof.id] = ProfileEntry(prof, "user", str(p))
+        for where, content in user_profile_files():
+            if isinstance(content, OSError):
+                cat.problems.append(f"cannot read device file {where}: {content.strerror or content}")
+                continue
+            try:
+                prof = parse_profile(content, where)
+            except DeviceError as e:
+                cat.problems.append(e.message)
+                continue
+            cat.entries[prof.id] = ProfileEntry(prof, "user", where)
     return cat
 
 
 def _looks_like_path(ref: str) -> bool:
-    return ref.lower().endswith(".toml") or _os.sep in ref or "/" in ref or ref.startswith("~")
+    import os
+
+    return ref.lower().endswith(".toml") or os.sep in ref or "/" in ref or ref.startswith("~")
 
 
-def unknown_device_error(ref: str, cat: Catalog) -> DeviceError:
-    close = difflib.get_close_matches(ref.lower(), cat.names(), n=4, cutoff=0.5)
-    if not close:  # "395 64" -> ai-max-395-64g: try token overlap before giving up
-        tokens = [t for t in ref.lower().replace("_", "-").replace(" ", "-").split("-") if t]
-        close = [i for i in cat.ids() if tokens and all(t in i for t in tokens)][:4]
-    hint = (f"did you mean {', '.join(close)}? " if close else "") + \
-        "run `memfit devices` for the list, or pass --device-file FILE / --device auto"
-    if cat.problems:
-        hint += f" ({len(cat.problems)} user profile(s) failed to load: {cat.problems[0]})"
-    return DeviceError(f"unknown device {ref!r}", hint=hint)
+# --------------------------------------------------------------------------- suggestions
+
+_TOKEN_SPLIT = re.compile(r"[^a-z0-9]+")
+_RAM_TOKEN = re.compile(r"^(\d+)(g|gb|gib)?$")
+# bare numbers read as RAM sizes (GiB) in a device reference; chip numbers (395, 370, 4090) are not
+_RAM_SIZES_GIB = frozenset({16, 24, 32, 36, 48, 64, 96, 128, 192, 256, 512})
+
+
+def _tokens(text: str) -> list[str]:
+    return [t for t in _TOKEN_SPLIT.split(text.lower()) if t]
+
+
+@dataclass(frozen=True)
+class ChipWords:
+    """One row of planner/data/device_families.toml: the words that name a chip (or a family)."""
+
+    family: str
+    chip: str  # substring of the profiles' `chip` field; "" = the whole family
+    words: tuple[tuple[str, ...], ...]  # each word as its tokens
+
+    def covers(self, p: ProfileSummary) -> bool:
+        return p.family == self.family and self.chip.lower() in p.chip.lower()
+
+
+@lru_cache(maxsize=1)
+def chip_words() -> tuple[ChipWords, ...]:
+    from .data import read
+
+    raw = read("device_families.toml")
+    data = parse_toml(raw, "planner/data/device_families.toml")
+    return tuple(ChipWords(str(c["family"]), str(c.get("chip", "")), tuple(tuple(_tokens(w)) for w in c["words"]))
+                 for c in data.get("chips", []))
+
+
+def _has_run(tokens: list[str], run: tuple[str, ...]) -> bool:
+    n = len(run)
+    return n > 0 and any(tuple(tokens[i:i + n]) == run for i in range(len(tokens) - n + 1))
+
+
+def chips_named(ref: str) -> list[ChipWords]:
+    """The chips a device reference names: the entries whose longest word appears in it as whole
+    words (`strix-halo`, `ai-max-395`, `m4-max`, `4090`); failing that, the entries with the most
+    tokens of 3+ letters that begin one of their words (`strix` -> Strix Halo and Strix Point,
+    `rtx-409` -> RTX 40)."""
+    tokens = _tokens(ref)
+    best, hits = 0, []
+    for c in chip_words():
+        length = max((len(w) for w in c.words if _has_run(tokens, w)), default=0)
+        if length > best:
+            best, hits = length, [c]
+        elif length and length == best:
+            hits.append(c)
+    if hits or not tokens:
+        return hits
+    scores = [(sum(any(len(t) >= 3 and w[0].startswith(t) for w in c.words) for t in tokens), c) for c in chip_words()]
+    top = max((score for score, _ in scores), default=0)
+    return [c for score, c in scores if top and score == top]
+
+
+def _ram_wanted(ref: str) -> int | None:
+    """A RAM size in the reference (`strix-halo-64g`, `m4-max-128`) in bytes, if any."""
+    for t in _tokens(ref):
+        m = _RAM_TOKEN.match(t)
+        if m and (m.group(2) or int(m.group(1)) in _RAM_SIZES_GIB):
+            return int(m.group(1)) * GIB
+    return None
+
+
+def suggest_devices(ref: str, profiles: Iterable[ProfileSummary], n: int = 4) -> tuple[list[str], list[ChipWords]]:
+    """Profile ids to offer for an unknown reference, and the chips it names.
+
+    A reference that names a chip gets only that chip's profiles (up to 8; only
+    those with the RAM it mentions, when there are any); one that names no chip gets the closest ids by spelling, those of the best
+    match's chip family first. A chip without a shipped profile gets no suggestions at all."""
+    profs = list(profiles)
+    chips = chips_named(ref)
+    key = ref.strip().lower()
+    ram = _ram_wanted(ref)
+
+    def closeness(p: ProfileSummary) -> float:
+        return max(difflib.SequenceMatcher(None, key, name).ratio() for name in p.names())
+
+    if chips:  # that chip's profiles, all of them (a family has a handful), the RAM asked for first
+        pool = [p for p in profs if any(c.covers(p) for c in chips)]
+        if ram is not None and any(p.ram_bytes == ram for p in pool):
+            pool = [p for p in pool if p.ram_bytes == ram]
+        pool.sort(key=lambda p: (ram is not None and p.ram_bytes != ram, p.family, p.ram_bytes, -closeness(p), p.id))
+        return [p.id for p in pool[:max(n, 8)]], chips
+    scored = sorted(((closeness(p), p) for p in profs), key=lambda x: (-x[0], x[1].id))
+    close = [p for score, p in scored if score >= 0.5]
+    if not close:  # "395 64" -> ai-max-395-64g: token overlap before giving up
+        tokens = _tokens(ref)
+        close = [p for p in profs if tokens and all(t in p.id for t in tokens)]
+    if not close:
+        return [], []
+    first = close[0].family
+    ordered = [p for p in close if p.family == first] + [p for p in close if p.family != first]
+    return [p.id for p in ordered[:n]], []
+
+
+def unknown_device_error(ref: str, profiles: Iterable[ProfileSummary], problems: list[str] | None = None) -> DeviceError:
+    ids, chips = suggest_devices(ref, profiles)
+    tokens = tuple(_tokens(ref))
+    family = next((c.family for c in chips if tokens in c.words), None)
+    if ids and family is not None:
+        message = f"'{ref}' names a chip, not one device: pick the profile with your RAM and form factor"
+        hint = f"{', '.join(ids)} (see `memfit devices`), or --device auto on the machine itself"
+    elif chips and not ids:
+        names = " / ".join(sorted({c.family for c in chips}))
+        message = f"unknown device {ref!r}: no shipped profile for the {names} family"
+        hint = "run --device auto on that machine, or describe it with --device-file FILE (docs/devices.md)"
+    else:
+        message = f"unknown device {ref!r}"
+        hint = (f"did you mean {', '.join(ids)}? " if ids else "") + \
+            "run `memfit devices` for the list, or pass --device-file FILE / --device auto"
+    if problems:
+        hint += f" ({len(problems)} user profile(s) failed to load: {problems[0]})"
+    return DeviceError(message, hint=hint)
 
 
 def load_profile(ref: str, *, probe_root: str | Path | None = None) -> DeviceProfile:
-    """A profile by id or alias, a TOML file path, or "auto" (read this machine)."""
+    """A profile by id or alias, a TOML file path, or "auto" (read this machine); validated."""
     ref = (ref or "").strip()
     if not ref:
         raise InputError("empty device id", hint="run `memfit devices` for the list")
@@ -217,11 +291,11 @@ def load_profile(ref: str, *, probe_root: str | Path | None = None) -> DevicePro
         return auto_profile(root=probe_root)
     if _looks_like_path(ref):
         return load_file(ref)
-    cat = load_catalog()
-    entry = cat.find(ref)
-    if entry is None:
-        raise unknown_device_error(ref, cat)
-    return entry.profile.model_copy(deep=True)
+    listing = list_profiles(validate_user=False)
+    found = listing.find(ref)
+    if found is None:
+        raise unknown_device_error(ref, listing.profiles.values(), listing.problems)
+    return parse_profile(found.content, found.path)
 
 
 def load_profiles(refs: Iterable[str], device_files: Iterable[str] = ()) -> list[DeviceProfile]:

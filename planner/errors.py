@@ -41,6 +41,13 @@ class HubError(MemfitError):
     kind = "hub"
 
 
+class RegistryError(MemfitError):
+    """The Ollama registry (or the network to it) refused or failed, or the offline switch is on
+    and what is needed is not cached."""
+
+    kind = "registry"
+
+
 class CacheError(MemfitError):
     """The header cache could not be read or written (never raised for a corrupt entry:
     a corrupt entry is discarded and refetched)."""

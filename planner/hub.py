@@ -19,6 +19,7 @@ already read, so the bytes fetched past a header's end stay under one chunk + 10
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
 import random
@@ -28,24 +29,32 @@ from dataclasses import dataclass
 from typing import Any, Callable, Iterator, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 
-import httpx2
-from huggingface_hub import HfApi, constants
-from huggingface_hub.errors import (
-    GatedRepoError,
-    HFValidationError,
-    HfHubHTTPError,
-    OfflineModeIsEnabled,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-)
-from huggingface_hub.utils import build_hf_headers, get_session, hf_raise_for_status
+from huggingface_hub import constants  # settings only (~3 ms); the HTTP stack loads on first use
 
 from . import __version__
 from .cache import Cache, default_cache
 from .counters import Counters
-from .errors import HubError, ResolveError
+from .errors import HubError, MemfitError, ResolveError
 
 log = logging.getLogger("memfit.hub")
+
+
+class _Lazy:
+    """A module imported on its first attribute access. huggingface-hub's HTTP client stack
+    (httpx2, the API client, the error types) costs ~0.1 s to import and a warm run never sends a
+    request; the import lock makes the first access thread-safe."""
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(importlib.import_module(self._name), attr)
+
+
+httpx2 = _Lazy("httpx2")
+_hf = _Lazy("huggingface_hub")
+_hf_errors = _Lazy("huggingface_hub.errors")
+_hf_utils = _Lazy("huggingface_hub.utils")
 
 # huggingface-hub decorates its User-Agent with an "agent" name looked up in a registry it
 # downloads from huggingface.co (whatever HF_ENDPOINT says) about once a day. memfit promises
@@ -153,7 +162,7 @@ def _trusted_origins(cfg: NetConfig) -> set[tuple[str, str, int]]:
 
 
 def _headers_for(url: str, cfg: NetConfig) -> dict[str, str]:
-    headers = build_hf_headers(library_name="memfit", library_version=__version__)
+    headers = _hf_utils.build_hf_headers(library_name="memfit", library_version=__version__)
     if _origin(url) not in _trusted_origins(cfg):
         headers = {k: v for k, v in headers.items() if k.lower() != "authorization"}
     return headers
@@ -306,18 +315,18 @@ def _with_retries(cfg: NetConfig, what: str, repo: str, fn: Callable[[], T], *,
         retry_after: float | None = None
         try:
             return fn()
-        except OfflineModeIsEnabled:
+        except _hf_errors.OfflineModeIsEnabled:
             raise offline_missing(what) from None
-        except GatedRepoError:
+        except _hf_errors.GatedRepoError:
             raise gated_error(cfg, repo, have_token=current_token() is not None) from None
-        except RevisionNotFoundError:
+        except _hf_errors.RevisionNotFoundError:
             raise revision_not_found(cfg, repo, revision or "main") from None
-        except RepositoryNotFoundError:
+        except _hf_errors.RepositoryNotFoundError:
             raise repo_not_found(cfg, repo) from None
-        except HFValidationError as e:
+        except _hf_errors.HFValidationError as e:
             raise ResolveError(f"'{repo}' is not a valid Hub repository id: {redact(str(e)).splitlines()[0]}",
                                hint="use owner/name, e.g. unsloth/Qwen3-30B-A3B-GGUF") from None
-        except HfHubHTTPError as e:
+        except _hf_errors.HfHubHTTPError as e:
             status = e.response.status_code if e.response is not None else 0
             if status not in _RETRY_STATUS or attempt > cfg.retries:
                 raise _status_error(cfg, status, e.response.headers if e.response is not None else None,
@@ -352,7 +361,7 @@ def _retry_after(headers: Any) -> float | None:
 def fetch_listing(repo: str, revision: str, cfg: NetConfig) -> RepoListing:
     """Ask the Hub for the repo's commit and GGUF files at `revision` (one request, plus the tree
     API only if the model-info answer lacks file sizes)."""
-    api = HfApi(endpoint=cfg.endpoint, library_name="memfit", library_version=__version__)
+    api = _hf.HfApi(endpoint=cfg.endpoint, library_name="memfit", library_version=__version__)
 
     def call() -> Any:
         STATS.add(api_requests=1)
@@ -387,8 +396,8 @@ def _tree_listing(repo: str, commit: str, cfg: NetConfig) -> list[HubFile]:
     while url:
         def call(u: str = url, p: Any = params) -> httpx2.Response:
             STATS.add(api_requests=1)
-            r = get_session().get(u, params=p, headers=_headers_for(u, cfg), timeout=cfg.timeout)
-            hf_raise_for_status(r)
+            r = _hf_utils.get_session().get(u, params=p, headers=_headers_for(u, cfg), timeout=cfg.timeout)
+            _hf_utils.hf_raise_for_status(r)
             return r
 
         r = _with_retries(cfg, f"the file tree of {repo}", repo, call, revision=commit)
@@ -625,17 +634,27 @@ class HttpRangeSource:
                 time.sleep(wait)
         return bytes(got)
 
-    def _give_up(self, r: _Retryable, attempts: int) -> HubError:
-        what = self._path or self.name
+    # Error wording: a subclass for another server (planner.ollama's registry) overrides these three.
+
+    def _status_failure(self, status: int, headers: Any, attempts: int = 1) -> MemfitError:
+        return _status_error(self._cfg, status, headers, repo=self._repo, what=self._path or self.name,
+                             revision=self._revision, attempts=attempts)
+
+    def _network_failure(self, cause: BaseException, attempts: int) -> MemfitError:
+        err = _network_error(self._cfg, self._path or self.name, cause)
+        err.message += f" after {attempts} attempt(s)"
+        return err
+
+    def _incomplete_failure(self, reason: str, attempts: int) -> MemfitError:
+        return HubError(f"incomplete answers from the Hub reading {self._path or self.name} after {attempts} "
+                        f"attempt(s): {reason}", hint="try again; a proxy may be cutting responses short")
+
+    def _give_up(self, r: _Retryable, attempts: int) -> MemfitError:
         if r.status:
-            return _status_error(self._cfg, r.status, r.headers, repo=self._repo, what=what,
-                                 revision=self._revision, attempts=attempts)
+            return self._status_failure(r.status, r.headers, attempts)
         if r.cause is not None:
-            err = _network_error(self._cfg, what, r.cause)
-            err.message += f" after {attempts} attempt(s)"
-            return err
-        return HubError(f"incomplete answers from the Hub reading {what} after {attempts} attempt(s): {r.reason}",
-                        hint="try again; a proxy may be cutting responses short")
+            return self._network_failure(r.cause, attempts)
+        return self._incomplete_failure(r.reason, attempts)
 
     def _get(self, start: int, end: int) -> tuple[bytes, bool]:
         """One attempt: returns (bytes from start, reached end of file)."""
@@ -651,10 +670,10 @@ class HttpRangeSource:
             self.requests += 1
             STATS.add(range_requests=1)
             try:
-                request = get_session().build_request("GET", url, headers=headers,
-                                                      timeout=httpx2.Timeout(self._cfg.timeout))
-                response = get_session().send(request, stream=True, follow_redirects=False)
-            except OfflineModeIsEnabled:
+                session = _hf_utils.get_session()
+                request = session.build_request("GET", url, headers=headers, timeout=httpx2.Timeout(self._cfg.timeout))
+                response = session.send(request, stream=True, follow_redirects=False)
+            except _hf_errors.OfflineModeIsEnabled:
                 raise offline_missing(f"the header of {self._path or self.name}") from None
             except httpx2.TransportError as e:
                 raise _Retryable(type(e).__name__, cause=e) from None
@@ -678,8 +697,7 @@ class HttpRangeSource:
             if self._target is not None and url == self._target and status in (401, 403, 404, 410):
                 self._target = None  # an expired signed CDN URL: go back to the Hub once
                 raise _Retryable(f"redirect target answered HTTP {status}", status=status, headers=body_headers)
-            raise _status_error(self._cfg, status, body_headers, repo=self._repo,
-                                what=self._path or self.name, revision=self._revision)
+            raise self._status_failure(status, body_headers)
         raise HubError(f"too many redirects reading {self._path or self.name}",
                        hint="check HF_ENDPOINT or your proxy")
 

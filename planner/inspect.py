@@ -11,9 +11,9 @@ import re
 from collections import Counter
 from typing import Any
 
-from gguf import GGMLQuantizationType
 from pydantic import BaseModel
 
+from .ggml_types import type_name
 from .header import ModelHeaders, SkippedArray
 from .resolver import ResolvedModel
 
@@ -129,10 +129,7 @@ def _per_layer(v: Any) -> PerLayer:
 
 
 def _type_name(t: int) -> str:
-    try:
-        return GGMLQuantizationType(t).name
-    except ValueError:
-        return f"type{t}"
+    return type_name(t) or f"type{t}"
 
 
 def type_histogram(h: ModelHeaders) -> list[TensorTypeCount]:
@@ -267,11 +264,11 @@ def _recurrent(h: ModelHeaders, arch: str, n_embd: int | None) -> Recurrent | No
 def _arch_problems(arch: str | None) -> list[str]:
     """Say so when llama.cpp (as memfit knows it) has no such architecture: estimates for it are
     conservative guesses, and llama.cpp may refuse to load the file."""
-    from .archs import known_architectures
+    from .archs import is_known_architecture
 
     if arch is None:
         return ["the GGUF has no general.architecture key: llama.cpp cannot load it"]
-    if arch not in known_architectures():
+    if not is_known_architecture(arch):
         return [f"architecture '{arch}' is unknown to memfit (and possibly to your llama.cpp): "
                 "`estimate` and `plan` size it conservatively"]
     return []

@@ -13,17 +13,16 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Sequence
 
-from gguf import GGML_QUANT_SIZES
-
 from .archs import (
     INPUT_TENSORS,
     LAYER0_TENSORS,
     PER_DEVICE_TENSORS,
     ArchRule,
-    known_architectures,
+    is_known_architecture,
     rule_for,
 )
 from .errors import EstimateError
+from .ggml_types import GGML_QUANT_SIZES
 from .header import ModelHeaders, SkippedArray, TensorInfo
 
 _BLK_RE = re.compile(r"^blk\.(\d+)\.(.+)$")
@@ -267,7 +266,7 @@ def _build(h: ModelHeaders) -> ModelFacts:
     warnings: list[str] = []
     rule = rule_for(arch)
     m = _Meta(meta, arch, warnings)
-    known = arch in known_architectures()
+    known = is_known_architecture(arch)
     approximate = False
     if not known:
         warnings.append(

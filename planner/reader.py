@@ -16,13 +16,12 @@ from __future__ import annotations
 import os
 import struct
 from dataclasses import dataclass
-from importlib.metadata import PackageNotFoundError, version
 from typing import Any, Mapping
 
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType, GGUFValueType
 
 from planner.counters import Counters
 from planner.errors import GGUFError
+from planner.ggml_types import GGUFValueType, gguf_version, quant_size, type_name
 from planner.header import GGUFHeader, SkippedArray, TensorInfo
 from planner.sources import DEFAULT_READ_AHEAD, ByteSource, LocalFileSource
 
@@ -95,9 +94,7 @@ _ARRAY_HEAD = struct.Struct("<IQ")  # element type, count
 _FIXED = struct.Struct("<IQQ")  # version, tensor count, kv count (after the magic)
 _TENSOR_TAIL = [struct.Struct(f"<{n}QIQ") for n in range(GGML_MAX_DIMS + 1)]  # dims, type, offset
 
-# ggml type id -> (block size, bytes per block), straight from the gguf package's tables
-_QUANT_SIZES: dict[int, tuple[int, int]] = {int(k): v for k, v in GGML_QUANT_SIZES.items()}
-_QUANT_NAMES: dict[int, str] = {int(q): q.name for q in GGMLQuantizationType}
+# ggml type id -> (block size, bytes per block): planner.ggml_types (gguf's tables, without numpy)
 
 # what a file that is not GGUF usually is, by its first bytes
 _FOREIGN_MAGICS: tuple[tuple[int, bytes, str], ...] = (
@@ -111,13 +108,6 @@ _FOREIGN_MAGICS: tuple[tuple[int, bytes, str], ...] = (
     (0, b"fmgg", "a pre-GGUF GGMF file; convert it to GGUF with a current llama.cpp"),
     (8, b'{"', "a safetensors file; memfit plans GGUF models"),
 )
-
-
-def _gguf_version() -> str:
-    try:
-        return version("gguf")
-    except PackageNotFoundError:  # pragma: no cover - gguf is a dependency
-        return "?"
 
 
 _CORRUPT_HINT = "The file is incomplete or corrupt: download it again (for split models, every shard)."
@@ -698,13 +688,13 @@ class _Parser:
 
     def _tensor_nbytes(self, name: str, dims: list[int], ggml_type: int) -> int:
         """Byte size of a tensor from the gguf package's block tables, with the checks ggml makes."""
-        sizes = _QUANT_SIZES.get(ggml_type)
+        sizes = quant_size(ggml_type)
         if sizes is None:
             raise self._fail(
                 f"tensor {name!r} has unknown ggml type id {ggml_type}",
                 hint=(
                     "The file is corrupt, or uses a quantization type newer than the installed "
-                    f"gguf package ({_gguf_version()}) knows: try `pip install -U gguf`."
+                    f"gguf package ({gguf_version()}) knows: try `pip install -U gguf`."
                 ),
             )
         block, type_size = sizes
@@ -720,7 +710,7 @@ class _Parser:
         row = dims[0] if dims else 1  # a 0-d tensor is one element, as in ggml
         if row % block:
             raise self._fail(
-                f"tensor {name!r} of type {_QUANT_NAMES.get(ggml_type, ggml_type)} has rows of "
+                f"tensor {name!r} of type {type_name(ggml_type) or ggml_type} has rows of "
                 f"{row} elements, not a multiple of its block size {block}"
             )
         return n // block * type_size

@@ -25,7 +25,6 @@ import re
 import sys
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
-from importlib import resources
 from pathlib import Path
 from typing import Callable, Literal, Mapping
 
@@ -83,16 +82,23 @@ class ProjectorFile:
 
 @dataclass
 class ResolvedModel:
+    """What a reference names. `source`: "hub" (files are repo paths), "local" (absolute paths;
+    also LM Studio's models folder), "ollama" (files are the model blob's path in the local
+    Ollama store, or its digest when it is read from the registry; `local_path` is set only in
+    the first case)."""
+
     ref: str
-    source: Literal["local", "hub"]
+    source: Literal["local", "hub", "ollama"]
     repo: str | None
-    revision: str | None  # commit sha for the Hub
+    revision: str | None  # commit sha for the Hub; the model blob's digest for Ollama
     variants: list[Variant]  # sorted by size, ascending
     mmproj: list[ProjectorFile] = field(default_factory=list)
     requested_quant: str | None = None  # the tag the user asked for (variants then holds just it)
     revision_name: str | None = None  # what the user asked for (branch/tag), before resolution
     problems: list[str] = field(default_factory=list)  # incomplete shard sets and the like
     local_path: str | None = None
+    ollama_name: str | None = None  # the name `ollama run` takes ("qwen3:32b"), for Ollama models
+    lmstudio_name: str | None = None  # publisher/repo in LM Studio's models folder, for its models
 
     def hf_tag(self, quant: str) -> str | None:
         """`owner/repo:QUANT` for llama.cpp's -hf / Ollama's hf.co/ (None for local models or
@@ -107,6 +113,8 @@ class ResolvedModel:
         return _select([v.quant for v in self.variants], quant, self._where(), self.variants)
 
     def _where(self) -> str:
+        if self.ollama_name:
+            return f"Ollama model {self.ollama_name}"
         return self.repo if self.repo else (self.local_path or self.ref)
 
 
@@ -115,7 +123,7 @@ class ResolvedModel:
 
 @dataclass
 class ParsedRef:
-    kind: Literal["local", "hub", "alias"]
+    kind: Literal["local", "hub", "alias", "ollama", "lmstudio"]
     text: str
     path: Path | None = None
     repo: str | None = None
@@ -123,6 +131,7 @@ class ParsedRef:
     tag: str | None = None
     revision: str | None = None
     file: str | None = None  # a specific file inside the repo (blob/resolve URLs)
+    prefixed: bool = True  # ollama: the reference said `ollama:` (False: a bare name:tag)
 
 
 _REPO_RE = re.compile(r"^[A-Za-z0-9][\w.\-]*/[A-Za-z0-9][\w.\-]*$")
@@ -138,11 +147,25 @@ def _split_tag(text: str) -> tuple[str, str | None]:
     return text, None
 
 
+# app prefixes: `ollama:qwen3:32b`, `lmstudio:publisher/repo[:QUANT]` (name = what follows)
+_APP_PREFIXES: dict[str, Literal["ollama", "lmstudio"]] = {"ollama:": "ollama", "lmstudio:": "lmstudio"}
+
+
 def parse_reference(ref: str) -> ParsedRef:
     """Classify a reference without touching the network."""
     text = ref.strip()
     if not text:
         raise ResolveError("empty model reference", hint="give a .gguf path, owner/repo or a short name")
+    for prefix, kind in _APP_PREFIXES.items():
+        if text.lower().startswith(prefix):
+            rest = text[len(prefix):].strip()
+            if not rest:
+                raise ResolveError(f"{text!r} names no model",
+                                   hint="e.g. ollama:qwen3:32b or lmstudio:lmstudio-community/Qwen3-32B-GGUF")
+            if kind == "lmstudio":
+                name, tag = _split_tag(rest)
+                return ParsedRef(kind, text, name=name, tag=tag)
+            return ParsedRef(kind, text, name=rest)
     expanded = Path(text).expanduser()
     if _exists(expanded):
         return ParsedRef("local", text, path=expanded)
@@ -156,10 +179,24 @@ def parse_reference(ref: str) -> ParsedRef:
         raise ResolveError(f"no such file or directory: {text}",
                            hint="check the path; for a Hub repo write owner/repo")
     name, tag = _split_tag(text)
+    if tag is not None and _is_ollama_name(name, tag):
+        return ParsedRef("ollama", text, name=text, prefixed=False)
     if _ALIAS_RE.match(name):
         return ParsedRef("alias", text, name=name.lower(), tag=tag)
     raise ResolveError(f"cannot understand the model reference {text!r}",
                        hint="use a .gguf path, a directory, owner/repo[:QUANT] or a short name like qwen3-32b")
+
+
+def _is_ollama_name(name: str, tag: str) -> bool:
+    """`qwen3:32b`, `gpt-oss:120b`: a name:tag that is not a short name memfit knows with a quant
+    tag (`qwen3-vl-32b:Q4_K_M`) reads as an Ollama name."""
+    from .ollama import looks_like_name
+
+    if not looks_like_name(f"{name}:{tag}"):
+        return False
+    if name.lower() in load_aliases():
+        return quant_tag_from_name(tag + ".gguf") is None
+    return True
 
 
 def _exists(p: Path) -> bool:
@@ -225,7 +262,9 @@ def load_aliases() -> dict[str, list[str]]:
     if tomllib is None:  # pragma: no cover
         raise ResolveError("short model names need Python >= 3.11 (or the 'tomli' package)",
                            hint="pip install tomli, or use owner/repo")
-    raw = resources.files("planner.data").joinpath("aliases.toml").read_bytes()
+    from .data import read
+
+    raw = read("aliases.toml")
     data = tomllib.loads(raw.decode("utf-8"))
     return {str(k).lower(): [str(r) for r in v] for k, v in data.get("aliases", {}).items()}
 
@@ -289,13 +328,17 @@ def _local_header(path: Path, cache: Cache, hints: Hints = None) -> GGUFHeader:
     return h
 
 
+def _cached_hub_header(listing: hub.RepoListing, f: hub.HubFile, cache: Cache) -> GGUFHeader | None:
+    h = cache.get_header(hub_header_key(listing.repo, f.path, commit=listing.commit, oid=f.oid))
+    return h if h is not None and h.file_size == f.size else None
+
+
 def _hub_header(listing: hub.RepoListing, f: hub.HubFile, cache: Cache, cfg: hub.NetConfig,
                 hints: Hints = None) -> GGUFHeader:
     key = hub_header_key(listing.repo, f.path, commit=listing.commit, oid=f.oid)
 
     def cached() -> GGUFHeader | None:
-        h = cache.get_header(key)
-        return h if h is not None and h.file_size == f.size else None
+        return _cached_hub_header(listing, f, cache)
 
     h = cached()
     if h is not None:
@@ -389,6 +432,24 @@ def resolve(ref: str, *, revision: str | None = None, quant: str | None = None,
     if parsed.kind == "hub":
         assert parsed.repo is not None
         return _resolve_hub(ref, parsed.repo, rev, tag, load_headers, file=parsed.file)
+    if parsed.kind in ("ollama", "lmstudio") and revision:
+        raise ResolveError(f"--revision applies to Hub repos, not to {parsed.kind} models")
+    if parsed.kind == "ollama":
+        from .ollama import resolve_ollama
+
+        assert parsed.name is not None
+        alias_hint = None if parsed.prefixed else \
+            _unknown_alias(parsed.name.split(":")[0].lower(), load_aliases()).hint
+        return resolve_ollama(ref, parsed.name, quant, load_headers, explicit=parsed.prefixed,
+                              alias_hint=alias_hint)
+    if parsed.kind == "lmstudio":
+        from .lmstudio import find_model
+
+        assert parsed.name is not None
+        found, lms_name = find_model(parsed.name)
+        model = _resolve_local(ref, found, tag, load_headers)
+        model.lmstudio_name = lms_name
+        return model
     return _resolve_alias(ref, parsed, rev, tag, load_headers)
 
 
@@ -459,7 +520,8 @@ def _resolve_hub(ref: str, repo: str, rev: str | None, tag: str | None, load_hea
         def loader(path: str, hints: Hints) -> Callable[[], GGUFHeader]:
             return lambda: _hub_header(listing, by_path[path], cache, cfg, hints)
 
-        _fill_headers(model, loader, cfg.workers)
+        _fill_headers(model, loader, cfg.workers, partial_offline=tag is None and file is None,
+                      peek=lambda path: _cached_hub_header(listing, by_path[path], cache))
     return model
 
 
@@ -612,7 +674,9 @@ def _shard_siblings(path: Path) -> list[FileEntry]:
             if c.is_file() and pattern.match(c.name)]
 
 
-def _fill_headers(model: ResolvedModel, loader: Loader, workers: int, quants: set[str] | None = None) -> None:
+def _fill_headers(model: ResolvedModel, loader: Loader, workers: int, quants: set[str] | None = None,
+                  *, partial_offline: bool = False,
+                  peek: Callable[[str], GGUFHeader | None] | None = None) -> None:
     """Load every needed file's header, then merge shards per variant.
 
     With several variants, the smallest variant's first shard is read first and its skipped
@@ -620,28 +684,82 @@ def _fill_headers(model: ResolvedModel, loader: Loader, workers: int, quants: se
     all the other files, which are then read in parallel: variants of one model nearly always
     carry byte-identical tokenizers, so their reads jump over those arrays. A hint that does
     not hold for a file costs that file a hint-free parse, never a wrong header
-    (planner.reader.parse_header)."""
+    (planner.reader.parse_header).
+
+    `partial_offline`: with HF_HUB_OFFLINE set, variants (and projectors) whose headers are not
+    cached are left out with a note naming them, instead of failing the whole model; only when
+    none is cached does the offline error stand.
+
+    `peek`: the cached header of a path, or None; cached files are taken first in this thread, so
+    a warm run starts no thread pool, and a partly warm one reads only the rest."""
     variants = [v for v in model.variants if quants is None or v.quant in quants]
     paths = [p for v in variants for p in v.files] + [p.name for p in model.mmproj]
     headers: dict[str, GGUFHeader] = {}
+    if peek is not None:
+        for p in paths:
+            h = peek(p)
+            if h is not None:
+                headers[p] = h
+    misses: list[hub.OfflineMissError] = []
+
+    def tolerant(task: Callable[[], GGUFHeader]) -> Callable[[], GGUFHeader | None]:
+        def run() -> GGUFHeader | None:
+            try:
+                return task()
+            except hub.OfflineMissError as e:
+                misses.append(e)
+                return None
+        return run
+
+    wrap = tolerant if partial_offline and hub.is_offline() else (lambda task: task)
     hints: Hints = None
-    if len(variants) > 1:
+    seed: str | None = None
+    if len(variants) > 1 and any(p not in headers for p in paths):
         seed = min(variants, key=lambda v: v.size_bytes).files[0]
-        headers[seed] = loader(seed, None)()
-        hints = skip_hints_from(headers[seed])
-        if sum(h.nbytes for h in hints.values()) < MIN_HINTED_BYTES:
-            hints = None  # a small tokenizer: jumping would save less than it costs in round trips
-    rest = [p for p in paths if p not in headers]
-    headers.update(zip(rest, _run_parallel([loader(p, hints) for p in rest], workers)))
+        first = headers.get(seed) or wrap(loader(seed, None))()
+        if first is not None:
+            headers[seed] = first
+            hints = skip_hints_from(first)
+            if sum(h.nbytes for h in hints.values()) < MIN_HINTED_BYTES:
+                hints = None  # a small tokenizer: jumping would save less than it costs in round trips
+    rest = [p for p in paths if p not in headers and p != seed]
+    for p, h in zip(rest, _run_parallel([wrap(loader(p, hints)) for p in rest], workers)):  # type: ignore[arg-type]
+        if h is not None:
+            headers[p] = h
+    if misses:
+        _leave_out_uncached(model, variants, headers, misses[0])
+        variants = [v for v in variants if all(p in headers for p in v.files)]
     for v in variants:
         v.headers = _merge([headers[p] for p in v.files], f"{model._where()} {v.quant}")
     for p in model.mmproj:
         p.headers = ModelHeaders.merge([headers[p.name]])
 
 
+def _leave_out_uncached(model: ResolvedModel, variants: list[Variant], headers: dict[str, GGUFHeader],
+                        first_miss: hub.OfflineMissError) -> None:
+    """Offline: drop what the cache cannot answer, say which, fail only when nothing is left."""
+    missing = [v for v in variants if any(p not in headers for p in v.files)]
+    if len(missing) == len(variants):
+        raise first_miss
+    notes = []
+    if missing:
+        model.variants = [v for v in model.variants if v not in missing]
+        notes.append(f"offline (HF_HUB_OFFLINE): planned the {len(variants) - len(missing)} quant(s) whose headers "
+                     f"are cached; not cached: {', '.join(v.quant for v in missing)} (run once online to add them)")
+    gone = [p for p in model.mmproj if p.name not in headers]
+    if gone:
+        model.mmproj = [p for p in model.mmproj if p.name in headers]
+        notes.append(f"offline: vision projector {', '.join(p.name for p in gone)} not cached, left out")
+    model.problems.extend(notes)
+
+
 def load_headers(model: ResolvedModel, quants: list[str] | None = None) -> ResolvedModel:
     """Fill headers of a model resolved with load_headers=False (all variants, or `quants`)."""
     wanted = None if quants is None else {model.variant(q).quant for q in quants}
+    if model.source == "ollama":
+        from .ollama import fill_headers
+
+        return fill_headers(model)
     cfg = hub.NetConfig.from_env()
     cache = default_cache()
     if model.source == "hub":

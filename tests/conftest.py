@@ -80,3 +80,34 @@ def _memfit_cache_in_tmp(tmp_path_factory: pytest.TempPathFactory, monkeypatch: 
     """No test writes memfit's header cache into the real home directory (added by the Hub
     helper; fake_hub sets its own per-test cache on top)."""
     monkeypatch.setenv("MEMFIT_CACHE_DIR", str(tmp_path_factory.mktemp("memfit_cache")))
+
+
+# --- Ollama and LM Studio (test_ollama.py, test_lmstudio.py) ---------------------------------------
+
+
+@pytest.fixture(autouse=True)
+def _no_app_stores(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """No test reads this machine's Ollama store or LM Studio folder, or the real Ollama registry
+    (a closed port: a test that forgot the fake registry fails at once, without network)."""
+    monkeypatch.setenv("OLLAMA_MODELS", str(tmp_path_factory.mktemp("ollama_store")))
+    monkeypatch.setenv("MEMFIT_LMSTUDIO_MODELS", str(tmp_path_factory.mktemp("lmstudio_models")))
+    monkeypatch.setenv("MEMFIT_OLLAMA_REGISTRY", "http://127.0.0.1:9")
+
+
+@pytest.fixture
+def fake_registry(monkeypatch: pytest.MonkeyPatch):
+    """A local Ollama registry + blob store (tests/fakeregistry.py) with MEMFIT_OLLAMA_REGISTRY
+    pointing at it and fast retries. Use `fake_registry.add_model("qwen3:32b", fakeregistry.build_model(gguf))`."""
+    from fakeregistry import FakeRegistry
+
+    reg = FakeRegistry()
+    monkeypatch.setenv("MEMFIT_OLLAMA_REGISTRY", reg.url)
+    for var in ("HF_HUB_OFFLINE", "TRANSFORMERS_OFFLINE", "MEMFIT_REF_TTL"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setattr("huggingface_hub.constants.HF_HUB_OFFLINE", False)
+    monkeypatch.setenv("MEMFIT_HTTP_TIMEOUT", "10")
+    monkeypatch.setenv("MEMFIT_HTTP_RETRIES", "3")
+    monkeypatch.setenv("MEMFIT_HTTP_BACKOFF", "0.01")
+    monkeypatch.setenv("MEMFIT_HTTP_MAX_WAIT", "0.5")
+    yield reg
+    reg.close()

@@ -8,6 +8,7 @@ Each subcommand lives in its own module; this file only wires them and guards th
 from __future__ import annotations
 
 import errno
+import importlib
 import json
 import os
 import sys
@@ -25,7 +26,27 @@ EXIT_NO_FIT = 3
 EXIT_INTERRUPTED = 130
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+# command -> the module that defines it, imported when that command runs (or --help lists them):
+# a start imports only the command it runs (`memfit --version` none), see docs/performance.md.
+COMMAND_MODULES = {"inspect": "inspect_cmd", "estimate": "estimate_cmd", "plan": "plan_cmd",
+                   "devices": "devices_cmd", "doctor": "doctor_cmd"}
+
+
+class LazyGroup(click.Group):
+    """A click group that imports a command's module on first use."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted(set(self.commands) | set(COMMAND_MODULES))
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMAND_MODULES:
+            module = importlib.import_module(f"{__name__}.{COMMAND_MODULES[cmd_name]}")
+            for command in module.COMMANDS:
+                self.commands.setdefault(command.name or cmd_name, command)
+        return self.commands.get(cmd_name)
+
+
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="memfit")
 def cli() -> None:
     """Plan GGUF models onto your machine's memory: which quant, which BIOS VRAM split,
@@ -38,17 +59,6 @@ def cli() -> None:
       memfit estimate ./model.gguf -c 32k -fa on
       memfit devices
     """
-
-
-def _register() -> None:
-    from . import devices_cmd, doctor_cmd, estimate_cmd, inspect_cmd, plan_cmd
-
-    for mod in (inspect_cmd, estimate_cmd, plan_cmd, devices_cmd, doctor_cmd):
-        for command in mod.COMMANDS:
-            cli.add_command(command)
-
-
-_register()
 
 
 def _wants_json(argv: list[str]) -> bool:

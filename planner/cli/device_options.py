@@ -12,12 +12,12 @@ Override policy: see planner.devices.apply_overrides.
 
 from __future__ import annotations
 
-from typing import Any, Callable
+from typing import TYPE_CHECKING, Any, Callable
 
 import click
 
-from ..device_schema import DeviceProfile
-from ..devices import apply_overrides, load_file, load_profile
+if TYPE_CHECKING:
+    from ..device_schema import DeviceProfile
 
 OVERRIDE_KEYS = ("ram", "carveout", "os", "vram", "gpu_cap", "use", "bandwidth")
 
@@ -58,6 +58,8 @@ def overrides_from(kw: dict[str, Any]) -> dict[str, Any]:
 
 def resolve_devices(kw: dict[str, Any], *, default: str | None = None) -> list[DeviceProfile]:
     """Profiles named by --device/--device-file (or `default`), each with the overrides applied."""
+    from ..devices import apply_overrides, load_file, load_profile  # the schema loads with the first profile
+
     refs = kw.get("device") or ()
     files = kw.get("device_file") or ()
     if isinstance(refs, str):

@@ -3,13 +3,22 @@
 from __future__ import annotations
 
 import json
+from typing import TYPE_CHECKING
 
 import click
-from tabulate import tabulate
 
-from ..device_schema import GIB, OSES, USES, DeviceProfile
-from ..devices import apply_overrides, load_catalog, load_profile
+from ..units import GIB
 from .device_options import device_options, overrides_from, resolve_devices
+
+if TYPE_CHECKING:
+    from ..device_schema import DeviceProfile
+    from ..profile_files import Listing
+
+# `memfit devices` must start in a few tens of milliseconds: the list reads the profiles' TOML
+# (planner.profile_files) and prints its own plain table; the schema (pydantic) and tabulate load
+# only for `devices show`.
+OSES = ("linux", "windows", "macos")
+USES = ("headless", "desktop", "daily")
 
 ARCH_WORDS = {
     "carveout": "carve-out APU",
@@ -28,25 +37,34 @@ def gib(n: int | float | None, digits: int = 1) -> str:
     return f"{v:.{digits}f}".rstrip("0").rstrip(".") + " GiB"
 
 
-def _options_text(p: DeviceProfile) -> str:
-    opts = p.carveout_options()
+def _options_text(opts: list[int]) -> str:
     if not opts:
         return "-"
     return ",".join(f"{o / GIB:g}" for o in opts) + " GiB"
 
 
+def plain_table(rows: list[list[str]], headers: list[str]) -> str:
+    """Left-aligned columns under a dashed rule, two spaces apart (tabulate's "simple" look for
+    text cells, without importing tabulate on the start path)."""
+    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
+
+    def line(cells: list[str]) -> str:
+        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
+
+    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+
+
 # --------------------------------------------------------------------------- list
 
-def _list_rows(cat) -> list[dict]:
+def _list_rows(listing: Listing) -> list[dict]:
     rows = []
-    for pid in cat.ids():
-        e = cat.entries[pid]
-        p = e.profile
+    for pid in listing.ids():
+        p = listing.profiles[pid]
         rows.append({
             "id": p.id, "name": p.name, "memory_architecture": p.memory_architecture,
             "ram_bytes": p.ram_bytes, "vram_bytes": p.vram_bytes,
-            "carveout_options_bytes": p.carveout_options(), "default_os": p.default_os,
-            "oses": list(p.os), "bandwidth_gbps": p.bandwidth_gbps, "origin": e.origin, "path": e.path,
+            "carveout_options_bytes": p.carveout_options_bytes, "default_os": p.default_os,
+            "oses": p.oses, "bandwidth_gbps": p.bandwidth_gbps, "origin": p.origin, "path": p.path,
         })
     return rows
 
@@ -62,21 +80,24 @@ def devices_command(ctx: click.Context, as_json: bool) -> None:
     memfit devices show ID         one profile explained: pools per OS, caps, reserves, backends, sources
     memfit devices show auto       this machine
     """
+    from ..profile_files import list_profiles
+
     if ctx.invoked_subcommand is not None:
         return
-    cat = load_catalog()
-    rows = _list_rows(cat)
-    for problem in cat.problems:
+    listing = list_profiles()
+    rows = _list_rows(listing)
+    for problem in listing.problems:
         click.echo(f"warning: skipped {problem}", err=True)
     if as_json:
-        click.echo(json.dumps({"devices": rows, "problems": cat.problems}, indent=2))
+        click.echo(json.dumps({"devices": rows, "problems": listing.problems}, indent=2))
         return
-    table = [[r["id"] + ("*" if r["origin"] == "user" else ""), r["name"], ARCH_WORDS[r["memory_architecture"]],
+    table = [[r["id"] + ("*" if r["origin"] == "user" else ""), r["name"],
+              ARCH_WORDS.get(r["memory_architecture"], r["memory_architecture"]),
               gib(r["ram_bytes"], 0) + (f" + {gib(r['vram_bytes'], 0)} VRAM" if r["vram_bytes"] else ""),
-              _options_text(cat.entries[r["id"]].profile), OS_WORDS[r["default_os"]], f"{r['bandwidth_gbps']:g} GB/s"]
+              _options_text(r["carveout_options_bytes"]), OS_WORDS.get(r["default_os"], r["default_os"]),
+              f"{r['bandwidth_gbps']:g} GB/s"]
              for r in rows]
-    click.echo(tabulate(table, headers=["id", "name", "memory", "RAM", "carve-out options", "default OS", "bandwidth"],
-                        tablefmt="simple"))
+    click.echo(plain_table(table, ["id", "name", "memory", "RAM", "carve-out options", "default OS", "bandwidth"]))
     if any(r["origin"] == "user" for r in rows):
         click.echo("\n* your profile (overrides a shipped one with the same id)")
     click.echo("\nmemfit devices show ID explains one; --device auto reads this machine.")
@@ -132,6 +153,8 @@ def _arch_sentence(p: DeviceProfile) -> str:
 
 
 def _os_block(p: DeviceProfile, os: str) -> list[str]:
+    from tabulate import tabulate
+
     info = p.os[os]  # type: ignore[index]
     lines = [f"{OS_WORDS[os]}{' (default)' if os == p.default_os else ''}", "-" * 40]
     rows = pools(p, os)
@@ -236,7 +259,7 @@ def show_text(p: DeviceProfile) -> str:
     if p.carveout is not None:
         c = p.carveout
         lines.append("")
-        lines.append(f"BIOS carve-out options: {_options_text(p)}; factory default {gib(c.default_bytes)}"
+        lines.append(f"BIOS carve-out options: {_options_text(p.carveout_options())}; factory default {gib(c.default_bytes)}"
                      + (" (estimated)" if "carveout.default_bytes" in p.estimated else "")
                      + ("; reboot to change" if c.reboot_required else ""))
         lines.append(f"  change: {c.how_to_change}")
@@ -270,6 +293,8 @@ def show_text(p: DeviceProfile) -> str:
 def show_command(device_id: str, as_json: bool, root: str | None, **kw) -> None:
     """Explain one profile (an id, a .toml file, or auto): memory pools per OS and carve-out,
     caps and how to change them, OS reserves, what each backend reports, sources."""
+    from ..devices import apply_overrides, load_profile
+
     if device_id.lower() == "auto" and root:
         profile = load_profile("auto", probe_root=root)
         over = overrides_from(kw)

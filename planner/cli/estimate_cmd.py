@@ -278,8 +278,6 @@ def _device_flags(f: Callable) -> Callable:
 def load_device(kw: dict[str, Any]) -> tuple[DeviceProfile | None, list[str]]:
     """The profile named by --device/--device-file with the overrides applied, and the notes the
     overrides added (None without a device; override flags without a device are a usage error)."""
-    from ..devices import apply_overrides
-
     if not kw.get("device") and not kw.get("device_file"):
         used = [flag for key, flag in _DEVICE_FLAGS.items() if kw.get(key) is not None]
         if used:
@@ -288,6 +286,8 @@ def load_device(kw: dict[str, Any]) -> tuple[DeviceProfile | None, list[str]]:
         return None, []
     if kw.get("device") and kw.get("device_file"):
         raise click.UsageError("give --device or --device-file, not both")
+    from ..devices import apply_overrides  # the device schema loads only with a device
+
     base = resolve_devices({"device": kw.get("device"), "device_file": kw.get("device_file")})[0]
     over = {k: v for k, v in overrides_from(kw).items() if v is not None}
     if not over:
@@ -563,7 +563,8 @@ def estimate_command(model: str, ctx_size: str, flash_attn: str, cache_type_k: s
     compute buffers, output buffer (and a vision projector), per device.
 
     \b
-    MODEL: a .gguf file, owner/repo[:QUANT], a Hub URL or a short name; only headers are read.
+    MODEL: a .gguf file, owner/repo[:QUANT], a Hub URL, a short name, ollama:NAME[:TAG] (or
+    name:tag) or lmstudio:publisher/repo[:QUANT]; only headers are read.
     Examples:
       memfit estimate ./Llama-3.1-8B-Q4_K_M.gguf -c 24k
       memfit estimate unsloth/Qwen3-30B-A3B-GGUF:Q4_K_M -c 32k -ngl 30 --n-cpu-moe 10

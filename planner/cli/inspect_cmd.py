@@ -137,7 +137,8 @@ def inspect_command(model: str, revision: str | None, quant: str | None, as_json
 
     \b
     MODEL: a .gguf file or directory, owner/repo[:QUANT], hf.co/owner/repo:QUANT,
-    a Hub URL, or a short name (qwen3-vl-32b, gpt-oss-20b, ...).
+    a Hub URL, a short name (qwen3-vl-32b, gpt-oss-20b, ...), an Ollama model
+    (ollama:qwen3:32b, gpt-oss:120b) or lmstudio:publisher/repo[:QUANT].
     Only header bytes are read (HTTP range requests); results are cached.
     """
     logger = logging.getLogger("memfit")

@@ -95,7 +95,7 @@ def _build_model(ref: str, revision: str | None, quants: list[str], mmproj: str)
     variants = [v for v in variants if v.headers is not None]
     if not variants:
         raise InputError(f"{ref}: no quant variants to plan")
-    name = rm.repo or rm.local_path or ref
+    name = rm.repo or rm.ollama_name or rm.local_path or ref
     plan_variants = [PlanVariant(quant=v.quant, headers=v.headers, size_bytes=v.size_bytes, files=list(v.files))
                      for v in variants]
     projector = None
@@ -107,7 +107,8 @@ def _build_model(ref: str, revision: str | None, quants: list[str], mmproj: str)
         top = max(variants, key=lambda v: quality_key(v.quant, v.size_bytes))
         chosen = pick_projector(candidates, top.quant, top.files[0] if top.files else "")
         if chosen is not None:
-            path = chosen.name if rm.source == "local" else ""
+            on_disk = rm.source == "local" or (rm.source == "ollama" and rm.local_path is not None)
+            path = chosen.name if on_disk else ""
             projector = PlanProjector(name=chosen.name.rsplit("/", 1)[-1], size_bytes=chosen.size_bytes,
                                       headers=chosen.headers, path=path)
     elif mmproj != "none":
@@ -226,7 +227,8 @@ def plan_command(model: str, devices: tuple[str, ...], device_files: tuple[str, 
     """Which quant to download, which BIOS VRAM split to set and how to launch MODEL.
 
     \b
-    MODEL: owner/repo, owner/repo:Q4_K_M, a short name (qwen3-vl-32b) or a local .gguf / directory.
+    MODEL: owner/repo, owner/repo:Q4_K_M, a short name (qwen3-vl-32b), a local .gguf / directory,
+    an Ollama model (ollama:qwen3:32b, gpt-oss:120b) or lmstudio:publisher/repo[:QUANT].
     Examples:
       memfit plan qwen3-vl-32b --device ai-max-395-64g --ctx 24k
       memfit plan unsloth/Qwen3-30B-A3B-GGUF -d ai-max-395-64g -d ai-max-395-128g-minipc -c 32k

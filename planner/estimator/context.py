@@ -15,9 +15,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
 
 from ..errors import EstimateError
+from ..ggml_types import GGML_QUANT_SIZES, GGMLQuantizationType
 from ..estimate_types import RunSettings
 from ..model_facts import ModelFacts
 

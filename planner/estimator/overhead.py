@@ -11,7 +11,6 @@ import re
 import sys
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 
 MIB = 1 << 20
 
@@ -27,7 +26,9 @@ class Overhead:
 
 @lru_cache(maxsize=1)
 def overhead_table() -> dict[str, dict]:
-    text = resources.files("planner.data").joinpath("overhead.toml").read_text(encoding="utf-8")
+    from ..data import read
+
+    text = read("overhead.toml").decode("utf-8")
     if sys.version_info >= (3, 11):
         import tomllib
 

@@ -21,9 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from gguf import GGMLQuantizationType
-
 from ..estimate_types import RunSettings
+from ..ggml_types import GGMLQuantizationType
 from ..model_facts import ModelFacts, tensor_alloc_size
 from .context import RunContext
 

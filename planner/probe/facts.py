@@ -27,6 +27,17 @@ class GpuFacts(BaseModel):
     source: str = ""
 
 
+class MemoryModule(BaseModel):
+    """One populated RAM module (SMBIOS type 17: dmidecode, Win32_PhysicalMemory)."""
+
+    size_bytes: int
+    speed_mts: int | None = None  # configured transfers per second (MT/s; older tools say MHz)
+    data_width_bits: int | None = None
+    locator: str = ""
+    bank_locator: str = ""
+    type: str = ""  # DDR5, LPDDR5...
+
+
 class MachineFacts(BaseModel):
     system: Literal["linux", "macos", "windows", "unknown"] = "unknown"
     cpu_name: str = ""
@@ -50,6 +61,9 @@ class MachineFacts(BaseModel):
     modprobe_pages_limit: int | None = None  # from /etc/modprobe.d/*.conf
     # macOS
     wired_limit_mb: int | None = None  # iogpu.wired_limit_mb, 0 = default policy
+    # RAM modules (planner.probe.dmi): the RAM bandwidth of CPU-only machines and offloaded layers
+    memory_modules: list[MemoryModule] = Field(default_factory=list)
+    memory_modules_source: str = ""
     # bookkeeping
     probed: list[str] = Field(default_factory=list)  # "RAM: /proc/meminfo MemTotal"
     notes: list[str] = Field(default_factory=list)  # what could not be read and what that means

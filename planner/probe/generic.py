@@ -157,9 +157,11 @@ def generic_profile(facts: MachineFacts, ram: int) -> DeviceProfile:
                    for o in oses},
             "default_os": oses[0],
         })
-        base["estimated"] += ["bandwidth_gbps", "host_bandwidth_gbps", "decode_efficiency"]
+        base["estimated"] += ["bandwidth_gbps", "decode_efficiency"]
+        _ram_bandwidth(facts, base, "host_bandwidth_gbps")
     else:
-        # CPU only (or a GPU we cannot size): one pool, the CPU backend
+        # CPU only (or a GPU we cannot size): one pool the OS manages, no GPU window (no gpu_cap),
+        # the CPU backend only; decode runs at the RAM's bandwidth (from the DMI tables when readable)
         oses = [os] if os in ("linux", "windows", "macos") else ["linux"]
         base.update({
             "name": f"this machine: {label} (CPU only)", "memory_architecture": "unified",
@@ -167,7 +169,8 @@ def generic_profile(facts: MachineFacts, ram: int) -> DeviceProfile:
             "os": {o: {"reserve_bytes": reserve_table(o, ram), "backends": [_cpu()]} for o in oses},
             "default_os": oses[0],
         })
-        base["estimated"] += ["bandwidth_gbps", "decode_efficiency"]
+        base["estimated"] += ["decode_efficiency"]
+        _ram_bandwidth(facts, base, "bandwidth_gbps")
         if g is not None:
             base["notes"].append(f"GPU {g.name} found but its memory could not be read: planning for the CPU only")
     if ram < RESERVE_SCALE_FROM:
@@ -176,3 +179,22 @@ def generic_profile(facts: MachineFacts, ram: int) -> DeviceProfile:
     if "bandwidth_gbps" in base["estimated"]:
         base["notes"].append(f"Memory bandwidth unknown: assumed {base['bandwidth_gbps']:g} GB/s; pass --bandwidth for speed estimates")
     return DeviceProfile.model_validate(base)
+
+
+def _ram_bandwidth(facts: MachineFacts, base: dict, key: str) -> None:
+    """System RAM bandwidth into `key`: from the RAM modules the firmware lists (planner.probe.dmi),
+    else the stated assumption (UNKNOWN_BANDWIDTH["cpu"]) marked as estimated."""
+    from .dmi import ram_bandwidth
+
+    found = ram_bandwidth(facts.memory_modules) if facts.memory_modules else None
+    if found is None:
+        base[key] = UNKNOWN_BANDWIDTH["cpu"]
+        base["estimated"].append(key)
+        if key == "host_bandwidth_gbps":
+            base["notes"].append(f"System RAM bandwidth unknown: assumed {UNKNOWN_BANDWIDTH['cpu']:g} GB/s for "
+                                 "layers kept on the CPU (RAM modules readable with root: dmidecode)")
+        return
+    gbps, how = found
+    base[key] = gbps
+    base["sources"].append({"field": key, "ref": "derived", "note": f"{facts.memory_modules_source}: {how}"})
+    base["notes"].append(f"RAM bandwidth {gbps:g} GB/s peak from {facts.memory_modules_source}: {how}")

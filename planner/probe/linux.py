@@ -194,12 +194,27 @@ def probe_unified_nvidia_by_name(env: ProbeEnv, facts: MachineFacts) -> None:
     facts.probed.append(f"GPU: recognised from the board model ({facts.model_name})")
 
 
+def probe_memory_modules(env: ProbeEnv, facts: MachineFacts) -> None:
+    """RAM modules from `dmidecode -t memory` (the SMBIOS tables are readable by root only)."""
+    from .dmi import parse_dmidecode
+
+    res = env.run("dmidecode-memory", ["dmidecode", "-t", "memory"])
+    if res is None or not res.ok:
+        facts.notes.append("RAM modules unknown (dmidecode missing or not run as root): RAM bandwidth is an estimate")
+        return
+    facts.memory_modules = parse_dmidecode(res.stdout)
+    if facts.memory_modules:
+        facts.memory_modules_source = "dmidecode -t memory"
+        facts.probed.append(f"RAM modules: dmidecode -t memory ({len(facts.memory_modules)} populated)")
+
+
 def probe_linux(env: ProbeEnv, facts: MachineFacts) -> None:
     probe_meminfo(env, facts)
     probe_identity(env, facts)
     probe_drm(env, facts)
     probe_ttm(env, facts)
     probe_unified_nvidia_by_name(env, facts)
+    probe_memory_modules(env, facts)
 
 
 def gtt_pages_to_bytes(pages: int) -> int:

@@ -8,7 +8,7 @@ import json
 import re
 
 from .env import ProbeEnv
-from .facts import GpuFacts, MachineFacts
+from .facts import GpuFacts, MachineFacts, MemoryModule
 from .known import AMD_APUS, VENDORS, installed_ram_from_visible, nvidia_family
 
 SCRIPT = (
@@ -16,7 +16,10 @@ SCRIPT = (
     "$cs=Get-CimInstance Win32_ComputerSystem;"
     "$os=Get-CimInstance Win32_OperatingSystem;"
     "$cpu=(Get-CimInstance Win32_Processor | Select-Object -First 1).Name;"
-    "$mem=(Get-CimInstance Win32_PhysicalMemory | Measure-Object -Property Capacity -Sum).Sum;"
+    "$dimm=@(Get-CimInstance Win32_PhysicalMemory);"
+    "$mem=($dimm | Measure-Object -Property Capacity -Sum).Sum;"
+    "$dimms=@($dimm | ForEach-Object {[pscustomobject]@{Capacity=$_.Capacity;Speed=$_.ConfiguredClockSpeed;"
+    "DataWidth=$_.DataWidth;Locator=$_.DeviceLocator;Bank=$_.BankLabel;SMBIOSMemoryType=$_.SMBIOSMemoryType}});"
     "$gpus=@(Get-CimInstance Win32_VideoController | ForEach-Object {[pscustomobject]@{Name=$_.Name;"
     "AdapterRAM=$_.AdapterRAM;PNPDeviceID=$_.PNPDeviceID;DriverVersion=$_.DriverVersion}});"
     "$reg=@(Get-ItemProperty 'HKLM:\\SYSTEM\\CurrentControlSet\\Control\\Class\\{4d36e968-e325-11ce-bfc1-08002be10318}\\0*'"
@@ -24,7 +27,7 @@ SCRIPT = (
     "MemorySize=$_.'HardwareInformation.qwMemorySize'}});"
     "[pscustomobject]@{Model=$cs.Model;Manufacturer=$cs.Manufacturer;TotalPhysicalMemory=$cs.TotalPhysicalMemory;"
     "InstalledMemory=$mem;FreePhysicalMemoryKB=$os.FreePhysicalMemory;Caption=$os.Caption;Version=$os.Version;"
-    "Cpu=$cpu;Gpus=$gpus;Registry=$reg} | ConvertTo-Json -Depth 4 -Compress"
+    "Cpu=$cpu;Gpus=$gpus;Registry=$reg;Dimms=$dimms} | ConvertTo-Json -Depth 4 -Compress"
 )
 ARGV = ["powershell", "-NoProfile", "-NonInteractive", "-Command", SCRIPT]
 PNP_RE = re.compile(r"VEN_([0-9A-Fa-f]{4})&DEV_([0-9A-Fa-f]{4})")
@@ -64,6 +67,7 @@ def parse_windows(stdout: str, facts: MachineFacts) -> None:
     facts.mem_available_bytes = free_kb * 1024 if free_kb is not None else None
     if visible:
         facts.probed.append("RAM: Win32_ComputerSystem.TotalPhysicalMemory, Win32_PhysicalMemory.Capacity")
+    _modules(data, facts)
     registry = {str(r.get("DriverDesc") or "").strip(): _int(r.get("MemorySize")) for r in _list(data.get("Registry"))
                 if isinstance(r, dict)}
     for raw in _list(data.get("Gpus")):
@@ -96,6 +100,25 @@ def parse_windows(stdout: str, facts: MachineFacts) -> None:
             g.shared_bytes = max(visible // 2, 64 * 1024**2)  # WDDM: max(RAM the OS sees / 2, 64 MB)
         facts.gpus.append(g)
         facts.probed.append(f"GPU: {name} dedicated memory from {source}")
+
+
+# SMBIOS memory types (Win32_PhysicalMemory.SMBIOSMemoryType, SMBIOS spec 7.18.2)
+SMBIOS_MEMORY_TYPES = {24: "DDR3", 26: "DDR4", 27: "LPDDR", 28: "LPDDR2", 29: "LPDDR3", 30: "LPDDR4",
+                       34: "DDR5", 35: "LPDDR5"}
+
+
+def _modules(data: dict, facts: MachineFacts) -> None:
+    """RAM modules from Win32_PhysicalMemory (the SMBIOS type 17 fields dmidecode reads on Linux)."""
+    for raw in _list(data.get("Dimms")):
+        if not isinstance(raw, dict) or not _int(raw.get("Capacity")):
+            continue
+        facts.memory_modules.append(MemoryModule(
+            size_bytes=_int(raw.get("Capacity")) or 0, speed_mts=_int(raw.get("Speed")),
+            data_width_bits=_int(raw.get("DataWidth")), locator=str(raw.get("Locator") or ""),
+            bank_locator=str(raw.get("Bank") or ""), type=SMBIOS_MEMORY_TYPES.get(_int(raw.get("SMBIOSMemoryType")) or 0, "")))
+    if facts.memory_modules:
+        facts.memory_modules_source = "Win32_PhysicalMemory"
+        facts.probed.append(f"RAM modules: Win32_PhysicalMemory ({len(facts.memory_modules)} populated)")
 
 
 def vendor_hint(name: str) -> str | None:

@@ -1,0 +1,93 @@
+"""RAM modules from the firmware's SMBIOS tables (DMI type 17 "Memory Device"), and the peak RAM
+bandwidth they add up to: what a CPU-only machine decodes at, and what a discrete card's
+offloaded layers run at.
+
+Sources: Linux `dmidecode -t memory` (reads /sys/firmware/dmi/tables, root only; without root
+the bandwidth stays an estimate, labelled as one), Windows Win32_PhysicalMemory
+(ConfiguredClockSpeed, DataWidth, DeviceLocator, BankLabel: the same SMBIOS fields).
+
+Peak bandwidth = sum over memory channels of (data width / 8) x transfers per second. Modules are
+grouped into channels by their locators ("P0 CHANNEL A", "ChannelB-DIMM0", "DIMM_A1"); two DIMMs
+in one channel share its width. When no locator names a channel, every module counts as its own
+channel (soldered LPDDR packages, one DIMM per channel), and the note says so.
+"""
+
+from __future__ import annotations
+
+import re
+
+from .facts import MemoryModule
+
+_SIZE_UNITS = {"KB": 1024, "MB": 1024**2, "GB": 1024**3, "TB": 1024**4}
+_SIZE_RE = re.compile(r"^(\d+)\s*(KB|MB|GB|TB)$", re.IGNORECASE)
+_SPEED_RE = re.compile(r"^(\d+)\s*(MT/s|MHz)$", re.IGNORECASE)
+_WIDTH_RE = re.compile(r"^(\d+)\s*bits$", re.IGNORECASE)
+
+# How firmware names a module's channel, most specific first (the captured group is the channel).
+CHANNEL_PATTERNS: tuple[re.Pattern[str], ...] = (
+    re.compile(r"CHANNEL\s*([A-Z0-9]+)\b", re.IGNORECASE),  # "P0 CHANNEL A", "ChannelB-DIMM0"
+    re.compile(r"\bCH(?:AN)?[_\s-]?([A-Z0-9])\b", re.IGNORECASE),  # "CH A", "CHAN_1"
+    re.compile(r"DIMM[_\s-]?([A-Z])\d", re.IGNORECASE),  # "DIMM_A1", "DIMM B2"
+)
+
+
+def _value(line: str) -> str:
+    return line.split(":", 1)[1].strip() if ":" in line else ""
+
+
+def parse_dmidecode(text: str) -> list[MemoryModule]:
+    """Populated modules from `dmidecode -t memory` (empty slots and unreadable blocks left out)."""
+    modules: list[MemoryModule] = []
+    for block in re.split(r"\n\s*\n", text):
+        lines = [x.strip() for x in block.splitlines()]
+        if "Memory Device" not in lines:
+            continue
+        fields = {x.split(":", 1)[0].strip(): _value(x) for x in lines if ":" in x}
+        size = _SIZE_RE.match(fields.get("Size", ""))
+        if size is None:  # "No Module Installed", "Unknown"
+            continue
+        speed = None
+        for key in ("Configured Memory Speed", "Configured Clock Speed", "Speed"):
+            m = _SPEED_RE.match(fields.get(key, ""))
+            if m:
+                speed = int(m.group(1))
+                break
+        width = _WIDTH_RE.match(fields.get("Data Width", ""))
+        modules.append(MemoryModule(
+            size_bytes=int(size.group(1)) * _SIZE_UNITS[size.group(2).upper()], speed_mts=speed,
+            data_width_bits=int(width.group(1)) if width else None, locator=fields.get("Locator", ""),
+            bank_locator=fields.get("Bank Locator", ""), type=fields.get("Type", ""),
+        ))
+    return modules
+
+
+def channel_of(m: MemoryModule) -> str | None:
+    text = f"{m.bank_locator} {m.locator}"
+    for pattern in CHANNEL_PATTERNS:
+        hit = pattern.search(text)
+        if hit:
+            return hit.group(1).upper()
+    return None
+
+
+def ram_bandwidth(modules: list[MemoryModule]) -> tuple[float, str] | None:
+    """(peak GB/s, how it was derived) from the modules, None when speed or width is missing."""
+    usable = [m for m in modules if m.speed_mts and m.data_width_bits]
+    if not usable or len(usable) < len(modules):
+        return None
+    channels: dict[str, MemoryModule] = {}
+    named = all(channel_of(m) is not None for m in usable)
+    for i, m in enumerate(usable):
+        key = channel_of(m) if named else str(i)
+        assert key is not None
+        have = channels.get(key)
+        if have is None or (m.data_width_bits or 0) * (m.speed_mts or 0) > (have.data_width_bits or 0) * (have.speed_mts or 0):
+            channels[key] = m
+    gbps = sum((m.data_width_bits or 0) / 8 * (m.speed_mts or 0) for m in channels.values()) / 1000
+    speeds = sorted({m.speed_mts for m in channels.values()})
+    widths = sorted({m.data_width_bits for m in channels.values()})
+    kind = "/".join(sorted({m.type for m in usable if m.type})) or "RAM"
+    how = (f"{len(channels)} channel(s) x {'/'.join(str(w) for w in widths)}-bit x "
+           f"{'/'.join(str(s) for s in speeds)} MT/s {kind}")
+    how += " (channels from the module locators)" if named else " (one channel per module assumed: no locator names a channel)"
+    return round(gbps, 1), how
