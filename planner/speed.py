@@ -163,18 +163,18 @@ class ModelCompute:
 
 
 def _elements(nbytes: int, ggml_type: int) -> int:
-    from gguf import GGML_QUANT_SIZES, GGMLQuantizationType
+    from .ggml_types import quant_size
 
-    try:
-        block, size = GGML_QUANT_SIZES[GGMLQuantizationType(ggml_type)]
-    except (ValueError, KeyError):
+    qs = quant_size(ggml_type)
+    if not qs:
         return nbytes
+    block, size = qs
     return nbytes // size * block
 
 
 def model_compute(facts: "ModelFacts") -> ModelCompute:
     """Per-layer parameter counts and attention widths from the model's tensors and geometry."""
-    from gguf import GGMLQuantizationType
+    from .ggml_types import type_name
 
     layers = []
     any_moe = any_rec = False
@@ -187,10 +187,7 @@ def model_compute(facts: "ModelFacts") -> ModelCompute:
         dense = expert = 0
         for t in layer.tensors:
             n = _elements(t.nbytes, t.ggml_type)
-            try:
-                tname = GGMLQuantizationType(t.ggml_type).name.lower()
-            except ValueError:
-                tname = str(t.ggml_type)
+            tname = (type_name(t.ggml_type) or str(t.ggml_type)).lower()
             read = ratio0 if t.is_expert else 1.0
             by_bytes[tname] = by_bytes.get(tname, 0.0) + t.nbytes * read
             if t.ne1 > 1:  # matrices (norms and biases are vectors)
