@@ -304,6 +304,29 @@ def write_toml(p: SpeedParams, ev: dict[str, int], errs: dict[str, dict[str, flo
 
 
 MEMORY_TOML = H.REPO / "planner" / "data" / "memory.toml"
+PROFILES = H.REPO / "profiles"
+
+
+def write_profiles(eta: dict[str, float], rows: dict[str, int]) -> None:
+    """Each shipped profile's decode_efficiency becomes its memory system's fitted eta, with the
+    fit named as its source (the speed model reads the profile)."""
+    import re
+
+    for path in sorted(PROFILES.glob("*.toml")):
+        text = path.read_text(encoding="utf-8")
+        pid = re.search(r'^id = "([^"]+)"', text, re.M).group(1)  # type: ignore[union-attr]
+        cls = H.efficiency_class(pid)
+        if cls not in eta:
+            continue
+        text = re.sub(r"^decode_efficiency = [0-9.]+.*$",
+                      f"decode_efficiency = {eta[cls]:.3f}          # fitted on the field rows ({cls}): docs/speed.md",
+                      text, count=1, flags=re.M)
+        note = (f"fitted by validation/field/calibrate.py: the decode eta of the {cls} memory system over "
+                f"{rows.get(cls, 0)} field rows (planner/data/speed.toml [device_efficiency]); with the per-layer "
+                f"dispatch term, this is the share of peak bandwidth a big dense model reads at")
+        text = re.sub(r'(\[\[sources\]\]\nfield = "decode_efficiency"\nref = )"[^"]*"(\nnote = "[^"]*")?',
+                      lambda m: f'{m.group(1)}"validation/field/*.toml (docs/field-evidence.md)"\nnote = "{note}"', text)
+        path.write_text(text, encoding="utf-8")
 
 
 def write_shared(slowdown: float) -> None:
@@ -347,6 +370,11 @@ def main(argv: list[str] | None = None) -> int:
         print(f"wrote {SPEED_TOML.relative_to(H.REPO)}")
         if FIT_SHARED:
             write_shared(SHARED["windows/vulkan"])
+        per_class: dict[str, int] = {}
+        for c in cs:
+            if not c.holdout and c.kind == "decode":
+                per_class[c.pred.efficiency_class] = per_class.get(c.pred.efficiency_class, 0) + 1
+        write_profiles(p.device_efficiency, per_class)
         for k, x in sorted(vector(p, classes).items()):
             print(f"  {k:22} {x * 1e6 if k.startswith('lat.') else x:.4g}{' us' if k.startswith('lat.') else ''}")
     return 0
