@@ -104,7 +104,12 @@ def build_commands(model: PlanModel, v: PlanVariant, rec: Recommendation, profil
         lms["Number of layers for which to force MoE weights onto CPU"] = str(rec.n_cpu_moe)
     if rec.no_mmap:
         lms["Try mmap()"] = "off"
-    lms["lms"] = f"lms load <model> --gpu {'max' if rec.tier != 'partial_offload' else f'{rec.n_gpu_layers / max(1, n_layer):.2f}'} --context-length {rec.ctx}"
+    if rec.keep_in_memory_ok is False:
+        # LM Studio passes it to llama.cpp as --mlock: the whole file stays in RAM beside the GPU copy
+        lms["Keep Model in Memory"] = "off"
+    layers_on_gpu = rec.tier != "partial_offload" or rec.n_gpu_layers < 0
+    gpu = "max" if layers_on_gpu else f"{max(0.0, rec.n_gpu_layers / max(1, n_layer)):.2f}"
+    lms["lms"] = f"lms load <model> --gpu {gpu} --context-length {rec.ctx}"
 
     env = []
     if rec.flash_attn:

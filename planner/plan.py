@@ -105,9 +105,13 @@ class Planner(Search):
             msg = next((c.message for c in r.checks if c.name == "page_cache"), "")
             facts.append(Fact(code="no_mmap", text=msg or "--no-mmap: the file would otherwise pass through a page "
                                                           "cache the OS side cannot hold"))
+        keep_ok = self._keep_in_memory_ok(chosen, dev)
+        if keep_ok is False:
+            facts.append(Fact(code="keep_in_memory_off", values={"copy_bytes": bd.weights_bytes},
+                              text=(f"in LM Studio turn Keep Model in Memory off: it locks a second {fmt_bytes(bd.weights_bytes)} "
+                                    f"copy of the weights in RAM (--mlock), which would push the OS under its reserve")))
         facts = render(facts)
         mem = _memory_by_class(r)
-        keep_ok = self._keep_in_memory_ok(chosen, dev)
         rec = Recommendation(
             quant=chosen.quant, tier=r.tier, tier_label=tier_label(r.tier, r.memory_architecture),
             carveout_bytes=r.carveout_bytes, os_keeps_bytes=r.os_visible_bytes if r.carveout_bytes is not None else None,
