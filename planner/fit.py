@@ -368,6 +368,20 @@ def _load_check(arch: str, os_: str, profile: DeviceProfile, config: FitConfig, 
     return check, staging, (p.visible - os_free) + staging
 
 
+def _live_os_free(profile: DeviceProfile, config: FitConfig, p: _Pools, host_side: int) -> int | None:
+    """On a probed machine (--device auto) with one pool of RAM: what is available now (MemAvailable,
+    which already leaves out the OS, the desktop and other programs) minus the floor the OS must
+    keep (its headless reserve: DGX Spark's watchdog stops at 8 GiB available) minus what the model
+    takes. None without a live reading or on memory the model does not share with the OS."""
+    live = profile.live
+    if live is None or live.mem_available_bytes is None or config.carveout_bytes is not None:
+        return None
+    if profile.memory_architecture == "discrete":
+        return None
+    floor = profile.reserve(config.os, "headless")
+    return live.mem_available_bytes - floor - p.os_gpu_bytes - host_side
+
+
 def config_reserve(profile: DeviceProfile, config: FitConfig) -> int:
     return config.reserve_bytes if config.reserve_bytes is not None else profile.reserve(config.os, config.use)
 
@@ -404,6 +418,10 @@ def place(breakdown: Breakdown, profile: DeviceProfile, config: FitConfig, *,
     p = POOL_MODELS[arch](profile, config, gpu_need, safety, margins)
     visible = p.visible
     os_free = visible - reserve - p.os_gpu_bytes - host_need - host_safety - keep_copy
+    live_free = _live_os_free(profile, config, p, host_need + host_safety + keep_copy)
+    live_bound = live_free is not None and live_free < os_free
+    if live_bound:
+        os_free = live_free  # type: ignore[assignment]
     pools = list(p.pools)
     pools.append(PoolUse(name="host", label="system RAM (CPU side)", capacity_bytes=max(0, visible - reserve),
                          used_bytes=host_need + keep_copy + (p.shared_used if arch == "carveout" else 0)
@@ -426,6 +444,10 @@ def place(breakdown: Breakdown, profile: DeviceProfile, config: FitConfig, *,
     os_ok = os_free >= 0
     kept = reserve + os_free  # RAM the OS side would have left for itself
     keep_note = f" (Keep Model in Memory holds a {fmt_bytes(keep_copy)} copy of the weights)" if keep_copy else ""
+    if live_bound and profile.live is not None and profile.live.mem_available_bytes is not None:
+        floor = profile.reserve(os_, "headless")
+        keep_note += (f"; this machine has {fmt_bytes(profile.live.mem_available_bytes)} available now and keeps "
+                      f"{fmt_bytes(floor)} of it free (read by --device auto)")
     checks.append(Check(
         name="os_reserve", ok=os_ok, blocking=True,
         message=(f"the OS keeps its {fmt_bytes(reserve)} reserve with {fmt_bytes(os_free)} to spare{keep_note}" if os_ok else

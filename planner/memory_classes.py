@@ -78,3 +78,20 @@ def gpu_reserve_source(os: str) -> str:
 def windows_carveout_load() -> LoadRule:
     row = _table()["load"]["windows_carveout"]
     return LoadRule(staging_share=float(row["staging_share"]), floor_use=row["floor_use"], source=row["source"])
+
+
+@dataclass(frozen=True)
+class MacWiredDefault:
+    before_26: float  # share of RAM the GPU may wire by default before macOS 26
+    from_26: float
+    source: str
+
+
+def macos_wired_default(ram_bytes: int) -> MacWiredDefault:
+    """The default GPU wired limit as a share of RAM, before and from macOS 26."""
+    t = _table()["macos_wired_default"]
+    old = t["before_26"]
+    before = old["from_36_gib"] if ram_bytes >= 36 * 1024**3 else old["below_36_gib"]
+    new = t["from_26"]
+    return MacWiredDefault(before_26=float(before), from_26=float(new["fraction"]),
+                           source=f"{old['source']}; {new['source']}")

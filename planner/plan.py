@@ -448,6 +448,17 @@ def assumptions(profile: DeviceProfile, base: FitConfig) -> list[str]:
     if profile.overrides:
         out.append("set on the command line: " + ", ".join(f"{k} {v}" for k, v in profile.overrides.items()))
         out.extend(profile.override_notes)
+    mac_cap = profile.os.get("macos")
+    if (base.os == "macos" and mac_cap is not None and mac_cap.gpu_cap is not None
+            and mac_cap.gpu_cap.knob == "iogpu.wired_limit_mb" and not (profile.live and profile.live.gpu_cap_bytes)
+            and "gpu_cap" not in profile.overrides):
+        from .memory_classes import macos_wired_default
+
+        d = macos_wired_default(profile.ram_bytes)
+        out.append(f"GPU wired limit: planned with the default before macOS 26, {d.before_26:.0%} of RAM "
+                   f"({fmt_bytes(int(d.before_26 * profile.os_visible_ram()), digits=0)}); macOS 26 gives about "
+                   f"{d.from_26:.0%} ({fmt_bytes(int(d.from_26 * profile.os_visible_ram()), digits=0)}); "
+                   f"--device auto reads yours")
     if profile.live is not None:
         live = profile.live
         seen = [fn(getattr(live, k)) for k, fn in _LIVE_TEXT.items() if getattr(live, k, None) is not None]

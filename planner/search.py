@@ -30,7 +30,8 @@ from .variants import quality_key
 
 CTX_STEP = 256  # llama.cpp pads the KV cache to 256 cells
 DEFAULT_CTX_CAP = 32768  # without --ctx: the training context, capped here
-QUANTIZED_KV = "q8_0"  # the alternative KV type weighed when the user did not fix one
+QUANTIZED_KV = "q8_0"
+UNIFIED_RAISE_ROOM = 2 * GIB  # a raised wired limit keeps this much room beyond the model's need  # the alternative KV type weighed when the user did not fix one
 _EST_BACKENDS = ("cpu", "cuda", "rocm", "vulkan", "metal")  # RunSettings.backend values
 Placement = Literal["fast", "spill", "partial", "none"]
 
@@ -284,6 +285,19 @@ class Search:
             return None
         return max(cap_max // GIB * GIB, cap_def)
 
+    def unified_raise(self, dev: DeviceSetup, needed: int) -> int | None:
+        """The wired limit to suggest on a unified device: what the model needs plus 2 GiB of room,
+        in whole GiB, and never below the newest macOS default (a sysctl for less than macOS 26's own
+        ~84 % would lower the limit on a machine that runs it). None when over the safe maximum."""
+        cap_max = dev.profile.max_gpu_cap_bytes(dev.base.os) or 0  # type: ignore[arg-type]
+        want = ceil_gib(needed + UNIFIED_RAISE_ROOM)
+        if dev.base.os == "macos":
+            from .memory_classes import macos_wired_default
+
+            floor = macos_wired_default(dev.profile.ram_bytes).from_26 * dev.profile.os_visible_ram()
+            want = max(want, ceil_gib(int(floor)))
+        return min(want, cap_max // GIB * GIB) if ceil_gib(needed) <= cap_max else None
+
     # ---------------------------------------------------------------- placement of one breakdown
 
     def place_options(self, bd: Breakdown, v: PlanVariant, dev: DeviceSetup) -> list[FitResult]:
@@ -301,8 +315,8 @@ class Search:
                         if cap and cap > r.gpu_cap_default_bytes:
                             r = self.place(bd, v, dev, cfg.model_copy(update={"gpu_cap_bytes": cap}))
                     else:
-                        need = ceil_gib(r.needed_cap_bytes)
-                        if r.gpu_cap_default_bytes < need <= r.gpu_cap_max_bytes:
+                        need = self.unified_raise(dev, r.needed_cap_bytes)
+                        if need is not None and r.gpu_cap_default_bytes < need <= r.gpu_cap_max_bytes:
                             r = self.place(bd, v, dev, cfg.model_copy(update={"gpu_cap_bytes": need}))
             out.append(r)
         return out
