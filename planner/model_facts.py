@@ -25,6 +25,16 @@ from .archs import (
 )
 from .errors import EstimateError
 from .header import ModelHeaders, SkippedArray, TensorInfo
+from .plausibility import (
+    MAX_KV_WIDTH,
+    MAX_KV_WIDTH_REASON,
+    MAX_STATE_WIDTH,
+    MAX_STATE_WIDTH_REASON,
+    MAX_VOCAB,
+    MAX_VOCAB_REASON,
+    check_metadata,
+    check_width,
+)
 
 _BLK_RE = re.compile(r"^blk\.(\d+)\.(.+)$")
 _EXPERT_RE = re.compile(r"\.ffn_(up|down|gate|gate_up)_(ch|)exps")
@@ -283,6 +293,8 @@ def _build(h: ModelHeaders) -> ModelFacts:
     if arch == "clip":
         raise EstimateError("this GGUF is a vision projector (mmproj), not a language model",
                             hint="pass it with --mmproj next to the model")
+    # every value used below is an integer within planner/plausibility.py's bounds from here on
+    check_metadata(meta, arch)
 
     n_layer_all = m.int("block_count")
     if not known and n_layer_all <= 0:
@@ -410,6 +422,8 @@ def _build(h: ModelHeaders) -> ModelFacts:
         if not layer.loaded:
             skipped += sum(t.nbytes for t in layer.tensors)
 
+    _check_geometry(arch, layers, n_embd_r, n_embd_s, n_vocab)
+
     if not h.tensors:
         warnings.append("the header lists no tensors: weights are 0")
     elif not any(layer.tensors for layer in layers):
@@ -438,6 +452,19 @@ def _build(h: ModelHeaders) -> ModelFacts:
         total_file_tensor_bytes=h.tensor_bytes, skipped_bytes=skipped,
         warnings=warnings, approximate=approximate,
     )
+
+
+def _check_geometry(arch: str, layers: list[LayerFacts], n_embd_r: int, n_embd_s: int, n_vocab: int) -> None:
+    """The derived sizes within planner/plausibility.py's MAX_* bounds (each key was checked on
+    its own by check_metadata; a product of plausible values can still be absurd)."""
+    for layer in layers:
+        check_width(f"layer {layer.index} K width (key_length x head_count_kv)", layer.k_width,
+                    MAX_KV_WIDTH, MAX_KV_WIDTH_REASON)
+        check_width(f"layer {layer.index} V width (value_length x head_count_kv)", layer.v_width,
+                    MAX_KV_WIDTH, MAX_KV_WIDTH_REASON)
+    check_width(f"{arch} recurrent conv/shift state width", n_embd_r, MAX_STATE_WIDTH, MAX_STATE_WIDTH_REASON)
+    check_width(f"{arch} recurrent SSM/WKV state width", n_embd_s, MAX_STATE_WIDTH, MAX_STATE_WIDTH_REASON)
+    check_width("vocabulary size (tokenizer.ggml.tokens / token_embd.weight)", n_vocab, MAX_VOCAB, MAX_VOCAB_REASON)
 
 
 def _recurrent_layers(rule: ArchRule, m: _Meta, n_all: int, n_layer: int,
