@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Callable, Literal, Mapping
 
 from . import hub
-from .cache import Cache, default_cache, hub_header_key, local_header_key
+from .cache import Cache, default_cache, hub_header_key, listing_key, local_header_key
 from .errors import GGUFError, HubError, MemfitError, ResolveError
 from .header import GGUFHeader, ModelHeaders
 from .plausibility import check_metadata
@@ -308,8 +308,13 @@ def _hub_header(listing: hub.RepoListing, f: hub.HubFile, cache: Cache, cfg: hub
         h = cached()  # filled by another process while we waited
         if h is not None:
             return h
-        with hub.open_file(listing, f, cfg, hinted=bool(hints)) as src:
-            h = parse_header(src, hints)
+        try:
+            with hub.open_file(listing, f, cfg, hinted=bool(hints)) as src:
+                h = parse_header(src, hints)
+        except hub.FileChangedError:
+            # the listing no longer describes the repo: forget it, so the next run lists afresh
+            cache.discard("listings", listing_key(cfg.endpoint, listing.repo, listing.commit))
+            raise
         if h.file_size is None:
             h.file_size = f.size
         cache.put_header(key, h)
@@ -467,7 +472,7 @@ def _resolve_hub(ref: str, repo: str, rev: str | None, tag: str | None, load_hea
         variants=[Variant(g.quant, [f.path for f in g.files], g.size_bytes) for g in groups],
         mmproj=[ProjectorFile(p.path, p.size) for p in grouping.projectors],
         requested_quant=normalize_tag(tag) if tag else None, revision_name=rev or "main",
-        problems=list(grouping.problems),
+        problems=list(listing.skipped) + list(grouping.problems),
     )
     if load_headers:
 
