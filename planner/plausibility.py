@@ -165,6 +165,40 @@ RELATIONS: tuple[tuple[str, str], ...] = (
 )
 
 
+# ---------------------------------------------------------------------------------- devices
+# Bounds of device profiles (profiles/*.toml, --device-file, the user's config dir, --device auto),
+# applied by planner/device_schema.py as field constraints. Every number must also be finite: the
+# schema refuses inf and nan outright (a bandwidth of inf once printed `Infinity` in --json).
+
+
+@dataclass(frozen=True)
+class DeviceBound:
+    field: str
+    lo: float  # exclusive when `gt`, else inclusive
+    hi: float
+    reason: str
+    gt: bool = False
+
+
+DEVICE_BOUNDS: dict[str, DeviceBound] = {b.field: b for b in (
+    DeviceBound("ram_bytes", 0, 1 << 46,
+                "the largest single-system-image servers hold 32-48 TB; memfit's largest profile has 256 GB",
+                gt=True),
+    DeviceBound("vram_bytes", 0, 1 << 42,
+                "the largest accelerator holds 288 GB (B300, MI355X); 15x headroom", gt=True),
+    DeviceBound("bytes", 0, 1 << 46,
+                "any other size in a profile (reserves, caps, carve-outs, live values): never more than RAM "
+                "can be (as ram_bytes)"),
+    DeviceBound("bandwidth_gbps", 0, 100_000,
+                "the fastest memory on one device is ~8,000 GB/s (B200 HBM3e); 12x headroom (the --bandwidth "
+                "limit too)", gt=True),
+    DeviceBound("gpu_tflops_fp16", 0, 100_000, "the fastest accelerators reach ~2,500 dense FP16 TFLOPS; 40x",
+                gt=True),
+    DeviceBound("shared_slowdown", 1, 100,
+                "measured shared-memory decode slowdowns are below 2x; a factor of 100 is no longer a slowdown"),
+)}
+
+
 # ---------------------------------------------------------------------------------- messages
 
 

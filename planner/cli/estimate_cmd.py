@@ -626,7 +626,7 @@ def estimate_command(model: str, ctx_size: str, flash_attn: str, cache_type_k: s
         if fit is not None and profile is not None:
             ref = device_kw.get("device") or device_kw.get("device_file") or profile.id
             d["device_fit"] = device_fit_json(fit, profile, ref, backend, device_notes, hint)
-        click.echo(json.dumps(d, indent=2))
+        click.echo(json.dumps(d, indent=2, allow_nan=False))
     else:
         click.echo(printable(render(b, title, mm_name)))
         if fit is not None and profile is not None:
