@@ -19,7 +19,7 @@ from gguf import GGUFValueType as V
 import ggufgen
 from clirun import memfit, plan
 from ggufgen import typed
-from planner.errors import GGUFError
+from planner.errors import GGUFError, MemfitError
 from planner.header import ModelHeaders
 from planner.model_facts import ModelFacts
 from planner.reader import parse_file
@@ -149,8 +149,20 @@ def test_derived_widths_are_bounded(tmp_path: Path) -> None:
     """Each value inside its own bound, their product not: key_length 4096 x 1024 K/V heads."""
     path = parse_file(_write(tmp_path, "m", "llama", {
         "llama.attention.head_count": typed(1024, V.UINT32), "llama.attention.head_count_kv": typed(1024, V.UINT32),
-        "llama.attention.key_length": typed(4096, V.UINT32)}))
+        "llama.attention.key_length": typed(4096, V.UINT32), "llama.attention.value_length": typed(128, V.UINT32)}))
     with pytest.raises(GGUFError, match=r"K width .* = 4194304"):
+        ModelFacts.from_headers(ModelHeaders.merge([path]))
+
+
+def test_a_head_of_zero_dimensions_is_refused(tmp_path: Path) -> None:
+    """Found by the semantic fuzzer: 1024 heads on a 256-wide model without key_length gave
+    heads of 256 // 1024 = 0 dimensions and a KV cache of 0 bytes; a missing embedding_length
+    did the same."""
+    path = parse_file(_write(tmp_path, "m", "gemma3", {"gemma3.attention.head_count": typed(1024, V.UINT32)}))
+    with pytest.raises(GGUFError, match="a head of 0 dimensions"):
+        ModelFacts.from_headers(ModelHeaders.merge([path]))
+    path = parse_file(_write(tmp_path, "m2", "gpt-oss", drop=("gpt-oss.embedding_length",)))
+    with pytest.raises(MemfitError, match="embedding_length' is missing"):
         ModelFacts.from_headers(ModelHeaders.merge([path]))
 
 
