@@ -31,8 +31,8 @@ from .units import fmt_auto, parse_size
 
 # planner/plausibility.py holds every bound with its reason (DEVICE_BOUNDS)
 _MAX_BYTES = int(DEVICE_BOUNDS["bytes"].hi)
-_MAX_RAM = int(DEVICE_BOUNDS["ram_bytes"].hi)
-_MAX_VRAM = int(DEVICE_BOUNDS["vram_bytes"].hi)
+_MIN_RAM, _MAX_RAM = int(DEVICE_BOUNDS["ram_bytes"].lo), int(DEVICE_BOUNDS["ram_bytes"].hi)
+_MIN_VRAM, _MAX_VRAM = int(DEVICE_BOUNDS["vram_bytes"].lo), int(DEVICE_BOUNDS["vram_bytes"].hi)
 _MAX_BW = DEVICE_BOUNDS["bandwidth_gbps"].hi
 _MAX_TFLOPS = DEVICE_BOUNDS["gpu_tflops_fp16"].hi
 _MAX_SLOWDOWN = DEVICE_BOUNDS["shared_slowdown"].hi
@@ -241,8 +241,8 @@ class DeviceProfile(_Strict):
     family: str  # e.g. "strix-halo", "apple-m4", "gb10", "rtx-40"
     form_factor: Literal["laptop", "mini-pc", "desktop", "workstation", "devkit", "tablet"]
     memory_architecture: MemoryArchitecture
-    ram_bytes: Bytes = Field(gt=0, le=_MAX_RAM, description="installed system RAM (DRAM) in bytes")
-    vram_bytes: Bytes | None = Field(None, le=_MAX_VRAM, description="discrete GPU VRAM; None for APUs/unified")
+    ram_bytes: Bytes = Field(ge=_MIN_RAM, le=_MAX_RAM, description="installed system RAM (DRAM) in bytes")
+    vram_bytes: Bytes | None = Field(None, ge=_MIN_VRAM, le=_MAX_VRAM, description="discrete GPU VRAM; None for APUs/unified")
     carveout: Carveout | None = None
     os: dict[OS, OSInfo]
     default_os: OS

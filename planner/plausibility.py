@@ -181,11 +181,12 @@ class DeviceBound:
 
 
 DEVICE_BOUNDS: dict[str, DeviceBound] = {b.field: b for b in (
-    DeviceBound("ram_bytes", 0, 1 << 46,
-                "the largest single-system-image servers hold 32-48 TB; memfit's largest profile has 256 GB",
-                gt=True),
-    DeviceBound("vram_bytes", 0, 1 << 42,
-                "the largest accelerator holds 288 GB (B300, MI355X); 15x headroom", gt=True),
+    DeviceBound("ram_bytes", 1 << 30, 1 << 46,
+                "at least 1 GiB (the --ram minimum); at most 64 TiB: the largest single-system-image servers "
+                "hold 32-48 TB, memfit's largest profile has 256 GB"),
+    DeviceBound("vram_bytes", 256 << 20, 1 << 42,
+                "at least 256 MiB (the --vram minimum); at most 4 TiB: the largest accelerator holds 288 GB "
+                "(B300, MI355X), 15x headroom"),
     DeviceBound("bytes", 0, 1 << 46,
                 "any other size in a profile (reserves, caps, carve-outs, live values): never more than RAM "
                 "can be (as ram_bytes)"),
