@@ -114,8 +114,8 @@ BOUNDS: tuple[Bound, ...] = (
     # --- recurrent state ------------------------------------------------------------------------
     Bound("ssm.conv_kernel", 0, 1024, "Mamba's causal convolution is 4 wide; 256x headroom"),
     Bound("ssm.inner_size", 0, 1 << 18,
-          "the widest SSM inner size is 16,384 (Nemotron-H 47B/56B class); 16x headroom"),
-    Bound("ssm.state_size", 0, 4096, "the largest SSM state is 256 (Mamba-2 class models); 16x headroom"),
+          "released SSMs use inner sizes of 2x the embedding, at most about 16,384; 16x headroom"),
+    Bound("ssm.state_size", 0, 4096, "released SSMs use states of 16 (Mamba) to 256 (Mamba-2 hybrids); 16x headroom"),
     Bound("ssm.group_count", 0, 1024, "Mamba-2 models use 1-8 groups; 128x headroom"),
     Bound("ssm.time_step_rank", 0, 1 << 17, "Mamba uses embedding_length / 16 (at most a few hundred)"),
     Bound("wkv.head_size", 0, 4096, "RWKV's WKV heads are 64 wide; 64x headroom"),
@@ -128,7 +128,7 @@ BOUNDS: tuple[Bound, ...] = (
     Bound("clip.vision.attention.head_count", 0, 1024, "vision encoders use 12-32 heads (InternViT-6B: 25)"),
     Bound("clip.vision.block_count", 0, LLAMA_MAX_LAYERS, "vision encoders have 24-48 layers"),
     Bound("clip.vision.patch_size", 0, 1024, "patches are 14-16 pixels; 0 = the projector default"),
-    Bound("clip.vision.image_size", 0, 1 << 15, "the largest input side is 1,540 pixels; ~20x headroom"),
+    Bound("clip.vision.image_size", 0, 1 << 15, "projectors take inputs of 224 to about 1,500 pixels a side; ~20x headroom"),
     Bound("clip.vision.spatial_merge_size", 0, 64, "projectors merge 2x2 or 4x4 patches"),
     Bound("clip.vision.projector.scale_factor", 0, 64, "projectors merge 2x2 or 4x4 patches"),
 )
@@ -143,8 +143,8 @@ MAX_STATE_WIDTH_REASON = ("a recurrent layer's state per sequence is at most abo
 MAX_VOCAB = 1 << 23
 MAX_VOCAB_REASON = "the largest vocabularies have about 262k tokens (Gemma 3); 32x headroom"
 MAX_PATCHES_PER_SIDE = 1024
-MAX_PATCHES_REASON = ("image_size / patch_size is at most 110 patches per side in released "
-                      "projectors; ~9x headroom")
+MAX_PATCHES_REASON = ("image_size / patch_size is about 100 patches per side at most in released "
+                      "projectors; 10x headroom")
 
 # Relations between keys (also checked here or in model_facts, each with its reason).
 RELATIONS: tuple[tuple[str, str], ...] = (
@@ -363,9 +363,23 @@ def check_width(key: str, value: int, limit: int, reason: str) -> None:
 
 
 def table_markdown() -> str:
-    """The bounds as a markdown table (docs and `--help`-style listings)."""
-    rows = ["| key | allowed | why |", "|---|---|---|"]
+    """Every bound as markdown (docs/cli.md carries this text; a test keeps the two equal)."""
+    rows = ["| header key | allowed | why |", "|---|---|---|"]
     for b in BOUNDS:
         key = b.key if b.key.startswith("clip.") else "{arch}." + b.key
         rows.append(f"| `{key}`{' (per layer)' if b.per_layer else ''} | {b.lo:,} .. {b.hi:,} | {b.reason} |")
+    rows += ["", "| relation | why |", "|---|---|"]
+    rows += [f"| {what} | {why} |" for what, why in RELATIONS]
+    rows += ["", "| device profile field | allowed | why |", "|---|---|---|"]
+    for d in DEVICE_BOUNDS.values():
+        fmt = _size_text if d.field.endswith("bytes") else (lambda x: f"{x:,g}")
+        lo = f"> {fmt(d.lo)}" if d.gt else fmt(d.lo)
+        rows.append(f"| `{d.field}`{' (every size)' if d.field == 'bytes' else ''} | {lo} .. {fmt(d.hi)} | {d.reason} |")
     return "\n".join(rows)
+
+
+def _size_text(n: float) -> str:
+    for unit, div in (("TiB", 1 << 40), ("GiB", 1 << 30), ("MiB", 1 << 20)):
+        if n >= div:
+            return f"{n / div:g} {unit}"
+    return f"{n:g} B"

@@ -655,10 +655,27 @@ def _fill_headers(model: ResolvedModel, loader: Loader, workers: int, quants: se
             hints = None  # a small tokenizer: jumping would save less than it costs in round trips
     rest = [p for p in paths if p not in headers]
     headers.update(zip(rest, _run_parallel([loader(p, hints) for p in rest], workers)))
+    failed: list[tuple[Variant, GGUFError]] = []
     for v in variants:
-        v.headers = _merge([headers[p] for p in v.files], _label(v.files[0], len(v.files)))
-    for p in model.mmproj:
-        p.headers = _merge([headers[p.name]], _label(p.name, 1))
+        try:
+            v.headers = _merge([headers[p] for p in v.files], _label(v.files[0], len(v.files)))
+        except GGUFError as e:  # a broken split set or an implausible header
+            failed.append((v, e))
+    if failed:
+        # one broken variant among several the user did not single out: leave it out with a note
+        # (like an unreadable file in a directory); a variant asked for, or the only one, fails
+        if model.requested_quant is not None or quants is not None or len(failed) == len(variants):
+            raise failed[0][1]
+        for v, e in failed:
+            model.variants.remove(v)
+            variants.remove(v)
+            model.problems.append(f"skipped {e.message}")
+    for p in list(model.mmproj):
+        try:
+            p.headers = _merge([headers[p.name]], _label(p.name, 1))
+        except GGUFError as e:  # a broken projector never costs the model its plan
+            model.mmproj.remove(p)
+            model.problems.append(f"skipped {e.message}")
     _sort_by_content(model, variants, explicit=explicit, all_variants=quants is None)
 
 

@@ -255,7 +255,7 @@ class FakeHub:
             server_role = role
             fake = hub
 
-        srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        srv = _QuietServer(("127.0.0.1", 0), Handler)
         srv.daemon_threads = True
         return srv
 
@@ -287,6 +287,17 @@ class FakeHub:
     def _record(self, rec: Record) -> None:
         with self._lock:
             self.records.append(rec)
+
+
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up (a deadline, a refused file, a test that ends) is no server error."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
 
 
 class _Handler(BaseHTTPRequestHandler):

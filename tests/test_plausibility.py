@@ -221,4 +221,33 @@ def test_every_bound_has_a_reason() -> None:
     for b in BOUNDS:
         assert b.lo <= b.hi and len(b.reason) > 10, b
     assert all(len(why) > 10 for _, why in RELATIONS)
-    assert table_markdown().count("\n") == len(BOUNDS) + 1
+    assert table_markdown().count("\n") > len(BOUNDS) + len(RELATIONS)
+
+
+def test_the_docs_carry_the_table() -> None:
+    """docs/cli.md shows every bound with its reason: regenerate it from table_markdown() when
+    a bound changes."""
+    from planner.plausibility import table_markdown
+
+    doc = (ROOT / "docs" / "cli.md").read_text()
+    begin, end = "<!-- bounds table: begin -->\n", "\n<!-- bounds table: end -->"
+    assert doc[doc.index(begin) + len(begin):doc.index(end)] == table_markdown()
+
+
+def test_one_implausible_variant_among_several_is_left_out_with_a_note(tmp_path: Path) -> None:
+    """A directory or repo with one damaged quant (or projector) still plans the others; asking
+    for the damaged one is the one-line error."""
+    d = tmp_path / "repo"
+    d.mkdir()
+    ggufgen.write_model(d / "M-Q4_K_M.gguf", "llama")
+    meta, tensors = ggufgen.model_spec("llama", ggufgen.ModelShape(qtype=ggufgen.Q.Q8_0))
+    meta["llama.attention.head_count"] = typed(-8, V.INT32)
+    ggufgen.write_gguf(d / "M-Q8_0.gguf", meta, tensors)
+    meta, tensors = ggufgen.model_spec("clip", ggufgen.ModelShape())
+    meta["clip.vision.image_size"] = typed(float("inf"), V.FLOAT32)
+    ggufgen.write_gguf(d / "mmproj-F16.gguf", meta, tensors)
+    result = memfit("inspect", str(d))
+    assert result.exit_code == 0, result.output
+    assert "skipped M-Q8_0.gguf: implausible header value llama.attention.head_count = -8" in result.output
+    assert "skipped mmproj-F16.gguf: implausible header value clip.vision.image_size = inf" in result.output
+    _one_line_error(memfit("estimate", str(d), "--quant", "Q8_0"), "llama.attention.head_count = -8")
