@@ -323,7 +323,7 @@ def _follow(url: str, location: str, what: str) -> str:
 
 
 def _status_error(cfg: NetConfig, status: int, headers: Any, *, repo: str, what: str,
-                  revision: str | None = None, attempts: int = 1) -> HubError:
+                  revision: str | None = None, attempts: int = 1, clock: _Clock | None = None) -> HubError:
     code = (headers.get("x-error-code") or "") if headers is not None else ""
     if code == "GatedRepo" or (status == 403 and "gated" in (headers.get("x-error-message") or "").lower()):
         return gated_error(cfg, repo, have_token=current_token() is not None)
@@ -342,10 +342,10 @@ def _status_error(cfg: NetConfig, status: int, headers: Any, *, repo: str, what:
         return HubError(f"the Hub refused access to {what} in {repo} (HTTP 403)",
                         hint="check that your token (HF_TOKEN / `hf auth login`) has read access to this repo")
     if status == 429:
-        return HubError(f"rate limited by the Hub (HTTP 429) after {attempts} attempt(s) reading {what}",
+        return HubError(f"rate limited by the Hub (HTTP 429) {_spent(attempts, clock)} reading {what}",
                         hint="wait a minute and retry; logged-in users (HF_TOKEN) get higher limits")
     if status >= 500:
-        return HubError(f"the Hub answered HTTP {status} after {attempts} attempt(s) reading {what}",
+        return HubError(f"the Hub answered HTTP {status} {_spent(attempts, clock)} reading {what}",
                         hint="the Hub or a proxy is having trouble; try again shortly (status.huggingface.co)")
     return HubError(f"unexpected HTTP {status} from the Hub reading {what} in {repo}",
                     hint="try again; check HF_ENDPOINT if you use a mirror")
@@ -466,7 +466,7 @@ def _with_retries(cfg: NetConfig, what: str, repo: str, fn: Callable[[_Clock], T
             status = e.response.status_code if e.response is not None else 0
             if status not in _RETRY_STATUS or attempt > cfg.retries:
                 raise _status_error(cfg, status, e.response.headers if e.response is not None else None,
-                                    repo=repo, what=what, revision=revision, attempts=attempt) from None
+                                    repo=repo, what=what, revision=revision, attempts=attempt, clock=clock) from None
             retry_after = _retry_after(e.response.headers)
         except _DeadlineExceeded:
             raise _deadline_error(cfg, what, attempt, clock) from None
@@ -873,7 +873,7 @@ class HttpRangeSource:
         what = self._path or self.name
         if r.status:
             return _status_error(self._cfg, r.status, r.headers, repo=self._repo, what=what,
-                                 revision=self._revision, attempts=attempts)
+                                 revision=self._revision, attempts=attempts, clock=self._clock)
         if r.cause is not None:
             return _network_error(self._cfg, what, r.cause, attempts, self._clock)
         return HubError(f"incomplete answers from the Hub reading {what} {_spent(attempts, self._clock)}: "
