@@ -139,6 +139,21 @@ def check_numbers(doc: Any, what: str) -> None:
                 raise Absurd(f"{what}: {path} = {v} (more than 1 PiB)")
 
 
+def note_error(state: dict, message: str) -> None:
+    """Count the kinds of clean refusals (an error message without its numbers and names)."""
+    text = re.sub(r"'[^']*'|\"[^\"]*\"", "'…'", message.split(": implausible", 1)[-1])
+    text = re.sub(r"\d[\d,.]*", "N", text)
+    state.setdefault("errors", collections.Counter())[text[:80]] += 1
+
+
+def check_cli_noting(state: dict, code: int, out: str, err: str) -> Any:
+    doc = check_cli(code, out, err, True)
+    if doc is None and code in (1, 2):
+        with contextlib.suppress(Exception):
+            note_error(state, json.loads(out)["error"]["message"])
+    return doc
+
+
 # ------------------------------------------------------------------------------------ semantic
 
 
@@ -335,7 +350,7 @@ def run_semantic(rng: random.Random, tmp: Path, state: dict) -> str:
         return "writer refused: " + " | ".join(what)
     desc = " | ".join(what)
     code, out, err = cli("estimate", str(path), "-c", "4096", "--json")
-    doc = check_cli(code, out, err, True)
+    doc = check_cli_noting(state, code, out, err)
     if doc is not None:
         state["answers"] = state.get("answers", 0) + 1
         check_numbers(doc, "estimate")
@@ -443,7 +458,8 @@ def run_shards(rng: random.Random, tmp: Path, state: dict) -> str:
     desc = " ".join(what)
     try:
         model = resolve(str(paths[0]))
-    except MemfitError:
+    except MemfitError as e:
+        note_error(state, e.message)
         return desc
     state["answers"] = state.get("answers", 0) + 1
     h = model.variants[0].headers
@@ -587,21 +603,33 @@ def run_server(rng: random.Random, tmp: Path, state: dict) -> str:
             hub.add_fault("call", action=swap, where="cdn", skip=rng.choice((0, 1, 2)), times=1)
         what.append(f"{op}@{where}")
     desc = state["desc"] = " ".join(what)
+
+    def check(model: Any, how: str) -> None:
+        for v in model.variants:
+            if v.headers is None:
+                continue
+            for path, shard in zip(v.files, v.headers.shards):
+                want = st["headers"].get(path)
+                ok = want is not None and shard.metadata == want.metadata and shard.tensors == want.tensors
+                if path in replaced and not ok:
+                    ok = shard.metadata == st["alt_header"].metadata and shard.tensors == st["alt_header"].tensors
+                if not ok:
+                    raise Absurd(f"{path}: the header {how} is not the file's (mixed or wrong bytes)")
+
     try:
-        model = resolve(repo)
+        check(resolve(repo), "read")
+        state["answers"] = state.get("answers", 0) + 1
+    except MemfitError as e:
+        note_error(state, e.message)
+    # whatever happened, what the cache now holds must be whole, one version: read it offline
+    hub.clear_faults()
+    os.environ["HF_HUB_OFFLINE"] = "1"
+    try:
+        check(resolve(repo), "cached")
     except MemfitError:
-        return desc
-    state["answers"] = state.get("answers", 0) + 1
-    for v in model.variants:
-        if v.headers is None:
-            continue
-        for path, shard in zip(v.files, v.headers.shards):
-            want = st["headers"].get(path)
-            ok = want is not None and shard.metadata == want.metadata and shard.tensors == want.tensors
-            if path in replaced and not ok:
-                ok = shard.metadata == st["alt_header"].metadata and shard.tensors == st["alt_header"].tensors
-            if not ok:
-                raise Absurd(f"{path}: the header read is not the file's (mixed or wrong bytes)")
+        pass
+    finally:
+        os.environ.pop("HF_HUB_OFFLINE", None)
     return desc
 
 
@@ -713,8 +741,8 @@ def run_cache(rng: random.Random, tmp: Path, state: dict) -> str:
                 want = st["headers"][path]
                 if shard.metadata != want.metadata or shard.tensors != want.tensors:
                     raise Absurd(f"{path}: the cached header is not the file's")
-    except MemfitError:
-        pass
+    except MemfitError as e:
+        note_error(state, e.message)
     finally:
         os.environ.pop("HF_HUB_OFFLINE", None)
     grew = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before
@@ -809,7 +837,7 @@ def run_device(rng: random.Random, tmp: Path, state: dict) -> str:
         if argv[0] == "estimate" and rng.random() < 0.5:
             continue
         code, out, err = cli(*argv)
-        d = check_cli(code, out, err, True)
+        d = check_cli_noting(state, code, out, err)
         if d is not None:
             state["answers"] = state.get("answers", 0) + 1
             check_numbers(d, argv[0])
@@ -895,6 +923,7 @@ def run_class(cls: str, args: argparse.Namespace) -> dict:
         "executions_per_second": round(stats["executions"] / max(elapsed, 1e-9), 1),
         "slowest_execution_s": round(slowest[0], 2), "slowest_execution": slowest[1],
         "writer_refused": stats["writer_refused"], "answered": state.get("answers", 0),
+        "refusals": dict(state.get("errors", collections.Counter()).most_common(12)),
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
         "timeout_s": args.timeout, "found": found[:20],
     }
