@@ -569,7 +569,8 @@ def run_server(rng: random.Random, tmp: Path, state: dict) -> str:
             hub.add_fault("latency", delay=rng.choice((0.1, 0.5, 2.0)), times=times, where=where)
         elif op == "status":
             hub.add_fault("status", status=rng.choice((500, 503, 429, 404, 403, 401, 416, 200, 206, 301)),
-                          retry_after=rng.choice((None, "0", "1", "abc", "99999", "-5", "nan")), times=times, where=where)
+                          retry_after=rng.choice((None, "0", "1", "abc", "99999", "-5", "nan")), times=times, where=where,
+                          delay=rng.choice((0.0, 0.0, 0.0, 0.02)), after_bytes=rng.choice((100, 70000)))
         elif op in ("reset", "truncate", "short_range"):
             hub.add_fault(op, after_bytes=rng.choice((0, 1, 100, 5000)), times=times, where=where)
         elif op == "full_body":

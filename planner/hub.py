@@ -952,7 +952,7 @@ class HttpRangeSource:
                 response.close()
                 return b"", True
             body_headers = response.headers
-            _drain_small(response)
+            _drain_small(response, self._clock)
             if status in _RETRY_STATUS:
                 raise _Retryable(f"HTTP {status}", status=status, headers=body_headers,
                                  retry_after=_retry_after(body_headers))
@@ -1045,13 +1045,13 @@ def _etag(raw: str | None) -> str | None:
     return tag.strip('"').strip().lower() or None
 
 
-def _drain_small(response: httpx2.Response) -> None:
-    """Read at most a small error body, then close (never a whole file)."""
+def _drain_small(response: httpx2.Response, clock: _Clock | None = None) -> None:
+    """Read at most a small error body, then close (never a whole file, never past the deadline)."""
     try:
         got = 0
-        for chunk in response.iter_raw(16 * 1024):
+        for chunk in response.iter_raw():  # as received: a re-chunker would wait for 16 KiB
             got += len(chunk)
-            if got >= _ERROR_BODY_LIMIT:
+            if got >= _ERROR_BODY_LIMIT or (clock is not None and clock.expired()):
                 break
     except (httpx2.TransportError, httpx2.StreamError):
         pass

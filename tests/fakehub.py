@@ -17,6 +17,7 @@ Authorization header came along) for budget and secrecy assertions, and faults c
 
     hub.add_fault("status", status=503, times=2)              # 2 x 503, then normal
     hub.add_fault("status", status=429, retry_after="1")
+    hub.add_fault("status", status=503, delay=0.05, after_bytes=9999)  # ... its body trickled
     hub.add_fault("reset", after_bytes=1000)                   # RST mid-body
     hub.add_fault("truncate", after_bytes=1000)                # close early (Content-Length lies)
     hub.add_fault("short_range", after_bytes=4096)             # valid 206 covering fewer bytes
@@ -522,7 +523,12 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         if fault.kind == "status":
             headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
-            self._send(fault.status, json.dumps({"error": f"injected {fault.status}"}).encode(), headers)
+            body = json.dumps({"error": f"injected {fault.status}"}).encode()
+            if fault.delay > 0:  # an error body trickled a byte at a time (padded to after_bytes)
+                body += b" " * fault.after_bytes
+                self._send(fault.status, body, headers, trickle=Fault("trickle", after_bytes=1, delay=fault.delay))
+                return True
+            self._send(fault.status, body, headers)
             return True
         if fault.kind == "redirect":
             self._send(302, b"", {"Location": fault.location})

@@ -77,6 +77,15 @@ def test_a_trickling_listing_meets_the_deadline(fake_hub: FakeHub, files, monkey
     assert took < 4
 
 
+def test_a_trickled_error_body_meets_the_deadline(fake_hub: FakeHub, files, monkeypatch) -> None:
+    monkeypatch.setenv("MEMFIT_HTTP_DEADLINE", "1")
+    fake_hub.add_repo(REPO, files)
+    fake_hub.add_fault("status", status=503, delay=0.05, after_bytes=60000, times=-1, where="cdn")
+    _, err, took = _bounded(lambda: resolve(f"{REPO}:Q4_K_M"), 10)
+    assert isinstance(err, HubError) and "1 s one read may take" in err.message, err
+    assert took < 4
+
+
 def test_retries_stop_at_the_deadline(fake_hub: FakeHub, files, monkeypatch) -> None:
     """Retry-After waits count against the deadline: no sleeping past it."""
     monkeypatch.setenv("MEMFIT_HTTP_DEADLINE", "1")

@@ -48,6 +48,8 @@ HOSTILE = {
     "reserve 1e30 as text": (r'headless = "4 GiB"', 'headless = "1e30g"', "reserve_bytes"),
     "overhead inf": (r'overhead_bytes = "0.45 GiB"', "overhead_bytes = inf", "overhead_bytes"),
     "tflops inf": (r"^gpu_name = .*$", 'gpu_name = "x"\ngpu_tflops_fp16 = inf', "gpu_tflops_fp16"),
+    "ram 512 MiB": (r"^ram_bytes = .*$", 'ram_bytes = "512 MiB"', "ram_bytes"),
+    "vram 100 KB": (r"^vram_bytes = .*$", "vram_bytes = 100000", "vram_bytes"),
 }
 
 
