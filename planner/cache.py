@@ -22,10 +22,15 @@ from __future__ import annotations
 
 import base64
 import contextlib
+import errno
 import hashlib
 import json
 import logging
+import math
 import os
+import re
+import stat
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -41,6 +46,11 @@ _MAGIC = b"memfit-cache"
 _MAX_HEADER_LINE = 256
 LOCK_TIMEOUT_S = 120.0  # after this, proceed without the lock (worst case: a duplicate fetch)
 STALE_TMP_S = 3600.0  # temp files older than this are leftovers of killed runs
+# Largest entry memfit writes or reads. Real entries are far smaller (a 7B model's header: 22 KB;
+# a 1,000-tensor MoE header: under 1 MiB); anything bigger is not one of ours and is never read
+# into memory (an entry that would be bigger is simply not cached).
+MAX_ENTRY_BYTES = 16 << 20
+_SHA1_RE = re.compile(r"^[0-9a-f]{40}$")
 
 
 def cache_root() -> Path:
@@ -72,7 +82,8 @@ def _encode_value(v: Any) -> Any:
     if isinstance(v, int):
         return int(v)
     if isinstance(v, float):
-        return float(v)
+        # strict JSON has no NaN/Infinity: a non-finite float (legal in a GGUF) is tagged
+        return float(v) if math.isfinite(v) else {"$float": repr(float(v))}
     if isinstance(v, (list, tuple)):
         return [_encode_value(x) for x in v]
     if isinstance(v, (bytes, bytearray)):
@@ -82,20 +93,40 @@ def _encode_value(v: Any) -> Any:
     raise TypeError(f"cannot cache metadata value of type {type(v).__name__}")
 
 
+def _int(v: Any, lo: int = 0) -> int:
+    """An integer field of a cache entry: exactly an int (json gives no other), at least lo."""
+    if not isinstance(v, int) or isinstance(v, bool) or v < lo:
+        raise ValueError(f"bad integer {v!r:.40} in cache entry")
+    return v
+
+
 def _decode_value(v: Any) -> Any:
     if isinstance(v, dict):
         if "$skip" in v:
             etype, count = v["$skip"]
             nbytes = v.get("nbytes")
-            return SkippedArray(element_type=int(etype), count=int(count),
-                                nbytes=None if nbytes is None else int(nbytes),
-                                tail=tuple(int(x) for x in v.get("tail", ())))
+            tail = v.get("tail", [])
+            if not isinstance(tail, list):
+                raise ValueError("bad tail in cache entry")
+            return SkippedArray(element_type=_int(etype), count=_int(count),
+                                nbytes=None if nbytes is None else _int(nbytes),
+                                tail=tuple(_int(x) for x in tail))
+        if "$float" in v:
+            if v["$float"] not in ("inf", "-inf", "nan"):
+                raise ValueError("bad tagged float in cache entry")
+            return float(v["$float"])
         if "$bytes" in v:
-            return base64.b64decode(v["$bytes"])
+            if not isinstance(v["$bytes"], str):
+                raise ValueError("bad bytes in cache entry")
+            return base64.b64decode(v["$bytes"], validate=True)
         raise ValueError("unknown tagged value in cache entry")
     if isinstance(v, list):
         return [_decode_value(x) for x in v]
-    return v
+    if isinstance(v, float) and not math.isfinite(v):
+        raise ValueError("non-finite number in cache entry")
+    if v is None or isinstance(v, (bool, int, float, str)):
+        return v
+    raise ValueError(f"unexpected {type(v).__name__} in cache entry")
 
 
 def header_to_dict(h: GGUFHeader) -> dict[str, Any]:
@@ -112,15 +143,34 @@ def header_to_dict(h: GGUFHeader) -> dict[str, Any]:
 
 
 def header_from_dict(d: dict[str, Any]) -> GGUFHeader:
+    """The inverse of header_to_dict. Strict: any field of the wrong type or shape is a
+    ValueError (the caller then treats the entry as damaged), never a silently coerced value."""
+    if not isinstance(d, dict) or not isinstance(d.get("metadata"), dict) or not isinstance(d.get("tensors"), list):
+        raise ValueError("not a cached header")
+    tensors = []
+    for row in d["tensors"]:
+        if not isinstance(row, list) or len(row) != 5:
+            raise ValueError("bad tensor row in cache entry")
+        name, shape, ty, off, nb = row
+        if not isinstance(name, str) or not isinstance(shape, list):
+            raise ValueError("bad tensor row in cache entry")
+        tensors.append(TensorInfo(name=name, shape=tuple(_int(x) for x in shape), ggml_type=_int(ty),
+                                  offset=_int(off), nbytes=_int(nb)))
+    metadata = {}
+    for k, v in d["metadata"].items():
+        metadata[k] = _decode_value(v)
+    file_size = d.get("file_size")
+    source = d.get("source", "")
+    if not isinstance(source, str):
+        raise ValueError("bad source in cache entry")
     return GGUFHeader(
-        version=int(d["version"]),
-        metadata={k: _decode_value(v) for k, v in d["metadata"].items()},
-        tensors=[TensorInfo(name=str(n), shape=tuple(int(x) for x in s), ggml_type=int(ty),
-                            offset=int(off), nbytes=int(nb)) for n, s, ty, off, nb in d["tensors"]],
-        alignment=int(d["alignment"]),
-        data_offset=int(d["data_offset"]),
-        file_size=None if d.get("file_size") is None else int(d["file_size"]),
-        source=str(d.get("source", "")),
+        version=_int(d["version"]),
+        metadata=metadata,
+        tensors=tensors,
+        alignment=_int(d["alignment"], 1),
+        data_offset=_int(d["data_offset"]),
+        file_size=None if file_size is None else _int(file_size),
+        source=source,
     )
 
 
@@ -184,35 +234,45 @@ class Cache:
         return self.base / kind / d[:2] / f"{d}.entry"
 
     def get(self, kind: str, key: str) -> Any | None:
-        """The value stored for key, or None (missing, or corrupt: then it is deleted)."""
+        """The value stored for key, or None (missing, or damaged: then it is deleted).
+
+        Only a regular file of at most MAX_ENTRY_BYTES is read, with that limit: a FIFO, a device,
+        a symlink (to /dev/zero or anywhere else) or a huge file at an entry's path is damage,
+        never something to block on or read into memory."""
         path = self._path(kind, key)
-        try:
-            raw = path.read_bytes()
-        except FileNotFoundError:
+        raw = _read_entry(path)
+        if raw is None:
             self.stats.bump("misses")
             return None
-        except OSError as e:
-            log.debug("cache read failed for %s: %s", path, e)
-            self.stats.bump("misses")
-            return None
-        value = self._decode(raw, key)
+        value = _CORRUPT if raw is _CORRUPT else self._decode(raw, key)  # type: ignore[arg-type]
         if value is _CORRUPT:
-            self.stats.bump("corrupt")
-            log.warning("memfit cache: discarded a damaged entry (%s); it will be fetched again", path.name)
-            with contextlib.suppress(OSError):
-                path.unlink()
+            self._discard_path(path)
             return None
         self.stats.bump("hits")
         return value
+
+    def discard(self, kind: str, key: str) -> None:
+        """Delete an entry whose content passed the checksum but is not what its kind holds
+        (a malformed but checksummed entry is damage too: it is deleted and fetched again)."""
+        self._discard_path(self._path(kind, key))
+
+    def _discard_path(self, path: Path) -> None:
+        self.stats.bump("corrupt")
+        log.warning("memfit cache: discarded a damaged entry (%s); it will be fetched again", path.name)
+        with contextlib.suppress(OSError):
+            path.unlink()  # a symlink is removed, never what it points to
 
     def put(self, kind: str, key: str, value: Any) -> bool:
         """Store value atomically. Failure to write only loses the cache, never the run."""
         path = self._path(kind, key)
         try:
             payload = json.dumps({"key": key, "value": value}, separators=(",", ":"),
-                                 ensure_ascii=False).encode("utf-8")
-        except (TypeError, ValueError) as e:
+                                 ensure_ascii=False, allow_nan=False).encode("utf-8")
+        except (TypeError, ValueError, RecursionError) as e:
             log.debug("not caching %s: %s", kind, e)
+            return False
+        if len(payload) + _MAX_HEADER_LINE > MAX_ENTRY_BYTES:
+            log.debug("not caching %s: %d bytes is more than an entry may hold", kind, len(payload))
             return False
         head = b"%s %d %d %s\n" % (_MAGIC, FORMAT_VERSION, len(payload),
                                     hashlib.sha256(payload).hexdigest().encode("ascii"))
@@ -246,8 +306,8 @@ class Cache:
         if len(payload) != length or hashlib.sha256(payload).hexdigest().encode() != parts[3]:
             return _CORRUPT
         try:
-            doc = json.loads(payload)
-        except ValueError:
+            doc = json.loads(payload, parse_constant=_no_constant)
+        except (ValueError, RecursionError):  # RecursionError: a deeply nested document
             return _CORRUPT
         if not isinstance(doc, dict) or doc.get("key") != key or "value" not in doc:
             return _CORRUPT
@@ -282,11 +342,8 @@ class Cache:
             return None
         try:
             return header_from_dict(value)
-        except (KeyError, TypeError, ValueError):
-            # checksum was fine but the shape is not ours (an old/foreign writer): discard
-            self.stats.bump("corrupt")
-            with contextlib.suppress(OSError):
-                self._path("headers", key).unlink()
+        except Exception:  # noqa: BLE001 - checksum fine but not a header of ours: damaged
+            self.discard("headers", key)
             return None
 
     def put_header(self, key: str, header: GGUFHeader) -> bool:
@@ -298,21 +355,77 @@ class Cache:
         return self.put("headers", key, value)
 
     def get_listing(self, endpoint: str, repo: str, commit: str) -> dict | None:
-        value = self.get("listings", listing_key(endpoint, repo, commit))
-        return value if isinstance(value, dict) else None
+        key = listing_key(endpoint, repo, commit)
+        value = self.get("listings", key)
+        if value is None:
+            return None
+        if not isinstance(value, dict):
+            self.discard("listings", key)
+            return None
+        return value
 
     def put_listing(self, endpoint: str, repo: str, commit: str, listing: dict) -> bool:
         return self.put("listings", listing_key(endpoint, repo, commit), listing)
 
     def get_ref(self, endpoint: str, repo: str, revision: str) -> tuple[str, float] | None:
         """(commit sha, unix time it was resolved) for a branch/tag name, if cached."""
-        value = self.get("refs", ref_key(endpoint, repo, revision))
-        if not isinstance(value, dict) or not isinstance(value.get("commit"), str):
+        key = ref_key(endpoint, repo, revision)
+        value = self.get("refs", key)
+        if value is None:
             return None
-        return value["commit"], float(value.get("resolved_at", 0.0))
+        commit = value.get("commit") if isinstance(value, dict) else None
+        when = value.get("resolved_at", 0.0) if isinstance(value, dict) else None
+        if (not isinstance(commit, str) or not _SHA1_RE.match(commit) or isinstance(when, bool)
+                or not isinstance(when, (int, float)) or not math.isfinite(when)):
+            self.discard("refs", key)
+            return None
+        return commit, float(when)
 
     def put_ref(self, endpoint: str, repo: str, revision: str, commit: str) -> bool:
         return self.put("refs", ref_key(endpoint, repo, revision), {"commit": commit, "resolved_at": time.time()})
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_O_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0) \
+    | getattr(os, "O_BINARY", 0)
+
+
+def _read_entry(path: Path) -> "bytes | _Corrupt | None":
+    """The bytes of the entry at path: None when there is none (or it cannot be read: a cache
+    problem, not damage), _CORRUPT when something that is not a regular file of a sane size sits
+    there. Opened without following a symlink and without blocking (a FIFO would block)."""
+    try:
+        fd = os.open(path, _O_FLAGS)
+    except FileNotFoundError:
+        return None
+    except OSError as e:
+        if e.errno in (errno.ELOOP, errno.EMLINK, errno.ENXIO, errno.EISDIR):
+            return _CORRUPT  # a symlink (O_NOFOLLOW), a socket, a directory: not an entry
+        log.debug("cache read failed for %s: %s", path, e)
+        return None
+    try:
+        st = os.fstat(fd)
+        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ENTRY_BYTES:
+            return _CORRUPT
+        chunks: list[bytes] = []
+        got = 0
+        while got <= MAX_ENTRY_BYTES:
+            chunk = os.read(fd, min(1 << 20, MAX_ENTRY_BYTES + 1 - got))
+            if not chunk:
+                break
+            chunks.append(chunk)
+            got += len(chunk)
+        if got > MAX_ENTRY_BYTES:  # it grew while we read it
+            return _CORRUPT
+        return b"".join(chunks)
+    except OSError as e:
+        log.debug("cache read failed for %s: %s", path, e)
+        return None
+    finally:
+        os.close(fd)
 
 
 class _Corrupt:

@@ -19,12 +19,22 @@ Arithmetic lives in the methods below so every consumer splits memory the same w
 """
 
 
+import math
 import re
 from typing import Annotated, Literal
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
-from .units import parse_size
+from .plausibility import DEVICE_BOUNDS
+from .units import fmt_auto, parse_size
+
+# planner/plausibility.py holds every bound with its reason (DEVICE_BOUNDS)
+_MAX_BYTES = int(DEVICE_BOUNDS["bytes"].hi)
+_MIN_RAM, _MAX_RAM = int(DEVICE_BOUNDS["ram_bytes"].lo), int(DEVICE_BOUNDS["ram_bytes"].hi)
+_MIN_VRAM, _MAX_VRAM = int(DEVICE_BOUNDS["vram_bytes"].lo), int(DEVICE_BOUNDS["vram_bytes"].hi)
+_MAX_BW = DEVICE_BOUNDS["bandwidth_gbps"].hi
+_MAX_TFLOPS = DEVICE_BOUNDS["gpu_tflops_fp16"].hi
+_MAX_SLOWDOWN = DEVICE_BOUNDS["shared_slowdown"].hi
 
 OS = Literal["linux", "windows", "macos"]
 Backend = Literal["cpu", "cuda", "rocm", "vulkan", "metal", "sycl"]
@@ -53,14 +63,21 @@ PAGE = 4096  # TTM pages are 4 KiB: ttm.pages_limit = GiB x 262144
 
 
 def _to_bytes(value: object) -> object:
-    """Profiles may write sizes as text ("64 GiB", "512m", "0.5g"); binary units, like planner.units."""
+    """Profiles may write sizes as text ("64 GiB", "512m", "0.5g"); binary units, like planner.units.
+    Every size is finite, not negative and within DEVICE_BOUNDS["bytes"] (planner/plausibility.py)."""
     if isinstance(value, str):
         try:
-            return parse_size(value.replace(" ", ""))
+            value = parse_size(value.replace(" ", ""))
         except Exception:
             raise ValueError(f"invalid size {value!r}: use bytes or a size such as 64g, 512m, 0.5GiB") from None
-    if isinstance(value, (int, float)) and not isinstance(value, bool) and value < 0:
-        raise ValueError(f"invalid size {value!r}: sizes cannot be negative")
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"invalid size {value!r}: sizes are finite numbers of bytes")
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        if value < 0:
+            raise ValueError(f"invalid size {value!r}: sizes cannot be negative")
+        if value > _MAX_BYTES:
+            raise ValueError(f"invalid size {value!r}: more than {fmt_auto(_MAX_BYTES)}, which no machine has "
+                             f"({DEVICE_BOUNDS['bytes'].reason})")
     return value
 
 
@@ -68,7 +85,8 @@ Bytes = Annotated[int, BeforeValidator(_to_bytes)]
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # allow_inf_nan=False: every float of a profile is a finite number (no inf, no nan)
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 class Source(_Strict):
@@ -118,7 +136,7 @@ class GpuCap(_Strict):
     setting_bytes: Bytes | None = Field(None, gt=0)
     knob: CapKnob | None = None
     how_to_change: str = ""
-    shared_slowdown: float | None = Field(None, ge=1.0, description=(
+    shared_slowdown: float | None = Field(None, ge=1.0, le=_MAX_SLOWDOWN, description=(
         "decode slows by this factor for bytes in shared memory on this OS/driver; None = the measured "
         "table per OS and backend (planner/data/memory.toml)"))
     note: str = ""
@@ -209,13 +227,13 @@ class LiveConfig(_Strict):
     """The configuration read from the running machine (`--device auto`): what is in effect now."""
 
     os: OS
-    os_visible_ram_bytes: int | None = None  # MemTotal / hw.memsize / TotalPhysicalMemory
-    mem_available_bytes: int | None = None
-    swap_free_bytes: int | None = None
-    carveout_bytes: int | None = None  # BIOS UMA frame buffer in effect (APU)
-    gpu_cap_bytes: int | None = None  # GTT / shared / wired limit in effect
+    os_visible_ram_bytes: int | None = Field(None, ge=0, le=_MAX_BYTES)  # MemTotal / hw.memsize / TotalPhysicalMemory
+    mem_available_bytes: int | None = Field(None, ge=0, le=_MAX_BYTES)
+    swap_free_bytes: int | None = Field(None, ge=0, le=_MAX_BYTES)
+    carveout_bytes: int | None = Field(None, ge=0, le=_MAX_BYTES)  # BIOS UMA frame buffer in effect (APU)
+    gpu_cap_bytes: int | None = Field(None, ge=0, le=_MAX_BYTES)  # GTT / shared / wired limit in effect
     gpu_cap_is_default: bool | None = None  # True when nobody raised it
-    vram_used_bytes: int | None = None  # what is already taken on the GPU (desktop, other apps)
+    vram_used_bytes: int | None = Field(None, ge=0, le=_MAX_BYTES)  # what is already taken on the GPU (desktop, other apps)
     kernel: str = ""
     probed: list[str] = Field(default_factory=list)  # where each value was read
 
@@ -227,17 +245,17 @@ class DeviceProfile(_Strict):
     family: str  # e.g. "strix-halo", "apple-m4", "gb10", "rtx-40"
     form_factor: Literal["laptop", "mini-pc", "desktop", "workstation", "devkit", "tablet"]
     memory_architecture: MemoryArchitecture
-    ram_bytes: Bytes = Field(gt=0, description="installed system RAM (DRAM) in bytes")
-    vram_bytes: Bytes | None = Field(None, description="discrete GPU VRAM; None for APUs/unified")
+    ram_bytes: Bytes = Field(ge=_MIN_RAM, le=_MAX_RAM, description="installed system RAM (DRAM) in bytes")
+    vram_bytes: Bytes | None = Field(None, ge=_MIN_VRAM, le=_MAX_VRAM, description="discrete GPU VRAM; None for APUs/unified")
     carveout: Carveout | None = None
     os: dict[OS, OSInfo]
     default_os: OS
     default_use: Use = "desktop"
-    bandwidth_gbps: float = Field(gt=0, description="peak memory bandwidth of the memory the GPU reads (GB/s)")
+    bandwidth_gbps: float = Field(gt=0, le=_MAX_BW, description="peak memory bandwidth of the memory the GPU reads (GB/s)")
     decode_efficiency: float = Field(0.8, gt=0, le=1, description="measured decode BW / peak (roofline eta)")
-    host_bandwidth_gbps: float | None = None  # system RAM bandwidth for offloaded parts (discrete)
+    host_bandwidth_gbps: float | None = Field(None, gt=0, le=_MAX_BW)  # system RAM bandwidth for offloaded parts (discrete)
     gpu_name: str = ""
-    gpu_tflops_fp16: float | None = None
+    gpu_tflops_fp16: float | None = Field(None, gt=0, le=_MAX_TFLOPS)
     power_w: str = ""
     sources: list[Source] = Field(default_factory=list)
     notes: list[str] = Field(default_factory=list)

@@ -288,7 +288,11 @@ def load_profile(ref: str, *, probe_root: str | Path | None = None) -> DevicePro
     if ref.lower() == AUTO:
         from .probe import auto_profile
 
-        return auto_profile(root=probe_root)
+        try:
+            return auto_profile(root=probe_root)
+        except ValidationError as e:  # a probed value outside the schema's bounds (a broken /proc, driver)
+            raise DeviceError(_validation_line("this machine (--device auto)", e),
+                              hint="pass a profile with --device ID (see `memfit devices`) or --device-file FILE") from None
     if _looks_like_path(ref):
         return load_file(ref)
     listing = list_profiles(validate_user=False)

@@ -10,6 +10,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Iterator
 
+from .errors import GGUFError
+
 
 @dataclass(frozen=True, slots=True)
 class SkippedArray:
@@ -81,9 +83,12 @@ class ModelHeaders:
     tensors: list[TensorInfo] = field(default_factory=list)
 
     @classmethod
-    def merge(cls, shards: list[GGUFHeader]) -> "ModelHeaders":
+    def merge(cls, shards: list[GGUFHeader], label: str = "") -> "ModelHeaders":
+        """Merge shards (in order) into one model after the checks llama.cpp's loader makes on a
+        split set (see check_split_set); `label` names the model in error messages."""
         if not shards:
             raise ValueError("no shards")
+        check_split_set(shards, label)
         tensors = [t for s in shards for t in s.tensors]
         meta = {k: v for k, v in shards[0].metadata.items() if not k.startswith("split.")}
         return cls(shards=shards, metadata=meta, tensors=tensors)
@@ -101,3 +106,68 @@ class ModelHeaders:
     @property
     def tensor_bytes(self) -> int:
         return sum(t.nbytes for t in self.tensors)
+
+
+_SPLIT_HINT = "download every shard of the split model again (all of -0000i-of-0000N.gguf, from one release)"
+
+
+def _split_int(h: GGUFHeader, key: str) -> int | None:
+    v = h.metadata.get(key)
+    return v if isinstance(v, int) and not isinstance(v, bool) else None
+
+
+def check_split_set(shards: list[GGUFHeader], label: str = "") -> None:
+    """The checks llama.cpp b11434 makes when it loads a split model (llama_model_loader, split
+    handling), raised as one-line GGUFErrors:
+    - the first file carries `split.no` = 0 and `split.count` = the number of shards;
+    - shard i carries `split.no` = i (llama.cpp: "invalid split file idx");
+    - no tensor name appears in two shards ("tensor '...' is duplicated");
+    - the shards hold exactly `split.tensors.count` tensors ("N tensors expected but M found").
+    memfit also refuses a shard after the first that holds no tensors: gguf-split never writes
+    one (only the first shard may be metadata-only, with --no-tensor-first-split), so it is a
+    damaged or mixed-up download. A single file without split keys passes unchanged."""
+    where = f"{label}: " if label else ""
+    first = shards[0]
+    keys = ("split.no", "split.count", "split.tensors.count")
+    for i, s in enumerate(shards):
+        for key in keys:
+            if key in s.metadata and _split_int(s, key) is None:
+                raise GGUFError(f"{where}shard {i + 1} has {key} = {s.metadata[key]!r:.40}, not an integer",
+                                hint=_SPLIT_HINT)
+    count = _split_int(first, "split.count")
+    if count is None or count <= 1:
+        if len(shards) > 1:
+            raise GGUFError(f"{where}{len(shards)} shard files, but the first one does not say it is part of a "
+                            "split model (no split.count > 1)", hint=_SPLIT_HINT)
+        return
+    if count != len(shards):
+        raise GGUFError(f"{where}the first shard says the model has {count} parts, "
+                        f"but {len(shards)} shard files were found", hint=_SPLIT_HINT)
+    seen: dict[str, int] = {}
+    for i, s in enumerate(shards):
+        no = _split_int(s, "split.no")
+        if no is None:
+            raise GGUFError(f"{where}shard {i + 1} of {count} has no split.no key (llama.cpp refuses it)",
+                            hint=_SPLIT_HINT)
+        if no != i:
+            raise GGUFError(f"{where}shard {i + 1} of {count} says it is part {no + 1} (split.no = {no}); "
+                            "the shards are renamed, mixed up or from another model", hint=_SPLIT_HINT)
+        other = _split_int(s, "split.count")
+        if other is not None and other != count:
+            raise GGUFError(f"{where}shard {i + 1} says the model has {other} parts, the first shard {count}",
+                            hint=_SPLIT_HINT)
+        if i > 0 and not s.tensors:
+            raise GGUFError(f"{where}shard {i + 1} of {count} holds no tensors (gguf-split never writes such a "
+                            "shard)", hint=_SPLIT_HINT)
+        for t in s.tensors:
+            if t.name in seen:
+                raise GGUFError(f"{where}tensor '{t.name}' is in shard {seen[t.name] + 1} and again in shard "
+                                f"{i + 1} (llama.cpp: tensor is duplicated)", hint=_SPLIT_HINT)
+            seen[t.name] = i
+    declared = _split_int(first, "split.tensors.count")
+    if declared is None:
+        raise GGUFError(f"{where}the first shard has no split.tensors.count key (llama.cpp refuses it)",
+                        hint=_SPLIT_HINT)
+    if declared != len(seen):
+        raise GGUFError(f"{where}the first shard says the model has {declared} tensors, the {count} shards hold "
+                        f"{len(seen)} (llama.cpp: corrupted model)", hint=_SPLIT_HINT)

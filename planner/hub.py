@@ -14,34 +14,38 @@ default 0.5 s, doubling), MEMFIT_HTTP_MAX_WAIT (cap on one wait incl. Retry-Afte
 MEMFIT_HUB_WORKERS (parallel file reads per repo, default 8), MEMFIT_REF_TTL (how long a branch
 name -> commit resolution is trusted before asking the Hub again, default 3600 s),
 MEMFIT_HTTP_CHUNK (read-ahead of a header read, default 1 MiB; it grows by 10% of the bytes
-already read, so the bytes fetched past a header's end stay under one chunk + 10%).
+already read, so the bytes fetched past a header's end stay under one chunk + 10%),
+MEMFIT_HTTP_DEADLINE (default 60 s: the longest one network read, or one listing request, may take
+in all, retries and their waits included; the timeout above bounds each wait for data, this bounds
+a server that trickles bytes or keeps failing).
+
+What the Hub says is checked before it is used: listed file names (a name that could leave the
+repo's `resolve/` path is skipped with a warning), sizes (integers within MAX_FILE_BYTES), the
+commit id; a ranged read checks the Content-Range total and the ETag against the listing, so a
+file that changes between the listing and the read is reported (FileChangedError), never mixed.
 """
 
 from __future__ import annotations
 
 import importlib
+import json
 import logging
+import math
 import os
 import random
 import re
 import time
-from dataclasses import dataclass
+import unicodedata
+from dataclasses import dataclass, field
 from typing import Any, Callable, Iterator, TypeVar
 from urllib.parse import quote, urljoin, urlsplit
 
 from huggingface_hub import constants  # settings only (~3 ms); the HTTP stack loads on first use
 
-from . import __version__
-from .cache import Cache, default_cache
-from .counters import Counters
-from .errors import HubError, MemfitError, ResolveError
-
-log = logging.getLogger("memfit.hub")
-
 
 class _Lazy:
     """A module imported on its first attribute access. huggingface-hub's HTTP client stack
-    (httpx2, the API client, the error types) costs ~0.1 s to import and a warm run never sends a
+    (httpx2, the error types, the session) costs ~0.1 s to import and a warm run never sends a
     request; the import lock makes the first access thread-safe."""
 
     def __init__(self, name: str) -> None:
@@ -52,9 +56,16 @@ class _Lazy:
 
 
 httpx2 = _Lazy("httpx2")
-_hf = _Lazy("huggingface_hub")
 _hf_errors = _Lazy("huggingface_hub.errors")
 _hf_utils = _Lazy("huggingface_hub.utils")
+
+from . import __version__
+from .cache import Cache, default_cache, listing_key
+from .counters import Counters
+from .errors import HubError, MemfitError, ResolveError
+from .units import one_line
+
+log = logging.getLogger("memfit.hub")
 
 # huggingface-hub decorates its User-Agent with an "agent" name looked up in a registry it
 # downloads from huggingface.co (whatever HF_ENDPOINT says) about once a day. memfit promises
@@ -69,6 +80,13 @@ _MAX_REDIRECTS = 5
 _SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 _TOKEN_RE = re.compile(r"\bhf_[A-Za-z0-9]{8,}\b")
 _ERROR_BODY_LIMIT = 64 * 1024
+_OID_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+# A listing answer larger than this is not the Hub's (a repo with 20,000 files lists in ~4 MB).
+MAX_LISTING_BYTES = 64 << 20
+# The largest size a listed GGUF may claim: a 2-trillion-parameter model in BF16 as one file
+# (4 TB). Real files are far smaller (the Hub stores large models split into 50 GB parts).
+MAX_FILE_BYTES = 1 << 42
+MAX_PATH_CHARS = 1024
 
 
 # --- configuration --------------------------------------------------------------------------------
@@ -76,9 +94,10 @@ _ERROR_BODY_LIMIT = 64 * 1024
 
 def _env_float(name: str, default: float) -> float:
     try:
-        return float(os.environ[name])
+        value = float(os.environ[name])
     except (KeyError, ValueError):
         return default
+    return value if math.isfinite(value) else default
 
 
 def _truthy(value: str | None) -> bool:
@@ -97,6 +116,7 @@ class NetConfig:
     workers: int
     ref_ttl: float
     chunk: int = 1 << 20
+    deadline: float = 60.0  # the longest one read (all its attempts and waits) may take
 
     @classmethod
     def from_env(cls) -> "NetConfig":
@@ -111,6 +131,7 @@ class NetConfig:
             workers=max(1, int(_env_float("MEMFIT_HUB_WORKERS", 8))),
             ref_ttl=_env_float("MEMFIT_REF_TTL", 3600.0),
             chunk=max(4096, int(_env_float("MEMFIT_HTTP_CHUNK", 1 << 20))),
+            deadline=max(0.1, _env_float("MEMFIT_HTTP_DEADLINE", 60.0)),
         )
 
     def wait_time(self, attempt: int, retry_after: float | None) -> float:
@@ -230,26 +251,87 @@ def offline_missing(what: str) -> HubError:
                          "or unset HF_HUB_OFFLINE")
 
 
-def _timeout_error(cfg: NetConfig, what: str) -> HubError:
-    return HubError(f"timed out after {cfg.timeout:g} s waiting for the Hub ({what})",
+class FileChangedError(HubError):
+    """A file's bytes do not belong to the listing it was read for (size or ETag changed between
+    the listing and the read, or between two ranges of one read): reported, never mixed."""
+
+
+class _Clock:
+    """The time budget of one network read (or one listing request): all attempts, all waits
+    between them and every byte of every answer must fit in `cfg.deadline` seconds."""
+
+    def __init__(self, cfg: NetConfig) -> None:
+        self.cfg = cfg
+        self.start = time.monotonic()
+        self.deadline_at = self.start + cfg.deadline
+
+    def elapsed(self) -> float:
+        return time.monotonic() - self.start
+
+    def remaining(self) -> float:
+        return self.deadline_at - time.monotonic()
+
+    def expired(self) -> bool:
+        return time.monotonic() >= self.deadline_at
+
+    def op_timeout(self) -> httpx2.Timeout:
+        """The per-operation timeout, cut short where the deadline comes first."""
+        return httpx2.Timeout(max(0.05, min(self.cfg.timeout, self.remaining())))
+
+
+class _DeadlineExceeded(Exception):
+    """The read's overall deadline passed (between two chunks of an answer, or before a retry)."""
+
+
+def _spent(attempts: int, clock: _Clock | None) -> str:
+    """'after 3 attempt(s) in 12.4 s': what a failed read actually cost."""
+    took = f" in {clock.elapsed():.1f} s" if clock is not None else ""
+    return f"after {attempts} attempt(s){took}"
+
+
+def _timeout_error(cfg: NetConfig, what: str, attempts: int = 1, clock: _Clock | None = None) -> HubError:
+    return HubError(f"timed out waiting for the Hub ({what}): no data within {cfg.timeout:g} s, "
+                    f"gave up {_spent(attempts, clock)}",
                     hint="check your network or proxy, raise HF_HUB_DOWNLOAD_TIMEOUT, "
                          "or run with HF_HUB_OFFLINE=1 to use cached headers")
 
 
-def _network_error(cfg: NetConfig, what: str, exc: BaseException) -> HubError:
+def _deadline_error(cfg: NetConfig, what: str, attempts: int, clock: _Clock, got: int = 0) -> HubError:
+    received = f", {got:,} bytes received" if got else ""
+    return HubError(f"reading {what} from the Hub took longer than the {cfg.deadline:g} s one read may take: "
+                    f"gave up {_spent(attempts, clock)}{received}",
+                    hint="the server or a proxy is stalling or very slow; check your network, raise "
+                         "MEMFIT_HTTP_DEADLINE, or run with HF_HUB_OFFLINE=1 to use cached headers")
+
+
+def _network_error(cfg: NetConfig, what: str, exc: BaseException, attempts: int = 1,
+                   clock: _Clock | None = None) -> HubError:
     if isinstance(exc, httpx2.TimeoutException):
-        return _timeout_error(cfg, what)
+        return _timeout_error(cfg, what, attempts, clock)
     if isinstance(exc, httpx2.ConnectError):
-        return HubError(f"cannot connect to {cfg.endpoint} ({what})",
+        return HubError(f"cannot connect to {cfg.endpoint} ({what}; {_spent(attempts, clock)})",
                         hint="check the network, proxy settings (HTTPS_PROXY) and HF_ENDPOINT; "
                              "HF_HUB_OFFLINE=1 uses cached headers")
     reason = redact(str(exc)).splitlines()[0] if str(exc) else type(exc).__name__
-    return HubError(f"network error talking to the Hub ({what}): {reason}",
+    return HubError(f"network error talking to the Hub ({what}): {reason}; gave up {_spent(attempts, clock)}",
                     hint="try again; if it persists check your connection or proxy")
 
 
+def _bad_redirect(what: str, location: str) -> HubError:
+    return HubError(f"the Hub redirected {what} to {one_line(redact(location), 80)}, which is not an HTTP(S) URL",
+                    hint="check HF_ENDPOINT and any proxy between you and the Hub")
+
+
+def _follow(url: str, location: str, what: str) -> str:
+    """The next URL of a redirect; only http(s) targets are followed, anything else fails at once."""
+    target = urljoin(url, location)
+    if urlsplit(target).scheme not in ("http", "https"):
+        raise _bad_redirect(what, target)
+    return target
+
+
 def _status_error(cfg: NetConfig, status: int, headers: Any, *, repo: str, what: str,
-                  revision: str | None = None, attempts: int = 1) -> HubError:
+                  revision: str | None = None, attempts: int = 1, clock: _Clock | None = None) -> HubError:
     code = (headers.get("x-error-code") or "") if headers is not None else ""
     if code == "GatedRepo" or (status == 403 and "gated" in (headers.get("x-error-message") or "").lower()):
         return gated_error(cfg, repo, have_token=current_token() is not None)
@@ -268,10 +350,10 @@ def _status_error(cfg: NetConfig, status: int, headers: Any, *, repo: str, what:
         return HubError(f"the Hub refused access to {what} in {repo} (HTTP 403)",
                         hint="check that your token (HF_TOKEN / `hf auth login`) has read access to this repo")
     if status == 429:
-        return HubError(f"rate limited by the Hub (HTTP 429) after {attempts} attempt(s) reading {what}",
+        return HubError(f"rate limited by the Hub (HTTP 429) {_spent(attempts, clock)} reading {what}",
                         hint="wait a minute and retry; logged-in users (HF_TOKEN) get higher limits")
     if status >= 500:
-        return HubError(f"the Hub answered HTTP {status} after {attempts} attempt(s) reading {what}",
+        return HubError(f"the Hub answered HTTP {status} {_spent(attempts, clock)} reading {what}",
                         hint="the Hub or a proxy is having trouble; try again shortly (status.huggingface.co)")
     return HubError(f"unexpected HTTP {status} from the Hub reading {what} in {repo}",
                     hint="try again; check HF_ENDPOINT if you use a mirror")
@@ -284,37 +366,99 @@ def _status_error(cfg: NetConfig, status: int, headers: Any, *, repo: str, what:
 class HubFile:
     path: str
     size: int
-    oid: str | None = None  # LFS sha256 (content id) when known
+    oid: str | None = None  # LFS sha256 (content id) when known, else the git blob id
 
 
 @dataclass
 class RepoListing:
-    """The GGUF files of one repo at one commit (what the cache stores per commit)."""
+    """The GGUF files of one repo at one commit (what the cache stores per commit).
+    `skipped`: listed files left out because their name or size cannot be right (one line each)."""
 
     repo: str
     commit: str
     files: list[HubFile]
     gated: bool = False
+    skipped: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {"repo": self.repo, "commit": self.commit, "gated": self.gated,
-                "files": [[f.path, f.size, f.oid] for f in self.files]}
+                "files": [[f.path, f.size, f.oid] for f in self.files], "skipped": list(self.skipped)}
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "RepoListing":
-        return cls(repo=str(d["repo"]), commit=str(d["commit"]), gated=bool(d.get("gated", False)),
-                   files=[HubFile(str(p), int(s), None if o is None else str(o)) for p, s, o in d["files"]])
+        """Strict: a cached listing of the wrong shape, or with a name or size the Hub could not
+        have listed, is a ValueError (the caller discards the entry and asks the Hub again)."""
+        if not isinstance(d, dict) or not isinstance(d.get("files"), list):
+            raise ValueError("not a cached listing")
+        repo, commit, gated = d.get("repo"), d.get("commit"), d.get("gated", False)
+        skipped = d.get("skipped", [])
+        if (not isinstance(repo, str) or not isinstance(commit, str) or not _SHA_RE.match(commit)
+                or not isinstance(gated, bool) or not isinstance(skipped, list)
+                or not all(isinstance(x, str) for x in skipped)):
+            raise ValueError("bad listing fields")
+        files = []
+        for row in d["files"]:
+            if not isinstance(row, list) or len(row) != 3:
+                raise ValueError("bad listing row")
+            path, size, oid = row
+            if (path_problem(path) or size_problem(size) or not (oid is None or (isinstance(oid, str)
+                                                                                  and _OID_RE.match(oid)))):
+                raise ValueError("bad listing row")
+            files.append(HubFile(path, size, oid))
+        return cls(repo=repo, commit=commit, gated=gated, files=files, skipped=skipped)
 
 
-def _with_retries(cfg: NetConfig, what: str, repo: str, fn: Callable[[], T], *,
+def path_problem(path: Any) -> str | None:
+    """Why a listed file name cannot be used (None when it can): memfit builds
+    `{endpoint}/{repo}/resolve/{commit}/{path}` from it, so it must stay a plain relative path
+    inside the repo (no `..`, no leading `/`, no empty segment, no backslash), and it is printed,
+    so no control or format characters (such as a right-to-left override)."""
+    if not isinstance(path, str):
+        return f"a file name that is not text ({type(path).__name__})"
+    if not path or len(path) > MAX_PATH_CHARS:
+        return "an empty or overlong file name"
+    if path.startswith("/") or "\\" in path:
+        return "a file name that is not a relative repo path"
+    if any(seg in ("", ".", "..") for seg in path.split("/")):
+        return "a file name with an empty, '.' or '..' segment"
+    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in path):
+        return "a file name with control or format characters"
+    return None
+
+
+def size_problem(size: Any) -> str | None:
+    """Why a listed size cannot be a GGUF's (None when it can)."""
+    if not isinstance(size, int) or isinstance(size, bool):
+        return f"a size that is not an integer ({one_line(repr(size), 40)})"
+    if not 0 <= size <= MAX_FILE_BYTES:
+        return f"a size of {size} bytes (at most {MAX_FILE_BYTES:,} is possible)"
+    return None
+
+
+def _listed_file(path: Any, size: Any, oid: Any, skipped: list[str]) -> HubFile | None:
+    """One listed GGUF, or None (with a line in `skipped`) when its name or size is not usable."""
+    shown = one_line(repr(path), 100) if isinstance(path, str) else "?"
+    problem = path_problem(path) or size_problem(size)
+    if problem:
+        skipped.append(f"skipped {shown}: the listing gives {problem}")
+        log.warning("memfit: skipped %s from the Hub listing: %s", shown, problem)
+        return None
+    if not (isinstance(oid, str) and _OID_RE.match(oid)):
+        oid = None  # no usable content id: the cache keys the header by the commit instead
+    return HubFile(path, size, oid)
+
+
+def _with_retries(cfg: NetConfig, what: str, repo: str, fn: Callable[[_Clock], T], *,
                   revision: str | None = None) -> T:
-    """Call fn (one Hub API request) with bounded retries; map every failure to HubError."""
+    """Call fn (one Hub API request) with bounded retries within one deadline; map every failure
+    to HubError."""
     attempt = 0
+    clock = _Clock(cfg)
     while True:
         attempt += 1
         retry_after: float | None = None
         try:
-            return fn()
+            return fn(clock)
         except _hf_errors.OfflineModeIsEnabled:
             raise offline_missing(what) from None
         except _hf_errors.GatedRepoError:
@@ -330,16 +474,22 @@ def _with_retries(cfg: NetConfig, what: str, repo: str, fn: Callable[[], T], *,
             status = e.response.status_code if e.response is not None else 0
             if status not in _RETRY_STATUS or attempt > cfg.retries:
                 raise _status_error(cfg, status, e.response.headers if e.response is not None else None,
-                                    repo=repo, what=what, revision=revision, attempts=attempt) from None
+                                    repo=repo, what=what, revision=revision, attempts=attempt, clock=clock) from None
             retry_after = _retry_after(e.response.headers)
+        except _DeadlineExceeded:
+            raise _deadline_error(cfg, what, attempt, clock) from None
         except httpx2.TransportError as e:
             if attempt > _retries_for(cfg, e):
-                raise _network_error(cfg, what, e) from None
-        except (ValueError, KeyError, TypeError):  # a 200 whose body is not the Hub's JSON
+                raise _network_error(cfg, what, e, attempt, clock) from None
+            if clock.expired():
+                raise _deadline_error(cfg, what, attempt, clock) from None
+        except (ValueError, KeyError, TypeError, RecursionError):  # a 200 whose body is not the Hub's JSON
             raise HubError(f"the Hub's answer for {what} is not what the Hub API returns",
                            hint="check HF_ENDPOINT and any proxy between you and the Hub") from None
-        STATS.add(retries=1)
         wait = cfg.wait_time(attempt, retry_after)
+        if wait >= clock.remaining():
+            raise _deadline_error(cfg, what, attempt, clock) from None
+        STATS.add(retries=1)
         log.info("retrying %s in %.2f s (attempt %d of %d)", what, wait, attempt + 1, cfg.retries + 1)
         time.sleep(wait)
 
@@ -358,58 +508,128 @@ def _retry_after(headers: Any) -> float | None:
         return None
 
 
+def _api_get(url: str, params: dict[str, Any] | None, cfg: NetConfig, clock: _Clock, what: str,
+             limit: int = MAX_LISTING_BYTES) -> httpx2.Response:
+    """One GET of a Hub API URL: redirects followed by hand (http(s) only, the token only to the
+    Hub's own hosts), the body streamed within the read's deadline and at most `limit` bytes,
+    then huggingface-hub's own status checks (hf_raise_for_status). Returns the complete answer."""
+    for _hop in range(_MAX_REDIRECTS + 1):
+        STATS.add(api_requests=1)
+        request = _hf_utils.get_session().build_request("GET", url, params=params, headers=_headers_for(url, cfg),
+                                              timeout=clock.op_timeout())
+        response = _hf_utils.get_session().send(request, stream=True, follow_redirects=False)
+        if response.status_code in _REDIRECT_STATUS and "location" in response.headers:
+            response.close()
+            url, params = _follow(url, response.headers["location"], what), None
+            continue
+        try:
+            body = bytearray()
+            for chunk in response.iter_raw():
+                body += chunk
+                if len(body) > limit:
+                    raise HubError(f"the Hub's answer for {what} is larger than {limit >> 20} MiB, "
+                                   "which no listing is", hint="check HF_ENDPOINT and any proxy between you and the Hub")
+                if clock.expired():
+                    raise _DeadlineExceeded()
+        finally:
+            response.close()
+        full = httpx2.Response(response.status_code, headers=response.headers, content=bytes(body), request=request)
+        _hf_utils.hf_raise_for_status(full)
+        return full
+    raise HubError(f"too many redirects reading {what}", hint="check HF_ENDPOINT or your proxy")
+
+
+def _json(response: httpx2.Response) -> Any:
+    """The JSON body of an API answer; NaN/Infinity and other non-JSON constants are refused."""
+    def no_constant(name: str) -> Any:
+        raise ValueError(f"{name} is not JSON")
+
+    return json.loads(response.content, parse_constant=no_constant)
+
+
 def fetch_listing(repo: str, revision: str, cfg: NetConfig) -> RepoListing:
     """Ask the Hub for the repo's commit and GGUF files at `revision` (one request, plus the tree
-    API only if the model-info answer lacks file sizes)."""
-    api = _hf.HfApi(endpoint=cfg.endpoint, library_name="memfit", library_version=__version__)
+    API only if the model-info answer lacks file sizes). What the answer says is validated: the
+    commit id, and per GGUF file its name and size (a file with an impossible name or size is
+    skipped with a warning; the rest of the repo stays usable)."""
+    url = f"{cfg.endpoint}/api/models/{repo}/revision/{quote(revision, safe='')}"
+    what = f"the file list of {repo}"
 
-    def call() -> Any:
-        STATS.add(api_requests=1)
-        return api.model_info(repo, revision=revision, files_metadata=True, timeout=cfg.timeout)
+    def call(clock: _Clock) -> Any:
+        _hf_utils.validate_repo_id(repo)
+        return _json(_api_get(url, {"blobs": True}, cfg, clock, what))
 
-    info = _with_retries(cfg, f"the file list of {repo}", repo, call, revision=revision)
-    commit = info.sha or ""
-    if not _SHA_RE.match(commit):
+    info = _with_retries(cfg, what, repo, call, revision=revision)
+    if not isinstance(info, dict) or "sha" not in info or "id" not in info and "modelId" not in info:
+        raise HubError(f"the Hub's answer for {what} is not what the Hub API returns",
+                       hint="check HF_ENDPOINT and any proxy between you and the Hub")
+    commit = info.get("sha")
+    if not isinstance(commit, str) or not _SHA_RE.match(commit):
         raise HubError(f"the Hub did not return a commit id for {repo}@{revision}",
                        hint="try again; check HF_ENDPOINT if you use a mirror")
+    siblings = info.get("siblings") or []
+    if not isinstance(siblings, list):
+        siblings = []
     files: list[HubFile] = []
+    skipped: list[str] = []
     need_tree = False
-    for s in info.siblings or []:
-        if not s.rfilename.lower().endswith(".gguf"):
+    for s in siblings:
+        name = s.get("rfilename") if isinstance(s, dict) else None
+        if not isinstance(name, str) or not name.lower().endswith(".gguf"):
             continue
-        size = s.lfs.size if s.lfs is not None else s.size
+        lfs = s.get("lfs") if isinstance(s.get("lfs"), dict) else None
+        size = lfs.get("size") if lfs is not None else s.get("size")
         if size is None:
             need_tree = True
             break
-        files.append(HubFile(s.rfilename, int(size), s.lfs.sha256 if s.lfs is not None else s.blob_id))
+        f = _listed_file(name, size, lfs.get("sha256") if lfs is not None else s.get("blobId"), skipped)
+        if f is not None:
+            files.append(f)
     if need_tree:
-        files = _tree_listing(repo, commit, cfg)
-    gated = bool(info.gated) and info.gated != "false"
-    return RepoListing(repo=repo, commit=commit, files=sorted(files, key=lambda f: f.path), gated=gated)
+        files, skipped = _tree_listing(repo, commit, cfg)
+    gated = info.get("gated") not in (None, False, "false", "False", "")
+    return RepoListing(repo=repo, commit=commit, files=sorted(files, key=lambda f: f.path), gated=gated,
+                       skipped=skipped)
 
 
-def _tree_listing(repo: str, commit: str, cfg: NetConfig) -> list[HubFile]:
+def _tree_listing(repo: str, commit: str, cfg: NetConfig) -> tuple[list[HubFile], list[str]]:
     """GGUF files with sizes from the paginated tree API (recursive), at a fixed commit."""
     url: str | None = f"{cfg.endpoint}/api/models/{repo}/tree/{quote(commit, safe='')}"
     params: dict[str, Any] | None = {"recursive": True, "expand": False}
     out: list[HubFile] = []
+    skipped: list[str] = []
+    what = f"the file tree of {repo}"
+    pages = 0
     while url:
-        def call(u: str = url, p: Any = params) -> httpx2.Response:
-            STATS.add(api_requests=1)
-            r = _hf_utils.get_session().get(u, params=p, headers=_headers_for(u, cfg), timeout=cfg.timeout)
-            _hf_utils.hf_raise_for_status(r)
-            return r
+        pages += 1
+        if pages > 1000:
+            raise HubError(f"the Hub's {what} runs past 1000 pages", hint="check HF_ENDPOINT")
 
-        r = _with_retries(cfg, f"the file tree of {repo}", repo, call, revision=commit)
-        for entry in r.json():
-            if entry.get("type") != "file" or not str(entry.get("path", "")).lower().endswith(".gguf"):
+        def call(clock: _Clock, u: str = url, p: Any = params) -> httpx2.Response:
+            return _api_get(u, p, cfg, clock, what)
+
+        r = _with_retries(cfg, what, repo, call, revision=commit)
+        try:
+            entries = _json(r)
+        except (ValueError, RecursionError):
+            entries = None
+        if not isinstance(entries, list):
+            raise HubError(f"the Hub's answer for {what} is not what the Hub API returns",
+                           hint="check HF_ENDPOINT and any proxy between you and the Hub")
+        for entry in entries:
+            if not isinstance(entry, dict) or entry.get("type") != "file":
                 continue
-            lfs = entry.get("lfs") or {}
-            out.append(HubFile(str(entry["path"]), int(lfs.get("size", entry.get("size", 0))),
-                               lfs.get("oid") or entry.get("oid")))
-        url = r.links.get("next", {}).get("url") if r.links else None
+            path = entry.get("path")
+            if not isinstance(path, str) or not path.lower().endswith(".gguf"):
+                continue
+            lfs = entry.get("lfs") if isinstance(entry.get("lfs"), dict) else {}
+            f = _listed_file(path, lfs.get("size", entry.get("size")), lfs.get("oid") or entry.get("oid"), skipped)
+            if f is not None:
+                out.append(f)
+        nxt = r.links.get("next", {}).get("url") if r.links else None
+        url = _follow(url, nxt, what) if nxt else None
         params = None
-    return out
+    return out, skipped
 
 
 def get_listing(repo: str, revision: str | None = None, *, cache: Cache | None = None,
@@ -435,9 +655,12 @@ def get_listing(repo: str, revision: str | None = None, *, cache: Cache | None =
         if commit is None:
             return None
         d = cache.get_listing(cfg.endpoint, repo, commit)
+        if d is None:
+            return None
         try:
-            return RepoListing.from_dict(d) if d is not None else None
-        except (KeyError, TypeError, ValueError):
+            return RepoListing.from_dict(d)
+        except (KeyError, TypeError, ValueError):  # checksummed but malformed: damaged, ask again
+            cache.discard("listings", listing_key(cfg.endpoint, repo, commit))
             return None
 
     hit = cached()
@@ -492,10 +715,16 @@ class _Body:
         self.error: BaseException | None = None
 
     def read(self, n: int) -> bytes:
-        """Up to n bytes; fewer only when the body ended cleanly."""
+        """Up to n bytes; fewer only when the body ended cleanly (or failed: `error` says how,
+        a passed deadline included: a server trickling bytes never trips the per-read timeout)."""
         out = bytearray(self._pending[:n])
         self._pending = self._pending[n:]
         while len(out) < n and not self.done:
+            clock = self._source._clock
+            if clock is not None and clock.expired():
+                self.error = _DeadlineExceeded()
+                self.done = True
+                break
             try:
                 chunk = next(self._it)
             except StopIteration:
@@ -538,11 +767,18 @@ class HttpRangeSource:
     read_ahead = 0
 
     def __init__(self, url: str, *, name: str, size: int | None = None, cfg: NetConfig | None = None,
-                 repo: str = "", revision: str | None = None, path: str = "", chunk: int | None = None) -> None:
+                 repo: str = "", revision: str | None = None, path: str = "", chunk: int | None = None,
+                 oid: str | None = None) -> None:
         self.name = name
         self._url = url
         self._target: str | None = None  # where the Hub redirected us (CDN), reused for later reads
         self._size = size
+        # what the listing says the file is: every answer must agree (Content-Range total,
+        # Content-Length of a whole body, X-Linked-Size/-ETag of the Hub's redirect, its ETag)
+        self._listed_size = size
+        self._oid = oid if oid and _OID_RE.match(oid) else None
+        self._etags: dict[tuple[str, str, int], str] = {}  # ETag seen per origin (CDN, Hub)
+        self._clock: _Clock | None = None  # the budget of the read in progress
         self._cfg = cfg or NetConfig.from_env()
         # read-ahead per request; smaller when the header reader has skip hints (it then jumps
         # over most of the header and every jump starts a new range: see HINTED_CHUNK)
@@ -607,13 +843,16 @@ class HttpRangeSource:
     # -- fetching --
 
     def _fetch(self, start: int, end: int) -> bytes:
-        """Bytes [start, end) (fewer only at end of file), with bounded retries; a retry resumes
-        after the last byte received."""
+        """Bytes [start, end) (fewer only at end of file), with bounded retries within one
+        deadline (cfg.deadline); a retry resumes after the last byte received."""
         got = bytearray()
         attempt = 0
+        clock = self._clock = _Clock(self._cfg)
         while start + len(got) < end:
             pos = start + len(got)
             try:
+                if clock.expired():
+                    raise _Retryable("deadline passed", cause=_DeadlineExceeded())
                 chunk, eof = self._get(pos, end)
                 got += chunk
                 if eof:
@@ -624,9 +863,13 @@ class HttpRangeSource:
             except _Retryable as r:
                 got += r.partial
                 attempt += 1
+                if isinstance(r.cause, _DeadlineExceeded):
+                    raise _deadline_error(self._cfg, self._path or self.name, attempt, clock, len(got)) from None
                 if attempt > _retries_for(self._cfg, r.cause):
                     raise self._give_up(r, attempt) from None
                 wait = self._cfg.wait_time(attempt, r.retry_after)
+                if wait >= clock.remaining():
+                    raise _deadline_error(self._cfg, self._path or self.name, attempt, clock, len(got)) from None
                 self.retries += 1
                 STATS.add(retries=1)
                 log.info("%s: %s; retry %d/%d in %.2f s from byte %d", self.name, r.reason, attempt,
@@ -638,16 +881,15 @@ class HttpRangeSource:
 
     def _status_failure(self, status: int, headers: Any, attempts: int = 1) -> MemfitError:
         return _status_error(self._cfg, status, headers, repo=self._repo, what=self._path or self.name,
-                             revision=self._revision, attempts=attempts)
+                             revision=self._revision, attempts=attempts, clock=self._clock)
 
     def _network_failure(self, cause: BaseException, attempts: int) -> MemfitError:
-        err = _network_error(self._cfg, self._path or self.name, cause)
-        err.message += f" after {attempts} attempt(s)"
-        return err
+        return _network_error(self._cfg, self._path or self.name, cause, attempts, self._clock)
 
     def _incomplete_failure(self, reason: str, attempts: int) -> MemfitError:
-        return HubError(f"incomplete answers from the Hub reading {self._path or self.name} after {attempts} "
-                        f"attempt(s): {reason}", hint="try again; a proxy may be cutting responses short")
+        return HubError(f"incomplete answers from the Hub reading {self._path or self.name} "
+                        f"{_spent(attempts, self._clock)}: {reason}",
+                        hint="try again; a proxy may be cutting responses short")
 
     def _give_up(self, r: _Retryable, attempts: int) -> MemfitError:
         if r.status:
@@ -655,6 +897,41 @@ class HttpRangeSource:
         if r.cause is not None:
             return self._network_failure(r.cause, attempts)
         return self._incomplete_failure(r.reason, attempts)
+
+    # -- what the listing promised --
+
+    def _changed(self, detail: str) -> FileChangedError:
+        what = self._path or self.name
+        at = f" at {self._revision[:12]}" if self._revision else ""
+        return FileChangedError(
+            f"{what} changed on the Hub while memfit read it: the listing{at} {detail}",
+            hint="run the command again (memfit then asks for a fresh listing); if it keeps happening, "
+                 "the server behind HF_ENDPOINT serves files that do not match its own listing")
+
+    def _check_size(self, total: int | None, how: str) -> None:
+        if total is not None and self._listed_size is not None and total != self._listed_size:
+            raise self._changed(f"says {self._listed_size:,} bytes, the server now sends a file of "
+                                f"{total:,} bytes ({how})")
+
+    def _check_etag(self, url: str, headers: Any, *, linked: bool = False) -> None:
+        """The ETag of an answer: the Hub's own (X-Linked-ETag of an LFS redirect, the ETag of a
+        file it serves itself) must be the listing's content id when both are hex ids of one kind;
+        every data answer from one origin must carry the ETag its first answer carried."""
+        raw = headers.get("x-linked-etag") if linked else headers.get("etag")
+        tag = _etag(raw)
+        if tag is None:
+            return
+        from_hub = _origin(url) == _origin(self._url)
+        if (linked or from_hub) and self._oid is not None and _OID_RE.match(tag) and len(tag) == len(self._oid) \
+                and tag != self._oid:
+            raise self._changed(f"gives content id {self._oid[:12]}…, the server now sends {tag[:12]}… (ETag)")
+        if linked:
+            return
+        origin = _origin(url)
+        seen = self._etags.setdefault(origin, tag)
+        if seen != tag:
+            raise self._changed(f"read started on a file with ETag {seen[:16]}…, a later range came with "
+                                f"{tag[:16]}… (two versions would be mixed)")
 
     def _get(self, start: int, end: int) -> tuple[bytes, bool]:
         """One attempt: returns (bytes from start, reached end of file)."""
@@ -669,10 +946,10 @@ class HttpRangeSource:
             headers["Accept-Encoding"] = "identity"
             self.requests += 1
             STATS.add(range_requests=1)
+            timeout = self._clock.op_timeout() if self._clock is not None else httpx2.Timeout(self._cfg.timeout)
             try:
-                session = _hf_utils.get_session()
-                request = session.build_request("GET", url, headers=headers, timeout=httpx2.Timeout(self._cfg.timeout))
-                response = session.send(request, stream=True, follow_redirects=False)
+                request = _hf_utils.get_session().build_request("GET", url, headers=headers, timeout=timeout)
+                response = _hf_utils.get_session().send(request, stream=True, follow_redirects=False)
             except _hf_errors.OfflineModeIsEnabled:
                 raise offline_missing(f"the header of {self._path or self.name}") from None
             except httpx2.TransportError as e:
@@ -680,7 +957,11 @@ class HttpRangeSource:
             status = response.status_code
             if status in _REDIRECT_STATUS and "location" in response.headers:
                 response.close()
-                url = urljoin(url, response.headers["location"])
+                if _origin(url) == _origin(self._url):  # the Hub's own redirect names the file it serves
+                    linked = response.headers.get("x-linked-size", "")
+                    self._check_size(int(linked) if linked.isdigit() else None, "X-Linked-Size")
+                    self._check_etag(url, response.headers, linked=True)
+                url = _follow(url, response.headers["location"], self._path or self.name)
                 continue
             if status == 206:
                 return self._read_partial(response, url, start, end)
@@ -690,7 +971,7 @@ class HttpRangeSource:
                 response.close()
                 return b"", True
             body_headers = response.headers
-            _drain_small(response)
+            _drain_small(response, self._clock)
             if status in _RETRY_STATUS:
                 raise _Retryable(f"HTTP {status}", status=status, headers=body_headers,
                                  retry_after=_retry_after(body_headers))
@@ -712,6 +993,12 @@ class HttpRangeSource:
             raise _Retryable("206 answer without a valid Content-Range")
         first, last = int(m.group(1)), int(m.group(2))
         total = None if m.group(3) == "*" else int(m.group(3))
+        try:
+            self._check_size(total, "Content-Range")
+            self._check_etag(url, response.headers)
+        except FileChangedError:
+            response.close()
+            raise
         if total is not None:
             self._size = total
         if first > start or last < first:
@@ -735,6 +1022,12 @@ class HttpRangeSource:
     def _start_full(self, response: httpx2.Response, url: str, start: int, end: int) -> tuple[bytes, bool]:
         """The server ignored Range: keep the body open and read it only as far as needed."""
         length = response.headers.get("content-length")
+        try:
+            self._check_size(int(length) if length and length.isdigit() else None, "Content-Length of a whole-file answer")
+            self._check_etag(url, response.headers)
+        except FileChangedError:
+            response.close()
+            raise
         if length and length.isdigit():
             self._size = int(length)
         self._remember_target(url)
@@ -760,13 +1053,23 @@ class HttpRangeSource:
         return data, self._size is not None and self._full_pos >= self._size
 
 
-def _drain_small(response: httpx2.Response) -> None:
-    """Read at most a small error body, then close (never a whole file)."""
+def _etag(raw: str | None) -> str | None:
+    """An ETag without its weak marker and quotes, lower case; None when absent."""
+    if not raw:
+        return None
+    tag = raw.strip()
+    if tag[:2] in ("W/", "w/"):
+        tag = tag[2:]
+    return tag.strip('"').strip().lower() or None
+
+
+def _drain_small(response: httpx2.Response, clock: _Clock | None = None) -> None:
+    """Read at most a small error body, then close (never a whole file, never past the deadline)."""
     try:
         got = 0
-        for chunk in response.iter_raw(16 * 1024):
+        for chunk in response.iter_raw():  # as received: a re-chunker would wait for 16 KiB
             got += len(chunk)
-            if got >= _ERROR_BODY_LIMIT:
+            if got >= _ERROR_BODY_LIMIT or (clock is not None and clock.expired()):
                 break
     except (httpx2.TransportError, httpx2.StreamError):
         pass
@@ -793,5 +1096,5 @@ def open_file(listing: RepoListing, file: HubFile, cfg: NetConfig | None = None,
         file_url(listing.repo, listing.commit, file.path, cfg),
         name=f"hf://{listing.repo}@{listing.commit[:12]}/{file.path}",
         size=file.size, cfg=cfg, repo=listing.repo, revision=listing.commit, path=file.path,
-        chunk=min(cfg.chunk, HINTED_CHUNK) if hinted else None,
+        chunk=min(cfg.chunk, HINTED_CHUNK) if hinted else None, oid=file.oid,
     )

@@ -24,6 +24,17 @@ from .archs import (
 from .errors import EstimateError
 from .ggml_types import GGML_QUANT_SIZES
 from .header import ModelHeaders, SkippedArray, TensorInfo
+from .plausibility import (
+    MAX_KV_WIDTH,
+    MAX_KV_WIDTH_REASON,
+    MAX_STATE_WIDTH,
+    MAX_STATE_WIDTH_REASON,
+    MAX_VOCAB,
+    MAX_VOCAB_REASON,
+    check_metadata,
+    check_width,
+    implausible,
+)
 
 _BLK_RE = re.compile(r"^blk\.(\d+)\.(.+)$")
 _EXPERT_RE = re.compile(r"\.ffn_(up|down|gate|gate_up)_(ch|)exps")
@@ -282,6 +293,8 @@ def _build(h: ModelHeaders) -> ModelFacts:
     if arch == "clip":
         raise EstimateError("this GGUF is a vision projector (mmproj), not a language model",
                             hint="pass it with --mmproj next to the model")
+    # every value used below is an integer within planner/plausibility.py's bounds from here on
+    check_metadata(meta, arch)
 
     n_layer_all = m.int("block_count")
     if not known and n_layer_all <= 0:
@@ -300,6 +313,9 @@ def _build(h: ModelHeaders) -> ModelFacts:
         n_embd = _embedding_width(h)
         if n_embd > 0:
             warnings.append(f"'{arch}.embedding_length' is missing: {n_embd} taken from token_embd.weight")
+    if known and n_embd <= 0:
+        raise EstimateError(f"'{arch}.embedding_length' is missing (llama.cpp requires it)",
+                            hint="the header is incomplete or not a llama.cpp model")
     n_embd_out = m.int("embedding_length_out") or n_embd
     n_ctx_train = m.int("context_length")
 
@@ -409,6 +425,8 @@ def _build(h: ModelHeaders) -> ModelFacts:
         if not layer.loaded:
             skipped += sum(t.nbytes for t in layer.tensors)
 
+    _check_geometry(arch, layers, n_embd_r, n_embd_s, n_vocab, n_embd, n_head0, is_mla)
+
     if not h.tensors:
         warnings.append("the header lists no tensors: weights are 0")
     elif not any(layer.tensors for layer in layers):
@@ -437,6 +455,30 @@ def _build(h: ModelHeaders) -> ModelFacts:
         total_file_tensor_bytes=h.tensor_bytes, skipped_bytes=skipped,
         warnings=warnings, approximate=approximate,
     )
+
+
+def _check_geometry(arch: str, layers: list[LayerFacts], n_embd_r: int, n_embd_s: int, n_vocab: int,
+                    n_embd: int, n_head0: int, is_mla: bool) -> None:
+    """The derived sizes within planner/plausibility.py's MAX_* bounds (each key was checked on
+    its own by check_metadata; a product of plausible values can still be absurd), and no
+    attention layer whose K (or V) head has 0 dimensions (a KV cache of 0 bytes)."""
+    for layer in layers:
+        if layer.has_attn_kv and layer.n_head_kv > 0 and (layer.k_width == 0 or (layer.v_width == 0 and not is_mla)):
+            which = "key_length" if layer.k_width == 0 else "value_length"
+            if n_head0 > 0 and n_embd // n_head0 == 0:
+                raise implausible(f"{arch}.embedding_length", n_embd,
+                                  f"with {n_head0} query heads and no {arch}.attention.{which}, a head of "
+                                  f"{n_embd // n_head0} dimensions: layer {layer.index} would hold no KV cache")
+            raise implausible(f"{arch}.attention.{which}", f"absent (layer {layer.index})",
+                              "a K/V head of 0 dimensions: an attention layer would hold no KV cache")
+    for layer in layers:
+        check_width(f"layer {layer.index} K width (key_length x head_count_kv)", layer.k_width,
+                    MAX_KV_WIDTH, MAX_KV_WIDTH_REASON)
+        check_width(f"layer {layer.index} V width (value_length x head_count_kv)", layer.v_width,
+                    MAX_KV_WIDTH, MAX_KV_WIDTH_REASON)
+    check_width(f"{arch} recurrent conv/shift state width", n_embd_r, MAX_STATE_WIDTH, MAX_STATE_WIDTH_REASON)
+    check_width(f"{arch} recurrent SSM/WKV state width", n_embd_s, MAX_STATE_WIDTH, MAX_STATE_WIDTH_REASON)
+    check_width("vocabulary size (tokenizer.ggml.tokens / token_embd.weight)", n_vocab, MAX_VOCAB, MAX_VOCAB_REASON)
 
 
 def _recurrent_layers(rule: ArchRule, m: _Meta, n_all: int, n_layer: int,

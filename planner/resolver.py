@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Callable, Literal, Mapping
 
 from . import hub
-from .cache import Cache, default_cache, hub_header_key, local_header_key
+from .cache import Cache, default_cache, hub_header_key, listing_key, local_header_key
 from .errors import GGUFError, HubError, MemfitError, ResolveError
 from .header import GGUFHeader, ModelHeaders
+from .plausibility import check_metadata
 from .reader import SkipHint, parse_header, skip_hints_from
 from .sources import LocalFileSource
 from .units import one_line
@@ -42,6 +43,7 @@ from .variants import (
     group_files,
     is_gguf,
     is_projector,
+    is_projector_header,
     normalize_tag,
     quant_bpw,
     quant_tag_from_name,
@@ -349,8 +351,13 @@ def _hub_header(listing: hub.RepoListing, f: hub.HubFile, cache: Cache, cfg: hub
         h = cached()  # filled by another process while we waited
         if h is not None:
             return h
-        with hub.open_file(listing, f, cfg, hinted=bool(hints)) as src:
-            h = parse_header(src, hints)
+        try:
+            with hub.open_file(listing, f, cfg, hinted=bool(hints)) as src:
+                h = parse_header(src, hints)
+        except hub.FileChangedError:
+            # the listing no longer describes the repo: forget it, so the next run lists afresh
+            cache.discard("listings", listing_key(cfg.endpoint, listing.repo, listing.commit))
+            raise
         if h.file_size is None:
             h.file_size = f.size
         cache.put_header(key, h)
@@ -398,11 +405,16 @@ def _run_parallel(tasks: list[Callable[[], GGUFHeader]], workers: int) -> list[G
 
 
 def _merge(shards: list[GGUFHeader], label: str) -> ModelHeaders:
-    count = shards[0].metadata.get("split.count")
-    if isinstance(count, int) and count not in (0, len(shards)):
-        raise GGUFError(f"{label}: the first shard says the model has {count} parts, "
-                        f"but {len(shards)} shard files were found")
-    return ModelHeaders.merge(shards)
+    """Shards -> one model: the split-set checks llama.cpp makes (planner.header.check_split_set),
+    then the plausibility of every header value memfit computes with (planner.plausibility)."""
+    merged = ModelHeaders.merge(shards, label)
+    try:
+        check_metadata(merged.metadata)
+    except GGUFError as e:
+        e.message = f"{label}: {e.message}"
+        e.args = (e.message,)
+        raise
+    return merged
 
 
 # --- resolution -----------------------------------------------------------------------------------
@@ -489,18 +501,26 @@ def _resolve_hub(ref: str, repo: str, rev: str | None, tag: str | None, load_hea
     cache = default_cache()
     listing = listing or hub.get_listing(repo, rev, cache=cache, cfg=cfg)
     by_path = {f.path: f for f in listing.files}
-    grouping = group_files([FileEntry(f.path, f.size, f.oid) for f in listing.files])
+    entries = [FileEntry(f.path, f.size, f.oid) for f in listing.files]
+    grouping = group_files(entries)
     where = f"{repo}" + (f"@{rev}" if rev else "")
+    explicit = False
+    if file is not None and is_projector(file) and any(e.path == file for e in entries):
+        # a file named like a projector, asked for by name: its content decides (below)
+        grouping = Grouping(variants=group_files([e for e in entries if e.path == file],
+                                                 name_projectors=False).variants,
+                            projectors=grouping.projectors)
+        grouping.projectors = [p for p in grouping.projectors if p.path != file]
+        explicit = True
+    elif not grouping.variants and grouping.projectors and load_headers:
+        grouping = group_files(entries, name_projectors=False)  # only "projectors": read what they are
     if not grouping.variants:
         hint = "memfit reads GGUF files; look for a GGUF repo of this model"
         if "gguf" not in repo.lower():
             hint += f" (often named {repo.split('/')[-1]}-GGUF, e.g. by unsloth or bartowski)"
         raise _no_models(where, grouping, hint)
     groups = grouping.variants
-    if file is not None:
-        if is_projector(file):
-            raise ResolveError(f"{file} is a vision projector (mmproj), not a model",
-                               hint=f"give the model: {repo}:QUANT")
+    if file is not None and not explicit:
         owning = [g for g in groups if any(f.path == file for f in g.files)]
         if not owning:
             raise ResolveError(f"{file} is not a GGUF model file of {where}",
@@ -513,14 +533,14 @@ def _resolve_hub(ref: str, repo: str, rev: str | None, tag: str | None, load_hea
         variants=[Variant(g.quant, [f.path for f in g.files], g.size_bytes) for g in groups],
         mmproj=[ProjectorFile(p.path, p.size) for p in grouping.projectors],
         requested_quant=normalize_tag(tag) if tag else None, revision_name=rev or "main",
-        problems=list(grouping.problems),
+        problems=list(listing.skipped) + list(grouping.problems),
     )
     if load_headers:
 
         def loader(path: str, hints: Hints) -> Callable[[], GGUFHeader]:
             return lambda: _hub_header(listing, by_path[path], cache, cfg, hints)
 
-        _fill_headers(model, loader, cfg.workers, partial_offline=tag is None and file is None,
+        _fill_headers(model, loader, cfg.workers, partial_offline=tag is None and file is None, explicit=explicit,
                       peek=lambda path: _cached_hub_header(listing, by_path[path], cache))
     return model
 
@@ -530,16 +550,17 @@ def _resolve_local(ref: str, path: Path, tag: str | None, load_headers: bool) ->
     if not _is_dir(path) and not _is_file(path):
         raise ResolveError(f"not a regular file or directory: {ref}",
                            hint="give a .gguf file (or a directory of them); devices, pipes and sockets cannot be read")
+    explicit = False
     if path.is_dir():
         entries = _scan_dir(path)
         grouping = group_files(entries)
         base = path
+        if not grouping.variants and grouping.projectors and load_headers:
+            grouping = group_files(entries, name_projectors=False)  # only "projectors": read what they are
         if not grouping.variants:
             raise _no_models(str(path), grouping, "point at a .gguf file or a directory that contains some")
     else:
-        if is_projector(path.name):
-            raise ResolveError(f"{path.name} is a vision projector (mmproj), not a model",
-                               hint="give the model file; memfit plans the projector as its companion")
+        explicit = True  # one file named by the user: a model, unless its content is a projector
         base = path.parent
         if not is_gguf(path.name):
             # named explicitly: read it whatever its name (the GGUF magic decides, with a clear error)
@@ -548,7 +569,7 @@ def _resolve_local(ref: str, path: Path, tag: str | None, load_headers: bool) ->
             grouping = Grouping(variants=[VariantGroup(quant=quant_tag_from_name(path.name + ".gguf") or path.stem,
                                                        files=[entry], stem=path.stem)])
         else:
-            grouping = group_files(_shard_siblings(path))
+            grouping = group_files(_shard_siblings(path), name_projectors=False)
         if grouping.problems or not grouping.variants:
             raise ResolveError(f"{path.name}: " + "; ".join(grouping.problems or ["not a GGUF model file"]),
                                hint=_SHARD_HINT)
@@ -571,7 +592,7 @@ def _resolve_local(ref: str, path: Path, tag: str | None, load_headers: bool) ->
 
         if path.is_dir():
             _drop_unreadable(model, base, cache)
-        _fill_headers(model, loader, hub.NetConfig.from_env().workers)
+        _fill_headers(model, loader, hub.NetConfig.from_env().workers, explicit=explicit)
         if path.is_dir() and tag is None:
             _check_one_model(model, path)
     return model
@@ -675,7 +696,7 @@ def _shard_siblings(path: Path) -> list[FileEntry]:
 
 
 def _fill_headers(model: ResolvedModel, loader: Loader, workers: int, quants: set[str] | None = None,
-                  *, partial_offline: bool = False,
+                  *, partial_offline: bool = False, explicit: bool = False,
                   peek: Callable[[str], GGUFHeader | None] | None = None) -> None:
     """Load every needed file's header, then merge shards per variant.
 
@@ -729,10 +750,111 @@ def _fill_headers(model: ResolvedModel, loader: Loader, workers: int, quants: se
     if misses:
         _leave_out_uncached(model, variants, headers, misses[0])
         variants = [v for v in variants if all(p in headers for p in v.files)]
+    failed: list[tuple[Variant, GGUFError]] = []
     for v in variants:
-        v.headers = _merge([headers[p] for p in v.files], f"{model._where()} {v.quant}")
-    for p in model.mmproj:
-        p.headers = ModelHeaders.merge([headers[p.name]])
+        try:
+            v.headers = _merge([headers[p] for p in v.files], _label(v.files[0], len(v.files)))
+        except GGUFError as e:  # a broken split set or an implausible header
+            failed.append((v, e))
+    if failed:
+        # one broken variant among several the user did not single out: leave it out with a note
+        # (like an unreadable file in a directory); a variant asked for, or the only one, fails
+        if model.requested_quant is not None or quants is not None or len(failed) == len(variants):
+            raise failed[0][1]
+        for v, e in failed:
+            model.variants.remove(v)
+            variants.remove(v)
+            model.problems.append(f"skipped {e.message}")
+    for p in list(model.mmproj):
+        try:
+            p.headers = _merge([headers[p.name]], _label(p.name, 1))
+        except GGUFError as e:  # a broken projector never costs the model its plan
+            model.mmproj.remove(p)
+            model.problems.append(f"skipped {e.message}")
+    _sort_by_content(model, variants, explicit=explicit, all_variants=quants is None)
+
+
+def _label(path: str, n_files: int) -> str:
+    """A file as error messages name it: its name (and how many shards it leads)."""
+    name = path.replace("\\", "/").rsplit("/", 1)[-1]
+    return name + (f" (and {n_files - 1} more shards)" if n_files > 1 else "")
+
+
+def _shape(h: ModelHeaders) -> tuple:
+    arch = h.architecture or "?"
+    return (arch, h.metadata.get(f"{arch}.block_count"), h.metadata.get(f"{arch}.embedding_length"))
+
+
+def _sort_by_content(model: ResolvedModel, loaded: list[Variant], *, explicit: bool, all_variants: bool) -> None:
+    """File names only guess what a file is: a projector is a GGUF whose content says so
+    (`general.architecture` = clip, planner.variants.is_projector_header). A single-file
+    "variant" that holds a projector becomes a companion; a text model named `mmproj-*.gguf`
+    becomes a variant (when no quant was asked for and it is the same model as the others),
+    else it is left out with a note. Never is a text model priced as a projector."""
+    for v in [v for v in loaded if v.headers is not None and is_projector_header(v.headers.metadata)]:
+        name = _label(v.files[0], len(v.files))
+        if explicit:
+            raise ResolveError(f"{name} is a vision projector (mmproj), not a model",
+                               hint="give the model file; memfit plans the projector as its companion")
+        model.variants.remove(v)
+        if len(v.files) == 1:
+            model.mmproj.append(ProjectorFile(v.files[0], v.size_bytes, v.headers))
+            if not is_projector(v.files[0]):
+                model.problems.append(f"{name} holds a vision projector (clip): used as a projector, not as a model")
+    shapes = {_shape(v.headers) for v in model.variants if v.headers is not None}
+    for p in [p for p in model.mmproj if p.headers is not None and not is_projector_header(p.headers.metadata)]:
+        model.mmproj.remove(p)
+        name = _label(p.name, 1)
+        arch = one_line(p.headers.architecture or "unknown", 40)
+        same = not shapes or _shape(p.headers) in shapes
+        if model.requested_quant is None and all_variants and same:
+            quant = quant_tag_from_name(p.name) or p.name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+            if any(tag_key(v.quant) == tag_key(quant) for v in model.variants):
+                quant = p.name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+            model.variants.append(Variant(quant, [p.name], p.size_bytes, headers=p.headers))
+            model.problems.append(f"{name} is named like a vision projector but holds a {arch} model: "
+                                  "planned as a model")
+        else:
+            model.problems.append(f"{name} is named like a vision projector but holds a {arch} model: "
+                                  "not used as a projector")
+    model.variants.sort(key=lambda v: (v.size_bytes, v.quant))
+    model.mmproj.sort(key=lambda p: p.name)
+    if not model.variants:
+        names = ", ".join(_label(p.name, 1) for p in model.mmproj[:3])
+        raise ResolveError(f"no GGUF model files in {model._where()}: only vision projectors ({names}), "
+                           "which are loaded next to a model",
+                           hint="add the model GGUF (memfit plans the projector as its companion)")
+
+
+def load_projector_file(path: str, flag: str = "--mmproj") -> tuple[ModelHeaders, int]:
+    """A vision projector named on the command line: (its checked headers, its size in bytes).
+    Usage errors (exit 2) for a path that is missing, not a regular file (a pipe, a device, a
+    directory) or not a projector by content; the reader's and the plausibility errors otherwise."""
+    from .errors import InputError
+    from .sources import LocalFileSource
+
+    p = Path(path).expanduser()
+    try:
+        st = p.stat()
+    except FileNotFoundError:
+        raise InputError(f"{flag} {path}: no such file", hint=f"use {flag} auto or a path to an mmproj GGUF") from None
+    except OSError as e:
+        raise InputError(f"{flag} {path}: cannot read it ({e.strerror or e})",
+                         hint=f"use {flag} auto or a path to an mmproj GGUF") from None
+    import stat as _stat
+
+    if not _stat.S_ISREG(st.st_mode):
+        what = "a directory" if _stat.S_ISDIR(st.st_mode) else "a pipe" if _stat.S_ISFIFO(st.st_mode) else \
+            "a socket" if _stat.S_ISSOCK(st.st_mode) else "a device" if (_stat.S_ISCHR(st.st_mode)
+                                                                         or _stat.S_ISBLK(st.st_mode)) else "not a file"
+        raise InputError(f"{flag} {path}: {what}, not a regular file (memfit reads a projector's header from a file)",
+                         hint=f"give the path of the mmproj .gguf file, or {flag} auto")
+    headers = _merge([parse_header(LocalFileSource(p))], _label(str(p), 1))
+    if not is_projector_header(headers.metadata):
+        arch = one_line(headers.architecture or "unknown", 40)
+        raise InputError(f"{flag} {path}: not a vision projector (it holds a {arch} model)",
+                         hint="pass the model as MODEL and its mmproj-*.gguf (general.architecture = clip) here")
+    return headers, st.st_size
 
 
 def _leave_out_uncached(model: ResolvedModel, variants: list[Variant], headers: dict[str, GGUFHeader],
@@ -779,4 +901,4 @@ def load_headers(model: ResolvedModel, quants: list[str] | None = None) -> Resol
 
 
 __all__ = ["ResolvedModel", "Variant", "ProjectorFile", "ParsedRef", "QuantNotFoundError", "resolve",
-           "parse_reference", "load_aliases", "load_headers", "HubError"]
+           "parse_reference", "load_aliases", "load_headers", "load_projector_file", "HubError"]

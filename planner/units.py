@@ -8,6 +8,7 @@ Contexts: `24k` = 24 * 1024 = 24576 tokens (llama.cpp users say 32k for 32768), 
 from __future__ import annotations
 
 import re
+import unicodedata
 
 from .errors import InputError
 
@@ -83,14 +84,20 @@ def fmt_ctx(n: int) -> str:
     return f"{n // 1024}k" if n % 1024 == 0 else str(n)
 
 
-_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def printable(text: str) -> str:
-    """Text for a terminal: control characters (ESC sequences, bells, carriage returns) from
-    file metadata become '?', so a GGUF cannot restyle or rewrite the user's terminal.
-    Newlines stay; tabs become spaces (they break table alignment)."""
-    return _CONTROL_RE.sub("?", text.replace("\t", " "))
+    """Text for a terminal: control characters (ESC sequences, bells, carriage returns, the
+    Unicode line and paragraph separators) from file metadata become '?', so a GGUF cannot
+    restyle or rewrite the user's terminal; format characters (Unicode category Cf: the bidi
+    controls U+202A-202E, U+2066-2069, U+200E/U+200F and U+061C, zero-width characters, the BOM,
+    tag characters...) are removed, so a name cannot display in another order than it is
+    written. Newlines stay; tabs become spaces (they break table alignment)."""
+    text = _CONTROL_RE.sub("?", text.replace("\t", " "))
+    if text.isascii():
+        return text
+    return "".join(c for c in text if unicodedata.category(c) != "Cf")
 
 
 def one_line(text: str, limit: int = 120) -> str:

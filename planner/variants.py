@@ -147,19 +147,35 @@ class Grouping:
 
 
 def is_projector(path: str) -> bool:
-    """Vision/audio projector files (`mmproj*.gguf`, `*mmproj*`): companions, not models."""
+    """Vision/audio projector files by name (`mmproj*.gguf`, `*mmproj*`): companions, not models.
+    Only a first guess, made before any header is read; `is_projector_header` decides."""
     return "mmproj" in posixpath.basename(path).lower()
+
+
+def is_projector_header(metadata: dict) -> bool:
+    """A projector by content: `general.architecture` is "clip" (what llama.cpp's mtmd loader
+    reads), or the file has `clip.*` keys and no architecture of its own (no `{arch}.block_count`).
+    A text model named `mmproj-*.gguf` is a model."""
+    arch = metadata.get("general.architecture")
+    if arch == "clip":
+        return True
+    has_clip = any(isinstance(k, str) and k.startswith("clip.") for k in metadata)
+    if not has_clip:
+        return False
+    return not (isinstance(arch, str) and arch and f"{arch}.block_count" in metadata)
 
 
 def is_gguf(path: str) -> bool:
     return bool(_GGUF_RE.search(path))
 
 
-def group_files(entries: list[FileEntry]) -> Grouping:
+def group_files(entries: list[FileEntry], *, name_projectors: bool = True) -> Grouping:
     """Group GGUF files into quant variants (shards joined, projectors set aside).
 
     Every shard set must be complete (1..N all present, same N); an incomplete set is reported in
     `problems` and left out. Two groups that would get the same tag are told apart by their stem.
+    `name_projectors=False`: files named like projectors are grouped as model candidates too (the
+    resolver then decides by content, see is_projector_header).
     """
     out = Grouping()
     shard_sets: dict[tuple[str, str], dict[int, FileEntry]] = {}
@@ -168,7 +184,7 @@ def group_files(entries: list[FileEntry]) -> Grouping:
     for e in entries:
         if not is_gguf(e.path):
             continue
-        if is_projector(e.path):
+        if name_projectors and is_projector(e.path):
             out.projectors.append(e)
             continue
         folder, name = posixpath.split(e.path)

@@ -17,11 +17,18 @@ Authorization header came along) for budget and secrecy assertions, and faults c
 
     hub.add_fault("status", status=503, times=2)              # 2 x 503, then normal
     hub.add_fault("status", status=429, retry_after="1")
+    hub.add_fault("status", status=503, delay=0.05, after_bytes=9999)  # ... its body trickled
     hub.add_fault("reset", after_bytes=1000)                   # RST mid-body
     hub.add_fault("truncate", after_bytes=1000)                # close early (Content-Length lies)
     hub.add_fault("short_range", after_bytes=4096)             # valid 206 covering fewer bytes
     hub.add_fault("full_body")                                 # ignore Range: 200 + whole file
     hub.add_fault("latency", delay=0.3)                        # slow answer (or a timeout)
+    hub.add_fault("trickle", after_bytes=1, delay=0.05)        # a slow body: 1 byte every 0.05 s
+    hub.add_fault("redirect", location="file:///etc/passwd")  # a redirect memfit must not follow
+    hub.add_fault("call", action=fn)                           # run fn (e.g. replace_content), then answer
+Hostile or broken servers beyond faults: `hub.listing_hook = fn(body) -> body` edits every
+model-info answer (bad sizes, names, sha); `hub.replace_content(repo, path, data)` swaps a file's
+bytes in place under the same commit (a mirror that changes files behind its own listing).
 `where` picks the requests a fault applies to: "file" (file bytes, hub or CDN), "cdn",
 "resolve", "api", "any"; `path` a substring of the request path; `skip` lets that many matching
 requests through first; `times` how many requests it then hits (-1 = all).
@@ -56,6 +63,8 @@ class Fault:
     after_bytes: int = 1024
     skip: int = 0  # let this many matching requests through first
     hits: int = 0
+    location: str = ""  # "redirect": where to send the client
+    action: Any = None  # "call": run this before answering normally
 
 
 @dataclass
@@ -116,6 +125,7 @@ class FakeHub:
         self.records: list[Record] = []
         self.tree_page_size = 1000
         self.siblings_without_sizes = False
+        self.listing_hook: Any = None  # fn(model-info body dict) -> body dict, applied to every answer
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._commit_counter = 0
@@ -154,6 +164,25 @@ class FakeHub:
             repo.commits[sha] = tree
             repo.refs[branch] = sha
             return sha
+
+    def replace_content(self, repo_id: str, path: str, value: Any) -> None:
+        """Swap a file's bytes in place, in every commit that has it, keeping the commit ids: a
+        broken mirror serving other bytes than its listing says. Old CDN URLs serve the new bytes
+        (with the new ETag), as a CDN that was updated underneath would."""
+        with self._lock:
+            for tree in self.repos[repo_id].commits.values():
+                f = tree.get(path)
+                if f is None:
+                    continue
+                old = f.oid
+                if isinstance(value, (bytes, bytearray)):
+                    f.data, f.source, f.size = bytes(value), None, len(value)
+                else:
+                    f.source, f.data = Path(value), None
+                    f.size = f.source.stat().st_size
+                f.oid = _content_id(f.source, f.data, f.size)
+                self._blobs[f.oid] = f
+                self._blobs[old] = f
 
     def grant(self, token: str, *repo_ids: str) -> None:
         """Make `token` valid, with access to the given gated/private repos."""
@@ -227,7 +256,7 @@ class FakeHub:
             server_role = role
             fake = hub
 
-        srv = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        srv = _QuietServer(("127.0.0.1", 0), Handler)
         srv.daemon_threads = True
         return srv
 
@@ -261,6 +290,17 @@ class FakeHub:
             self.records.append(rec)
 
 
+class _QuietServer(ThreadingHTTPServer):
+    """A client that hangs up (a deadline, a refused file, a test that ends) is no server error."""
+
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        import sys
+
+        if isinstance(sys.exc_info()[1], (ConnectionError, TimeoutError)):
+            return
+        super().handle_error(request, client_address)
+
+
 class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_role = "hub"
@@ -292,8 +332,10 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
             self.close_connection = True
 
+    _api_fault: Fault | None = None
+
     def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
-              content_type: str = "application/json") -> None:
+              content_type: str = "application/json", trickle: Fault | None = None) -> None:
         self.rec.status = status
         self.send_response(status)
         self.send_header("Content-Type", content_type)
@@ -302,8 +344,23 @@ class _Handler(BaseHTTPRequestHandler):
             self.send_header(k, v)
         self.end_headers()
         if self.method != "HEAD" and body:
+            if trickle is not None:
+                self._trickle(body, trickle)
+                return
             self.wfile.write(body)
             self.rec.bytes_sent += len(body)
+
+    def _trickle(self, body: bytes, fault: Fault) -> None:
+        """Send `body` a few bytes at a time with a pause between: a body that never stalls long
+        enough for a read timeout but takes forever."""
+        step = max(1, fault.after_bytes)
+        for i in range(0, len(body), step):
+            if self.fake._stop.is_set():
+                return
+            self.wfile.write(body[i:i + step])
+            self.wfile.flush()
+            self.rec.bytes_sent += len(body[i:i + step])
+            self.fake._stop.wait(fault.delay)
 
     def _error(self, status: int, code: str | None, message: str) -> None:
         headers = {"X-Error-Message": message}
@@ -326,6 +383,7 @@ class _Handler(BaseHTTPRequestHandler):
             fault = self.fake._take_fault("hub", unquote(raw_path), False)
             if fault and self._pre_fault(fault):
                 return
+            self._api_fault = fault if fault and fault.kind == "trickle" else None
             repo_id, kind, rev, sub = m.group(1), m.group(2), m.group(3), m.group(4)
             repo = self._repo_or_error(unquote(repo_id))
             if repo is None:
@@ -388,7 +446,9 @@ class _Handler(BaseHTTPRequestHandler):
             "lastModified": "2025-01-01T00:00:00.000Z", "createdAt": "2025-01-01T00:00:00.000Z",
             "siblings": siblings,
         }
-        self._send(200, json.dumps(body).encode())
+        if self.fake.listing_hook is not None:
+            body = self.fake.listing_hook(body)
+        self._send(200, json.dumps(body).encode(), trickle=self._api_fault)
 
     def _tree(self, repo: Repo, commit: str, sub: str) -> None:
         recursive = self.query.get("recursive", ["false"])[0].lower() == "true"
@@ -431,7 +491,9 @@ class _Handler(BaseHTTPRequestHandler):
         if f is None:
             self._error(404, "EntryNotFound", f"{path} does not exist at {rev}")
             return
-        meta = {"X-Repo-Commit": commit, "ETag": f'"{f.oid}"'}
+        # the Hub's ETag of a file it serves itself is the git blob id (the listing's blobId); an
+        # LFS file's content id (sha256) comes as X-Linked-ETag on the redirect to the CDN
+        meta = {"X-Repo-Commit": commit, "ETag": f'"{f.oid if f.lfs else f.oid[:40]}"'}
         if f.lfs:
             fault = self.fake._take_fault("hub", unquote(raw_path), False)
             if fault and self._pre_fault(fault):
@@ -461,8 +523,19 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         if fault.kind == "status":
             headers = {"Retry-After": fault.retry_after} if fault.retry_after is not None else {}
-            self._send(fault.status, json.dumps({"error": f"injected {fault.status}"}).encode(), headers)
+            body = json.dumps({"error": f"injected {fault.status}"}).encode()
+            if fault.delay > 0:  # an error body trickled a byte at a time (padded to after_bytes)
+                body += b" " * fault.after_bytes
+                self._send(fault.status, body, headers, trickle=Fault("trickle", after_bytes=1, delay=fault.delay))
+                return True
+            self._send(fault.status, body, headers)
             return True
+        if fault.kind == "redirect":
+            self._send(302, b"", {"Location": fault.location})
+            return True
+        if fault.kind == "call":
+            fault.action()
+            return False
         return False
 
     def _serve_file(self, f: RepoFile, meta: dict[str, str], path: str) -> None:
@@ -504,6 +577,9 @@ class _Handler(BaseHTTPRequestHandler):
         limit = end
         if fault and fault.kind in ("reset", "truncate"):
             limit = min(end, start + fault.after_bytes)
+        if fault and fault.kind == "trickle":
+            self._trickle(f.read(start, end - start), fault)
+            return
         pos = start
         while pos < limit and not self.fake._stop.is_set():
             chunk = f.read(pos, min(_CHUNK, limit - pos))

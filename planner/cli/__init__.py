@@ -72,7 +72,7 @@ def _fail(err: MemfitError | None, message: str, code: int, kind: str, hint: str
     which stands even when the reader of the output has already gone away."""
     try:
         if as_json:
-            click.echo(json.dumps({"error": {"kind": kind, "message": message, "hint": hint, "exit_code": code}}))
+            click.echo(json.dumps({"error": {"kind": kind, "message": message, "hint": hint, "exit_code": code}}, allow_nan=False))
         else:
             click.echo(printable(f"error: {message}"), err=True)
             if hint:

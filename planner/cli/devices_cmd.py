@@ -89,7 +89,7 @@ def devices_command(ctx: click.Context, as_json: bool) -> None:
     for problem in listing.problems:
         click.echo(f"warning: skipped {problem}", err=True)
     if as_json:
-        click.echo(json.dumps({"devices": rows, "problems": listing.problems}, indent=2))
+        click.echo(json.dumps({"devices": rows, "problems": listing.problems}, indent=2, allow_nan=False))
         return
     table = [[r["id"] + ("*" if r["origin"] == "user" else ""), r["name"],
               ARCH_WORDS.get(r["memory_architecture"], r["memory_architecture"]),
@@ -304,7 +304,7 @@ def show_command(device_id: str, as_json: bool, root: str | None, **kw) -> None:
         kw["device"] = device_id
         profile = resolve_devices(kw)[0]
     if as_json:
-        click.echo(json.dumps(_show_json(profile), indent=2))
+        click.echo(json.dumps(_show_json(profile), indent=2, allow_nan=False))
     else:
         click.echo(show_text(profile))
 

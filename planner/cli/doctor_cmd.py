@@ -126,7 +126,7 @@ def doctor_command(as_json: bool, root: str | None, record: str | None, use: str
     if as_json:
         data = d.model_dump(mode="json")
         data["profile"] = profile.model_dump(mode="json") if profile is not None else None
-        click.echo(json.dumps(data, indent=2))
+        click.echo(json.dumps(data, indent=2, allow_nan=False))
     else:
         click.echo(_text(d))
 

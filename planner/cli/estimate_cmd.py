@@ -238,14 +238,10 @@ def _pick_mmproj(resolved: Any, mmproj: str) -> tuple[ModelHeaders | None, str |
         # prefer the full-precision projector llama-server picks by default (F16/BF16), else the first
         projs.sort(key=lambda p: (0 if any(t in p.name.upper() for t in ("F16", "BF16")) else 1, p.size_bytes))
         return projs[0].headers, projs[0].name, notes
-    from pathlib import Path
+    from ..resolver import load_projector_file
 
-    from ..reader import parse_file
-
-    if not Path(mmproj).is_file():
-        raise InputError(f"--mmproj {mmproj}: no such file", hint="use --mmproj auto or a path to an mmproj GGUF")
-    h = parse_file(mmproj)
-    return ModelHeaders.merge([h]), mmproj, notes
+    headers, _size = load_projector_file(mmproj)
+    return headers, mmproj, notes
 
 
 # --------------------------------------------------------------------------- --device
@@ -632,7 +628,7 @@ def estimate_command(model: str, ctx_size: str, flash_attn: str, cache_type_k: s
         if fit is not None and profile is not None:
             ref = device_kw.get("device") or device_kw.get("device_file") or profile.id
             d["device_fit"] = device_fit_json(fit, profile, ref, backend, device_notes, hint)
-        click.echo(json.dumps(d, indent=2))
+        click.echo(json.dumps(d, indent=2, allow_nan=False))
     else:
         click.echo(printable(render(b, title, mm_name)))
         if fit is not None and profile is not None:

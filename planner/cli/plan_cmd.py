@@ -73,15 +73,11 @@ def pick_projector(projectors: list[Any], variant_quant: str, variant_path: str)
 
 
 def _load_projector_file(path: str) -> Any:
-    from ..header import ModelHeaders
     from ..plan_types import PlanProjector
-    from ..reader import parse_file
+    from ..resolver import load_projector_file
 
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"--mmproj {path}: no such file", hint="use --mmproj auto, none or a path to an mmproj GGUF")
-    h = parse_file(p)
-    return PlanProjector(name=p.name, size_bytes=p.stat().st_size, headers=ModelHeaders.merge([h]), path=str(p))
+    headers, size = load_projector_file(path)
+    return PlanProjector(name=Path(path).name, size_bytes=size, headers=headers, path=str(path))
 
 
 def _build_model(ref: str, revision: str | None, quants: list[str], mmproj: str) -> Any:

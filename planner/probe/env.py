@@ -148,6 +148,6 @@ class RecordingEnv(ProbeEnv):
     def save(self) -> Path:
         self.target.mkdir(parents=True, exist_ok=True)
         out = self.target / COMMANDS_FILE
-        out.write_text(json.dumps({"system": self.system, "commands": self.commands}, indent=2) + "\n",
+        out.write_text(json.dumps({"system": self.system, "commands": self.commands}, indent=2, allow_nan=False) + "\n",
                        encoding="utf-8")
         return out

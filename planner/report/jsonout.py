@@ -25,4 +25,4 @@ def render_json(multi: MultiPlan) -> str:
                 for p in multi.plans
             ],
         }
-    return json.dumps(data, indent=2)
+    return json.dumps(data, indent=2, allow_nan=False)
