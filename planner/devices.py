@@ -319,12 +319,24 @@ def _apple_default_fraction(ram_bytes: int) -> float:
     return 2 / 3 if ram_bytes < 36 * GIB else 0.75
 
 
+def _gbps(value: float | str, flag: str) -> float:
+    try:
+        bw = float(str(value).lower().replace("gb/s", "").strip())
+    except ValueError:
+        raise InputError(f"invalid {flag} {value!r}: give GB/s, e.g. 256") from None
+    if not 0 < bw < 100_000:
+        raise InputError(f"invalid {flag} {value!r}: must be a positive GB/s figure below 100000")
+    return bw
+
+
 def apply_overrides(profile: DeviceProfile, *, ram: int | str | None = None, carveout: int | str | None = None,
                     os: str | None = None, vram: int | str | None = None, gpu_cap: int | str | None = None,
-                    use: str | None = None, bandwidth: float | str | None = None) -> DeviceProfile:
+                    use: str | None = None, bandwidth: float | str | None = None,
+                    host_bandwidth: float | str | None = None) -> DeviceProfile:
     """A copy of `profile` with command-line overrides applied and recorded in `overrides`/`notes`."""
     p = profile.model_copy(deep=True)
-    if p.based_on is None and (any(v is not None for v in (ram, carveout, os, vram, gpu_cap, use, bandwidth))):
+    given = (ram, carveout, os, vram, gpu_cap, use, bandwidth, host_bandwidth)
+    if p.based_on is None and any(v is not None for v in given):
         p.based_on = profile.id
     notes: list[str] = []
 
@@ -347,16 +359,17 @@ def apply_overrides(profile: DeviceProfile, *, ram: int | str | None = None, car
         p.overrides["use"] = key
 
     if bandwidth is not None:
-        try:
-            bw = float(str(bandwidth).lower().replace("gb/s", "").strip())
-        except ValueError:
-            raise InputError(f"invalid --bandwidth {bandwidth!r}: give GB/s, e.g. 256") from None
-        if not 0 < bw < 100_000:
-            raise InputError(f"invalid --bandwidth {bandwidth!r}: must be a positive GB/s figure")
-        p.bandwidth_gbps = bw
-        p.overrides["bandwidth"] = f"{bw:g} GB/s"
+        p.bandwidth_gbps = _gbps(bandwidth, "--bandwidth")
+        p.overrides["bandwidth"] = f"{p.bandwidth_gbps:g} GB/s"
         if "bandwidth_gbps" in p.estimated:
             p.estimated.remove("bandwidth_gbps")
+    if host_bandwidth is not None:
+        # system RAM for layers and experts kept on the CPU: DDR4-3200 dual channel is 51.2 GB/s,
+        # DDR5-5600 89.6; it decides --n-cpu-moe speed on a discrete card
+        p.host_bandwidth_gbps = _gbps(host_bandwidth, "--host-bandwidth")
+        p.overrides["host_bandwidth"] = f"{p.host_bandwidth_gbps:g} GB/s"
+        if "host_bandwidth_gbps" in p.estimated:
+            p.estimated.remove("host_bandwidth_gbps")
 
     ram_b = _size(ram, "--ram")
     if ram_b is not None:
@@ -442,6 +455,11 @@ def apply_overrides(profile: DeviceProfile, *, ram: int | str | None = None, car
             cap_b = visible
         if info.gpu_cap.knob is None:
             notes.append(f"{p.default_os} does not let users change this cap; planning with {fmt_auto(cap_b)} anyway")
+        elif info.gpu_cap.max_fraction is not None and cap_b > info.gpu_cap.max_fraction * visible:
+            safe = int(info.gpu_cap.max_fraction * visible)
+            notes.append(f"--gpu-cap {fmt_auto(cap_b)} is above this profile's safe maximum of {fmt_auto(safe)} "
+                         f"({info.gpu_cap.max_fraction:.0%} of what the OS sees): planning with it as given, but the "
+                         f"OS may stall or kill processes under memory pressure")
         info.gpu_cap.setting_bytes = cap_b
         if p.live is not None:
             p.live.gpu_cap_bytes = cap_b

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import Callable, Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 
 from .device_schema import OS, BackendInfo, DeviceProfile, Use
 from .estimate_types import Breakdown, DeviceUsage
@@ -65,6 +65,12 @@ class Check(BaseModel):
     message: str
     short: str = ""  # a table-cell version of a failure: "GPU short 3.5 GiB"
     margin_bytes: int = 0  # signed: room left when it passes, minus what is missing when it fails
+
+    @model_validator(mode="after")
+    def _short_only_on_failure(self) -> "Check":
+        if self.ok:
+            self.short = ""  # a passing check has no shortage to put in a table cell
+        return self
 
     @property
     def deficit_bytes(self) -> int:
@@ -358,14 +364,16 @@ def _load_check(arch: str, os_: str, profile: DeviceProfile, config: FitConfig, 
     if not staging:
         return None, 0, p.visible - os_free
     load_free = os_free - staging
+    peak = (p.visible - os_free) + staging
+    if not os_ok:  # the OS side is short already (its own check says by how much): one shortage, one number
+        return None, staging, peak
     check = Check(
-        name="load_peak", ok=load_free >= 0 or not os_ok, blocking=True,
+        name="load_peak", ok=load_free >= 0, blocking=True,
         message=(f"loading stages up to {fmt_bytes(staging)} in host RAM; "
                  + ("the OS side holds it" if load_free >= 0 else
                     f"that pushes the OS side {fmt_bytes(-load_free)} under its reserve")),
-        short=f"load peak {fmt_bytes(-load_free, digits=1)} under OS reserve",
-        margin_bytes=load_free if os_ok else 0)
-    return check, staging, (p.visible - os_free) + staging
+        short=f"load peak {fmt_bytes(-load_free, digits=1)} under OS reserve", margin_bytes=load_free)
+    return check, staging, peak
 
 
 def _live_os_free(profile: DeviceProfile, config: FitConfig, p: _Pools, host_side: int) -> int | None:

@@ -61,9 +61,8 @@ def _quote(s: str) -> str:
     return s
 
 
-def build_commands(model: PlanModel, v: PlanVariant, rec: Recommendation, profile: DeviceProfile,
-                   cfg: FitConfig) -> Commands:
-    model_arg, ollama_name = _model_flag(model, v)
+def _llama_and_lms(model: PlanModel, v: PlanVariant, rec: Recommendation) -> tuple[str, dict[str, str]]:
+    model_arg, _ = _model_flag(model, v)
     parts = ["llama-server", model_arg, f"-c {rec.ctx}"]
     if rec.tier == "partial_offload" and rec.n_gpu_layers >= 0:
         parts.append(f"-ngl {rec.n_gpu_layers}")
@@ -83,6 +82,8 @@ def build_commands(model: PlanModel, v: PlanVariant, rec: Recommendation, profil
         parts.append("--embeddings")  # an encoder: llama-server serves it on /embedding only
     if rec.no_mmap:
         parts.append("--no-mmap")
+    if rec.rope_flags:
+        parts.append(rec.rope_flags)
     if model.projector:
         if rec.mmproj and not model.repo:
             parts.append(f"--mmproj {_quote(model.projector.path or model.projector.name)}")
@@ -109,8 +110,17 @@ def build_commands(model: PlanModel, v: PlanVariant, rec: Recommendation, profil
         lms["Keep Model in Memory"] = "off"
     layers_on_gpu = rec.tier != "partial_offload" or rec.n_gpu_layers < 0
     gpu = "max" if layers_on_gpu else f"{max(0.0, rec.n_gpu_layers / max(1, n_layer)):.2f}"
-    lms["lms"] = f"lms load <model> --gpu {gpu} --context-length {rec.ctx}"
+    lms_model = model.lmstudio_name or "<model>"
+    lms["lms"] = f"lms load {lms_model} --gpu {gpu} --context-length {rec.ctx}"
+    if rec.rope_flags:
+        lms["note"] = "LM Studio has no YaRN setting: past the trained context run the llama-server line"
+    return llama, lms
 
+
+def _ollama_lines(model: PlanModel, v: PlanVariant, rec: Recommendation, ollama_name: str | None) -> list[str]:
+    """Ollama's lines, and what they cannot do that the llama-server line does: Ollama has no
+    per-expert CPU offload (whole layers only, num_gpu), no rope-scaling flags, no split GGUFs,
+    and splits layers by its own estimate unless num_gpu pins it."""
     env = []
     if rec.flash_attn:
         env.append("OLLAMA_FLASH_ATTENTION=1")
@@ -119,21 +129,46 @@ def build_commands(model: PlanModel, v: PlanVariant, rec: Recommendation, profil
     env.append(f"OLLAMA_CONTEXT_LENGTH={rec.ctx}")
     env.append(f"OLLAMA_NUM_PARALLEL={rec.n_parallel}")  # each parallel slot is priced, so pin it
     params = [f"num_ctx {rec.ctx}"]
-    if rec.tier == "partial_offload" and rec.n_gpu_layers >= 0:
+    notes = []
+    whole = rec.whole_layer_split
+    if rec.n_cpu_moe and whole is not None:
+        if whole.n_gpu_layers > 0:
+            params.append(f"num_gpu {whole.n_gpu_layers}")
+            speed = f" (~{whole.est_tps:.0f} t/s instead of ~{rec.est_tps_at_ctx or rec.est_tps or 0:.0f})" if whole.est_tps else ""
+            notes.append(f"note: Ollama has no per-expert CPU offload (--n-cpu-moe); num_gpu "
+                         f"{whole.n_gpu_layers} keeps whole layers on the GPU instead{speed}")
+        else:
+            notes.append("note: Ollama has no per-expert CPU offload (--n-cpu-moe) and no whole-layer split "
+                         "fits here: use the llama-server line")
+    elif rec.tier == "partial_offload" and rec.n_gpu_layers >= 0:
         params.append(f"num_gpu {rec.n_gpu_layers}")
-    ollama = [" ".join(env) + " ollama serve"]
+    elif rec.tier != "no_fit":
+        # Ollama's own estimator may keep layers on the CPU where this plan fits them all
+        # (an M3 Pro 36 GB ran gpt-oss:20b at 131072 split 16%/84% CPU/GPU): pin every layer
+        params.append("num_gpu 999")
+    if rec.rope_flags:
+        notes.append("note: Ollama takes no YaRN flags: past the trained context use the llama-server line")
+    lines = [" ".join(env) + " ollama serve"]
     if ollama_name:
-        ollama.append(f"ollama run {ollama_name}")
-        ollama.append("in the session: " + "; ".join(f"/set parameter {p}" for p in params))
+        lines.append(f"ollama run {ollama_name}")
+        lines.append("in the session: " + "; ".join(f"/set parameter {p}" for p in params))
     else:
         name = _ollama_name(v)
-        lines = [f"FROM {v.files[0] if v.files else model.name}"] + [f"PARAMETER {p}" for p in params]
+        body = [f"FROM {v.files[0] if v.files else model.name}"] + [f"PARAMETER {p}" for p in params]
         # printf '%s\\n' with quoted lines: any path (quotes, %, backslashes) survives the shell
-        ollama.append(f"printf '%s\\n' {' '.join(shlex.quote(x) for x in lines)} > Modelfile && "
-                      f"ollama create {name} -f Modelfile")
-        ollama.append(f"ollama run {name}")
+        lines.append(f"printf '%s\\n' {' '.join(shlex.quote(x) for x in body)} > Modelfile && "
+                     f"ollama create {name} -f Modelfile")
+        lines.append(f"ollama run {name}")
     if len(v.files) > 1:
-        ollama.append("note: Ollama cannot load split GGUF files; merge them first (llama-gguf-split --merge)")
+        lines.append("note: Ollama cannot load split GGUF files; merge them first (llama-gguf-split --merge)")
+    return lines + notes
+
+
+def build_commands(model: PlanModel, v: PlanVariant, rec: Recommendation, profile: DeviceProfile,
+                   cfg: FitConfig) -> Commands:
+    llama, lms = _llama_and_lms(model, v, rec)
+    ollama_name = model.ollama_name or _model_flag(model, v)[1]
+    ollama = _ollama_lines(model, v, rec, ollama_name)
 
     bios = None
     if rec.carveout_bytes is not None and profile.carveout is not None:

@@ -12,6 +12,7 @@ Steps (one module each; nothing here prints):
 
 from __future__ import annotations
 
+import re
 import time
 from typing import Any, Callable
 
@@ -22,7 +23,7 @@ from .fit import TIER_LABEL, FitConfig, FitResult
 from .launch import build_commands
 from .plan_types import (BarSegment, CapChange, CarveoutOption, Candidate, DevicePlan, DeviceSummary, Fact,
                          MemoryBar, MemoryByClass, ModelSummary, MultiPlan, PlanModel, PlanProjector, PlanRequest,
-                         PlanVariant, Prefer, Recommendation, VariantPlan)
+                         PlanVariant, Prefer, Recommendation, VariantPlan, WholeLayerSplit)
 from .policy import PARTIAL_MIN_SPEED_SHARE, Choice, Policy, quality_class, quality_label, tps0
 from .search import (CTX_STEP, DEFAULT_CTX_CAP, DeviceSetup, Evaluation, Search, cap_raised, largest_gpu_weight_bytes,
                      no_decode_reason, placement)
@@ -129,12 +130,18 @@ class Planner(Search):
             speed_calibrated=bool(chosen.speed0.calibrated) if chosen.speed0 else True,
             placement=chosen.placement, memory=mem, fast_spare_bytes=policy._spare(chosen),
             keep_in_memory_ok=keep_ok, meets_min_tps=choice.meets, facts=facts,
+            rope_flags=self.context_plan().rope_flags,
+            whole_layer_split=self._whole_layer_split(chosen, dev, ctx) if r.n_cpu_moe else None,
         )
         rec.reasons = [f.text for f in facts]
         page_cache = [c.message for c in r.checks if c.name == "page_cache"] if no_mmap else []
         rec.warnings = [w for w in dict.fromkeys(r.warnings + bd.warnings) if w not in page_cache]
         rec.commands = build_commands(self.model, chosen.variant, rec, dev.profile, dev.base)
         return rec
+
+    def _whole_layer_split(self, chosen: Evaluation, dev: DeviceSetup, ctx: int) -> WholeLayerSplit:
+        ngl, speed = self.whole_layer_split(chosen.variant, dev, chosen.best, chosen.best_bd, ctx)
+        return WholeLayerSplit(n_gpu_layers=ngl, est_tps=speed.tps if speed else None)
 
     def _keep_in_memory_ok(self, chosen: Evaluation, dev: DeviceSetup) -> bool | None:
         """Whether LM Studio's Keep Model in Memory (a second copy of the weights in RAM) still
@@ -153,7 +160,7 @@ class Planner(Search):
         if info is None or setting is None:
             return None
         return CapChange(knob=info.knob or "", cap_bytes=r.gpu_cap_bytes, default_bytes=r.gpu_cap_default_bytes or 0,
-                         setting=setting, how=info.how_to_change)
+                         setting=setting, how=_how_besides(info.how_to_change))
 
     def _no_fit(self, evals: list[Evaluation], dev: DeviceSetup, ctx: int) -> Recommendation:
         smallest = min(evals, key=lambda e: e.best.gpu_need_bytes + e.best.host_need_bytes)
@@ -161,19 +168,16 @@ class Planner(Search):
         facts = [Fact(code="nothing_fits", quant=smallest.quant, values={"ctx": ctx, "needs_bytes": r.gpu_need_bytes + r.host_need_bytes},
                       text=(f"{dev.profile.id}: nothing fits at {fmt_ctx(ctx)} context: the smallest quant, "
                             f"{smallest.quant}, needs {fmt_bytes(r.gpu_need_bytes + r.host_need_bytes)}"))]
-        facts += [Fact(code=f"blocked_{c.name}", quant=smallest.quant, values={"margin_bytes": c.margin_bytes}, text=c.message)
-                  for c in r.blocking_failures]
+        facts += self._no_fit_blockers(smallest, dev, ctx)
         best_ctx = max(((e.max_ctx.get(self.req.cache_type_k) or 0, e) for e in evals), key=lambda t: (t[0], t[1].quality))
         if best_ctx[0]:
             n = best_ctx[0]
             try_ctx = fmt_ctx(n // 1024 * 1024) if n >= 1024 else str(n)
+            where = "runs fully on the GPU" if best_ctx[1].max_ctx_mode == "gpu" else "runs"
             facts.append(Fact(code="shorter_ctx_fits", quant=best_ctx[1].quant, values={"max_ctx": n},
-                              text=f"{best_ctx[1].quant} fits at up to {ctx_words(n)} context: try --ctx {try_ctx}"))
-        best_q8 = max(((e.max_ctx.get("q8_0") or 0, e) for e in evals), key=lambda t: (t[0], t[1].quality))
-        if self.req.cache_type_k == "f16" and best_q8[0] > best_ctx[0]:
-            facts.append(Fact(code="kv_q8_longer_ctx", quant=best_q8[1].quant, values={"max_ctx": best_q8[0]},
-                              text=(f"with a q8_0 KV cache (--kv q8_0) {best_q8[1].quant} fits up to "
-                                    f"{ctx_words(best_q8[0])} context")))
+                              text=f"{best_ctx[1].quant} {where} up to {ctx_words(n)} context: try --ctx {try_ctx}"))
+        if self.req.cache_type_k == "f16":
+            facts += self._q8_hint(evals, ctx, best_ctx[0])
         return Recommendation(
             quant=smallest.quant, tier="no_fit", tier_label=TIER_LABEL["no_fit"],
             carveout_bytes=r.carveout_bytes, os_keeps_bytes=r.os_visible_bytes if r.carveout_bytes is not None else None,
@@ -184,6 +188,39 @@ class Planner(Search):
             n_layer=len(smallest.full.layers), no_mmap=False, mmproj=None, est_tps=None, est_tps_at_ctx=None,
             meets_min_tps=False, facts=facts, reasons=[f.text for f in facts],
         )
+
+    def _no_fit_blockers(self, smallest: Evaluation, dev: DeviceSetup, ctx: int) -> list[Fact]:
+        """Why the smallest quant does not run, naming what really blocks. With a discrete GPU the
+        full-offload failure is the GPU, but partial offload moves the model into host RAM: when even
+        every layer on the CPU does not fit there, host RAM is the blocker, not the GPU."""
+        r = smallest.best
+        facts = [Fact(code=f"blocked_{c.name}", quant=smallest.quant, values={"margin_bytes": c.margin_bytes}, text=c.message)
+                 for c in r.blocking_failures]
+        if dev.profile.memory_architecture != "discrete" or dev.est_backend == "cpu":
+            return facts
+        kv = smallest.kv
+        on_cpu = self.breakdown(smallest.variant, ctx=ctx, backend=dev.est_backend, ctk=kv, ctv=kv, ngl=0,
+                                mmap=dev.base.mmap)
+        least_gpu = self.place(on_cpu, smallest.variant, dev, dev.base)
+        host = next((c for c in least_gpu.blocking_failures if c.name == "os_reserve"), None)
+        if host is None:
+            return facts
+        return [Fact(code="blocked_host_ram", quant=smallest.quant, values={"margin_bytes": host.margin_bytes},
+                     text=(f"host RAM is what blocks: even with every layer on the CPU, {host.message}"))]
+
+    def _q8_hint(self, evals: list[Evaluation], ctx: int, f16_max: int) -> list[Fact]:
+        """What --kv q8_0 buys: the best quant that then runs at the requested context, else the
+        longest context any quant reaches with it (never just the smallest quant's number)."""
+        at_ctx = [e for e in evals if (e.max_ctx.get("q8_0") or 0) >= ctx]
+        if at_ctx:
+            best = max(at_ctx, key=lambda e: e.quality)
+            return [Fact(code="kv_q8_longer_ctx", quant=best.quant, values={"max_ctx": best.max_ctx.get("q8_0") or 0},
+                         text=f"with a q8_0 KV cache (--kv q8_0) {best.quant} runs at {fmt_ctx(ctx)} context")]
+        n, longest = max(((e.max_ctx.get("q8_0") or 0, e) for e in evals), key=lambda t: (t[0], t[1].quality))
+        if n <= f16_max:
+            return []
+        return [Fact(code="kv_q8_longer_ctx", quant=longest.quant, values={"max_ctx": n},
+                     text=f"with a q8_0 KV cache (--kv q8_0) {longest.quant} runs up to {ctx_words(n)} context")]
 
     def _partial_facts(self, chosen: Evaluation, evals: list[Evaluation], alts: list[Evaluation], dev: DeviceSetup,
                        ctx: int) -> list[Fact]:
@@ -378,10 +415,10 @@ class Planner(Search):
 
     def _warnings(self, evals: list[Evaluation], ctx: int) -> list[str]:
         out = list(dict.fromkeys(self.model.notes))
-        if self.n_ctx_train and ctx > self.n_ctx_train * self.req.n_parallel:
-            out.append(f"--ctx {fmt_ctx(ctx)} is beyond the model's training context of {ctx_words(self.n_ctx_train)} "
-                       f"tokens: llama.cpp runs it, but answers degrade past the trained length (use --ctx "
-                       f"{fmt_ctx(self.n_ctx_train * self.req.n_parallel)} or less, or a model trained for longer)")
+        cp = self.context_plan()
+        if cp.note:
+            out.append(f"--ctx {fmt_ctx(cp.requested)} is beyond the model's training context of "
+                       f"{ctx_words(self.n_ctx_train)} tokens: {cp.note}")
         if self.no_decode is not None and self.req.min_tps:
             out.append(f"--min-tps {self.req.min_tps:g} ignored: {self.no_decode}")
         for e in evals:
@@ -389,6 +426,15 @@ class Planner(Search):
                 if w not in out:
                     out.append(w)
         return out
+
+
+def _how_besides(how: str) -> str:
+    """A profile's how-to text without its generic command template ("sudo sysctl
+    iogpu.wired_limit_mb=<MiB> (...)"): the plan prints the command with the number filled in."""
+    m = re.match(r"^[^(;]*<[^>]+>[^(;]*(?:\(([^)]*)\))?[;,]?\s*(.*)$", how)
+    if not m:
+        return how
+    return "; ".join(part for part in (m.group(1), m.group(2)) if part)
 
 
 def _memory_by_class(r: FitResult) -> MemoryByClass:
@@ -506,6 +552,8 @@ def memory_bars(r: FitResult, profile: DeviceProfile) -> list[MemoryBar]:
         ])
         return [vram_bar, ram_bar]
     total = r.ram_bytes
+    # what firmware holds back (DGX Spark: ~8.3 GiB CUDA and Linux never see) is drawn, not "free"
+    firmware = max(0, total - (r.carveout_bytes or 0) - r.os_visible_bytes)
     segs = gpu_segs + [BarSegment(kind="safety", label="safety", bytes=r.safety_bytes)]
     marker = None
     if r.memory_architecture == "carveout" and r.carveout_bytes:
@@ -515,11 +563,21 @@ def memory_bars(r: FitResult, profile: DeviceProfile) -> list[MemoryBar]:
     segs.append(BarSegment(kind="host", label="CPU side", bytes=h_total))
     segs.append(BarSegment(kind="safety", label="safety", bytes=r.host_safety_bytes))
     segs.append(BarSegment(kind="reserve", label="OS reserve", bytes=r.reserve_bytes))
+    if firmware:
+        segs.append(BarSegment(kind="firmware", label="firmware", bytes=firmware))
     used = sum(s.bytes for s in segs)
     if used > total:  # cannot happen for a plan that fits; keep the bar drawable anyway
         segs = [s.model_copy(update={"bytes": 0}) if s.kind == "safety" else s for s in segs]
         used = sum(s.bytes for s in segs)
-    segs.append(BarSegment(kind="free", label="free", bytes=max(0, total - used)))
+    free = max(0, total - used)
+    live = profile.live
+    if r.memory_architecture == "unified" and live is not None and live.mem_available_bytes is not None:
+        # a probed machine: other programs hold memory now, and the plan counts only what is available
+        busy = max(0, free - max(0, r.os_free_bytes))
+        if busy:
+            segs.append(BarSegment(kind="reserve", label="in use now", bytes=busy))
+            free -= busy
+    segs.append(BarSegment(kind="free", label="free", bytes=free))
     title = f"RAM {fmt_bytes(total)}"
     if r.memory_architecture == "carveout" and r.carveout_bytes:
         title += f" (carve-out {fmt_bios_size(r.carveout_bytes)} | OS {fmt_bios_size(r.os_visible_bytes)})"

@@ -49,12 +49,14 @@ class PlanModel:
     projector: PlanProjector | None = None
     hf_tag: Callable[[str], str] | None = None  # quant -> tag for `-hf repo:TAG`
     notes: list[str] = field(default_factory=list)  # what the resolver left out (broken or incomplete files)
+    ollama_name: str | None = None  # the name `ollama run` takes, for models read from Ollama
+    lmstudio_name: str | None = None  # publisher/repo in LM Studio's folder, for models read from LM Studio
 
 
 class PlanRequest(BaseModel):
     """What the user asked for (the CLI maps its flags onto this)."""
 
-    ctx: int | None = Field(None, description="tokens; None = training context capped at 32k")
+    ctx: int | None = Field(None, ge=0, description="tokens; 0 = the training context; None = it, capped at 32k")
     cache_type_k: CacheType = "f16"
     cache_type_v: CacheType = "f16"
     flash_attn: FlashAttn = "auto"
@@ -150,6 +152,14 @@ class Commands(BaseModel):
     cap: str | None = None  # kernel parameter / sysctl line
 
 
+class WholeLayerSplit(BaseModel):
+    """The best split in whole layers (-ngl N, experts with their layers) for a plan that offloads
+    experts with --n-cpu-moe: what Ollama (num_gpu) and LM Studio's older builds can do."""
+
+    n_gpu_layers: int  # 0 = no whole-layer split fits
+    est_tps: float | None
+
+
 class Recommendation(BaseModel):
     quant: str | None
     tier: Tier
@@ -181,6 +191,8 @@ class Recommendation(BaseModel):
     memory: MemoryByClass | None = None
     fast_spare_bytes: int | None = None  # "to spare" in fast memory (the carve-out on Windows)
     keep_in_memory_ok: bool | None = None  # LM Studio Keep Model in Memory can stay on
+    rope_flags: str = ""  # llama.cpp flags extending the context past the trained length ("" = none)
+    whole_layer_split: WholeLayerSplit | None = None  # for --n-cpu-moe plans: the split apps without it get
     meets_min_tps: bool = True
     facts: list[Fact] = Field(default_factory=list)  # the reasons as codes with numbers
     reasons: list[str] = Field(default_factory=list)
@@ -242,7 +254,7 @@ class CarveoutOption(BaseModel):
 
 
 class BarSegment(BaseModel):
-    kind: Literal["reserve", "weights", "mmproj", "kv", "compute", "safety", "host", "free", "carveout_free"]
+    kind: Literal["reserve", "weights", "mmproj", "kv", "compute", "safety", "host", "free", "carveout_free", "firmware"]
     label: str
     bytes: int
 

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .fit import Check, FitResult
 from .plan_types import Fact, PlanRequest, Prefer
 from .search import DeviceSetup, Evaluation, Search, cap_raised, placement
 from .units import GIB
@@ -73,6 +74,24 @@ class Choice:
     pool: str  # "fast" | "fast+spill" | "fast-kv" | "slow" | "none"
     meets: bool = True
     facts: list[Fact] = field(default_factory=list)
+
+
+# what blocks first when several checks fail: RAM the OS must keep cannot be raised by any
+# setting, a load path only by a smaller carve-out, the GPU cap by a sysctl or a BIOS split
+_BLOCKER_ORDER = {"os_reserve": 0, "load_peak": 1, "gpu_memory": 2, "max_alloc": 3}
+
+
+def real_blocker(e: Evaluation) -> tuple[FitResult, Check | None]:
+    """The setting and check that really stop a quant: on the most generous configuration tried
+    (the highest GPU cap, the raised one where the plan raises it), the failure no setting can fix
+    first (OS reserve before the GPU cap), so a reason never blames a cap the plan would raise."""
+    if e.best.memory_architecture != "unified":  # a carve-out row names its own failure (the BIOS table)
+        fails = e.best.blocking_failures
+        return e.best, (fails[0] if fails else None)
+    opts = [o for o in e.options if o.blocking_failures] or [e.best]
+    r = max(opts, key=lambda o: (o.gpu_cap_bytes or 0, o.gpu_capacity_bytes))
+    fails = sorted(r.blocking_failures, key=lambda c: _BLOCKER_ORDER.get(c.name, 9))
+    return r, (fails[0] if fails else None)
 
 
 class Policy:
@@ -194,6 +213,8 @@ class Policy:
         r = c.best
         if c.placement == "fast" and r.memory_architecture == "carveout" and r.shared_slowdown > 1.0:
             return r.fast_spare_bytes
+        if r.memory_architecture == "unified":  # one pool: the GPU's room is also the OS's room
+            return min(r.gpu_headroom_bytes - r.safety_bytes, r.os_free_bytes)
         return r.gpu_headroom_bytes - r.safety_bytes
 
     def _next_quality(self, c: Evaluation, evals: list[Evaluation], choice: Choice) -> list[Fact]:
@@ -214,10 +235,10 @@ class Policy:
                 "chosen_tps": tps0(c) if c.speed0 else None, "slowdown": r.shared_slowdown,
                 "carveout_bytes": r.carveout_bytes})]
         if not nxt.best.fits:
-            blocker = nxt.best.blocking_failures[0] if nxt.best.blocking_failures else None
+            r, blocker = real_blocker(nxt)
             return [Fact(code="next_quality_blocked", quant=nxt.quant, values={
                 "check": blocker.name if blocker else "", "message": blocker.message if blocker else "does not fit",
-                "carveout_bytes": nxt.best.carveout_bytes, "gpu_cap_bytes": nxt.best.gpu_cap_bytes if cap_raised(nxt.best) else None})]
+                "carveout_bytes": r.carveout_bytes, "gpu_cap_bytes": r.gpu_cap_bytes if cap_raised(r) else None})]
         if nxt.placement == "partial":
             return [Fact(code="next_quality_partial", quant=nxt.quant, values={"est_tps": tps0(nxt) or None})]
         if self.req.prefer == "quality" and quality_class(nxt) == quality_class(c):

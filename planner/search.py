@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any, Callable, Literal
 
 from .archs import rule_for
+from .context_ext import ContextPlan, plan_context
 from .device_schema import DeviceProfile
 from .errors import DeviceError, EstimateError, InputError
 from .estimate_types import Breakdown, FlashAttn, RunSettings
@@ -341,6 +342,25 @@ class Search:
                 out.append((r, at(r.n_gpu_layers, r.n_cpu_moe)))
         return out
 
+    def whole_layer_split(self, v: PlanVariant, dev: DeviceSetup, r: FitResult, bd: Breakdown,
+                          depth: int) -> tuple[int, SpeedEstimate | None]:
+        """For a plan that offloads experts (--n-cpu-moe): the largest -ngl whose whole layers fit on
+        the same machine setting, with its speed at `depth` -- what an app without per-expert
+        offload (Ollama's num_gpu) can do instead. (0, None) when no whole-layer split fits."""
+        s = bd.settings
+        cfg = dev.base.model_copy(update={"carveout_bytes": r.carveout_bytes, "gpu_cap_bytes": r.gpu_cap_bytes})
+
+        def at(ngl: int, ncm: int) -> Breakdown:
+            return self.breakdown(v, ctx=s.n_ctx, backend=dev.est_backend, ctk=s.cache_type_k, ctv=s.cache_type_v,
+                                  ngl=ngl, ncm=ncm, mmap=dev.base.mmap)
+
+        whole = solve(at, dev.profile, cfg, n_layer=len(bd.layers), is_moe=False,
+                      largest_weight_bytes=self._largest[v.quant])
+        if not whole.fits or whole.n_gpu_layers <= 0:
+            return 0, None
+        ngl = len(bd.layers) if whole.tier != "partial_offload" else whole.n_gpu_layers
+        return ngl, self.speed(at(whole.n_gpu_layers, 0), whole, dev, depth, v)
+
     # ---------------------------------------------------------------- speeds
 
     def speed(self, bd: Breakdown, r: FitResult, dev: DeviceSetup, depth: int, v: PlanVariant) -> SpeedEstimate:
@@ -468,11 +488,19 @@ class Search:
 
     # ---------------------------------------------------------------- the request
 
-    def ctx(self) -> tuple[int, bool]:
+    def context_plan(self) -> ContextPlan:
+        """The requested context as it will run: within the trained length, extended the way the
+        model's makers document (YaRN flags), or capped at the trained length (planner.context_ext)."""
         if self.req.ctx:
-            return self.req.ctx, False
+            return plan_context(self.model.variants[0].headers, self.req.ctx, self.n_ctx_train, self.req.n_parallel)
         train = self.n_ctx_train or DEFAULT_CTX_CAP
-        return min(train, DEFAULT_CTX_CAP), True
+        if self.req.ctx == 0:  # --ctx max: the whole training context for every sequence
+            return ContextPlan(ctx=train * self.req.n_parallel, requested=0, trained=self.n_ctx_train)
+        return ContextPlan(ctx=min(train, DEFAULT_CTX_CAP), requested=0, trained=self.n_ctx_train)
+
+    def ctx(self) -> tuple[int, bool]:
+        """(context to plan, whether it was defaulted)."""
+        return self.context_plan().ctx, self.req.ctx is None
 
     def kv_alternative(self) -> str | None:
         """The quantized KV type to weigh beside the requested one, or None when the user fixed the

@@ -80,8 +80,13 @@ def fmt_auto(n: int | float | None) -> str:
 
 
 def fmt_ctx(n: int) -> str:
-    """24576 -> '24k', 131072 -> '128k', 5000 -> '5000'."""
-    return f"{n // 1024}k" if n % 1024 == 0 else str(n)
+    """24576 -> '24k', 131072 -> '128k', 12800 -> '12.5k' (as `-c 12.5k` wrote it), 5000 -> '5000'.
+    Always a form --ctx parses back to the same number."""
+    if n % 1024 == 0:
+        return f"{n // 1024}k"
+    if (n * 10) % 1024 == 0:
+        return f"{n * 10 // 1024 / 10:g}k"
+    return str(n)
 
 
 _CONTROL_RE = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u2028\u2029]")

@@ -255,7 +255,7 @@ def test_estimate_flags_that_do_not_apply_or_are_out_of_range(models):
     (["-d", "rtx-4090", "--os", "macos"], 2, "no macos entry"),
     (["-d", "ai-max-395-64g", "--ram", "0"], 2, "at least 1 GiB"),
     (["-d", "ai-max-395-64g", "--gpu-cap", "0"], 2, "more than 0"),
-    (["-d", "ai-max-395-64g", "-c", "0"], 2, "at least 1 token"),
+    (["-d", "ai-max-395-64g", "-c", "-3"], 2, "context"),
     (["-d", "ai-max-395-64g", "-np", "0"], 2, "-np"),
     (["-d", "ai-max-395-64g", "-ctv", "q8_0", "-fa", "off"], 2, "flash attention"),
     (["-d", "ai-max-395-64g", "--frobnicate"], 2, "no such option"),

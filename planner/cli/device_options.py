@@ -19,7 +19,7 @@ import click
 if TYPE_CHECKING:
     from ..device_schema import DeviceProfile
 
-OVERRIDE_KEYS = ("ram", "carveout", "os", "vram", "gpu_cap", "use", "bandwidth")
+OVERRIDE_KEYS = ("ram", "carveout", "os", "vram", "gpu_cap", "use", "bandwidth", "host_bandwidth")
 
 
 def device_options(*, multiple: bool = True, with_device: bool = True) -> Callable:
@@ -41,6 +41,8 @@ def device_options(*, multiple: bool = True, with_device: bool = True) -> Callab
             click.option("--use", type=click.Choice(["headless", "desktop", "daily"], case_sensitive=False),
                          help="how the machine is used (sets the OS reserve)"),
             click.option("--bandwidth", metavar="GB/S", help="override memory bandwidth (GB/s) for speed estimates"),
+            click.option("--host-bandwidth", "host_bandwidth", metavar="GB/S",
+                         help="override system RAM bandwidth (GB/s): the speed of layers and experts on the CPU"),
         ]
         if not with_device:
             opts = opts[2:]
@@ -53,7 +55,8 @@ def device_options(*, multiple: bool = True, with_device: bool = True) -> Callab
 
 def overrides_from(kw: dict[str, Any]) -> dict[str, Any]:
     return {"ram": kw.get("ram"), "carveout": kw.get("carveout"), "os": kw.get("os_name"), "vram": kw.get("vram"),
-            "gpu_cap": kw.get("gpu_cap"), "use": kw.get("use"), "bandwidth": kw.get("bandwidth")}
+            "gpu_cap": kw.get("gpu_cap"), "use": kw.get("use"), "bandwidth": kw.get("bandwidth"),
+            "host_bandwidth": kw.get("host_bandwidth")}
 
 
 def resolve_devices(kw: dict[str, Any], *, default: str | None = None) -> list[DeviceProfile]:

@@ -105,10 +105,18 @@ def render(s: ModelSummary) -> str:
         out.append("companions (vision/audio projectors, loaded with --mmproj):")
         out.append(tabulate(prow, headers=["file", "size", "projector", "params", "tensor types"],
                             tablefmt="simple"))
-    tags = [v.hf_tag for v in s.variants if v.hf_tag]
-    if tags:
+    tagged = [v for v in s.variants if v.hf_tag]
+    if tagged:
+        # no quant picked here: which one fits is `plan`'s question; -hf without a tag takes Q4_K_M
+        repo = tagged[0].hf_tag.rsplit(":", 1)[0]
+        default = next((v for v in tagged if v.quant.upper() == "Q4_K_M"), None)
         out.append("")
-        out.append(f"use with llama.cpp: llama-server -hf {tags[0]}")
+        out.append(f"which quant fits your machine: memfit plan {repo} --device ID")
+        if len(tagged) == 1:
+            out.append(f"use with llama.cpp: llama-server -hf {tagged[0].hf_tag}")
+        else:
+            out.append(f"use with llama.cpp: llama-server -hf {repo}:QUANT"
+                       + (" (without :QUANT llama.cpp takes Q4_K_M)" if default else ""))
     for p in s.problems:
         out.append(f"note: {p}")
     return "\n".join(out)

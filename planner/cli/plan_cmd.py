@@ -24,13 +24,16 @@ KV_TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_
 
 
 class CtxType(click.ParamType):
-    """Context lengths as people write them: 24k, 24K, 24576, 128k."""
+    """Context lengths as people write them: 24k, 24K, 24576, 128k; `max` or 0 = the model's
+    training context (as llama.cpp's -c 0)."""
 
     name = "CTX"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> int:
         if isinstance(value, int):
             return value
+        if str(value).strip().lower() in ("max", "0"):
+            return 0
         try:
             return parse_ctx(value)
         except InputError as e:
@@ -111,7 +114,8 @@ def _build_model(ref: str, revision: str | None, quants: list[str], mmproj: str)
         projector = _load_projector_file(mmproj)
     model = PlanModel(name=name, variants=plan_variants, repo=rm.repo if rm.source == "hub" else None,
                       revision=rm.revision_name or None, projector=projector,
-                      hf_tag=rm.hf_tag if rm.source == "hub" else None, notes=list(rm.problems))
+                      hf_tag=rm.hf_tag if rm.source == "hub" else None, notes=list(rm.problems),
+                      ollama_name=rm.ollama_name, lmstudio_name=rm.lmstudio_name)
     return model, rm
 
 
@@ -179,7 +183,8 @@ def _load_devices(devices: tuple[str, ...], device_files: tuple[str, ...], overr
               help="device profile id (memfit devices), a TOML path, or auto; repeat to compare devices")
 @click.option("--device-file", "device_files", multiple=True, metavar="FILE", help="your own device profile (TOML)")
 @click.option("--ctx", "-c", "ctx", type=CtxType(), default=None,
-              help="context length: 24k, 24576, 128k [default: training context, at most 32k]")
+              help="context length: 24k, 24576, 128k, or max (= 0: the training context) "
+                   "[default: training context, at most 32k]")
 @click.option("--os", "os_", type=click.Choice(["linux", "windows", "macos"]), default=None,
               help="operating system [default: the profile's]")
 @click.option("--use", type=click.Choice(["headless", "desktop", "daily"]), default=None,
@@ -189,6 +194,10 @@ def _load_devices(devices: tuple[str, ...], device_files: tuple[str, ...], overr
 @click.option("--carveout", default=None, metavar="SIZE", help="plan only this BIOS carve-out, e.g. 32g")
 @click.option("--gpu-cap", "gpu_cap", default=None, metavar="SIZE", help="plan with this GTT / wired limit, e.g. 100g")
 @click.option("--vram", default=None, metavar="SIZE", help="override a discrete card's VRAM")
+@click.option("--bandwidth", default=None, metavar="GB/S", help="override the GPU's memory bandwidth (GB/s) for speed estimates")
+@click.option("--host-bandwidth", "host_bandwidth", default=None, metavar="GB/S",
+              help="override system RAM bandwidth (GB/s): the speed of layers and experts on the CPU "
+                   "(DDR4-3200 dual channel 51.2, DDR5-5600 89.6)")
 @click.option("--quant", "-q", "quants", multiple=True, metavar="TAG", help="plan only these quants (repeat or comma list)")
 @click.option("--kv", "kv", type=click.Choice(KV_TYPES), default=None, help="KV cache type for both K and V")
 @click.option("-ctk", "--cache-type-k", "ctk", type=click.Choice(KV_TYPES), default=None, help="K cache type")
@@ -216,7 +225,7 @@ def _load_devices(devices: tuple[str, ...], device_files: tuple[str, ...], overr
 @click.option("--unicode", is_flag=True, help="draw the memory bar with block characters")
 def plan_command(model: str, devices: tuple[str, ...], device_files: tuple[str, ...], ctx: int | None,
                  os_: str | None, use: str | None, backend: str | None, ram: str | None, carveout: str | None,
-                 gpu_cap: str | None, vram: str | None, quants: tuple[str, ...], kv: str | None, ctk: str | None,
+                 gpu_cap: str | None, vram: str | None, bandwidth: str | None, host_bandwidth: str | None, quants: tuple[str, ...], kv: str | None, ctk: str | None,
                  ctv: str | None, flash_attn: str, n_parallel: int, mmproj: str, no_mmap: bool, prefer: str,
                  min_tps: float | None, min_prefill_tps: float | None, max_ttft: float | None, allow_spill: bool,
                  revision: str | None, fmt: str, as_json: bool, unicode: bool) -> int:
@@ -248,7 +257,8 @@ def plan_command(model: str, devices: tuple[str, ...], device_files: tuple[str, 
         mm = mm.lower()
 
     profiles = _load_devices(devices, device_files, {"ram": ram, "carveout": carveout, "gpu_cap": gpu_cap,
-                                                     "vram": vram, "os": os_, "use": use})
+                                                     "vram": vram, "os": os_, "use": use, "bandwidth": bandwidth,
+                                                     "host_bandwidth": host_bandwidth})
     plan_model, _resolved = _build_model(model, revision, _split_list(quants), mm)
     request = PlanRequest(
         ctx=ctx, cache_type_k=cache_k, cache_type_v=cache_v, flash_attn=flash_attn,  # type: ignore[arg-type]

@@ -14,6 +14,17 @@ TIER_SHORT: dict[Tier, str] = {
 }
 
 
+# "dedicated" only where there is a dedicated pool to speak of (a carve-out); JSON keeps `tier`
+_TIER_SHORT_BY_ARCH: dict[str, dict[str, str]] = {
+    "unified": {"dedicated": "GPU"},
+    "discrete": {"dedicated": "VRAM"},
+}
+
+
+def tier_short(tier: Tier, arch: str = "carveout") -> str:
+    return _TIER_SHORT_BY_ARCH.get(arch, {}).get(tier, TIER_SHORT[tier])
+
+
 def gib(n: int | None, digits: int = 1) -> str:
     return "-" if n is None else f"{n / GIB:.{digits}f}"
 
@@ -64,8 +75,8 @@ def spill_matters(plan: DevicePlan) -> bool:
 TIER_CELL: dict[str, str] = {"fast": "", "spill": "spills", "partial": "", "none": ""}
 
 
-def tier_cell(v: VariantPlan) -> str:
-    return "spills" if v.placement == "spill" else TIER_SHORT[v.tier]
+def tier_cell(v: VariantPlan, arch: str = "carveout") -> str:
+    return "spills" if v.placement == "spill" else tier_short(v.tier, arch)
 
 
 def ttft_cell(s: float | None) -> str:
@@ -79,7 +90,7 @@ def variant_rows(plan: DevicePlan, mark: str = "►") -> list[list[str]]:
     fast = spill_matters(plan)
     rows = []
     for v in sorted(plan.variants, key=lambda v: v.size_bytes, reverse=True):
-        row = [mark if v.quant == rec_q else "", v.quant, gib(v.size_bytes), gib(v.total_bytes), tier_cell(v),
+        row = [mark if v.quant == rec_q else "", v.quant, gib(v.size_bytes), gib(v.total_bytes), tier_cell(v, plan.device.memory_architecture),
                config_cell(plan, v)]
         if fast:
             row += [ctx_cell(v.max_ctx_fast), ctx_cell(v.max_ctx_fast_q8_0), ctx_cell(v.max_ctx_f16)]
@@ -127,7 +138,7 @@ def carveout_table(options: list[CarveoutOption], mark: str = "►") -> tuple[li
     for o in options:
         row = [
             mark if o.recommended else "", fmt_bios_size(o.carveout_bytes), fmt_bios_size(o.os_keeps_bytes),
-            gib(o.gpu_may_use_bytes), TIER_SHORT[o.tier], gib(o.gpu_spare_bytes), gib(o.os_free_bytes),
+            gib(o.gpu_may_use_bytes), tier_short(o.tier), gib(o.gpu_spare_bytes), gib(o.os_free_bytes),
         ]
         if show_tps:
             row.append(tps_cell(o.est_tps))
@@ -158,7 +169,7 @@ def cap_rows(options: list[CarveoutOption]) -> list[list[str]]:
     for o in options:
         rows.append([
             "►" if o.recommended else "", f"{gib(o.gpu_cap_bytes)} GiB" + (" (raised)" if o.cap_raised else " (default)"),
-            TIER_SHORT[o.tier], gib(o.gpu_spare_bytes), gib(o.os_free_bytes), tps_cell(o.est_tps), o.note,
+            tier_short(o.tier, "unified"), gib(o.gpu_spare_bytes), gib(o.os_free_bytes), tps_cell(o.est_tps), o.note,
         ])
     return rows
 
@@ -168,7 +179,11 @@ CAP_HEADERS = ["", "GPU limit", "tier", "GPU spare", "OS spare", "t/s", "note"]
 
 def device_title_parts(plan: DevicePlan) -> list[str]:
     d = plan.device
-    return [f"{d.name} ({d.id})", f"{d.os}, {d.use} use", d.backend]
+    name = f"{d.name} ({d.id})"
+    sizes = [f"{k} {d.overrides[k]}" for k in ("ram", "vram", "carveout") if k in d.overrides]
+    if sizes:  # the profile's name says its own RAM: say what was planned instead
+        name += " with " + ", ".join(sizes)
+    return [name, f"{d.os}, {d.use} use", d.backend]
 
 
 def device_title(plan: DevicePlan) -> str:

@@ -8,7 +8,7 @@ from tabulate import tabulate
 from ..plan_types import DevicePlan, MultiPlan
 from ..units import fmt_bios_size
 from .common import (
-    CAP_HEADERS, carveout_caption, TIER_SHORT, VARIANT_CAPTION, VARIANT_HEADERS, cap_rows,
+    CAP_HEADERS, carveout_caption, tier_short, VARIANT_CAPTION, VARIANT_HEADERS, cap_rows,
     carveout_table, device_title, gib, headline, mmproj_line, prefill_line, request_title, tps_cell,
     variant_caption, variant_headers, variant_rows, warnings_first,
 )
@@ -82,8 +82,8 @@ def render_markdown(multi: MultiPlan) -> str:
         for p in plans:
             r = p.recommendation
             split = (f"UMA {fmt_bios_size(r.carveout_bytes)} / OS {fmt_bios_size(r.os_keeps_bytes)}"
-                     if r.carveout_bytes is not None else "-")
-            rows.append([p.device.id, r.quant if r.tier != "no_fit" else "-", TIER_SHORT[r.tier], split,
+                     if r.carveout_bytes is not None else f"none ({p.device.memory_architecture})")
+            rows.append([p.device.id, r.quant if r.tier != "no_fit" else "-", tier_short(r.tier, p.device.memory_architecture), split,
                          gib(r.total_bytes) if r.tier != "no_fit" else "-", tps_cell(r.est_tps, r.est_tps_at_ctx)])
         out.append(_table(rows, ["device", "recommended", "tier", "BIOS split", "needs GiB", "est. t/s"]))
         out.append("")

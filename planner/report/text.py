@@ -12,8 +12,8 @@ from tabulate import tabulate
 
 from ..plan_types import DevicePlan, MemoryBar, MultiPlan
 from ..units import GIB, fmt_bios_size
-from .common import (
-    CAP_HEADERS, carveout_caption, device_title_parts, TIER_SHORT, VARIANT_CAPTION, VARIANT_HEADERS, cap_rows,
+from .common import (ctx_cell, 
+    CAP_HEADERS, carveout_caption, device_title_parts, tier_short, VARIANT_CAPTION, VARIANT_HEADERS, cap_rows,
     carveout_table, gib, headline, mmproj_line, prefill_line, request_title, tps_cell, variant_caption,
     variant_headers, variant_rows, warnings_first, ttft_cell,
 )
@@ -22,9 +22,9 @@ BAR_WIDTH = 64
 TEXT_WIDTH = 110  # every line of a single-device report fits in this many columns
 LABEL_WIDTH = 12  # "  BIOS         ..." rows of the recommendation block
 ASCII_GLYPHS = {"weights": "W", "mmproj": "P", "kv": "K", "compute": "C", "safety": "s", "carveout_free": ":",
-                "host": "H", "reserve": "R", "free": "."}
+                "host": "H", "reserve": "R", "free": ".", "firmware": "F"}
 UNICODE_GLYPHS = {"weights": "█", "mmproj": "▙", "kv": "▓", "compute": "▒", "safety": "▁", "carveout_free": "╌",
-                  "host": "▚", "reserve": "░", "free": "·"}
+                  "host": "▚", "reserve": "░", "free": "·", "firmware": "▪"}
 
 
 def _cells(bar: MemoryBar, width: int) -> list[int]:
@@ -265,7 +265,7 @@ def render_comparison(multi: MultiPlan) -> str:
         if r.tier == "partial_offload":
             setup.append(f"--n-cpu-moe {r.n_cpu_moe}" if r.n_cpu_moe else f"-ngl {r.n_gpu_layers}")
         rows.append([p.device.id, f"{p.device.os}/{p.device.use}", r.quant if r.tier != "no_fit" else "-",
-                     "spills" if r.placement == "spill" else TIER_SHORT[r.tier], ", ".join(setup) or "-",
+                     "spills" if r.placement == "spill" else tier_short(r.tier, p.device.memory_architecture), ", ".join(setup) or "-",
                      gib(r.total_bytes) if r.tier != "no_fit" else "-", tps_cell(r.est_tps, r.est_tps_at_ctx),
                      f"{r.est_prefill_tps:.0f}" if r.est_prefill_tps else "-", ttft_cell(r.est_ttft_s)])
     out.append(tabulate(rows, headers=["device", "os/use", "quant", "tier", "setup", "needs GiB", "est. t/s", "pp t/s",
@@ -281,15 +281,15 @@ def render_comparison(multi: MultiPlan) -> str:
                 row.append("-")
                 continue
             mark = "► " if (p.recommendation.quant == q and p.recommendation.tier != "no_fit") else ""
-            cell = f"{mark}{'spills' if v.placement == 'spill' else TIER_SHORT[v.tier]}"
+            cell = f"{mark}{'spills' if v.placement == 'spill' else tier_short(v.tier, p.device.memory_architecture)}"
             if v.est_tps is not None:
                 cell += f" {v.est_tps:.1f} t/s"
             limit = v.max_ctx_fast if v.max_ctx_fast is not None else v.max_ctx_f16
             if limit:
-                cell += f" ≤{limit // 1024}k"
+                cell += f", fits ≤{ctx_cell(limit)}" if v.tier == "no_fit" else f" ≤{ctx_cell(limit)}"
             row.append(cell)
         matrix.append(row)
-    out += ["", "Quants per device (tier, est. t/s, max ctx f16):"]
+    out += ["", "Quants per device (tier at this context, est. t/s, ≤ the longest context on the GPU, f16 KV):"]
     out.append(tabulate(matrix, headers=["quant"] + [p.device.id for p in plans], tablefmt="simple",
                         disable_numparse=True))
     for p in plans:

@@ -1,0 +1,78 @@
+"""Contexts past a model's trained length: extend them the way the model's makers document (YaRN
+for Qwen), or cap them at the trained length and say why (planner/data/rope_scaling.toml)."""
+
+from __future__ import annotations
+
+import math
+import tomllib
+from dataclasses import dataclass
+from functools import lru_cache
+from importlib import resources
+
+from .header import ModelHeaders
+
+
+@dataclass(frozen=True)
+class ContextPlan:
+    ctx: int  # the context to plan (capped when it cannot be extended)
+    requested: int
+    trained: int | None
+    rope_flags: str = ""  # llama.cpp flags that extend the context ("" = none needed)
+    factor: float = 0.0
+    note: str = ""  # what the plan says about it ("" = within the trained length)
+    capped: bool = False
+
+
+@lru_cache(maxsize=1)
+def _table() -> dict:
+    return tomllib.loads(resources.files("planner.data").joinpath("rope_scaling.toml").read_text(encoding="utf-8"))
+
+
+def _meta_scaling(headers: ModelHeaders) -> tuple[str, float, int] | None:
+    arch = headers.architecture
+    md = headers.metadata
+    kind = md.get(f"{arch}.rope.scaling.type")
+    if not kind or str(kind) in ("none", "linear") and not md.get(f"{arch}.rope.scaling.factor"):
+        return None
+    try:
+        factor = float(md.get(f"{arch}.rope.scaling.factor") or 0)
+        orig = int(md.get(f"{arch}.rope.scaling.original_context_length") or 0)
+    except (TypeError, ValueError):
+        return None
+    return (str(kind), factor, orig) if factor > 1 else None
+
+
+def plan_context(headers: ModelHeaders, requested: int, trained: int | None, n_parallel: int) -> ContextPlan:
+    """What a request for `requested` tokens (over `n_parallel` sequences) becomes for this model.
+    `note` completes the sentence "--ctx N is beyond the model's training context of M tokens: "."""
+    if not trained or requested <= trained * n_parallel:
+        return ContextPlan(ctx=requested, requested=requested, trained=trained)
+    per_seq = -(-requested // n_parallel)
+    meta = _meta_scaling(headers)
+    if meta is not None:
+        kind, factor, orig = meta
+        if per_seq <= (orig or trained) * factor:
+            return ContextPlan(ctx=requested, requested=requested, trained=trained, factor=factor,
+                               note=(f"the GGUF carries its own {kind} rope scaling (x{factor:g} over "
+                                     f"{orig or trained} tokens), which llama.cpp applies by itself"))
+    rule = _table().get(headers.architecture or "")
+    if rule is not None:
+        orig = int(rule.get("orig_ctx", trained))
+        max_factor = float(rule["max_factor"])
+        if per_seq <= orig * max_factor:
+            factor = float(max(2, math.ceil(per_seq / orig)))
+            flags = f"--rope-scaling {rule['method']} --rope-scale {factor:g} --yarn-orig-ctx {orig}"
+            return ContextPlan(ctx=requested, requested=requested, trained=trained, rope_flags=flags, factor=factor,
+                               note=(f"the launch line adds {rule['method'].upper()} x{factor:g} as the model's makers "
+                                     f"document ({flags}); they vouch for up to {_words(int(orig * max_factor))}, "
+                                     f"and short prompts lose a little quality with it on"))
+    cap = trained * n_parallel
+    why = ("the model's makers document no rope scaling for it" if rule is None else
+           f"even {rule['method'].upper()} stops at x{float(rule['max_factor']):g}")
+    return ContextPlan(ctx=cap, requested=requested, trained=trained, capped=True,
+                       note=(f"planned at {_words(cap)} instead: {why}, and answers degrade past the trained "
+                             f"length (choose a model trained for longer)"))
+
+
+def _words(n: int) -> str:
+    return f"{n // 1024}k" if n % 1024 == 0 else f"{n:,}"
