@@ -9,13 +9,13 @@ reaches --min-tps), 1 = error, 2 = usage error.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ..errors import InputError
+from ..projector import pick_projector
 from ..units import parse_ctx, printable
 
 EXIT_OK = 0
@@ -42,34 +42,6 @@ def _split_list(values: tuple[str, ...]) -> list[str]:
     for v in values:
         out += [x.strip() for x in v.split(",") if x.strip()]
     return out
-
-
-_BITS_RE = re.compile(r"(\d+)")
-
-
-def _tag_bits(name: str) -> int:
-    """llama.cpp's rule for pairing a projector with a model: the first number in the quant tag."""
-    from ..variants import quant_tag_from_name
-
-    tag = quant_tag_from_name(name if name.endswith(".gguf") else name + ".gguf") or ""
-    m = _BITS_RE.search(tag)
-    return int(m.group(1)) if m else 0
-
-
-def pick_projector(projectors: list[Any], variant_quant: str, variant_path: str) -> Any | None:
-    """The projector `llama-server -hf` downloads with this variant: same folder first (deepest
-    shared directory), then the closest quant bits (common/download.cpp find_best_sibling)."""
-    if not projectors:
-        return None
-    model_dir = variant_path.rsplit("/", 1)[0] if "/" in variant_path else ""
-    bits = _tag_bits(variant_quant)
-
-    def key(p: Any) -> tuple[int, int]:
-        pdir = p.name.rsplit("/", 1)[0] if "/" in p.name else ""
-        shared = pdir == model_dir or (pdir and model_dir.startswith(pdir + "/")) or not pdir
-        return (0 if shared else 1, abs(_tag_bits(p.name.rsplit("/", 1)[-1]) - bits))
-
-    return min(projectors, key=key)
 
 
 def _load_projector_file(path: str) -> Any:
