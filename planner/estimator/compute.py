@@ -37,7 +37,7 @@ import re
 from dataclasses import dataclass, field
 
 from ..model_facts import ModelFacts
-from .context import RunContext
+from .context import GGML_TYPE_OF, QUANTIZED_CACHE, RunContext
 
 F32 = 4
 SMALL_INPUTS_PER_TOKEN = 40  # token ids, positions, output ids... (measured 0.02 MiB at 512 tokens)
@@ -161,6 +161,34 @@ def _vulkan_limits(ctx: RunContext, gpu: int, n_head: int, n_kv: int, T: int, no
     return margin
 
 
+_QUANT_TYPES = frozenset(int(GGML_TYPE_OF[t]) for t in QUANTIZED_CACHE)
+_F16 = 2
+
+
+def _cuda_fa_f16_copies(f: ModelFacts, ctx: RunContext) -> int:
+    """Bytes of the F16 K/V copies ggml-cuda's TILE/MMA flash-attention kernels (prompt batches,
+    the reserve graph) allocate with the FA node for a quantized cache: K = n_kv x n_embd_k_gqa x
+    n_stream halves, V likewise unless V is a view of K (MLA); the largest layer on the GPU counts
+    (the node dies before the next layer's)."""
+    if ctx.backend.name not in ("cuda", "rocm") or not ctx.flash_attn:
+        return 0
+    best = 0
+    for il, layer in enumerate(f.layers):
+        if not layer.has_attn_kv or not (ctx.layer_on_gpu[il] and ctx.kv_on_gpu):
+            continue
+        swa = layer.is_swa and f.swa_enabled
+        cells = ctx.swa_cells if (swa and not ctx.swa_full) else ctx.n_ctx_seq
+        tk = ctx.swa_type_k if (swa and ctx.swa_type_k >= 0) else ctx.type_k
+        tv = ctx.swa_type_v if (swa and ctx.swa_type_v >= 0) else ctx.type_v
+        size = 0
+        if tk in _QUANT_TYPES:
+            size += cells * layer.k_width * ctx.n_stream * _F16
+        if layer.v_width and tv in _QUANT_TYPES:
+            size += cells * layer.v_width * ctx.n_stream * _F16
+        best = max(best, size)
+    return best
+
+
 def compute_buffers(f: ModelFacts, ctx: RunContext) -> ComputeResult:
     g = _geometry(f)
     T = ctx.n_tokens
@@ -256,6 +284,14 @@ def compute_buffers(f: ModelFacts, ctx: RunContext) -> ComputeResult:
     experts_off = not all(ctx.experts_on_gpu[i] or not on_gpu[i] for i in range(len(on_gpu)))
     cpu_weights = any_cpu_layer or not ctx.output_on_gpu or experts_off
     ph_gpu = phases(2.0)
+    fa_copies = _cuda_fa_f16_copies(f, ctx)
+    if fa_copies and ph_gpu["attention"]:
+        # CUDA/HIP FA with a quantized cache: the FA node's allocation carries F16 copies of the K/V
+        # views (ggml-cuda/fattn.cu ggml_cuda_flash_attn_ext_get_alloc_size, TAG_ALLOC_SIZE_EXPAND)
+        ph_gpu["attention"] += fa_copies / (T * F32)
+        notes.append(f"{ctx.backend.name}: flash attention on a quantized KV cache converts each layer's K/V view to "
+                     f"F16 inside the compute buffer (+{fa_copies / 2**20:.0f} MiB at the largest layer; CUDA/HIP "
+                     f"unmeasured here)")
     ph_cpu = phases(0.0)
     all_keys = ["attention", "ffn", "moe", "recurrent", "output"]
     # graph inputs (token ids, positions, the masks, the embedding rows) are allocated on the CPU
