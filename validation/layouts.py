@@ -122,8 +122,9 @@ def llama(hp: Hp) -> list[Tensor]:
 
 
 def qwen3(hp: Hp) -> list[Tensor]:
-    """qwen3 and qwen3vl (the VL text model has the same tensors)."""
-    head, tail = _embd_and_output(hp, tied=False)
+    """qwen3 and qwen3vl (the VL text model has the same tensors); small Qwen3 models tie the output
+    to token_embd (layout option `tied`)."""
+    head, tail = _embd_and_output(hp, tied=bool(hp.options.get("tied", False)))
     out = head
     for i in range(hp.n_layer):
         out.append(_norm(i, "attn_norm", hp.n_embd))
