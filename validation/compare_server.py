@@ -1,7 +1,7 @@
-"""memfit's server-mode estimate (what `memfit estimate` prices by default) against llama-server's own
+"""memfit's server-mode estimate (`memfit estimate --runtime llama.cpp@b11434`) against llama-server's own
 reservation measured by validation/server_run.py (validation/results-server/*.json).
 
-The estimator gets the settings `memfit estimate --tool server` derives from the same flags:
+The estimator gets the settings `memfit estimate --runtime llama.cpp@b11434` derives from the same flags:
 n_outputs_max = n_parallel (one logits row per slot), -np auto = 4 unified slots, backend cpu.
 Targets (issue 11): KV and output identical in every case; CPU compute within 5% in 95% of the
 cases and within 10% in all. `section()` renders the server-mode section of docs/accuracy.md
@@ -100,8 +100,9 @@ def section(results: list[dict] | None = None) -> list[str]:
     out = [
         "## Server mode: llama-server's own reservation",
         "",
-        "`memfit estimate` prices what llama-server allocates (its default `--tool server`), which differs",
-        "from llama-fit-params' reservation above: tools/server/server.cpp turns `-np auto` into 4 slots",
+        "`memfit estimate --runtime llama.cpp@b11434` prices what llama-server b11434 allocates, which differs",
+        "from llama-fit-params' reservation above (memfit's default runtime is conservative over the builds",
+        "apps ship and keeps whole-batch logits, see Older builds): tools/server/server.cpp turns `-np auto` into 4 slots",
         "with a unified KV cache, and server-context.cpp reserves the compute graph for one logits row per",
         "slot (`n_outputs_max = min(n_batch, n_parallel)`, common/speculative.cpp",
         "`common_speculative_get_output_limits` without a draft model), so the layer phases, not the",
@@ -115,7 +116,8 @@ def section(results: list[dict] | None = None) -> list[str]:
         f"**{n} cases**: np 1/2/4, unified and per-sequence KV, ub 512/1024/2048, FA on/off, KV f16/q8_0 at "
         "32k (clamped to the training context), the base settings at 4k and at the training context, `-np auto`, "
         "and the ROCm log's settings (gpt-oss-120b `-c 262144 -np 2 -fa on -ub 1024 -b 1024`, non-unified).",
-        "- memfit: the RunSettings `memfit estimate` builds from the same flags (`n_outputs_max = n_parallel`).",
+        "- memfit: the RunSettings `memfit estimate --runtime llama.cpp@b11434` builds from the same flags "
+        "(`n_outputs_max = n_parallel`).",
         "",
         "| component | target | cases meeting it |",
         "| --- | --- | ---: |",

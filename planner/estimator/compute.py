@@ -43,6 +43,7 @@ F32 = 4
 SMALL_INPUTS_PER_TOKEN = 40  # token ids, positions, output ids... (measured 0.02 MiB at 512 tokens)
 
 CPU_MARGIN = 0.10
+OLD_BUILD_CPU_MARGIN = 0.12  # builds before b11401: b11393's CPU buffers within -11.0..+4.0% (docs/accuracy.md)
 GPU_MARGIN = 0.20
 APPROX_MARGIN = 0.30
 HOST_INPUT_SLOTS = 4  # E-wide f32 inputs kept on the host with a GPU backend (measured on Vulkan;
@@ -251,6 +252,12 @@ def compute_buffers(f: ModelFacts, ctx: RunContext) -> ComputeResult:
         if "output" not in keys:
             return int(a)
         out = ph["output"] * T * F32
+        if not ctx.mixed_embd:
+            # builds before the mixed token/embedding inputs (b11401, runtimes.toml mixed_embd_inputs):
+            # nothing long-lived sits above the masks, so their freed block merges with the free top
+            # of the buffer and the logits start there (measured on b9453/b11393's CPU backend and
+            # in the ROCm log of b9452)
+            return int(max(a, out))
         reused = int(a if a >= out else out + masks)  # logits in the freed masks' block
         above = int(max(a, out + masks))  # no freed block holds them
         chosen, other = (reused, above) if logits <= masks + slot else (above, reused)
@@ -270,10 +277,14 @@ def compute_buffers(f: ModelFacts, ctx: RunContext) -> ComputeResult:
             f"{'larger' if any(o > c for c, o in reuse_doubt) else 'smaller'} than estimated")
         return max(margin, max(-(-abs(o - c) * 100 // max(c, 1)) / 100 for c, o in reuse_doubt))
 
+    # builds before b11401 lack the two E-wide mixed-embedding inputs every phase carries since
+    e_old = 0.0 if ctx.mixed_embd else 2.0
     if not gpu_backend:
-        ph = phases(0.0)
+        ph = phases(e_old)
         host = peak_bytes(ph, list(ph), mask_bytes) + small
         margin = APPROX_MARGIN if f.approximate or not f.known_graph else CPU_MARGIN
+        if not ctx.mixed_embd:
+            margin = max(margin, OLD_BUILD_CPU_MARGIN)
         margin = doubt_margin(margin)
         return ComputeResult(gpu=0, host=host, margin=margin, notes=notes,
                              phases={k: int(v * T * F32) for k, v in ph.items()})
@@ -283,7 +294,7 @@ def compute_buffers(f: ModelFacts, ctx: RunContext) -> ComputeResult:
     any_cpu_layer = not all(on_gpu)
     experts_off = not all(ctx.experts_on_gpu[i] or not on_gpu[i] for i in range(len(on_gpu)))
     cpu_weights = any_cpu_layer or not ctx.output_on_gpu or experts_off
-    ph_gpu = phases(2.0)
+    ph_gpu = phases(2.0)  # the mixed-embedding inputs are host inputs: the device graph is the same
     fa_copies = _cuda_fa_f16_copies(f, ctx)
     if fa_copies and ph_gpu["attention"]:
         # CUDA/HIP FA with a quantized cache: the FA node's allocation carries F16 copies of the K/V
@@ -292,11 +303,11 @@ def compute_buffers(f: ModelFacts, ctx: RunContext) -> ComputeResult:
         notes.append(f"{ctx.backend.name}: flash attention on a quantized KV cache converts each layer's K/V view to "
                      f"F16 inside the compute buffer (+{fa_copies / 2**20:.0f} MiB at the largest layer; CUDA/HIP "
                      f"unmeasured here)")
-    ph_cpu = phases(0.0)
+    ph_cpu = phases(e_old)
     all_keys = ["attention", "ffn", "moe", "recurrent", "output"]
     # graph inputs (token ids, positions, the masks, the embedding rows) are allocated on the CPU
     # backend and copied to the device: the host keeps the masks and a few E-wide slots
-    host_inputs = mask_bytes + (HOST_INPUT_SLOTS + 3 * g.n_deepstack) * slot + small
+    host_inputs = mask_bytes + (HOST_INPUT_SLOTS - int(e_old) + 3 * g.n_deepstack) * slot + small
     op_offload = T >= OP_OFFLOAD_MIN_BATCH
     if not cpu_weights or op_offload:
         # full offload, or op_offload: the scheduler moves the CPU layers' large matmuls (and the
