@@ -141,7 +141,7 @@ def test_whole_batch_logits_before_b9464(spec_facts):
     f = spec_facts("gpt-oss-20b")
     s = RunSettings(n_ctx=32768, n_parallel=4, kv_unified=True, n_outputs_max=4, backend="cpu")
     new, old = estimate(f, s), estimate(f, s.model_copy(update={"llama_build": 9452}))
-    assert old.compute_bytes - new.compute_bytes > 300 * MiB  # 201088 x 512 x 4 B of logits
+    assert old.compute_bytes - new.compute_bytes > 250 * MiB  # 201088 x 512 x 4 B = 392.75 MiB of logits, over the masks
     assert old.kv_bytes == new.kv_bytes and old.output_bytes == new.output_bytes
 
 
