@@ -99,9 +99,18 @@ def _geometry(f: ModelFacts) -> _Geometry:
     for layer in f.layers:
         if not layer.loaded:
             continue
+        names = {t.name.rsplit(".", 2)[-2] for t in layer.tensors}
+        # a fused gate+up (phi3 and others: ffn_up of 2 x n_ff, no ffn_gate) feeds the same
+        # n_ff-wide activation as separate gate and up tensors (ggml_swiglu splits it)
+        fused = "ffn_up" in names and "ffn_gate" not in names and "ffn_down" in names
         for t in layer.tensors:
             if _FFN_UP.match(t.name):
-                ff_dense = max(ff_dense, _ne1(t))
+                width = _ne1(t)
+                if fused and t.name.endswith("ffn_up.weight"):
+                    down = next((d for d in layer.tensors if d.name.endswith("ffn_down.weight")), None)
+                    if down is not None and width == 2 * down.ne0:
+                        width = down.ne0
+                ff_dense = max(ff_dense, width)
             elif _FFN_UP_EXPS.match(t.name):
                 width = _ne1(t)
                 ff_exp = max(ff_exp, width // 2 if "gate_up" in t.name else width)
