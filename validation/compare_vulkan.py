@@ -183,7 +183,9 @@ def other_backends() -> list[str]:
     part15 = sum(abs(r["partial_err"]) <= 0.15 for r in sweep)
     worst_full = max(sweep, key=lambda r: abs(r["full_err"]))
     worst_part = max(sweep, key=lambda r: abs(r["partial_err"]))
-    return [
+    from validation import compare_vulkan_server
+
+    return compare_vulkan_server.section() + [
         "## The ROCm log (issue 11)",
         "",
         "gpt-oss-120b on a Radeon 8060S with ROCm, llama-server started by Ollama 0.30 with `-c 262144 -np 2",
