@@ -233,7 +233,7 @@ def other_backends() -> list[str]:
         "| backend | measured | stated margin (compute) |",
         "| --- | --- | --- |",
         "| CPU | 803 fit-params + 933 llama-server cases (b11434) within 10% (99.6% of server cases within 5%); 355 b11393 cases within 11% | ±10% (b11401+), ±12% older builds |",
-        "| Vulkan | this page: full offload under 1 GiB within 5% (36/42 within 3%) | ±20%; ±100% above 1 GiB (chunking); ±40% deepstack |",
+        "| Vulkan | this page: full offload under 1 GiB within 5% (36/42 within 3%); llama-server mode within 10% in 100/102, 20% in all | ±20%; ±100% above 1 GiB (chunking); ±40% deepstack |",
         f"| CUDA | gguf-parser-go's sweep: {full10}/{n} full within 10%, {part15}/{n} partial within 15% | ±20% |",
         "| ROCm | the issue-11 log: +3.6% / 0% | ±20% |",
         "| Metal | none | ±20% |",
