@@ -220,8 +220,9 @@ def compute_buffers(f: ModelFacts, ctx: RunContext) -> ComputeResult:
     n_kv_max = ctx.n_ctx_seq if has_full else (ctx.swa_cells if has_swa else 0)
     n_head = max((layer.n_head for layer in kv_layers), default=0)
 
-    def phases(e_off: float) -> dict[str, float]:
-        """Floats per token of each phase; e_off = E-sized tensors that live elsewhere (GPU: 2)."""
+    def phases(e_off: float, gpu: bool = False) -> dict[str, float]:
+        """Floats per token of each phase; e_off = E-sized tensors that live elsewhere (GPU: 2;
+        builds before b11401: 2 fewer on the CPU)."""
         out = f.n_vocab * (O / T) + (5.5 - e_off) * E
         qmax = max(E, g.Q)
         if kv_layers:
@@ -239,7 +240,9 @@ def compute_buffers(f: ModelFacts, ctx: RunContext) -> ComputeResult:
             "recurrent": (4.0 * g.d_inner + (3 - e_off) * E) if f.n_recurrent_layers and g.d_inner else 0.0,
         }
         if g.n_deepstack:
-            extra = 4.0 * (1 + g.n_deepstack) * E if not e_off else 2.5 * E
+            # the mixed-embedding inputs (b11401+) are n_embd_inp = E x (1 + n_deepstack) wide on the CPU;
+            # on a GPU device, and before b11401, deepstack costs 2.5 E (measured: Vulkan, b11393)
+            extra = 2.5 * E if (gpu or not ctx.mixed_embd) else 4.0 * (1 + g.n_deepstack) * E
             p = {k: (v + extra if v else v) for k, v in p.items()}
         return p
 
@@ -303,7 +306,7 @@ def compute_buffers(f: ModelFacts, ctx: RunContext) -> ComputeResult:
     any_cpu_layer = not all(on_gpu)
     experts_off = not all(ctx.experts_on_gpu[i] or not on_gpu[i] for i in range(len(on_gpu)))
     cpu_weights = any_cpu_layer or not ctx.output_on_gpu or experts_off
-    ph_gpu = phases(2.0)  # the mixed-embedding inputs are host inputs: the device graph is the same
+    ph_gpu = phases(2.0, gpu=True)  # the mixed-embedding inputs are host inputs: the device graph is the same
     fa_copies = _cuda_fa_f16_copies(f, ctx)
     if fa_copies and ph_gpu["attention"]:
         # CUDA/HIP FA with a quantized cache: the FA node's allocation carries F16 copies of the K/V
@@ -316,7 +319,8 @@ def compute_buffers(f: ModelFacts, ctx: RunContext) -> ComputeResult:
     all_keys = ["attention", "ffn", "moe", "recurrent", "output"]
     # graph inputs (token ids, positions, the masks, the embedding rows) are allocated on the CPU
     # backend and copied to the device: the host keeps the masks and a few E-wide slots
-    host_inputs = mask_bytes + (HOST_INPUT_SLOTS - int(e_old) + 3 * g.n_deepstack) * slot + small
+    deepstack_slots = 3 * g.n_deepstack if ctx.mixed_embd else 0  # the wider mixed inputs (b11401+)
+    host_inputs = mask_bytes + (HOST_INPUT_SLOTS - int(e_old) + deepstack_slots) * slot + small
     op_offload = T >= OP_OFFLOAD_MIN_BATCH
     if not cpu_weights or op_offload:
         # full offload, or op_offload: the scheduler moves the CPU layers' large matmuls (and the
