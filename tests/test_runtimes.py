@@ -249,3 +249,11 @@ def test_estimate_and_plan_pick_the_same_projector(vision_repo):
 def test_local_single_file_has_no_projector(gguf_file):
     d = _json(str(gguf_file), "-c", "4096")
     assert d["mmproj"] is None
+
+
+def test_kv_cell_padding_by_build(spec_facts):
+    f = spec_facts("llama-3.1-8b")
+    s = RunSettings(n_ctx=3000, flash_attn="off", backend="cpu")
+    cells = {b: estimate(f, s.model_copy(update={"llama_build": b})).kv_cells for b in (6000, 6900, None)}
+    assert cells == {6000: 3008, 6900: 3000, None: 3072}  # #7257: 32 without FA; #16812: none; #17046: 256
+    assert estimate(f, s.model_copy(update={"llama_build": 6000, "flash_attn": "on"})).kv_cells == 3072

@@ -103,7 +103,15 @@ def resolve(facts: ModelFacts, s: RunSettings) -> RunContext:
     n_batch = min(n_ctx_req, s.n_batch) if causal else s.n_batch
     n_ubatch = min(n_batch, s.n_ubatch)
     n_seq = max(1, s.n_parallel)
-    n_ctx = pad(n_ctx_req, 256)
+    # KV cells are padded to 256 since ggml-org/llama.cpp#17046; #16812 had removed the padding for a
+    # few builds; before it: 256 with flash attention (auto counts: the larger), 32 without (#7257)
+    if applies("kv_pad_256", build):
+        cell_pad = 256
+    elif applies("kv_size_unpadded", build):
+        cell_pad = 1
+    else:
+        cell_pad = 32 if s.flash_attn == "off" else 256
+    n_ctx = pad(n_ctx_req, cell_pad)
     kv_unified = s.kv_unified
     if not kv_unified and n_seq > 1 and not applies("kv_streams_per_sequence", build):
         kv_unified = True  # before #14363 every sequence shared one KV cache of n_ctx cells
@@ -112,7 +120,7 @@ def resolve(facts: ModelFacts, s: RunSettings) -> RunContext:
     if kv_unified:
         n_ctx_seq = n_ctx
     else:
-        n_ctx_seq = pad(n_ctx // n_seq, 256)
+        n_ctx_seq = pad(n_ctx // n_seq, cell_pad)
         n_ctx = n_ctx_seq * n_seq
     n_stream = 1 if kv_unified else n_seq
 
@@ -162,7 +170,7 @@ def resolve(facts: ModelFacts, s: RunSettings) -> RunContext:
     if swa_full:
         swa_cells = n_ctx_seq
     else:
-        swa_cells = pad(min(n_ctx_seq, facts.n_swa * (n_seq if kv_unified else 1) + n_ubatch), 256)
+        swa_cells = pad(min(n_ctx_seq, facts.n_swa * (n_seq if kv_unified else 1) + n_ubatch), cell_pad)
     swa_f16 = applies("swa_part_f16", build)
     swa_type_k = int(GGML_TYPE_OF["f16"]) if swa_f16 and s.cache_type_k in QUANTIZED_CACHE else type_k
     swa_type_v = int(GGML_TYPE_OF["f16"]) if swa_f16 and s.cache_type_v in QUANTIZED_CACHE else type_v
