@@ -49,9 +49,12 @@ class Rule(BaseModel):
     before: str
     source: str
     modelled: str
+    always: bool = Field(False, description="the estimator applies it to every build (first build unknown)")
 
     def applies(self, build: int | None) -> bool:
-        """Whether a build has the new behaviour (None = the validated build, b11434)."""
+        """Whether the estimator gives a build the new behaviour (None = the validated build, b11434)."""
+        if self.always:
+            return True
         b = validated_build() if build is None else build
         return b >= self.since and (self.until is None or b < self.until)
 

@@ -143,8 +143,10 @@ def check_against_model(s: RunSettings, facts: Any) -> tuple[RunSettings, list[s
     if s.n_cpu_moe and not facts.is_moe:
         notes.append("--n-cpu-moe/--cpu-moe ignored: this model has no MoE expert tensors")
         s = s.model_copy(update={"n_cpu_moe": 0})
-    if s.n_ctx and facts.n_ctx_train and s.n_ctx > facts.n_ctx_train:
-        notes.append(f"-c {s.n_ctx} is beyond the model's training context ({facts.n_ctx_train}): "
+    per_seq = s.n_ctx if s.kv_unified else s.n_ctx // max(1, s.n_parallel)  # what one sequence can attend to
+    if s.n_ctx and facts.n_ctx_train and per_seq > facts.n_ctx_train:
+        what = f"-c {s.n_ctx}" if per_seq == s.n_ctx else f"-c {s.n_ctx} / {s.n_parallel} sequences = {per_seq}"
+        notes.append(f"{what} is beyond the model's training context ({facts.n_ctx_train}): "
                      "llama.cpp runs it, but answers degrade without RoPE scaling")
     return s, notes
 
