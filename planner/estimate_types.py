@@ -38,6 +38,9 @@ class RunSettings(BaseModel):
     repack: bool = Field(True, description="CPU weight repacking (llama.cpp default; --no-repack turns it off)")
     backend: Backend = "cuda"
     with_mmproj: bool = Field(False, description="size the vision projector too (when one is given)")
+    llama_build: int | None = Field(None, ge=1, description=(
+        "llama.cpp build whose buffer rules apply (planner/data/runtimes.toml); None = b11434, the "
+        "validated build"))
 
 
 class DeviceUsage(BaseModel):

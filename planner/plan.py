@@ -71,6 +71,7 @@ class Planner(Search):
             warnings=self._warnings(evals, ctx),
             fits=rec.tier != "no_fit" and choice.meets,
             allow_spill=self.req.allow_spill,
+            runtime=self.runtime.id, runtime_statement=self.runtime.statement,
         )
         plan.elapsed_ms = round((time.perf_counter() - t0) * 1000, 1)
         return plan

@@ -78,6 +78,8 @@ class PlanRequest(BaseModel):
     min_prefill_tps: float | None = None
     max_ttft_s: float | None = None
     keep_in_memory: bool = False  # plan with LM Studio's Keep Model in Memory on (a second copy in RAM)
+    runtime: str | None = None  # --runtime: llama.cpp@N | ollama[@V] | lmstudio[@V]; None = the conservative default
+    llama_build: int | None = Field(None, ge=1)  # --llama-build N
 
 
 # --------------------------------------------------------------------------- outputs
@@ -313,7 +315,8 @@ class DevicePlan(BaseModel):
     variants: list[VariantPlan]
     candidates: list[Candidate] = Field(default_factory=list)  # every option weighed (quant x split x KV)
     allow_spill: bool = False
-    runtime: str = "llama.cpp"
+    runtime: str = "llama.cpp@conservative"  # the Runtime id planned for (planner/runtimes.py)
+    runtime_statement: str = ""  # which llama.cpp build and app defaults were assumed, in words
     carveout_options: list[CarveoutOption]
     bars: list[MemoryBar]
     fit: FitResult | None = None

@@ -175,6 +175,10 @@ class Search:
         self.ratio = moe_ratio(first.metadata)
         self.n_ctx_train = ctx_train(first)
         self.no_decode = no_decode_reason(first)
+        from .runtimes import runtime_for
+
+        self.runtime = runtime_for(request.runtime, request.llama_build)
+        self._app = self.runtime.settings_defaults()
         self._largest = {v.quant: largest_gpu_weight_bytes(v.headers) for v in model.variants}
 
     # ---------------------------------------------------------------- estimates
@@ -202,11 +206,18 @@ class Search:
         hit = self._cache.get(key)
         if hit is not None:
             return hit
+        app = self._app
+        n_batch, n_ubatch = (self.req.n_batch, self.req.n_ubatch) if self.runtime.app == "llama.cpp" else (
+            app["n_batch"], app["n_ubatch"])  # Ollama and LM Studio pass their own batch sizes
         settings = RunSettings(
-            n_ctx=ctx, n_batch=self.req.n_batch, n_ubatch=self.req.n_ubatch, n_parallel=self.req.n_parallel,
-            n_outputs_max=self.req.n_parallel,  # llama-server reserves logits for one row per slot
+            n_ctx=ctx, n_batch=n_batch, n_ubatch=n_ubatch, n_parallel=self.req.n_parallel,
+            # llama-server reserves logits for one row per slot (builds since b9464); older builds and
+            # the conservative default, for the whole ubatch
+            n_outputs_max=min(self.req.n_parallel, n_batch) if app["n_outputs_max"] else 0,
+            kv_unified=bool(app["kv_unified"]) and self.runtime.app == "lmstudio",  # llama-server: -np given
             flash_attn=self.fa_for(ctk, ctv), cache_type_k=ctk, cache_type_v=ctv, n_gpu_layers=ngl,  # type: ignore[arg-type]
-            n_cpu_moe=ncm, use_mmap=mmap, backend=backend, with_mmproj=with_proj,  # type: ignore[arg-type]
+            n_cpu_moe=ncm, use_mmap=mmap and bool(app["use_mmap"]), backend=backend, with_mmproj=with_proj,  # type: ignore[arg-type]
+            llama_build=app["llama_build"],
         )
         proj = self.model.projector.headers if with_proj and self.model.projector else None
         bd = self._estimate(self.facts(v), settings, proj)
@@ -364,7 +375,8 @@ class Search:
     # ---------------------------------------------------------------- speeds
 
     def speed(self, bd: Breakdown, r: FitResult, dev: DeviceSetup, depth: int, v: PlanVariant) -> SpeedEstimate:
-        return estimate_speed(bd, r, dev.profile, ratio=self.ratio, depth=depth, compute=self.compute(v))
+        return estimate_speed(bd, r, dev.profile, ratio=self.ratio, depth=depth, compute=self.compute(v),
+                              app=self.runtime.app)
 
     def prefill(self, bd: Breakdown, r: FitResult, dev: DeviceSetup, v: PlanVariant) -> PrefillEstimate | None:
         comp = self.compute(v)

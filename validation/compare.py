@@ -364,6 +364,13 @@ def gpu_section() -> list[str]:
     ]
 
 
+def _extra_sections() -> list[str]:
+    """Server mode (validation/compare_server.py) and older builds (validation/compare_builds.py)."""
+    from validation import compare_builds, compare_server
+
+    return compare_server.section() + compare_builds.section()
+
+
 def render(rows: list[Row], results: list[dict], runtime: float | None, estimator_error: str | None) -> str:
     st = stats(rows)
     lc = results[0]["llama_cpp"] if results else {}
@@ -432,6 +439,7 @@ def render(rows: list[Row], results: list[dict], runtime: float | None, estimato
         ] + summary_lines(stats(held)) + [""]
     lines += ["Per model:", ""] + model_lines(rows) + [""]
     lines += peers_section(rows)
+    lines += _extra_sections()
     lines += [
     ] + gpu_section() + [
         "## Cases",

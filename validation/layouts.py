@@ -126,8 +126,9 @@ def llama(hp: Hp) -> list[Tensor]:
 
 
 def qwen3(hp: Hp) -> list[Tensor]:
-    """qwen3 and qwen3vl (the VL text model has the same tensors)."""
-    head, tail = _embd_and_output(hp, tied=False)
+    """qwen3 and qwen3vl (the VL text model has the same tensors); small Qwen3 models tie the output
+    to token_embd (layout option `tied`)."""
+    head, tail = _embd_and_output(hp, tied=bool(hp.options.get("tied", False)))
     out = head
     for i in range(hp.n_layer):
         out.append(_norm(i, "attn_norm", hp.n_embd))
@@ -485,7 +486,55 @@ def gemma4(hp: Hp) -> list[Tensor]:
     return out + [("output_norm.weight", (hp.n_embd,))]
 
 
+def gemma2(hp: Hp) -> list[Tensor]:
+    """models/gemma2.cpp: like gemma3 without q/k norms; output tied to token_embd."""
+    head, tail = _embd_and_output(hp, tied=True)
+    out = head
+    for i in range(hp.n_layer):
+        out.append(_norm(i, "attn_norm", hp.n_embd))
+        out += _gqa_attn(hp, i)
+        out.append(_norm(i, "post_attention_norm", hp.n_embd))
+        out.append(_norm(i, "ffn_norm", hp.n_embd))
+        out += _dense_ffn(hp, i, hp.n_ff)
+        out.append(_norm(i, "post_ffw_norm", hp.n_embd))
+    return out + tail
+
+
+def olmoe(hp: Hp) -> list[Tensor]:
+    """models/olmoe.cpp: full-width q/k norms, experts without a shared one."""
+    head, tail = _embd_and_output(hp, tied=False)
+    out = head
+    n_expert = hp.get("expert_count")
+    for i in range(hp.n_layer):
+        out.append(_norm(i, "attn_norm", hp.n_embd))
+        out += _gqa_attn(hp, i)
+        out += [_norm(i, "attn_q_norm", hp.n_embd), _norm(i, "attn_k_norm", hp.n_embd)]
+        out.append(_norm(i, "ffn_norm", hp.n_embd))
+        out += _experts(hp, i, hp.n_ff, n_expert)
+    return out + tail
+
+
+def phi3(hp: Hp) -> list[Tensor]:
+    """models/phi3.cpp: fused QKV, fused gate+up (2 x n_ff), LongRoPE factors (layer 0, the rest
+    TENSOR_DUPLICATED)."""
+    head, tail = _embd_and_output(hp, tied=False)
+    out = head
+    n_qkv = hp.n_embd + 2 * hp.head_k * hp.n_head_kv()
+    n_rot = hp.get("rope.dimension_count", hp.head_k)
+    for i in range(hp.n_layer):
+        out.append(_norm(i, "attn_norm", hp.n_embd))
+        out += [(_blk(i, "attn_qkv.weight"), (hp.n_embd, n_qkv)), (_blk(i, "attn_output.weight"), (hp.n_embd, hp.n_embd))]
+        out.append(_norm(i, "ffn_norm", hp.n_embd))
+        out += [(_blk(i, "ffn_up.weight"), (hp.n_embd, 2 * hp.n_ff)), (_blk(i, "ffn_down.weight"), (hp.n_ff, hp.n_embd))]
+    out += [("rope_factors_long.weight", (n_rot // 2,)), ("rope_factors_short.weight", (n_rot // 2,))]
+    return out + tail
+
+
 LAYOUTS: dict[str, Callable[[Hp], list[Tensor]]] = {
+    "qwen2": qwen2,
+    "gemma2": gemma2,
+    "olmoe": olmoe,
+    "phi3": phi3,
     "llama": llama,
     "qwen3": qwen3,
     "qwen3vl": qwen3,

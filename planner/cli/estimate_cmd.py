@@ -8,6 +8,14 @@ program people serve models with (llama-cli runs the same server code):
 `--tool fit-params` switches to llama-fit-params/libllama defaults instead (1 sequence, logits
 reserved for the whole batch), which is what validation/ compares against.
 
+`--runtime llama.cpp@N|ollama[@V]|lmstudio[@V]` (or `--llama-build N`) says which llama.cpp the app
+runs and which defaults the app passes (planner/runtimes.py, planner/data/runtimes.toml); flags
+given on the command line win over the app's defaults. Without either, the default runtime is
+conservative over the llama.cpp builds current apps ship (b11434's rules, logits reserved for the
+whole ubatch as builds before b9464 do); the report states which runtime was assumed.
+A vision projector is sized by default when the model has one (the file llama-server `-hf` would
+download, planner/projector.py); `--mmproj none` leaves it out.
+
 With `--device ID|auto|FILE` the backend defaults to the device's first one on its OS and the
 report ends with where this exact breakdown lands on the device as it is configured now (the
 carve-out in effect, the GPU cap, the OS reserve): pools, tier, headroom, checks. The placement is
@@ -34,6 +42,7 @@ from .device_options import device_options, overrides_from, resolve_devices
 if TYPE_CHECKING:
     from ..device_schema import BackendInfo, DeviceProfile
     from ..fit import FitResult
+    from ..runtimes import Runtime
 
 CACHE_TYPES = ["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
 BACKENDS = ["cpu", "cuda", "rocm", "vulkan", "metal"]
@@ -57,12 +66,27 @@ def _int_or(text: str, words: dict[str, int], what: str) -> int:
         raise InputError(f"invalid {what} {text!r}: use a number or one of {', '.join(words)}") from None
 
 
-def build_settings(*, ctx_size: str, flash_attn: str, cache_type_k: str, cache_type_v: str, ubatch: int,
-                   batch: int, parallel: str, kv_unified: bool | None, n_gpu_layers: str, n_cpu_moe: int,
-                   cpu_moe: bool, swa_full: bool, no_kv_offload: bool, no_repack: bool, backend: str,
-                   tool: str, with_mmproj: bool) -> RunSettings:
-    """CLI flags -> RunSettings, applying llama-server's (or llama-fit-params') defaults."""
+def build_settings(*, ctx_size: str, flash_attn: str | None, cache_type_k: str, cache_type_v: str,
+                   ubatch: int | None, batch: int | None, parallel: str | None, kv_unified: bool | None,
+                   n_gpu_layers: str, n_cpu_moe: int, cpu_moe: bool, swa_full: bool, no_kv_offload: bool,
+                   no_repack: bool, backend: str, tool: str, with_mmproj: bool,
+                   runtime: Runtime | None = None, no_mmap: bool = False) -> RunSettings:
+    """CLI flags -> RunSettings, applying the runtime's app defaults (llama-server's unless --runtime
+    says otherwise) to the flags not given, or llama-fit-params' defaults with --tool fit-params."""
+    from ..runtimes import resolve_runtime
+
+    rt = runtime or resolve_runtime(None)
+    app = rt.settings_defaults()
+    if tool != "server":  # llama-cli and llama-fit-params use libllama's defaults, not an app's
+        app = {**app, "flash_attn": "auto", "n_batch": 2048, "n_ubatch": 512}
+    flash_attn = flash_attn or app["flash_attn"]
+    ubatch = app["n_ubatch"] if ubatch is None else ubatch
+    batch = app["n_batch"] if batch is None else batch
     n_ctx = _ctx(ctx_size)
+    if parallel is None:  # the app decides: llama-server auto (4 unified), Ollama 1, LM Studio 4
+        parallel = "auto" if rt.app == "llama.cpp" else str(app["n_parallel"])
+        if kv_unified is None and rt.app != "llama.cpp":
+            kv_unified = app["kv_unified"]
     np_auto = str(parallel).strip().lower() in ("auto", "-1")
     if np_auto and tool == "server":
         n_parallel = SERVER_AUTO_SLOTS
@@ -81,12 +105,19 @@ def build_settings(*, ctx_size: str, flash_attn: str, cache_type_k: str, cache_t
     if ubatch < 1 or batch < 1:
         raise InputError("-b/--batch-size and -ub/--ubatch-size must be at least 1")
     check_v_cache_needs_fa(cache_type_v, flash_attn)
+    if tool == "fit-params":
+        n_outputs_max = 0  # libllama: logits for the whole batch
+    elif app["n_outputs_max"] == 0:
+        n_outputs_max = 0  # a build before per-slot outputs (or the conservative default)
+    else:
+        n_outputs_max = min(n_parallel, batch)  # server-context.cpp server_output_limits
     return RunSettings(
         n_ctx=n_ctx, n_batch=batch, n_ubatch=ubatch, n_parallel=n_parallel, kv_unified=unified,
-        n_outputs_max=0 if tool == "fit-params" else n_parallel,
+        n_outputs_max=n_outputs_max,
         flash_attn=flash_attn, cache_type_k=cache_type_k, cache_type_v=cache_type_v,
         n_gpu_layers=ngl, n_cpu_moe=(1 << 20) if cpu_moe else n_cpu_moe, swa_full=swa_full,
         no_kv_offload=no_kv_offload, repack=not no_repack, backend=backend, with_mmproj=with_mmproj,
+        use_mmap=app["use_mmap"] and not no_mmap, llama_build=app["llama_build"],
     )
 
 
@@ -112,8 +143,10 @@ def check_against_model(s: RunSettings, facts: Any) -> tuple[RunSettings, list[s
     if s.n_cpu_moe and not facts.is_moe:
         notes.append("--n-cpu-moe/--cpu-moe ignored: this model has no MoE expert tensors")
         s = s.model_copy(update={"n_cpu_moe": 0})
-    if s.n_ctx and facts.n_ctx_train and s.n_ctx > facts.n_ctx_train:
-        notes.append(f"-c {s.n_ctx} is beyond the model's training context ({facts.n_ctx_train}): "
+    per_seq = s.n_ctx if s.kv_unified else s.n_ctx // max(1, s.n_parallel)  # what one sequence can attend to
+    if s.n_ctx and facts.n_ctx_train and per_seq > facts.n_ctx_train:
+        what = f"-c {s.n_ctx}" if per_seq == s.n_ctx else f"-c {s.n_ctx} / {s.n_parallel} sequences = {per_seq}"
+        notes.append(f"{what} is beyond the model's training context ({facts.n_ctx_train}): "
                      "llama.cpp runs it, but answers degrade without RoPE scaling")
     return s, notes
 
@@ -228,16 +261,25 @@ def to_json(b: Breakdown, title: str, quant: str | None, mmproj_name: str | None
     return top
 
 
-def _pick_mmproj(resolved: Any, mmproj: str) -> tuple[ModelHeaders | None, str | None, list[str]]:
+def _pick_mmproj(resolved: Any, mmproj: str | None, variant: Any) -> tuple[ModelHeaders | None, str | None, list[str]]:
+    """The projector to size: none for `--mmproj none`; a file; or (default and `auto`) the one
+    llama-server `-hf` downloads with this variant (planner/projector.py, the rule `plan` uses)."""
+    from ..projector import pick_projector
+
     notes: list[str] = []
-    if mmproj.lower() == "auto":
+    if mmproj is not None and mmproj.lower() == "none":
+        return None, None, notes
+    if mmproj is None or mmproj.lower() == "auto":
         projs = [p for p in getattr(resolved, "mmproj", []) if p.headers is not None]
-        if not projs:
-            notes.append("--mmproj auto: no projector file next to this model")
+        chosen = pick_projector(projs, variant.quant, variant.files[0] if variant.files else "")
+        if chosen is None:
+            if mmproj is not None:
+                notes.append("--mmproj auto: no projector file next to this model")
             return None, None, notes
-        # prefer the full-precision projector llama-server picks by default (F16/BF16), else the first
-        projs.sort(key=lambda p: (0 if any(t in p.name.upper() for t in ("F16", "BF16")) else 1, p.size_bytes))
-        return projs[0].headers, projs[0].name, notes
+        if mmproj is None:
+            notes.append(f"vision projector {chosen.name.rsplit('/', 1)[-1]} sized (llama-server -hf loads it; "
+                         "--mmproj none leaves it out)")
+        return chosen.headers, chosen.name, notes
     from ..resolver import load_projector_file
 
     headers, _size = load_projector_file(mmproj)
@@ -522,14 +564,17 @@ def render_device(r: FitResult, profile: DeviceProfile, notes: list[str], hint: 
 @click.argument("model")
 @click.option("-c", "--ctx-size", "ctx_size", default="0", show_default=True, metavar="N",
               help="Context size (24576, 24k, 128k); 0 = the model's training context.")
-@click.option("-fa", "--flash-attn", "flash_attn", type=click.Choice(["on", "off", "auto"]), default="auto",
-              show_default=True, help="Flash attention (auto = on where supported, as llama.cpp resolves it).")
+@click.option("-fa", "--flash-attn", "flash_attn", type=click.Choice(["on", "off", "auto"]), default=None,
+              help="Flash attention (auto = on where supported, as llama.cpp resolves it) [default: the runtime's: auto].")
 @click.option("-ctk", "--cache-type-k", "cache_type_k", type=click.Choice(CACHE_TYPES), default="f16", show_default=True)
 @click.option("-ctv", "--cache-type-v", "cache_type_v", type=click.Choice(CACHE_TYPES), default="f16", show_default=True)
-@click.option("-ub", "--ubatch-size", "ubatch", type=int, default=512, show_default=True, help="Physical batch size.")
-@click.option("-b", "--batch-size", "batch", type=int, default=2048, show_default=True, help="Logical batch size.")
-@click.option("-np", "--parallel", "parallel", default="auto", show_default=True, metavar="N|auto",
-              help="Sequences (server slots); auto = 4 slots with a unified KV cache (llama-server).")
+@click.option("-ub", "--ubatch-size", "ubatch", type=int, default=None,
+              help="Physical batch size [default: the runtime's: 512].")
+@click.option("-b", "--batch-size", "batch", type=int, default=None,
+              help="Logical batch size [default: the runtime's: llama-server 2048, Ollama/LM Studio 512].")
+@click.option("-np", "--parallel", "parallel", default=None, metavar="N|auto",
+              help="Sequences (server slots); auto = 4 slots with a unified KV cache (llama-server) "
+                   "[default: the runtime's: llama-server auto, Ollama 1, LM Studio 4].")
 @click.option("-kvu/-no-kvu", "--kv-unified/--no-kv-unified", "kv_unified", default=None,
               help="One KV buffer shared by all sequences (default: on when -np is auto).")
 @click.option("-ngl", "--n-gpu-layers", "--gpu-layers", "n_gpu_layers", default="all", show_default=True,
@@ -540,7 +585,15 @@ def render_device(r: FitResult, profile: DeviceProfile, notes: list[str], hint: 
 @click.option("--swa-full", is_flag=True, help="Full-size cache for sliding-window layers.")
 @click.option("-nkvo", "--no-kv-offload", "no_kv_offload", is_flag=True, help="Keep the KV cache in system RAM.")
 @click.option("-nr", "--no-repack", "no_repack", is_flag=True, help="Disable CPU weight repacking (CPU backend).")
-@click.option("--mmproj", metavar="FILE|auto", help="Also size a vision projector (a file, or auto = the model's own).")
+@click.option("--mmproj", metavar="FILE|auto|none",
+              help="Vision projector to size: a file, auto, or none [default: auto when the model has one, "
+                   "the file llama-server -hf downloads].")
+@click.option("--no-mmap", "no_mmap", is_flag=True, help="Load weights without mmap (--no-mmap).")
+@click.option("--runtime", "runtime_text", metavar="llama.cpp@N|ollama[@V]|lmstudio[@V]", default=None,
+              help="Which llama.cpp and app defaults to assume [default: conservative over the builds current "
+                   "apps ship]; see planner/data/runtimes.toml.")
+@click.option("--llama-build", "llama_build", type=click.IntRange(min=1), default=None, metavar="N",
+              help="llama.cpp build number whose buffer rules apply (e.g. 9452); with --runtime, overrides its build.")
 @click.option("--backend", metavar="|".join(BACKENDS), default=None,
               help="ggml backend family the model runs on [default: cuda; with --device the device's first "
                    "backend on its OS, and a driver it lists (amdvlk) also works].")
@@ -550,11 +603,12 @@ def render_device(r: FitResult, profile: DeviceProfile, notes: list[str], hint: 
 @click.option("--revision", metavar="REV", help="Hub branch, tag or commit.")
 @click.option("--json", "as_json", is_flag=True, help="Print the breakdown as JSON (bytes).")
 @_device_flags
-def estimate_command(model: str, ctx_size: str, flash_attn: str, cache_type_k: str, cache_type_v: str, ubatch: int,
-                     batch: int, parallel: str, kv_unified: bool | None, n_gpu_layers: str, n_cpu_moe: int,
-                     cpu_moe: bool, swa_full: bool, no_kv_offload: bool, no_repack: bool, mmproj: str | None,
-                     backend: str | None, tool: str, quant: str | None, revision: str | None, as_json: bool,
-                     **device_kw: Any) -> None:
+def estimate_command(model: str, ctx_size: str, flash_attn: str | None, cache_type_k: str, cache_type_v: str,
+                     ubatch: int | None, batch: int | None, parallel: str | None, kv_unified: bool | None,
+                     n_gpu_layers: str, n_cpu_moe: int, cpu_moe: bool, swa_full: bool, no_kv_offload: bool,
+                     no_repack: bool, mmproj: str | None, no_mmap: bool, runtime_text: str | None,
+                     llama_build: int | None, backend: str | None, tool: str, quant: str | None,
+                     revision: str | None, as_json: bool, **device_kw: Any) -> None:
     """Estimate the memory llama.cpp allocates for MODEL: weights, KV cache, recurrent state,
     compute buffers, output buffer (and a vision projector), per device.
 
@@ -576,6 +630,9 @@ def estimate_command(model: str, ctx_size: str, flash_attn: str, cache_type_k: s
     from ..model_facts import ModelFacts
     from ..resolver import resolve
 
+    from ..runtimes import runtime_for
+
+    runtime = runtime_for(runtime_text, llama_build)
     requested = backend.strip().lower() if backend else None
     profile, device_notes = load_device(device_kw)
     info = None
@@ -594,7 +651,7 @@ def estimate_command(model: str, ctx_size: str, flash_attn: str, cache_type_k: s
         ctx_size=ctx_size, flash_attn=flash_attn, cache_type_k=cache_type_k, cache_type_v=cache_type_v,
         ubatch=ubatch, batch=batch, parallel=parallel, kv_unified=kv_unified, n_gpu_layers=n_gpu_layers,
         n_cpu_moe=n_cpu_moe, cpu_moe=cpu_moe, swa_full=swa_full, no_kv_offload=no_kv_offload,
-        no_repack=no_repack, backend=backend, tool=tool, with_mmproj=bool(mmproj))
+        no_repack=no_repack, backend=backend, tool=tool, with_mmproj=False, runtime=runtime, no_mmap=no_mmap)
 
     resolved = resolve(model, revision=revision, quant=quant, load_headers=True)
     if not resolved.variants:
@@ -609,10 +666,12 @@ def estimate_command(model: str, ctx_size: str, flash_attn: str, cache_type_k: s
     facts = ModelFacts.from_headers(variant.headers)
     settings, flag_notes = check_against_model(settings, facts)
 
-    mm_headers, mm_name, mm_notes = (None, None, [])
-    if mmproj:
-        mm_headers, mm_name, mm_notes = _pick_mmproj(resolved, mmproj)
+    mm_headers, mm_name, mm_notes = _pick_mmproj(resolved, mmproj, variant)
+    if mm_headers is not None:
+        settings = settings.model_copy(update={"with_mmproj": True})
     b = estimate(facts, settings, mm_headers)
+    b.warnings.insert(0, runtime.statement if tool == "server" else
+                      f"{runtime.statement.split(';')[0]} (--tool {tool}: libllama defaults)")
     if mm_notes or flag_notes:
         b.warnings.extend(flag_notes + mm_notes)
     title = one_line(facts.name) if facts.name else (resolved.repo or resolved.ref)
@@ -624,6 +683,8 @@ def estimate_command(model: str, ctx_size: str, flash_attn: str, cache_type_k: s
         hint = plan_hint(model, device_kw, b, requested, mmproj, revision, profile)
     if as_json:
         d = to_json(b, title, variant.quant, mm_name)
+        d["runtime"] = {"id": runtime.id, "llama_build": runtime.llama_build, "conservative": runtime.conservative,
+                        "statement": runtime.statement}
         d["device_fit"] = None
         if fit is not None and profile is not None:
             ref = device_kw.get("device") or device_kw.get("device_file") or profile.id

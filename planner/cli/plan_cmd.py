@@ -9,13 +9,13 @@ reaches --min-tps), 1 = error, 2 = usage error.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 from typing import Any
 
 import click
 
 from ..errors import InputError
+from ..projector import pick_projector
 from ..units import parse_ctx, printable
 
 EXIT_OK = 0
@@ -45,34 +45,6 @@ def _split_list(values: tuple[str, ...]) -> list[str]:
     for v in values:
         out += [x.strip() for x in v.split(",") if x.strip()]
     return out
-
-
-_BITS_RE = re.compile(r"(\d+)")
-
-
-def _tag_bits(name: str) -> int:
-    """llama.cpp's rule for pairing a projector with a model: the first number in the quant tag."""
-    from ..variants import quant_tag_from_name
-
-    tag = quant_tag_from_name(name if name.endswith(".gguf") else name + ".gguf") or ""
-    m = _BITS_RE.search(tag)
-    return int(m.group(1)) if m else 0
-
-
-def pick_projector(projectors: list[Any], variant_quant: str, variant_path: str) -> Any | None:
-    """The projector `llama-server -hf` downloads with this variant: same folder first (deepest
-    shared directory), then the closest quant bits (common/download.cpp find_best_sibling)."""
-    if not projectors:
-        return None
-    model_dir = variant_path.rsplit("/", 1)[0] if "/" in variant_path else ""
-    bits = _tag_bits(variant_quant)
-
-    def key(p: Any) -> tuple[int, int]:
-        pdir = p.name.rsplit("/", 1)[0] if "/" in p.name else ""
-        shared = pdir == model_dir or (pdir and model_dir.startswith(pdir + "/")) or not pdir
-        return (0 if shared else 1, abs(_tag_bits(p.name.rsplit("/", 1)[-1]) - bits))
-
-    return min(projectors, key=key)
 
 
 def _load_projector_file(path: str) -> Any:
@@ -219,6 +191,11 @@ def _load_devices(devices: tuple[str, ...], device_files: tuple[str, ...], overr
               help="only recommend quants that fill the whole context within this many seconds (est.)")
 @click.option("--allow-spill", "allow_spill", is_flag=True,
               help="let a quant that spills into slower shared memory (Windows shared GPU memory) be recommended")
+@click.option("--runtime", "runtime_text", metavar="llama.cpp@N|ollama[@V]|lmstudio[@V]", default=None,
+              help="which llama.cpp build and app defaults to size for [default: conservative over the builds "
+                   "current apps ship]; see planner/data/runtimes.toml")
+@click.option("--llama-build", "llama_build", type=click.IntRange(min=1), default=None, metavar="N",
+              help="llama.cpp build number whose buffer rules apply; with --runtime, overrides its build")
 @click.option("--revision", default=None, help="Hub branch, tag or commit")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="same as --format json")
@@ -228,7 +205,8 @@ def plan_command(model: str, devices: tuple[str, ...], device_files: tuple[str, 
                  gpu_cap: str | None, vram: str | None, bandwidth: str | None, host_bandwidth: str | None, quants: tuple[str, ...], kv: str | None, ctk: str | None,
                  ctv: str | None, flash_attn: str, n_parallel: int, mmproj: str, no_mmap: bool, prefer: str,
                  min_tps: float | None, min_prefill_tps: float | None, max_ttft: float | None, allow_spill: bool,
-                 revision: str | None, fmt: str, as_json: bool, unicode: bool) -> int:
+                 runtime_text: str | None, llama_build: int | None, revision: str | None, fmt: str, as_json: bool,
+                 unicode: bool) -> int:
     """Which quant to download, which BIOS VRAM split to set and how to launch MODEL.
 
     \b
@@ -266,7 +244,7 @@ def plan_command(model: str, devices: tuple[str, ...], device_files: tuple[str, 
         prefer=prefer,  # type: ignore[arg-type]
         min_tps=min_tps, backend=backend, mmap=False if no_mmap else None,
         kv_fixed=bool(kv or ctk or ctv), allow_spill=allow_spill, min_prefill_tps=min_prefill_tps,
-        max_ttft_s=max_ttft,
+        max_ttft_s=max_ttft, runtime=runtime_text, llama_build=llama_build,
     )
     multi = plan_devices(plan_model, request, profiles)
     if fmt == "json":

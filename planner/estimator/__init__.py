@@ -28,7 +28,7 @@ def estimate(facts: ModelFacts, settings: RunSettings, mmproj: ModelHeaders | No
     """What llama.cpp would allocate for this model and these settings, per component and device."""
     ctx = resolve(facts, settings)
     w = weights(facts, ctx, settings)
-    kv = kv_cache(facts, ctx, settings.swa_full)
+    kv = kv_cache(facts, ctx, ctx.swa_full)
     rs = recurrent_state(facts, ctx)
     out = output_buffer(facts, ctx)
     comp = compute_buffers(facts, ctx)

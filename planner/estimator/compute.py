@@ -37,12 +37,13 @@ import re
 from dataclasses import dataclass, field
 
 from ..model_facts import ModelFacts
-from .context import RunContext
+from .context import GGML_TYPE_OF, QUANTIZED_CACHE, RunContext
 
 F32 = 4
 SMALL_INPUTS_PER_TOKEN = 40  # token ids, positions, output ids... (measured 0.02 MiB at 512 tokens)
 
 CPU_MARGIN = 0.10
+OLD_BUILD_CPU_MARGIN = 0.12  # builds before b11401: b11393's CPU buffers within -11.0..+4.0% (docs/accuracy.md)
 GPU_MARGIN = 0.20
 APPROX_MARGIN = 0.30
 HOST_INPUT_SLOTS = 4  # E-wide f32 inputs kept on the host with a GPU backend (measured on Vulkan;
@@ -98,9 +99,18 @@ def _geometry(f: ModelFacts) -> _Geometry:
     for layer in f.layers:
         if not layer.loaded:
             continue
+        names = {t.name.rsplit(".", 2)[-2] for t in layer.tensors}
+        # a fused gate+up (phi3 and others: ffn_up of 2 x n_ff, no ffn_gate) feeds the same
+        # n_ff-wide activation as separate gate and up tensors (ggml_swiglu splits it)
+        fused = "ffn_up" in names and "ffn_gate" not in names and "ffn_down" in names
         for t in layer.tensors:
             if _FFN_UP.match(t.name):
-                ff_dense = max(ff_dense, _ne1(t))
+                width = _ne1(t)
+                if fused and t.name.endswith("ffn_up.weight"):
+                    down = next((d for d in layer.tensors if d.name.endswith("ffn_down.weight")), None)
+                    if down is not None and width == 2 * down.ne0:
+                        width = down.ne0
+                ff_dense = max(ff_dense, width)
             elif _FFN_UP_EXPS.match(t.name):
                 width = _ne1(t)
                 ff_exp = max(ff_exp, width // 2 if "gate_up" in t.name else width)
@@ -161,6 +171,34 @@ def _vulkan_limits(ctx: RunContext, gpu: int, n_head: int, n_kv: int, T: int, no
     return margin
 
 
+_QUANT_TYPES = frozenset(int(GGML_TYPE_OF[t]) for t in QUANTIZED_CACHE)
+_F16 = 2
+
+
+def _cuda_fa_f16_copies(f: ModelFacts, ctx: RunContext) -> int:
+    """Bytes of the F16 K/V copies ggml-cuda's TILE/MMA flash-attention kernels (prompt batches,
+    the reserve graph) allocate with the FA node for a quantized cache: K = n_kv x n_embd_k_gqa x
+    n_stream halves, V likewise unless V is a view of K (MLA); the largest layer on the GPU counts
+    (the node dies before the next layer's)."""
+    if ctx.backend.name not in ("cuda", "rocm") or not ctx.flash_attn:
+        return 0
+    best = 0
+    for il, layer in enumerate(f.layers):
+        if not layer.has_attn_kv or not (ctx.layer_on_gpu[il] and ctx.kv_on_gpu):
+            continue
+        swa = layer.is_swa and f.swa_enabled
+        cells = ctx.swa_cells if (swa and not ctx.swa_full) else ctx.n_ctx_seq
+        tk = ctx.swa_type_k if (swa and ctx.swa_type_k >= 0) else ctx.type_k
+        tv = ctx.swa_type_v if (swa and ctx.swa_type_v >= 0) else ctx.type_v
+        size = 0
+        if tk in _QUANT_TYPES:
+            size += cells * layer.k_width * ctx.n_stream * _F16
+        if layer.v_width and tv in _QUANT_TYPES:
+            size += cells * layer.v_width * ctx.n_stream * _F16
+        best = max(best, size)
+    return best
+
+
 def compute_buffers(f: ModelFacts, ctx: RunContext) -> ComputeResult:
     g = _geometry(f)
     T = ctx.n_tokens
@@ -182,8 +220,9 @@ def compute_buffers(f: ModelFacts, ctx: RunContext) -> ComputeResult:
     n_kv_max = ctx.n_ctx_seq if has_full else (ctx.swa_cells if has_swa else 0)
     n_head = max((layer.n_head for layer in kv_layers), default=0)
 
-    def phases(e_off: float) -> dict[str, float]:
-        """Floats per token of each phase; e_off = E-sized tensors that live elsewhere (GPU: 2)."""
+    def phases(e_off: float, gpu: bool = False) -> dict[str, float]:
+        """Floats per token of each phase; e_off = E-sized tensors that live elsewhere (GPU: 2;
+        builds before b11401: 2 fewer on the CPU)."""
         out = f.n_vocab * (O / T) + (5.5 - e_off) * E
         qmax = max(E, g.Q)
         if kv_layers:
@@ -201,7 +240,9 @@ def compute_buffers(f: ModelFacts, ctx: RunContext) -> ComputeResult:
             "recurrent": (4.0 * g.d_inner + (3 - e_off) * E) if f.n_recurrent_layers and g.d_inner else 0.0,
         }
         if g.n_deepstack:
-            extra = 4.0 * (1 + g.n_deepstack) * E if not e_off else 2.5 * E
+            # the mixed-embedding inputs (b11401+) are n_embd_inp = E x (1 + n_deepstack) wide on the CPU;
+            # on a GPU device, and before b11401, deepstack costs 2.5 E (measured: Vulkan, b11393)
+            extra = 2.5 * E if (gpu or not ctx.mixed_embd) else 4.0 * (1 + g.n_deepstack) * E
             p = {k: (v + extra if v else v) for k, v in p.items()}
         return p
 
@@ -223,6 +264,12 @@ def compute_buffers(f: ModelFacts, ctx: RunContext) -> ComputeResult:
         if "output" not in keys:
             return int(a)
         out = ph["output"] * T * F32
+        if not ctx.mixed_embd:
+            # builds before the mixed token/embedding inputs (b11401, runtimes.toml mixed_embd_inputs):
+            # nothing long-lived sits above the masks, so their freed block merges with the free top
+            # of the buffer and the logits start there (measured on b9453/b11393's CPU backend and
+            # in the ROCm log of b9452)
+            return int(max(a, out))
         reused = int(a if a >= out else out + masks)  # logits in the freed masks' block
         above = int(max(a, out + masks))  # no freed block holds them
         chosen, other = (reused, above) if logits <= masks + slot else (above, reused)
@@ -242,10 +289,14 @@ def compute_buffers(f: ModelFacts, ctx: RunContext) -> ComputeResult:
             f"{'larger' if any(o > c for c, o in reuse_doubt) else 'smaller'} than estimated")
         return max(margin, max(-(-abs(o - c) * 100 // max(c, 1)) / 100 for c, o in reuse_doubt))
 
+    # builds before b11401 lack the two E-wide mixed-embedding inputs every phase carries since
+    e_old = 0.0 if ctx.mixed_embd else 2.0
     if not gpu_backend:
-        ph = phases(0.0)
+        ph = phases(e_old)
         host = peak_bytes(ph, list(ph), mask_bytes) + small
         margin = APPROX_MARGIN if f.approximate or not f.known_graph else CPU_MARGIN
+        if not ctx.mixed_embd:
+            margin = max(margin, OLD_BUILD_CPU_MARGIN)
         margin = doubt_margin(margin)
         return ComputeResult(gpu=0, host=host, margin=margin, notes=notes,
                              phases={k: int(v * T * F32) for k, v in ph.items()})
@@ -255,12 +306,21 @@ def compute_buffers(f: ModelFacts, ctx: RunContext) -> ComputeResult:
     any_cpu_layer = not all(on_gpu)
     experts_off = not all(ctx.experts_on_gpu[i] or not on_gpu[i] for i in range(len(on_gpu)))
     cpu_weights = any_cpu_layer or not ctx.output_on_gpu or experts_off
-    ph_gpu = phases(2.0)
-    ph_cpu = phases(0.0)
+    ph_gpu = phases(2.0, gpu=True)  # the mixed-embedding inputs are host inputs: the device graph is the same
+    fa_copies = _cuda_fa_f16_copies(f, ctx)
+    if fa_copies and ph_gpu["attention"]:
+        # CUDA/HIP FA with a quantized cache: the FA node's allocation carries F16 copies of the K/V
+        # views (ggml-cuda/fattn.cu ggml_cuda_flash_attn_ext_get_alloc_size, TAG_ALLOC_SIZE_EXPAND)
+        ph_gpu["attention"] += fa_copies / (T * F32)
+        notes.append(f"{ctx.backend.name}: flash attention on a quantized KV cache converts each layer's K/V view to "
+                     f"F16 inside the compute buffer (+{fa_copies / 2**20:.0f} MiB at the largest layer; CUDA/HIP "
+                     f"unmeasured here)")
+    ph_cpu = phases(e_old)
     all_keys = ["attention", "ffn", "moe", "recurrent", "output"]
     # graph inputs (token ids, positions, the masks, the embedding rows) are allocated on the CPU
     # backend and copied to the device: the host keeps the masks and a few E-wide slots
-    host_inputs = mask_bytes + (HOST_INPUT_SLOTS + 3 * g.n_deepstack) * slot + small
+    deepstack_slots = 3 * g.n_deepstack if ctx.mixed_embd else 0  # the wider mixed inputs (b11401+)
+    host_inputs = mask_bytes + (HOST_INPUT_SLOTS - int(e_old) + deepstack_slots) * slot + small
     op_offload = T >= OP_OFFLOAD_MIN_BATCH
     if not cpu_weights or op_offload:
         # full offload, or op_offload: the scheduler moves the CPU layers' large matmuls (and the

@@ -9,6 +9,12 @@ flash attention, per-layer placement). One place for llama.cpp's resolution rule
   K/V cache with FA needs head sizes divisible by the type's block size.
 - llama-model.cpp (load_tensors): -ngl N puts the last N-1 repeating layers and the output layer
   on the GPU (i_gpu_start = n_layer + 1 - N); -1 means all; the input layer stays on the CPU.
+
+RunSettings.llama_build selects the rules of another llama.cpp build where they differ from b11434
+(planner/data/runtimes.toml, planner/runtimes.py): per-slot output reservation (#23861, b9464),
+-fa auto (#15434), per-sequence KV streams (#14363), the trimmed SWA cache (#13194/#13833), the
+V-less MLA cache (#19067), the F16 SWA part (#21277, reverted by #21332), the mixed token/embedding
+inputs (b11401).
 """
 
 from __future__ import annotations
@@ -20,6 +26,7 @@ from ..errors import EstimateError
 from ..ggml_types import GGML_QUANT_SIZES, GGMLQuantizationType
 from ..estimate_types import RunSettings
 from ..model_facts import ModelFacts
+from ..runtimes import applies, fa_supported
 
 GGML_TYPE_OF = {
     "f32": GGMLQuantizationType.F32, "f16": GGMLQuantizationType.F16, "bf16": GGMLQuantizationType.BF16,
@@ -76,6 +83,12 @@ class RunContext:
     experts_on_gpu: tuple[bool, ...]
     kv_on_gpu: bool  # offload_kqv
     notes: tuple[str, ...] = ()
+    llama_build: int | None = None  # None = b11434's rules
+    mla_v_cache: bool = False  # builds before the V-less MLA cache (#19067): MLA layers also keep V
+    swa_type_k: int = -1  # cache types of SWA layers (-1 = type_k/type_v; F16 in the #21277 window)
+    swa_type_v: int = -1
+    mixed_embd: bool = True  # b11401+: mixed token/embedding inputs in the graph (compute.py)
+    swa_full: bool = False  # --swa-full, or a build before the trimmed SWA cache
 
 
 def resolve(facts: ModelFacts, s: RunSettings) -> RunContext:
@@ -86,16 +99,30 @@ def resolve(facts: ModelFacts, s: RunSettings) -> RunContext:
         raise EstimateError("the model has no training context length and no -c was given",
                             hint="pass a context size, e.g. -c 8192")
     causal = facts.causal
+    build = s.llama_build
     n_batch = min(n_ctx_req, s.n_batch) if causal else s.n_batch
     n_ubatch = min(n_batch, s.n_ubatch)
     n_seq = max(1, s.n_parallel)
-    n_ctx = pad(n_ctx_req, 256)
-    if s.kv_unified:
+    # KV cells are padded to 256 since ggml-org/llama.cpp#17046; #16812 had removed the padding for a
+    # few builds; before it: 256 with flash attention (auto counts: the larger), 32 without (#7257)
+    if applies("kv_pad_256", build):
+        cell_pad = 256
+    elif applies("kv_size_unpadded", build):
+        cell_pad = 1
+    else:
+        cell_pad = 32 if s.flash_attn == "off" else 256
+    n_ctx = pad(n_ctx_req, cell_pad)
+    kv_unified = s.kv_unified
+    if not kv_unified and n_seq > 1 and not applies("kv_streams_per_sequence", build):
+        kv_unified = True  # before #14363 every sequence shared one KV cache of n_ctx cells
+        notes.append(f"llama.cpp b{build} predates per-sequence KV streams: one cache of n_ctx cells for all sequences")
+    swa_full = s.swa_full or (facts.swa_enabled and not applies("swa_cache_trimmed", build))
+    if kv_unified:
         n_ctx_seq = n_ctx
     else:
-        n_ctx_seq = pad(n_ctx // n_seq, 256)
+        n_ctx_seq = pad(n_ctx // n_seq, cell_pad)
         n_ctx = n_ctx_seq * n_seq
-    n_stream = 1 if s.kv_unified else n_seq
+    n_stream = 1 if kv_unified else n_seq
 
     # --- flash attention and cache types (llama_init_from_model)
     fa_mode = s.flash_attn
@@ -113,9 +140,18 @@ def resolve(facts: ModelFacts, s: RunSettings) -> RunContext:
         raise EstimateError(
             f"llama.cpp refuses different K ({s.cache_type_k}) and V ({s.cache_type_v}) cache types for MLA models",
             hint="use the same type for -ctk and -ctv")
-    # auto -> on: the CPU backend supports FA for every head size and llama.cpp's probe
-    # (llama_context::resolve_fused_ops) keeps it on when each layer's FA op runs on the layer's
-    # device; GPU backends are assumed to support the model's head sizes (documented).
+    # auto: llama.cpp's probe (llama_context::resolve_fused_ops) keeps FA on when each layer's
+    # FLASH_ATTN_EXT runs on the layer's device: always on the CPU backend; on a GPU backend when
+    # its supports_op takes the head sizes and cache types (runtimes.toml [fa_support]). Builds
+    # before #15434 have no auto mode: FA is off unless asked for.
+    if fa_mode == "auto":
+        if not applies("fa_auto_default", build):
+            fa_mode = "off"
+            notes.append(f"llama.cpp b{build} has no -fa auto (ggml-org/llama.cpp#15434): flash attention off by default")
+        elif backend.is_gpu and not _fa_on_gpu(facts, s, backend.name):
+            fa_mode = "off"
+            notes.append(f"-fa auto resolves to off on {backend.name}: its flash-attention kernels do not take this "
+                         f"model's head sizes ({facts.head_k_full}/{facts.head_v_full}) or cache types")
     flash_attn = fa_mode != "off"
     type_k = int(GGML_TYPE_OF[s.cache_type_k])
     type_v = int(GGML_TYPE_OF[s.cache_type_v])
@@ -131,10 +167,13 @@ def resolve(facts: ModelFacts, s: RunSettings) -> RunContext:
                         hint=f"use -ct{width_attr} f16 or q8_0 with a compatible head size")
 
     # --- SWA cache cells (llama-kv-cache-iswa.cpp)
-    if s.swa_full:
+    if swa_full:
         swa_cells = n_ctx_seq
     else:
-        swa_cells = pad(min(n_ctx_seq, facts.n_swa * (n_seq if s.kv_unified else 1) + n_ubatch), 256)
+        swa_cells = pad(min(n_ctx_seq, facts.n_swa * (n_seq if kv_unified else 1) + n_ubatch), cell_pad)
+    swa_f16 = applies("swa_part_f16", build)
+    swa_type_k = int(GGML_TYPE_OF["f16"]) if swa_f16 and s.cache_type_k in QUANTIZED_CACHE else type_k
+    swa_type_v = int(GGML_TYPE_OF["f16"]) if swa_f16 and s.cache_type_v in QUANTIZED_CACHE else type_v
 
     # --- placement (llama-model.cpp load_tensors)
     n_all = facts.n_layer_all
@@ -148,12 +187,30 @@ def resolve(facts: ModelFacts, s: RunSettings) -> RunContext:
         output_on_gpu = False
     experts_on_gpu = tuple(on and il >= s.n_cpu_moe for il, on in enumerate(layer_on_gpu))
     n_tokens = min(n_ctx, n_ubatch)
-    n_outputs_max = s.n_outputs_max or n_batch
+    # n_outputs_max (ggml-org/llama.cpp#23861, b9464): before it the reserve graph always had
+    # logits for the whole ubatch
+    n_outputs_max = s.n_outputs_max if (s.n_outputs_max and applies("server_output_per_slot", build)) else n_batch
     return RunContext(
         backend=backend, n_ctx=n_ctx, n_ctx_seq=n_ctx_seq, n_stream=n_stream, n_seq=n_seq,
         n_batch=n_batch, n_ubatch=n_ubatch, n_tokens=n_tokens, n_outputs=min(n_tokens, n_outputs_max),
-        flash_attn=flash_attn, type_k=type_k, type_v=type_v, kv_unified=s.kv_unified,
+        flash_attn=flash_attn, type_k=type_k, type_v=type_v, kv_unified=kv_unified,
         swa_cells=swa_cells, layer_on_gpu=layer_on_gpu, output_on_gpu=output_on_gpu,
         experts_on_gpu=experts_on_gpu, kv_on_gpu=backend.is_gpu and not s.no_kv_offload,
-        notes=tuple(notes),
+        notes=tuple(notes), llama_build=build,
+        mla_v_cache=facts.is_mla and not applies("mla_v_less_cache", build),
+        swa_type_k=swa_type_k, swa_type_v=swa_type_v,
+        mixed_embd=applies("mixed_embd_inputs", build), swa_full=swa_full,
     )
+
+
+def _fa_on_gpu(facts: ModelFacts, s: RunSettings, backend: str) -> bool:
+    """Every attention layer's FLASH_ATTN_EXT supported by the GPU backend (b11434 supports_op)."""
+    pairs = set()
+    for layer in facts.layers:
+        if not layer.has_attn_kv:
+            continue
+        hk = facts.head_k_swa if (layer.is_swa and facts.swa_enabled) else facts.head_k_full
+        hv = facts.head_v_swa if (layer.is_swa and facts.swa_enabled) else facts.head_v_full
+        gqa = max(1, layer.n_head // max(1, layer.n_head_kv))
+        pairs.add((hk, hv, gqa))
+    return all(fa_supported(backend, hk, hv, s.cache_type_k, s.cache_type_v, gqa) for hk, hv, gqa in pairs)

@@ -12,6 +12,9 @@
   indexer.key_length per (indexer) layer.
 - Buffer sizes: each tensor padded to the backend alignment (ggml-alloc), K/V on the device of
   their layer unless --no-kv-offload.
+- Older builds (RunContext from RunSettings.llama_build, planner/data/runtimes.toml): before the
+  V-less cache (ggml-org/llama.cpp#19067) MLA layers also held a V of value_length x n_head_kv per
+  cell; in the #21277..#21332 window the SWA part stayed F16 with a quantized cache type.
 """
 
 from __future__ import annotations
@@ -55,6 +58,7 @@ def kv_cache(facts: ModelFacts, ctx: RunContext, swa_full: bool) -> KVResult:
     v_trans = not ctx.flash_attn
     v_max = 0
     variable_v = False
+    mla_v = ctx.mla_v_cache
     if v_trans and not facts.is_mla:
         widths = [layer.v_width for layer in facts.layers]
         v_max = max(widths) if widths else 0
@@ -70,11 +74,17 @@ def kv_cache(facts: ModelFacts, ctx: RunContext, swa_full: bool) -> KVResult:
         k = v = 0
         cells = ctx.n_ctx_seq
         if layer.has_attn_kv:
-            cells = ctx.swa_cells if (layer.is_swa and facts.swa_enabled and not swa_full) else ctx.n_ctx_seq
-            k = _tensor_bytes(ctx.type_k, layer.k_width, cells, ctx.n_stream, align, row_pad)
+            swa = layer.is_swa and facts.swa_enabled
+            cells = ctx.swa_cells if (swa and not swa_full) else ctx.n_ctx_seq
+            tk = ctx.swa_type_k if (swa and ctx.swa_type_k >= 0) else ctx.type_k
+            tv = ctx.swa_type_v if (swa and ctx.swa_type_v >= 0) else ctx.type_v
+            k = _tensor_bytes(tk, layer.k_width, cells, ctx.n_stream, align, row_pad)
             if layer.v_width:
                 width = v_max if variable_v else layer.v_width
-                v = _tensor_bytes(ctx.type_v, width, cells, ctx.n_stream, align, row_pad)
+                v = _tensor_bytes(tv, width, cells, ctx.n_stream, align, row_pad)
+            elif mla_v:  # before #19067: the MLA cache kept a V of value_length per KV head
+                hv = facts.head_v_swa if swa else facts.head_v_full
+                v = _tensor_bytes(tv, hv * layer.n_head_kv, cells, ctx.n_stream, align, row_pad)
         if layer.has_indexer_kv:
             k += _tensor_bytes(ctx.type_k, facts.indexer_head_size, ctx.n_ctx_seq, ctx.n_stream, align, row_pad)
         per_layer.append(KVLayer(k, v, cells))

@@ -118,6 +118,11 @@ def _shell_units(cmd: str) -> list[str]:
     return units
 
 
+def _runtime_words(plan: DevicePlan) -> str:
+    """The runtime statement without its leading "runtime: " (planner/runtimes.py)."""
+    return plan.runtime_statement.removeprefix("runtime: ") or plan.runtime
+
+
 def wrap_command(cmd: str, width: int, first_indent: int, indent: int) -> list[str]:
     """A command as lines no wider than `width` (when its pieces allow), continued with ' \\'."""
     if first_indent + len(cmd) <= width:
@@ -243,6 +248,7 @@ def render_device(plan: DevicePlan, *, unicode: bool = False) -> str:
             out.append(_table(cap_rows(plan.carveout_options), CAP_HEADERS,
                               ("left", "right", "left", "right", "right", "right", "left")))
     out += ["", "est. = estimate from the speed model fitted on measurements (docs/speed.md), not a measurement."]
+    out += _bullets([f"sized for {_runtime_words(plan)}"], "")
     return "\n".join(out)
 
 
@@ -297,6 +303,7 @@ def render_comparison(multi: MultiPlan) -> str:
         out += _bullets(p.device.assumptions, "  assumed: ")
         out += _recommendation_block(p, compact=True)
     out += ["", "est. = estimate from the speed model fitted on measurements (docs/speed.md), not a measurement."]
+    out += _bullets([f"sized for {_runtime_words(first)}"], "")
     return "\n".join(out)
 
 

@@ -12,6 +12,15 @@
 //   flag, -kvu (llama-server's unified KV cache), is accepted too.
 //   For each line one JSON object is printed on stdout. Models are loaded once per
 //   (path, repack) and reused across cases.
+//   A line starting with `--server-mode` is parsed as llama-server parses its command line
+//   (LLAMA_EXAMPLE_SERVER: -np defaults to auto, -kvu/-no-kvu accepted) and gets the context
+//   parameters llama-server b11434 derives from it before creating its context:
+//     tools/server/server.cpp llama_server(): n_parallel < 0 (auto) -> 4 slots and kv_unified = true;
+//     tools/server/server-context.cpp server_output_limits(): n_outputs_max =
+//       min(n_batch, n_parallel * (1 + n_draft)), n_outputs_max_per_seq = min(n_batch, 1 + n_draft)
+//       (common/speculative.cpp common_speculative_get_output_limits; n_draft 0 without speculation).
+//   llama-server's --fit step (common_fit_params) is not run: it only changes -c/-ngl when the
+//   device memory does not suffice, which the dry run does not ask.
 //
 // This is memfit's own validation tool (not part of llama.cpp); it reads a few llama.cpp-internal
 // classes, which is why it is compiled against the same source tree as the library.
@@ -27,7 +36,9 @@
 #include "llama-memory-hybrid-iswa.h"
 #include "llama-memory-hybrid.h"
 #include "llama-memory-recurrent.h"
+#include "speculative.h"
 
+#include <algorithm>
 #include <cstdio>
 #include <fstream>
 #include <map>
@@ -188,9 +199,13 @@ struct loaded_model {
 
 static std::string run_case(const std::string & line, std::map<std::string, loaded_model> & models) {
     std::vector<std::string> args = split_args(line);
+    const bool server_mode = !args.empty() && args[0] == "--server-mode";
+    if (server_mode) {
+        args.erase(args.begin());
+    }
     // -kvu is a llama-server/batched flag that llama-fit-params' parser does not accept; take it here
     bool kv_unified = false;
-    for (auto it = args.begin(); it != args.end();) {
+    for (auto it = args.begin(); it != args.end() && !server_mode;) {
         if (*it == "-kvu" || *it == "--kv-unified") {
             kv_unified = true;
             it = args.erase(it);
@@ -206,8 +221,21 @@ static std::string run_case(const std::string & line, std::map<std::string, load
     }
 
     common_params params;
-    if (!common_params_parse((int) argv.size(), argv.data(), params, LLAMA_EXAMPLE_FIT_PARAMS)) {
+    if (!common_params_parse((int) argv.size(), argv.data(), params,
+                             server_mode ? LLAMA_EXAMPLE_SERVER : LLAMA_EXAMPLE_FIT_PARAMS)) {
         return "{\"error\": \"argument parsing failed\"}";
+    }
+    if (server_mode) {
+        // tools/server/server.cpp llama_server(): -np auto
+        if (params.n_parallel < 0) {
+            params.n_parallel = 4;
+            params.kv_unified = true;
+        }
+        // tools/server/server-context.cpp server_context_impl::load_model() -> server_output_limits()
+        auto lim = common_speculative_get_output_limits(params.n_batch, params.n_parallel,
+                                                        common_speculative_n_max(&params.speculative));
+        params.n_outputs_max         = std::max<int32_t>(1, lim.total);
+        params.n_outputs_max_per_seq = std::max<int32_t>(1, lim.per_seq);
     }
 
     llama_model_params mparams   = common_model_params_to_llama(params);
@@ -243,6 +271,9 @@ static std::string run_case(const std::string & line, std::map<std::string, load
     js << "\"n_batch\": " << llama_n_batch(ctx) << ", ";
     js << "\"n_ubatch\": " << llama_n_ubatch(ctx) << ", ";
     js << "\"n_seq_max\": " << llama_n_seq_max(ctx) << ", ";
+    js << "\"n_outputs_max\": " << ctx->get_cparams().n_outputs_max << ", ";
+    js << "\"kv_unified\": " << (ctx->get_cparams().kv_unified ? "true" : "false") << ", ";
+    js << "\"server_mode\": " << (server_mode ? "true" : "false") << ", ";
     js << "\"n_ctx_train\": " << llama_model_n_ctx_train(model) << ", ";
     js << "\"n_vocab\": " << llama_vocab_n_tokens(llama_model_get_vocab(model)) << ", ";
     js << "\"flash_attn\": " << (ctx->get_cparams().flash_attn ? "true" : "false") << ", "; // after auto is resolved
