@@ -36,17 +36,20 @@ def _tps(v: object) -> str:
 def _chosen(f: Fact) -> str:
     v = f.values
     where = _WHERE.get(str(v["placement"]), "")
-    if v["placement"] == "fast" and v.get("memory_architecture") == "carveout" and v.get("tier") == "dedicated":
+    if v.get("tier") == "cpu_only":
+        where = "on the CPU from system RAM"
+    elif v["placement"] == "fast" and v.get("memory_architecture") == "carveout" and v.get("tier") == "dedicated":
         where = "fully in the carve-out (dedicated GPU memory)"
     elif v["placement"] == "fast" and v.get("memory_architecture") == "unified":
         where = "fully on the GPU (unified memory)"
     pool = v.get("pool")
     policy = _POLICY.get(str(v["prefer"]), "")
-    if pool == "fast":
+    if pool == "fast" and v.get("tier") != "cpu_only":
         policy = policy.replace("that runs", "that runs at full speed")
     kv = f" with a {v['kv']} KV cache" if pool == "fast-kv" else ""
     margin = "estimate margin" if v["placement"] == "fast" and v.get("fast_label") == "carve-out" else "safety margin"
-    room = f"{_b(v['spare_bytes'])} to spare beyond a {_b(v['safety_bytes'])} {margin}"
+    room = (f"{_b(v['spare_bytes'])} to spare beyond a {_b(v['safety_bytes'])} {margin}" if v.get("tier") != "cpu_only"
+            else f"{_b(v['spare_bytes'])} of RAM to spare")
     return f"{f.quant} is {policy}: {where}{kv} at {fmt_ctx(int(v['ctx']))} context, {room}"
 
 

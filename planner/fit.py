@@ -26,13 +26,14 @@ from .device_schema import OS, BackendInfo, DeviceProfile, Use
 from .estimate_types import Breakdown, DeviceUsage
 from .units import GIB, fmt_bytes
 
-Tier = Literal["dedicated", "shared", "partial_offload", "no_fit"]
+Tier = Literal["dedicated", "shared", "partial_offload", "no_fit", "cpu_only"]
 TIERS: tuple[Tier, ...] = ("dedicated", "shared", "partial_offload", "no_fit")
 TIER_LABEL: dict[Tier, str] = {
     "dedicated": "fits in dedicated GPU memory",
     "shared": "fits on the GPU using shared memory",
     "partial_offload": "fits only with part of the model on the CPU",
     "no_fit": "does not fit",
+    "cpu_only": "runs on the CPU from system RAM (no GPU in use)",
 }
 
 FIT_TARGET_BYTES = 1024 * 1024 * 1024  # llama.cpp common.h: fit_params_target default, 1024 MiB per device
@@ -503,8 +504,11 @@ def place(breakdown: Breakdown, profile: DeviceProfile, config: FitConfig, *,
 
     blocked = any(c.blocking and not c.ok for c in checks)
     fast_spare = p.fast_capacity - gpu_need - margins
-    if blocked or not gpu_need:
-        tier: Tier = "no_fit"
+    if config.backend == "cpu" and not blocked:
+        tier: Tier = "cpu_only"
+        fast_spare = os_free  # the CPU's memory is the OS's: its room is the room
+    elif blocked or not gpu_need:
+        tier = "no_fit"
     elif not full:
         tier = "partial_offload"
     elif arch == "carveout" and gpu_need + margins > max(0, (p.carve or 0) - p.gpu_reserve):

@@ -64,7 +64,9 @@ def _quote(s: str) -> str:
 def _llama_and_lms(model: PlanModel, v: PlanVariant, rec: Recommendation) -> tuple[str, dict[str, str]]:
     model_arg, _ = _model_flag(model, v)
     parts = ["llama-server", model_arg, f"-c {rec.ctx}"]
-    if rec.tier == "partial_offload" and rec.n_gpu_layers >= 0:
+    if rec.tier == "cpu_only":
+        parts.append("-ngl 0")  # a CPU-only machine: no layer to offload
+    elif rec.tier == "partial_offload" and rec.n_gpu_layers >= 0:
         parts.append(f"-ngl {rec.n_gpu_layers}")
     else:
         parts.append("-ngl 999")
@@ -92,7 +94,9 @@ def _llama_and_lms(model: PlanModel, v: PlanVariant, rec: Recommendation) -> tup
     llama = " ".join(parts)
 
     n_layer = rec.n_layer
-    if rec.tier == "partial_offload" and rec.n_gpu_layers >= 0:
+    if rec.tier == "cpu_only":
+        offload = f"0 / {n_layer} layers (CPU only)"
+    elif rec.tier == "partial_offload" and rec.n_gpu_layers >= 0:
         offload = f"{rec.n_gpu_layers} / {n_layer} layers"
     else:
         offload = f"max ({n_layer} / {n_layer} layers)"
@@ -110,6 +114,8 @@ def _llama_and_lms(model: PlanModel, v: PlanVariant, rec: Recommendation) -> tup
         lms["Keep Model in Memory"] = "off"
     layers_on_gpu = rec.tier != "partial_offload" or rec.n_gpu_layers < 0
     gpu = "max" if layers_on_gpu else f"{max(0.0, rec.n_gpu_layers / max(1, n_layer)):.2f}"
+    if rec.tier == "cpu_only":
+        gpu = "off"
     lms_model = model.lmstudio_name or "<model>"
     lms["lms"] = f"lms load {lms_model} --gpu {gpu} --context-length {rec.ctx}"
     if rec.rope_flags:
@@ -142,6 +148,8 @@ def _ollama_lines(model: PlanModel, v: PlanVariant, rec: Recommendation, ollama_
                          "fits here: use the llama-server line")
     elif rec.tier == "partial_offload" and rec.n_gpu_layers >= 0:
         params.append(f"num_gpu {rec.n_gpu_layers}")
+    elif rec.tier == "cpu_only":
+        params.append("num_gpu 0")
     elif rec.tier != "no_fit":
         # Ollama's own estimator may keep layers on the CPU where this plan fits them all
         # (an M3 Pro 36 GB ran gpt-oss:20b at 131072 split 16%/84% CPU/GPU): pin every layer

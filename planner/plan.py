@@ -150,6 +150,8 @@ class Planner(Search):
         if self.req.keep_in_memory:
             return True
         r = chosen.best
+        if r.tier == "cpu_only":
+            return None  # the weights live in RAM anyway: locking them there adds no copy
         again = self.place(chosen.best_bd, chosen.variant, dev, r.config.model_copy(update={"keep_in_memory": True}))
         return again.fits
 

@@ -18,7 +18,7 @@ from typing import Any, Callable, Literal
 
 from .archs import rule_for
 from .context_ext import ContextPlan, plan_context
-from .device_schema import DeviceProfile
+from .device_schema import BackendInfo, DeviceProfile
 from .errors import DeviceError, EstimateError, InputError
 from .estimate_types import Breakdown, FlashAttn, RunSettings
 from .fit import FitConfig, FitResult, ceil_gib, largest_kv_tensor_bytes, last_fitting, place, solve
@@ -246,21 +246,20 @@ class Search:
                               hint=f"this device is described for: {', '.join(profile.os)}")
         use = self.req.use or profile.default_use
         backends = profile.backends(os_)
-        if self.req.backend and self.req.backend.strip().lower() == "cpu":
-            raise InputError("plan places models on a GPU; --backend cpu has nothing to place",
-                             hint="use `memfit estimate --backend cpu` for a CPU-only run")
         if self.req.backend:
             info = profile.backend(self.req.backend, os_)
+            if info is None and self.req.backend.strip().lower() == "cpu":
+                info = BackendInfo(name="cpu", reports_as="host_ram")  # every machine has its CPU
             if info is None:
                 names = sorted({b.label for b in backends})
                 raise InputError(f"{profile.id}: backend {self.req.backend!r} is not listed for it on {os_}",
                                  hint=f"choose one of: {', '.join(names)}")
         else:
-            gpu_backends = [b for b in backends if b.name != "cpu"]
-            if not gpu_backends:
-                raise DeviceError(f"{profile.id} has no GPU backend on {os_} (CPU only): nothing to place on a GPU",
-                                  hint="plan for another machine with --device ID (see `memfit devices`)")
-            info = gpu_backends[0]
+            # a CPU-only machine is planned on its CPU backend (system RAM, RAM bandwidth)
+            info = next((b for b in backends if b.name != "cpu"), backends[0] if backends else None)
+            if info is None:
+                raise DeviceError(f"{profile.id} lists no backend on {os_}",
+                                  hint="add a [[os.<name>.backends]] entry to the profile (docs/devices.md)")
         # the estimator knows cpu/cuda/rocm/vulkan/metal; SYCL (Intel) buffers are sized like Vulkan's
         est_backend = info.name if info.name in _EST_BACKENDS else "vulkan"
         base = FitConfig(os=os_, use=use, backend=info.label, carveout_bytes=self.req.carveout_bytes,
@@ -380,8 +379,8 @@ class Search:
 
     def prefill(self, bd: Breakdown, r: FitResult, dev: DeviceSetup, v: PlanVariant) -> PrefillEstimate | None:
         comp = self.compute(v)
-        if comp is None or self.no_decode is not None:
-            return None
+        if comp is None or self.no_decode is not None or dev.est_backend == "cpu":
+            return None  # no CPU compute figure in the profiles: no prompt-speed estimate on the CPU
         return estimate_prefill(bd, r, dev.profile, comp, tokens=bd.n_ctx, depth=0)
 
     # ---------------------------------------------------------------- one quant, one KV type

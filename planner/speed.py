@@ -290,6 +290,8 @@ def head_bytes(b: Breakdown) -> int:
 def host_bandwidth(profile: DeviceProfile) -> float:
     if profile.host_bandwidth_gbps:
         return profile.host_bandwidth_gbps
+    if profile.cpu_only():  # a CPU-only machine: its bandwidth is the RAM's
+        return profile.bandwidth_gbps
     if profile.memory_architecture == "discrete":
         return DISCRETE_HOST_BANDWIDTH_GBPS
     return profile.bandwidth_gbps * APU_CPU_BANDWIDTH_FRACTION

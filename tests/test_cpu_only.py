@@ -103,3 +103,44 @@ def test_estimate_on_a_cpu_only_machine(monkeypatch: pytest.MonkeyPatch, arch_mo
 
 def test_memory_module_model_is_exported():
     assert MemoryModule(size_bytes=1).speed_mts is None
+
+
+def test_plan_on_a_cpu_only_machine(monkeypatch: pytest.MonkeyPatch, tmp_path):
+    """A CPU-only machine is planned on its CPU: system RAM, the RAM's bandwidth, -ngl 0."""
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "validation" / "field"))
+    from make_specs import sparse_gguf
+
+    from clirun import plan
+
+    for q in ("Q4_K_M", "Q8_0", "BF16"):
+        sparse_gguf("qwen3-30b-a3b", q, tmp_path)
+    monkeypatch.setenv("MEMFIT_PROBE_ROOT", str(MACHINES / "cpu-only-ryzen-desktop"))
+    res = plan(str(tmp_path), "--device", "auto", "--ctx", "8k", "--json")
+    assert res.exit_code == 0, res.output
+    d = json.loads(res.stdout)
+    r = d["recommendation"]
+    assert r["tier"] == "cpu_only" and r["quant"] == "Q8_0"  # BF16 (57 GiB) leaves the OS under its reserve
+    assert " -ngl 0 " in r["commands"]["llama_server"] and "--gpu off" in r["commands"]["lm_studio"]["lms"]
+    assert any("num_gpu 0" in line for line in r["commands"]["ollama"])
+    assert r["est_tps"] and r["est_prefill_tps"] is None  # decode from RAM bandwidth; no CPU compute figure
+    bf16 = next(v for v in d["variants"] if v["quant"] == "BF16")
+    assert bf16["tier"] == "no_fit"
+    text = plan(str(tmp_path), "--device", "auto", "--ctx", "8k").stdout
+    assert "on the CPU from system RAM" in text and "GPU" not in text.split("Why:")[1].split("\n")[1]
+
+
+def test_backend_cpu_plans_any_machine_on_its_cpu(tmp_path):
+    import sys
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "validation" / "field"))
+    from make_specs import sparse_gguf
+
+    from clirun import plan
+
+    sparse_gguf("qwen3-30b-a3b", "Q4_K_M", tmp_path)
+    res = plan(str(tmp_path), "--device", "rtx-4090", "--backend", "cpu", "--ctx", "8k", "--json")
+    assert res.exit_code == 0, res.output
+    r = json.loads(res.stdout)["recommendation"]
+    assert r["tier"] == "cpu_only" and r["gpu_bytes"] == 0

@@ -237,9 +237,11 @@ def test_discrete_vram_minus_desktop_and_host_ram():
     assert too_big.tier == "no_fit"
 
 
-def test_cpu_backend_is_not_a_gpu_plan():
+def test_cpu_backend_is_a_cpu_plan():
     r = place(bd(gpu_w=4), apu(), cfg(carve=8, backend="cpu"))
-    assert r.tier == "no_fit" and r.gpu_need_bytes == 0 and r.host_need_bytes >= 4 * GIB
+    assert r.tier == "cpu_only" and r.fits and r.gpu_need_bytes == 0 and r.host_need_bytes >= 4 * GIB
+    too_big = place(bd(gpu_w=60), apu(), cfg(carve=8, backend="cpu"))
+    assert too_big.tier == "no_fit" and not too_big.fits
 
 
 def test_backend_report_warns_when_llama_cpp_will_see_less():

@@ -11,6 +11,7 @@ TIER_SHORT: dict[Tier, str] = {
     "shared": "shared",
     "partial_offload": "partial",
     "no_fit": "no fit",
+    "cpu_only": "CPU",
 }
 
 
@@ -117,7 +118,8 @@ def variant_caption(plan: DevicePlan) -> str:
         base += ("; fast f16 / q8 = the longest context (KV type) that stays in fast memory (the carve-out), "
                  "spill = the longest that runs on the GPU at all, part of it in slower shared memory")
     else:
-        base += "; max ctx = the longest context that still runs fully on the GPU (- = none)"
+        where = "fits in RAM" if plan.recommendation.tier == "cpu_only" else "still runs fully on the GPU"
+        base += f"; max ctx = the longest context that {where} (- = none)"
     if any(v.est_tps is not None and not v.speed_calibrated for v in plan.variants):
         base += "; * = speed uncalibrated for this backend and model family (docs/speed.md)"
     return base + "."
