@@ -1,35 +1,33 @@
-"""How to launch a recommendation: the llama-server command, LM Studio settings, Ollama lines,
-the BIOS line and the kernel parameter / sysctl. Everything here is text built from a
-Recommendation; nothing is decided here."""
+"""How to launch a recommendation: the llama-server command, LM Studio's settings (each with why),
+Ollama's lines (one-off and for the app), the BIOS line and the kernel parameter / sysctl.
+Everything here is text built from a Recommendation, in the syntax of the user's shell
+(planner/shells.py) and with the flags of the llama.cpp build planned for (planner/llama_args.py);
+nothing is decided here."""
 
 from __future__ import annotations
 
 import re
-import shlex
 
 from .archs import rule_for
 from .device_schema import DeviceProfile
-from .fit import FitConfig
+from .llama_args import no_mmap_flag
 from .plan_types import Commands, PlanModel, PlanVariant, Recommendation
+from .shells import Shell, ShellName, ollama_persist_lines, shell
 from .units import fmt_bios_size
-
 
 _LMS_KV = {"f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0", "q4_1": "Q4_1", "q5_0": "Q5_0", "q5_1": "Q5_1",
            "iq4_nl": "IQ4_NL", "f32": "F32", "bf16": "BF16"}
+OLLAMA_NAME_MAX = 80  # ollama types/model/name.go: a model name part is 1..80 of [A-Za-z0-9_.-]
 
 
-def _model_flag(model: PlanModel, v: PlanVariant) -> tuple[str, str | None]:
-    """(llama.cpp model argument, Ollama hf.co name or None for local files)."""
+def _model_args(model: PlanModel, v: PlanVariant, sh: Shell) -> tuple[list[str], str | None]:
+    """(llama.cpp model arguments, Ollama hf.co name or None for local files)."""
     if model.repo:
         ref = model.hf_tag(v.quant) if model.hf_tag else f"{model.repo}:{v.quant}"
         if ref:
-            return f"-hf {ref}", f"hf.co/{ref}"
-        return f"--hf-repo {model.repo} --hf-file {_quote(v.files[0])}", None
-    path = v.files[0] if v.files else model.name
-    return f"-m {_quote(path)}", None
-
-
-OLLAMA_NAME_MAX = 80  # ollama types/model/name.go: a model name part is 1..80 of [A-Za-z0-9_.-]
+            return ["-hf", sh.quote(ref)], f"hf.co/{ref}"
+        return ["--hf-repo", sh.quote(model.repo), "--hf-file", sh.quote(v.files[0])], None
+    return ["-m", sh.quote(v.files[0] if v.files else model.name)], None
 
 
 def _ollama_slug(text: str) -> str:
@@ -50,97 +48,112 @@ def _ollama_name(v: PlanVariant) -> str:
     return name[:OLLAMA_NAME_MAX].rstrip("-._")
 
 
-_SHELL_SAFE = re.compile(r"[^\w@%+=:,./-]")
-
-
-def _quote(s: str) -> str:
-    """A path as one shell word: double quotes where they are enough (they also work in
-    PowerShell and cmd), single quotes (POSIX) when the path holds $, `, \\, ! or a double quote."""
-    if not s or _SHELL_SAFE.search(s):
-        return shlex.quote(s) if any(ch in s for ch in '"$`\\!') else f'"{s}"'
-    return s
-
-
-def _llama_and_lms(model: PlanModel, v: PlanVariant, rec: Recommendation) -> tuple[str, dict[str, str]]:
-    model_arg, _ = _model_flag(model, v)
-    parts = ["llama-server", model_arg, f"-c {rec.ctx}"]
+def _gpu_layers(rec: Recommendation) -> int:
+    """-ngl for the plan: 0 on the CPU, N for a whole-layer split, 999 (all) otherwise."""
     if rec.tier == "cpu_only":
-        parts.append("-ngl 0")  # a CPU-only machine: no layer to offload
-    elif rec.tier == "partial_offload" and rec.n_gpu_layers >= 0:
-        parts.append(f"-ngl {rec.n_gpu_layers}")
-    else:
-        parts.append("-ngl 999")
+        return 0
+    if rec.tier == "partial_offload" and rec.n_gpu_layers >= 0:
+        return rec.n_gpu_layers
+    return 999
+
+
+def llama_server_words(model: PlanModel, v: PlanVariant, rec: Recommendation, sh: Shell,
+                       llama_build: int | None) -> list[str]:
+    """The llama-server command as words (flags with their values), valid for `llama_build`."""
+    model_args, _ = _model_args(model, v, sh)
+    words = ["llama-server", *model_args, "-c", str(rec.ctx), "-ngl", str(_gpu_layers(rec))]
     if rec.n_cpu_moe:
-        parts.append(f"--n-cpu-moe {rec.n_cpu_moe}")
-    parts.append("-fa on" if rec.flash_attn else "-fa off")
+        words += ["--n-cpu-moe", str(rec.n_cpu_moe)]
+    words += ["-fa", "on" if rec.flash_attn else "off"]
     if rec.cache_type_k != "f16":
-        parts.append(f"-ctk {rec.cache_type_k}")
+        words += ["-ctk", rec.cache_type_k]
     if rec.cache_type_v != "f16":
-        parts.append(f"-ctv {rec.cache_type_v}")
+        words += ["-ctv", rec.cache_type_v]
     # always explicit: without -np, llama-server runs 4 slots with a unified KV cache ("auto"),
     # which holds more SWA cells and recurrent states than the plan priced
-    parts.append(f"-np {rec.n_parallel}")
+    words += ["-np", str(rec.n_parallel)]
     if rule_for(v.headers.architecture).no_output_head:
-        parts.append("--embeddings")  # an encoder: llama-server serves it on /embedding only
+        words.append("--embeddings")  # an encoder: llama-server serves it on /embedding only
     if rec.no_mmap:
-        parts.append("--no-mmap")
+        words += no_mmap_flag(llama_build)
     if rec.rope_flags:
-        parts.append(rec.rope_flags)
+        words += rec.rope_flags.split()
     if model.projector:
         if rec.mmproj and not model.repo:
-            parts.append(f"--mmproj {_quote(model.projector.path or model.projector.name)}")
+            words += ["--mmproj", sh.quote(model.projector.path or model.projector.name)]
         elif not rec.mmproj:
-            parts.append("--no-mmproj")
-    llama = " ".join(parts)
+            words.append("--no-mmproj")
+    return words
 
+
+def _lm_studio(model: PlanModel, rec: Recommendation, sh: Shell) -> tuple[dict[str, str], dict[str, str]]:
+    """LM Studio's load settings for this plan and, per setting, why."""
     n_layer = rec.n_layer
+    s: dict[str, str] = {}
+    why: dict[str, str] = {}
     if rec.tier == "cpu_only":
-        offload = f"0 / {n_layer} layers (CPU only)"
+        s["GPU Offload"], why["GPU Offload"] = f"0 / {n_layer} layers", "no GPU in use: the model runs from system RAM"
     elif rec.tier == "partial_offload" and rec.n_gpu_layers >= 0:
-        offload = f"{rec.n_gpu_layers} / {n_layer} layers"
+        s["GPU Offload"] = f"{rec.n_gpu_layers} / {n_layer} layers"
+        why["GPU Offload"] = "the rest of the layers do not fit in GPU memory at this context"
     else:
-        offload = f"max ({n_layer} / {n_layer} layers)"
-    lms = {"GPU Offload": offload, "Context Length": str(rec.ctx),
-           "Flash Attention": "on" if rec.flash_attn else "off"}
+        s["GPU Offload"] = f"max ({n_layer} / {n_layer} layers)"
+        why["GPU Offload"] = ("every layer on the GPU; the experts of some stay on the CPU (below)" if rec.n_cpu_moe
+                              else "the whole model fits in GPU memory")
+    s["Context Length"], why["Context Length"] = str(rec.ctx), "the context this plan sized the KV cache for"
+    s["Flash Attention"] = "on" if rec.flash_attn else "off"
+    why["Flash Attention"] = ("smaller compute buffers; a quantized V cache needs it" if rec.flash_attn
+                              else "this model or backend runs without it")
+    if rec.tier not in ("cpu_only", "no_fit"):
+        s["Offload KV Cache to GPU Memory"] = "on"
+        why["Offload KV Cache to GPU Memory"] = "the plan keeps the KV cache on the GPU (off would move it to RAM)"
     if rec.cache_type_k != "f16" or rec.cache_type_v != "f16":
-        lms["K Cache Quantization Type"] = _LMS_KV.get(rec.cache_type_k, rec.cache_type_k)
-        lms["V Cache Quantization Type"] = _LMS_KV.get(rec.cache_type_v, rec.cache_type_v)
+        s["K Cache Quantization Type"] = _LMS_KV.get(rec.cache_type_k, rec.cache_type_k)
+        s["V Cache Quantization Type"] = _LMS_KV.get(rec.cache_type_v, rec.cache_type_v)
+        why["K Cache Quantization Type"] = why["V Cache Quantization Type"] = \
+            "halves the KV cache so this context fits (an f16 cache does not)"
     if rec.n_cpu_moe:
-        lms["Number of layers for which to force MoE weights onto CPU"] = str(rec.n_cpu_moe)
-    if rec.no_mmap:
-        lms["Try mmap()"] = "off"
-    if rec.keep_in_memory_ok is False:
-        # LM Studio passes it to llama.cpp as --mlock: the whole file stays in RAM beside the GPU copy
-        lms["Keep Model in Memory"] = "off"
+        s["Number of layers for which to force MoE weights onto CPU"] = str(rec.n_cpu_moe)
+        why["Number of layers for which to force MoE weights onto CPU"] = \
+            "the experts of these layers stay in system RAM (llama.cpp --n-cpu-moe)"
+    s["Try mmap()"] = "off" if rec.no_mmap else "on"
+    why["Try mmap()"] = ("the file would otherwise pass through a page cache the OS side cannot hold" if rec.no_mmap
+                         else "loading through the page cache fits beside the model")
+    if rec.keep_in_memory_ok is not None:
+        s["Keep Model in Memory"] = "on" if rec.keep_in_memory_ok else "off"
+        why["Keep Model in Memory"] = ("it locks a second copy of the weights in RAM (--mlock), which would push the "
+                                       "OS under its reserve" if not rec.keep_in_memory_ok else
+                                       "its second copy of the weights in RAM still leaves the OS its reserve")
     layers_on_gpu = rec.tier != "partial_offload" or rec.n_gpu_layers < 0
     gpu = "max" if layers_on_gpu else f"{max(0.0, rec.n_gpu_layers / max(1, n_layer)):.2f}"
     if rec.tier == "cpu_only":
         gpu = "off"
-    lms_model = model.lmstudio_name or "<model>"
-    lms["lms"] = f"lms load {lms_model} --gpu {gpu} --context-length {rec.ctx}"
+    lms_model = sh.quote(model.lmstudio_name) if model.lmstudio_name else "<model>"
+    s["lms"] = f"lms load {lms_model} --gpu {gpu} --context-length {rec.ctx}"
     if rec.rope_flags:
-        lms["note"] = "LM Studio has no YaRN setting: past the trained context run the llama-server line"
-    return llama, lms
+        s["note"] = "LM Studio has no YaRN setting: past the trained context run the llama-server line"
+    return s, why
 
 
-def _ollama_lines(model: PlanModel, v: PlanVariant, rec: Recommendation, ollama_name: str | None) -> list[str]:
-    """Ollama's lines, and what they cannot do that the llama-server line does: Ollama has no
-    per-expert CPU offload (whole layers only, num_gpu), no rope-scaling flags, no split GGUFs,
-    and splits layers by its own estimate unless num_gpu pins it."""
-    env = []
+def _ollama_settings(rec: Recommendation) -> tuple[dict[str, str], list[str], list[str]]:
+    """(server environment, model parameters, notes): what differs from the llama-server line is
+    said, since Ollama has no per-expert CPU offload (whole layers only, num_gpu), no rope-scaling
+    flags, no split GGUFs, and splits layers by its own estimate unless num_gpu pins it."""
+    env: dict[str, str] = {}
     if rec.flash_attn:
-        env.append("OLLAMA_FLASH_ATTENTION=1")
+        env["OLLAMA_FLASH_ATTENTION"] = "1"
     if rec.cache_type_k != "f16":
-        env.append(f"OLLAMA_KV_CACHE_TYPE={rec.cache_type_k}")
-    env.append(f"OLLAMA_CONTEXT_LENGTH={rec.ctx}")
-    env.append(f"OLLAMA_NUM_PARALLEL={rec.n_parallel}")  # each parallel slot is priced, so pin it
+        env["OLLAMA_KV_CACHE_TYPE"] = rec.cache_type_k
+    env["OLLAMA_CONTEXT_LENGTH"] = str(rec.ctx)
+    env["OLLAMA_NUM_PARALLEL"] = str(rec.n_parallel)  # each parallel slot is priced, so pin it
     params = [f"num_ctx {rec.ctx}"]
-    notes = []
+    notes: list[str] = []
     whole = rec.whole_layer_split
     if rec.n_cpu_moe and whole is not None:
         if whole.n_gpu_layers > 0:
             params.append(f"num_gpu {whole.n_gpu_layers}")
-            speed = f" (~{whole.est_tps:.0f} t/s instead of ~{rec.est_tps_at_ctx or rec.est_tps or 0:.0f})" if whole.est_tps else ""
+            speed = (f" (~{whole.est_tps:.0f} t/s instead of ~{rec.est_tps_at_ctx or rec.est_tps or 0:.0f})"
+                     if whole.est_tps else "")
             notes.append(f"note: Ollama has no per-expert CPU offload (--n-cpu-moe); num_gpu "
                          f"{whole.n_gpu_layers} keeps whole layers on the GPU instead{speed}")
         else:
@@ -156,32 +169,40 @@ def _ollama_lines(model: PlanModel, v: PlanVariant, rec: Recommendation, ollama_
         params.append("num_gpu 999")
     if rec.rope_flags:
         notes.append("note: Ollama takes no YaRN flags: past the trained context use the llama-server line")
-    lines = [" ".join(env) + " ollama serve"]
+    return env, params, notes
+
+
+def _ollama_lines(model: PlanModel, v: PlanVariant, rec: Recommendation, ollama_name: str | None,
+                  sh: Shell) -> list[str]:
+    env, params, notes = _ollama_settings(rec)
+    lines = [sh.env_run(env, "ollama serve")]
     if ollama_name:
-        lines.append(f"ollama run {ollama_name}")
+        lines.append(f"ollama run {sh.quote(ollama_name)}")
         lines.append("in the session: " + "; ".join(f"/set parameter {p}" for p in params))
     else:
         name = _ollama_name(v)
         body = [f"FROM {v.files[0] if v.files else model.name}"] + [f"PARAMETER {p}" for p in params]
-        # printf '%s\\n' with quoted lines: any path (quotes, %, backslashes) survives the shell
-        lines.append(f"printf '%s\\n' {' '.join(shlex.quote(x) for x in body)} > Modelfile && "
-                     f"ollama create {name} -f Modelfile")
+        lines.append(sh.write_lines("Modelfile", body) + sh.then + f"ollama create {name} -f Modelfile")
         lines.append(f"ollama run {name}")
     if len(v.files) > 1:
         lines.append("note: Ollama cannot load split GGUF files; merge them first (llama-gguf-split --merge)")
     return lines + notes
 
 
-def build_commands(model: PlanModel, v: PlanVariant, rec: Recommendation, profile: DeviceProfile,
-                   cfg: FitConfig) -> Commands:
-    llama, lms = _llama_and_lms(model, v, rec)
-    ollama_name = model.ollama_name or _model_flag(model, v)[1]
-    ollama = _ollama_lines(model, v, rec, ollama_name)
+def build_commands(model: PlanModel, v: PlanVariant, rec: Recommendation, profile: DeviceProfile, os_: str,
+                   shell_name: ShellName, llama_build: int | None) -> Commands:
+    sh = shell(shell_name)
+    llama = " ".join(llama_server_words(model, v, rec, sh, llama_build))
+    lms, lms_why = _lm_studio(model, rec, sh)
+    ollama_name = model.ollama_name or _model_args(model, v, sh)[1]
+    ollama = _ollama_lines(model, v, rec, ollama_name, sh)
+    env, _, _ = _ollama_settings(rec)
+    ollama_app = ollama_persist_lines(os_, env)
 
     bios = None
     if rec.carveout_bytes is not None and profile.carveout is not None:
         bios = (f"UMA frame buffer {fmt_bios_size(rec.carveout_bytes)}, OS keeps {fmt_bios_size(rec.os_keeps_bytes)}\n"
                 f"{profile.carveout.how_to_change}")
     cap = rec.cap_change.setting if rec.cap_change else None
-    return Commands(llama_server=llama, lm_studio=lms, ollama=ollama, bios=bios, cap=cap)
-
+    return Commands(llama_server=llama, lm_studio=lms, lm_studio_why=lms_why, ollama=ollama, ollama_app=ollama_app,
+                    bios=bios, cap=cap, shell=shell_name)

@@ -21,6 +21,7 @@ from .errors import EstimateError
 from .explain import ctx_words, render
 from .fit import TIER_LABEL, FitConfig, FitResult
 from .launch import build_commands
+from .shells import default_shell
 from .plan_types import (BarSegment, CapChange, CarveoutOption, Candidate, DevicePlan, DeviceSummary, Fact,
                          MemoryBar, MemoryByClass, ModelSummary, MultiPlan, PlanModel, PlanProjector, PlanRequest,
                          PlanVariant, Prefer, Recommendation, VariantPlan, WholeLayerSplit)
@@ -137,12 +138,19 @@ class Planner(Search):
         rec.reasons = [f.text for f in facts]
         page_cache = [c.message for c in r.checks if c.name == "page_cache"] if no_mmap else []
         rec.warnings = [w for w in dict.fromkeys(r.warnings + bd.warnings) if w not in page_cache]
-        rec.commands = build_commands(self.model, chosen.variant, rec, dev.profile, dev.base)
+        rec.commands = build_commands(self.model, chosen.variant, rec, dev.profile, dev.base.os,
+                                      self.req.shell or default_shell(dev.base.os), self._llama_line_build())
         return rec
 
     def _whole_layer_split(self, chosen: Evaluation, dev: DeviceSetup, ctx: int) -> WholeLayerSplit:
         ngl, speed = self.whole_layer_split(chosen.variant, dev, chosen.best, chosen.best_bd, ctx)
         return WholeLayerSplit(n_gpu_layers=ngl, est_tps=speed.tps if speed else None)
+
+    def _llama_line_build(self) -> int | None:
+        """The llama.cpp build the llama-server line is written for: the one asked for (--runtime
+        llama.cpp@N / --llama-build), else the newest memfit knows (a llama.cpp the user installs
+        now; the apps' bundled builds matter for their own lines, not this one)."""
+        return self.runtime.llama_build if self.runtime.app == "llama.cpp" else None
 
     def _keep_in_memory_ok(self, chosen: Evaluation, dev: DeviceSetup) -> bool | None:
         """Whether LM Studio's Keep Model in Memory (a second copy of the weights in RAM) still

@@ -79,6 +79,7 @@ class PlanRequest(BaseModel):
     max_ttft_s: float | None = None
     keep_in_memory: bool = False  # plan with LM Studio's Keep Model in Memory on (a second copy in RAM)
     runtime: str | None = None  # --runtime: llama.cpp@N | ollama[@V] | lmstudio[@V]; None = the conservative default
+    shell: Literal["bash", "zsh", "powershell", "cmd"] | None = None  # None: the planned OS's default shell
     llama_build: int | None = Field(None, ge=1)  # --llama-build N
 
 
@@ -147,11 +148,16 @@ class CapChange(BaseModel):
 
 
 class Commands(BaseModel):
+    """The lines to run, in `shell`'s syntax (planner/shells.py)."""
+
     llama_server: str
     lm_studio: dict[str, str]
+    lm_studio_why: dict[str, str] = Field(default_factory=dict)  # per LM Studio setting: why this value
     ollama: list[str]
+    ollama_app: list[str] = Field(default_factory=list)  # the same settings for the Ollama app, on this OS
     bios: str | None = None
     cap: str | None = None  # kernel parameter / sysctl line
+    shell: str = "bash"
 
 
 class WholeLayerSplit(BaseModel):

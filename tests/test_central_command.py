@@ -36,7 +36,7 @@ LADDER = ["Q3_K_M", "Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "BF16"]  # worst to best
 CTX = 24576
 # f16 K and V (2 bytes each) x 64 layers x 8 KV heads x 128 dims x 24576 cells
 KV_24K = 64 * 8 * 128 * 2 * 2 * CTX
-TEXT_WIDTH = 110
+TEXT_WIDTH = 80  # the default when stdout is not a terminal (planner/report/layout.py)
 
 
 def tensor_bytes(quant: str | None = None) -> int:
@@ -217,12 +217,14 @@ def test_central_command_text_reads_at_a_glance(hub):
     assert lines[0].startswith(f"{REPO} · 24k context (24576 tokens)")
     assert re.search(r"^Recommendation: Q[45]_K_M — fits in dedicated GPU memory", text, re.MULTILINE)
     assert re.search(r"^  BIOS +UMA frame buffer 32 GB, OS keeps 32 GB$", text, re.MULTILINE)
-    assert re.search(rf"^  llama\.cpp +llama-server -hf {re.escape(REPO)}:Q[45]_K_M -c 24576 -ngl 999", text, re.MULTILINE)
+    # Windows: PowerShell, continued with a backtick as the line's last character
+    joined = re.sub(r" `\n +", " ", text)
+    assert re.search(rf"^  llama\.cpp +llama-server -hf {re.escape(REPO)}:Q[45]_K_M -c 24576 -ngl 999", joined, re.MULTILINE)
     assert f"{MMPROJ} included" in text  # the projector is named where the launch is
     assert "keep 16.00 GiB of RAM (windows, daily use" in text  # the assumed reserve is visible
     # the memory bar prices the projector separately and its legend adds up to the RAM
     bar = lines.index("Memory with the recommendation loaded:")
-    legend = " ".join(lines[bar + 4: bar + 6])
+    legend = " ".join(lines[bar + 4: bar + 7])
     assert "P mmproj" in legend and "K KV 6.0" in legend and "R OS reserve 16.0" in legend
     assert text.index("Recommendation:") < text.index("Memory with") < text.index("Quants at") < text.index("BIOS carve-out")
     wide = [line for line in lines if len(line) > TEXT_WIDTH]

@@ -342,4 +342,4 @@ def test_gpu_cap_above_the_safe_maximum_is_noted(field_models):
 
 def test_contexts_print_as_they_were_typed(field_models):
     out = plan(str(field_models["qwen3-32b"]), "--device", "rtx-4090", "-c", "12.5k").stdout
-    assert "12.5k context (12800 tokens)" in out
+    assert "12.5k context (12800 tokens)" in " ".join(out.split())

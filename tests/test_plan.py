@@ -344,7 +344,7 @@ def test_commands_for_local_files():
     model.variants[0].files = ["/models/My Model-Q4_K_M.gguf"]
     plan, _ = plan_one(model, apu(ram=64), ctx=8192)
     c = plan.recommendation.commands
-    assert '-m "/models/My Model-Q4_K_M.gguf"' in c.llama_server
+    assert c.shell == "powershell" and "-m '/models/My Model-Q4_K_M.gguf'" in c.llama_server  # Windows: PowerShell
     assert "--mmproj /models/mmproj-F16.gguf" in c.llama_server
     assert any("ollama create my-model-q4_k_m -f Modelfile" in x for x in c.ollama)
 
@@ -352,7 +352,8 @@ def test_commands_for_local_files():
 def test_no_mmap_when_the_load_needs_it():
     plan, _ = plan_one(fake_model({"Q8_0": 33}, kv_token_layer=1024), apu(ram=64, reserve=16), ctx=8192)
     r = plan.recommendation
-    assert r.no_mmap and "--no-mmap" in r.commands.llama_server and r.commands.lm_studio["Try mmap()"] == "off"
+    # llama.cpp b10488+ takes -lm none (b11003 refuses --no-mmap); the LM Studio setting says the same
+    assert r.no_mmap and "-lm none" in r.commands.llama_server and r.commands.lm_studio["Try mmap()"] == "off"
     small, _ = plan_one(fake_model({"Q4_K_M": 6}, kv_token_layer=1024), apu(ram=64, reserve=16), ctx=8192)
     assert not small.recommendation.no_mmap and "--no-mmap" not in small.recommendation.commands.llama_server
 

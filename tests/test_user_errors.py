@@ -326,7 +326,7 @@ def test_launch_commands_survive_odd_file_names(tmp_path):
     d.mkdir()
     stem = "It's 100% $HOME-" + "Very-Long-Name-" * 8
     ggufgen.write_model(d / f"{stem}-Q4_K_M.gguf", "llama")
-    rec = json.loads(ok(plan(str(d), "-d", "rtx-4090", "--json")))["recommendation"]["commands"]
+    rec = json.loads(ok(plan(str(d), "-d", "rtx-4090", "--shell", "bash", "--json")))["recommendation"]["commands"]
     argv = subprocess.run(["bash", "-c", 'printf "%s\\n" ' + rec["llama_server"]],
                           capture_output=True, text=True).stdout.splitlines()
     assert argv[argv.index("-m") + 1] == str(d / f"{stem}-Q4_K_M.gguf")

@@ -196,6 +196,9 @@ def _load_devices(devices: tuple[str, ...], device_files: tuple[str, ...], overr
                    "current apps ship]; see planner/data/runtimes.toml")
 @click.option("--llama-build", "llama_build", type=click.IntRange(min=1), default=None, metavar="N",
               help="llama.cpp build number whose buffer rules apply; with --runtime, overrides its build")
+@click.option("--shell", "shell_name", type=click.Choice(["bash", "zsh", "powershell", "cmd"]), default=None,
+              help="write the commands for this shell [default: the planned OS's: PowerShell on Windows, "
+                   "bash on Linux, zsh on macOS]")
 @click.option("--revision", default=None, help="Hub branch, tag or commit")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="same as --format json")
@@ -205,7 +208,7 @@ def plan_command(model: str, devices: tuple[str, ...], device_files: tuple[str, 
                  gpu_cap: str | None, vram: str | None, bandwidth: str | None, host_bandwidth: str | None, quants: tuple[str, ...], kv: str | None, ctk: str | None,
                  ctv: str | None, flash_attn: str, n_parallel: int, mmproj: str, no_mmap: bool, prefer: str,
                  min_tps: float | None, min_prefill_tps: float | None, max_ttft: float | None, allow_spill: bool,
-                 runtime_text: str | None, llama_build: int | None, revision: str | None, fmt: str, as_json: bool,
+                 runtime_text: str | None, llama_build: int | None, shell_name: str | None, revision: str | None, fmt: str, as_json: bool,
                  unicode: bool) -> int:
     """Which quant to download, which BIOS VRAM split to set and how to launch MODEL.
 
@@ -244,7 +247,7 @@ def plan_command(model: str, devices: tuple[str, ...], device_files: tuple[str, 
         prefer=prefer,  # type: ignore[arg-type]
         min_tps=min_tps, backend=backend, mmap=False if no_mmap else None,
         kv_fixed=bool(kv or ctk or ctv), allow_spill=allow_spill, min_prefill_tps=min_prefill_tps,
-        max_ttft_s=max_ttft, runtime=runtime_text, llama_build=llama_build,
+        max_ttft_s=max_ttft, runtime=runtime_text, llama_build=llama_build, shell=shell_name,  # type: ignore[arg-type]
     )
     multi = plan_devices(plan_model, request, profiles)
     if fmt == "json":

@@ -1,26 +1,39 @@
 """Plain-text plan: warnings and assumptions, the recommendation, the memory bar, the quant table
 and the carve-out table. Several devices: a side-by-side comparison, then each device's
-recommendation. A single-device report stays within TEXT_WIDTH columns: prose wraps, commands
-wrap at argument boundaries with a shell line continuation (still copy-pasteable)."""
+recommendation. Every line fits the terminal width (planner/report/layout.py: COLUMNS, the tty,
+else 80): prose wraps, tables drop columns in a stated order (and say which), commands wrap at
+argument boundaries with the continuation of the shell they are written for (still
+copy-pasteable)."""
 
 from __future__ import annotations
 
 import re
 import textwrap
-
-from tabulate import tabulate
+from contextvars import ContextVar
 
 from ..plan_types import DevicePlan, MemoryBar, MultiPlan
 from ..units import GIB, fmt_bios_size
-from .common import (ctx_cell, 
+from .layout import render_table, text_width
+from .common import (ctx_cell,
     CAP_HEADERS, carveout_caption, device_title_parts, tier_short, VARIANT_CAPTION, VARIANT_HEADERS, cap_rows,
     carveout_table, gib, headline, mmproj_line, prefill_line, request_title, tps_cell, variant_caption,
     variant_headers, variant_rows, warnings_first, ttft_cell,
 )
 
 BAR_WIDTH = 64
-TEXT_WIDTH = 110  # every line of a single-device report fits in this many columns
 LABEL_WIDTH = 12  # "  BIOS         ..." rows of the recommendation block
+_WIDTH: ContextVar[int] = ContextVar("text_width", default=80)
+_CONTINUATION: ContextVar[str] = ContextVar("continuation", default=" \\")
+# columns the tables give up first when the terminal is narrow (the least needed first)
+VARIANT_DROP = ("fill", "file", "max ctx q8_0", "fast q8", "spill")
+CARVEOUT_DROP = ("t/s", "GPU max", "OS keeps")
+CAP_DROP = ("t/s",)
+COMPARE_DROP = ("fill", "pp t/s", "os/use", "needs GiB")
+
+
+def _w() -> int:
+    """The width this report renders at (set once per render)."""
+    return _WIDTH.get()
 ASCII_GLYPHS = {"weights": "W", "mmproj": "P", "kv": "K", "compute": "C", "safety": "s", "carveout_free": ":",
                 "host": "H", "reserve": "R", "free": ".", "firmware": "F"}
 UNICODE_GLYPHS = {"weights": "█", "mmproj": "▙", "kv": "▓", "compute": "▒", "safety": "▁", "carveout_free": "╌",
@@ -46,8 +59,10 @@ def _cells(bar: MemoryBar, width: int) -> list[int]:
     return cells
 
 
-def render_bar(bar: MemoryBar, *, unicode: bool = False, width: int = BAR_WIDTH, indent: str = "  ",
-               text_width: int = TEXT_WIDTH) -> str:
+def render_bar(bar: MemoryBar, *, unicode: bool = False, width: int | None = None, indent: str = "  ",
+               text_width: int | None = None) -> str:
+    text_width = text_width or _w()
+    width = width or min(BAR_WIDTH, text_width - len(indent) - 2)
     glyphs = UNICODE_GLYPHS if unicode else ASCII_GLYPHS
     cells = _cells(bar, width)
     body = "".join(glyphs[s.kind] * n for s, n in zip(bar.segments, cells))
@@ -123,18 +138,19 @@ def _runtime_words(plan: DevicePlan) -> str:
     return plan.runtime_statement.removeprefix("runtime: ") or plan.runtime
 
 
-def wrap_command(cmd: str, width: int, first_indent: int, indent: int) -> list[str]:
-    """A command as lines no wider than `width` (when its pieces allow), continued with ' \\'."""
+def wrap_command(cmd: str, width: int, first_indent: int, indent: int, continuation: str = " \\") -> list[str]:
+    """A command as lines no wider than `width` (when its pieces allow), each but the last ending
+    with the shell's continuation (' \\' POSIX, ' `' PowerShell, ' ^' cmd) as its last character."""
     if first_indent + len(cmd) <= width:
         return [cmd]
     lines: list[str] = []
     cur = ""
-    avail = width - first_indent - 2  # room for " \\"
+    avail = width - first_indent - len(continuation)
     for u in _shell_units(cmd):
         if cur and len(cur) + 1 + len(u) > avail:
-            lines.append(cur + " \\")
+            lines.append(cur + continuation)
             cur = "  " + u  # continuation lines indented two more
-            avail = width - indent - 2
+            avail = width - indent - len(continuation)
         else:
             cur = f"{cur} {u}" if cur else u
     lines.append(cur)
@@ -150,7 +166,7 @@ def _row(label: str, lines: list[str]) -> list[str]:
 
 def _prose(text: str) -> list[str]:
     """Wrap prose to the space right of a row label."""
-    room = TEXT_WIDTH - LABEL_WIDTH - 3
+    room = _w() - LABEL_WIDTH - 3
     out: list[str] = []
     for para in text.split("\n"):
         out += textwrap.wrap(_glue(para), room, break_on_hyphens=False, break_long_words=False) or [""]
@@ -161,13 +177,13 @@ def _command_lines(cmds: list[str]) -> list[str]:
     start = 2 + LABEL_WIDTH + 1
     out: list[str] = []
     for c in cmds:
-        out += wrap_command(c, TEXT_WIDTH, start, start)
+        out += wrap_command(c, _w(), start, start, _CONTINUATION.get())
     return out
 
 
 def _recommendation_block(plan: DevicePlan, *, compact: bool = False) -> list[str]:
     r = plan.recommendation
-    out = [f"Recommendation: {headline(plan)}"]
+    out = _bullets([f"Recommendation: {headline(plan)}"], "", None, "  ")
     pf = prefill_line(plan)
     if pf and not compact:
         out += _bullets([pf], "  ")
@@ -186,9 +202,21 @@ def _recommendation_block(plan: DevicePlan, *, compact: bool = False) -> list[st
     mm = mmproj_line(plan)
     if mm:
         out += _row("Vision", _prose(mm))
-    room = TEXT_WIDTH - LABEL_WIDTH - 3
-    lms = [f"{k} {v}" for k, v in c.lm_studio.items() if k != "lms"]
-    out += _row("LM Studio", [x.strip() for x in _join_wrapped(lms, " · ", room, "", "")])
+    room = _w() - LABEL_WIDTH - 3
+    if compact:
+        lms = [f"{k} {v}" for k, v in c.lm_studio.items() if k not in ("lms", "note")]
+        out += _row("LM Studio", [x.strip() for x in _join_wrapped(lms, " · ", room, "", "")])
+    else:
+        lms_lines: list[str] = []
+        for k, v in c.lm_studio.items():
+            if k == "lms":
+                lms_lines += _command_lines([v])
+            elif k == "note":
+                lms_lines += _prose(f"note: {v}")
+            else:
+                why = c.lm_studio_why.get(k)
+                lms_lines += _prose(f"{k}: {v}" + (f" ({why})" if why else ""))
+        out += _row("LM Studio", lms_lines)
     ollama: list[str] = []
     for line in c.ollama:
         if line.startswith(("in the session:", "note:")):
@@ -196,6 +224,11 @@ def _recommendation_block(plan: DevicePlan, *, compact: bool = False) -> list[st
         else:
             ollama += _command_lines([line])
     out += _row("Ollama", ollama)
+    if c.ollama_app and not compact:
+        app: list[str] = []
+        for line in c.ollama_app:
+            app += _prose(line) if line.startswith(("then", "#")) else _command_lines([line])
+        out += _row("Ollama app", app)
     if not compact:
         out.append("  Why:")
         out += _bullets(r.reasons, "    - ")
@@ -210,21 +243,27 @@ def _glue(text: str) -> str:
     return re.sub(r"(\d) (GiB|GB|MiB|MB|t/s)", "\\1\u00a0\\2", text)
 
 
-def _bullets(items: list[str], lead: str, width: int = TEXT_WIDTH) -> list[str]:
+def _bullets(items: list[str], lead: str, width: int | None = None, cont: str | None = None) -> list[str]:
+    width = width or _w()
+    cont = " " * len(lead) if cont is None else cont
     out: list[str] = []
     for x in items:
         out += [line.replace("\u00a0", " ") for line in
-                textwrap.wrap(_glue(x), width, initial_indent=lead, subsequent_indent=" " * len(lead),
+                textwrap.wrap(_glue(x), width, initial_indent=lead, subsequent_indent=cont,
                               break_on_hyphens=False, break_long_words=False)]
     return out
 
 
-def _table(rows: list[list[str]], headers: list[str], colalign: tuple[str, ...] | None = None) -> str:
-    return tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True, colalign=colalign)
+FOOTNOTE = "est. = estimate from the speed model fitted on measurements (docs/speed.md), not a measurement."
+
+
+def _table(rows: list[list[str]], headers: list[str], colalign: tuple[str, ...] | None = None,
+           drop: tuple[str, ...] = ()) -> str:
+    return "\n".join(render_table(rows, headers, _w(), drop_order=drop, align=colalign))
 
 
 def render_device(plan: DevicePlan, *, unicode: bool = False) -> str:
-    out = [request_title(plan)] + _join_wrapped(device_title_parts(plan), " · ", TEXT_WIDTH, "on ", "   · ")
+    out = _bullets([request_title(plan)], "") + _join_wrapped(device_title_parts(plan), " · ", _w(), "on ", "   · ")
     out += _bullets(warnings_first(plan), "  ! ")
     out += _bullets(plan.device.assumptions, "  assumed: ")
     out.append("")
@@ -236,18 +275,18 @@ def render_device(plan: DevicePlan, *, unicode: bool = False) -> str:
     out += _bullets([variant_caption(plan)], "")
     headers = variant_headers(plan)
     out.append(_table(variant_rows(plan), headers, ("left", "left", "right", "right", "left", "left")
-                      + ("right",) * (len(headers) - 6)))
+                      + ("right",) * (len(headers) - 6), VARIANT_DROP))
     if plan.carveout_options:
         if plan.device.memory_architecture == "carveout":
             out += ["", f"BIOS carve-out options for {plan.recommendation.quant} ({plan.device.os}):"]
             rows, headers, align = carveout_table(plan.carveout_options)
             out += _bullets([carveout_caption(headers)], "")
-            out.append(_table(rows, headers, align))
+            out.append(_table(rows, headers, align, CARVEOUT_DROP))
         elif len(plan.carveout_options) > 1 or plan.carveout_options[0].cap_raised:
             out += ["", f"GPU memory limit for {plan.recommendation.quant}:"]
             out.append(_table(cap_rows(plan.carveout_options), CAP_HEADERS,
-                              ("left", "right", "left", "right", "right", "right", "left")))
-    out += ["", "est. = estimate from the speed model fitted on measurements (docs/speed.md), not a measurement."]
+                              ("left", "right", "left", "right", "right", "right", "left"), CAP_DROP))
+    out += [""] + _bullets([FOOTNOTE], "")
     out += _bullets([f"sized for {_runtime_words(plan)}"], "")
     return "\n".join(out)
 
@@ -257,7 +296,7 @@ def render_comparison(multi: MultiPlan) -> str:
     first = plans[0]
     uses = {(p.device.use) for p in plans}
     use = f" · {next(iter(uses))} use for all" if len(uses) == 1 else ""
-    out = [f"{first.model.name} · {plans[0].ctx} tokens · compared on {len(plans)} devices{use}"]
+    out = _bullets([f"{first.model.name} · {plans[0].ctx} tokens · compared on {len(plans)} devices{use}"], "")
     out += _bullets(list(dict.fromkeys(w for p in plans for w in warnings_first(p))), "  ! ")
     out.append("")
     rows = []
@@ -274,8 +313,8 @@ def render_comparison(multi: MultiPlan) -> str:
                      "spills" if r.placement == "spill" else tier_short(r.tier, p.device.memory_architecture), ", ".join(setup) or "-",
                      gib(r.total_bytes) if r.tier != "no_fit" else "-", tps_cell(r.est_tps, r.est_tps_at_ctx),
                      f"{r.est_prefill_tps:.0f}" if r.est_prefill_tps else "-", ttft_cell(r.est_ttft_s)])
-    out.append(tabulate(rows, headers=["device", "os/use", "quant", "tier", "setup", "needs GiB", "est. t/s", "pp t/s",
-                                       "fill"], tablefmt="simple", disable_numparse=True))
+    out.append(_table(rows, ["device", "os/use", "quant", "tier", "setup", "needs GiB", "est. t/s", "pp t/s", "fill"],
+                      drop=COMPARE_DROP))
     # quant x device matrix
     quants = [v.quant for v in sorted(first.variants, key=lambda v: v.size_bytes, reverse=True)]
     matrix = []
@@ -295,19 +334,29 @@ def render_comparison(multi: MultiPlan) -> str:
                 cell += f", fits ≤{ctx_cell(limit)}" if v.tier == "no_fit" else f" ≤{ctx_cell(limit)}"
             row.append(cell)
         matrix.append(row)
-    out += ["", "Quants per device (tier at this context, est. t/s, ≤ the longest context on the GPU, f16 KV):"]
-    out.append(tabulate(matrix, headers=["quant"] + [p.device.id for p in plans], tablefmt="simple",
-                        disable_numparse=True))
+    out += [""] + _bullets(["Quants per device (tier at this context, est. t/s, ≤ the longest context on the GPU, "
+                            "f16 KV):"], "")
+    out.append(_table(matrix, ["quant"] + [p.device.id for p in plans]))
     for p in plans:
-        out += [""] + _join_wrapped(device_title_parts(p), " · ", TEXT_WIDTH, "── ", "   · ")
+        out += [""] + _join_wrapped(device_title_parts(p), " · ", _w(), "── ", "   · ")
         out += _bullets(p.device.assumptions, "  assumed: ")
         out += _recommendation_block(p, compact=True)
-    out += ["", "est. = estimate from the speed model fitted on measurements (docs/speed.md), not a measurement."]
+    out += [""] + _bullets([FOOTNOTE], "")
     out += _bullets([f"sized for {_runtime_words(first)}"], "")
     return "\n".join(out)
 
 
-def render_text(multi: MultiPlan, *, unicode: bool = False) -> str:
-    if len(multi.plans) == 1:
-        return render_device(multi.plans[0], unicode=unicode)
-    return render_comparison(multi)
+def render_text(multi: MultiPlan, *, unicode: bool = False, width: int | None = None) -> str:
+    """The report at `width` columns (default: planner.report.layout.text_width())."""
+    from ..shells import shell
+
+    first = multi.plans[0].recommendation.commands if multi.plans else None
+    w = _WIDTH.set(width or text_width())
+    c = _CONTINUATION.set(shell(first.shell).continuation if first is not None else " \\")
+    try:
+        if len(multi.plans) == 1:
+            return render_device(multi.plans[0], unicode=unicode)
+        return render_comparison(multi)
+    finally:
+        _WIDTH.reset(w)
+        _CONTINUATION.reset(c)

@@ -1,0 +1,64 @@
+"""Which command-line flags a llama.cpp build takes (planner/data/llama_args.toml, read from
+common/arg.cpp of published builds by validation/llama_args/extract.py), so every flag memfit
+prints exists in the build it prints for: b11003 and later refuse --no-mmap (-lm/--load-mode
+replaced it in b10488)."""
+
+from __future__ import annotations
+
+import tomllib
+from functools import lru_cache
+from importlib import resources
+from typing import Any
+
+
+@lru_cache(maxsize=1)
+def _table() -> dict[str, Any]:
+    return tomllib.loads(resources.files("planner.data").joinpath("llama_args.toml").read_text(encoding="utf-8"))
+
+
+def known_builds() -> list[int]:
+    return list(_table()["builds"])
+
+
+def newest_build() -> int:
+    return max(known_builds())
+
+
+def accepts(flag: str, build: int | None) -> bool | None:
+    """Whether `build` (None = the newest known) takes `flag`: True/False where the table is sure,
+    None for a flag it has never seen or a build between the last build with the flag and the first
+    without it (either answer could be right there)."""
+    build = newest_build() if build is None else build
+    entry = _table()["flags"].get(flag)
+    if entry is None:
+        return None
+    since, gone = int(entry["since"]), entry.get("gone")
+    oldest = min(known_builds())
+    if build >= since and (gone is None or build < _last_with(flag, since, int(gone)) + 1):
+        return True
+    if gone is not None and build >= int(gone):
+        return False
+    if build < since and since > oldest:
+        return None if build > _previous(since) else False
+    return None
+
+
+def _previous(build: int) -> int:
+    earlier = [b for b in known_builds() if b < build]
+    return max(earlier) if earlier else build
+
+
+def _last_with(flag: str, since: int, gone: int) -> int:
+    """The last known build that still had the flag (the one before `gone`)."""
+    return _previous(gone)
+
+
+def no_mmap_flag(build: int | None) -> list[str]:
+    """The words that turn mmap off for this build: `-lm none` where --load-mode exists (b10488
+    and later), else `--no-mmap`."""
+    return ["-lm", "none"] if accepts("--load-mode", build) else ["--no-mmap"]
+
+
+def unknown_flags(words: list[str], build: int | None) -> list[str]:
+    """The flags among `words` that `build` does not take (or that no known build has)."""
+    return [w for w in words if w.startswith("-") and not w.lstrip("-").isdigit() and accepts(w, build) is not True]
