@@ -57,7 +57,8 @@ def plan_context(headers: ModelHeaders, requested: int, trained: int | None, n_p
                                      f"{orig or trained} tokens), which llama.cpp applies by itself"))
     rule = _table().get(headers.architecture or "")
     if rule is not None:
-        orig = int(rule.get("orig_ctx", trained))
+        # the documented base length, but never past the GGUF's own (a model trained shorter scales from there)
+        orig = min(int(rule.get("orig_ctx", trained)), trained)
         max_factor = float(rule["max_factor"])
         if per_seq <= orig * max_factor:
             factor = float(max(2, math.ceil(per_seq / orig)))
