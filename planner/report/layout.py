@@ -6,7 +6,7 @@ stdout is a terminal, else 80. Every text renderer takes its width from `text_wi
 passes it down, so one run never mixes widths.
 
 The one thing allowed past the width is a word longer than the room on its line (a long path or
-URL): it is printed whole after its indent or label, and ends that line (a command's ` \` aside),
+URL): it is printed whole after its indent or label, and ends that line (a command's ` \\` aside),
 because a broken path or URL no longer pastes. Tables break such words only when a column is
 narrower than they are.
 """
