@@ -112,6 +112,19 @@ def one_line(text: str, limit: int = 120) -> str:
     return s if len(s) <= limit else s[: limit - 1].rstrip() + "…"
 
 
+# Printed once wherever fmt_vendor_size's GB appear next to computed GiB, so the two read as
+# one convention rather than a mix (docs/cli.md "Units").
+UNITS_NOTE = ("GB for sizes as vendors and the BIOS name them (memory is sold in binary sizes: 64 GB = "
+              "64 GiB), GiB for the sizes memfit computes")
+
+
+def fmt_vendor_size(n: int | None) -> str:
+    """Sizes users compare with a spec sheet or a firmware menu, as those name them: installed
+    RAM and a card's VRAM as sold, BIOS carve-out options ('512 MB', '32 GB'). Memory is sold in
+    binary sizes, so this GB is 2^30 bytes, the amount memfit's computed sizes call GiB."""
+    return fmt_bios_size(n)
+
+
 def fmt_bios_size(n: int | None) -> str:
     """Carve-out sizes as the BIOS names them: '512 MB', '32 GB' (binary, as vendors mean it)."""
     if n is None:

@@ -26,3 +26,15 @@ def memfit(*args: str) -> Result:
 def plan(*args: str) -> Result:
     """The `plan` console script (the same as `memfit plan`)."""
     return memfit("plan", *args)
+
+
+def logical_lines(text: str) -> list[str]:
+    """Output as its logical lines: a message wrapped to the terminal width (an error, hint or
+    note, whose continuation lines are indented) joined back into one line."""
+    out: list[str] = []
+    for line in text.splitlines():
+        if line.startswith(" ") and out and out[-1].startswith(("error: ", "hint: ", "note: ")):
+            out[-1] += " " + line.strip()
+        else:
+            out.append(line)
+    return out

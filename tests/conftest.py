@@ -111,3 +111,13 @@ def fake_registry(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("MEMFIT_HTTP_MAX_WAIT", "0.5")
     yield reg
     reg.close()
+
+
+# --- terminal width (issue 14: every command's text fits COLUMNS; tests/test_terminal_width.py) ----
+
+
+@pytest.fixture(autouse=True)
+def _columns_80(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Text renders at 80 columns in every test, as it does when stdout is not a terminal, whatever
+    COLUMNS the shell running pytest exports; a test that needs another width sets COLUMNS itself."""
+    monkeypatch.setenv("COLUMNS", "80")

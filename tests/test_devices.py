@@ -327,12 +327,20 @@ def test_ram_override_drops_carveouts_firmware_cannot_offer():
 
 # --------------------------------------------------------------------------- CLI
 
-def test_devices_table_lists_every_profile():
+def test_devices_table_lists_every_profile(monkeypatch):
+    monkeypatch.setenv("COLUMNS", "160")  # room for every column
     res = CliRunner().invoke(cli, ["devices"])
     assert res.exit_code == 0, res.output
     for pid in REQUIRED_IDS:
         assert pid in res.output
-    assert "carve-out options" in res.output and "0.5,1,2,4,8,12,16,24,32,48 GiB" in res.output
+    # carve-out options as the BIOS names them
+    assert "carve-out options" in res.output and "0.5,1,2,4,8,12,16,24,32,48 GB" in res.output
+    monkeypatch.setenv("COLUMNS", "80")  # the options go first, and the table says so
+    res = CliRunner().invoke(cli, ["devices"])
+    assert "0.5,1,2,4,8,12,16,24,32,48 GB" not in res.output
+    assert "(left out to fit 80 columns: carve-out options," in res.output
+    for pid in REQUIRED_IDS:
+        assert pid in res.output
 
 
 def test_devices_json():
@@ -349,7 +357,8 @@ def test_devices_show_explains_pools_caps_reserves_backends_sources():
     assert res.exit_code == 0, out
     assert "Linux" in out and "Windows (default)" in out
     assert "ttm.pages_limit=" in out and "not tunable" in out
-    assert re.search(r"64 GiB \*\s+64 GiB\s+32 GiB\s+96 GiB", out), out  # the factory split on Windows
+    # the factory split on Windows: the carve-out as the BIOS names it, what it leaves in GiB
+    assert re.search(r"64 GB \*\s+64 GiB\s+32 GiB\s+96 GiB", out), out
     assert "daily" in out and "amdvlk" in out and "2 GiB" in out
     assert "Sources:" in out and "unslothai/unsloth#10418" in out or "botbeat" in out
 
@@ -364,7 +373,7 @@ def test_devices_show_json_has_derived_pools():
 
 def test_devices_show_with_overrides():
     res = CliRunner().invoke(cli, ["devices", "show", "rtx-4090", "--ram", "128g", "--os", "linux"])
-    assert res.exit_code == 0 and "host RAM 128 GiB" in res.output and "Overrides" in res.output
+    assert res.exit_code == 0 and "host RAM 128 GB" in res.output and "Overrides" in res.output
 
 
 def test_devices_show_unknown_is_one_line_error(capsys):

@@ -89,12 +89,13 @@ def test_64g_carveout_advice_is_one_setup_that_every_finding_quotes():
         values |= set(re.findall(r"(?<![a-z])(?:amd)?ttm\.pages_limit=\d+", f["fix"] or ""))
     assert values == {"ttm.pages_limit=27787264", recommended, keep}  # the old option, renamed; the alternative
     carve = found["carveout-large-linux"]["fix"]
-    assert "2.00 GiB" in carve and recommended in carve and keep not in carve and "recommended setup" in carve
+    # the carve-out as the BIOS menu names it (docs/cli.md "Units")
+    assert "UMA Frame Buffer Size to 2 GB" in carve and recommended in carve and keep not in carve and "recommended setup" in carve
     gtt = found["gtt-default"]["fix"]
     assert recommended in gtt and keep in gtt and "see the carve-out finding" in gtt
-    assert gtt.index(recommended) < gtt.index("to keep the 64.00 GiB carve-out instead") < gtt.index(keep)
+    assert gtt.index(recommended) < gtt.index("to keep the 64 GB carve-out instead") < gtt.index(keep)
     ignored = found["amdttm-ignored"]["fix"]
-    assert "needs the 2.00 GiB carve-out of the recommended setup" in ignored and keep in ignored
+    assert "needs the 2 GB carve-out of the recommended setup" in ignored and keep in ignored
     assert "see the carve-out finding" in found["kernel-large-carveout"]["fix"]
 
 
@@ -173,7 +174,7 @@ def test_doctor_text_output_reads_well():
     res = CliRunner().invoke(cli, ["doctor", "--root", str(MACHINES / "strix-halo-linux-64g-carveout")])
     out = res.output
     assert res.exit_code == 0, out
-    for text in ("RAM:", "128 GiB installed", "Carve-out:  64 GiB", "GPU cap:", "(default)",
+    for text in ("RAM:", "128 GB installed", "Carve-out:  64 GB", "GPU cap:", "(default)",
                  "What llama.cpp's backends will report", "[problem]", "fix:", "source:"):
         assert text in out, text
 

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 import json
 import shlex
+import subprocess
 from pathlib import Path
 
 import pytest
 
 import realmodels
-from clirun import memfit
+from clirun import logical_lines, memfit
 from planner.device_schema import GIB, MIB
 from planner.devices import load_profile
 
@@ -234,8 +235,14 @@ def test_text_section_and_the_hint_is_a_working_plan_command(models):
                  "OS reserve", "tier dedicated", "for a recommendation"):
         assert word in section, word
     assert "weights" in out[:out.index("\non ai-max")]  # the breakdown first, unchanged
-    hint = next(line.strip() for line in section.splitlines() if line.strip().startswith("memfit plan "))
-    argv = shlex.split(hint)[1:]
+    # the hint as a shell reads it: one line, or lines joined by ` \` continuations (80 columns)
+    lines = section.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.strip().startswith("memfit plan "))
+    end = next(i for i in range(start, len(lines)) if not lines[i].endswith("\\"))
+    hint = "\n".join(lines[start:end + 1])
+    argv = subprocess.run(["bash", "-c", 'printf "%s\\n" ' + hint.strip()], capture_output=True, text=True,
+                          check=True).stdout.splitlines()[1:]
+    assert argv == shlex.split(hint.replace("\\\n", " "))[1:]
     assert argv[argv.index("--use") + 1] == "headless" and argv[argv.index("--ctx") + 1] == "8k"
     plan = memfit(*argv, "--json")
     assert plan.exit_code in (0, 3), plan.output
@@ -262,6 +269,6 @@ def test_backend_errors_are_usage_errors_with_a_hint(models):
     err = json.loads(res.output)["error"]
     assert res.exit_code == 2 and "not listed for apple-m4-max-64g" in err["message"] and "metal" in err["hint"]
     res = memfit("estimate", models["Q4_K_M"], "--backend", "amdvlk")
-    assert res.exit_code == 2 and "add --device" in res.output
+    assert res.exit_code == 2 and "add --device" in " ".join(logical_lines(res.output))
     res = memfit("estimate", models["Q4_K_M"], "-d", "no-such-box")
     assert res.exit_code == 1 and "unknown device" in res.output

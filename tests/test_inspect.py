@@ -166,9 +166,11 @@ def _estimated_state(path: Path) -> int:
     return b.recurrent_bytes
 
 
-def test_pure_recurrent_models_show_their_state_not_zero_heads(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_pure_recurrent_models_show_their_state_not_zero_heads(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
     import estimator_models as em
 
+    monkeypatch.setenv("COLUMNS", "160")  # each fact on one line (the 80-column layout: test_terminal_width)
     mamba = tmp_path / "mamba2-Q8_0.gguf"
     em.mamba2_like(mamba)
     rwkv = _rwkv6(tmp_path / "rwkv6-F16.gguf")

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 import ggufgen
+from clirun import logical_lines
 from fakehub import FakeHub, model_repo_files
 from planner import hub
 from planner.cli import run
@@ -211,7 +212,7 @@ def test_cli_prints_one_line_and_exit_code_1(fake_hub: FakeHub, repo: str,
     fake_hub.add_fault("status", status=502, times=-1, where="cdn")
     assert run(["inspect", repo]) == 1
     out, err = capsys.readouterr()
-    lines = err.strip().splitlines()
+    lines = logical_lines(err.strip())  # error and hint, each wrapped to 80 columns
     assert out == "" and len(lines) == 2
     assert lines[0].startswith("error: the Hub answered HTTP 502") and lines[1].startswith("hint: ")
     assert "Traceback" not in err

@@ -11,7 +11,7 @@ import pytest
 
 import fakeregistry
 import ggufgen
-from clirun import memfit, plan
+from clirun import logical_lines, memfit, plan
 from fakeregistry import build_model, write_store
 from planner import ollama
 from planner.cache import default_cache
@@ -273,7 +273,7 @@ def test_cli_inspect_estimate_and_plan(fake_registry, qwen3_gguf):
 def test_cli_errors_are_one_line(fake_registry):
     res = memfit("inspect", "ollama:nosuch:1b")
     assert res.exit_code == 1
-    lines = [x for x in res.output.splitlines() if x]
+    lines = [x for x in logical_lines(res.output) if x]  # error and hint, each wrapped to 80 columns
     assert lines[0].startswith("error: unknown Ollama model nosuch:1b") and len(lines) == 2
     res = memfit("inspect", "ollama:nosuch:1b", "--json")
     assert json.loads(res.output)["error"]["kind"] == "resolve"

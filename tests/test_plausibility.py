@@ -17,7 +17,7 @@ import pytest
 from gguf import GGUFValueType as V
 
 import ggufgen
-from clirun import memfit, plan
+from clirun import logical_lines, memfit, plan
 from ggufgen import typed
 from planner.errors import GGUFError, MemfitError
 from planner.header import ModelHeaders
@@ -38,7 +38,7 @@ def _write(tmp: Path, name: str, arch: str = "llama", override: dict[str, Any] |
 
 def _one_line_error(result, *needles: str) -> str:
     assert result.exit_code == 1, (result.exit_code, result.output)
-    lines = result.stderr.strip().splitlines()
+    lines = logical_lines(result.stderr.strip())  # the message, wrapped to 80 columns, read back
     assert 1 <= len(lines) <= 2 and lines[0].startswith("error: "), lines
     assert "internal error" not in result.output and "Traceback" not in result.output
     assert "ValidationError" not in result.output
@@ -248,6 +248,7 @@ def test_one_implausible_variant_among_several_is_left_out_with_a_note(tmp_path:
     ggufgen.write_gguf(d / "mmproj-F16.gguf", meta, tensors)
     result = memfit("inspect", str(d))
     assert result.exit_code == 0, result.output
-    assert "skipped M-Q8_0.gguf: implausible header value llama.attention.head_count = -8" in result.output
-    assert "skipped mmproj-F16.gguf: implausible header value clip.vision.image_size = inf" in result.output
+    notes = "\n".join(logical_lines(result.output))  # each note wrapped to 80 columns, read back
+    assert "skipped M-Q8_0.gguf: implausible header value llama.attention.head_count = -8" in notes
+    assert "skipped mmproj-F16.gguf: implausible header value clip.vision.image_size = inf" in notes
     _one_line_error(memfit("estimate", str(d), "--quant", "Q8_0"), "llama.attention.head_count = -8")

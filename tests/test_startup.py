@@ -54,7 +54,7 @@ def test_devices_list_reads_toml_without_the_schema():
 def test_estimate_on_a_local_file_needs_no_network_stack_or_numpy(arch_models):
     code, mods = _imports("estimate", str(arch_models["qwen3"]), "-c", "4k")
     assert code == 0
-    assert _loaded(mods, NETWORK + NUMERIC + ("planner.device_schema",)) == []
+    assert _loaded(mods, NETWORK + NUMERIC + TABLES + ("planner.device_schema",)) == []
 
 
 def test_warm_plan_needs_no_network_stack_or_numpy(fake_hub: FakeHub, tmp_path: Path):

@@ -1,6 +1,7 @@
 """A demanding user's bad and odd input, end to end through the real exit-code guard.
 
-Every failure must end in one `error:` line (plus an optional `hint:` line) on stderr and the exit
+Every failure must end in one `error:` message (plus an optional `hint:`; each wrapped to the
+terminal width with indented continuation lines, read back by clirun.logical_lines) on stderr and the exit
 code docs/cli.md promises (1 = error, 2 = usage, 130 = interrupted), never a traceback or an
 `internal error`; with --json the same failure is a JSON object on stdout. Odd but valid input
 (unknown architecture, encoder and recurrent models, long or hostile names) must give sane output.
@@ -9,6 +10,7 @@ Models are tiny generated GGUFs (sparse files); Hub cases use the local fake Hub
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
@@ -25,7 +27,7 @@ from gguf import GGUFValueType as V
 
 import estimator_models as em
 import ggufgen
-from clirun import memfit, plan
+from clirun import logical_lines, memfit, plan
 from fakehub import model_repo_files
 from ggufgen import tokenizer_metadata, typed, write_gguf
 from planner.reader import parse_file
@@ -39,10 +41,10 @@ TINY = ggufgen.ModelShape()
 def one_error(result, code: int, *needles: str) -> str:
     """The result failed with `code` in the documented form; returns the error line."""
     assert result.exit_code == code, (result.exit_code, result.output)
-    lines = result.stderr.strip().splitlines()
+    lines = logical_lines(result.stderr.strip())
     assert 1 <= len(lines) <= 2, lines
     assert lines[0].startswith("error: ") and (len(lines) == 1 or lines[1].startswith("hint: ")), lines
-    text = result.output
+    text = "\n".join(logical_lines(result.output))
     assert "Traceback" not in text and "internal error" not in text and "Usage:" not in text, text
     for n in needles:
         assert n.lower() in text.lower(), (n, text)
@@ -314,8 +316,11 @@ def test_hostile_and_long_names_cannot_touch_the_terminal(tmp_path):
     for args in (["inspect", str(path)], ["estimate", str(path)]):
         out = ok(memfit(*args))
         assert "\x1b" not in out and "\x07" not in out and "\r" not in out
-        first = out.splitlines()[0]
-        assert "Evil?[2J?[31mRED? name with breaks x" in first  # one line, controls shown as '?'
+        lines = out.splitlines()
+        # the model row: its first line and the indented lines its value wraps onto
+        row = [lines[0]] + list(itertools.takewhile(lambda line: line.startswith(" "), lines[1:]))
+        first = " ".join(line.strip() for line in row)
+        assert "Evil?[2J?[31mRED? name with breaks x" in first  # one entry, controls shown as '?'
         assert "…" in first and first.count("x") < 150  # cut with an ellipsis
     data = json.loads(ok(memfit("inspect", str(path), "--json")))
     assert data["name"] == meta["general.name"]  # JSON keeps the exact value (escaped)

@@ -18,6 +18,7 @@ import click
 from .. import __version__
 from ..errors import MemfitError
 from ..units import printable
+from .help_format import WrappingGroup
 
 EXIT_OK = 0
 EXIT_ERROR = 1
@@ -32,8 +33,8 @@ COMMAND_MODULES = {"inspect": "inspect_cmd", "estimate": "estimate_cmd", "plan":
                    "devices": "devices_cmd", "doctor": "doctor_cmd"}
 
 
-class LazyGroup(click.Group):
-    """A click group that imports a command's module on first use."""
+class LazyGroup(WrappingGroup):
+    """A click group that imports a command's module on first use (and wraps its command list)."""
 
     def list_commands(self, ctx: click.Context) -> list[str]:
         return sorted(set(self.commands) | set(COMMAND_MODULES))
@@ -46,7 +47,7 @@ class LazyGroup(click.Group):
         return self.commands.get(cmd_name)
 
 
-@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=LazyGroup, context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="memfit")
 def cli() -> None:
     """Plan GGUF models onto your machine's memory: which quant, which BIOS VRAM split,
@@ -74,9 +75,12 @@ def _fail(err: MemfitError | None, message: str, code: int, kind: str, hint: str
         if as_json:
             click.echo(json.dumps({"error": {"kind": kind, "message": message, "hint": hint, "exit_code": code}}, allow_nan=False))
         else:
-            click.echo(printable(f"error: {message}"), err=True)
+            from ..report.layout import text_width, wrap
+
+            width = text_width()
+            click.echo("\n".join(wrap(printable(message), width, "error: ")), err=True)
             if hint:
-                click.echo(printable(f"hint: {hint}"), err=True)
+                click.echo("\n".join(wrap(printable(hint), width, "hint: ")), err=True)
     except OSError as e:
         if not _is_epipe(e):
             raise
@@ -142,8 +146,14 @@ def _guarded_run(args: list[str] | None, prog_name: str, command: click.Command 
     argv = list(sys.argv[1:] if args is None else args)
     as_json = _wants_json(argv)
     target = command or cli
+    # click's help and usage text at the width every other text is rendered at (subcommands
+    # inherit it): COLUMNS, else the terminal's width, else 80 (planner/report/layout.py)
+    from ..report.layout import text_width
+
+    width = text_width()
     try:
-        rv = target.main(args=argv, prog_name=prog_name, standalone_mode=False)
+        rv = target.main(args=argv, prog_name=prog_name, standalone_mode=False,
+                         terminal_width=width, max_content_width=width)
         return rv if isinstance(rv, int) else EXIT_OK
     except click.exceptions.Exit as e:
         return e.exit_code

@@ -1,4 +1,10 @@
-"""`memfit devices` (list profiles) and `memfit devices show ID` (explain one in words and tables)."""
+"""`memfit devices` (list profiles) and `memfit devices show ID` (explain one in words and tables).
+
+Both fit the terminal (planner/report/layout.py): prose wraps with a hanging indent and the tables
+drop their least important columns first, in the orders below (docs/cli.md lists them too).
+Units: installed RAM, a card's VRAM and BIOS carve-out options in GB, as vendors and the firmware
+name them; everything memfit computes (what the OS sees, caps, reserves, reports) in GiB.
+"""
 
 from __future__ import annotations
 
@@ -7,16 +13,18 @@ from typing import TYPE_CHECKING
 
 import click
 
-from ..units import GIB
+from ..report.layout import render_table, text_width, unbroken, wrap
+from ..units import GIB, UNITS_NOTE, fmt_vendor_size
 from .device_options import device_options, overrides_from, resolve_devices
+from .help_format import WrappingGroup
 
 if TYPE_CHECKING:
     from ..device_schema import DeviceProfile
     from ..profile_files import Listing
 
 # `memfit devices` must start in a few tens of milliseconds: the list reads the profiles' TOML
-# (planner.profile_files) and prints its own plain table; the schema (pydantic) and tabulate load
-# only for `devices show`.
+# (planner.profile_files) and prints its own plain table; the schema (pydantic) loads only for
+# `devices show`.
 OSES = ("linux", "windows", "macos")
 USES = ("headless", "desktop", "daily")
 
@@ -27,8 +35,25 @@ ARCH_WORDS = {
 }
 OS_WORDS = {"linux": "Linux", "windows": "Windows", "macos": "macOS"}
 
+# `memfit devices`: the id (what --device takes) and the name (to recognise a machine) first, then
+# the memory as sold; the rest is what `devices show` explains. Narrow terminals lose columns in
+# this order, and the name wraps (to no less than 30 columns) before any of them goes.
+LIST_HEADERS = ["id", "name", "RAM", "VRAM", "memory", "bandwidth", "default OS", "carve-out options"]
+LIST_DROP_ORDER = ["carve-out options", "default OS", "bandwidth", "memory"]
+LIST_WRAP = {"name": 30}
+
+# `devices show`, the carve-out table of a carve-out APU: the BIOS setting, what the GPU may hold
+# in all (default and raised cap) and what the OS keeps, before the parts those are sums of; the
+# per-backend "reports" columns go first (the backend table below shows them for the setting in
+# effect), the non-default backends before the default one.
+CARVE_DROP_FIXED = ["cap raised", "shared cap", "OS sees"]
+# the backend table: its prose column wraps (to no less than 30 columns); no column is dropped
+BACKEND_WRAP = {"what it reports": 30}
+FACT_KEEP = 32  # a fact up to this long never breaks across lines
+
 
 def gib(n: int | float | None, digits: int = 1) -> str:
+    """A size memfit computed, in GiB (MiB below 1 GiB)."""
     if n is None:
         return "-"
     v = n / GIB
@@ -38,20 +63,15 @@ def gib(n: int | float | None, digits: int = 1) -> str:
 
 
 def _options_text(opts: list[int]) -> str:
+    """The BIOS's carve-out menu, in its own unit."""
     if not opts:
         return "-"
-    return ",".join(f"{o / GIB:g}" for o in opts) + " GiB"
+    return ",".join(f"{o / GIB:g}" for o in opts) + " GB"
 
 
-def plain_table(rows: list[list[str]], headers: list[str]) -> str:
-    """Left-aligned columns under a dashed rule, two spaces apart (tabulate's "simple" look for
-    text cells, without importing tabulate on the start path)."""
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-
-    def line(cells: list[str]) -> str:
-        return "  ".join(c.ljust(w) for c, w in zip(cells, widths)).rstrip()
-
-    return "\n".join([line(headers), line(["-" * w for w in widths])] + [line(r) for r in rows])
+def _facts(items: list[str], sep: str = "; ") -> str:
+    """Facts joined for `wrap`, the short ones (a size with its label) kept on one line."""
+    return sep.join(unbroken(x) if len(x) <= FACT_KEEP else x for x in items if x)
 
 
 # --------------------------------------------------------------------------- list
@@ -69,16 +89,17 @@ def _list_rows(listing: Listing) -> list[dict]:
     return rows
 
 
-@click.group("devices", invoke_without_command=True)
+@click.group("devices", cls=WrappingGroup, invoke_without_command=True)
 @click.option("--json", "as_json", is_flag=True, help="machine-readable list")
 @click.pass_context
 def devices_command(ctx: click.Context, as_json: bool) -> None:
     """List device profiles (shipped, plus yours in ~/.config/memfit/profiles/).
 
     \b
-    memfit devices                 the table
-    memfit devices show ID         one profile explained: pools per OS, caps, reserves, backends, sources
-    memfit devices show auto       this machine
+    memfit devices            the table
+    memfit devices show ID    one profile explained: pools per OS, caps,
+                              reserves, backends, sources
+    memfit devices show auto  this machine
     """
     from ..profile_files import list_profiles
 
@@ -91,16 +112,24 @@ def devices_command(ctx: click.Context, as_json: bool) -> None:
     if as_json:
         click.echo(json.dumps({"devices": rows, "problems": listing.problems}, indent=2, allow_nan=False))
         return
+    click.echo(list_text(rows, text_width()))
+
+
+def list_text(rows: list[dict], width: int) -> str:
+    """The profile table within `width` (columns dropped in LIST_DROP_ORDER), with its legend."""
     table = [[r["id"] + ("*" if r["origin"] == "user" else ""), r["name"],
+              fmt_vendor_size(r["ram_bytes"]), fmt_vendor_size(r["vram_bytes"]) if r["vram_bytes"] else "-",
               ARCH_WORDS.get(r["memory_architecture"], r["memory_architecture"]),
-              gib(r["ram_bytes"], 0) + (f" + {gib(r['vram_bytes'], 0)} VRAM" if r["vram_bytes"] else ""),
-              _options_text(r["carveout_options_bytes"]), OS_WORDS.get(r["default_os"], r["default_os"]),
-              f"{r['bandwidth_gbps']:g} GB/s"]
+              f"{r['bandwidth_gbps']:g} GB/s", OS_WORDS.get(r["default_os"], r["default_os"]),
+              _options_text(r["carveout_options_bytes"])]
              for r in rows]
-    click.echo(plain_table(table, ["id", "name", "memory", "RAM", "carve-out options", "default OS", "bandwidth"]))
+    lines = render_table(table, LIST_HEADERS, width, drop_order=LIST_DROP_ORDER, wrap_min=LIST_WRAP)
     if any(r["origin"] == "user" for r in rows):
-        click.echo("\n* your profile (overrides a shipped one with the same id)")
-    click.echo("\nmemfit devices show ID explains one; --device auto reads this machine.")
+        lines += [""] + wrap("* your profile (overrides a shipped one with the same id)", width)
+    lines += [""] + wrap("RAM and VRAM as sold, carve-out options as the BIOS lists them (binary sizes, so "
+                         "64 GB = 64 GiB).", width)
+    lines += wrap("memfit devices show ID explains one; --device auto reads this machine.", width)
+    return "\n".join(lines)
 
 
 # --------------------------------------------------------------------------- show
@@ -152,135 +181,165 @@ def _arch_sentence(p: DeviceProfile) -> str:
             "at system-RAM speed.")
 
 
-def _os_block(p: DeviceProfile, os: str) -> list[str]:
-    from tabulate import tabulate
-
+def _carveout_table(p: DeviceProfile, os: str, width: int) -> list[str]:
+    """Per BIOS carve-out option: what the OS sees, the GPU's shared cap and total (default and
+    raised), what the OS keeps after its reserve, what each backend reports."""
     info = p.os[os]  # type: ignore[index]
-    lines = [f"{OS_WORDS[os]}{' (default)' if os == p.default_os else ''}", "-" * 40]
-    rows = pools(p, os)
     use = p.default_use
-    backends = info.backends
-    if p.memory_architecture == "carveout":
-        head = ["carve-out", "OS sees", "shared cap", "GPU total"]
-        if info.gpu_cap and info.gpu_cap.max_fraction:
-            head += ["cap raised", "GPU total raised"]
-        head += [f"RAM left after {use} reserve"] + [f"{b.label} reports" for b in backends if b.name != "cpu"]
-        table = []
-        for r in rows:
-            row = [gib(r["carveout_bytes"]), gib(r["os_visible_bytes"]), gib(r["gpu_cap_bytes"]), gib(r["gpu_total_bytes"])]
-            if info.gpu_cap and info.gpu_cap.max_fraction:
-                row += [gib(r["gpu_cap_max_bytes"]), gib(r["gpu_total_max_bytes"])]
-            left = r["os_left_after_reserve_bytes"]
-            row += [gib(left) if left >= 0 else f"short {gib(-left)}"]
-            row += [gib(r["reported"][b.label]) for b in backends if b.name != "cpu"]
-            if p.carveout and r["carveout_bytes"] == p.current_carveout():
-                row[0] += " *"
-            table.append(row)
-        lines.append(tabulate(table, headers=head, tablefmt="simple"))
-        lines.append(f"* = {'in effect' if p.live else 'factory default'}")
-    elif p.memory_architecture == "unified":
-        r = rows[0]
-        lines.append(f"OS sees {gib(r['os_visible_bytes'])}; GPU limit {gib(r['gpu_cap_bytes'])}"
-                     + (f" by default, up to {gib(r['gpu_cap_max_bytes'])} raised" if r["gpu_cap_max_bytes"] else ""))
-    else:
-        r = rows[0]
-        lines.append(f"VRAM {gib(p.vram_bytes)} ({gib(p.vram_reserve(os, use))} kept by the desktop, {use} use); "
-                     f"host RAM {gib(p.ram_bytes)}"
-                     + (f" at {p.host_bandwidth_gbps:g} GB/s" if p.host_bandwidth_gbps else "")
-                     + f", {gib(r['os_left_after_reserve_bytes'])} of it left after the OS reserve")
-    cap = info.gpu_cap
-    if cap is not None:
-        frac = f"{cap.default_fraction:.0%} of the RAM the OS sees by default"
-        if cap.setting_bytes:
-            frac += f"; set to {gib(cap.setting_bytes)} here"
-        lines.append(f"GPU cap: {frac}" + (f", safe maximum {cap.max_fraction:.0%}" if cap.max_fraction else
-                                          " (not tunable)"))
-        if cap.how_to_change:
-            lines.append(f"  change: {cap.how_to_change}")
-        if cap.knob and cap.max_fraction:
-            target = ((p.max_gpu_cap_bytes(os) or 0) // GIB) * GIB  # type: ignore[arg-type]
-            where = ", at the current carve-out" if p.carveout is not None else ""
-            if target > 0:  # never suggest a cap of 0 (a tiny --ram override)
-                lines.append(f"  e.g. {p.cap_setting(os, target)}  ({gib(target)}{where})")  # type: ignore[arg-type]
-        if p.memory_architecture == "carveout":
-            from ..memory_classes import shared_window
+    raised = bool(info.gpu_cap and info.gpu_cap.max_fraction)
+    gpu_backends = [b for b in info.backends if b.name != "cpu"]
+    left_head = f"RAM left after\n{use} reserve"
+    head = ["carve-out", "OS sees", "shared cap", "GPU total"]
+    if raised:
+        head += ["cap raised", "GPU total\nraised"]
+    report_heads = [f"{b.label}\nreports" for b in gpu_backends]
+    head += [left_head] + report_heads
+    table = []
+    for r in pools(p, os):
+        row = [fmt_vendor_size(r["carveout_bytes"]), gib(r["os_visible_bytes"]), gib(r["gpu_cap_bytes"]),
+               gib(r["gpu_total_bytes"])]
+        if raised:
+            row += [gib(r["gpu_cap_max_bytes"]), gib(r["gpu_total_max_bytes"])]
+        left = r["os_left_after_reserve_bytes"]
+        row += [gib(left) if left >= 0 else f"short {gib(-left)}"]
+        row += [gib(r["reported"][b.label]) for b in gpu_backends]
+        if p.carveout and r["carveout_bytes"] == p.current_carveout():
+            row[0] += " *"
+        table.append(row)
+    drop = list(reversed(report_heads)) + CARVE_DROP_FIXED
+    lines = render_table(table, head, width, drop_order=drop)
+    lines += wrap(f"* = {'in effect' if p.live else 'factory default'}; carve-out in GB as the BIOS names it, "
+                  "the rest in GiB", width)
+    return lines
 
-            seen = []
-            for b in backends:
-                if b.name == "cpu" or b.name in seen:
-                    continue
-                seen.append(b.name)
-                w = shared_window(os, b.name)  # type: ignore[arg-type]
-                slow = cap.shared_slowdown or w.slowdown
-                lines.append(f"  {w.label} on {b.name}: " + (f"decodes {slow:g}x slower than the carve-out"
-                                                              if slow > 1 else "no measured speed cost"))
-        if cap.note:
-            lines.append(f"  note: {cap.note}")
+
+def _pool_sentence(p: DeviceProfile, os: str) -> str:
+    """Unified and discrete machines: their one or two pools in a sentence."""
+    r = pools(p, os)[0]
+    if p.memory_architecture == "unified":
+        return (f"OS sees {gib(r['os_visible_bytes'])}; GPU limit {gib(r['gpu_cap_bytes'])}"
+                + (f" by default, up to {gib(r['gpu_cap_max_bytes'])} raised" if r["gpu_cap_max_bytes"] else ""))
+    use = p.default_use
+    return (f"VRAM {fmt_vendor_size(p.vram_bytes)} as sold ({gib(p.vram_reserve(os, use))} kept by the desktop, "  # type: ignore[arg-type]
+            f"{use} use); host RAM {fmt_vendor_size(p.ram_bytes)}"
+            + (f" at {p.host_bandwidth_gbps:g} GB/s" if p.host_bandwidth_gbps else "")
+            + f", {gib(r['os_left_after_reserve_bytes'])} of it left after the OS reserve")
+
+
+def _cap_lines(p: DeviceProfile, os: str, width: int) -> list[str]:
+    """The GPU cap: its default, how to change it, an example setting, the shared window's speed."""
+    info = p.os[os]  # type: ignore[index]
+    cap = info.gpu_cap
+    if cap is None:
+        return []
+    frac = f"{cap.default_fraction:.0%} of the RAM the OS sees by default"
+    if cap.setting_bytes:
+        frac += f"; set to {gib(cap.setting_bytes)} here"
+    lines = wrap(f"GPU cap: {frac}" + (f", safe maximum {cap.max_fraction:.0%}" if cap.max_fraction else
+                                       " (not tunable)"), width, "", "  ")
+    if cap.how_to_change:
+        lines += wrap(cap.how_to_change, width, "  change: ", "    ")
+    if cap.knob and cap.max_fraction:
+        target = ((p.max_gpu_cap_bytes(os) or 0) // GIB) * GIB  # type: ignore[arg-type]
+        where = ", at the current carve-out" if p.carveout is not None else ""
+        if target > 0:  # never suggest a cap of 0 (a tiny --ram override)
+            lines += wrap(f"{p.cap_setting(os, target)}  ({gib(target)}{where})", width, "  e.g. ", "    ")  # type: ignore[arg-type]
+    if p.memory_architecture == "carveout":
+        from ..memory_classes import shared_window
+
+        seen: list[str] = []
+        for b in info.backends:
+            if b.name == "cpu" or b.name in seen:
+                continue
+            seen.append(b.name)
+            w = shared_window(os, b.name)  # type: ignore[arg-type]
+            slow = cap.shared_slowdown or w.slowdown
+            lines += wrap(f"{w.label} on {b.name}: " + (f"decodes {slow:g}x slower than the carve-out"
+                                                         if slow > 1 else "no measured speed cost"), width, "  ", "    ")
+    if cap.note:
+        lines += wrap(cap.note, width, "  note: ", "    ")
+    return lines
+
+
+def _os_block(p: DeviceProfile, os: str, width: int) -> list[str]:
+    info = p.os[os]  # type: ignore[index]
+    title = f"{OS_WORDS[os]}{' (default)' if os == p.default_os else ''}"
+    lines = [title, "-" * min(40, width)]
+    if p.memory_architecture == "carveout":
+        lines += _carveout_table(p, os, width)
+    else:
+        lines += wrap(_pool_sentence(p, os), width, "", "  ")
+    lines += _cap_lines(p, os, width)
     gpu_kept = p.memory_architecture != "unified"
     res = [[u, gib(info.reserve_bytes[u])] + ([gib(p.gpu_reserve(os, u))] if gpu_kept else [])  # type: ignore[arg-type]
            for u in USES]
     lines.append("")
-    lines.append(tabulate(res, headers=["use", "OS + apps keep"] + (["GPU memory the desktop holds"] if gpu_kept else []),
-                          tablefmt="simple"))
+    lines += render_table(res, ["use", "OS + apps keep"] + (["GPU memory the\ndesktop holds"] if gpu_kept else []), width)
     lines.append("")
     bt = [[b.label, gib(p.reported_bytes(b, os)), gib(b.max_alloc_bytes) if b.max_alloc_bytes else "-",  # type: ignore[arg-type]
-           gib(b.overhead_bytes) if b.overhead_bytes else "-", b.reports] for b in backends]
-    lines.append(tabulate(bt, headers=["backend", "reports now", "max buffer", "runtime overhead", "what it reports"],
-                          tablefmt="simple", maxcolwidths=[None, None, None, None, 70]))
+           gib(b.overhead_bytes) if b.overhead_bytes else "-", b.reports] for b in info.backends]
+    lines += render_table(bt, ["backend", "reports\nnow", "max\nbuffer", "runtime\noverhead", "what it reports"],
+                          width, wrap_min=BACKEND_WRAP)
     for n in info.notes:
-        lines.append(f"  - {n}")
+        lines += wrap(n, width, "  - ", "    ")
     return lines
 
 
-def show_text(p: DeviceProfile) -> str:
-    lines = [f"{p.id}: {p.name}"]
+def show_text(p: DeviceProfile, width: int | None = None) -> str:
+    """One profile in words and tables, within `width` (the terminal's by default)."""
+    width = width or text_width()
+    lines = wrap(f"{p.id}: {p.name}", width, "", "  ")
     if p.based_on and p.based_on != p.id:
-        lines.append(f"based on: {p.based_on}")
-    facts = [x for x in (p.chip, p.gpu_name, p.form_factor, p.power_w) if x]
-    lines.append(" | ".join(facts))
+        lines += wrap(f"based on: {p.based_on}", width, "", "  ")
+    lines += wrap(_facts([x for x in (p.chip, p.gpu_name, p.form_factor, p.power_w) if x], " | "), width)
     lines.append("")
-    lines.append(_arch_sentence(p))
-    ram = f"RAM {gib(p.ram_bytes)}"
+    lines += wrap(_arch_sentence(p), width)
+    ram = f"RAM {fmt_vendor_size(p.ram_bytes)} as sold"
     if p.firmware_reserved_bytes:
         ram += f" ({gib(p.firmware_reserved_bytes)} never reaches the OS)"
-    lines.append(f"{ram}; peak bandwidth {p.bandwidth_gbps:g} GB/s, decode efficiency {p.decode_efficiency:g} "
-                 f"(estimates use {p.bandwidth_gbps * p.decode_efficiency:.0f} GB/s); default: "
-                 f"{OS_WORDS[p.default_os]}, {p.default_use} use")
+    lines += wrap(_facts([ram, f"peak bandwidth {p.bandwidth_gbps:g} GB/s, decode efficiency {p.decode_efficiency:g} "
+                               f"(estimates use {p.bandwidth_gbps * p.decode_efficiency:.0f} GB/s)",
+                          f"default: {OS_WORDS[p.default_os]}, {p.default_use} use"]), width, "", "  ")
+    lines += wrap(f"Units: {UNITS_NOTE}.", width, "", "  ")
     if p.live is not None:
         lv = p.live
-        lines.append(f"Read from this machine: OS sees {gib(lv.os_visible_ram_bytes)}, available "
-                     f"{gib(lv.mem_available_bytes)}"
-                     + (f", carve-out {gib(lv.carveout_bytes)}" if lv.carveout_bytes is not None else "")
-                     + (f", GPU cap {gib(lv.gpu_cap_bytes)}" + (" (default)" if lv.gpu_cap_is_default else "")
-                        if lv.gpu_cap_bytes is not None else "")
-                     + (f", kernel {lv.kernel}" if lv.kernel else ""))
+        facts = [f"OS sees {gib(lv.os_visible_ram_bytes)}", f"available {gib(lv.mem_available_bytes)}"]
+        if lv.carveout_bytes is not None:
+            facts.append(f"carve-out {fmt_vendor_size(lv.carveout_bytes)}")
+        if lv.gpu_cap_bytes is not None:
+            facts.append(f"GPU cap {gib(lv.gpu_cap_bytes)}" + (" (default)" if lv.gpu_cap_is_default else ""))
+        if lv.kernel:
+            facts.append(f"kernel {lv.kernel}")
+        lines += wrap("Read from this machine: " + _facts(facts, ", "), width, "", "  ")
     if p.overrides:
-        lines.append("Overrides: " + ", ".join(f"{k}={v}" for k, v in p.overrides.items()))
+        lines += wrap("Overrides: " + ", ".join(f"{k}={v}" for k, v in p.overrides.items()), width, "", "  ")
     if p.carveout is not None:
         c = p.carveout
         lines.append("")
-        lines.append(f"BIOS carve-out options: {_options_text(p.carveout_options())}; factory default {gib(c.default_bytes)}"
-                     + (" (estimated)" if "carveout.default_bytes" in p.estimated else "")
-                     + ("; reboot to change" if c.reboot_required else ""))
-        lines.append(f"  change: {c.how_to_change}")
+        lines += wrap(_facts([f"BIOS carve-out options: {_options_text(p.carveout_options())}",
+                              f"factory default {fmt_vendor_size(c.default_bytes)}"
+                              + (" (estimated)" if "carveout.default_bytes" in p.estimated else "")]
+                             + (["reboot to change"] if c.reboot_required else [])), width, "", "  ")
+        lines += wrap(c.how_to_change, width, "  change: ", "    ")
         if c.options_note:
-            lines.append(f"  list: {c.options_note}")
+            lines += wrap(c.options_note, width, "  list: ", "    ")
     for os in OSES:
         if os in p.os:
             lines.append("")
-            lines.extend(_os_block(p, os))
+            lines.extend(_os_block(p, os, width))
     if p.estimated:
         lines.append("")
-        lines.append("Assumed, not measured: " + ", ".join(p.estimated))
+        lines += wrap("Assumed, not measured: " + ", ".join(p.estimated), width, "", "  ")
     if p.notes:
         lines.append("")
         lines.append("Notes:")
-        lines.extend(f"  - {n}" for n in p.notes)
+        for n in p.notes:
+            lines += wrap(n, width, "  - ", "    ")
     if p.sources:
         lines.append("")
         lines.append("Sources:")
-        for s in p.sources:
-            lines.append(f"  {s.field}: {s.ref}" + (f" ({s.note})" if s.note else ""))
+        for src in p.sources:
+            lines += wrap(f"{src.field}: {src.ref}" + (f" ({src.note})" if src.note else ""), width, "  ", "    ")
     return "\n".join(lines)
 
 

@@ -1,4 +1,8 @@
-"""`memfit doctor`: what this machine has, what llama.cpp will see, and what to change."""
+"""`memfit doctor`: what this machine has, what llama.cpp will see, and what to change.
+
+The text fits the terminal (planner/report/layout.py): labelled facts and findings wrap with a
+hanging indent; installed RAM and the carve-out in GB as sold and as the BIOS names them, what the
+OS sees, caps and reports in GiB."""
 
 from __future__ import annotations
 
@@ -6,72 +10,93 @@ import json
 from pathlib import Path
 
 import click
-from tabulate import tabulate
-
 from ..errors import InputError, MemfitError
 from ..probe import RecordingEnv, env_for, probe_machine
 from ..probe.build import Recognition, build_profile
 from ..probe.diagnose import Diagnosis, diagnose
+from ..report.layout import kv_lines, render_table, text_width, wrap
+from ..units import UNITS_NOTE, fmt_vendor_size
 from .devices_cmd import OS_WORDS, gib
 
-MARK = {"problem": "[problem]", "warn": "[warn]   ", "info": "[info]   ", "ok": "[ok]     "}
+MARK = {"problem": "[problem]", "warn": "[warn]", "info": "[info]", "ok": "[ok]"}
+FINDING_INDENT = 10  # findings' text starts after the widest mark, "[problem] "
+# The backends table is three short columns and needs no drop order: "total" and "max buffer"
+# are sizes, and "backend" names like "vulkan (amdvlk)" are at most 15 wide.
+BACKEND_HEADERS = ["backend", "total", "max buffer"]
 
 
-def _text(d: Diagnosis) -> str:
+def _header_rows(d: Diagnosis) -> list[tuple[str, str]]:
+    """The machine in a few labelled facts: installed RAM as sold and the carve-out as the BIOS
+    names it (GB), what the OS sees and the GPU may hold as memfit reads them (GiB)."""
     f = d.facts
-    lines = []
+    rows: list[tuple[str, str]] = []
     ident = " / ".join(x for x in (f.model_name, f.cpu_name) if x) or "unknown machine"
-    lines.append(f"Machine:    {ident}")
-    lines.append(f"Profile:    {d.recognised or 'none (generic profile built from the probe)'}"
-                 + (f"  ({d.recognition})" if d.recognised and "differs" in d.recognition else ""))
+    rows.append(("Machine:", ident))
+    rows.append(("Profile:", (d.recognised or "none (generic profile built from the probe)")
+                 + (f"  ({d.recognition})" if d.recognised and "differs" in d.recognition else "")))
     os_line = OS_WORDS.get(d.os, d.os)
     if f.kernel:
         os_line += f", kernel {f.kernel}"
     if f.os_version:
         os_line += f", {f.os_version}"
-    lines.append(f"OS:         {os_line}")
-    lines.append(f"RAM:        {gib(f.ram_installed_bytes)} installed, {gib(f.ram_visible_bytes)} seen by the OS, "
-                 f"{gib(f.mem_available_bytes)} available")
+    rows.append(("OS:", os_line))
+    installed = fmt_vendor_size(f.ram_installed_bytes) if f.ram_installed_bytes else "-"
+    rows.append(("RAM:", f"{installed} installed, {gib(f.ram_visible_bytes)} seen by the OS, "
+                         f"{gib(f.mem_available_bytes)} available"))
     for g in f.gpus:
         mem = []
         if g.vram_total_bytes is not None:
-            mem.append(("carve-out " if g.kind == "integrated" else "VRAM ") + gib(g.vram_total_bytes))
+            mem.append(f"carve-out {fmt_vendor_size(g.vram_total_bytes)}" if g.kind == "integrated"
+                       else f"VRAM {gib(g.vram_total_bytes)}")
         if g.gtt_total_bytes is not None:
             mem.append(f"GTT {gib(g.gtt_total_bytes)}")
         if g.memory_not_reported:
             mem.append("memory not reported (unified)")
-        lines.append(f"GPU:        {g.name} ({g.kind}{', ' + g.pci_id if g.pci_id else ''})"
-                     + (f": {', '.join(mem)}" if mem else ""))
+        rows.append(("GPU:", f"{g.name} ({g.kind}{', ' + g.pci_id if g.pci_id else ''})"
+                             + (f": {', '.join(mem)}" if mem else "")))
     if not f.gpus:
-        lines.append("GPU:        none found")
+        rows.append(("GPU:", "none found"))
     if d.carveout_bytes is not None:
-        lines.append(f"Carve-out:  {gib(d.carveout_bytes)} (BIOS UMA frame buffer in effect)")
+        rows.append(("Carve-out:", f"{fmt_vendor_size(d.carveout_bytes)} (BIOS UMA frame buffer in effect)"))
     if d.gpu_cap_bytes is not None:
         state = " (default)" if d.gpu_cap_is_default else (" (raised)" if d.gpu_cap_is_default is False else "")
-        lines.append(f"GPU cap:    {gib(d.gpu_cap_bytes)}{state}; GPU may hold {gib(d.gpu_total_bytes)} in all")
+        rows.append(("GPU cap:", f"{gib(d.gpu_cap_bytes)}{state}; GPU may hold {gib(d.gpu_total_bytes)} in all"))
+    return rows
+
+
+def _finding_lines(level: str, title: str, parts: list[tuple[str, str | None]], width: int) -> list[str]:
+    """One finding: its mark and title, then its detail, fix and source under the title, each
+    wrapped with a hanging indent."""
+    pad = " " * FINDING_INDENT
+    lines = wrap(title, width, MARK[level].ljust(FINDING_INDENT), pad)
+    for label, text in parts:
+        if text:
+            lines += wrap(text, width, pad + label, pad + ("  " if label else ""))
+    return lines
+
+
+def _text(d: Diagnosis, width: int) -> str:
+    f = d.facts
+    lines = kv_lines(_header_rows(d), width)
     if d.backends:
         lines.append("")
         lines.append("What llama.cpp's backends will report:")
         rows = [[b.backend, gib(b.reports_bytes), gib(b.max_alloc_bytes) if b.max_alloc_bytes else "-"] for b in d.backends]
-        lines.append(tabulate(rows, headers=["backend", "total", "max buffer"], tablefmt="simple"))
+        lines += render_table(rows, BACKEND_HEADERS, width)
     lines.append("")
     lines.append("Findings:")
     if not d.findings:
         lines.append("  nothing to change")
     for x in d.findings:
-        lines.append(f"{MARK[x.level]} {x.title}")
-        if x.detail:
-            lines.append(f"           {x.detail}")
-        if x.fix:
-            lines.append(f"           fix: {x.fix}")
-        if x.source:
-            lines.append(f"           source: {x.source}")
+        lines += _finding_lines(x.level, x.title, [("", x.detail), ("fix: ", x.fix), ("source: ", x.source)], width)
     if f.notes:
         lines.append("")
         lines.append("Could not read:")
-        lines.extend(f"  - {n}" for n in f.notes)
+        for n in f.notes:
+            lines += wrap(n, width, "  - ", "    ")
     lines.append("")
-    lines.append("Plan for this machine with --device auto (memfit devices show auto explains the profile).")
+    lines += wrap(f"Units: {UNITS_NOTE}.", width, "", "  ")
+    lines += wrap("Plan for this machine with --device auto (memfit devices show auto explains the profile).", width)
     return "\n".join(lines)
 
 
@@ -128,7 +153,7 @@ def doctor_command(as_json: bool, root: str | None, record: str | None, use: str
         data["profile"] = profile.model_dump(mode="json") if profile is not None else None
         click.echo(json.dumps(data, indent=2, allow_nan=False))
     else:
-        click.echo(_text(d))
+        click.echo(_text(d, text_width()))
 
 
 COMMANDS = [doctor_command]

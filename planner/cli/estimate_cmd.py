@@ -27,16 +27,15 @@ from __future__ import annotations
 
 import json
 import shlex
-import textwrap
 from typing import TYPE_CHECKING, Any, Callable
 
 import click
-from tabulate import tabulate
 
 from ..errors import InputError, MemfitError
 from ..estimate_types import Breakdown, RunSettings
 from ..header import ModelHeaders
-from ..units import fmt_bytes, fmt_ctx, one_line, parse_ctx, printable
+from ..report.layout import command_lines, kv_lines, render_table, text_width, unbroken, wrap
+from ..units import UNITS_NOTE, fmt_bytes, fmt_ctx, fmt_vendor_size, one_line, parse_ctx, printable
 from .device_options import device_options, overrides_from, resolve_devices
 
 if TYPE_CHECKING:
@@ -176,7 +175,17 @@ def _label(b: Breakdown, component: str) -> str:
     return ""
 
 
-def render(b: Breakdown, title: str, mmproj_name: str | None) -> str:
+# The breakdown table within the terminal: the component and its total first, then where it
+# lives; the accuracy label goes first when the terminal is too narrow, then the host and GPU
+# split (the total stays).
+COMPONENT_DROP_ORDER = ["accuracy", "host RAM", "GPU"]
+# the device's pools: the pool and its headroom first
+POOL_DROP_ORDER = ["used", "capacity"]
+
+
+def render(b: Breakdown, title: str, mmproj_name: str | None, width: int | None = None) -> str:
+    """The breakdown as text within `width` (the terminal's by default)."""
+    width = width or text_width()
     s = b.settings
     gpu = b.device("gpu")
     host = b.device("host")
@@ -199,7 +208,7 @@ def render(b: Breakdown, title: str, mmproj_name: str | None) -> str:
         head.append(("offload", ngl))
     if mmproj_name:
         head.append(("mmproj", mmproj_name))
-    out = [tabulate(head, tablefmt="plain")]
+    out = kv_lines(head, width)
 
     rows: list[list[Any]] = []
 
@@ -232,20 +241,20 @@ def render(b: Breakdown, title: str, mmproj_name: str | None) -> str:
     rows.append(ov_row)
     headers = ["component"] + (["GPU"] if is_gpu else []) + ["host RAM", "total", "accuracy"]
     out.append("")
-    out.append(tabulate(rows, headers=headers, tablefmt="simple", disable_numparse=True))
+    out += render_table(rows, headers, width, drop_order=COMPONENT_DROP_ORDER)
 
     kinds: dict[str, int] = {}
     for layer in b.layers:
         kinds[layer.kind] = kinds.get(layer.kind, 0) + 1
     desc = ", ".join(f"{n} {_KIND_WORDS.get(k, k)}" for k, n in kinds.items())
     cells = sorted({layer.kv_cells for layer in b.layers if layer.kv_cells})
-    layer_line = f"layers: {desc}"
+    layer_line = desc
     if len(cells) > 1:
         layer_line += f"; KV cells per layer: {', '.join(f'{c:,}' for c in cells)}"
     out.append("")
-    out.append(layer_line)
+    out += wrap(layer_line, width, "layers: ")
     for w in b.warnings:
-        out.append(f"note: {w}")
+        out += wrap(w, width, "note: ")
     return "\n".join(out)
 
 
@@ -293,7 +302,6 @@ _DEVICE_FLAGS = {"device": "--device", "device_file": "--device-file", "ram": "-
                  "os_name": "--os", "vram": "--vram", "gpu_cap": "--gpu-cap", "use": "--use"}
 # The estimator sizes SYCL (Intel) buffers like Vulkan's, as `plan` does.
 _ESTIMATOR_BACKEND = {"sycl": "vulkan"}
-TEXT_WIDTH = 100
 # Profile fields marked `estimated` that matter for speed, not memory (estimate does not show speed).
 _SPEED_FIELDS = ("bandwidth_gbps", "host_bandwidth_gbps", "decode_efficiency", "gpu_tflops_fp16")
 NO_GPU_TIER = "cpu_only"  # device_fit.tier of a run that uses no GPU (--backend cpu, CPU-only machines)
@@ -496,67 +504,71 @@ def _signed(n: int) -> str:
     return fmt_bytes(n) if n >= 0 else f"short {fmt_bytes(-n)}"
 
 
-def _wrap(text: str, indent: str = "  ", width: int = TEXT_WIDTH) -> list[str]:
-    """Wrap at spaces, never inside a non-breaking space (used to keep a fact on one line)."""
-    lines = textwrap.wrap(text, width, initial_indent=indent, subsequent_indent=indent + "  ",
-                          break_on_hyphens=False, break_long_words=False) or [indent]
-    return [line.replace("\u00a0", " ") for line in lines]
+def _wrap(text: str, width: int, indent: str = "  ") -> list[str]:
+    """A paragraph of the device section: indented, with a hanging indent two deeper."""
+    return wrap(text, width, indent, indent + "  ")
 
 
-def _unbroken(text: str) -> str:
-    return text.replace(" ", "\u00a0")
-
-
-def render_device(r: FitResult, profile: DeviceProfile, notes: list[str], hint: str | None) -> str:
+def render_device(r: FitResult, profile: DeviceProfile, notes: list[str], hint: str | None,
+                  width: int | None = None) -> str:
+    """Where the breakdown lands on the device, within `width` (the terminal's by default). The
+    carve-out and a card's VRAM are in GB as the BIOS and the vendor name them; pools, caps and
+    reserves in GiB, as memfit computes them."""
+    width = width or text_width()
     os_ = r.config.os
     title = f"on {profile.id}" + (f" ({profile.name})" if profile.name and profile.name != profile.id else "")
-    out = _wrap(title, "")
+    out = _wrap(title, width, "")
     setup = f"{os_}, {r.config.use} use, backend {r.config.backend}"
     if profile.based_on and profile.based_on != profile.id:
         setup = f"profile {profile.based_on}; {setup}"
     if profile.overrides:
         setup += f"; overrides: {', '.join(f'{k}={v}' for k, v in profile.overrides.items())}"
-    out += _wrap(setup)
+    out += _wrap(setup, width)
     facts = []
+    vendor_sizes = False
     if r.carveout_bytes is not None:
-        facts.append(f"carve-out {fmt_bytes(r.carveout_bytes)} ({_carveout_source(profile)})")
+        facts.append(f"carve-out {fmt_vendor_size(r.carveout_bytes)} ({_carveout_source(profile)})")
+        vendor_sizes = True
     if r.memory_architecture == "discrete":
         kept = profile.vram_reserve(os_, r.config.use)  # type: ignore[arg-type]
-        facts.append(f"VRAM {fmt_bytes(profile.vram_bytes)}" + (f" ({fmt_bytes(kept)} kept by the desktop)" if kept else ""))
+        facts.append(f"VRAM {fmt_vendor_size(profile.vram_bytes)}" + (f" ({fmt_bytes(kept)} kept by the desktop)" if kept else ""))
+        vendor_sizes = True
     elif r.gpu_cap_bytes is not None and _has_gpu_window(profile, os_):
         facts.append(f"{_cap_name(profile, os_)} {fmt_bytes(r.gpu_cap_bytes)} ({_cap_source(profile, os_)})")
     facts.append(f"OS sees {fmt_bytes(r.os_visible_bytes)}")
     facts.append(f"OS reserve {fmt_bytes(r.reserve_bytes)}")
-    out += _wrap(" · ".join(_unbroken(f) for f in facts))
+    out += _wrap(" · ".join(unbroken(f) for f in facts), width)
     if r.memory_architecture == "carveout" and r.carveout_bytes == 0:
         out += _wrap("! the carve-out reads 0 (BIOS 'Auto'): runtimes may see no dedicated VRAM; "
-                     "`memfit doctor` explains")
+                     "`memfit doctor` explains", width)
     rows = [[p.label, fmt_bytes(p.capacity_bytes), fmt_bytes(p.used_bytes), _signed(p.headroom_bytes)]
             for p in shown_pools(r, profile)]
     out.append("")
-    out += ["  " + line for line in tabulate(
-        rows, headers=["pool", "capacity", "used", "headroom"], tablefmt="simple", disable_numparse=True,
-        colalign=("left", "right", "right", "right")).splitlines()]
+    out += render_table(rows, ["pool", "capacity", "used", "headroom"], width, drop_order=POOL_DROP_ORDER,
+                        align=["left", "right", "right", "right"], indent=2)
     out.append("")
     for c in r.checks:
-        out += _wrap(f"{'ok ' if c.ok else ('NO ' if c.blocking else '!  ')} {c.message}")
+        mark = "ok " if c.ok else ("NO " if c.blocking else "!  ")
+        out += wrap(c.message, width, f"  {mark} ", " " * 6)
     tier = fit_tier(r)
     verdict = f"=> {_TIER_TEXT[tier]} (tier {tier})"
     if tier == "no_fit" and r.blocking_failures:
         verdict += f": {r.short_reason}"
-    out += _wrap(verdict)
+    out += _wrap(verdict, width)
     if r.shared_cost:
-        out += _wrap(f"shared memory: {r.shared_cost}")
+        out += _wrap(f"shared memory: {r.shared_cost}", width)
     for n in notes:
-        out += _wrap(f"note: {n}")
+        out += _wrap(f"note: {n}", width)
     assumed = assumptions(profile)
     if assumed:
-        out += _wrap(f"assumed, not measured: {', '.join(assumed)}")
+        out += _wrap(f"assumed, not measured: {', '.join(assumed)}", width)
+    if vendor_sizes:
+        out += _wrap(f"units: {UNITS_NOTE}", width)
     if hint:
-        out.append("  for a recommendation (quant, memory split, launch flags):")
-        out.append(f"    {hint}")
+        out += _wrap("for a recommendation (quant, memory split, launch flags):", width)
+        out += command_lines([shlex.quote(w) for w in shlex.split(hint)], width, indent="    ", cont="    ")
     else:
-        out += _wrap("no GPU backend on this device: `memfit plan` has nothing to place on a GPU here")
+        out += _wrap("no GPU backend on this device: `memfit plan` has nothing to place on a GPU here", width)
     return "\n".join(out)
 
 
@@ -612,16 +624,17 @@ def estimate_command(model: str, ctx_size: str, flash_attn: str | None, cache_ty
     """Estimate the memory llama.cpp allocates for MODEL: weights, KV cache, recurrent state,
     compute buffers, output buffer (and a vision projector), per device.
 
-    \b
     MODEL: a .gguf file, owner/repo[:QUANT], a Hub URL, a short name, ollama:NAME[:TAG] (or
     name:tag) or lmstudio:publisher/repo[:QUANT]; only headers are read.
-    Examples:
-      memfit estimate ./Llama-3.1-8B-Q4_K_M.gguf -c 24k
-      memfit estimate unsloth/Qwen3-30B-A3B-GGUF:Q4_K_M -c 32k -ngl 30 --n-cpu-moe 10
-      memfit estimate qwen3-vl-32b --quant Q4_K_M --mmproj auto --backend vulkan --json
-      memfit estimate qwen3-vl-32b --quant Q4_K_M -c 24k --device auto
 
     \b
+    Examples:
+      memfit estimate ./Llama-3.1-8B-Q4_K_M.gguf -c 24k
+      memfit estimate unsloth/Qwen3-30B-A3B-GGUF:Q4_K_M -c 32k \\
+          -ngl 30 --n-cpu-moe 10
+      memfit estimate qwen3-vl-32b --quant Q4_K_M --backend vulkan --json
+      memfit estimate qwen3-vl-32b --quant Q4_K_M -c 24k --device auto
+
     With --device (an id, a profile .toml or auto): the backend defaults to the device's, and the
     report adds whether this breakdown fits the device as configured now. The exit code stays 0
     when it does not fit; `memfit plan` recommends a setup (and exits 3 when nothing fits).
@@ -691,10 +704,11 @@ def estimate_command(model: str, ctx_size: str, flash_attn: str | None, cache_ty
             d["device_fit"] = device_fit_json(fit, profile, ref, backend, device_notes, hint)
         click.echo(json.dumps(d, indent=2, allow_nan=False))
     else:
-        click.echo(printable(render(b, title, mm_name)))
+        width = text_width()
+        click.echo(printable(render(b, title, mm_name, width)))
         if fit is not None and profile is not None:
             click.echo("")
-            click.echo(render_device(fit, profile, device_notes, hint))
+            click.echo(render_device(fit, profile, device_notes, hint, width))
 
 
 COMMANDS = [estimate_command]

@@ -1,16 +1,32 @@
-"""`memfit inspect MODEL`: architecture, parameters and quant variants of a GGUF model."""
+"""`memfit inspect MODEL`: architecture, parameters and quant variants of a GGUF model.
+
+The text fits the terminal (planner/report/layout.py): labelled facts wrap under their value
+column, the variant and projector tables wrap their tensor types and then drop columns in the
+orders below, and the commands to run next go on lines of their own.
+"""
 
 from __future__ import annotations
 
 import logging
 import sys
+from pathlib import Path
 
 import click
-from tabulate import tabulate
 
 from ..inspect import ModelSummary, PerLayer, Recurrent, TensorTypeCount, summarize
+from ..report.layout import command_lines, kv_lines, render_table, text_width, unbroken, wrap
 from ..resolver import resolve
 from ..units import fmt_bytes, one_line, printable
+
+# Variants: the quant and its size are what a user picks by; the tensor types wrap (to no less
+# than 24 columns) before anything goes, then the file count goes, then the tensor types, then bpw.
+VARIANT_HEADERS = ["variant", "size", "bpw", "files", "tensor types (by bytes)"]
+VARIANT_DROP_ORDER = ["files", "tensor types (by bytes)", "bpw"]
+VARIANT_WRAP = {"tensor types (by bytes)": 24}
+# Projectors: the file (what --mmproj takes) and its size first.
+PROJECTOR_HEADERS = ["file", "size", "projector", "params", "tensor types"]
+PROJECTOR_DROP_ORDER = ["params", "tensor types", "projector"]
+PROJECTOR_WRAP = {"tensor types": 20}
 
 
 def _count(n: int | None) -> str:
@@ -27,7 +43,7 @@ def _types(hist: list[TensorTypeCount], limit: int = 4) -> str:
     parts = [f"{t.type} {t.tensors} ({100 * t.bytes / total:.0f}%)" for t in hist[:limit]]
     if len(hist) > limit:
         parts.append(f"+{len(hist) - limit} more")
-    return ", ".join(parts)
+    return ", ".join(unbroken(p) for p in parts)  # a table cell wraps between types, not inside one
 
 
 def _heads(p: PerLayer) -> str:
@@ -54,7 +70,20 @@ def _recurrent_row(r: Recurrent) -> tuple[str, str]:
     return _RECURRENT_LABEL.get(r.kind, "recurrent"), ", ".join(parts)
 
 
-def render(s: ModelSummary) -> str:
+def _shown_name(name: str, s: ModelSummary) -> str:
+    """A local projector by its path inside the directory given (the model row names that
+    directory), so the file column stays narrow; the JSON keeps the full path."""
+    if s.source != "local":
+        return name
+    try:
+        return str(Path(name).relative_to(Path(s.ref)))
+    except ValueError:  # not under the reference (a file given directly): as it is
+        return name
+
+
+def render(s: ModelSummary, width: int | None = None) -> str:
+    """The summary as text within `width` (the terminal's by default)."""
+    width = width or text_width()
     title = one_line(s.name) if s.name else s.ref
     where = f"{s.repo} @ {s.revision[:12]}" if s.repo and s.revision else s.ref
     rows: list[tuple[str, str]] = [("model", f"{title}  ({where})"), ("architecture", s.architecture or "-")]
@@ -91,34 +120,36 @@ def render(s: ModelSummary) -> str:
         ctx += " (as declared: a recurrent model has no context limit of its own)"
     rows.append(("training context", ctx))
     rows.append(("vocabulary", f"{s.vocab_size:,} tokens" if s.vocab_size else "-"))
-    out = [tabulate(rows, tablefmt="plain")]
+    out = kv_lines(rows, width)
 
-    vrows = [(v.quant, fmt_bytes(v.size_bytes), f"{v.bits_per_weight:.2f}" if v.bits_per_weight else "-",
-              len(v.files), _types(v.tensor_types)) for v in s.variants]
+    vrows = [[v.quant, fmt_bytes(v.size_bytes), f"{v.bits_per_weight:.2f}" if v.bits_per_weight else "-",
+              str(len(v.files)), _types(v.tensor_types)] for v in s.variants]
     out.append("")
-    out.append(tabulate(vrows, headers=["variant", "size", "bpw", "files", "tensor types (by bytes)"],
-                        tablefmt="simple"))
+    out += render_table(vrows, VARIANT_HEADERS, width, drop_order=VARIANT_DROP_ORDER, wrap_min=VARIANT_WRAP,
+                        align=["left", "left", "right", "right", "left"])
     if s.projectors:
-        prow = [(p.name, fmt_bytes(p.size_bytes), p.projector_type or "-", _count(p.parameters),
-                 _types(p.tensor_types)) for p in s.projectors]
+        prow = [[_shown_name(p.name, s), fmt_bytes(p.size_bytes), p.projector_type or "-", _count(p.parameters),
+                 _types(p.tensor_types)] for p in s.projectors]
         out.append("")
-        out.append("companions (vision/audio projectors, loaded with --mmproj):")
-        out.append(tabulate(prow, headers=["file", "size", "projector", "params", "tensor types"],
-                            tablefmt="simple"))
+        out += wrap("companions (vision/audio projectors, loaded with --mmproj):", width)
+        out += render_table(prow, PROJECTOR_HEADERS, width, drop_order=PROJECTOR_DROP_ORDER, wrap_min=PROJECTOR_WRAP)
     tagged = [v for v in s.variants if v.hf_tag]
     if tagged:
         # no quant picked here: which one fits is `plan`'s question; -hf without a tag takes Q4_K_M
         repo = tagged[0].hf_tag.rsplit(":", 1)[0]
         default = next((v for v in tagged if v.quant.upper() == "Q4_K_M"), None)
         out.append("")
-        out.append(f"which quant fits your machine: memfit plan {repo} --device ID")
+        out += wrap("which quant fits your machine:", width)
+        out += command_lines(["memfit", "plan", repo, "--device", "ID"], width, indent="  ")
         if len(tagged) == 1:
-            out.append(f"use with llama.cpp: llama-server -hf {tagged[0].hf_tag}")
+            out += wrap("use with llama.cpp:", width)
+            out += command_lines(["llama-server", "-hf", tagged[0].hf_tag], width, indent="  ")
         else:
-            out.append(f"use with llama.cpp: llama-server -hf {repo}:QUANT"
-                       + (" (without :QUANT llama.cpp takes Q4_K_M)" if default else ""))
+            out += wrap("use with llama.cpp" + (" (without :QUANT llama.cpp takes Q4_K_M)" if default else "") + ":",
+                        width)
+            out += command_lines(["llama-server", "-hf", f"{repo}:QUANT"], width, indent="  ")
     for p in s.problems:
-        out.append(f"note: {p}")
+        out += wrap(p, width, "note: ")
     return "\n".join(out)
 
 
@@ -168,7 +199,7 @@ def inspect_command(model: str, revision: str | None, quant: str | None, as_json
     else:
         click.echo(printable(render(summary)))
     if verbose:
-        click.echo(_verbose_footer(), err=True)
+        click.echo("\n".join(wrap(_verbose_footer(), text_width(), "", "  ")), err=True)
 
 
 COMMANDS = [inspect_command]

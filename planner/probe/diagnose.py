@@ -8,7 +8,7 @@ from typing import Callable, Literal
 from pydantic import BaseModel, Field
 
 from ..device_schema import GIB, MIB, PAGE, DeviceProfile, gtt_pages
-from ..units import fmt_auto
+from ..units import fmt_auto, fmt_bios_size
 from .build import Recognition
 from .facts import MachineFacts
 from .known import kernel_version, strix_halo_kernel
@@ -63,7 +63,7 @@ class GttAdvice(BaseModel):
         """'amdttm.pages_limit=27787264 (106 GiB)', with the carve-out when it has to change."""
         own = ", your own value" if self.uses_user_value else ""
         text = f"{self.param(self.gtt_bytes)} ({fmt_auto(self.gtt_bytes)}{own})"
-        return f"a {fmt_auto(self.carveout_bytes)} carve-out with {text}" if self.shrink else text
+        return f"a {fmt_bios_size(self.carveout_bytes)} carve-out with {text}" if self.shrink else text
 
 
 class Diagnosis(BaseModel):
@@ -167,10 +167,10 @@ def check_carveout_large_linux(facts, p, out):
     own = " (the value of your ttm.pages_limit, renamed)" if advice.uses_user_value else ""
     out.append(Finding(
         id="carveout-large-linux", level="warn",
-        title=f"{fmt_auto(carve)} carve-out is taken from Linux for good",
+        title=f"{fmt_bios_size(carve)} carve-out is taken from Linux for good",
         detail="On Linux the GPU reaches GTT memory at the same speed as the carve-out; AMD recommends a small "
                "carve-out (0.5 GB) with a raised GTT so the RAM stays usable by both.",
-        fix=f"recommended setup: set the BIOS UMA Frame Buffer Size to {fmt_auto(advice.carveout_bytes)} and put "
+        fix=f"recommended setup: set the BIOS UMA Frame Buffer Size to {fmt_bios_size(advice.carveout_bytes)} and put "
             f"{advice.param(advice.gtt_bytes)}{own} on the kernel command line, then reboot: the GPU may then use "
             f"{fmt_auto(advice.carveout_bytes + advice.gtt_bytes)} and Linux keeps whatever the GPU does not hold",
         source=SRC_ROCM_STRIX))
@@ -193,7 +193,7 @@ def check_gtt(facts, p, out):
         if advice.shrink:
             fix = f"the recommended setup (see the carve-out finding) is {advice.recommended}"
             if keep > gtt:
-                fix += (f"; to keep the {fmt_auto(advice.carveout_now_bytes)} carve-out instead, add "
+                fix += (f"; to keep the {fmt_bios_size(advice.carveout_now_bytes)} carve-out instead, add "
                         f"{advice.param(keep)} ({fmt_auto(keep)}, the most that is safe with it) to the kernel "
                         f"command line {how.format(keep // GIB)}")
         else:
@@ -272,12 +272,12 @@ def _amdttm_fix(facts: MachineFacts, p: DeviceProfile) -> str:
     size = fmt_auto(advice.user_pages * PAGE)
     if not advice.uses_user_value:
         return (f"replace ttm.pages_limit={raw} ({size}) with {advice.recommended}{pool}: {size} is above the "
-                f"safe maximum of {fmt_auto(advice.safe_gtt_bytes)} even with a {fmt_auto(advice.carveout_bytes)} "
+                f"safe maximum of {fmt_auto(advice.safe_gtt_bytes)} even with a {fmt_bios_size(advice.carveout_bytes)} "
                 "carve-out")
     text = f"rename ttm.pages_limit={raw} ({size}) to amdttm.pages_limit={raw} on the kernel command line{pool}"
     if advice.user_pages * PAGE > advice.keep_gtt_bytes:
-        text += (f"; {size} of GTT needs the {fmt_auto(advice.carveout_bytes)} carve-out of the recommended setup "
-                 f"(see the carve-out finding): with the current {fmt_auto(advice.carveout_now_bytes)} carve-out use "
+        text += (f"; {size} of GTT needs the {fmt_bios_size(advice.carveout_bytes)} carve-out of the recommended setup "
+                 f"(see the carve-out finding): with the current {fmt_bios_size(advice.carveout_now_bytes)} carve-out use "
                  f"{advice.param(advice.keep_gtt_bytes)} ({fmt_auto(advice.keep_gtt_bytes)}) instead")
     return text
 
@@ -346,7 +346,7 @@ def check_windows_apu(facts, p, out):
     shared = p.gpu_cap_bytes("windows") or 0
     out.append(Finding(
         id="windows-shared", level="info",
-        title=f"Windows gives the GPU {fmt_auto(carve)} dedicated + {fmt_auto(shared)} shared (half of the "
+        title=f"Windows gives the GPU a {fmt_bios_size(carve)} carve-out + {fmt_auto(shared)} shared (half of the "
               f"{fmt_auto(visible)} it sees)",
         detail="Shared GPU memory is fixed by WDDM; the only lever is the carve-out. AMD driver 32.0.31041 exposed "
                "~108-112 GiB on a 128 GB machine at any carve-out, so newer drivers may give more than this.",

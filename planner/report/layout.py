@@ -4,19 +4,29 @@ drop their least important columns (in a stated order) before they would overflo
 Width: `COLUMNS` when set (the shell exports it; tests set it), else the terminal's width when
 stdout is a terminal, else 80. Every text renderer takes its width from `text_width()` once and
 passes it down, so one run never mixes widths.
+
+The one thing allowed past the width is a word longer than the room on its line (a long path or
+URL): it is printed whole after its indent or label, and ends that line (a command's ` \\` aside),
+because a broken path or URL no longer pastes. Tables break such words only when a column is
+narrower than they are.
 """
 
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import sys
 import textwrap
-from typing import Sequence
+from typing import Mapping, Sequence
 
 DEFAULT_WIDTH = 80
 MIN_WIDTH = 60  # narrower terminals get 60-column text (wrapping below that helps nobody)
 MAX_WIDTH = 160  # wider ones too: long lines are hard to read
+SEP = 2  # spaces between table columns
+NBSP = "\u00a0"  # joins words that must stay on one line; printed as a plain space
+# a number and its unit stay on one line ("2 GB", "106.00 GiB", "256 GB/s", "~70 W", "4,096 tokens")
+_VALUE_UNIT = re.compile(r"(\d) (?=(?:[KMGT]i?B(?:/s)?|B|W|tokens|t/s)(?![\w/]))")
 
 
 def text_width() -> int:
@@ -38,29 +48,106 @@ def _isatty() -> bool:
         return False
 
 
+def unbroken(text: str) -> str:
+    """`text` as one unit for `wrap`: its spaces become no-break spaces, printed as spaces."""
+    return text.replace(" ", NBSP)
+
+
 def wrap(text: str, width: int, lead: str = "", cont: str | None = None) -> list[str]:
-    """Prose as lines of at most `width` (a word longer than the line stays whole)."""
+    """Prose as lines of at most `width`: the first line starts with `lead`, the others with
+    `cont` (a hanging indent as wide as `lead` by default). A word longer than the line stays
+    whole, and so do a phrase passed through `unbroken` and a number with its unit ("2 GB").
+    Newlines in `text` start new lines (with `cont`)."""
     cont = " " * len(lead) if cont is None else cont
+    text = _VALUE_UNIT.sub("\\1" + NBSP, text)
     out: list[str] = []
     for i, para in enumerate(text.split("\n")):
-        lines = textwrap.wrap(para, width, initial_indent=lead if i == 0 else cont, subsequent_indent=cont,
+        first = lead if i == 0 else cont
+        lines = textwrap.wrap(para, width, initial_indent=first, subsequent_indent=cont,
                               break_on_hyphens=False, break_long_words=False)
-        out += lines or [lead if i == 0 else ""]
+        out += lines or [first.rstrip()]
+    return [line.replace(NBSP, " ") for line in out]
+
+
+def kv_lines(rows: Sequence[tuple[str, str]], width: int, *, indent: int = 0, gap: int = 2) -> list[str]:
+    """`label  value` rows (tabulate's "plain" look) whose values wrap under the value column, so
+    a long value never pushes past `width`. Labels wider than a third of the line do not widen
+    the value column: their value starts on the next line instead."""
+    pad = " " * indent
+    fitting = [len(k) for k, _ in rows if len(k) <= (width - indent) // 3]
+    col = max(fitting, default=0) + gap
+    out: list[str] = []
+    for key, value in rows:
+        if len(key) + gap > col:
+            out.append(pad + key)
+            out += wrap(value, width, pad + " " * col)
+        else:
+            out += wrap(value, width, pad + key.ljust(col), pad + " " * col)
     return out
 
 
-def table_width(rows: Sequence[Sequence[str]], headers: Sequence[str], sep: int = 2) -> int:
-    cols = list(zip(*([list(headers)] + [list(r) for r in rows]))) if rows else [[h] for h in headers]
-    return sum(max(len(str(c)) for c in col) for col in cols) + sep * (len(headers) - 1)
+def command_lines(words: Sequence[str], width: int, *, indent: str = "", cont: str = "    ") -> list[str]:
+    """A POSIX shell command (words already quoted, as shlex.join quotes them) on one line when
+    it fits, else broken between arguments with ` \\` continuations (a flag stays with its value),
+    which paste as one command. Continuation lines start with `indent + cont`."""
+    one = indent + " ".join(words)
+    if len(one) <= width or not words:
+        return [one]
+    groups: list[str] = []
+    for word in words:
+        if groups and groups[-1].startswith("-") and " " not in groups[-1] and not word.startswith("-"):
+            groups[-1] += " " + word
+        else:
+            groups.append(word)
+    lines: list[str] = []
+    line = indent + groups[0]
+    for group in groups[1:]:
+        if len(line) + 1 + len(group) + 2 > width:  # room for the " \\"
+            lines.append(line + " \\")
+            # an argument too long for the continuation indent (a long path) starts at the
+            # command's own indent
+            line = indent + (cont if len(indent + cont + group) + 2 <= width else "") + group
+        else:
+            line += " " + group
+    lines.append(line)
+    return lines
+
+
+def _head_lines(header: str) -> list[str]:
+    return header.split("\n")
+
+
+def _natural(rows: Sequence[Sequence[str]], headers: Sequence[str]) -> list[int]:
+    """Each column's width without wrapping: its longest header line or cell line."""
+    return [max([len(h) for h in _head_lines(header)] + [len(line) for r in rows for line in str(r[i]).split("\n")])
+            for i, header in enumerate(headers)]
+
+
+def _floors(rows: Sequence[Sequence[str]], headers: Sequence[str], wrap_min: Mapping[str, int]) -> list[int]:
+    """Each column's narrowest width: its wrap minimum (never below its header) when it may wrap,
+    else its natural width."""
+    natural = _natural(rows, headers)
+    return [min(n, max(wrap_min[h], max(len(x) for x in _head_lines(h)))) if h in wrap_min else n
+            for n, h in zip(natural, headers)]
+
+
+def table_width(rows: Sequence[Sequence[str]], headers: Sequence[str], sep: int = SEP,
+                wrap_min: Mapping[str, int] | None = None) -> int:
+    """The narrowest the table can be drawn: columns named in `wrap_min` at their minimum (they
+    wrap), the others at their natural width."""
+    widths = _floors(rows, headers, wrap_min or {})
+    return sum(widths) + sep * (len(headers) - 1)
 
 
 def fit_columns(rows: list[list[str]], headers: list[str], width: int, drop_order: Sequence[str],
-                indent: int = 0) -> tuple[list[list[str]], list[str], list[str]]:
+                indent: int = 0, wrap_min: Mapping[str, int] | None = None,
+                ) -> tuple[list[list[str]], list[str], list[str]]:
     """Drop columns named in `drop_order` (first = least important) until the table fits
-    `width - indent`. Returns (rows, headers, dropped header names)."""
+    `width - indent`, counting the columns in `wrap_min` at their minimum width (a column that
+    can wrap is wrapped before any column is dropped). Returns (rows, headers, dropped names)."""
     dropped: list[str] = []
     for name in drop_order:
-        if table_width(rows, headers) + indent <= width:
+        if table_width(rows, headers, wrap_min=wrap_min) + indent <= width:
             break
         if name not in headers:
             continue
@@ -71,37 +158,68 @@ def fit_columns(rows: list[list[str]], headers: list[str], width: int, drop_orde
     return rows, headers, dropped
 
 
-def render_table(rows: list[list[str]], headers: list[str], width: int, *, drop_order: Sequence[str] = (),
-                 align: Sequence[str] | None = None, indent: int = 0) -> list[str]:
-    """A plain table (header, dashes, rows) within `width`: columns from `drop_order` go first,
-    then the widest column's cells wrap onto continuation rows. The last line names what was
-    dropped, so nothing disappears silently."""
-    by_name = dict(zip(headers, align)) if align is not None else {}
-    rows, headers, dropped = fit_columns([list(map(str, r)) for r in rows], list(headers), width, drop_order, indent)
-    widths = [max([len(h)] + [len(r[i]) for r in rows]) for i, h in enumerate(headers)]
-    room = width - indent - 2 * (len(headers) - 1)
+def _shrink(widths: list[int], floors: list[int], headers: Sequence[str], room: int) -> list[int]:
+    """Narrow the columns until they fit `room`: wrappable columns first (the one furthest above
+    its floor each time), then, if that is not enough, the widest column down to its header."""
+    widths = list(widths)
+    while sum(widths) > room:
+        j = max(range(len(widths)), key=lambda k: widths[k] - floors[k])
+        if widths[j] <= floors[j]:
+            break
+        widths[j] = max(floors[j], widths[j] - (sum(widths) - room))
     while sum(widths) > room:
         j = max(range(len(widths)), key=lambda k: widths[k])
-        floor = max(len(headers[j]), 6)
+        floor = max(max(len(x) for x in _head_lines(headers[j])), 6)
         if widths[j] <= floor:
             break
         widths[j] = max(floor, widths[j] - (sum(widths) - room))
+    return widths
+
+
+def _cell_lines(text: str, w: int) -> list[str]:
+    out: list[str] = []
+    for part in text.split("\n"):
+        if len(part) <= w:
+            out.append(part)
+            continue
+        longest = max((len(x) for x in part.split()), default=0)
+        out += textwrap.wrap(part, w, break_on_hyphens=False, break_long_words=longest > w) or [""]
+    return [line.replace(NBSP, " ") for line in out]
+
+
+def render_table(rows: list[list[str]], headers: list[str], width: int, *, drop_order: Sequence[str] = (),
+                 align: Sequence[str] | None = None, indent: int = 0,
+                 wrap_min: Mapping[str, int] | None = None) -> list[str]:
+    """A plain table (header, dashes, rows) within `width`: columns from `drop_order` go first,
+    then the columns in `wrap_min` wrap down to their minimum, then the widest column's cells
+    wrap. A header may span lines ("GPU\\ntotal"); `align` is "left" or "right" per header.
+    The last line names what was dropped, so nothing disappears silently."""
+    by_name = dict(zip(headers, align)) if align is not None else {}
+    mins = dict(wrap_min or {})
+    rows, headers, dropped = fit_columns([list(map(str, r)) for r in rows], list(headers), width, drop_order,
+                                         indent, mins)
+    room = width - indent - SEP * (len(headers) - 1)
+    widths = _shrink(_natural(rows, headers), _floors(rows, headers, mins), headers, room)
     pad = " " * indent
     aligns = [by_name.get(h, "left") for h in headers]
 
     def cell(text: str, w: int, a: str) -> str:
         return text.rjust(w) if a == "right" else text.ljust(w)
 
-    out = [pad + "  ".join(cell(h, w, a) for h, w, a in zip(headers, widths, aligns)).rstrip(),
-           pad + "  ".join("-" * w for w in widths)]
+    def line(parts: Sequence[str]) -> str:
+        return (pad + (" " * SEP).join(cell(p, w, a) for p, w, a in zip(parts, widths, aligns))).rstrip()
+
+    heads = [_head_lines(h) for h in headers]
+    depth = max((len(h) for h in heads), default=1)
+    heads = [[""] * (depth - len(h)) + h for h in heads]  # headers sit on the rule
+    out = [line([h[k] for h in heads]) for k in range(depth)]
+    out.append(pad + (" " * SEP).join("-" * w for w in widths))
     for r in rows:
-        parts = [textwrap.wrap(c, w, break_on_hyphens=False, break_long_words=len(max(c.split(), key=len, default="")) > w)
-                 or [""] if len(c) > w else [c]
-                 for c, w in zip(r, widths)]
+        parts = [_cell_lines(c, w) for c, w in zip(r, widths)]
         for k in range(max(len(p) for p in parts)):
-            out.append(pad + "  ".join(cell(p[k] if k < len(p) else "", w, a)
-                                       for p, w, a in zip(parts, widths, aligns)).rstrip())
+            out.append(line([p[k] if k < len(p) else "" for p in parts]))
     if dropped:
-        out += wrap(f"(left out to fit {width} columns: {', '.join(dropped)}; a wider COLUMNS shows them)",
-                    width, pad)
+        names = ", ".join(" ".join(d.split()) for d in dropped)
+        out += wrap(f"(left out to fit {width} columns: {names}; a wider COLUMNS or --json shows "
+                    f"{'it' if len(dropped) == 1 else 'them'})", width, pad)
     return out
