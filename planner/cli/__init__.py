@@ -70,17 +70,15 @@ def _wants_json(argv: list[str]) -> bool:
 
 def _fail(err: MemfitError | None, message: str, code: int, kind: str, hint: str | None, as_json: bool) -> int:
     """Print the error (JSON on stdout, else one or two lines on stderr) and return its exit code,
-    which stands even when the reader of the output has already gone away."""
+    which stands even when the reader of the output has already gone away. The error and its hint
+    stay one line each at any width (the terminal wraps them; scripts and grep read one line)."""
     try:
         if as_json:
             click.echo(json.dumps({"error": {"kind": kind, "message": message, "hint": hint, "exit_code": code}}, allow_nan=False))
         else:
-            from ..report.layout import text_width, wrap
-
-            width = text_width()
-            click.echo("\n".join(wrap(printable(message), width, "error: ")), err=True)
+            click.echo(printable(f"error: {message}"), err=True)
             if hint:
-                click.echo("\n".join(wrap(printable(hint), width, "hint: ")), err=True)
+                click.echo(printable(f"hint: {hint}"), err=True)
     except OSError as e:
         if not _is_epipe(e):
             raise
