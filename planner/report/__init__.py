@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from .jsonout import render_json
 from .markdown import render_markdown
+from .html import render_html
 from .text import render_bar, render_text
 
-__all__ = ["render_text", "render_markdown", "render_json", "render_bar"]
+__all__ = ["render_text", "render_markdown", "render_json", "render_html", "render_bar"]
