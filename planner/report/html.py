@@ -194,7 +194,7 @@ def _chart(plan: DevicePlan, uid: str) -> list[str]:
     has_fast = any(lim.kind == "fast" for lim in chart.limits)
     has_os = any(lim.kind == "os_reserve" for lim in chart.limits)
     text = ("Each line is one quant fully on the GPU (weights, projector, KV cache, compute buffers, driver "
-            "overhead) as the context grows, on this split. Solid: it loads"
+            "overhead) as the context grows, on this configuration. Solid: it loads"
             + (" and stays in fast memory (the carve-out)" if has_fast else "")
             + ("; dashed: part of it spills into slower shared memory" if has_fast else "")
             + "; dotted: it does not load here. A line changes a little below a limit: the plan keeps a "
@@ -213,7 +213,7 @@ def _chart(plan: DevicePlan, uid: str) -> list[str]:
         at = next((p for p in c.points if p.ctx == chart.ctx), None)
         bits = [f"{gib_text(at.gpu_bytes)} at {fmt_ctx(chart.ctx)}"] if at else []
         if c.fits_until_ctx is None:
-            bits.append("does not load on this split")
+            bits.append("does not load here")
         else:
             why = f" (then {STOP_WORDS[c.stop]})" if c.stop in STOP_WORDS else ""
             bits.append(f"loads up to {ctx_cell(c.fits_until_ctx)}{why}")
