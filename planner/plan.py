@@ -16,13 +16,14 @@ import re
 import time
 from typing import Any, Callable
 
+from .ctx_chart import ctx_chart
 from .device_schema import DeviceProfile
 from .errors import EstimateError
 from .explain import ctx_words, render
 from .fit import TIER_LABEL, FitConfig, FitResult
 from .launch import build_commands
 from .shells import default_shell
-from .plan_types import (BarSegment, CapChange, CarveoutOption, Candidate, DevicePlan, DeviceSummary, Fact,
+from .plan_types import (BarSegment, CapChange, CarveoutOption, Candidate, CtxChart, DevicePlan, DeviceSummary, Fact,
                          MemoryBar, MemoryByClass, ModelSummary, MultiPlan, PlanModel, PlanProjector, PlanRequest,
                          PlanVariant, Prefer, Recommendation, VariantPlan, WholeLayerSplit)
 from .policy import PARTIAL_MIN_SPEED_SHARE, Choice, Policy, quality_class, quality_label, tps0
@@ -73,6 +74,7 @@ class Planner(Search):
             fits=rec.tier != "no_fit" and choice.meets,
             allow_spill=self.req.allow_spill,
             runtime=self.runtime.id, runtime_statement=self.runtime.statement,
+            ctx_chart=self._ctx_chart(chosen, evals, rec, dev) if self.req.ctx_chart else None,
         )
         plan.elapsed_ms = round((time.perf_counter() - t0) * 1000, 1)
         return plan
@@ -141,6 +143,14 @@ class Planner(Search):
         rec.commands = build_commands(self.model, chosen.variant, rec, dev.profile, dev.base.os,
                                       self.req.shell or default_shell(dev.base.os), self._llama_line_build())
         return rec
+
+    def _ctx_chart(self, chosen: Evaluation | None, evals: list[Evaluation], rec: Recommendation,
+                   dev: DeviceSetup) -> CtxChart:
+        """Memory against context on the recommendation's configuration (with nothing that fits:
+        the one the no-fit reasons speak of, the smallest quant's best)."""
+        basis = chosen.best if chosen else next(e.best for e in evals if e.quant == rec.quant)
+        return ctx_chart(self, dev, basis, ctx=rec.ctx, ctk=rec.cache_type_k, ctv=rec.cache_type_v,
+                         recommended=rec.quant if rec.tier != "no_fit" else None)
 
     def _whole_layer_split(self, chosen: Evaluation, dev: DeviceSetup, ctx: int) -> WholeLayerSplit:
         ngl, speed = self.whole_layer_split(chosen.variant, dev, chosen.best, chosen.best_bd, ctx)

@@ -81,6 +81,7 @@ class PlanRequest(BaseModel):
     runtime: str | None = None  # --runtime: llama.cpp@N | ollama[@V] | lmstudio[@V]; None = the conservative default
     shell: Literal["bash", "zsh", "powershell", "cmd"] | None = None  # None: the planned OS's default shell
     llama_build: int | None = Field(None, ge=1)  # --llama-build N
+    ctx_chart: bool = False  # --format html: memory against context per quant (DevicePlan.ctx_chart)
 
 
 # --------------------------------------------------------------------------- outputs
@@ -275,6 +276,48 @@ class MemoryBar(BaseModel):
     marker_label: str = ""
 
 
+class CtxPoint(BaseModel):
+    """One quant at one context on the charted configuration, fully on the GPU."""
+
+    ctx: int
+    gpu_bytes: int  # GPU buffers + driver overhead, as VariantPlan.gpu_bytes
+    host_bytes: int
+    safety_bytes: int  # the GPU-side safety the plan keeps free (fit target + estimate margins)
+    placement: Literal["fast", "spill", "none"]  # fast memory / part in a slower class / does not load
+
+
+class CtxCurve(BaseModel):
+    quant: str
+    recommended: bool = False
+    points: list[CtxPoint]  # ascending context
+    fits_until_ctx: int | None = None  # the longest context that loads on this configuration (None: none does)
+    fast_until_ctx: int | None = None  # the longest that stays in fast memory (== fits_until_ctx without a slower class)
+    stop: str | None = None  # the check that fails past fits_until_ctx: gpu_memory, os_reserve, load_peak, max_alloc
+
+
+class ChartLimit(BaseModel):
+    """A horizontal line of the chart: GPU-side memory (with its safety) at which something gives."""
+
+    kind: Literal["fast", "gpu", "os_reserve"]
+    label: str
+    bytes: int
+
+
+class CtxChart(BaseModel):
+    """Memory against context for every quant on one configuration (the recommended split), with
+    the limits that configuration sets. Filled only when asked for (PlanRequest.ctx_chart): it costs
+    estimates a text plan does not need."""
+
+    carveout_bytes: int | None
+    gpu_cap_bytes: int | None
+    cache_type_k: str
+    cache_type_v: str
+    ctx: int  # the requested context (marked on the chart)
+    ctx_train: int | None
+    limits: list[ChartLimit]
+    curves: list[CtxCurve]
+
+
 class DeviceSummary(BaseModel):
     id: str
     name: str
@@ -328,6 +371,7 @@ class DevicePlan(BaseModel):
     fit: FitResult | None = None
     warnings: list[str] = Field(default_factory=list)
     fits: bool
+    ctx_chart: CtxChart | None = None  # only with PlanRequest.ctx_chart (--format html)
     elapsed_ms: float = 0.0
 
 

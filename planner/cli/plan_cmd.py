@@ -200,7 +200,7 @@ def _load_devices(devices: tuple[str, ...], device_files: tuple[str, ...], overr
               help="write the commands for this shell [default: the planned OS's: PowerShell on Windows, "
                    "bash on Linux, zsh on macOS]")
 @click.option("--revision", default=None, help="Hub branch, tag or commit")
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json"]), default="text", show_default=True)
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json", "html"]), default="text", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="same as --format json")
 @click.option("--unicode", is_flag=True, help="draw the memory bar with block characters")
 def plan_command(model: str, devices: tuple[str, ...], device_files: tuple[str, ...], ctx: int | None,
@@ -248,12 +248,17 @@ def plan_command(model: str, devices: tuple[str, ...], device_files: tuple[str, 
         min_tps=min_tps, backend=backend, mmap=False if no_mmap else None,
         kv_fixed=bool(kv or ctk or ctv), allow_spill=allow_spill, min_prefill_tps=min_prefill_tps,
         max_ttft_s=max_ttft, runtime=runtime_text, llama_build=llama_build, shell=shell_name,  # type: ignore[arg-type]
+        ctx_chart=fmt == "html",
     )
     multi = plan_devices(plan_model, request, profiles)
     if fmt == "json":
         click.echo(render_json(multi))
     elif fmt == "markdown":
         click.echo(printable(render_markdown(multi)), nl=False)
+    elif fmt == "html":
+        from ..report.html import render_html
+
+        click.echo(render_html(multi), nl=False)
     else:
         click.echo(printable(render_text(multi, unicode=unicode)))
     return EXIT_OK if multi.fits else EXIT_NO_FIT

@@ -13,9 +13,10 @@ from __future__ import annotations
 import importlib
 from typing import Any
 
-__all__ = ["render_text", "render_markdown", "render_json", "render_bar"]
+__all__ = ["render_text", "render_markdown", "render_json", "render_html", "render_bar"]
 
-_WHERE = {"render_text": ".text", "render_bar": ".text", "render_markdown": ".markdown", "render_json": ".jsonout"}
+_WHERE = {"render_text": ".text", "render_bar": ".text", "render_markdown": ".markdown", "render_json": ".jsonout",
+          "render_html": ".html"}
 
 
 def __getattr__(name: str) -> Any:
