@@ -13,11 +13,12 @@ policy as `plan MODEL`. The candidates are then ranked for the set (CRITERIA, fi
 2. order: among equal counts, the models listed first keep running (the list is a priority);
 3. fast: the most models with every GPU byte in fast memory (the policy's first rule);
 4. gpu: the most models fully on the GPU (no layers on the CPU);
-5. best_quality: the most models at the best quant they reach on any candidate;
-6. quality: the most bits per weight summed over the models (Q8_0 and up count as 8);
-7. speed: the fastest at the requested context, counted for models that spill or offload;
-8. os: the smallest carve-out (the OS keeps the most RAM);
-9. cap: no GPU-limit raise.
+5. kv: the most models with the requested KV cache type (the policy quantizes it only to stay fast);
+6. best_quality: the most models at the best quant they reach on any candidate;
+7. quality: the most bits per weight summed over the models (Q8_0 and up count as 8);
+8. speed: the fastest at the requested context, counted for models that spill or offload;
+9. os: the smallest carve-out (the OS keeps the most RAM);
+10. cap: no GPU-limit raise.
 
 Rules 1-2 make adding a model never drop an earlier model's fit when a setting keeps them all
 (tests/test_workload_properties.py). Each model's own best (`plan MODEL` alone) is the yardstick for
@@ -78,14 +79,15 @@ class Outcome:
     """One model's plan on one setting, reduced to what the ranking compares."""
 
     plan: DevicePlan
-    fits: bool
+    fits: bool  # runs and meets the speed filters (the plan's `fits`)
+    runs: bool  # runs at all (below the speed filters, too)
     placement: str
     quality: tuple[float, int]  # quality class (8 bpw and up: one near-lossless class)
     tps: float  # decode at the requested context (0 when unknown)
 
     @property
     def quant(self) -> str | None:
-        return self.plan.recommendation.quant if self.plan.recommendation.tier != "no_fit" else None
+        return self.plan.recommendation.quant if self.runs else None
 
     @property
     def kv(self) -> str:
@@ -125,11 +127,11 @@ def quality_class(quant: str, size_bytes: int) -> tuple[float, int]:
 
 def outcome(plan: DevicePlan) -> Outcome:
     r = plan.recommendation
-    fits = plan.fits and r.tier != "no_fit"
+    runs = r.tier != "no_fit"
     size = next((v.size_bytes for v in plan.variants if v.quant == r.quant), 0)
-    return Outcome(plan=plan, fits=fits, placement=r.placement if fits else "none",
-                   quality=quality_class(r.quant or "", size) if fits else (-1.0, 0),
-                   tps=(r.est_tps_at_ctx or r.est_tps or 0.0) if fits else 0.0)
+    return Outcome(plan=plan, fits=plan.fits and runs, runs=runs, placement=r.placement if runs else "none",
+                   quality=quality_class(r.quant or "", size) if runs else (-1.0, 0),
+                   tps=(r.est_tps_at_ctx or r.est_tps or 0.0) if runs else 0.0)
 
 
 def cap_knob(profile: DeviceProfile, os_: str) -> str | None:
@@ -182,21 +184,21 @@ def setting_of(spec: SettingSpec, plans: list[DevicePlan], profile: DeviceProfil
 @dataclass(frozen=True)
 class Criterion:
     key: str
-    words: str  # why the chosen setting wins when this criterion decides ({...} filled in)
+    words: str  # "it {words}": what the chosen setting does on this criterion ({v} = its value)
+    counted: bool = True  # say how many settings do the same
 
 
 CRITERIA: tuple[Criterion, ...] = (
-    Criterion("runs", "it runs {runs} of {n} models, more than any other setting"),
-    Criterion("order", "other settings run as many models, but this one keeps the models listed first running "
-                       "(the list order is the priority)"),
-    Criterion("fast", "it runs {fast} of {n} models with every GPU byte in fast memory ({fast_label}), more than "
-                      "any other setting"),
-    Criterion("gpu", "it runs the most models fully on the GPU (no layers on the CPU)"),
-    Criterion("best_quality", "it gives {at_best_quality} of {n} models the best quant they reach on any setting"),
-    Criterion("quality", "it gives the best quants over all models"),
-    Criterion("speed", "it is the fastest where a model spills or offloads"),
-    Criterion("os", "larger settings give the same quants and placements; this one leaves the OS the most RAM"),
-    Criterion("cap", "it needs no GPU memory limit change"),
+    Criterion("runs", "runs {v} models"),
+    Criterion("order", "keeps the models listed first running (the list order is the priority)"),
+    Criterion("fast", "runs {v} models with every GPU byte in fast memory ({fast_label})"),
+    Criterion("gpu", "runs {v} models fully on the GPU (no layers on the CPU)"),
+    Criterion("kv", "keeps the requested KV cache type for {v} models"),
+    Criterion("best_quality", "gives {v} models the best quant they reach on any setting"),
+    Criterion("quality", "gives the most bits per weight over all models"),
+    Criterion("speed", "is the fastest where a model spills or offloads"),
+    Criterion("os", "leaves the OS the most RAM (the smallest carve-out)", counted=False),
+    Criterion("cap", "needs no GPU memory limit change", counted=False),
 )
 
 
@@ -211,6 +213,7 @@ def score(c: Candidate, best_quality: list[tuple[float, int]], best_tps: list[fl
         "order": tuple(o.fits for o in outs),
         "fast": sum(o.fits and o.placement in ok_places for o in outs),
         "gpu": sum(o.fits and o.placement in ("fast", "spill") for o in outs),
+        "kv": sum(o.fits and o.kv == o.plan.cache_type_k for o in outs),
         "best_quality": sum(o.fits and o.quality >= best_quality[i] for i, o in enumerate(outs)),
         "quality": round(sum(max(0.0, o.quality[0]) for o in outs if o.fits), 2),
         "speed": round(slow_speed, 2),
@@ -223,21 +226,27 @@ def rank_key(c: Candidate) -> tuple:
     return tuple(c.score[k.key] for k in CRITERIA)
 
 
-def deciding(chosen: Candidate, runner_up: Candidate | None) -> Criterion | None:
-    if runner_up is None:
-        return None
-    return next((k for k in CRITERIA if chosen.score[k.key] != runner_up.score[k.key]), None)
-
-
-def reason(chosen: Candidate, runner_up: Candidate | None, n: int, fast_label: str) -> str:
-    """Why this setting, in one sentence: the first criterion that sets it apart from the next best."""
-    crit = deciding(chosen, runner_up)
-    if runner_up is None:
+def reason(chosen: Candidate, cands: list[Candidate], n: int, fast_label: str) -> str:
+    """Why this setting, as the criteria that narrowed the candidates down to it, each with how many
+    settings still tied: "it runs 2 of 2 models (9 of 10 settings do); of those, it runs 2 of 2
+    models with every GPU byte in fast memory (carve-out) (the only one)"."""
+    if len(cands) == 1:
         return "the only setting to weigh on this device"
-    if crit is None:
+    pool = list(cands)
+    clauses: list[str] = []
+    for k in CRITERIA:
+        left = [c for c in pool if c.score[k.key] == chosen.score[k.key]]
+        if len(left) == len(pool):
+            continue
+        v = chosen.score[k.key]
+        text = k.words.format(v=of_n(v, n) if isinstance(v, int) else v, fast_label=fast_label or "fast memory")
+        count = "" if not k.counted else (" (the only one)" if len(left) == 1 else
+                                          f" ({len(left)} of {len(pool)} settings do)")
+        clauses.append(("it " if not clauses else "of those, it ") + text + count)
+        pool = left
+    if not clauses:
         return "every setting weighed gives the same result; this is the first of them"
-    return crit.words.format(runs=chosen.score["runs"], n=n, fast=chosen.score["fast"],
-                             fast_label=fast_label or "fast memory", at_best_quality=chosen.score["best_quality"])
+    return "; ".join(clauses)
 
 
 def dominated(rows: list[Candidate]) -> list[bool]:
@@ -265,8 +274,10 @@ def dominated(rows: list[Candidate]) -> list[bool]:
 
 def loss(o: Outcome, best: Outcome) -> tuple[list[str], str]:
     """What a model gives up on a setting against its own best (codes, words)."""
-    if not o.fits:
-        return ["no_fit"], "does not run" if best.fits else "does not run (on no setting)"
+    if not o.runs:
+        return ["no_fit"], "does not run" if best.runs else "does not run (on no setting)"
+    if not o.fits and best.fits:
+        return ["speed"], f"{o.quant} at {o.tps:.1f} t/s misses the speed filters"
     if not best.fits:
         return [], ""
     codes: list[str] = []
@@ -358,9 +369,7 @@ def plan_device(items: list[WorkItem], planners: list[Planner], profile: DeviceP
     best_tps = [max((c.outcomes[i].tps for c in cands), default=0.0) for i in range(n)]
     for c in cands:
         c.score = score(c, best_quality, best_tps, allow_spill)
-    ranked = sorted(cands, key=rank_key, reverse=True)
-    chosen = ranked[0]
-    runner_up = ranked[1] if len(ranked) > 1 else None
+    chosen = max(cands, key=rank_key)
     doms = dominated(cands)
     fast_label = next((o.plan.recommendation.memory.fast_label for o in chosen.outcomes
                        if o.fits and o.plan.recommendation.memory), "")
@@ -392,7 +401,7 @@ def plan_device(items: list[WorkItem], planners: list[Planner], profile: DeviceP
             for i in range(n)]
     report = DeviceWorkload(
         device=final[0].device, mode="one_at_a_time", rows=rows, chosen=chosen.setting,
-        reason=reason(chosen, runner_up, n, fast_label), serves_all=serves_all, all_at_best=all_at_best,
+        reason=reason(chosen, cands, n, fast_label), serves_all=serves_all, all_at_best=all_at_best,
         losses=losses, switches=switches, switch_cost=_switch_cost(cands, profile, os_), runs=runs,
         fits=serves_all,
     )
@@ -412,13 +421,16 @@ def _setting_of_plan(plan: DevicePlan, profile: DeviceProfile, os_: str) -> Sett
 def _model_at(entry: WorkloadEntry, o: Outcome, best: Outcome) -> ModelAtSetting:
     r = o.plan.recommendation
     codes, words = loss(o, best)
+    ran = o.runs
     return ModelAtSetting(
         label=entry.label, quant=o.quant, tier=r.tier, placement=o.placement, fits=o.fits,  # type: ignore[arg-type]
-        cache_type_k=r.cache_type_k, cache_type_v=r.cache_type_v, n_cpu_moe=r.n_cpu_moe, n_gpu_layers=r.n_gpu_layers,
-        gpu_bytes=r.gpu_bytes if o.fits else 0, total_bytes=r.total_bytes if o.fits else 0,
-        est_tps=r.est_tps if o.fits else None, est_tps_at_ctx=r.est_tps_at_ctx if o.fits else None,
-        est_prefill_tps=r.est_prefill_tps if o.fits else None, est_ttft_s=r.est_ttft_s if o.fits else None,
-        losses=codes, loss=words, blocker="" if o.fits else blocker(o.plan),
+        meets_filters=r.meets_min_tps, cache_type_k=r.cache_type_k, cache_type_v=r.cache_type_v,
+        n_cpu_moe=r.n_cpu_moe, n_gpu_layers=r.n_gpu_layers,
+        gpu_bytes=r.gpu_bytes if ran else 0, total_bytes=r.total_bytes if ran else 0,
+        est_tps=r.est_tps if ran else None, est_tps_at_ctx=r.est_tps_at_ctx if ran else None,
+        est_prefill_tps=r.est_prefill_tps if ran else None, est_ttft_s=r.est_ttft_s if ran else None,
+        losses=codes, loss=words, blocker="" if ran else blocker(o.plan),
+        blocked_by=[] if ran else [f.code.removeprefix("blocked_") for f in r.facts if f.code.startswith("blocked_")],
     )
 
 
@@ -490,9 +502,11 @@ def differences(models: list[WorkloadModelInfo], cells: list[MatrixCell], device
         fields += [f for f in ("est_tps_at_ctx", "est_ttft_s") if _differs([getattr(c, f) for c in row])]
         title = f"{info.label} @{fmt_ctx(info.ctx)}"
         if not fields:
-            text = f"{title}: the same on every device ({_cell_words(row[0])})"
+            text = f"{title}: the same on every device ({_cell_words(row[0], True)})"
         else:
-            text = f"{title}: " + "; ".join(f"{c.device} {_cell_words(c)}" for c in row)
+            text = f"{title}: " + "; ".join(f"{c.device} {_cell_words(c, 'est_ttft_s' in fields)}" for c in row)
+            if "est_ttft_s" not in fields and row[0].est_ttft_s:
+                text += f" (first token after a full prompt in {duration_words(row[0].est_ttft_s)} on each)"
         out.append(Difference(model=info.label, fields=fields, text=text))
     return out
 
@@ -500,12 +514,17 @@ def differences(models: list[WorkloadModelInfo], cells: list[MatrixCell], device
 _PLACE_WORDS = {"fast": "fully on the GPU", "spill": "spilling into shared memory", "partial": "partly on the CPU"}
 
 
-def _cell_words(c: MatrixCell) -> str:
+def _cell_words(c: MatrixCell, with_ttft: bool) -> str:
     if c.quant is None:
         return "does not run"
     speed = f" at {c.est_tps_at_ctx:.1f} t/s" if c.est_tps_at_ctx else ""
-    ttft = f", first token after a full prompt in {duration_words(c.est_ttft_s)}" if c.est_ttft_s else ""
+    ttft = f", first token after a full prompt in {duration_words(c.est_ttft_s)}" if c.est_ttft_s and with_ttft else ""
     return f"{c.quant} {_PLACE_WORDS.get(c.placement, c.placement)}{speed}{ttft}"
+
+
+def of_n(v: int, n: int) -> str:
+    """'both', 'all 3', '1 of 2' (models)."""
+    return both(n) if v == n and n > 1 else f"{v} of {n}"
 
 
 def both(n: int) -> str:

@@ -7,8 +7,9 @@ models' buffers added per device, one driver overhead per process (each server h
 context), the estimate margins of each, one --fit-target for the GPU; loading stages only the
 largest model's weights at a time (servers start one after another). The same checks decide (GPU
 memory, OS reserve, Windows load path, largest allocation), the same GPU-limit raise rule applies
-(Search.place_raising), and the same order ranks: fast memory first, then the most bits per
-weight over the models, the requested KV type, the smallest carve-out, no limit change. When no
+(Search.place_raising), and the same order ranks: fast memory first, then the requested KV type
+(q8_0 only to stay fast), then the most bits per weight over the models, the smallest carve-out,
+no limit change. When no
 setting holds them all fully on the GPU, they must take turns (the one-at-a-time plan stands).
 Speeds are each model's own with the other idle (two decoding at once share the bandwidth).
 """
@@ -22,7 +23,7 @@ from .device_schema import DeviceProfile
 from .errors import EstimateError
 from .estimate_types import Breakdown, DeviceUsage
 from .fit import FitResult, place
-from .plan import Planner
+from .plan import Planner, tier_label
 from .plan_types import CapChange
 from .search import Evaluation, cap_raised, largest_gpu_weight_bytes, placement
 from .units import GIB, fmt_bytes
@@ -50,8 +51,11 @@ class Combo:
     result: FitResult | None = None
 
     def key(self) -> tuple:
-        return (round(sum(max(0.0, o.quality[0]) for o in self.options), 2),
-                sum(o.requested_kv for o in self.options), sum(o.ev.variant.size_bytes for o in self.options))
+        """Best first: the most models with the requested KV type (the single-model policy quantizes
+        it only to stay fast), then the most bits per weight, then the larger files."""
+        return (sum(o.requested_kv for o in self.options),
+                round(sum(max(0.0, o.quality[0]) for o in self.options), 2),
+                sum(o.ev.variant.size_bytes for o in self.options))
 
 
 def sum_breakdown(parts: list[tuple[Breakdown, FitResult]]) -> Breakdown:
@@ -242,8 +246,9 @@ def plan_together(items: list[WorkItem], run: DeviceRun, profile: DeviceProfile)
 
     def rank(t: tuple[TogetherRow, Combo | None, FitResult | None, list[Planner]]) -> tuple:
         row, combo, r, _ = t
-        return (row.fits, row.placement == "fast", combo.key()[:2] if combo else (0.0, 0),
-                -(row.setting.carveout_bytes or 0), 0 if row.setting.cap_change else 1)
+        kv, bits, _ = combo.key() if combo else (0, 0.0, 0)
+        return (row.fits, row.placement == "fast", kv, bits, -(row.setting.carveout_bytes or 0),
+                0 if row.setting.cap_change else 1)
 
     ranked = sorted(rows, key=rank, reverse=True)
     best = ranked[0]
@@ -278,6 +283,7 @@ def plan_together(items: list[WorkItem], run: DeviceRun, profile: DeviceProfile)
 TOGETHER_REASONS = (
     "it holds {all} models at once; no other setting does",
     "it holds {all} models at once with every GPU byte in fast memory ({fast_label})",
+    "it keeps the requested KV cache type for the most models with {all} loaded",
     "it gives the best quants with {all} models loaded",
     "larger settings give the same quants; this one leaves the OS the most RAM",
     "it needs no GPU memory limit change",
@@ -296,7 +302,8 @@ def _reason(best: tuple, runner_up: tuple | None, n: int, fast_label: str) -> st
 def _runs(items: list[WorkItem], run: DeviceRun, combo: Combo, row: TogetherRow, r: FitResult,
           profile: DeviceProfile) -> list[ModelRun]:
     """Each model's launch lines at the together setting: its single-model plan with the quant and
-    KV type of the combination fixed (and --no-mmap when the sum leaves the page cache no room)."""
+    KV type of the combination fixed (and --no-mmap when the sum leaves the page cache no room);
+    tier, placement and speeds are the sum's."""
     out = []
     for i, (item, o) in enumerate(zip(items, combo.options)):
         base = run.planners[i].req
@@ -307,8 +314,13 @@ def _runs(items: list[WorkItem], run: DeviceRun, combo: Combo, row: TogetherRow,
             "cache_type_k": o.ev.kv, "cache_type_v": _ctv(run.planners[i], o), "kv_fixed": True,
             "mmap": False if r.suggest_no_mmap else base.mmap, "search_max_ctx": False})
         plan = Planner(one, req, **run.planner_kw).plan(profile)
+        m = row.models[i]
+        rec = plan.recommendation.model_copy(update={
+            "tier": m.tier, "tier_label": tier_label(m.tier, profile.memory_architecture), "placement": m.placement,
+            "est_tps": m.est_tps, "est_tps_at_ctx": m.est_tps_at_ctx, "est_prefill_tps": m.est_prefill_tps,
+            "est_ttft_s": m.est_ttft_s})
         prev = run.report.runs[i]
-        out.append(ModelRun(label=item.entry.label, ctx=plan.ctx, recommendation=plan.recommendation, alone=prev.alone,
+        out.append(ModelRun(label=item.entry.label, ctx=plan.ctx, recommendation=rec, alone=prev.alone,
                             warnings=list(plan.warnings)))
     return out
 

@@ -43,7 +43,8 @@ class ModelAtSetting(BaseModel):
     quant: str | None  # None: nothing runs
     tier: str
     placement: Placement
-    fits: bool  # runs (and meets the speed filters)
+    fits: bool  # runs and meets the speed filters (--min-tps, --min-prefill-tps, --max-ttft)
+    meets_filters: bool = True  # False: it runs (quant, placement, speeds given) but too slowly for the filters
     cache_type_k: str
     cache_type_v: str
     n_cpu_moe: int = 0
@@ -57,6 +58,7 @@ class ModelAtSetting(BaseModel):
     losses: list[str] = Field(default_factory=list)  # codes: no_fit, placement, quality, kv, speed
     loss: str = ""  # what it gives up here against its own best, in words ("" = nothing)
     blocker: str = ""  # why nothing runs (the plan's first blocking fact), when it does not
+    blocked_by: list[str] = Field(default_factory=list)  # the checks that fail: os_reserve, load_peak, gpu_memory...
 
 
 class SettingRow(BaseModel):

@@ -39,10 +39,11 @@ def device_words(d: DeviceSummary) -> str:
 
 def cell(m: ModelAtSetting) -> str:
     """A model on a setting in a table cell: quant, memory class, est. t/s."""
-    if not m.fits or m.quant is None:
+    if m.quant is None:
         return "no fit"
     kv = " q8KV" if m.cache_type_k == "q8_0" else (f" {m.cache_type_k}KV" if m.cache_type_k != "f16" else "")
-    return f"{m.quant}{kv} {PLACE_SHORT[m.placement]} {tps_cell(m.est_tps, m.est_tps_at_ctx)}".strip()
+    slow = "" if m.meets_filters else " (too slow)"
+    return f"{m.quant}{kv} {PLACE_SHORT[m.placement]} {tps_cell(m.est_tps, m.est_tps_at_ctx)}{slow}".strip()
 
 
 def status(d: DeviceWorkload, n: int) -> str:
@@ -64,7 +65,12 @@ def size_flag(n: int) -> str:
 def alone_command(run: ModelRun, ref: str, d: DeviceWorkload) -> str:
     """The single-model command that plans this model at the chosen setting (Ollama lines, memory bar...)."""
     s = d.chosen
-    parts = ["memfit plan", f"{ref}@{fmt_ctx(run.ctx)}", f"-d {d.device.id}"]
+    r = run.recommendation
+    parts = ["memfit plan", f"{ref}@{fmt_ctx(run.ctx)}", f"-d {d.device.id}:{d.device.os}:{d.device.use}"]
+    if d.mode == "together" and r.quant:  # the quant and KV type the sum left this model
+        parts.append(f"--quant {r.quant}")
+        if r.cache_type_k != "f16" or r.cache_type_v != "f16":
+            parts.append(f"-ctk {r.cache_type_k} -ctv {r.cache_type_v}")
     if s is not None and s.carveout_bytes is not None:
         parts.append(f"--carveout {size_flag(s.carveout_bytes)}")
     if s is not None and s.cap_change is not None and d.device.memory_architecture == "unified":
