@@ -160,6 +160,8 @@ def make_setting(spec: SettingSpec, profile: DeviceProfile, os_: str, cap_change
         parts.append(f"{label} {cap_change.cap_bytes / GIB:.0f} GiB")
     elif spec.kind == "cap_default" and cap_bytes:
         parts.append(f"{label} default ({cap_bytes / GIB:.0f} GiB)")
+    elif "gpu_cap" in profile.overrides and cap_bytes:
+        parts.append(f"{label} {cap_bytes / GIB:.0f} GiB (--gpu-cap)")
     ident = ([f"uma={carve // (1 << 20)}m"] if carve is not None else []) + (
         [f"cap={cap_change.cap_bytes // (1 << 20)}m"] if cap_change else (["cap=default"] if spec.kind == "cap_default" else []))
     return Setting(id=",".join(ident) or "as-is", label=", ".join(parts) or "as it is (nothing to set)",
@@ -207,15 +209,17 @@ def score(c: Candidate, best_quality: list[tuple[float, int]], best_tps: list[fl
     outs = c.outcomes
     ok_places = {"fast", "spill"} if allow_spill else {"fast"}
     slow_speed = sum(o.tps / best_tps[i] for i, o in enumerate(outs)
-                     if o.fits and o.placement != "fast" and best_tps[i] > 0)
+                     if o.runs and o.placement != "fast" and best_tps[i] > 0)
+    # runs/order count models that meet the speed filters; the rest also weigh models that run too
+    # slowly for them (as the single-model policy shows the fastest option when none meets them)
     return {
         "runs": sum(o.fits for o in outs),
         "order": tuple(o.fits for o in outs),
-        "fast": sum(o.fits and o.placement in ok_places for o in outs),
-        "gpu": sum(o.fits and o.placement in ("fast", "spill") for o in outs),
-        "kv": sum(o.fits and o.kv == o.plan.cache_type_k for o in outs),
-        "best_quality": sum(o.fits and o.quality >= best_quality[i] for i, o in enumerate(outs)),
-        "quality": round(sum(max(0.0, o.quality[0]) for o in outs if o.fits), 2),
+        "fast": sum(o.runs and o.placement in ok_places for o in outs),
+        "gpu": sum(o.runs and o.placement in ("fast", "spill") for o in outs),
+        "kv": sum(o.runs and o.kv == o.plan.cache_type_k for o in outs),
+        "best_quality": sum(o.runs and o.quality >= best_quality[i] for i, o in enumerate(outs)),
+        "quality": round(sum(max(0.0, o.quality[0]) for o in outs if o.runs), 2),
         "speed": round(slow_speed, 2),
         "os": -(c.spec.carveout_bytes or 0),
         "cap": 0 if c.setting.cap_change is not None else 1,
@@ -364,7 +368,7 @@ def plan_device(items: list[WorkItem], planners: list[Planner], profile: DeviceP
     if any(c.spec.kind == "cap_raise" for c in cands):  # no model needs a raise: the same as the default row
         cands = [c for c in cands if c.spec.kind != "cap_raise" or c.setting.cap_change is not None]
     n = len(items)
-    best_quality = [max((c.outcomes[i].quality for c in cands if c.outcomes[i].fits), default=(-1.0, 0))
+    best_quality = [max((c.outcomes[i].quality for c in cands if c.outcomes[i].runs), default=(-1.0, 0))
                     for i in range(n)]
     best_tps = [max((c.outcomes[i].tps for c in cands), default=0.0) for i in range(n)]
     for c in cands:
@@ -372,7 +376,7 @@ def plan_device(items: list[WorkItem], planners: list[Planner], profile: DeviceP
     chosen = max(cands, key=rank_key)
     doms = dominated(cands)
     fast_label = next((o.plan.recommendation.memory.fast_label for o in chosen.outcomes
-                       if o.fits and o.plan.recommendation.memory), "")
+                       if o.runs and o.plan.recommendation.memory), "")
 
     rows: list[SettingRow] = []
     for c, dom in zip(cands, doms):
@@ -381,7 +385,7 @@ def plan_device(items: list[WorkItem], planners: list[Planner], profile: DeviceP
                                at_best=sum(not m.losses for m in models), chosen=c is chosen, dominated=dom))
     chosen_row = rows[cands.index(chosen)]
     serves_all = chosen_row.runs == n
-    all_at_best = chosen_row.at_best == n
+    all_at_best = serves_all and chosen_row.at_best == n
     losses: list[str] = []
     if not all_at_best:
         for row, c in zip(rows, cands):

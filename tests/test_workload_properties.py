@@ -188,3 +188,17 @@ def test_a_mac_weighs_its_default_wired_limit_against_the_raise_and_switching_ne
     assert kinds[0] == "cap=default" and len(kinds) == 2
     assert d.chosen.cap_change is not None and d.chosen.cap_change.setting.startswith("sudo sysctl iogpu.wired_limit_mb=")
     assert "no reboot" in d.switch_cost
+
+
+def test_speed_filters_nothing_meets_still_picks_the_best_memory_and_says_so():
+    """--min-tps that no model reaches: nothing is served (exit 3), but the setting is still one with
+    every model in fast memory (each plan then shows its fastest option, as `plan MODEL` does), and
+    each model shows what it would run there."""
+    items = [build((1.0, ["Q4_K_M", "Q6_K", "Q8_0"], False, 16384), 0), build((0.6, ["Q4_K_M", "Q8_0"], False, 8192), 1)]
+    free = run(items, apu(ram=64))
+    strict = run(items, apu(ram=64), min_tps=10_000)
+    assert free.fits and not strict.fits and not strict.serves_all and not strict.all_at_best
+    row = next(r for r in strict.rows if r.chosen)
+    assert row.runs == 0 and all(m.quant and not m.meets_filters and not m.fits for m in row.models)
+    assert all(m.placement == "fast" for m in row.models)
+    assert any(all(m.placement != "fast" for m in r.models) for r in strict.rows)  # there was a worse choice

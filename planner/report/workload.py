@@ -54,8 +54,10 @@ def status(d: DeviceWorkload, n: int) -> str:
         return turns + ("every model at its best" if n > 1 else "the model at its best")
     if d.serves_all:
         return turns + "every model runs, some give something up (below)"
-    runs = next((r.runs for r in d.rows if r.chosen), 0)
-    return turns + f"runs {runs} of {n} models"
+    row = next((r for r in d.rows if r.chosen), None)
+    slow = [m.label for m in row.models if m.quant is not None and not m.meets_filters] if row else []
+    too_slow = f"; too slow for the speed filters: {', '.join(slow)}" if slow else ""
+    return turns + f"runs {row.runs if row else 0} of {n} models{too_slow}"
 
 
 def size_flag(n: int) -> str:
