@@ -9,8 +9,10 @@ local stand-in for the Hugging Face Hub and print the HF_ENDPOINT to export.
 The repos are the ones the end-to-end tests use (tests/data/*.json: the real GGUF metadata and
 tensor layout of each model, the quant mixes llama.cpp's own quantizer picks, and for Qwen3-VL the
 real-shaped vision projector), written as sparse files: exact headers, a hole where the weights
-would be, so a "65 GB" BF16 file costs a few MB of disk. Each is served under the repo its short
-name resolves to first (planner/data/aliases.toml). Stop with Ctrl-C.
+would be, so a "65 GB" BF16 file costs a few MB of disk. GLM-4.7-Flash (validation/field/models,
+section A's coding model) is served too, for the workload `plan glm-4.7-flash@198k qwen3-vl-32b@24k`.
+Each is served under the repo its short name resolves to first (planner/data/aliases.toml). Stop
+with Ctrl-C.
 """
 
 from __future__ import annotations
@@ -24,13 +26,14 @@ from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
+sys.path[:0] = [str(ROOT / "tests"), str(ROOT), str(ROOT / "validation" / "field")]
 
 import realmodels  # noqa: E402
 from fakehub import FakeHub, _Handler  # noqa: E402
 
 # spec name -> the short names that resolve to its repo (shown in the usage lines)
 SPECS = {"qwen3-vl-32b": "qwen3-vl-32b", "qwen3-30b-a3b": "qwen3-30b-a3b-instruct-2507"}
+FIELD_SPECS = ("glm-4.7-flash",)  # validation/field/models specs (make_specs.sparse_gguf)
 
 
 class DemoHub(FakeHub):
@@ -59,6 +62,12 @@ def serve(root: Path, port: int) -> FakeHub:
     for name in SPECS:
         spec = realmodels.load_spec(name)
         hub.add_repo(spec["repo"], realmodels.repo_files(spec, root / name))
+    from make_specs import load_spec, sparse_gguf
+
+    for name in FIELD_SPECS:
+        spec = load_spec(name)
+        files = [sparse_gguf(name, q, root / name) for q in spec["mixes"]]
+        hub.add_repo(spec["repo"], {f.name: f for f in files})
     return hub
 
 
@@ -81,6 +90,7 @@ def main(argv: list[str] | None = None) -> int:
     for spec, alias in SPECS.items():
         print(f"  memfit plan {alias} --device ai-max-395-64g --ctx 24k")
     print("  memfit plan qwen3-vl-32b -d ai-max-395-64g -d ai-max-395-128g-minipc --ctx 24k")
+    print("  memfit plan glm-4.7-flash@198k qwen3-vl-32b@24k -d ai-max-395-64g -d ai-max-395-128g-minipc")
     print("\nCtrl-C to stop.", flush=True)
     try:
         threading.Event().wait()

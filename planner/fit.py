@@ -333,14 +333,15 @@ def _gpu_reserve(profile: DeviceProfile, config: FitConfig) -> int:
 
 
 def _load_check(arch: str, os_: str, profile: DeviceProfile, config: FitConfig, p: _Pools, gpu: DeviceUsage,
-                os_free: int, os_ok: bool, largest_weight_bytes: int) -> tuple[Check | None, int, int]:
+                os_free: int, os_ok: bool, largest_weight_bytes: int,
+                staged_weights_bytes: int | None = None) -> tuple[Check | None, int, int]:
     """The load-path check for this OS and memory architecture: (check, staging bytes, load peak).
 
     Windows with a carve-out: the CPU cannot address the carve-out, so the weights bound for it are
     staged through RAM Windows sees (planner/data/memory.toml `load.windows_carveout`: a share of
     them resident at the peak, bracketed by loads that worked and failed) while Windows keeps at
     least its headless working set. Elsewhere: the largest tensor passes through a host buffer."""
-    need_weights = gpu.weights_bytes + gpu.mmproj_bytes
+    need_weights = gpu.weights_bytes + gpu.mmproj_bytes if staged_weights_bytes is None else staged_weights_bytes
     if not need_weights and not gpu.total_bytes:
         return None, 0, p.visible - os_free
     if arch == "carveout" and os_ == "windows":
@@ -396,13 +397,17 @@ def config_reserve(profile: DeviceProfile, config: FitConfig) -> int:
 
 
 def place(breakdown: Breakdown, profile: DeviceProfile, config: FitConfig, *,
-          largest_weight_bytes: int = 0, largest_kv_bytes: int | None = None) -> FitResult:
+          largest_weight_bytes: int = 0, largest_kv_bytes: int | None = None,
+          staged_weights_bytes: int | None = None) -> FitResult:
     """Place one breakdown on one configuration; return the tier, pools, headroom and checks.
 
     largest_weight_bytes: the largest weight tensor that goes to the GPU (from the headers); it is
     the staging buffer while loading and must fit the backend's largest single allocation.
     largest_kv_bytes: largest_kv_tensor_bytes(breakdown) when the caller has it already (the
     planner places one breakdown on many configurations).
+    staged_weights_bytes: the GPU weights one load stages (Windows carve-out rule); None = all of
+    the breakdown's. Several servers load one after another, so their sum stages only the largest
+    one's (planner/workload_together.py).
     """
     arch = profile.memory_architecture
     os_ = config.os
@@ -468,7 +473,8 @@ def place(breakdown: Breakdown, profile: DeviceProfile, config: FitConfig, *,
 
     kv_max = largest_kv_tensor_bytes(breakdown) if largest_kv_bytes is None else largest_kv_bytes
     largest = max(largest_weight_bytes, kv_max) if gpu_need else 0
-    load, staging, load_peak = _load_check(arch, os_, profile, config, p, gpu, os_free, os_ok, largest_weight_bytes)
+    load, staging, load_peak = _load_check(arch, os_, profile, config, p, gpu, os_free, os_ok, largest_weight_bytes,
+                                           staged_weights_bytes)
     if load is not None:
         checks.append(load)
     suggest_no_mmap = False

@@ -13,8 +13,9 @@ Configurations per device:
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, Self
 
 from .archs import rule_for
 from .context_ext import ContextPlan, plan_context
@@ -181,6 +182,18 @@ class Search:
         self._app = self.runtime.settings_defaults()
         self._largest = {v.quant: largest_gpu_weight_bytes(v.headers) for v in model.variants}
 
+    def for_setting(self, carveout_bytes: int | None, gpu_cap_bytes: int | None, *,
+                    search_max_ctx: bool | None = None) -> Self:
+        """The same search with the machine setting fixed (as --carveout / --gpu-cap fix it), sharing
+        this one's estimates: breakdowns do not depend on the setting, only placements do. A
+        workload (planner/workload_plan.py) plans every model on every candidate setting this way."""
+        update: dict[str, Any] = {"carveout_bytes": carveout_bytes, "gpu_cap_bytes": gpu_cap_bytes}
+        if search_max_ctx is not None:
+            update["search_max_ctx"] = search_max_ctx
+        clone = copy.copy(self)
+        clone.req = self.req.model_copy(update=update)
+        return clone
+
     # ---------------------------------------------------------------- estimates
 
     def facts(self, v: PlanVariant) -> Any:
@@ -315,22 +328,27 @@ class Search:
         """Full-offload placement on every configuration. Where the GPU cap can be raised and the
         default does not hold the model: carve-out devices take the machine's safe maximum (one
         setting for every model); unified devices the smallest whole-GiB raise (no reboot there)."""
-        out = []
-        for carve in self.carveouts(dev.profile):
-            cfg = dev.base.model_copy(update={"carveout_bytes": carve})
-            r = self.place(bd, v, dev, cfg)
-            if not r.fits and self.tunable(dev) and r.gpu_cap_max_bytes and r.gpu_cap_default_bytes is not None:
-                if any(c.name == "gpu_memory" for c in r.blocking_failures):
-                    if dev.profile.memory_architecture == "carveout":
-                        cap = self.machine_cap(dev, carve)
-                        if cap and cap > r.gpu_cap_default_bytes:
-                            r = self.place(bd, v, dev, cfg.model_copy(update={"gpu_cap_bytes": cap}))
-                    else:
-                        need = self.unified_raise(dev, r.needed_cap_bytes)
-                        if need is not None and r.gpu_cap_default_bytes < need <= r.gpu_cap_max_bytes:
-                            r = self.place(bd, v, dev, cfg.model_copy(update={"gpu_cap_bytes": need}))
-            out.append(r)
-        return out
+        return [self.place_raising(lambda cfg: self.place(bd, v, dev, cfg), dev, carve)
+                for carve in self.carveouts(dev.profile)]
+
+    def place_raising(self, place_at: Callable[[FitConfig], FitResult], dev: DeviceSetup,
+                      carve: int | None) -> FitResult:
+        """One carve-out's full-offload placement (`place_at` places on a configuration), with the
+        GPU cap raised by the rule above when the default does not hold it. Also used to place
+        several models' sum (planner/workload_together.py) under the same rule."""
+        cfg = dev.base.model_copy(update={"carveout_bytes": carve})
+        r = place_at(cfg)
+        if not r.fits and self.tunable(dev) and r.gpu_cap_max_bytes and r.gpu_cap_default_bytes is not None:
+            if any(c.name == "gpu_memory" for c in r.blocking_failures):
+                if dev.profile.memory_architecture == "carveout":
+                    cap = self.machine_cap(dev, carve)
+                    if cap and cap > r.gpu_cap_default_bytes:
+                        r = place_at(cfg.model_copy(update={"gpu_cap_bytes": cap}))
+                else:
+                    need = self.unified_raise(dev, r.needed_cap_bytes)
+                    if need is not None and r.gpu_cap_default_bytes < need <= r.gpu_cap_max_bytes:
+                        r = place_at(cfg.model_copy(update={"gpu_cap_bytes": need}))
+        return r
 
     def partials(self, v: PlanVariant, dev: DeviceSetup, ctx: int, kv: str) -> list[tuple[FitResult, Breakdown]]:
         """Partial offload on every configuration (GPU cap at its maximum where it can be raised)."""

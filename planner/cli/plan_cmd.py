@@ -150,7 +150,11 @@ def _load_devices(devices: tuple[str, ...], device_files: tuple[str, ...], overr
 
 
 @click.command("plan", context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
-@click.argument("model")
+@click.argument("models", nargs=-1, metavar="MODEL[@CTX]...")
+@click.option("--workload", "workload_file", default=None, metavar="FILE",
+              help="a TOML file listing the models to plan on one setting (docs/cli.md: Workloads)")
+@click.option("--together", is_flag=True,
+              help="the models run at the same time (one llama-server each): plan their sum in the same memory")
 @click.option("--device", "-d", "devices", multiple=True, metavar="ID",
               help="device profile id (memfit devices), a TOML path, or auto; repeat to compare devices")
 @click.option("--device-file", "device_files", multiple=True, metavar="FILE", help="your own device profile (TOML)")
@@ -203,7 +207,8 @@ def _load_devices(devices: tuple[str, ...], device_files: tuple[str, ...], overr
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "json", "html"]), default="text", show_default=True)
 @click.option("--json", "as_json", is_flag=True, help="same as --format json")
 @click.option("--unicode", is_flag=True, help="draw the memory bar with block characters")
-def plan_command(model: str, devices: tuple[str, ...], device_files: tuple[str, ...], ctx: int | None,
+def plan_command(models: tuple[str, ...], workload_file: str | None, together: bool,
+                 devices: tuple[str, ...], device_files: tuple[str, ...], ctx: int | None,
                  os_: str | None, use: str | None, backend: str | None, ram: str | None, carveout: str | None,
                  gpu_cap: str | None, vram: str | None, bandwidth: str | None, host_bandwidth: str | None, quants: tuple[str, ...], kv: str | None, ctk: str | None,
                  ctv: str | None, flash_attn: str, n_parallel: int, mmproj: str, no_mmap: bool, prefer: str,
@@ -215,10 +220,12 @@ def plan_command(model: str, devices: tuple[str, ...], device_files: tuple[str, 
     \b
     MODEL: owner/repo, owner/repo:Q4_K_M, a short name (qwen3-vl-32b), a local .gguf / directory,
     an Ollama model (ollama:qwen3:32b, gpt-oss:120b) or lmstudio:publisher/repo[:QUANT].
+    MODEL@CTX gives it its own context. Several models (or --workload FILE): one setting for all.
     Examples:
       memfit plan qwen3-vl-32b --device ai-max-395-64g --ctx 24k
       memfit plan unsloth/Qwen3-30B-A3B-GGUF -d ai-max-395-64g -d ai-max-395-128g-minipc -c 32k
       memfit plan ./models/ -d rtx-4090 --kv q8_0 --format markdown
+      memfit plan glm-4.7-flash@198k qwen3-vl-32b@24k -d ai-max-395-64g -d ai-max-395-128g-minipc
     Exit codes: 0 = the recommendation fits, 3 = nothing fits, 1 = error, 2 = usage error.
     """
     from ..plan import plan_devices
@@ -237,19 +244,28 @@ def plan_command(model: str, devices: tuple[str, ...], device_files: tuple[str, 
     if mm.lower() in ("auto", "none"):
         mm = mm.lower()
 
+    from .plan_workload import parse_models, run_workload
+
+    work = parse_models(models, workload_file, together, ctx)
     profiles = _load_devices(devices, device_files, {"ram": ram, "carveout": carveout, "gpu_cap": gpu_cap,
                                                      "vram": vram, "os": os_, "use": use, "bandwidth": bandwidth,
                                                      "host_bandwidth": host_bandwidth})
-    plan_model, _resolved = _build_model(model, revision, _split_list(quants), mm)
+    plan_model = None
+    if work.single is not None:  # one model: the single-model plan, unchanged
+        model, ctx = work.single.ref, work.single.ctx if work.single.ctx is not None else ctx
+        plan_model, _resolved = _build_model(model, revision, _split_list(quants), mm)
     request = PlanRequest(
         ctx=ctx, cache_type_k=cache_k, cache_type_v=cache_v, flash_attn=flash_attn,  # type: ignore[arg-type]
-        n_parallel=n_parallel, use_mmproj=plan_model.projector is not None and mm != "none",
+        n_parallel=n_parallel, use_mmproj=(plan_model is None or plan_model.projector is not None) and mm != "none",
         prefer=prefer,  # type: ignore[arg-type]
         min_tps=min_tps, backend=backend, mmap=False if no_mmap else None,
         kv_fixed=bool(kv or ctk or ctv), allow_spill=allow_spill, min_prefill_tps=min_prefill_tps,
         max_ttft_s=max_ttft, runtime=runtime_text, llama_build=llama_build, shell=shell_name,  # type: ignore[arg-type]
         ctx_chart=fmt == "html",
     )
+    if plan_model is None:
+        return run_workload(work.workload, profiles, request, revision=revision, quants=_split_list(quants),
+                            mmproj=mm, fmt=fmt)
     multi = plan_devices(plan_model, request, profiles)
     if fmt == "json":
         click.echo(render_json(multi))

@@ -1,0 +1,340 @@
+"""Rendering a workload plan (planner.workload_types.WorkloadPlan): text that fits the terminal,
+markdown for forum posts, JSON. Per device: the one setting, why, each model's launch line, the
+trade-off table (every candidate setting x every model) and what switching costs; with several
+devices the buyer's matrix first and where the devices differ. Nothing here decides anything."""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Callable
+
+from tabulate import tabulate
+
+from ..plan_types import DeviceSummary
+from ..units import GIB, MIB, fmt_ctx
+from ..workload_plan import both, duration_words
+from ..workload_types import DeviceWorkload, ModelAtSetting, ModelRun, Setting, SettingRow, WorkloadPlan
+from .common import tps_cell
+from .layout import render_table, text_width, wrap
+from .text import wrap_command
+
+MARK = "►"
+PLACE_SHORT = {"fast": "fast", "spill": "spills", "partial": "partial", "none": "no fit"}
+LEGEND = ("fast = every GPU byte in fast memory (the carve-out on Windows; carve-out + GTT on Linux; unified "
+          "memory; VRAM), spills = part in slower shared memory, partial = layers or experts on the CPU; "
+          "est. t/s at an empty → full context; q8KV = with a q8_0 KV cache")
+EST_NOTE = "est. = estimate from the speed model fitted on measurements (docs/speed.md), not a measurement."
+LABEL = 12  # width of the row labels ("  BIOS         ...")
+
+
+# --------------------------------------------------------------------------- shared words
+
+
+def device_words(d: DeviceSummary) -> str:
+    sizes = [f"{k} {d.overrides[k]}" for k in ("ram", "vram", "carveout", "gpu_cap") if k in d.overrides]
+    name = f"{d.name} ({d.id})" + (" with " + ", ".join(sizes) if sizes else "")
+    return f"{name} · {d.os}, {d.use} use · {d.backend}"
+
+
+def cell(m: ModelAtSetting) -> str:
+    """A model on a setting in a table cell: quant, memory class, est. t/s."""
+    if m.quant is None:
+        return "no fit"
+    kv = " q8KV" if m.cache_type_k == "q8_0" else (f" {m.cache_type_k}KV" if m.cache_type_k != "f16" else "")
+    slow = "" if m.meets_filters else " (too slow)"
+    return f"{m.quant}{kv} {PLACE_SHORT[m.placement]} {tps_cell(m.est_tps, m.est_tps_at_ctx)}{slow}".strip()
+
+
+def status(d: DeviceWorkload, n: int) -> str:
+    if d.mode == "together":
+        return f"{both(n)} models loaded at once"
+    turns = "they must take turns; one at a time: " if d.together is not None else ""
+    if d.all_at_best:
+        return turns + ("every model at its best" if n > 1 else "the model at its best")
+    if d.serves_all:
+        return turns + "every model runs, some give something up (below)"
+    row = next((r for r in d.rows if r.chosen), None)
+    slow = [m.label for m in row.models if m.quant is not None and not m.meets_filters] if row else []
+    too_slow = f"; too slow for the speed filters: {', '.join(slow)}" if slow else ""
+    return turns + f"runs {row.runs if row else 0} of {n} models{too_slow}"
+
+
+def size_flag(n: int) -> str:
+    return f"{n // GIB}g" if n % GIB == 0 else f"{n // MIB}m"
+
+
+def alone_command(run: ModelRun, ref: str, d: DeviceWorkload) -> str:
+    """The single-model command that plans this model at the chosen setting (Ollama lines, memory bar...)."""
+    s = d.chosen
+    r = run.recommendation
+    parts = ["memfit plan", f"{ref}@{fmt_ctx(run.ctx)}", f"-d {d.device.id}:{d.device.os}:{d.device.use}"]
+    if d.mode == "together" and r.quant:  # the quant and KV type the sum left this model
+        parts.append(f"--quant {r.quant}")
+        if r.cache_type_k != "f16" or r.cache_type_v != "f16":
+            parts.append(f"-ctk {r.cache_type_k} -ctv {r.cache_type_v}")
+    if s is not None and s.carveout_bytes is not None:
+        parts.append(f"--carveout {size_flag(s.carveout_bytes)}")
+    if s is not None and s.cap_change is not None and d.device.memory_architecture == "unified":
+        parts.append(f"--gpu-cap {size_flag(s.cap_change.cap_bytes)}")
+    return " ".join(parts)
+
+
+def headline(run: ModelRun) -> str:
+    r = run.recommendation
+    if r.tier == "no_fit":
+        return f"nothing fits at {fmt_ctx(run.ctx)}"
+    speed = f" · est. {tps_cell(r.est_tps, r.est_tps_at_ctx)} t/s" if r.est_tps is not None else ""
+    fill = f" · fill {duration_words(r.est_ttft_s)}" if r.est_ttft_s is not None else ""
+    return f"{r.quant} — {r.tier_label}{speed}{fill}"
+
+
+def titles(d: DeviceWorkload, numbered: bool = False) -> list[str]:
+    """Model column headings: `label @ctx`, or `model N` (the numbered list above) where those are too wide."""
+    return [f"model {i}" if numbered else f"{r.label} @{fmt_ctx(r.ctx)}" for i, r in enumerate(d.runs, 1)]
+
+
+def trade_rows(d: DeviceWorkload, numbered: bool = False) -> tuple[list[list[str]], list[str]]:
+    rows = [[MARK if row.chosen else "", row.setting.label] + [cell(m) for m in row.models] + [str(row.runs)]
+            for row in d.rows]
+    return rows, ["", "setting"] + titles(d, numbered) + ["runs"]
+
+
+def together_rows(d: DeviceWorkload, numbered: bool = False) -> tuple[list[list[str]], list[str]]:
+    """The together table; without model columns when no setting holds them all at once."""
+    assert d.together is not None
+    any_fit = any(row.fits for row in d.together.rows)
+    rows = []
+    for row in d.together.rows:
+        cells = ([cell(m) for m in row.models] if row.fits else [""] * len(d.runs)) if any_fit else []
+        note = f"{row.gpu_bytes / GIB:.1f} GiB on the GPU" if row.fits else row.blocker_short
+        rows.append([MARK if row.chosen else "", row.setting.label] + cells + [note])
+    return rows, ["", "setting"] + (titles(d, numbered) if any_fit else []) + ["together"]
+
+
+def _setting_lines(s: Setting) -> list[tuple[str, str]]:
+    out = []
+    if s.bios:
+        first, *rest = s.bios.split("\n")
+        out.append(("BIOS", first))
+        out += [("", x) for x in rest]
+    if s.cap_change is not None:
+        out.append(("GPU limit", s.cap_change.setting))
+    return out
+
+
+def _titles(plan: WorkloadPlan) -> list[str]:
+    out = []
+    for i, m in enumerate(plan.models, 1):
+        what = m.repo or m.name
+        source = f": {what}" if what != m.label else ""
+        proj = f" + {m.mmproj}" if m.mmproj else ""
+        out.append(f"{i}. {m.label} @{fmt_ctx(m.ctx)} ({m.ctx} tokens){source}{proj}")
+    return out
+
+
+# --------------------------------------------------------------------------- text
+
+
+def _wrap(text: str, width: int, lead: str = "", cont: str | None = None) -> list[str]:
+    """Prose wrapped without splitting a number from its unit (t/s, GiB, GB, min)."""
+    glued = re.sub(r"(\d) (t/s|GiB|GB|MB|min|h|s)\b", "\\1\u00a0\\2", text)
+    return [x.replace("\u00a0", " ") for x in wrap(glued, width, lead, cont)]
+
+
+def _row(label: str, lines: list[str]) -> list[str]:
+    pad = " " * (LABEL + 3)
+    return [f"  {label:<{LABEL}} {lines[0]}"] + [pad + x for x in lines[1:]]
+
+
+def _prose(label: str, text: str, width: int) -> list[str]:
+    return _row(label, _wrap(text, width - LABEL - 3))
+
+
+def _device_text(plan: WorkloadPlan, d: DeviceWorkload, width: int, refs: dict[str, str]) -> list[str]:
+    n = len(plan.models)
+    out = _wrap(device_words(d.device), width, "", "   ")
+    out += _wrap("; ".join(d.device.assumptions), width, "  assumed: ", "           ")
+    s = d.chosen
+    out.append("")
+    out += _wrap(f"Setting: {s.label if s else '-'} — {status(d, n)}", width, "", "  ")
+    for label, text in _setting_lines(s) if s else []:
+        out += _prose(label, text, width)
+    out += _prose("Why", d.reason, width)
+    if d.together is not None:
+        out += _prose("Together", d.together.statement, width)
+    for run in d.runs:
+        out.append("")
+        out += _wrap(f"{run.label} @{fmt_ctx(run.ctx)}: {headline(run)}", width, "", "  ")
+        c = run.recommendation.commands
+        if c is not None:
+            out += _row("llama.cpp", wrap_command(c.llama_server, width, LABEL + 3, LABEL + 3))
+            lms = " · ".join(f"{k} {v}" for k, v in c.lm_studio.items() if k not in ("lms", "note"))
+            out += _prose("LM Studio", lms, width)
+            out += _row("alone", wrap_command(alone_command(run, refs[run.label], d), width, LABEL + 3, LABEL + 3))
+        else:
+            out += [f"    - {x}" for line in run.recommendation.reasons for x in _wrap(line, width - 6)]
+        for w in run.warnings + run.recommendation.warnings:
+            out += _wrap(w, width, "    ! ", "      ")
+    if d.together is not None:
+        out += [""] + _wrap(f"Together on {d.device.id}: every model loaded at once ({MARK} = chosen):", width)
+        out += _fitted(lambda k: together_rows(d, k), width, ())
+    one = "One at a time" if d.together is not None else "Trade-off"
+    out += [""] + _wrap(f"{one} on {d.device.id}: each setting x each model ({MARK} = {_chosen_words(d)}):", width)
+    out += _fitted(lambda k: trade_rows(d, k), width, ("runs",))
+    out += _wrap(LEGEND + ".", width, "  ")
+    if d.losses:
+        out += ["", "What each setting costs (against each model's own best):"]
+        for line in d.losses:
+            out += _wrap(line, width, "  - ", "    ")
+    if d.switches:
+        out += ["", "Switching:"]
+        for sw in d.switches:
+            out += _wrap(sw.text, width, "  - ", "    ")
+    elif len(d.rows) > 1:
+        out += _wrap(f"Switching settings: {d.switch_cost}.", width, "", "  ")
+    return out
+
+
+def _fitted(make: Callable[[bool], tuple[list[list[str]], list[str]]], width: int,
+            drop: tuple[str, ...]) -> list[str]:
+    """A table within `width`: model columns headed `label @ctx`, else `model N` when those headings
+    alone would overflow (a heading never wraps)."""
+    lines: list[str] = []
+    for numbered in (False, True):
+        rows, headers = make(numbered)
+        align = ["right" if h == "runs" else "left" for h in headers]
+        lines = render_table(rows, headers, width, drop_order=drop, align=align, indent=2)
+        if max(len(x) for x in lines) <= width:
+            break
+    return lines
+
+
+def _chosen_words(d: DeviceWorkload) -> str:
+    return "the best setting for them one at a time" if d.mode == "together" else "chosen"
+
+
+def _matrix_text(plan: WorkloadPlan, width: int) -> list[str]:
+    out = ["Settings (one per device for the whole workload):"]
+    rows = []
+    for d in plan.devices:
+        runs = next((r for r in d.rows if r.chosen), None)
+        what = status(d, len(plan.models)) if runs else "-"
+        rows.append([d.device.id, d.chosen.label if d.chosen else "-", what])
+    out += render_table(rows, ["device", "setting", "result"], width, indent=2)
+    out += ["", "Buyer's matrix: each model on each device at that device's setting (est.):"]
+    for m in plan.models:
+        out.append(f"  {m.label} @{fmt_ctx(m.ctx)}")
+        cells = [c for c in plan.matrix if c.model == m.label]
+        rows = [[c.device, c.quant or "-", PLACE_SHORT[c.placement], tps_cell(c.est_tps, c.est_tps_at_ctx),
+                 f"{c.est_prefill_tps:.0f}" if c.est_prefill_tps else "-", duration_words(c.est_ttft_s)]
+                for c in cells]
+        out += render_table(rows, ["device", "quant", "memory", "est. t/s", "pp t/s", "fill"], width,
+                            drop_order=("pp t/s",), align=["left", "left", "left", "right", "right", "right"], indent=4)
+    out += _wrap("pp t/s = prompt processing; fill = time to the first token for a prompt that fills the context.",
+                width, "  ")
+    out += ["", "Where they differ:"]
+    for diff in plan.differences:
+        out += _wrap(diff.text, width, "  - ", "    ")
+    return out
+
+
+def render_workload_text(plan: WorkloadPlan) -> str:
+    width = text_width()
+    n, k = len(plan.models), len(plan.devices)
+    mode = " loaded at once" if plan.together else ""
+    where = f"on {plan.devices[0].device.id}" if k == 1 else f"compared on {k} devices"
+    out = _wrap(f"Workload: {n} model{'s' if n > 1 else ''}{mode} {where}, one setting per device", width)
+    for t in _titles(plan):
+        out += _wrap(t, width, "  ", "     ")
+    refs = {m.label: m.ref for m in plan.models}
+    if k > 1:
+        out.append("")
+        out += _matrix_text(plan, width)
+    for d in plan.devices:
+        out.append("")
+        if k > 1:
+            out.append("─" * min(width, 40))
+        out += _device_text(plan, d, width, refs)
+    out += [""] + _wrap(EST_NOTE, width)
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- markdown
+
+
+def _md_table(rows: list[list[str]], headers: list[str]) -> str:
+    clean = [[c.strip().replace("|", "\\|") for c in row] for row in rows]
+    return tabulate(clean, headers=headers, tablefmt="github", disable_numparse=True)
+
+
+def _device_md(plan: WorkloadPlan, d: DeviceWorkload, refs: dict[str, str], level: str) -> list[str]:
+    s = d.chosen
+    out = [f"{level} {d.device.id}: {s.label if s else '-'} — {status(d, len(plan.models))}", "",
+           f"_{device_words(d.device)}_", ""]
+    out += [f"- Assumed: {a}" for a in d.device.assumptions]
+    for label, text in _setting_lines(s) if s else []:
+        out.append(f"- **{label or 'how'}:** {text}")
+    out.append(f"- **Why:** {d.reason}")
+    if d.together is not None:
+        out.append(f"- **Together:** {d.together.statement}")
+    for run in d.runs:
+        out += ["", f"**{run.label} @{fmt_ctx(run.ctx)}:** {headline(run)}", ""]
+        c = run.recommendation.commands
+        if c is not None:
+            out += ["```sh", c.llama_server, "```", "",
+                    "- LM Studio: " + "; ".join(f"{k}: {v}" for k, v in c.lm_studio.items() if k not in ("lms", "note")),
+                    f"- Alone, with Ollama lines and the memory bar: `{alone_command(run, refs[run.label], d)}`"]
+        else:
+            out += [f"- {x}" for x in run.recommendation.reasons]
+        out += [f"- Warning: {w}" for w in run.warnings + run.recommendation.warnings]
+    if d.together is not None:
+        rows, headers = together_rows(d)
+        out += ["", f"Together: every model loaded at once ({MARK} = chosen)", "", _md_table(rows, headers)]
+    rows, headers = trade_rows(d)
+    one = "One at a time" if d.together is not None else "Trade-off"
+    out += ["", f"{one}: each setting x each model ({MARK} = {_chosen_words(d)}; {LEGEND})", "", _md_table(rows, headers)]
+    if d.losses:
+        out += ["", "What each setting costs (against each model's own best):", ""] + [f"- {x}" for x in d.losses]
+    if d.switches:
+        out += ["", "Switching:", ""] + [f"- {sw.text}" for sw in d.switches]
+    elif len(d.rows) > 1:
+        out += ["", f"Switching settings: {d.switch_cost}."]
+    return out
+
+
+def render_workload_markdown(plan: WorkloadPlan) -> str:
+    n, k = len(plan.models), len(plan.devices)
+    out = [f"## Workload: {n} model{'s' if n > 1 else ''}" + (" loaded at once" if plan.together else ""), ""]
+    out += [f"{t}" for t in _titles(plan)]
+    refs = {m.label: m.ref for m in plan.models}
+    if k > 1:
+        rows = [[d.device.id, d.chosen.label if d.chosen else "-", status(d, n)] for d in plan.devices]
+        out += ["", "### Settings (one per device)", "", _md_table(rows, ["device", "setting", "result"])]
+        models = [f"{m.label} @{fmt_ctx(m.ctx)}" for m in plan.models]
+        matrix = []
+        for d in plan.devices:
+            row = [d.device.id]
+            for m in plan.models:
+                c = next(x for x in plan.matrix if x.device == d.device.id and x.model == m.label)
+                pp = f", pp {c.est_prefill_tps:.0f} t/s" if c.est_prefill_tps else ""
+                fill = f", fill {duration_words(c.est_ttft_s)}" if c.est_ttft_s else ""
+                row.append(f"{c.quant or '-'} {PLACE_SHORT[c.placement]} {tps_cell(c.est_tps, c.est_tps_at_ctx)} t/s{pp}{fill}"
+                           if c.quant else "no fit")
+            matrix.append(row)
+        out += ["", "### Buyer's matrix (est.)", "", _md_table(matrix, ["device"] + models), ""]
+        out += ["Where they differ:", ""] + [f"- {x.text}" for x in plan.differences]
+    for d in plan.devices:
+        out += [""] + _device_md(plan, d, refs, "###")
+    out += ["", f"_{EST_NOTE}_", ""]
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+def render_workload_json(plan: WorkloadPlan) -> str:
+    return json.dumps(plan.model_dump(mode="json"), indent=2, allow_nan=False)
+
+
+__all__ = ["render_workload_text", "render_workload_markdown", "render_workload_json", "cell", "SettingRow"]

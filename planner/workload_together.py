@@ -1,0 +1,328 @@
+"""`--together`: models loaded at the same time (one llama-server per model, or an app that keeps
+several loaded) are one sum in the same pools.
+
+On each candidate setting every model offers the quants (and KV types) the single-model search
+places fully on the GPU there. A combination is placed by the fit solver as one breakdown: the
+models' buffers added per device, one driver overhead per process (each server has its own
+context), the estimate margins of each, one --fit-target for the GPU; loading stages only the
+largest model's weights at a time (servers start one after another). The same checks decide (GPU
+memory, OS reserve, Windows load path, largest allocation), the same GPU-limit raise rule applies
+(Search.place_raising), and the same order ranks: fast memory first, then the requested KV type
+(q8_0 only to stay fast), then the most bits per weight over the models, the smallest carve-out,
+no limit change. When no
+setting holds them all fully on the GPU, they must take turns (the one-at-a-time plan stands).
+Speeds are each model's own with the other idle (two decoding at once share the bandwidth).
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass, replace
+
+from .device_schema import DeviceProfile
+from .errors import EstimateError
+from .estimate_types import Breakdown, DeviceUsage
+from .fit import FitResult, place
+from .plan import Planner, tier_label
+from .plan_types import CapChange
+from .search import Evaluation, cap_raised, largest_gpu_weight_bytes, placement
+from .units import GIB, fmt_bytes
+from .workload_plan import DeviceRun, SettingSpec, WorkItem, both, make_setting, quality_class, request_for
+from .workload_types import ModelAtSetting, ModelRun, Setting, TogetherPlan, TogetherRow
+
+MAX_COMBOS = 20_000  # combinations weighed per setting (the lowest-quality options go first beyond it)
+MAX_PLACEMENTS = 400  # combinations placed by the fit solver per setting (the rest fail the additive check)
+_COMPONENTS = ("weights", "kv", "recurrent", "compute", "output", "mmproj")
+
+
+@dataclass
+class Option:
+    """One quant with one KV type of one model, fully on the GPU on this setting when alone."""
+
+    ev: Evaluation
+    r: FitResult
+    quality: tuple[float, int]
+    requested_kv: bool
+
+
+@dataclass
+class Combo:
+    options: tuple[Option, ...]
+    result: FitResult | None = None
+
+    def key(self) -> tuple:
+        """Best first: the most models with the requested KV type (the single-model policy quantizes
+        it only to stay fast), then the most bits per weight, then the larger files."""
+        return (sum(o.requested_kv for o in self.options),
+                round(sum(max(0.0, o.quality[0]) for o in self.options), 2),
+                sum(o.ev.variant.size_bytes for o in self.options))
+
+
+def sum_breakdown(parts: list[tuple[Breakdown, FitResult]]) -> Breakdown:
+    """Several servers' buffers as one breakdown for the fit solver: components added per device,
+    each server's driver overhead (as placed alone), margins weighted so the GPU side's margin is the
+    sum of each model's."""
+    def total(side: str, comp: str) -> int:
+        return sum(int(getattr(b.device(side), f"{comp}_bytes", 0)) for b, _ in parts)  # type: ignore[arg-type]
+
+    gpu = DeviceUsage(device="gpu", overhead_bytes=sum(r.overhead_bytes for _, r in parts),
+                      **{f"{c}_bytes": total("gpu", c) for c in _COMPONENTS})
+    host = DeviceUsage(device="host", overhead_bytes=sum(b.device("host").overhead_bytes for b, _ in parts),
+                       **{f"{c}_bytes": total("host", c) for c in _COMPONENTS})
+    rates: dict[str, float] = {}
+    for comp in sorted({k for b, _ in parts for k in b.estimated}):
+        def weight(b: Breakdown, r: FitResult) -> int:
+            return r.overhead_bytes if comp == "overhead" else int(getattr(b.device("gpu"), f"{comp}_bytes", 0))
+        den = sum(weight(b, r) for b, r in parts)
+        num = sum(b.estimated.get(comp, 0.0) * weight(b, r) for b, r in parts)
+        rates[comp] = num / den if den else max(b.estimated.get(comp, 0.0) for b, _ in parts)
+    first = parts[0][0]
+    return Breakdown.model_construct(  # summed from validated breakdowns: skip re-validation
+        weights_bytes=sum(b.weights_bytes for b, _ in parts), kv_bytes=sum(b.kv_bytes for b, _ in parts),
+        recurrent_bytes=sum(b.recurrent_bytes for b, _ in parts), compute_bytes=sum(b.compute_bytes for b, _ in parts),
+        output_bytes=sum(b.output_bytes for b, _ in parts), mmproj_bytes=sum(b.mmproj_bytes for b, _ in parts),
+        total_bytes=sum(b.total_bytes for b, _ in parts), overhead_bytes=sum(b.overhead_bytes for b, _ in parts),
+        devices=[gpu, host], layers=[layer for b, _ in parts for layer in b.layers], nonrepeating_weights={},
+        n_ctx=max(b.n_ctx for b, _ in parts), kv_cells=max(b.kv_cells for b, _ in parts),
+        flash_attn=all(b.flash_attn for b, _ in parts), output_on_gpu=True,
+        settings=first.settings.model_copy(update={"n_gpu_layers": -1, "n_cpu_moe": 0}),
+        exact=list(first.exact), estimated=rates, warnings=[w for b, _ in parts for w in b.warnings],
+    )
+
+
+def _options(planner: Planner, profile: DeviceProfile) -> list[Option]:
+    """Every quant with the requested KV type and, unless the user fixed it, with a q8_0 KV cache
+    (the single-model rule weighs it before spilling or offloading; a sum needs it more often)."""
+    dev = planner.setup(profile)
+    evals, alts, ctx, _ = planner.evaluate_device(dev)
+    alt_kv = planner.kv_alternative()
+    if alt_kv:
+        have = {a.quant for a in alts}
+        for ev in evals:
+            if ev.quant not in have:
+                try:
+                    alts.append(planner.evaluate(ev.variant, dev, ctx, alt_kv))
+                except EstimateError:  # llama.cpp refuses q8_0 for this head size
+                    continue
+    req_kv = planner.req.cache_type_k
+    out = [Option(ev=ev, r=ev.options[0], quality=quality_class(ev.quant, ev.variant.size_bytes),
+                  requested_kv=ev.kv == req_kv)
+           for ev in evals + alts if ev.options and ev.options[0].fits and ev.options[0].full_offload]
+    out.sort(key=lambda o: (o.quality, o.requested_kv), reverse=True)
+    return out
+
+
+def _trim(lists: list[list[Option]]) -> list[list[Option]]:
+    """At most MAX_COMBOS combinations: drop the lowest-quality option of the longest list first."""
+    lists = [list(x) for x in lists]
+    while len(lists) and _product(lists) > MAX_COMBOS:
+        longest = max(range(len(lists)), key=lambda i: len(lists[i]))
+        if len(lists[longest]) <= 1:
+            break
+        lists[longest].pop()
+    return lists
+
+
+def _product(lists: list[list[Option]]) -> int:
+    n = 1
+    for x in lists:
+        n *= len(x)
+    return n
+
+
+def place_combo(combo: Combo, planner: Planner, profile: DeviceProfile, carve: int | None) -> FitResult:
+    parts = [(o.ev.full, o.r) for o in combo.options]
+    bd = sum_breakdown(parts)
+    largest = max(largest_gpu_weight_bytes(o.ev.variant.headers) for o in combo.options)
+    staged = max(b.device("gpu").weights_bytes + b.device("gpu").mmproj_bytes for b, _ in parts)
+    dev = planner.setup(profile)
+    return planner.place_raising(
+        lambda cfg: place(bd, profile, cfg, largest_weight_bytes=largest, staged_weights_bytes=staged), dev, carve)
+
+
+def best_combo(per_model: list[list[Option]], planner: Planner, profile: DeviceProfile,
+               carve: int | None) -> tuple[Combo | None, FitResult | None]:
+    """The best combination on this setting: fast memory first, then quality (Combo.key). Returns
+    (combo, its placement), or (None, the closest miss) when nothing fits."""
+    lists = _trim(per_model)
+    if not all(lists):
+        return None, None
+    opts = [o for x in lists for o in x]
+    cap = max(o.r.gpu_capacity_bytes for o in opts)
+    fast_cap = max(o.r.fast_capacity_bytes for o in opts)
+    fit_target = max(o.r.safety_bytes - o.r.margin_bytes for o in opts)
+    combos = []
+    for c in itertools.product(*lists):
+        need = sum(o.r.gpu_need_bytes + o.r.margin_bytes for o in c)
+        if need + fit_target <= cap:
+            combos.append((need <= fast_cap, Combo(options=c)))
+    combos.sort(key=lambda t: (t[0], t[1].key()), reverse=True)
+    placed = 0
+    first_fit: tuple[Combo, FitResult] | None = None
+    closest: FitResult | None = None
+    for maybe_fast, combo in combos:
+        if placed >= MAX_PLACEMENTS or (first_fit is not None and not maybe_fast):
+            break
+        r = place_combo(combo, planner, profile, carve)
+        placed += 1
+        if r.fits and placement(r) == "fast":
+            return combo, r
+        if r.fits and first_fit is None:
+            first_fit = (combo, r)
+        if not r.fits and (closest is None or r.shortfall_bytes < closest.shortfall_bytes):
+            closest = r
+    if first_fit is not None:
+        return first_fit
+    if closest is None:  # nothing passed the additive check: place the smallest combination for its reason
+        smallest = Combo(options=tuple(min(x, key=lambda o: o.r.gpu_need_bytes) for x in lists))
+        closest = place_combo(smallest, planner, profile, carve)
+    return None, closest
+
+
+def _model_at(item: WorkItem, o: Option, combined: FitResult, planner: Planner, profile: DeviceProfile) -> ModelAtSetting:
+    """One model in a combination, with its speed when the sum spills (its bytes spill in proportion)."""
+    dev = planner.setup(profile)
+    r = o.r.model_copy(update={"shared_fraction": combined.shared_fraction, "shared_slowdown": combined.shared_slowdown})
+    bd, v = o.ev.full, o.ev.variant
+    decodes = planner.no_decode is None
+    s0 = planner.speed(bd, r, dev, 0, v) if decodes else None
+    sc = planner.speed(bd, r, dev, bd.n_ctx, v) if decodes else None
+    pf = planner.prefill(bd, r, dev, v)
+    return ModelAtSetting(
+        label=item.entry.label, quant=o.ev.quant, tier=combined.tier, placement=placement(combined),  # type: ignore[arg-type]
+        fits=True, cache_type_k=o.ev.kv, cache_type_v=_ctv(planner, o), gpu_bytes=o.r.gpu_need_bytes,
+        total_bytes=o.r.gpu_need_bytes + o.r.host_need_bytes, est_tps=s0.tps if s0 else None,
+        est_tps_at_ctx=sc.tps if sc else None, est_prefill_tps=pf.tps if pf else None,
+        est_ttft_s=pf.seconds if pf else None)
+
+
+def _ctv(planner: Planner, o: Option) -> str:
+    return planner.req.cache_type_v if o.ev.kv == planner.req.cache_type_k else o.ev.kv
+
+
+def _cap_change(r: FitResult, profile: DeviceProfile) -> CapChange | None:
+    if not cap_raised(r) or r.gpu_cap_bytes is None:
+        return None
+    info = profile.os_info(r.config.os).gpu_cap
+    setting = profile.cap_setting(r.config.os, r.gpu_cap_bytes)
+    if info is None or setting is None:
+        return None
+    return CapChange(knob=info.knob or "", cap_bytes=r.gpu_cap_bytes, default_bytes=r.gpu_cap_default_bytes or 0,
+                     setting=setting, how=info.how_to_change)
+
+
+def _row(spec: SettingSpec, items: list[WorkItem], run: DeviceRun, profile: DeviceProfile
+         ) -> tuple[TogetherRow, Combo | None, FitResult | None, list[Planner]]:
+    planners = [p.for_setting(spec.carveout_bytes, spec.gpu_cap_bytes, search_max_ctx=False) for p in run.planners]
+    per_model = [_options(p, profile) for p in planners]
+    os_ = run.dev.base.os
+    combo, r = best_combo(per_model, planners[0], profile, spec.carveout_bytes)
+    change = _cap_change(r, profile) if r is not None and combo is not None else None
+    cap = r.gpu_cap_bytes if r is not None else spec.gpu_cap_bytes
+    setting = make_setting(spec, profile, os_, change, cap)
+    if combo is None or r is None:
+        missing = [items[i].entry.label for i, x in enumerate(per_model) if not x]
+        fails = r.blocking_failures if r is not None else []
+        if missing:
+            why = f"{', '.join(missing)} {'does' if len(missing) == 1 else 'do'} not run fully on the GPU here even alone"
+            short = "not on the GPU even alone: " + ", ".join(missing)
+        else:
+            why = fails[0].message if fails else "does not fit"
+            short = (fails[0].short or fails[0].message) if fails else "does not fit"
+        return (TogetherRow(setting=setting, fits=False, placement="none", models=[], blocker=why, blocker_short=short),
+                None, r, planners)
+    models = [_model_at(items[i], o, r, planners[i], profile) for i, o in enumerate(combo.options)]
+    return (TogetherRow(setting=setting, fits=True, placement=placement(r), models=models,  # type: ignore[arg-type]
+                        gpu_bytes=r.gpu_need_bytes, total_bytes=r.gpu_need_bytes + r.host_need_bytes,
+                        fast_spare_bytes=r.fast_spare_bytes, os_free_bytes=r.os_free_bytes),
+            combo, r, planners)
+
+
+def plan_together(items: list[WorkItem], run: DeviceRun, profile: DeviceProfile) -> None:
+    """Weigh the models loaded at once on every candidate setting; fill run.report.together and,
+    when they fit, make the together setting the device's answer."""
+    specs = [c.spec for c in run.candidates]
+    rows = [_row(spec, items, run, profile) for spec in specs]
+
+    def rank(t: tuple[TogetherRow, Combo | None, FitResult | None, list[Planner]]) -> tuple:
+        row, combo, r, _ = t
+        kv, bits, _ = combo.key() if combo else (0, 0.0, 0)
+        return (row.fits, row.placement == "fast", kv, bits, -(row.setting.carveout_bytes or 0),
+                0 if row.setting.cap_change else 1)
+
+    ranked = sorted(rows, key=rank, reverse=True)
+    best = ranked[0]
+    report = run.report
+    table = [t[0] for t in rows]
+    n = len(items)
+    if not best[0].fits:
+        closest = min((t for t in rows if t[2] is not None), key=lambda t: t[2].shortfall_bytes, default=None)  # type: ignore[union-attr]
+        where = f" (closest: {closest[0].setting.label}: {closest[0].blocker})" if closest else ""
+        one = f"; one at a time they share {report.chosen.label}" if report.chosen and report.serves_all else ""
+        report.together = TogetherPlan(fits=False, rows=table, statement=(
+            f"they must take turns: no setting holds {both(n)} models at once fully on the GPU{where}{one}"))
+        report.fits = False
+        return
+    row, combo, r, planners = best
+    row.chosen = True
+    assert combo is not None and r is not None
+    spare = (f", {fmt_bytes(r.fast_spare_bytes, digits=1)} to spare in {r.fast_label}" if row.placement == "fast"
+             else f", part of it in {r.spill_label or 'slower shared memory'} (those bytes decode about "
+                  f"{r.shared_slowdown:.1f}x slower)")
+    report.together = TogetherPlan(fits=True, rows=table, statement=(
+        f"they run together on {row.setting.label}: {n} servers (one per model, each on its own --port) "
+        f"hold {r.gpu_need_bytes / GIB:.1f} GiB on the GPU{spare}"))
+    report.mode = "together"
+    report.reason = _reason(rank(best), rank(ranked[1]) if len(ranked) > 1 else None, n, r.fast_label)
+    report.chosen = row.setting
+    report.fits = True
+    report.runs = _runs(items, run, combo, row, r, profile)
+
+
+# Why the together setting wins, per position of the rank tuple in plan_together (first that differs).
+TOGETHER_REASONS = (
+    "it holds {all} models at once; no other setting does",
+    "it holds {all} models at once with every GPU byte in fast memory ({fast_label})",
+    "it keeps the requested KV cache type for the most models with {all} loaded",
+    "it gives the best quants with {all} models loaded",
+    "larger settings give the same quants; this one leaves the OS the most RAM",
+    "it needs no GPU memory limit change",
+)
+
+
+def _reason(best: tuple, runner_up: tuple | None, n: int, fast_label: str) -> str:
+    if runner_up is None:
+        return "the only setting to weigh on this device"
+    k = next((i for i, (a, b) in enumerate(zip(best, runner_up)) if a != b), None)
+    if k is None:
+        return "every setting weighed gives the same result; this is the first of them"
+    return TOGETHER_REASONS[k].format(all=both(n), fast_label=fast_label or "fast memory")
+
+
+def _runs(items: list[WorkItem], run: DeviceRun, combo: Combo, row: TogetherRow, r: FitResult,
+          profile: DeviceProfile) -> list[ModelRun]:
+    """Each model's launch lines at the together setting: its single-model plan with the quant and
+    KV type of the combination fixed (and --no-mmap when the sum leaves the page cache no room);
+    tier, placement and speeds are the sum's."""
+    out = []
+    for i, (item, o) in enumerate(zip(items, combo.options)):
+        base = run.planners[i].req
+        one = replace(item.model, variants=[o.ev.variant])
+        req = request_for(item.entry, base, item.model).model_copy(update={
+            "carveout_bytes": row.setting.carveout_bytes,
+            "gpu_cap_bytes": row.setting.gpu_cap_bytes if row.setting.cap_change else base.gpu_cap_bytes,
+            "cache_type_k": o.ev.kv, "cache_type_v": _ctv(run.planners[i], o), "kv_fixed": True,
+            "mmap": False if r.suggest_no_mmap else base.mmap, "search_max_ctx": False})
+        plan = Planner(one, req, **run.planner_kw).plan(profile)
+        m = row.models[i]
+        rec = plan.recommendation.model_copy(update={
+            "tier": m.tier, "tier_label": tier_label(m.tier, profile.memory_architecture), "placement": m.placement,
+            "est_tps": m.est_tps, "est_tps_at_ctx": m.est_tps_at_ctx, "est_prefill_tps": m.est_prefill_tps,
+            "est_ttft_s": m.est_ttft_s})
+        prev = run.report.runs[i]
+        out.append(ModelRun(label=item.entry.label, ctx=plan.ctx, recommendation=rec, alone=prev.alone,
+                            warnings=list(plan.warnings)))
+    return out
+
+
+__all__ = ["plan_together", "sum_breakdown", "best_combo", "Setting"]
