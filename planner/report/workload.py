@@ -17,6 +17,7 @@ from ..workload_plan import both, duration_words
 from ..workload_types import DeviceWorkload, ModelAtSetting, ModelRun, Setting, SettingRow, WorkloadPlan
 from .common import tps_cell
 from .layout import render_table, text_width, wrap
+from ..shells import shell
 from .text import wrap_command
 
 MARK = "►"
@@ -68,7 +69,8 @@ def alone_command(run: ModelRun, ref: str, d: DeviceWorkload) -> str:
     """The single-model command that plans this model at the chosen setting (Ollama lines, memory bar...)."""
     s = d.chosen
     r = run.recommendation
-    parts = ["memfit plan", f"{ref}@{fmt_ctx(run.ctx)}", f"-d {d.device.id}:{d.device.os}:{d.device.use}"]
+    quote = shell(r.commands.shell).quote if r.commands is not None else (lambda word: word)
+    parts = ["memfit plan", quote(f"{ref}@{fmt_ctx(run.ctx)}"), f"-d {d.device.id}:{d.device.os}:{d.device.use}"]
     if d.mode == "together" and r.quant:  # the quant and KV type the sum left this model
         parts.append(f"--quant {r.quant}")
         if r.cache_type_k != "f16" or r.cache_type_v != "f16":
@@ -168,10 +170,11 @@ def _device_text(plan: WorkloadPlan, d: DeviceWorkload, width: int, refs: dict[s
         out += _wrap(f"{run.label} @{fmt_ctx(run.ctx)}: {headline(run)}", width, "", "  ")
         c = run.recommendation.commands
         if c is not None:
-            out += _row("llama.cpp", wrap_command(c.llama_server, width, LABEL + 3, LABEL + 3))
+            cont = shell(c.shell).continuation  # the shell the commands are written for
+            out += _row("llama.cpp", wrap_command(c.llama_server, width, LABEL + 3, LABEL + 3, cont))
             lms = " · ".join(f"{k} {v}" for k, v in c.lm_studio.items() if k not in ("lms", "note"))
             out += _prose("LM Studio", lms, width)
-            out += _row("alone", wrap_command(alone_command(run, refs[run.label], d), width, LABEL + 3, LABEL + 3))
+            out += _row("alone", wrap_command(alone_command(run, refs[run.label], d), width, LABEL + 3, LABEL + 3, cont))
         else:
             out += [f"    - {x}" for line in run.recommendation.reasons for x in _wrap(line, width - 6)]
         for w in run.warnings + run.recommendation.warnings:
