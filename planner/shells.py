@@ -60,7 +60,7 @@ def _posix_write(path: str, lines: list[str]) -> str:
 
 
 def _ps_write(path: str, lines: list[str]) -> str:
-    return f"Set-Content -Path {_ps_quote(path)} -Value {','.join(_ps_literal(x) for x in lines)}"
+    return f"Set-Content -Path {_ps_quote(path)} -Value {', '.join(_ps_literal(x) for x in lines)}"
 
 
 def _cmd_write(path: str, lines: list[str]) -> str:

@@ -117,7 +117,7 @@ def test_powershell_is_the_windows_default_and_its_words_survive(odd_model):
     assert re.fullmatch(r"(\$env:OLLAMA_[A-Z_]+='[^']*'; )+ollama serve", serve), serve
     writer = next(x for x in c["ollama"] if "Set-Content" in x)
     values = writer.split(" -Value ", 1)[1].split("; ollama create")[0]
-    lines = _ps_words(values.replace("','", "' '"))
+    lines = _ps_words(values.replace("', '", "' '"))
     assert lines[0] == f"FROM {odd_model}" and lines[1].startswith("PARAMETER num_ctx ")
     assert c["ollama_app"][0].startswith("setx OLLAMA_") and "taskbar" in c["ollama_app"][-1]
 

@@ -87,7 +87,13 @@ def assert_fits(text: str, width: int, what: str) -> None:
     for line in text.splitlines():
         if len(line) <= width:
             continue
-        # the one exception: a path or URL longer than the room on its line, whole, ending it
+        # the one exception: a path or URL longer than the room on its line, whole, ending it (before
+        # a command's line continuation, if any)
+        line = re.sub(r" [`\\^]$", "", line)
+        # a quoted shell word holding a path ('FROM /long/path.gguf',) cannot break either
+        quoted = [t for t in re.findall(r"'[^']*'|\"[^\"]*\"", line) if "/" in t and len(t) > width - LABEL_MAX - 10]
+        if quoted and line.rstrip(",;").endswith(quoted[-1]):
+            continue
         head, _, word = line.rpartition(" ")
         lone = "/" in word and len(head) < LABEL_MAX and len(head) + 1 + len(word) == len(line)
         assert lone and len(word) > width - LABEL_MAX, f"{what}: {len(line)} > {width} columns:\n{line}"
@@ -105,7 +111,7 @@ def _content(text: str) -> Counter[str]:
     """The words of a rendering, without the table rules and the left-out notes."""
     flat = LEFT_OUT.sub(" ", " ".join(text.split()))
     flat = re.sub(r"(?<=[a-z])- (?=[a-z])", "-", flat)  # click's help breaks words after a hyphen
-    return Counter(w for w in flat.split() if set(w) != {"-"})
+    return Counter(w for w in flat.split() if set(w) != {"-"} and w != "·")  # rules and separators
 
 
 def check_command(monkeypatch: pytest.MonkeyPatch, args: tuple[str, ...], what: str,
@@ -292,3 +298,37 @@ def test_errors_are_one_line_at_any_width(monkeypatch, tmp_path):
             lines = text.splitlines()
             assert lines[0].startswith("error: ") and 1 <= len(lines) <= 2, lines
             assert all(line.startswith(("error: ", "hint: ")) for line in lines), lines
+
+# --------------------------------------------------------------------------- plan
+
+
+@pytest.fixture(scope="module")
+def plan_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    import sys
+
+    sys.path.insert(0, str(REPO / "validation" / "field"))
+    from make_specs import sparse_gguf
+
+    root = tmp_path_factory.mktemp("plan-width")
+    for q in ("Q4_K_M", "Q6_K", "Q8_0", "BF16"):
+        sparse_gguf("qwen3-32b", q, root / "dense")
+    sparse_gguf("gpt-oss-120b", "MXFP4_MOE", root / "moe")
+    return root
+
+
+@pytest.mark.parametrize("device", NAMED_PROFILES + ["ai-max-395-64g"])
+def test_plan_fits_the_terminal(monkeypatch, plan_model, device):
+    def expect(text: str, width: int) -> None:
+        assert "Recommendation:" in text and "Quants at" in text
+
+    check_command(monkeypatch, ("plan", str(plan_model / "dense"), "--device", device, "--ctx", "32k"), f"plan {device}", expect)
+
+
+def test_plan_of_an_expert_offload_fits_the_terminal(monkeypatch, plan_model):
+    check_command(monkeypatch, ("plan", str(plan_model / "moe"), "--device", "rtx-4090", "--ctx", "32k"),
+                  "plan moe rtx-4090")
+
+
+def test_plan_comparison_fits_the_terminal(monkeypatch, plan_model):
+    check_command(monkeypatch, ("plan", str(plan_model / "dense"), "--device", "ai-max-395-64g", "--device", "dgx-spark",
+                                "--device", "rtx-4090", "--ctx", "32k"), "plan comparison")

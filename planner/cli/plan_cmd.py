@@ -217,15 +217,18 @@ def plan_command(models: tuple[str, ...], workload_file: str | None, together: b
                  unicode: bool) -> int:
     """Which quant to download, which BIOS VRAM split to set and how to launch MODEL.
 
-    \b
-    MODEL: owner/repo, owner/repo:Q4_K_M, a short name (qwen3-vl-32b), a local .gguf / directory,
+    MODEL: owner/repo, owner/repo:Q4_K_M, a short name (qwen3-vl-32b), a local .gguf or directory,
     an Ollama model (ollama:qwen3:32b, gpt-oss:120b) or lmstudio:publisher/repo[:QUANT].
     MODEL@CTX gives it its own context. Several models (or --workload FILE): one setting for all.
+
+    \b
     Examples:
       memfit plan qwen3-vl-32b --device ai-max-395-64g --ctx 24k
-      memfit plan unsloth/Qwen3-30B-A3B-GGUF -d ai-max-395-64g -d ai-max-395-128g-minipc -c 32k
+      memfit plan unsloth/Qwen3-30B-A3B-GGUF -c 32k \\
+        -d ai-max-395-64g -d ai-max-395-128g-minipc
       memfit plan ./models/ -d rtx-4090 --kv q8_0 --format markdown
-      memfit plan glm-4.7-flash@198k qwen3-vl-32b@24k -d ai-max-395-64g -d ai-max-395-128g-minipc
+      memfit plan glm-4.7-flash@198k qwen3-vl-32b@24k -d ai-max-395-64g
+
     Exit codes: 0 = the recommendation fits, 3 = nothing fits, 1 = error, 2 = usage error.
     """
     from ..plan import plan_devices

@@ -120,13 +120,14 @@ _SHELL_OPS = ("&&", "||", "|", ">", ">>", ";")
 
 def _shell_units(cmd: str) -> list[str]:
     """Split a command line at spaces outside quotes into pieces that belong together: a flag with
-    its value, a command with its quoted argument, an operator with the word after it."""
+    its value, an operator with the word after it. Quoted words stand alone, so a long list of them
+    (a Modelfile written by printf or Set-Content) can wrap between them."""
     words = re.findall(r"(?:'[^']*'|\"[^\"]*\"|\S)+", cmd)
     units: list[str] = []
     for w in words:
         prev = units[-1] if units else ""
         flag_wants_value = prev.startswith("-") and " " not in prev and not w.startswith("-")
-        if prev and w not in _SHELL_OPS and (prev in _SHELL_OPS or w[0] in "'\"" or flag_wants_value):
+        if prev and w not in _SHELL_OPS and (prev in _SHELL_OPS or flag_wants_value):
             units[-1] = f"{prev} {w}"
         else:
             units.append(w)
@@ -263,7 +264,7 @@ def _table(rows: list[list[str]], headers: list[str], colalign: tuple[str, ...] 
 
 
 def render_device(plan: DevicePlan, *, unicode: bool = False) -> str:
-    out = _bullets([request_title(plan)], "") + _join_wrapped(device_title_parts(plan), " · ", _w(), "on ", "   · ")
+    out = _bullets([request_title(plan)], "") + _bullets([" · ".join(device_title_parts(plan))], "on ", None, "   ")
     out += _bullets(warnings_first(plan), "  ! ")
     out += _bullets(plan.device.assumptions, "  assumed: ")
     out.append("")
@@ -338,7 +339,7 @@ def render_comparison(multi: MultiPlan) -> str:
                             "f16 KV):"], "")
     out.append(_table(matrix, ["quant"] + [p.device.id for p in plans]))
     for p in plans:
-        out += [""] + _join_wrapped(device_title_parts(p), " · ", _w(), "── ", "   · ")
+        out += [""] + _bullets([" · ".join(device_title_parts(p))], "── ", None, "   ")
         out += _bullets(p.device.assumptions, "  assumed: ")
         out += _recommendation_block(p, compact=True)
     out += [""] + _bullets([FOOTNOTE], "")
