@@ -16,7 +16,6 @@ import re
 import time
 from typing import Any, Callable
 
-from .ctx_chart import ctx_chart
 from .device_schema import DeviceProfile
 from .errors import EstimateError
 from .explain import ctx_words, render
@@ -149,6 +148,8 @@ class Planner(Search):
         """Memory against context on the recommendation's configuration (with nothing that fits:
         the one the no-fit reasons speak of, the smallest quant's best)."""
         basis = chosen.best if chosen else next(e.best for e in evals if e.quant == rec.quant)
+        from .ctx_chart import ctx_chart  # only for --format html
+
         return ctx_chart(self, dev, basis, ctx=rec.ctx, ctk=rec.cache_type_k, ctv=rec.cache_type_v,
                          recommended=rec.quant if rec.tier != "no_fit" else None)
 

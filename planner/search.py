@@ -170,6 +170,8 @@ class Search:
         self._compute: dict[str, ModelCompute | None] = {}
         self._cache: dict[tuple, Breakdown] = {}  # keeps every breakdown alive, so id() keys below are stable
         self._kv_max: dict[int, int] = {}
+        self._slacks: dict[tuple, tuple[int, int]] = {}
+        self._ctx_configs: dict[int, tuple[DeviceSetup, list[FitConfig]]] = {}
         self.n_estimates = 0
         first = model.variants[0].headers
         self.n_params = sum(t.n_elements for t in first.tensors)
@@ -461,22 +463,34 @@ class Search:
 
     # ---------------------------------------------------------------- context search
 
+    def _max_ctx_configs(self, dev: DeviceSetup) -> list[FitConfig]:
+        """Every configuration a max-context search weighs (GPU caps at the machine's setting),
+        built once per device."""
+        key = id(dev)
+        if key not in self._ctx_configs:
+            out = []
+            for carve in self.carveouts(dev.profile):
+                cfg = dev.base.model_copy(update={"carveout_bytes": carve})
+                cap = self.machine_cap(dev, carve)
+                if cap is None and self.tunable(dev):  # unified: the safe maximum
+                    cap = dev.profile.max_gpu_cap_bytes(dev.base.os) // GIB * GIB  # type: ignore[arg-type,operator]
+                if cap:
+                    cfg = cfg.model_copy(update={"gpu_cap_bytes": cap})
+                out.append(cfg)
+            self._ctx_configs[key] = (dev, out)  # dev kept alive so its id stays unique
+        return self._ctx_configs[key][1]
+
     def _slack_at(self, v: PlanVariant, dev: DeviceSetup, ctx: int, kv: str, fast: bool) -> int:
-        """Best signed slack over every configuration (GPU caps at the machine's setting) with full
-        offload; `fast`: the GPU side must stay in fast memory too."""
-        bd = self.breakdown(v, ctx=ctx, backend=dev.est_backend, ctk=kv, ctv=kv, mmap=dev.base.mmap)
-        best = None
-        for carve in self.carveouts(dev.profile):
-            cfg = dev.base.model_copy(update={"carveout_bytes": carve})
-            cap = self.machine_cap(dev, carve)
-            if cap is None and self.tunable(dev):  # unified: the safe maximum
-                cap = dev.profile.max_gpu_cap_bytes(dev.base.os) // GIB * GIB  # type: ignore[arg-type,operator]
-            if cap:
-                cfg = cfg.model_copy(update={"gpu_cap_bytes": cap})
-            r = self.place(bd, v, dev, cfg)
-            slack = fast_slack(r) if fast else r.slack_bytes
-            best = slack if best is None else max(best, slack)
-        return best if best is not None else -1
+        """Best signed slack over every configuration with full offload; `fast`: the GPU side must
+        stay in fast memory too. Both answers come from one set of placements, kept for the other."""
+        key = (v.quant, id(dev), ctx, kv)
+        hit = self._slacks.get(key)
+        if hit is None:
+            bd = self.breakdown(v, ctx=ctx, backend=dev.est_backend, ctk=kv, ctv=kv, mmap=dev.base.mmap)
+            results = [self.place(bd, v, dev, cfg) for cfg in self._max_ctx_configs(dev)]
+            hit = (max((r.slack_bytes for r in results), default=-1), max((fast_slack(r) for r in results), default=-1))
+            self._slacks[key] = hit
+        return hit[1] if fast else hit[0]
 
     def fits_full_with(self, v: PlanVariant, dev: DeviceSetup, ctx: int, kv: str, fast: bool = False) -> bool:
         try:
@@ -484,9 +498,11 @@ class Search:
         except EstimateError:
             return False
 
-    def _max_ctx(self, slack: Callable[[int], int]) -> int:
-        """Largest multiple of 256 tokens (up to the training context x sequences) that fits; 0 if none."""
-        upper = (self.n_ctx_train or 131072) * self.req.n_parallel
+    def _max_ctx(self, slack: Callable[[int], int], upper: int | None = None) -> int:
+        """Largest multiple of 256 tokens (up to the training context x sequences, or `upper`) that
+        fits; 0 if none."""
+        if upper is None:
+            upper = (self.n_ctx_train or 131072) * self.req.n_parallel
         hi = max(CTX_STEP, upper // CTX_STEP * CTX_STEP)
         return last_fitting(slack, CTX_STEP, hi, CTX_STEP) or 0
 
@@ -504,8 +520,9 @@ class Search:
                 continue
             try:
                 ev.max_ctx[kv] = self._max_ctx(lambda c: self._slack_at(v, dev, c, kv, False))
-                ev.max_ctx_fast[kv] = (self._max_ctx(lambda c: self._slack_at(v, dev, c, kv, True))
-                                       if spill_matters else ev.max_ctx[kv])
+                # fast memory is part of all the GPU may use: its limit is at most the one above
+                ev.max_ctx_fast[kv] = ((self._max_ctx(lambda c: self._slack_at(v, dev, c, kv, True), ev.max_ctx[kv])
+                                        if ev.max_ctx[kv] else 0) if spill_matters else ev.max_ctx[kv])
             except EstimateError:  # e.g. llama.cpp refuses this KV type for the model's head size
                 if kv == self.req.cache_type_k:
                     raise

@@ -18,6 +18,9 @@ from planner.workload_together import sum_breakdown
 KW = dict(estimate_fn=fake_estimate, facts_fn=FakeFacts.from_headers)
 ORDER = list(LADDER)
 PLACE_RANK = {"fast": 0, "spill": 1, "partial": 2, "none": 3}
+# the single-model policy weighs the slow options (spilling, partial offload) alike, by speed and
+# quality (planner/policy.py usable_slow): the set's order does the same
+CLASS_RANK = {"fast": 0, "spill": 1, "partial": 1, "none": 2}
 
 
 def model_spec():
@@ -47,7 +50,7 @@ def run(items: list[WorkItem], profile, together: bool = False, **req):
 
 def goodness(m) -> tuple:
     """The single-model preference order for one model on one setting."""
-    return (m.fits, -PLACE_RANK[m.placement])
+    return (m.fits, -CLASS_RANK[m.placement])
 
 
 # a MoE that runs only where a small carve-out leaves the OS RAM for its experts, then a dense model
