@@ -7,6 +7,7 @@ honesty labels (which parts are exact and which are estimates with a margin).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal
 
 from pydantic import BaseModel, Field
@@ -61,8 +62,12 @@ class DeviceUsage(BaseModel):
                 + self.output_bytes + self.mmproj_bytes)
 
 
-class LayerUsage(BaseModel):
-    """One repeating block (blk.N). expert_bytes is the part of weights_bytes in MoE expert tensors."""
+@dataclass(slots=True)
+class LayerUsage:
+    """One repeating block (blk.N). expert_bytes is the part of weights_bytes in MoE expert tensors.
+    A plain dataclass, not a pydantic model: a plan builds tens of thousands of them (one per layer
+    per estimate) and a model's construction cost was a fifth of a warm plan; pydantic still
+    serialises it inside Breakdown."""
 
     index: int
     weights_bytes: int

@@ -55,7 +55,7 @@ def estimate(facts: ModelFacts, settings: RunSettings, mmproj: ModelHeaders | No
     layers: list[LayerUsage] = []
     for il, lf in enumerate(facts.layers):
         kvl = kv.per_layer[il]
-        layers.append(LayerUsage.model_construct(  # values are computed here: skip re-validation (hot path)
+        layers.append(LayerUsage(  # a slots dataclass: the hot path of every estimate
             index=il,
             weights_bytes=w.per_layer[il],
             expert_bytes=w.per_layer_expert[il],

@@ -59,11 +59,24 @@ def _get(meta: dict, key: str, default: int = 0) -> int:
         return default
 
 
+_WEIGHTS: dict[tuple[int, int], tuple[ModelHeaders, int]] = {}
+
+
+def _weights_bytes(h: ModelHeaders, align: int) -> int:
+    """The projector's padded weight bytes: the same for every context a plan probes, so summed once
+    per projector and alignment (the headers are kept with the sum, so the id stays theirs)."""
+    key = (id(h), align)
+    hit = _WEIGHTS.get(key)
+    if hit is None or hit[0] is not h:
+        hit = _WEIGHTS[key] = (h, sum(pad(t.nbytes, align) for t in h.tensors))
+    return hit[1]
+
+
 def mmproj_usage(h: ModelHeaders, ctx: RunContext) -> MmprojResult:
     meta = h.metadata
     notes: list[str] = []
     align = ctx.backend.alignment if ctx.backend.is_gpu else 32
-    weights = sum(pad(t.nbytes, align) for t in h.tensors)
+    weights = _weights_bytes(h, align)
 
     proj = str(meta.get("clip.projector_type") or meta.get("clip.vision.projector_type") or "")
     has_vision = bool(meta.get("clip.has_vision_encoder", True)) and "clip.vision.embedding_length" in meta

@@ -19,6 +19,7 @@ tests/test_field_evidence.py.
 
 from __future__ import annotations
 
+import dataclasses
 import re
 import sys
 import tempfile
@@ -334,7 +335,7 @@ def scaled(bd: Breakdown, k: float) -> Breakdown:
     if k == 1.0:
         return bd
     devices = [d.model_copy(update={"weights_bytes": int(d.weights_bytes * k)}) for d in bd.devices]
-    layers = [l.model_copy(update={"weights_bytes": int(l.weights_bytes * k), "expert_bytes": int(l.expert_bytes * k)})
+    layers = [dataclasses.replace(l, weights_bytes=int(l.weights_bytes * k), expert_bytes=int(l.expert_bytes * k))
               for l in bd.layers]
     nr = {n: int(b * k) for n, b in bd.nonrepeating_weights.items()}
     w = int(bd.weights_bytes * k)
