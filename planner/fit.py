@@ -18,9 +18,10 @@ counts there too). See docs/plan.md for the rules and a worked example.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Callable, Literal
 
-from pydantic import BaseModel, Field, model_validator
+from pydantic import BaseModel, Field
 
 from .device_schema import OS, BackendInfo, DeviceProfile, Use
 from .estimate_types import Breakdown, DeviceUsage
@@ -57,8 +58,11 @@ class FitConfig(BaseModel):
     fit_target_bytes: int = FIT_TARGET_BYTES
 
 
-class Check(BaseModel):
-    """One load-failure check. `blocking` checks make a configuration not fit."""
+@dataclass(slots=True)
+class Check:
+    """One load-failure check. `blocking` checks make a configuration not fit. A plain dataclass:
+    every placement makes several and a plan makes over a thousand placements (pydantic serialises
+    it inside FitResult all the same)."""
 
     name: Literal["gpu_memory", "os_reserve", "load_peak", "max_alloc", "page_cache", "backend_report"]
     ok: bool
@@ -67,18 +71,17 @@ class Check(BaseModel):
     short: str = ""  # a table-cell version of a failure: "GPU short 3.5 GiB"
     margin_bytes: int = 0  # signed: room left when it passes, minus what is missing when it fails
 
-    @model_validator(mode="after")
-    def _short_only_on_failure(self) -> "Check":
+    def __post_init__(self) -> None:
         if self.ok:
             self.short = ""  # a passing check has no shortage to put in a table cell
-        return self
 
     @property
     def deficit_bytes(self) -> int:
         return max(0, -self.margin_bytes)
 
 
-class PoolUse(BaseModel):
+@dataclass(slots=True)
+class PoolUse:
     name: Literal["dedicated", "shared", "gpu", "vram", "host"]
     label: str
     capacity_bytes: int
