@@ -32,6 +32,12 @@ class SkippedArray:
         return self.count
 
 
+# A decoded metadata value (planner/reader.py): a number, string or boolean, an array of them (nested
+# arrays are legal GGUF), or a large array that was counted rather than decoded.
+MetaValue = int | float | bool | str | list[Any] | SkippedArray
+Metadata = dict[str, MetaValue]
+
+
 @dataclass(frozen=True, slots=True)
 class TensorInfo:
     name: str
@@ -53,7 +59,7 @@ class GGUFHeader:
     """One GGUF file's header. `data_offset` is where tensor data starts (absolute)."""
 
     version: int
-    metadata: dict[str, Any]  # decoded values; large arrays appear as SkippedArray
+    metadata: Metadata  # decoded values; large arrays appear as SkippedArray
     tensors: list[TensorInfo]
     alignment: int
     data_offset: int
@@ -79,7 +85,7 @@ class ModelHeaders:
     metadata from the first shard, tensor infos from all of them."""
 
     shards: list[GGUFHeader]
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: Metadata = field(default_factory=dict)
     tensors: list[TensorInfo] = field(default_factory=list)
 
     @classmethod

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..model_facts import ModelFacts, _is_quantized, row_size
+from ..ggml_types import is_block_quantized, row_size
+from ..model_facts import ModelFacts
 from .context import RunContext, pad
 
 
@@ -30,7 +31,7 @@ def _tensor_bytes(ggml_type: int, width: int, cells: int, n_stream: int, alignme
     if width <= 0 or cells <= 0:
         return 0
     nbytes = row_size(ggml_type, width) * cells * n_stream
-    if row_pad and width % row_pad and _is_quantized(ggml_type):
+    if row_pad and width % row_pad and is_block_quantized(ggml_type):
         nbytes += row_size(ggml_type, row_pad - width % row_pad)
     return pad(nbytes, alignment)
 
