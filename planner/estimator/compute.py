@@ -35,10 +35,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..model_facts import ModelFacts
+from ..model_facts import LayerFacts, ModelFacts
 from ..vocab import QUANTIZED_CACHE
 from .context import GGML_TYPE_OF, RunContext
 from .graph_shape import GraphShape, graph_shape
+from .kv import LayerCache, layer_caches
 
 F32 = 4
 SMALL_INPUTS_PER_TOKEN = 40  # token ids, positions, output ids... (measured 0.02 MiB at 512 tokens)
@@ -57,6 +58,7 @@ VULKAN_BLOCK = 1 << 30
 VULKAN_CHUNK_MARGIN = 1.0
 VULKAN_MAX_BUFFER = (1 << 32) - 1  # maxBufferSize of RADV / lavapipe; larger tensors run on the CPU
 
+CUDA_BACKENDS = ("cuda", "rocm")  # ggml-cuda, HIP builds included
 LAYER_PHASES = ["attention", "ffn", "moe", "recurrent"]
 _QUANT_TYPES = frozenset(int(GGML_TYPE_OF[t]) for t in QUANTIZED_CACHE)
 _F16 = 2
@@ -89,26 +91,12 @@ class _Reserve:
     n_kv_max: int  # the largest KQ matrix's n_kv (per stream)
     n_head: int
     has_attention: bool
+    logits: int
+    slot: int  # one E-wide activation (the inputs and the residual stream)
+    small: int  # token ids, positions, output ids...
+    e_old: float  # builds before b11401 lack the two E-wide mixed-embedding inputs every phase carries since
     notes: list[str] = field(default_factory=list)
     reuse_doubt: list[tuple[int, int]] = field(default_factory=list)
-
-    @property
-    def logits(self) -> int:
-        return self.f.n_vocab * self.O * F32
-
-    @property
-    def slot(self) -> int:
-        """One E-wide activation (the inputs and the residual stream)."""
-        return self.g.E * self.T * F32
-
-    @property
-    def small(self) -> int:
-        return SMALL_INPUTS_PER_TOKEN * self.T
-
-    @property
-    def e_old(self) -> float:
-        """Builds before b11401 lack the two E-wide mixed-embedding inputs every phase carries since."""
-        return 0.0 if self.ctx.mixed_embd else 2.0
 
 
 def compute_buffers(f: ModelFacts, ctx: RunContext) -> ComputeResult:
@@ -119,15 +107,16 @@ def compute_buffers(f: ModelFacts, ctx: RunContext) -> ComputeResult:
 def _reserve(f: ModelFacts, ctx: RunContext) -> _Reserve:
     """The attention masks (graph inputs, f16 with FA, f32 without) per attention kind, and the
     largest KQ matrix (FA off): n_kv (per stream) x tokens x heads, f32."""
+    g = graph_shape(f)
     T = ctx.n_tokens
-    kv_layers = [layer for layer in f.layers if layer.has_attn_kv]
-    has_full = any(not (layer.is_swa and f.swa_enabled) for layer in kv_layers)
-    has_swa = any(layer.is_swa and f.swa_enabled for layer in kv_layers)
     mask_elt = 2 if ctx.flash_attn else 4
-    mask_bytes = (ctx.n_ctx_seq * T * mask_elt if has_full else 0) + (ctx.swa_cells * T * mask_elt if has_swa else 0)
-    return _Reserve(f=f, ctx=ctx, g=graph_shape(f), T=T, O=ctx.n_outputs, mask_bytes=mask_bytes,
-                    n_kv_max=ctx.n_ctx_seq if has_full else (ctx.swa_cells if has_swa else 0),
-                    n_head=max((layer.n_head for layer in kv_layers), default=0), has_attention=bool(kv_layers))
+    full_mask = ctx.n_ctx_seq * T * mask_elt if g.full_attention else 0
+    swa_mask = ctx.swa_cells * T * mask_elt if g.sliding_attention else 0
+    return _Reserve(f=f, ctx=ctx, g=g, T=T, O=ctx.n_outputs, mask_bytes=full_mask + swa_mask,
+                    n_kv_max=ctx.n_ctx_seq if g.full_attention else (ctx.swa_cells if g.sliding_attention else 0),
+                    n_head=g.attention_heads, has_attention=g.full_attention or g.sliding_attention,
+                    logits=f.n_vocab * ctx.n_outputs * F32, slot=g.E * T * F32, small=SMALL_INPUTS_PER_TOKEN * T,
+                    e_old=0.0 if ctx.mixed_embd else 2.0)
 
 
 # --------------------------------------------------------------------------- phases
@@ -355,19 +344,14 @@ def _cuda_fa_f16_copies(f: ModelFacts, ctx: RunContext) -> int:
     the reserve graph) allocate with the FA node for a quantized cache: K = n_kv x n_embd_k_gqa x
     n_stream halves, V likewise unless V is a view of K (MLA); the largest layer on the GPU counts
     (the node dies before the next layer's)."""
-    if ctx.backend.name not in ("cuda", "rocm") or not ctx.flash_attn:
+    if ctx.backend.name not in CUDA_BACKENDS or not ctx.flash_attn:
         return 0
-    return max((_f16_copy_bytes(f, ctx, il) for il, layer in enumerate(f.layers)
-                if layer.has_attn_kv and ctx.layer_on_gpu[il] and ctx.kv_on_gpu), default=0)
+    caches = layer_caches(ctx)
+    return max((_f16_copy_bytes(ctx, layer, caches[layer.is_swa and f.swa_enabled]) for il, layer in enumerate(f.layers)
+                if layer.has_attn_kv and ctx.state_on_gpu[il]), default=0)
 
 
-def _f16_copy_bytes(f: ModelFacts, ctx: RunContext, il: int) -> int:
-    layer = f.layers[il]
-    swa = layer.is_swa and f.swa_enabled
-    cells = ctx.swa_cells if (swa and not ctx.swa_full) else ctx.n_ctx_seq
-    tk = ctx.swa_type_k if (swa and ctx.swa_type_k >= 0) else ctx.type_k
-    tv = ctx.swa_type_v if (swa and ctx.swa_type_v >= 0) else ctx.type_v
-    size = cells * layer.k_width * ctx.n_stream * _F16 if tk in _QUANT_TYPES else 0
-    if layer.v_width and tv in _QUANT_TYPES:
-        size += cells * layer.v_width * ctx.n_stream * _F16
-    return size
+def _f16_copy_bytes(ctx: RunContext, layer: LayerFacts, cache: LayerCache) -> int:
+    widths = (layer.k_width if cache.type_k in _QUANT_TYPES else 0,
+              layer.v_width if cache.type_v in _QUANT_TYPES else 0)
+    return sum(cache.cells * width * ctx.n_stream * _F16 for width in widths)

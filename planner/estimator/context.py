@@ -20,6 +20,8 @@ inputs (b11401).
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import cached_property
+from itertools import compress
 
 from ..errors import EstimateError
 from ..estimate_types import RunSettings
@@ -28,7 +30,7 @@ from ..model_facts import LayerFacts, ModelFacts
 from ..runtimes import applies, fa_supported
 from ..vocab import CACHE_TYPES, QUANTIZED_CACHE, v_cache_needs_flash_attn
 
-__all__ = ["BACKENDS", "GGML_TYPE_OF", "QUANTIZED_CACHE", "Backend", "RunContext", "pad", "resolve"]
+__all__ = ["BACKENDS", "GGML_TYPE_OF", "HOST_ALIGNMENT", "QUANTIZED_CACHE", "Backend", "RunContext", "pad", "resolve"]
 
 # -ctk/-ctv names -> ggml types (planner/vocab.py's names are ggml's, lower case)
 GGML_TYPE_OF: dict[str, GGMLQuantizationType] = {t: GGMLQuantizationType[t.upper()] for t in CACHE_TYPES}
@@ -56,6 +58,10 @@ BACKENDS: dict[str, Backend] = {
     "vulkan": Backend("vulkan", True, 64, 0, host_buffer_extra=32),
     "metal": Backend("metal", True, 32, 0),  # ggml-metal.cpp get_alignment
 }
+
+
+# tensors kept on the host (CPU layers, --no-kv-offload) sit in the CPU buffer type
+HOST_ALIGNMENT = BACKENDS["cpu"].alignment
 
 
 def pad(x: int, n: int) -> int:
@@ -89,6 +95,16 @@ class RunContext:
     swa_type_v: int = -1
     mixed_embd: bool = True  # b11401+: mixed token/embedding inputs in the graph (compute.py)
     swa_full: bool = False  # --swa-full, or a build before the trimmed SWA cache
+
+    @cached_property
+    def state_on_gpu(self) -> tuple[bool, ...]:
+        """Per layer, whether its KV cache and recurrent state live on the GPU (offload_kqv)."""
+        return self.layer_on_gpu if self.kv_on_gpu else (False,) * len(self.layer_on_gpu)
+
+    def state_by_device(self, per_layer: list[int]) -> tuple[int, int]:
+        """(GPU bytes, host bytes) of per-layer cache or state sizes."""
+        gpu = sum(compress(per_layer, self.state_on_gpu))
+        return gpu, sum(per_layer) - gpu
 
 
 @dataclass(frozen=True)
@@ -254,12 +270,16 @@ def _check_cache_blocks(facts: ModelFacts, s: RunSettings) -> None:
 
 def _fa_on_gpu(facts: ModelFacts, s: RunSettings, backend: str) -> bool:
     """Every attention layer's FLASH_ATTN_EXT supported by the GPU backend (b11434 supports_op)."""
-    pairs = {_attention_heads(facts, layer) for layer in facts.layers if layer.has_attn_kv}
-    return all(fa_supported(backend, hk, hv, s.cache_type_k, s.cache_type_v, gqa) for hk, hv, gqa in pairs)
+    return all(fa_supported(backend, hk, hv, s.cache_type_k, s.cache_type_v, gqa)
+               for hk, hv, gqa in facts.derived("attention-head-shapes", _attention_head_shapes))
+
+
+def _attention_head_shapes(facts: ModelFacts) -> frozenset[tuple[int, int, int]]:
+    """(head_k, head_v, query heads per K/V head) of the model's attention layers."""
+    return frozenset(_attention_heads(facts, layer) for layer in facts.layers if layer.has_attn_kv)
 
 
 def _attention_heads(facts: ModelFacts, layer: LayerFacts) -> tuple[int, int, int]:
-    """(head_k, head_v, query heads per K/V head) of one attention layer."""
     swa = layer.is_swa and facts.swa_enabled
     hk = facts.head_k_swa if swa else facts.head_k_full
     hv = facts.head_v_swa if swa else facts.head_v_full

@@ -31,6 +31,9 @@ class GraphShape:
     n_deepstack: int
     max_weight_by_layer: tuple[int, ...]  # largest single tensor of each layer (op_offload copy)
     output_weight: int  # largest output-layer tensor (the tied token_embd included)
+    full_attention: bool  # some KV layer attends the whole context
+    sliding_attention: bool  # some KV layer attends a sliding window
+    attention_heads: int  # most query heads of a KV layer (the KQ matrix without FA)
 
 
 def graph_shape(f: ModelFacts) -> GraphShape:
@@ -44,13 +47,16 @@ def _measure(f: ModelFacts) -> GraphShape:
     n_head = max((layer.n_head for layer in f.layers), default=0)
     n_kv = max((layer.n_head_kv for layer in f.layers), default=0)
     ff_exp = max((_expert_ffn_width(layer) for layer in loaded), default=0)
+    kv_layers = [layer for layer in f.layers if layer.has_attn_kv]
+    slides = [layer.is_swa and f.swa_enabled for layer in kv_layers]
     return GraphShape(
         E=f.n_embd, Q=n_head * hk, K=n_kv * hk, V=n_kv * hv,
         ff_dense=max((_dense_ffn_width(layer) for layer in loaded), default=0),
         moe_u=f.n_expert_used * ff_exp, n_used=f.n_expert_used, d_inner=f.ssm_d_inner, n_deepstack=f.n_deepstack,
         max_weight_by_layer=tuple(max((t.nbytes for t in layer.tensors), default=0) if layer.loaded else 0
                                   for layer in f.layers),
-        output_weight=_output_weight(f),
+        output_weight=_output_weight(f), full_attention=not all(slides), sliding_attention=any(slides),
+        attention_heads=max((layer.n_head for layer in kv_layers), default=0),
     )
 
 
