@@ -62,12 +62,25 @@ class ArchRule:
     kv_from_start: Callable[[dict, int], int] | None = None  # n_layer_kv_from_start(meta, n_layer_all)
     mla: bool = False                       # reads key_length_mla/value_length_mla (K-only latent cache)
     dsa_indexer: bool = False               # extra K-only lightning-indexer cache (DeepSeek sparse attention)
+    indexer_types: bool = False             # attention.indexer.types says which layers have the indexer
+    lightning_attention: bool = False       # recurrent state of head_k x head_k per head (MiniMax-01)
     mtp_loaded: bool = False                # nextn (MTP) blocks are loaded even without --mtp
     token_embd_norm_is_output: bool = False  # lfm2 names its output norm token_embd_norm
     no_output_head: bool = False            # encoders: no output matrix, no tied duplicate
     flash_attn_forced_off: bool = False     # llama_init_from_model forces FA off (grok)
     approximate: str | None = None          # llama.cpp uses a cache layout memfit does not model exactly
     source: str = ""
+
+    @property
+    def recurrent_only(self) -> bool:
+        """llm_arch_is_recurrent: every layer is recurrent, there is no attention and no KV cache."""
+        return self.recurrent == "all"
+
+    @property
+    def requires_kv_heads(self) -> bool:
+        """Whether every layer with query heads must own K/V heads: not where the architecture marks
+        its recurrent layers by head_count_kv = 0, nor where it has no KV cache at all."""
+        return not self.no_kv and self.recurrent not in ("all", "head_kv_zero", "head_kv_ff_zero")
 
 
 def _gemma4_kv_from_start(meta: dict, n_layer_all: int) -> int:
@@ -137,12 +150,14 @@ ARCH_RULES: dict[str, ArchRule] = {
     "qwen3next": ArchRule(recurrent="interval", source="models/qwen3next.cpp"),
     "qwen35": ArchRule(recurrent="interval", source="models/qwen35.cpp"),
     "qwen35moe": ArchRule(recurrent="interval", source="models/qwen35moe.cpp"),
-    "minimax-01": ArchRule(recurrent="interval", recurrent_interval_default=8, source="models/minimax-01.cpp"),
+    "minimax-01": ArchRule(recurrent="interval", recurrent_interval_default=8, lightning_attention=True,
+                          source="models/minimax-01.cpp"),
     # --- MLA (latent K only, no V) -------------------------------------------------------------
     "deepseek2": ArchRule(mla=True, source="models/deepseek2.cpp"),
     "mistral4": ArchRule(mla=True, source="models/mistral4 (= deepseek2)"),
     "deepseek32": ArchRule(mla=True, dsa_indexer=True, source="llama-kv-cache-dsa.cpp"),
-    "glm-dsa": ArchRule(mla=True, dsa_indexer=True, source="models/glm-dsa.cpp + llama-kv-cache-dsa.cpp"),
+    "glm-dsa": ArchRule(mla=True, dsa_indexer=True, indexer_types=True,
+                       source="models/glm-dsa.cpp + llama-kv-cache-dsa.cpp"),
     # --- no KV cache: encoders, embedding and diffusion models ----------------------------------
     "bert": _ENCODER, "jina-bert-v2": _ENCODER, "jina-bert-v3": _ENCODER, "nomic-bert": _ENCODER,
     "nomic-bert-moe": _ENCODER, "neo-bert": _ENCODER, "eurobert": _ENCODER, "modern-bert": _ENCODER,
@@ -179,12 +194,20 @@ LAYER0_TENSORS = frozenset({
 # created once per layer with TENSOR_DUPLICATED: one copy per device that holds layers
 PER_DEVICE_TENSORS = frozenset({"rope_freqs", "rope_factors_long", "rope_factors_short"})
 
-# MoE expert tensors (the ones --n-cpu-moe / -ot exps=CPU move; common/fit.cpp uses the same set)
-EXPERT_TENSOR_RE = r"\.ffn_(up|down|gate|gate_up)_(ch|)exps"
 
 
 def rule_for(arch: str | None) -> ArchRule:
     return ARCH_RULES.get(arch or "", DEFAULT_RULE)
+
+
+def is_recurrent_only(arch: str | None) -> bool:
+    """A pure recurrent architecture (Mamba, RWKV): no attention layers, no KV cache."""
+    return rule_for(arch).recurrent_only
+
+
+def is_encoder(arch: str | None) -> bool:
+    """An embedding (encoder) model: no output head, llama-server serves it with --embeddings."""
+    return rule_for(arch).no_output_head
 
 
 def known_architectures() -> frozenset[str]:

@@ -35,7 +35,7 @@ import threading
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 from .header import GGUFHeader, SkippedArray, TensorInfo
 
@@ -68,26 +68,36 @@ def cache_root() -> Path:
 # --- JSON form of a GGUFHeader --------------------------------------------------------------------
 
 
+def _encode_skipped(v: SkippedArray) -> dict[str, Any]:
+    # nbytes/tail (skip hints for sibling files) sit beside "$skip", so entries written before
+    # they existed still load (as None / ()) and older readers ignore them
+    out: dict[str, Any] = {"$skip": [int(v.element_type), int(v.count)]}
+    if v.nbytes is not None:
+        out["nbytes"] = int(v.nbytes)
+        out["tail"] = [int(x) for x in v.tail]
+    return out
+
+
+def _encode_float(v: float) -> Any:
+    # strict JSON has no NaN/Infinity: a non-finite float (legal in a GGUF) is tagged
+    return float(v) if math.isfinite(v) else {"$float": repr(float(v))}
+
+
+# metadata value types -> their JSON form, checked in this order (bool before int: a subclass)
+_ENCODERS: tuple[tuple[type | tuple[type, ...], Callable[[Any], Any]], ...] = (
+    (SkippedArray, _encode_skipped),
+    ((bool, type(None), str), lambda v: v),
+    (int, int),
+    (float, _encode_float),
+    ((list, tuple), lambda v: [_encode_value(x) for x in v]),
+    ((bytes, bytearray), lambda v: {"$bytes": base64.b64encode(bytes(v)).decode("ascii")}),
+)
+
+
 def _encode_value(v: Any) -> Any:
-    if isinstance(v, SkippedArray):
-        # nbytes/tail (skip hints for sibling files) sit beside "$skip", so entries written
-        # before they existed still load (as None / ()) and older readers ignore them
-        out: dict[str, Any] = {"$skip": [int(v.element_type), int(v.count)]}
-        if v.nbytes is not None:
-            out["nbytes"] = int(v.nbytes)
-            out["tail"] = [int(x) for x in v.tail]
-        return out
-    if isinstance(v, bool) or v is None or isinstance(v, str):
-        return v
-    if isinstance(v, int):
-        return int(v)
-    if isinstance(v, float):
-        # strict JSON has no NaN/Infinity: a non-finite float (legal in a GGUF) is tagged
-        return float(v) if math.isfinite(v) else {"$float": repr(float(v))}
-    if isinstance(v, (list, tuple)):
-        return [_encode_value(x) for x in v]
-    if isinstance(v, (bytes, bytearray)):
-        return {"$bytes": base64.b64encode(bytes(v)).decode("ascii")}
+    encode = next((encode for types, encode in _ENCODERS if isinstance(v, types)), None)
+    if encode is not None:
+        return encode(v)
     if hasattr(v, "item"):  # numpy scalar
         return _encode_value(v.item())
     raise TypeError(f"cannot cache metadata value of type {type(v).__name__}")
@@ -100,26 +110,40 @@ def _int(v: Any, lo: int = 0) -> int:
     return v
 
 
+def _decode_skipped(v: dict[str, Any]) -> SkippedArray:
+    etype, count = v["$skip"]
+    nbytes = v.get("nbytes")
+    tail = v.get("tail", [])
+    if not isinstance(tail, list):
+        raise ValueError("bad tail in cache entry")
+    return SkippedArray(element_type=_int(etype), count=_int(count), nbytes=None if nbytes is None else _int(nbytes),
+                        tail=tuple(_int(x) for x in tail))
+
+
+def _decode_float(v: dict[str, Any]) -> float:
+    if v["$float"] not in ("inf", "-inf", "nan"):
+        raise ValueError("bad tagged float in cache entry")
+    return float(v["$float"])
+
+
+def _decode_bytes(v: dict[str, Any]) -> bytes:
+    if not isinstance(v["$bytes"], str):
+        raise ValueError("bad bytes in cache entry")
+    return base64.b64decode(v["$bytes"], validate=True)
+
+
+# tagged values (a JSON object): the first tag present decides
+_DECODERS: dict[str, Callable[[dict[str, Any]], Any]] = {
+    "$skip": _decode_skipped, "$float": _decode_float, "$bytes": _decode_bytes,
+}
+
+
 def _decode_value(v: Any) -> Any:
     if isinstance(v, dict):
-        if "$skip" in v:
-            etype, count = v["$skip"]
-            nbytes = v.get("nbytes")
-            tail = v.get("tail", [])
-            if not isinstance(tail, list):
-                raise ValueError("bad tail in cache entry")
-            return SkippedArray(element_type=_int(etype), count=_int(count),
-                                nbytes=None if nbytes is None else _int(nbytes),
-                                tail=tuple(_int(x) for x in tail))
-        if "$float" in v:
-            if v["$float"] not in ("inf", "-inf", "nan"):
-                raise ValueError("bad tagged float in cache entry")
-            return float(v["$float"])
-        if "$bytes" in v:
-            if not isinstance(v["$bytes"], str):
-                raise ValueError("bad bytes in cache entry")
-            return base64.b64decode(v["$bytes"], validate=True)
-        raise ValueError("unknown tagged value in cache entry")
+        tag = next((tag for tag in _DECODERS if tag in v), None)
+        if tag is None:
+            raise ValueError("unknown tagged value in cache entry")
+        return _DECODERS[tag](v)
     if isinstance(v, list):
         return [_decode_value(x) for x in v]
     if isinstance(v, float) and not math.isfinite(v):
@@ -147,18 +171,8 @@ def header_from_dict(d: dict[str, Any]) -> GGUFHeader:
     ValueError (the caller then treats the entry as damaged), never a silently coerced value."""
     if not isinstance(d, dict) or not isinstance(d.get("metadata"), dict) or not isinstance(d.get("tensors"), list):
         raise ValueError("not a cached header")
-    tensors = []
-    for row in d["tensors"]:
-        if not isinstance(row, list) or len(row) != 5:
-            raise ValueError("bad tensor row in cache entry")
-        name, shape, ty, off, nb = row
-        if not isinstance(name, str) or not isinstance(shape, list):
-            raise ValueError("bad tensor row in cache entry")
-        tensors.append(TensorInfo(name=name, shape=tuple(_int(x) for x in shape), ggml_type=_int(ty),
-                                  offset=_int(off), nbytes=_int(nb)))
-    metadata = {}
-    for k, v in d["metadata"].items():
-        metadata[k] = _decode_value(v)
+    tensors = [_tensor_row(row) for row in d["tensors"]]
+    metadata = {k: _decode_value(v) for k, v in d["metadata"].items()}
     file_size = d.get("file_size")
     source = d.get("source", "")
     if not isinstance(source, str):
@@ -172,6 +186,14 @@ def header_from_dict(d: dict[str, Any]) -> GGUFHeader:
         file_size=None if file_size is None else _int(file_size),
         source=source,
     )
+
+
+def _tensor_row(row: Any) -> TensorInfo:
+    if not isinstance(row, list) or len(row) != 5 or not isinstance(row[0], str) or not isinstance(row[1], list):
+        raise ValueError("bad tensor row in cache entry")
+    name, shape, ty, off, nb = row
+    return TensorInfo(name=name, shape=tuple(_int(x) for x in shape), ggml_type=_int(ty), offset=_int(off),
+                      nbytes=_int(nb))
 
 
 # --- keys -----------------------------------------------------------------------------------------
@@ -292,18 +314,11 @@ class Cache:
 
     @staticmethod
     def _decode(raw: bytes, key: str) -> Any:
+        """The value of an entry whose head line (magic, format, length, SHA-256) and key check
+        out; _CORRUPT otherwise."""
         nl = raw.find(b"\n", 0, _MAX_HEADER_LINE)
-        if nl < 0:
-            return _CORRUPT
-        parts = raw[:nl].split(b" ")
-        if len(parts) != 4 or parts[0] != _MAGIC or parts[1] != str(FORMAT_VERSION).encode():
-            return _CORRUPT
-        try:
-            length = int(parts[2])
-        except ValueError:
-            return _CORRUPT
         payload = raw[nl + 1:]
-        if len(payload) != length or hashlib.sha256(payload).hexdigest().encode() != parts[3]:
+        if nl < 0 or not _head_matches(raw[:nl].split(b" "), payload):
             return _CORRUPT
         try:
             doc = json.loads(payload, parse_constant=_no_constant)
@@ -373,16 +388,38 @@ class Cache:
         value = self.get("refs", key)
         if value is None:
             return None
-        commit = value.get("commit") if isinstance(value, dict) else None
-        when = value.get("resolved_at", 0.0) if isinstance(value, dict) else None
-        if (not isinstance(commit, str) or not _SHA1_RE.match(commit) or isinstance(when, bool)
-                or not isinstance(when, (int, float)) or not math.isfinite(when)):
+        ref = _ref(value)
+        if ref is None:
             self.discard("refs", key)
-            return None
-        return commit, float(when)
+        return ref
 
     def put_ref(self, endpoint: str, repo: str, revision: str, commit: str) -> bool:
         return self.put("refs", ref_key(endpoint, repo, revision), {"commit": commit, "resolved_at": time.time()})
+
+
+def _ref(value: Any) -> tuple[str, float] | None:
+    """A cached ref entry's (commit, resolved_at), None when it is not one."""
+    if not isinstance(value, dict):
+        return None
+    commit, when = value.get("commit"), value.get("resolved_at", 0.0)
+    if not isinstance(commit, str) or not _SHA1_RE.match(commit) or not _is_time(when):
+        return None
+    return commit, float(when)
+
+
+def _is_time(v: Any) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
+
+
+def _head_matches(parts: list[bytes], payload: bytes) -> bool:
+    """`MAGIC FORMAT LENGTH SHA256` describes this payload."""
+    if len(parts) != 4 or parts[0] != _MAGIC or parts[1] != str(FORMAT_VERSION).encode():
+        return False
+    try:
+        length = int(parts[2])
+    except ValueError:
+        return False
+    return len(payload) == length and hashlib.sha256(payload).hexdigest().encode() == parts[3]
 
 
 def _no_constant(name: str) -> Any:
@@ -407,25 +444,28 @@ def _read_entry(path: Path) -> "bytes | _Corrupt | None":
         log.debug("cache read failed for %s: %s", path, e)
         return None
     try:
-        st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ENTRY_BYTES:
-            return _CORRUPT
-        chunks: list[bytes] = []
-        got = 0
-        while got <= MAX_ENTRY_BYTES:
-            chunk = os.read(fd, min(1 << 20, MAX_ENTRY_BYTES + 1 - got))
-            if not chunk:
-                break
-            chunks.append(chunk)
-            got += len(chunk)
-        if got > MAX_ENTRY_BYTES:  # it grew while we read it
-            return _CORRUPT
-        return b"".join(chunks)
+        return _read_regular(fd)
     except OSError as e:
         log.debug("cache read failed for %s: %s", path, e)
         return None
     finally:
         os.close(fd)
+
+
+def _read_regular(fd: int) -> "bytes | _Corrupt":
+    """At most MAX_ENTRY_BYTES of a regular file (_CORRUPT for anything else, or more)."""
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode) or st.st_size > MAX_ENTRY_BYTES:
+        return _CORRUPT
+    chunks: list[bytes] = []
+    got = 0
+    while got <= MAX_ENTRY_BYTES:
+        chunk = os.read(fd, min(1 << 20, MAX_ENTRY_BYTES + 1 - got))
+        if not chunk:
+            break
+        chunks.append(chunk)
+        got += len(chunk)
+    return _CORRUPT if got > MAX_ENTRY_BYTES else b"".join(chunks)  # more: it grew while we read it
 
 
 class _Corrupt:

@@ -27,6 +27,7 @@ from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field
 
 from .plausibility import DEVICE_BOUNDS
 from .units import fmt_auto, parse_size
+from .vocab import Backend
 
 # planner/plausibility.py holds every bound with its reason (DEVICE_BOUNDS)
 _MAX_BYTES = int(DEVICE_BOUNDS["bytes"].hi)
@@ -37,7 +38,6 @@ _MAX_TFLOPS = DEVICE_BOUNDS["gpu_tflops_fp16"].hi
 _MAX_SLOWDOWN = DEVICE_BOUNDS["shared_slowdown"].hi
 
 OS = Literal["linux", "windows", "macos"]
-Backend = Literal["cpu", "cuda", "rocm", "vulkan", "metal", "sycl"]
 MemoryArchitecture = Literal["carveout", "unified", "discrete"]
 Use = Literal["headless", "desktop", "daily"]  # headless server / light desktop / daily-driver laptop
 USES: tuple[Use, ...] = ("headless", "desktop", "daily")

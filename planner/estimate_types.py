@@ -12,9 +12,9 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-Backend = Literal["cpu", "cuda", "rocm", "vulkan", "metal"]
-FlashAttn = Literal["on", "off", "auto"]
-CacheType = Literal["f32", "f16", "bf16", "q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"]
+from .vocab import CacheType, EstimatorBackend, FlashAttn
+
+Backend = EstimatorBackend  # the backends whose buffer rules the estimator knows (planner/vocab.py)
 
 
 class RunSettings(BaseModel):

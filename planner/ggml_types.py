@@ -83,7 +83,7 @@ GGML_QUANT_SIZES: dict[GGMLQuantizationType, tuple[int, int]] = {
     _Q.BF16: (1, 2), _Q.TQ1_0: (256, 54), _Q.TQ2_0: (256, 66), _Q.MXFP4: (32, 17), _Q.NVFP4: (64, 36),
     _Q.Q1_0: (128, 18),
 }
-_SIZES: dict[int, tuple[int, int]] = {int(k): v for k, v in GGML_QUANT_SIZES.items()}
+_SIZES: dict[int, tuple[int, int]] = {int(k): v for k, v in GGML_QUANT_SIZES.items()}  # the one int-keyed copy
 _NAMES: dict[int, str] = {int(q): q.name for q in GGMLQuantizationType}
 
 
@@ -108,6 +108,22 @@ def quant_size(type_id: int) -> tuple[int, int] | None:
     return hit if hit is not None else _from_gguf(type_id)[0]
 
 
+def is_block_quantized(type_id: int) -> bool:
+    """A type stored in blocks of several elements (Q4_K, Q8_0...), not one value per element (F16)."""
+    sizes = quant_size(type_id)
+    return sizes is not None and sizes[0] > 1
+
+
+def row_size(type_id: int, n: int) -> int:
+    """ggml_row_size: bytes of a row of n elements of this type (type_size * n / block, in that
+    order, as ggml computes it; also for CUDA's partial-block row padding)."""
+    sizes = quant_size(type_id)
+    if sizes is None:
+        raise KeyError(f"ggml type {type_id} is in no table")
+    block, type_size = sizes
+    return type_size * n // block
+
+
 def type_name(type_id: int) -> str | None:
     """The ggml type's name (Q4_K, BF16...), None when unknown."""
     name = _NAMES.get(type_id)
@@ -124,4 +140,5 @@ def gguf_version() -> str:
         return "?"
 
 
-__all__ = ["GGMLQuantizationType", "GGUFValueType", "GGML_QUANT_SIZES", "quant_size", "type_name", "gguf_version"]
+__all__ = ["GGMLQuantizationType", "GGUFValueType", "GGML_QUANT_SIZES", "quant_size", "is_block_quantized", "row_size",
+           "type_name", "gguf_version"]

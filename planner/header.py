@@ -32,6 +32,12 @@ class SkippedArray:
         return self.count
 
 
+# A decoded metadata value (planner/reader.py): a number, string or boolean, an array of them (nested
+# arrays are legal GGUF), or a large array that was counted rather than decoded.
+MetaValue = int | float | bool | str | list[Any] | SkippedArray
+Metadata = dict[str, MetaValue]
+
+
 @dataclass(frozen=True, slots=True)
 class TensorInfo:
     name: str
@@ -53,7 +59,7 @@ class GGUFHeader:
     """One GGUF file's header. `data_offset` is where tensor data starts (absolute)."""
 
     version: int
-    metadata: dict[str, Any]  # decoded values; large arrays appear as SkippedArray
+    metadata: Metadata  # decoded values; large arrays appear as SkippedArray
     tensors: list[TensorInfo]
     alignment: int
     data_offset: int
@@ -79,7 +85,7 @@ class ModelHeaders:
     metadata from the first shard, tensor infos from all of them."""
 
     shards: list[GGUFHeader]
-    metadata: dict[str, Any] = field(default_factory=dict)
+    metadata: Metadata = field(default_factory=dict)
     tensors: list[TensorInfo] = field(default_factory=list)
 
     @classmethod
@@ -100,8 +106,8 @@ class ModelHeaders:
 
     @property
     def file_size(self) -> int | None:
-        sizes = [s.file_size for s in self.shards]
-        return None if any(x is None for x in sizes) else sum(sizes)  # type: ignore[misc]
+        known = [s.file_size for s in self.shards if s.file_size is not None]
+        return sum(known) if len(known) == len(self.shards) else None
 
     @property
     def tensor_bytes(self) -> int:
@@ -127,47 +133,73 @@ def check_split_set(shards: list[GGUFHeader], label: str = "") -> None:
     one (only the first shard may be metadata-only, with --no-tensor-first-split), so it is a
     damaged or mixed-up download. A single file without split keys passes unchanged."""
     where = f"{label}: " if label else ""
-    first = shards[0]
-    keys = ("split.no", "split.count", "split.tensors.count")
     for i, s in enumerate(shards):
-        for key in keys:
-            if key in s.metadata and _split_int(s, key) is None:
-                raise GGUFError(f"{where}shard {i + 1} has {key} = {s.metadata[key]!r:.40}, not an integer",
-                                hint=_SPLIT_HINT)
-    count = _split_int(first, "split.count")
+        _check_split_keys_are_ints(s, i, where)
+    count = _split_count(shards, where)
+    if count is None:
+        return
+    seen: dict[str, int] = {}
+    for i, s in enumerate(shards):
+        _check_shard(s, i, count, where)
+        _check_unique_tensors(s, i, seen, where)
+    _check_tensor_count(shards[0], count, len(seen), where)
+
+
+_SPLIT_KEYS = ("split.no", "split.count", "split.tensors.count")
+
+
+def _check_split_keys_are_ints(s: GGUFHeader, i: int, where: str) -> None:
+    for key in _SPLIT_KEYS:
+        if key in s.metadata and _split_int(s, key) is None:
+            raise GGUFError(f"{where}shard {i + 1} has {key} = {s.metadata[key]!r:.40}, not an integer",
+                            hint=_SPLIT_HINT)
+
+
+def _split_count(shards: list[GGUFHeader], where: str) -> int | None:
+    """The first shard's split.count when the files form a split set (None for one plain file)."""
+    count = _split_int(shards[0], "split.count")
     if count is None or count <= 1:
         if len(shards) > 1:
             raise GGUFError(f"{where}{len(shards)} shard files, but the first one does not say it is part of a "
                             "split model (no split.count > 1)", hint=_SPLIT_HINT)
-        return
+        return None
     if count != len(shards):
         raise GGUFError(f"{where}the first shard says the model has {count} parts, "
                         f"but {len(shards)} shard files were found", hint=_SPLIT_HINT)
-    seen: dict[str, int] = {}
-    for i, s in enumerate(shards):
-        no = _split_int(s, "split.no")
-        if no is None:
-            raise GGUFError(f"{where}shard {i + 1} of {count} has no split.no key (llama.cpp refuses it)",
-                            hint=_SPLIT_HINT)
-        if no != i:
-            raise GGUFError(f"{where}shard {i + 1} of {count} says it is part {no + 1} (split.no = {no}); "
-                            "the shards are renamed, mixed up or from another model", hint=_SPLIT_HINT)
-        other = _split_int(s, "split.count")
-        if other is not None and other != count:
-            raise GGUFError(f"{where}shard {i + 1} says the model has {other} parts, the first shard {count}",
-                            hint=_SPLIT_HINT)
-        if i > 0 and not s.tensors:
-            raise GGUFError(f"{where}shard {i + 1} of {count} holds no tensors (gguf-split never writes such a "
-                            "shard)", hint=_SPLIT_HINT)
-        for t in s.tensors:
-            if t.name in seen:
-                raise GGUFError(f"{where}tensor '{t.name}' is in shard {seen[t.name] + 1} and again in shard "
-                                f"{i + 1} (llama.cpp: tensor is duplicated)", hint=_SPLIT_HINT)
-            seen[t.name] = i
+    return count
+
+
+def _check_shard(s: GGUFHeader, i: int, count: int, where: str) -> None:
+    """Shard i says it is part i of `count`, and holds tensors unless it is the first."""
+    no = _split_int(s, "split.no")
+    if no is None:
+        raise GGUFError(f"{where}shard {i + 1} of {count} has no split.no key (llama.cpp refuses it)",
+                        hint=_SPLIT_HINT)
+    if no != i:
+        raise GGUFError(f"{where}shard {i + 1} of {count} says it is part {no + 1} (split.no = {no}); "
+                        "the shards are renamed, mixed up or from another model", hint=_SPLIT_HINT)
+    other = _split_int(s, "split.count")
+    if other is not None and other != count:
+        raise GGUFError(f"{where}shard {i + 1} says the model has {other} parts, the first shard {count}",
+                        hint=_SPLIT_HINT)
+    if i > 0 and not s.tensors:
+        raise GGUFError(f"{where}shard {i + 1} of {count} holds no tensors (gguf-split never writes such a "
+                        "shard)", hint=_SPLIT_HINT)
+
+
+def _check_unique_tensors(s: GGUFHeader, i: int, seen: dict[str, int], where: str) -> None:
+    for t in s.tensors:
+        if t.name in seen:
+            raise GGUFError(f"{where}tensor '{t.name}' is in shard {seen[t.name] + 1} and again in shard "
+                            f"{i + 1} (llama.cpp: tensor is duplicated)", hint=_SPLIT_HINT)
+        seen[t.name] = i
+
+
+def _check_tensor_count(first: GGUFHeader, count: int, found: int, where: str) -> None:
     declared = _split_int(first, "split.tensors.count")
     if declared is None:
         raise GGUFError(f"{where}the first shard has no split.tensors.count key (llama.cpp refuses it)",
                         hint=_SPLIT_HINT)
-    if declared != len(seen):
+    if declared != found:
         raise GGUFError(f"{where}the first shard says the model has {declared} tensors, the {count} shards hold "
-                        f"{len(seen)} (llama.cpp: corrupted model)", hint=_SPLIT_HINT)
+                        f"{found} (llama.cpp: corrupted model)", hint=_SPLIT_HINT)

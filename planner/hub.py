@@ -81,6 +81,7 @@ _SHA_RE = re.compile(r"^[0-9a-f]{40}$")
 _TOKEN_RE = re.compile(r"\bhf_[A-Za-z0-9]{8,}\b")
 _ERROR_BODY_LIMIT = 64 * 1024
 _OID_RE = re.compile(r"^(?:[0-9a-f]{40}|[0-9a-f]{64})$")
+_CONTENT_RANGE_RE = re.compile(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)")
 # A listing answer larger than this is not the Hub's (a repo with 20,000 files lists in ~4 MB).
 MAX_LISTING_BYTES = 64 << 20
 # The largest size a listed GGUF may claim: a 2-trillion-parameter model in BF16 as one file
@@ -330,31 +331,78 @@ def _follow(url: str, location: str, what: str) -> str:
     return target
 
 
+@dataclass(frozen=True)
+class _Refusal:
+    """An error answer as the Hub words it: the status, X-Error-Code and X-Error-Message, and the
+    read it refused."""
+
+    status: int
+    code: str
+    message: str
+    cfg: NetConfig
+    repo: str
+    what: str
+    revision: str | None
+    attempts: int
+    clock: _Clock | None
+
+    def spent(self) -> str:
+        return _spent(self.attempts, self.clock)
+
+
+def _is_gated(r: _Refusal) -> bool:
+    return r.code == "GatedRepo" or (r.status == 403 and "gated" in r.message.lower())
+
+
+def _repo_refused(r: _Refusal) -> HubError:
+    if r.status == 401 and r.message.startswith("Invalid credentials"):
+        return HubError("the Hub rejected your token (invalid or expired)",
+                        hint="create a new token at https://huggingface.co/settings/tokens and set HF_TOKEN, "
+                             "or run `hf auth login`")
+    return repo_not_found(r.cfg, r.repo)
+
+
+def _entry_missing(r: _Refusal) -> HubError:
+    return HubError(f"{r.what} not found in {r.repo}" + (f" at {r.revision[:12]}" if r.revision else ""),
+                    hint="the file may have been removed; set MEMFIT_REF_TTL=0 to refresh the listing")
+
+
+def _forbidden(r: _Refusal) -> HubError:
+    return HubError(f"the Hub refused access to {r.what} in {r.repo} (HTTP 403)",
+                    hint="check that your token (HF_TOKEN / `hf auth login`) has read access to this repo")
+
+
+def _rate_limited(r: _Refusal) -> HubError:
+    return HubError(f"rate limited by the Hub (HTTP 429) {r.spent()} reading {r.what}",
+                    hint="wait a minute and retry; logged-in users (HF_TOKEN) get higher limits")
+
+
+def _server_trouble(r: _Refusal) -> HubError:
+    return HubError(f"the Hub answered HTTP {r.status} {r.spent()} reading {r.what}",
+                    hint="the Hub or a proxy is having trouble; try again shortly (status.huggingface.co)")
+
+
+# (does it apply, the error): the first rule that applies words the refusal
+_REFUSALS: tuple[tuple[Callable[[_Refusal], bool], Callable[[_Refusal], HubError]], ...] = (
+    (_is_gated, lambda r: gated_error(r.cfg, r.repo, have_token=current_token() is not None)),
+    (lambda r: r.code == "RevisionNotFound", lambda r: revision_not_found(r.cfg, r.repo, r.revision or "?")),
+    (lambda r: r.code == "RepoNotFound" or (r.status == 401 and r.code != "EntryNotFound"), _repo_refused),
+    (lambda r: r.code == "EntryNotFound" or r.status == 404, _entry_missing),
+    (lambda r: r.status == 403, _forbidden),
+    (lambda r: r.status == 429, _rate_limited),
+    (lambda r: r.status >= 500, _server_trouble),
+)
+
+
 def _status_error(cfg: NetConfig, status: int, headers: Any, *, repo: str, what: str,
                   revision: str | None = None, attempts: int = 1, clock: _Clock | None = None) -> HubError:
-    code = (headers.get("x-error-code") or "") if headers is not None else ""
-    if code == "GatedRepo" or (status == 403 and "gated" in (headers.get("x-error-message") or "").lower()):
-        return gated_error(cfg, repo, have_token=current_token() is not None)
-    if code == "RevisionNotFound":
-        return revision_not_found(cfg, repo, revision or "?")
-    if code == "RepoNotFound" or (status == 401 and code != "EntryNotFound"):
-        if status == 401 and (headers.get("x-error-message") or "").startswith("Invalid credentials"):
-            return HubError("the Hub rejected your token (invalid or expired)",
-                            hint="create a new token at https://huggingface.co/settings/tokens and set HF_TOKEN, "
-                                 "or run `hf auth login`")
-        return repo_not_found(cfg, repo)
-    if code == "EntryNotFound" or status == 404:
-        return HubError(f"{what} not found in {repo}" + (f" at {revision[:12]}" if revision else ""),
-                        hint="the file may have been removed; set MEMFIT_REF_TTL=0 to refresh the listing")
-    if status == 403:
-        return HubError(f"the Hub refused access to {what} in {repo} (HTTP 403)",
-                        hint="check that your token (HF_TOKEN / `hf auth login`) has read access to this repo")
-    if status == 429:
-        return HubError(f"rate limited by the Hub (HTTP 429) {_spent(attempts, clock)} reading {what}",
-                        hint="wait a minute and retry; logged-in users (HF_TOKEN) get higher limits")
-    if status >= 500:
-        return HubError(f"the Hub answered HTTP {status} {_spent(attempts, clock)} reading {what}",
-                        hint="the Hub or a proxy is having trouble; try again shortly (status.huggingface.co)")
+    def header(name: str) -> str:
+        return (headers.get(name) or "") if headers is not None else ""
+
+    r = _Refusal(status, header("x-error-code"), header("x-error-message"), cfg, repo, what, revision, attempts, clock)
+    words = next((error for applies, error in _REFUSALS if applies(r)), None)
+    if words is not None:
+        return words(r)
     return HubError(f"unexpected HTTP {status} from the Hub reading {what} in {repo}",
                     hint="try again; check HF_ENDPOINT if you use a mirror")
 
@@ -392,20 +440,42 @@ class RepoListing:
             raise ValueError("not a cached listing")
         repo, commit, gated = d.get("repo"), d.get("commit"), d.get("gated", False)
         skipped = d.get("skipped", [])
-        if (not isinstance(repo, str) or not isinstance(commit, str) or not _SHA_RE.match(commit)
-                or not isinstance(gated, bool) or not isinstance(skipped, list)
-                or not all(isinstance(x, str) for x in skipped)):
+        if not (isinstance(repo, str) and _is_commit(commit) and isinstance(gated, bool) and _is_text_list(skipped)):
             raise ValueError("bad listing fields")
-        files = []
-        for row in d["files"]:
-            if not isinstance(row, list) or len(row) != 3:
-                raise ValueError("bad listing row")
-            path, size, oid = row
-            if (path_problem(path) or size_problem(size) or not (oid is None or (isinstance(oid, str)
-                                                                                  and _OID_RE.match(oid)))):
-                raise ValueError("bad listing row")
-            files.append(HubFile(path, size, oid))
-        return cls(repo=repo, commit=commit, gated=gated, files=files, skipped=skipped)
+        return cls(repo=repo, commit=commit, gated=gated, files=[_cached_file(row) for row in d["files"]],
+                   skipped=skipped)
+
+
+def _is_commit(v: object) -> bool:
+    return isinstance(v, str) and bool(_SHA_RE.match(v))
+
+
+def _is_text_list(v: object) -> bool:
+    return isinstance(v, list) and all(isinstance(x, str) for x in v)
+
+
+def _is_oid(v: object) -> bool:
+    return v is None or (isinstance(v, str) and bool(_OID_RE.match(v)))
+
+
+def _cached_file(row: object) -> HubFile:
+    """One [path, size, oid] row of a cached listing, as the Hub could have listed it."""
+    if not isinstance(row, list) or len(row) != 3:
+        raise ValueError("bad listing row")
+    path, size, oid = row
+    if path_problem(path) or size_problem(size) or not _is_oid(oid):
+        raise ValueError("bad listing row")
+    return HubFile(path, size, oid)
+
+
+# (what makes a listed name unusable, how the warning says it), checked in this order
+_PATH_PROBLEMS: tuple[tuple[Callable[[str], bool], str], ...] = (
+    (lambda p: not p or len(p) > MAX_PATH_CHARS, "an empty or overlong file name"),
+    (lambda p: p.startswith("/") or "\\" in p, "a file name that is not a relative repo path"),
+    (lambda p: any(seg in ("", ".", "..") for seg in p.split("/")), "a file name with an empty, '.' or '..' segment"),
+    (lambda p: any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in p),
+     "a file name with control or format characters"),
+)
 
 
 def path_problem(path: Any) -> str | None:
@@ -415,15 +485,7 @@ def path_problem(path: Any) -> str | None:
     so no control or format characters (such as a right-to-left override)."""
     if not isinstance(path, str):
         return f"a file name that is not text ({type(path).__name__})"
-    if not path or len(path) > MAX_PATH_CHARS:
-        return "an empty or overlong file name"
-    if path.startswith("/") or "\\" in path:
-        return "a file name that is not a relative repo path"
-    if any(seg in ("", ".", "..") for seg in path.split("/")):
-        return "a file name with an empty, '.' or '..' segment"
-    if any(unicodedata.category(c) in ("Cc", "Cf", "Cs", "Zl", "Zp") for c in path):
-        return "a file name with control or format characters"
-    return None
+    return next((problem for applies, problem in _PATH_PROBLEMS if applies(path)), None)
 
 
 def size_problem(size: Any) -> str | None:
@@ -448,50 +510,82 @@ def _listed_file(path: Any, size: Any, oid: Any, skipped: list[str]) -> HubFile 
     return HubFile(path, size, oid)
 
 
+@dataclass(frozen=True)
+class _ApiCall:
+    """One Hub API request being retried: what it reads, and its time budget."""
+
+    cfg: NetConfig
+    what: str
+    repo: str
+    revision: str | None
+    clock: _Clock
+
+
 def _with_retries(cfg: NetConfig, what: str, repo: str, fn: Callable[[_Clock], T], *,
                   revision: str | None = None) -> T:
     """Call fn (one Hub API request) with bounded retries within one deadline; map every failure
     to HubError."""
+    call = _ApiCall(cfg, what, repo, revision, _Clock(cfg))
     attempt = 0
-    clock = _Clock(cfg)
     while True:
         attempt += 1
-        retry_after: float | None = None
         try:
-            return fn(clock)
-        except _hf_errors.OfflineModeIsEnabled:
-            raise offline_missing(what) from None
-        except _hf_errors.GatedRepoError:
-            raise gated_error(cfg, repo, have_token=current_token() is not None) from None
-        except _hf_errors.RevisionNotFoundError:
-            raise revision_not_found(cfg, repo, revision or "main") from None
-        except _hf_errors.RepositoryNotFoundError:
-            raise repo_not_found(cfg, repo) from None
-        except _hf_errors.HFValidationError as e:
-            raise ResolveError(f"'{repo}' is not a valid Hub repository id: {redact(str(e)).splitlines()[0]}",
-                               hint="use owner/name, e.g. unsloth/Qwen3-30B-A3B-GGUF") from None
-        except _hf_errors.HfHubHTTPError as e:
-            status = e.response.status_code if e.response is not None else 0
-            if status not in _RETRY_STATUS or attempt > cfg.retries:
-                raise _status_error(cfg, status, e.response.headers if e.response is not None else None,
-                                    repo=repo, what=what, revision=revision, attempts=attempt, clock=clock) from None
-            retry_after = _retry_after(e.response.headers)
-        except _DeadlineExceeded:
-            raise _deadline_error(cfg, what, attempt, clock) from None
-        except httpx2.TransportError as e:
-            if attempt > _retries_for(cfg, e):
-                raise _network_error(cfg, what, e, attempt, clock) from None
-            if clock.expired():
-                raise _deadline_error(cfg, what, attempt, clock) from None
-        except (ValueError, KeyError, TypeError, RecursionError):  # a 200 whose body is not the Hub's JSON
-            raise HubError(f"the Hub's answer for {what} is not what the Hub API returns",
-                           hint="check HF_ENDPOINT and any proxy between you and the Hub") from None
+            return fn(call.clock)
+        except Exception as e:  # each kind is mapped to a HubError, retried, or raised as it is
+            retry_after = _after_api_failure(e, call, attempt)
         wait = cfg.wait_time(attempt, retry_after)
-        if wait >= clock.remaining():
-            raise _deadline_error(cfg, what, attempt, clock) from None
+        if wait >= call.clock.remaining():
+            raise _deadline_error(cfg, what, attempt, call.clock) from None
         STATS.add(retries=1)
         log.info("retrying %s in %.2f s (attempt %d of %d)", what, wait, attempt + 1, cfg.retries + 1)
         time.sleep(wait)
+
+
+def _final_api_error(e: Exception, call: _ApiCall) -> MemfitError | None:
+    """huggingface-hub's errors that no retry changes (gated, no such revision or repo, offline,
+    an invalid repo id), as memfit's; None for any other failure."""
+    if isinstance(e, _hf_errors.OfflineModeIsEnabled):
+        return offline_missing(call.what)
+    if isinstance(e, _hf_errors.GatedRepoError):  # before RepositoryNotFoundError: a subclass of it
+        return gated_error(call.cfg, call.repo, have_token=current_token() is not None)
+    if isinstance(e, _hf_errors.RevisionNotFoundError):
+        return revision_not_found(call.cfg, call.repo, call.revision or "main")
+    if isinstance(e, _hf_errors.RepositoryNotFoundError):
+        return repo_not_found(call.cfg, call.repo)
+    if isinstance(e, _hf_errors.HFValidationError):
+        return ResolveError(f"'{call.repo}' is not a valid Hub repository id: {redact(str(e)).splitlines()[0]}",
+                            hint="use owner/name, e.g. unsloth/Qwen3-30B-A3B-GGUF")
+    return None
+
+
+def _after_api_failure(e: Exception, call: _ApiCall, attempt: int) -> float | None:
+    """The Retry-After to honour when attempt `attempt` failed in a way worth retrying; raises the
+    HubError for every other failure (the exception itself when it is not a network one)."""
+    final = _final_api_error(e, call)
+    if final is not None:
+        raise final from None
+    if isinstance(e, _hf_errors.HfHubHTTPError):
+        return _http_retry_after(e, call, attempt)
+    if isinstance(e, _DeadlineExceeded):
+        raise _deadline_error(call.cfg, call.what, attempt, call.clock) from None
+    if isinstance(e, httpx2.TransportError):
+        if attempt > _retries_for(call.cfg, e):
+            raise _network_error(call.cfg, call.what, e, attempt, call.clock) from None
+        if call.clock.expired():
+            raise _deadline_error(call.cfg, call.what, attempt, call.clock) from None
+        return None
+    if isinstance(e, (ValueError, KeyError, TypeError, RecursionError)):  # a 200 whose body is not the Hub's JSON
+        raise _not_the_hubs_answer(call.what) from None
+    raise e
+
+
+def _http_retry_after(e: Exception, call: _ApiCall, attempt: int) -> float | None:
+    response = getattr(e, "response", None)
+    status = response.status_code if response is not None else 0
+    if status not in _RETRY_STATUS or attempt > call.cfg.retries:
+        raise _status_error(call.cfg, status, response.headers if response is not None else None, repo=call.repo,
+                            what=call.what, revision=call.revision, attempts=attempt, clock=call.clock) from None
+    return _retry_after(response.headers)
 
 
 def _retries_for(cfg: NetConfig, cause: BaseException | None) -> int:
@@ -547,6 +641,13 @@ def _json(response: httpx2.Response) -> Any:
     return json.loads(response.content, parse_constant=no_constant)
 
 
+_NOT_THE_HUB_HINT = "check HF_ENDPOINT and any proxy between you and the Hub"
+
+
+def _not_the_hubs_answer(what: str) -> HubError:
+    return HubError(f"the Hub's answer for {what} is not what the Hub API returns", hint=_NOT_THE_HUB_HINT)
+
+
 def fetch_listing(repo: str, revision: str, cfg: NetConfig) -> RepoListing:
     """Ask the Hub for the repo's commit and GGUF files at `revision` (one request, plus the tree
     API only if the model-info answer lacks file sizes). What the answer says is validated: the
@@ -561,35 +662,38 @@ def fetch_listing(repo: str, revision: str, cfg: NetConfig) -> RepoListing:
 
     info = _with_retries(cfg, what, repo, call, revision=revision)
     if not isinstance(info, dict) or "sha" not in info or "id" not in info and "modelId" not in info:
-        raise HubError(f"the Hub's answer for {what} is not what the Hub API returns",
-                       hint="check HF_ENDPOINT and any proxy between you and the Hub")
+        raise _not_the_hubs_answer(what)
     commit = info.get("sha")
-    if not isinstance(commit, str) or not _SHA_RE.match(commit):
+    if not _is_commit(commit):
         raise HubError(f"the Hub did not return a commit id for {repo}@{revision}",
                        hint="try again; check HF_ENDPOINT if you use a mirror")
-    siblings = info.get("siblings") or []
-    if not isinstance(siblings, list):
-        siblings = []
+    listed = _sibling_files(info.get("siblings"))
+    files, skipped = listed if listed is not None else _tree_listing(repo, commit, cfg)
+    gated = info.get("gated") not in (None, False, "false", "False", "")
+    return RepoListing(repo=repo, commit=commit, files=sorted(files, key=lambda f: f.path), gated=gated,
+                       skipped=skipped)
+
+
+def _sibling_files(siblings: Any) -> tuple[list[HubFile], list[str]] | None:
+    """The GGUF files of a model-info answer's `siblings`, with the lines of those skipped; None
+    when a GGUF's size is missing (then the tree API has to be asked)."""
     files: list[HubFile] = []
     skipped: list[str] = []
-    need_tree = False
-    for s in siblings:
+    for s in siblings if isinstance(siblings, list) else []:
         name = s.get("rfilename") if isinstance(s, dict) else None
         if not isinstance(name, str) or not name.lower().endswith(".gguf"):
             continue
         lfs = s.get("lfs") if isinstance(s.get("lfs"), dict) else None
         size = lfs.get("size") if lfs is not None else s.get("size")
         if size is None:
-            need_tree = True
-            break
+            return None
         f = _listed_file(name, size, lfs.get("sha256") if lfs is not None else s.get("blobId"), skipped)
         if f is not None:
             files.append(f)
-    if need_tree:
-        files, skipped = _tree_listing(repo, commit, cfg)
-    gated = info.get("gated") not in (None, False, "false", "False", "")
-    return RepoListing(repo=repo, commit=commit, files=sorted(files, key=lambda f: f.path), gated=gated,
-                       skipped=skipped)
+    return files, skipped
+
+
+MAX_TREE_PAGES = 1000
 
 
 def _tree_listing(repo: str, commit: str, cfg: NetConfig) -> tuple[list[HubFile], list[str]]:
@@ -602,34 +706,42 @@ def _tree_listing(repo: str, commit: str, cfg: NetConfig) -> tuple[list[HubFile]
     pages = 0
     while url:
         pages += 1
-        if pages > 1000:
-            raise HubError(f"the Hub's {what} runs past 1000 pages", hint="check HF_ENDPOINT")
+        if pages > MAX_TREE_PAGES:
+            raise HubError(f"the Hub's {what} runs past {MAX_TREE_PAGES} pages", hint="check HF_ENDPOINT")
 
         def call(clock: _Clock, u: str = url, p: Any = params) -> httpx2.Response:
             return _api_get(u, p, cfg, clock, what)
 
         r = _with_retries(cfg, what, repo, call, revision=commit)
-        try:
-            entries = _json(r)
-        except (ValueError, RecursionError):
-            entries = None
-        if not isinstance(entries, list):
-            raise HubError(f"the Hub's answer for {what} is not what the Hub API returns",
-                           hint="check HF_ENDPOINT and any proxy between you and the Hub")
-        for entry in entries:
-            if not isinstance(entry, dict) or entry.get("type") != "file":
-                continue
-            path = entry.get("path")
-            if not isinstance(path, str) or not path.lower().endswith(".gguf"):
-                continue
-            lfs = entry.get("lfs") if isinstance(entry.get("lfs"), dict) else {}
-            f = _listed_file(path, lfs.get("size", entry.get("size")), lfs.get("oid") or entry.get("oid"), skipped)
-            if f is not None:
-                out.append(f)
+        out += _tree_page_files(_tree_entries(r, what), skipped)
         nxt = r.links.get("next", {}).get("url") if r.links else None
         url = _follow(url, nxt, what) if nxt else None
         params = None
     return out, skipped
+
+
+def _tree_entries(r: httpx2.Response, what: str) -> list[Any]:
+    try:
+        entries = _json(r)
+    except (ValueError, RecursionError):
+        entries = None
+    if not isinstance(entries, list):
+        raise _not_the_hubs_answer(what)
+    return entries
+
+
+def _tree_page_files(entries: list[Any], skipped: list[str]) -> list[HubFile]:
+    """The GGUF files of one page of the tree API (usable ones; the others noted in `skipped`)."""
+    files = (_tree_file(entry, skipped) for entry in entries if isinstance(entry, dict) and entry.get("type") == "file")
+    return [f for f in files if f is not None]
+
+
+def _tree_file(entry: dict[str, Any], skipped: list[str]) -> HubFile | None:
+    path = entry.get("path")
+    if not isinstance(path, str) or not path.lower().endswith(".gguf"):
+        return None
+    lfs = entry.get("lfs") if isinstance(entry.get("lfs"), dict) else {}
+    return _listed_file(path, lfs.get("size", entry.get("size")), lfs.get("oid") or entry.get("oid"), skipped)
 
 
 def get_listing(repo: str, revision: str | None = None, *, cache: Cache | None = None,
@@ -643,40 +755,44 @@ def get_listing(repo: str, revision: str | None = None, *, cache: Cache | None =
     cfg = cfg or NetConfig.from_env()
     cache = cache or default_cache()
     rev = revision or constants.DEFAULT_REVISION
-    pinned = bool(_SHA_RE.match(rev))
     offline = is_offline()
-
-    def cached() -> RepoListing | None:
-        commit = rev if pinned else None
-        if commit is None:
-            ref = cache.get_ref(cfg.endpoint, repo, rev)
-            if ref is not None and (offline or time.time() - ref[1] < cfg.ref_ttl):
-                commit = ref[0]
-        if commit is None:
-            return None
-        d = cache.get_listing(cfg.endpoint, repo, commit)
-        if d is None:
-            return None
-        try:
-            return RepoListing.from_dict(d)
-        except (KeyError, TypeError, ValueError):  # checksummed but malformed: damaged, ask again
-            cache.discard("listings", listing_key(cfg.endpoint, repo, commit))
-            return None
-
-    hit = cached()
+    hit = _cached_listing(cache, cfg, repo, rev, offline)
     if hit is not None:
         return hit
     if offline:
         raise offline_missing(f"the file list of {repo}@{rev}")
     with cache.lock(f"listing\x00{cfg.endpoint}\x00{repo}\x00{rev}"):
-        hit = cached()  # another process may have filled it while we waited
+        hit = _cached_listing(cache, cfg, repo, rev, offline)  # another process may have filled it while we waited
         if hit is not None:
             return hit
         listing = fetch_listing(repo, rev, cfg)
         cache.put_listing(cfg.endpoint, repo, listing.commit, listing.to_dict())
-        if not pinned:
+        if not _is_commit(rev):
             cache.put_ref(cfg.endpoint, repo, rev, listing.commit)
     return listing
+
+
+def _cached_commit(cache: Cache, cfg: NetConfig, repo: str, rev: str, offline: bool) -> str | None:
+    """The commit `rev` names, as far as the cache can tell: a full sha names itself; a branch or
+    tag resolution is trusted for MEMFIT_REF_TTL (offline: always)."""
+    if _is_commit(rev):
+        return rev
+    ref = cache.get_ref(cfg.endpoint, repo, rev)
+    if ref is not None and (offline or time.time() - ref[1] < cfg.ref_ttl):
+        return ref[0]
+    return None
+
+
+def _cached_listing(cache: Cache, cfg: NetConfig, repo: str, rev: str, offline: bool) -> RepoListing | None:
+    commit = _cached_commit(cache, cfg, repo, rev, offline)
+    d = cache.get_listing(cfg.endpoint, repo, commit) if commit is not None else None
+    if commit is None or d is None:
+        return None
+    try:
+        return RepoListing.from_dict(d)
+    except (KeyError, TypeError, ValueError):  # checksummed but malformed: damaged, ask again
+        cache.discard("listings", listing_key(cfg.endpoint, repo, commit))
+        return None
 
 
 def file_url(repo: str, commit: str, path: str, cfg: NetConfig) -> str:
@@ -820,14 +936,18 @@ class HttpRangeSource:
             n = max(0, min(n, self._size - offset))
         if n == 0:
             return b""
-        end = offset + n
         buf_end = self._buf_start + len(self._buf)
-        if self._buf_start <= offset and end <= buf_end:
-            return bytes(self._buf[offset - self._buf_start:end - self._buf_start])
+        if not (self._buf_start <= offset and offset + n <= buf_end):
+            self._fill(offset, offset + n, buf_end)
+        lo = offset - self._buf_start
+        return bytes(self._buf[lo:lo + n])
+
+    def _fill(self, offset: int, end: int, buf_end: int) -> None:
+        """Fetch what the buffer lacks of [offset, end), and a read-ahead of one chunk plus 10% of
+        what this file has cost so far: few round trips for long headers, and never more than
+        chunk + 10% fetched past the header's end."""
         continuing = bool(self._buf) and self._buf_start <= offset <= buf_end
         start = buf_end if continuing else offset
-        # Read ahead by one chunk plus 10% of what this file has cost so far: few round trips
-        # for long headers, and never more than chunk + 10% fetched past the header's end.
         fetch_end = max(end, start + self._chunk + self.bytes_received // 10)
         if self._size is not None:
             fetch_end = min(fetch_end, self._size)
@@ -837,8 +957,6 @@ class HttpRangeSource:
         else:
             self._buf = bytearray(data)  # the reader skipped a region (a large array): jump over it
             self._buf_start = offset
-        lo = offset - self._buf_start
-        return bytes(self._buf[lo:lo + n])
 
     # -- fetching --
 
@@ -849,33 +967,37 @@ class HttpRangeSource:
         attempt = 0
         clock = self._clock = _Clock(self._cfg)
         while start + len(got) < end:
-            pos = start + len(got)
             try:
                 if clock.expired():
                     raise _Retryable("deadline passed", cause=_DeadlineExceeded())
-                chunk, eof = self._get(pos, end)
+                chunk, eof = self._get(start + len(got), end)
                 got += chunk
                 if eof:
                     break
                 if not chunk:
                     raise _Retryable("empty response body")
-                continue
             except _Retryable as r:
                 got += r.partial
                 attempt += 1
-                if isinstance(r.cause, _DeadlineExceeded):
-                    raise _deadline_error(self._cfg, self._path or self.name, attempt, clock, len(got)) from None
-                if attempt > _retries_for(self._cfg, r.cause):
-                    raise self._give_up(r, attempt) from None
-                wait = self._cfg.wait_time(attempt, r.retry_after)
-                if wait >= clock.remaining():
-                    raise _deadline_error(self._cfg, self._path or self.name, attempt, clock, len(got)) from None
-                self.retries += 1
-                STATS.add(retries=1)
-                log.info("%s: %s; retry %d/%d in %.2f s from byte %d", self.name, r.reason, attempt,
-                         self._cfg.retries, wait, start + len(got))
-                time.sleep(wait)
+                self._pause_before_retry(r, attempt, clock, start, len(got))
         return bytes(got)
+
+    def _pause_before_retry(self, r: _Retryable, attempt: int, clock: _Clock, start: int, received: int) -> None:
+        """Wait before attempt `attempt` + 1 (which resumes at start + received), or raise when the
+        failure, the retry count or the deadline says the read is over."""
+        what = self._path or self.name
+        if isinstance(r.cause, _DeadlineExceeded):
+            raise _deadline_error(self._cfg, what, attempt, clock, received) from None
+        if attempt > _retries_for(self._cfg, r.cause):
+            raise self._give_up(r, attempt) from None
+        wait = self._cfg.wait_time(attempt, r.retry_after)
+        if wait >= clock.remaining():
+            raise _deadline_error(self._cfg, what, attempt, clock, received) from None
+        self.retries += 1
+        STATS.add(retries=1)
+        log.info("%s: %s; retry %d/%d in %.2f s from byte %d", self.name, r.reason, attempt,
+                 self._cfg.retries, wait, start + received)
+        time.sleep(wait)
 
     # Error wording: a subclass for another server (planner.ollama's registry) overrides these three.
 
@@ -917,18 +1039,20 @@ class HttpRangeSource:
         """The ETag of an answer: the Hub's own (X-Linked-ETag of an LFS redirect, the ETag of a
         file it serves itself) must be the listing's content id when both are hex ids of one kind;
         every data answer from one origin must carry the ETag its first answer carried."""
-        raw = headers.get("x-linked-etag") if linked else headers.get("etag")
-        tag = _etag(raw)
+        tag = _etag(headers.get("x-linked-etag") if linked else headers.get("etag"))
         if tag is None:
             return
-        from_hub = _origin(url) == _origin(self._url)
-        if (linked or from_hub) and self._oid is not None and _OID_RE.match(tag) and len(tag) == len(self._oid) \
-                and tag != self._oid:
+        if linked or _origin(url) == _origin(self._url):
+            self._check_content_id(tag)
+        if not linked:
+            self._check_same_version(url, tag)
+
+    def _check_content_id(self, tag: str) -> None:
+        if self._oid is not None and _OID_RE.match(tag) and len(tag) == len(self._oid) and tag != self._oid:
             raise self._changed(f"gives content id {self._oid[:12]}…, the server now sends {tag[:12]}… (ETag)")
-        if linked:
-            return
-        origin = _origin(url)
-        seen = self._etags.setdefault(origin, tag)
+
+    def _check_same_version(self, url: str, tag: str) -> None:
+        seen = self._etags.setdefault(_origin(url), tag)
         if seen != tag:
             raise self._changed(f"read started on a file with ETag {seen[:16]}…, a later range came with "
                                 f"{tag[:16]}… (two versions would be mixed)")
@@ -941,69 +1065,69 @@ class HttpRangeSource:
             self.close()
         url = self._target or self._url
         for _hop in range(_MAX_REDIRECTS + 1):
-            headers = _headers_for(url, self._cfg)
-            headers["Range"] = f"bytes={start}-{end - 1}"
-            headers["Accept-Encoding"] = "identity"
-            self.requests += 1
-            STATS.add(range_requests=1)
-            timeout = self._clock.op_timeout() if self._clock is not None else httpx2.Timeout(self._cfg.timeout)
-            try:
-                request = _hf_utils.get_session().build_request("GET", url, headers=headers, timeout=timeout)
-                response = _hf_utils.get_session().send(request, stream=True, follow_redirects=False)
-            except _hf_errors.OfflineModeIsEnabled:
-                raise offline_missing(f"the header of {self._path or self.name}") from None
-            except httpx2.TransportError as e:
-                raise _Retryable(type(e).__name__, cause=e) from None
-            status = response.status_code
-            if status in _REDIRECT_STATUS and "location" in response.headers:
-                response.close()
-                if _origin(url) == _origin(self._url):  # the Hub's own redirect names the file it serves
-                    linked = response.headers.get("x-linked-size", "")
-                    self._check_size(int(linked) if linked.isdigit() else None, "X-Linked-Size")
-                    self._check_etag(url, response.headers, linked=True)
-                url = _follow(url, response.headers["location"], self._path or self.name)
+            response = self._send(url, start, end)
+            if response.status_code in _REDIRECT_STATUS and "location" in response.headers:
+                url = self._redirected(url, response)
                 continue
-            if status == 206:
-                return self._read_partial(response, url, start, end)
-            if status == 200:
-                return self._start_full(response, url, start, end)
-            if status == 416:
-                response.close()
-                return b"", True
-            body_headers = response.headers
-            _drain_small(response, self._clock)
-            if status in _RETRY_STATUS:
-                raise _Retryable(f"HTTP {status}", status=status, headers=body_headers,
-                                 retry_after=_retry_after(body_headers))
-            if self._target is not None and url == self._target and status in (401, 403, 404, 410):
-                self._target = None  # an expired signed CDN URL: go back to the Hub once
-                raise _Retryable(f"redirect target answered HTTP {status}", status=status, headers=body_headers)
-            raise self._status_failure(status, body_headers)
+            return self._answered(response, url, start, end)
         raise HubError(f"too many redirects reading {self._path or self.name}",
                        hint="check HF_ENDPOINT or your proxy")
+
+    def _send(self, url: str, start: int, end: int) -> httpx2.Response:
+        """One ranged GET, streamed, redirects not followed (the token goes to the Hub only)."""
+        headers = _headers_for(url, self._cfg)
+        headers["Range"] = f"bytes={start}-{end - 1}"
+        headers["Accept-Encoding"] = "identity"
+        self.requests += 1
+        STATS.add(range_requests=1)
+        timeout = self._clock.op_timeout() if self._clock is not None else httpx2.Timeout(self._cfg.timeout)
+        try:
+            request = _hf_utils.get_session().build_request("GET", url, headers=headers, timeout=timeout)
+            return _hf_utils.get_session().send(request, stream=True, follow_redirects=False)
+        except _hf_errors.OfflineModeIsEnabled:
+            raise offline_missing(f"the header of {self._path or self.name}") from None
+        except httpx2.TransportError as e:
+            raise _Retryable(type(e).__name__, cause=e) from None
+
+    def _redirected(self, url: str, response: httpx2.Response) -> str:
+        """Where a redirect leads; the Hub's own redirect names the file it serves (size, ETag),
+        which must be the listing's."""
+        response.close()
+        if _origin(url) == _origin(self._url):
+            linked = response.headers.get("x-linked-size", "")
+            self._check_size(int(linked) if linked.isdigit() else None, "X-Linked-Size")
+            self._check_etag(url, response.headers, linked=True)
+        return _follow(url, response.headers["location"], self._path or self.name)
+
+    def _answered(self, response: httpx2.Response, url: str, start: int, end: int) -> tuple[bytes, bool]:
+        status = response.status_code
+        if status == 206:
+            return self._read_partial(response, url, start, end)
+        if status == 200:
+            return self._start_full(response, url, start, end)
+        if status == 416:
+            response.close()
+            return b"", True
+        raise self._refused(response, url)
+
+    def _refused(self, response: httpx2.Response, url: str) -> Exception:
+        """An error answer: worth another attempt (a retryable status, or an expired signed CDN URL:
+        back to the Hub once), else the error that ends the read."""
+        status, headers = response.status_code, response.headers
+        _drain_small(response, self._clock)
+        if status in _RETRY_STATUS:
+            return _Retryable(f"HTTP {status}", status=status, headers=headers, retry_after=_retry_after(headers))
+        if self._target is not None and url == self._target and status in (401, 403, 404, 410):
+            self._target = None
+            return _Retryable(f"redirect target answered HTTP {status}", status=status, headers=headers)
+        return self._status_failure(status, headers)
 
     def _remember_target(self, url: str) -> None:
         if url != self._url:
             self._target = url
 
     def _read_partial(self, response: httpx2.Response, url: str, start: int, end: int) -> tuple[bytes, bool]:
-        m = re.match(r"\s*bytes\s+(\d+)-(\d+)/(\d+|\*)", response.headers.get("content-range", ""))
-        if not m:
-            response.close()
-            raise _Retryable("206 answer without a valid Content-Range")
-        first, last = int(m.group(1)), int(m.group(2))
-        total = None if m.group(3) == "*" else int(m.group(3))
-        try:
-            self._check_size(total, "Content-Range")
-            self._check_etag(url, response.headers)
-        except FileChangedError:
-            response.close()
-            raise
-        if total is not None:
-            self._size = total
-        if first > start or last < first:
-            response.close()
-            raise _Retryable(f"server sent bytes {first}-{last} for a request starting at {start}")
+        first, last, total = self._content_range(response, url, start)
         self._remember_target(url)
         body = _Body(response, self)
         try:
@@ -1019,15 +1143,36 @@ class HttpRangeSource:
         eof = total is not None and start + len(data) >= total
         return data, eof
 
-    def _start_full(self, response: httpx2.Response, url: str, start: int, end: int) -> tuple[bytes, bool]:
-        """The server ignored Range: keep the body open and read it only as far as needed."""
-        length = response.headers.get("content-length")
+    def _content_range(self, response: httpx2.Response, url: str, start: int) -> tuple[int, int, int | None]:
+        """(first, last, total) of a 206 answer, checked against the listing and the request."""
+        m = _CONTENT_RANGE_RE.match(response.headers.get("content-range", ""))
+        if not m:
+            response.close()
+            raise _Retryable("206 answer without a valid Content-Range")
+        first, last = int(m.group(1)), int(m.group(2))
+        total = None if m.group(3) == "*" else int(m.group(3))
+        self._check_answer(response, url, total, "Content-Range")
+        if total is not None:
+            self._size = total
+        if first > start or last < first:
+            response.close()
+            raise _Retryable(f"server sent bytes {first}-{last} for a request starting at {start}")
+        return first, last, total
+
+    def _check_answer(self, response: httpx2.Response, url: str, total: int | None, how: str) -> None:
+        """The answer's file size and ETag are the listing's (else the body is closed unread)."""
         try:
-            self._check_size(int(length) if length and length.isdigit() else None, "Content-Length of a whole-file answer")
+            self._check_size(total, how)
             self._check_etag(url, response.headers)
         except FileChangedError:
             response.close()
             raise
+
+    def _start_full(self, response: httpx2.Response, url: str, start: int, end: int) -> tuple[bytes, bool]:
+        """The server ignored Range: keep the body open and read it only as far as needed."""
+        length = response.headers.get("content-length")
+        self._check_answer(response, url, int(length) if length and length.isdigit() else None,
+                           "Content-Length of a whole-file answer")
         if length and length.isdigit():
             self._size = int(length)
         self._remember_target(url)

@@ -7,17 +7,21 @@ estimator's job. The result is a pydantic model so `--json` and the tables share
 
 from __future__ import annotations
 
-import re
 from collections import Counter
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Callable
 
 from pydantic import BaseModel
 
 from .ggml_types import type_name
-from .header import ModelHeaders, SkippedArray
-from .resolver import ResolvedModel
+from .header import Metadata, MetaValue, ModelHeaders, SkippedArray
+from .resolver import ProjectorFile, ResolvedModel, Variant
+from .vocab import is_expert_tensor
 
-_EXPERT_TENSOR_RE = re.compile(r"\.ffn_[a-z_]*_exps\.")  # routed experts (not *_shexp: always active)
+if TYPE_CHECKING:  # pragma: no cover - built on demand: inspect reports what the files declare
+    from .model_facts import ModelFacts
+
+FactsOf = Callable[[], "ModelFacts | None"]
 
 
 class PerLayer(BaseModel):
@@ -118,25 +122,32 @@ class ModelSummary(BaseModel):
 # --- helpers ---------------------------------------------------------------------------------------
 
 
-def _int(v: Any) -> int | None:
+def _int(v: MetaValue | None) -> int | None:
     return int(v) if isinstance(v, int) and not isinstance(v, bool) else None
 
 
-def _per_layer(v: Any) -> PerLayer:
+def _int_list(v: MetaValue | None) -> list[int] | None:
     if isinstance(v, list) and v and all(isinstance(x, int) and not isinstance(x, bool) for x in v):
-        return PerLayer(value=v[0]) if len(set(v)) == 1 else PerLayer(per_layer=[int(x) for x in v])
-    return PerLayer(value=_int(v))
+        return [int(x) for x in v]
+    return None
+
+
+def _per_layer(v: MetaValue | None) -> PerLayer:
+    values = _int_list(v)
+    if values is None:
+        return PerLayer(value=_int(v))
+    return PerLayer(value=values[0]) if len(set(values)) == 1 else PerLayer(per_layer=values)
 
 
 def _type_name(t: int) -> str:
     return type_name(t) or f"type{t}"
 
 
-def type_histogram(h: ModelHeaders) -> list[TensorTypeCount]:
+def type_histogram(h: ModelHeaders | None) -> list[TensorTypeCount]:
     """Tensors and bytes per ggml type, largest share first."""
     count: Counter[int] = Counter()
     size: Counter[int] = Counter()
-    for t in h.tensors:
+    for t in h.tensors if h is not None else []:
         count[t.ggml_type] += 1
         size[t.ggml_type] += t.nbytes
     return [TensorTypeCount(type=_type_name(k), tensors=count[k], bytes=size[k])
@@ -145,44 +156,45 @@ def type_histogram(h: ModelHeaders) -> list[TensorTypeCount]:
 
 def parameter_counts(h: ModelHeaders, expert_count: int | None,
                      expert_used: int | None) -> tuple[int, int | None]:
-    """(total, active): active counts only `expert_used` of `expert_count` routed experts."""
+    """(total, active): active counts only `expert_used` of `expert_count` routed experts (the
+    tensors of planner/vocab.py's expert pattern; shared experts are always active)."""
     total = sum(t.n_elements for t in h.tensors)
     if not expert_count or not expert_used:
         return total, None
-    routed = sum(t.n_elements for t in h.tensors if _EXPERT_TENSOR_RE.search("." + t.name))
+    routed = sum(t.n_elements for t in h.tensors if is_expert_tensor(t.name))
     if routed == 0:
         return total, None
     return total, total - routed + routed * expert_used // expert_count
 
 
-def _vocab_size(meta: dict[str, Any], arch: str, h: ModelHeaders) -> int | None:
+def _vocab_size(meta: Metadata, arch: str, h: ModelHeaders) -> int | None:
     tokens = meta.get("tokenizer.ggml.tokens")
     if isinstance(tokens, SkippedArray):
         return tokens.count
     if isinstance(tokens, list):
         return len(tokens)
-    declared = _int(meta.get(f"{arch}.vocab_size"))
-    if declared:
-        return declared
-    for t in h.tensors:
-        if t.name == "token_embd.weight" and len(t.shape) >= 2:
-            return t.shape[1]
-    return None
+    return _int(meta.get(f"{arch}.vocab_size")) or _embedding_rows(h)
 
 
-def _swa(meta: dict[str, Any], arch: str, layers: int | None) -> tuple[int | None, str | None]:
+def _embedding_rows(h: ModelHeaders) -> int | None:
+    t = next((t for t in h.tensors if t.name == "token_embd.weight" and len(t.shape) >= 2), None)
+    return t.shape[1] if t is not None else None
+
+
+def _swa(meta: Metadata, arch: str, layers: int | None) -> tuple[int | None, str | None]:
     """(layers using the sliding window, pattern as declared)."""
     pattern = meta.get(f"{arch}.attention.sliding_window_pattern")
     if isinstance(pattern, list) and pattern:
         flags = [bool(x) for x in pattern]
         return sum(flags), "".join("S" if f else "F" for f in flags)
-    if isinstance(pattern, int) and not isinstance(pattern, bool) and pattern > 0 and layers:
+    period = _int(pattern)
+    if period and period > 0 and layers:
         # period n: every n-th layer uses full attention, the rest the window (llama.cpp's convention)
-        return sum(1 for i in range(layers) if (i + 1) % pattern != 0), f"every {pattern}th layer full"
+        return sum(1 for i in range(layers) if (i + 1) % period != 0), f"every {period}th layer full"
     return None, None
 
 
-def _facts(h: ModelHeaders) -> Any:
+def _facts(h: ModelHeaders) -> ModelFacts | None:
     """planner.model_facts' view of the model (which layers slide, recurrent layers), or None
     for architectures it cannot read; inspect then reports only what the file declares."""
     from .errors import MemfitError
@@ -194,28 +206,32 @@ def _facts(h: ModelHeaders) -> Any:
         return None
 
 
-def _attention(h: ModelHeaders, arch: str, n_embd: int | None, layers: int | None) -> Attention | None:
+def _sliding_window(meta: Metadata, arch: str, layers: int | None,
+                    facts: ModelFacts | None) -> tuple[int | None, int | None, str | None]:
+    """(window, SWA layers, declared pattern): as llama.cpp's per-architecture rules (default
+    patterns, gates) apply them when memfit can read the model, else as declared."""
+    window = _int(meta.get(f"{arch}.attention.sliding_window"))
+    swa_layers, pattern = _swa(meta, arch, layers) if window else (None, None)
+    if facts is None:
+        return window, swa_layers, pattern
+    if not facts.swa_enabled:
+        return None, None, None
+    n_swa = sum(1 for layer in facts.layers if layer.is_swa and layer.has_attn_kv)
+    return facts.n_swa or window, n_swa or None, pattern
+
+
+def _attention(h: ModelHeaders, arch: str, n_embd: int | None, layers: int | None, facts: FactsOf) -> Attention | None:
     meta = h.metadata
     a = f"{arch}.attention."
     heads = _per_layer(meta.get(a + "head_count"))
     if heads.value is None and heads.per_layer is None:
         return None
     kv = _per_layer(meta.get(a + "head_count_kv"))
-    if kv.value is None and kv.per_layer is None:
-        kv = heads
     n_head = heads.value or (max(heads.per_layer) if heads.per_layer else None)
     default_dim = n_embd // n_head if n_embd and n_head else None
-    window = _int(meta.get(a + "sliding_window"))
-    swa_layers, pattern = _swa(meta, arch, layers) if window else (None, None)
-    facts = _facts(h)
-    if facts is not None:  # llama.cpp's own per-architecture rules (default patterns, gates)
-        if facts.swa_enabled:
-            window = facts.n_swa or window
-            swa_layers = sum(1 for layer in facts.layers if layer.is_swa and layer.has_attn_kv) or None
-        else:
-            window = swa_layers = pattern = None
+    window, swa_layers, pattern = _sliding_window(meta, arch, layers, facts())
     return Attention(
-        head_count=heads, head_count_kv=kv,
+        head_count=heads, head_count_kv=kv if kv.value is not None or kv.per_layer is not None else heads,
         key_length=_int(meta.get(a + "key_length")) or default_dim,
         value_length=_int(meta.get(a + "value_length")) or default_dim,
         sliding_window=window, swa_layers=swa_layers, swa_pattern=pattern,
@@ -228,9 +244,9 @@ def _attention(h: ModelHeaders, arch: str, n_embd: int | None, layers: int | Non
 def _attention_free(h: ModelHeaders, arch: str) -> bool:
     """Pure recurrent models (Mamba, RWKV) have no attention: their converters still write
     head_count 0 because llama.cpp's loader wants the key."""
-    from .archs import rule_for
+    from .archs import is_recurrent_only
 
-    if rule_for(arch).recurrent == "all":
+    if is_recurrent_only(arch):
         return True
     heads = _per_layer(h.metadata.get(f"{arch}.attention.head_count"))
     values = heads.per_layer if heads.per_layer is not None else [heads.value]
@@ -239,25 +255,29 @@ def _attention_free(h: ModelHeaders, arch: str) -> bool:
         or _int(h.metadata.get(f"{arch}.ssm.state_size")) is not None)
 
 
-def _recurrent(h: ModelHeaders, arch: str, n_embd: int | None) -> Recurrent | None:
+def _recurrent_kind(r: Recurrent) -> str:
+    if r.wkv_head_size:
+        return "rwkv"
+    return "shortconv" if r.conv_cache and r.state_size is None else "ssm"
+
+
+def _recurrent(h: ModelHeaders, arch: str, n_embd: int | None, facts: FactsOf) -> Recurrent | None:
     meta = h.metadata
     s = f"{arch}.ssm."
     wkv = _int(meta.get(f"{arch}.wkv.head_size"))
-    l_cache = _int(meta.get(f"{arch}.shortconv.l_cache"))
     r = Recurrent(conv_kernel=_int(meta.get(s + "conv_kernel")), state_size=_int(meta.get(s + "state_size")),
                   inner_size=_int(meta.get(s + "inner_size")), group_count=_int(meta.get(s + "group_count")),
                   time_step_rank=_int(meta.get(s + "time_step_rank")), wkv_head_size=wkv,
                   wkv_heads=n_embd // wkv if wkv and n_embd else None,
                   token_shift_count=_int(meta.get(f"{arch}.token_shift_count")) if wkv else None,
-                  conv_cache=l_cache)
-    sizes = r.model_dump(exclude={"kind"})
-    if all(v is None for v in sizes.values()):
+                  conv_cache=_int(meta.get(f"{arch}.shortconv.l_cache")))
+    if all(v is None for v in r.model_dump(exclude={"kind"}).values()):
         return None
-    r.kind = "rwkv" if wkv else ("shortconv" if l_cache and r.state_size is None else "ssm")
-    facts = _facts(h)
-    if facts is not None and facts.n_recurrent_layers:
-        r.layers = facts.n_recurrent_layers
-        r.state_bytes_per_sequence = (facts.n_embd_r + facts.n_embd_s) * 4 * facts.n_recurrent_layers
+    r.kind = _recurrent_kind(r)
+    f = facts()
+    if f is not None and f.n_recurrent_layers:
+        r.layers = f.n_recurrent_layers
+        r.state_bytes_per_sequence = (f.n_embd_r + f.n_embd_s) * 4 * f.n_recurrent_layers
     return r
 
 
@@ -277,42 +297,49 @@ def _arch_problems(arch: str | None) -> list[str]:
 # --- the summary ------------------------------------------------------------------------------------
 
 
+def _variant_summary(model: ResolvedModel, v: Variant) -> VariantSummary:
+    h = v.headers
+    params = sum(t.n_elements for t in h.tensors) if h is not None else 0
+    return VariantSummary(
+        quant=v.quant, files=v.files, size_bytes=v.size_bytes,
+        bits_per_weight=round(h.tensor_bytes * 8 / params, 2) if h is not None and params else None,
+        hf_tag=model.hf_tag(v.quant), tensor_types=type_histogram(h),
+    )
+
+
+def _projector_summary(p: ProjectorFile) -> ProjectorSummary:
+    h = p.headers
+    proj = h.metadata.get("clip.projector_type") if h is not None else None
+    return ProjectorSummary(
+        name=p.name, size_bytes=p.size_bytes, projector_type=proj if isinstance(proj, str) else None,
+        parameters=sum(t.n_elements for t in h.tensors) if h is not None else None,
+        tensor_types=type_histogram(h),
+    )
+
+
+def _architecture_summary(h: ModelHeaders, arch: str, layers: int | None, n_embd: int | None) -> dict[str, object]:
+    """attention, attention_free and recurrent: what the file declares, with llama.cpp's rules
+    for the architecture where memfit can read the model (its facts are built once, on demand)."""
+    facts: FactsOf = cache(lambda: _facts(h))
+    free = _attention_free(h, arch)
+    return {"attention": None if free else _attention(h, arch, n_embd, layers, facts), "attention_free": free,
+            "recurrent": _recurrent(h, arch, n_embd, facts)}
+
+
 def summarize(model: ResolvedModel) -> ModelSummary:
     """Build the summary; the model must have been resolved with headers."""
     first = next((v.headers for v in model.variants if v.headers is not None), None)
-    meta: dict[str, Any] = first.metadata if first is not None else {}
+    meta: Metadata = first.metadata if first is not None else {}
     arch = first.architecture if first is not None else None
     key = (arch or "") + "."
     n_expert = _int(meta.get(key + "expert_count"))
     n_used = _int(meta.get(key + "expert_used_count"))
     layers = _int(meta.get(key + "block_count"))
     n_embd = _int(meta.get(key + "embedding_length"))
-    total = active = None
-    if first is not None:
-        total, active = parameter_counts(first, n_expert, n_used)
-
-    variants = []
-    for v in model.variants:
-        h = v.headers
-        params = sum(t.n_elements for t in h.tensors) if h is not None else 0
-        variants.append(VariantSummary(
-            quant=v.quant, files=v.files, size_bytes=v.size_bytes,
-            bits_per_weight=round(h.tensor_bytes * 8 / params, 2) if h is not None and params else None,
-            hf_tag=model.hf_tag(v.quant),
-            tensor_types=type_histogram(h) if h is not None else [],
-        ))
-    projectors = []
-    for p in model.mmproj:
-        h = p.headers
-        projectors.append(ProjectorSummary(
-            name=p.name, size_bytes=p.size_bytes,
-            projector_type=(h.metadata.get("clip.projector_type") if h is not None
-                            and isinstance(h.metadata.get("clip.projector_type"), str) else None),
-            parameters=sum(t.n_elements for t in h.tensors) if h is not None else None,
-            tensor_types=type_histogram(h) if h is not None else [],
-        ))
+    total, active = parameter_counts(first, n_expert, n_used) if first is not None else (None, None)
     name = meta.get("general.name")
-    free = bool(arch and first is not None and _attention_free(first, arch))
+    architecture = (_architecture_summary(first, arch, layers, n_embd) if arch and first is not None
+                    else {"attention": None, "attention_free": False, "recurrent": None})
     return ModelSummary(
         ref=model.ref, source=model.source, repo=model.repo, revision=model.revision,
         name=name if isinstance(name, str) else None, architecture=arch,
@@ -323,8 +350,8 @@ def summarize(model: ResolvedModel) -> ModelSummary:
         feed_forward_length=_int(meta.get(key + "feed_forward_length")),
         context_length=_int(meta.get(key + "context_length")),
         vocab_size=_vocab_size(meta, arch or "", first) if first is not None else None,
-        attention=(_attention(first, arch, n_embd, layers) if arch and first is not None and not free else None),
-        attention_free=free,
-        recurrent=_recurrent(first, arch, n_embd) if arch and first is not None else None,
-        variants=variants, projectors=projectors, problems=model.problems + _arch_problems(arch),
+        variants=[_variant_summary(model, v) for v in model.variants],
+        projectors=[_projector_summary(p) for p in model.mmproj],
+        problems=model.problems + _arch_problems(arch),
+        **architecture,
     )

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import re
 
-from .archs import rule_for
+from .archs import is_encoder
 from .device_schema import DeviceProfile
 from .llama_args import no_mmap_flag
 from .plan_types import Commands, PlanModel, PlanVariant, Recommendation
 from .shells import Shell, ShellName, ollama_persist_lines, shell
 from .units import fmt_bios_size
+from .vocab import LMSTUDIO_CACHE_NAMES
 
-_LMS_KV = {"f16": "F16", "q8_0": "Q8_0", "q4_0": "Q4_0", "q4_1": "Q4_1", "q5_0": "Q5_0", "q5_1": "Q5_1",
-           "iq4_nl": "IQ4_NL", "f32": "F32", "bf16": "BF16"}
 OLLAMA_NAME_MAX = 80  # ollama types/model/name.go: a model name part is 1..80 of [A-Za-z0-9_.-]
 
 
@@ -72,7 +71,7 @@ def llama_server_words(model: PlanModel, v: PlanVariant, rec: Recommendation, sh
     # always explicit: without -np, llama-server runs 4 slots with a unified KV cache ("auto"),
     # which holds more SWA cells and recurrent states than the plan priced
     words += ["-np", str(rec.n_parallel)]
-    if rule_for(v.headers.architecture).no_output_head:
+    if is_encoder(v.headers.architecture):
         words.append("--embeddings")  # an encoder: llama-server serves it on /embedding only
     if rec.no_mmap:
         words += no_mmap_flag(llama_build)
@@ -108,8 +107,8 @@ def _lm_studio(model: PlanModel, rec: Recommendation, sh: Shell) -> tuple[dict[s
         s["Offload KV Cache to GPU Memory"] = "on"
         why["Offload KV Cache to GPU Memory"] = "the plan keeps the KV cache on the GPU (off would move it to RAM)"
     if rec.cache_type_k != "f16" or rec.cache_type_v != "f16":
-        s["K Cache Quantization Type"] = _LMS_KV.get(rec.cache_type_k, rec.cache_type_k)
-        s["V Cache Quantization Type"] = _LMS_KV.get(rec.cache_type_v, rec.cache_type_v)
+        s["K Cache Quantization Type"] = LMSTUDIO_CACHE_NAMES.get(rec.cache_type_k, rec.cache_type_k)
+        s["V Cache Quantization Type"] = LMSTUDIO_CACHE_NAMES.get(rec.cache_type_v, rec.cache_type_v)
         why["K Cache Quantization Type"] = why["V Cache Quantization Type"] = \
             "halves the KV cache so this context fits (an f16 cache does not)"
     if rec.n_cpu_moe:

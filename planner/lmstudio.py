@@ -95,27 +95,37 @@ def find_model(name: str) -> tuple[Path, str]:
         raise ResolveError("no LM Studio models folder found (looked for ~/.lmstudio/models, the folder in LM "
                            "Studio's settings and ~/.cache/lm-studio/models)",
                            hint=f"set {ENV} to your LM Studio models folder (My Models shows it), or give the path")
-    parts = [p for p in name.replace("\\", "/").split("/") if p]
-    if not parts or len(parts) > 2:
-        raise ResolveError(f"lmstudio:{name}: use lmstudio:publisher/repo[:QUANT] or lmstudio:repo",
-                           hint="the names are the folders under the models folder, as My Models shows them")
-    hits: list[tuple[Path, str]] = []
-    for root in roots:
-        for pub in _children(root):
-            if len(parts) == 2 and pub.name.lower() != parts[0].lower():
-                continue
-            for repo in _children(pub):
-                if repo.name.lower() == parts[-1].lower():
-                    hits.append((repo, f"{pub.name}/{repo.name}"))
+    parts = _name_parts(name)
+    hits = [hit for root in roots for hit in _matches(root, parts)]
     if len(hits) == 1 or (hits and len(parts) == 2):
         return hits[0]
     if len(hits) > 1:
         raise ResolveError(f"lmstudio:{name} is in several publishers' folders: "
                            + ", ".join(h[1] for h in hits[:5]), hint="write lmstudio:publisher/repo")
+    raise ResolveError(f"no LM Studio model {name!r} in {', '.join(str(r) for r in roots)}", hint=_suggestion(name))
+
+
+def _name_parts(name: str) -> list[str]:
+    """`publisher/repo` or `repo` as its folder names."""
+    parts = [p for p in name.replace("\\", "/").split("/") if p]
+    if not parts or len(parts) > 2:
+        raise ResolveError(f"lmstudio:{name}: use lmstudio:publisher/repo[:QUANT] or lmstudio:repo",
+                           hint="the names are the folders under the models folder, as My Models shows them")
+    return parts
+
+
+def _matches(root: Path, parts: list[str]) -> list[tuple[Path, str]]:
+    """The repo folders under `root` named parts[-1] (under publisher parts[0] when given)."""
+    publishers = [pub for pub in _children(root) if len(parts) == 1 or pub.name.lower() == parts[0].lower()]
+    return [(repo, f"{pub.name}/{repo.name}") for pub in publishers for repo in _children(pub)
+            if repo.name.lower() == parts[-1].lower()]
+
+
+def _suggestion(name: str) -> str:
+    """The closest installed names, else how many there are."""
     have = installed()
     close = difflib.get_close_matches(name.lower(), [h.lower() for h in have], n=3, cutoff=0.5)
     shown = [h for h in have if h.lower() in close]
-    where = ", ".join(str(r) for r in roots)
-    hint = (f"did you mean {', '.join('lmstudio:' + h for h in shown)}?" if shown else
-            f"{len(have)} model folder(s) there" + (f", e.g. lmstudio:{have[0]}" if have else ""))
-    raise ResolveError(f"no LM Studio model {name!r} in {where}", hint=hint)
+    if shown:
+        return f"did you mean {', '.join('lmstudio:' + h for h in shown)}?"
+    return f"{len(have)} model folder(s) there" + (f", e.g. lmstudio:{have[0]}" if have else "")

@@ -10,9 +10,9 @@ from typing import Any, Callable, Literal
 from pydantic import BaseModel, Field
 
 from .device_schema import OS, Use
-from .estimate_types import CacheType, FlashAttn
 from .fit import FitResult, Tier
 from .header import ModelHeaders
+from .vocab import CacheType, FlashAttn
 
 Prefer = Literal["quality", "speed", "balanced"]
 

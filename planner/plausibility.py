@@ -23,11 +23,10 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
 from .archs import is_known_architecture, rule_for
 from .errors import GGUFError
-from .header import SkippedArray
+from .header import Metadata, MetaValue, SkippedArray
 from .units import one_line
 
 # llama.cpp b11434, src/llama-hparams.h
@@ -203,7 +202,7 @@ DEVICE_BOUNDS: dict[str, DeviceBound] = {b.field: b for b in (
 # ---------------------------------------------------------------------------------- messages
 
 
-def show(value: Any, limit: int = 60) -> str:
+def show(value: object, limit: int = 60) -> str:
     """A value as it appears in an error line: numbers as numbers, long lists cut short,
     strings from the file made safe for a terminal."""
     if isinstance(value, SkippedArray):
@@ -211,21 +210,26 @@ def show(value: Any, limit: int = 60) -> str:
     if isinstance(value, float):
         return repr(value) if math.isfinite(value) else str(value)  # inf, -inf, nan
     if isinstance(value, (list, tuple)):
-        inner = ", ".join(show(v, 20) for v in value[:8])
-        return f"[{inner}{', ...' if len(value) > 8 else ''}] ({len(value)} values)" if len(value) > 8 \
-            else f"[{inner}]"
+        return _show_list(value)
     if isinstance(value, (bytes, bytearray)):
         return f"{len(value)} bytes"
     text = repr(value) if isinstance(value, str) else str(value)
     return one_line(text, limit)
 
 
-def implausible(key: str, value: Any, why: str) -> GGUFError:
+def _show_list(value: list | tuple) -> str:
+    inner = ", ".join(show(v, 20) for v in value[:8])
+    if len(value) > 8:
+        return f"[{inner}, ...] ({len(value)} values)"
+    return f"[{inner}]"
+
+
+def implausible(key: str, value: object, why: str) -> GGUFError:
     """The one-line error for an implausible header value."""
     return GGUFError(f"implausible header value {one_line(key, 80)} = {show(value)}: {why}", hint=_HINT)
 
 
-def _is_int(v: Any) -> bool:
+def _is_int(v: object) -> bool:
     return isinstance(v, int) and not isinstance(v, bool)
 
 
@@ -242,7 +246,7 @@ def _full_key(b: Bound, arch: str | None) -> str | None:
     return f"{arch}.{b.key}" if arch else None
 
 
-def check_metadata(meta: dict[str, Any], arch: str | None = None) -> None:
+def check_metadata(meta: Metadata, arch: str | None = None) -> None:
     """Raise a one-line GGUFError for the first value in `meta` outside the table (or of the wrong
     type, or a per-layer array of the wrong length). Keys that are absent are not checked: the
     estimator's own defaults apply to them."""
@@ -252,36 +256,36 @@ def check_metadata(meta: dict[str, Any], arch: str | None = None) -> None:
     n_layer: int | None = None
     for b in BOUNDS:
         key = _full_key(b, arch)
-        if key is None or key not in meta:
-            continue
-        value = meta[key]
-        if _is_int(value):
-            if not b.lo <= value <= b.hi:
-                raise implausible(key, value, _bound_text(b))
-            if b.key == "block_count":
-                n_layer = value
-            continue
-        if b.per_layer and isinstance(value, (list, SkippedArray)):
-            _check_array(key, value, b, n_layer)
-            continue
-        if isinstance(value, bool) and b.bool_array:
-            continue  # a single flag where a period is usual: harmless
-        kind = _kind(value)
-        raise implausible(key, value, f"{kind} where llama.cpp expects an integer"
-                          + (" or one integer per layer" if b.per_layer else ""))
+        if key is not None and key in meta:
+            n_layer = _check_value(key, meta[key], b, n_layer)
     _check_relations(meta, arch, n_layer)
 
 
-def _kind(value: Any) -> str:
-    if isinstance(value, bool):
-        return "a boolean"
+def _check_value(key: str, value: MetaValue, b: Bound, n_layer: int | None) -> int | None:
+    """One key against its bound; returns block_count once it has been read (per-layer arrays
+    are checked against it)."""
+    if _is_int(value):
+        if not b.lo <= value <= b.hi:
+            raise implausible(key, value, _bound_text(b))
+        return value if b.key == "block_count" else n_layer
+    if b.per_layer and isinstance(value, (list, SkippedArray)):
+        _check_array(key, value, b, n_layer)
+        return n_layer
+    if isinstance(value, bool) and b.bool_array:
+        return n_layer  # a single flag where a period is usual: harmless
+    raise implausible(key, value, f"{_kind(value)} where llama.cpp expects an integer"
+                      + (" or one integer per layer" if b.per_layer else ""))
+
+
+_KINDS: tuple[tuple[type | tuple[type, ...], str], ...] = (
+    (bool, "a boolean"), (str, "a string"), ((list, SkippedArray), "an array"),
+)
+
+
+def _kind(value: object) -> str:
     if isinstance(value, float):
         return "a float" if math.isfinite(value) else "a non-finite float"
-    if isinstance(value, str):
-        return "a string"
-    if isinstance(value, (list, SkippedArray)):
-        return "an array"
-    return f"a {type(value).__name__}"
+    return next((name for types, name in _KINDS if isinstance(value, types)), f"a {type(value).__name__}")
 
 
 def _check_array(key: str, value: list | SkippedArray, b: Bound, n_layer: int | None) -> None:
@@ -292,15 +296,19 @@ def _check_array(key: str, value: list | SkippedArray, b: Bound, n_layer: int | 
     if count > LLAMA_MAX_LAYERS or isinstance(value, SkippedArray):
         raise implausible(key, value, f"a per-layer array longer than LLAMA_MAX_LAYERS ({LLAMA_MAX_LAYERS})")
     for i, x in enumerate(value):
-        if isinstance(x, bool):
-            continue  # llama.cpp reads a bool array as 0/1 flags
-        if not _is_int(x):
-            raise implausible(f"{key}[{i}]", x, f"{_kind(x)} where llama.cpp expects an integer")
-        if not b.lo <= int(x) <= b.hi:
-            raise implausible(f"{key}[{i}]", x, _bound_text(b))
+        _check_array_item(f"{key}[{i}]", x, b)
 
 
-def _per_layer_values(v: Any, n: int) -> list[int] | None:
+def _check_array_item(key: str, x: MetaValue, b: Bound) -> None:
+    if isinstance(x, bool):
+        return  # llama.cpp reads a bool array as 0/1 flags
+    if not _is_int(x):
+        raise implausible(key, x, f"{_kind(x)} where llama.cpp expects an integer")
+    if not b.lo <= int(x) <= b.hi:
+        raise implausible(key, x, _bound_text(b))
+
+
+def _per_layer_values(v: MetaValue | None, n: int) -> list[int] | None:
     """A checked per-layer value as one int per layer (None when absent)."""
     if v is None:
         return None
@@ -309,46 +317,68 @@ def _per_layer_values(v: Any, n: int) -> list[int] | None:
     return [int(v)] * n
 
 
-def _check_relations(meta: dict[str, Any], arch: str | None, n_layer: int | None) -> None:
+def _check_relations(meta: Metadata, arch: str | None, n_layer: int | None) -> None:
     if not arch:
         return
+    _check_kv_heads(meta, arch, n_layer or 1)
+    _check_experts(meta, arch, n_layer or 1)
+    _check_layer_counts(meta, arch, n_layer)
+    _check_patches(meta)
+
+
+def _check_kv_heads(meta: Metadata, arch: str, n: int) -> None:
+    """head_count_kv <= head_count, and > 0 where the layer has attention unless the architecture
+    marks its recurrent layers by head_count_kv = 0 (or has no KV cache, or is unknown to memfit)."""
     p = f"{arch}."
-    n = n_layer or 1
     heads = _per_layer_values(meta.get(p + "attention.head_count"), n)
     kv = _per_layer_values(meta.get(p + "attention.head_count_kv"), n)
-    if heads is not None and kv is not None:
-        rule = rule_for(arch)
-        # layers with query heads own K/V heads, except where the architecture marks its recurrent
-        # layers by head_count_kv = 0 (or has no KV cache at all, or is unknown to memfit)
-        kv_needed = (is_known_architecture(arch) and not rule.no_kv
-                     and rule.recurrent not in ("all", "head_kv_zero", "head_kv_ff_zero"))
-        per_layer = isinstance(meta[p + "attention.head_count_kv"], list)
-        for il, (h, k) in enumerate(zip(heads, kv)):
-            key = p + "attention.head_count_kv" + (f"[{il}]" if per_layer else "")
-            if h > 0 and k > h:
-                raise implausible(key, k, f"more K/V heads than query heads ({h}): " + RELATIONS[1][1])
-            if h > 0 and k == 0 and kv_needed:
-                raise implausible(key, k, f"layer {il} has {h} query heads and no K/V head in a '{arch}' "
-                                          f"model: {RELATIONS[2][1]}")
-    n_expert = meta.get(p + "expert_count")
-    used = _per_layer_values(meta.get(p + "expert_used_count"), n)
-    if used is not None:
-        top = max(used) if used else 0
-        experts = n_expert if _is_int(n_expert) else 0
-        if top > experts:
-            raise implausible(p + "expert_used_count", meta[p + "expert_used_count"],
-                              f"more experts used per token than the model has (expert_count = {experts}); "
-                              "llama.cpp refuses it")
-        if experts > 0 and top == 0:
-            raise implausible(p + "expert_used_count", meta[p + "expert_used_count"],
-                              f"0 experts per token in a model with {experts} experts; llama.cpp refuses it")
-    nextn = meta.get(p + "nextn_predict_layers")
-    if _is_int(nextn) and n_layer is not None and nextn > n_layer:
-        raise implausible(p + "nextn_predict_layers", nextn, f"more MTP layers than block_count ({n_layer})")
-    for what in ("attention.shared_kv_layers", "n_deepstack_layers"):
-        v = meta.get(p + what)
-        if _is_int(v) and n_layer is not None and v > n_layer:
-            raise implausible(p + what, v, f"more than block_count ({n_layer})")
+    if heads is None or kv is None:
+        return
+    kv_needed = is_known_architecture(arch) and rule_for(arch).requires_kv_heads
+    per_layer = isinstance(meta[p + "attention.head_count_kv"], list)
+    for il, (h, k) in enumerate(zip(heads, kv)):
+        key = p + "attention.head_count_kv" + (f"[{il}]" if per_layer else "")
+        if h > 0 and k > h:
+            raise implausible(key, k, f"more K/V heads than query heads ({h}): " + RELATIONS[1][1])
+        if h > 0 and k == 0 and kv_needed:
+            raise implausible(key, k, f"layer {il} has {h} query heads and no K/V head in a '{arch}' "
+                                      f"model: {RELATIONS[2][1]}")
+
+
+def _check_experts(meta: Metadata, arch: str, n: int) -> None:
+    key = f"{arch}.expert_used_count"
+    used = _per_layer_values(meta.get(key), n)
+    if used is None:
+        return
+    top = max(used) if used else 0
+    n_expert = meta.get(f"{arch}.expert_count")
+    experts = n_expert if _is_int(n_expert) else 0
+    if top > experts:
+        raise implausible(key, meta[key], f"more experts used per token than the model has (expert_count = "
+                                          f"{experts}); llama.cpp refuses it")
+    if experts > 0 and top == 0:
+        raise implausible(key, meta[key], f"0 experts per token in a model with {experts} experts; llama.cpp "
+                                          "refuses it")
+
+
+# keys that count layers (at most block_count) and what the error says about them
+_LAYER_COUNTS: tuple[tuple[str, str], ...] = (
+    ("nextn_predict_layers", "more MTP layers than block_count ({n})"),
+    ("attention.shared_kv_layers", "more than block_count ({n})"),
+    ("n_deepstack_layers", "more than block_count ({n})"),
+)
+
+
+def _check_layer_counts(meta: Metadata, arch: str, n_layer: int | None) -> None:
+    if n_layer is None:
+        return
+    for what, why in _LAYER_COUNTS:
+        v = meta.get(f"{arch}.{what}")
+        if _is_int(v) and v > n_layer:
+            raise implausible(f"{arch}.{what}", v, why.format(n=n_layer))
+
+
+def _check_patches(meta: Metadata) -> None:
     image = meta.get("clip.vision.image_size")
     patch = meta.get("clip.vision.patch_size")
     if _is_int(image) and _is_int(patch) and patch > 0 and image // patch > MAX_PATCHES_PER_SIDE:
@@ -364,18 +394,28 @@ def check_width(key: str, value: int, limit: int, reason: str) -> None:
 
 def table_markdown() -> str:
     """Every bound as markdown (docs/cli.md carries this text; a test keeps the two equal)."""
+    return "\n".join(_header_rows() + [""] + _relation_rows() + [""] + _device_rows())
+
+
+def _header_rows() -> list[str]:
     rows = ["| header key | allowed | why |", "|---|---|---|"]
     for b in BOUNDS:
         key = b.key if b.key.startswith("clip.") else "{arch}." + b.key
         rows.append(f"| `{key}`{' (per layer)' if b.per_layer else ''} | {b.lo:,} .. {b.hi:,} | {b.reason} |")
-    rows += ["", "| relation | why |", "|---|---|"]
-    rows += [f"| {what} | {why} |" for what, why in RELATIONS]
-    rows += ["", "| device profile field | allowed | why |", "|---|---|---|"]
+    return rows
+
+
+def _relation_rows() -> list[str]:
+    return ["| relation | why |", "|---|---|"] + [f"| {what} | {why} |" for what, why in RELATIONS]
+
+
+def _device_rows() -> list[str]:
+    rows = ["| device profile field | allowed | why |", "|---|---|---|"]
     for d in DEVICE_BOUNDS.values():
         fmt = _size_text if d.field.endswith("bytes") else (lambda x: f"{x:,g}")
         lo = f"> {fmt(d.lo)}" if d.gt else fmt(d.lo)
         rows.append(f"| `{d.field}`{' (every size)' if d.field == 'bytes' else ''} | {lo} .. {fmt(d.hi)} | {d.reason} |")
-    return "\n".join(rows)
+    return rows
 
 
 def _size_text(n: float) -> str:

@@ -22,11 +22,11 @@ from __future__ import annotations
 import difflib
 import logging
 import re
-import sys
+import stat
 from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Literal, Mapping
+from typing import Callable, Literal, Mapping, TypeVar
 
 from . import hub
 from .cache import Cache, default_cache, hub_header_key, listing_key, local_header_key
@@ -34,6 +34,7 @@ from .errors import GGUFError, HubError, MemfitError, ResolveError
 from .header import GGUFHeader, ModelHeaders
 from .plausibility import check_metadata
 from .reader import SkipHint, parse_header, skip_hints_from
+from .references import ParsedRef, load_aliases, parse_reference, unknown_alias
 from .sources import LocalFileSource
 from .units import one_line
 from .variants import (
@@ -50,15 +51,9 @@ from .variants import (
     tag_key,
 )
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover - Python 3.10 needs the tomli backport
-    try:
-        import tomli as tomllib
-    except ImportError:
-        tomllib = None  # type: ignore[assignment]
-
 log = logging.getLogger("memfit.resolver")
+T = TypeVar("T")
+H = TypeVar("H")  # what a header task returns: a header, or None for an offline miss
 
 # --- result types (the planner codes against these names) ----------------------------------------
 
@@ -120,165 +115,6 @@ class ResolvedModel:
         return self.repo if self.repo else (self.local_path or self.ref)
 
 
-# --- reference parsing ----------------------------------------------------------------------------
-
-
-@dataclass
-class ParsedRef:
-    kind: Literal["local", "hub", "alias", "ollama", "lmstudio"]
-    text: str
-    path: Path | None = None
-    repo: str | None = None
-    name: str | None = None  # alias
-    tag: str | None = None
-    revision: str | None = None
-    file: str | None = None  # a specific file inside the repo (blob/resolve URLs)
-    prefixed: bool = True  # ollama: the reference said `ollama:` (False: a bare name:tag)
-
-
-_REPO_RE = re.compile(r"^[A-Za-z0-9][\w.\-]*/[A-Za-z0-9][\w.\-]*$")
-_HUB_HOSTS = ("huggingface.co", "hf.co", "www.huggingface.co")
-_ALIAS_RE = re.compile(r"^[A-Za-z0-9][\w.\-]*$")
-
-
-def _split_tag(text: str) -> tuple[str, str | None]:
-    if ":" in text:
-        head, tag = text.rsplit(":", 1)
-        if tag and "/" not in tag:
-            return head, tag
-    return text, None
-
-
-# app prefixes: `ollama:qwen3:32b`, `lmstudio:publisher/repo[:QUANT]` (name = what follows)
-_APP_PREFIXES: dict[str, Literal["ollama", "lmstudio"]] = {"ollama:": "ollama", "lmstudio:": "lmstudio"}
-
-
-def parse_reference(ref: str) -> ParsedRef:
-    """Classify a reference without touching the network."""
-    text = ref.strip()
-    if not text:
-        raise ResolveError("empty model reference", hint="give a .gguf path, owner/repo or a short name")
-    for prefix, kind in _APP_PREFIXES.items():
-        if text.lower().startswith(prefix):
-            rest = text[len(prefix):].strip()
-            if not rest:
-                raise ResolveError(f"{text!r} names no model",
-                                   hint="e.g. ollama:qwen3:32b or lmstudio:lmstudio-community/Qwen3-32B-GGUF")
-            if kind == "lmstudio":
-                name, tag = _split_tag(rest)
-                return ParsedRef(kind, text, name=name, tag=tag)
-            return ParsedRef(kind, text, name=rest)
-    expanded = Path(text).expanduser()
-    if _exists(expanded):
-        return ParsedRef("local", text, path=expanded)
-
-    rest = _strip_hub_prefix(text)
-    forced_hub = rest is not None
-    rest = text if rest is None else rest
-    if forced_hub or _looks_like_repo(rest):
-        return _parse_hub(text, rest)
-    if text.startswith(("/", "./", "../", "~")) or text.lower().endswith(".gguf") or "\\" in text:
-        raise ResolveError(f"no such file or directory: {text}",
-                           hint="check the path; for a Hub repo write owner/repo")
-    name, tag = _split_tag(text)
-    if tag is not None and _is_ollama_name(name, tag):
-        return ParsedRef("ollama", text, name=text, prefixed=False)
-    if _ALIAS_RE.match(name):
-        return ParsedRef("alias", text, name=name.lower(), tag=tag)
-    raise ResolveError(f"cannot understand the model reference {text!r}",
-                       hint="use a .gguf path, a directory, owner/repo[:QUANT] or a short name like qwen3-32b")
-
-
-def _is_ollama_name(name: str, tag: str) -> bool:
-    """`qwen3:32b`, `gpt-oss:120b`: a name:tag that is not a short name memfit knows with a quant
-    tag (`qwen3-vl-32b:Q4_K_M`) reads as an Ollama name."""
-    from .ollama import looks_like_name
-
-    if not looks_like_name(f"{name}:{tag}"):
-        return False
-    if name.lower() in load_aliases():
-        return quant_tag_from_name(tag + ".gguf") is None
-    return True
-
-
-def _exists(p: Path) -> bool:
-    try:
-        return p.exists()
-    except OSError:
-        return False
-
-
-def _strip_hub_prefix(text: str) -> str | None:
-    """The part after a Hub URL / hf.co prefix, or None when text has no such prefix."""
-    if text.startswith("hf://"):
-        return text[5:]
-    m = re.match(r"^(?:https?://)?([^/]+)/(.*)$", text)
-    if not m:
-        return None
-    host = m.group(1).lower()
-    endpoint_host = (hub.NetConfig.from_env().endpoint.split("://", 1)[-1]).lower()
-    if host in _HUB_HOSTS or (text.startswith(("http://", "https://")) and host == endpoint_host):
-        rest = m.group(2)
-        return rest[len("models/"):] if rest.startswith("models/") else rest
-    return None
-
-
-def _looks_like_repo(text: str) -> bool:
-    head, _ = _split_tag(text)
-    head = head.split("@", 1)[0]
-    return bool(_REPO_RE.match(head))
-
-
-def _parse_hub(text: str, rest: str) -> ParsedRef:
-    rest = rest.split("?", 1)[0].split("#", 1)[0].rstrip("/")
-    parts = rest.split("/")
-    if len(parts) < 2:
-        raise ResolveError(f"{text!r} does not name a Hub repository", hint="use owner/repo")
-    owner, name = parts[0], parts[1]
-    tail = parts[2:]
-    revision = file = None
-    if tail and tail[0] in ("tree", "blob", "resolve") and len(tail) >= 2:
-        revision = tail[1]
-        if tail[0] in ("blob", "resolve") and len(tail) > 2:
-            file = "/".join(tail[2:])
-    elif tail:
-        raise ResolveError(f"cannot read the Hub URL {text!r}",
-                           hint="use owner/repo, owner/repo:QUANT or a /tree/, /blob/ or /resolve/ URL")
-    name, tag = _split_tag(name)
-    if "@" in name:
-        name, revision = name.split("@", 1)
-    if file is not None:
-        file, ftag = _split_tag(file)
-        tag = tag or ftag
-    repo = f"{owner}/{name}"
-    if not _REPO_RE.match(repo):
-        raise ResolveError(f"{repo!r} is not a valid Hub repository id", hint="use owner/repo")
-    return ParsedRef("hub", text, repo=repo, tag=tag, revision=revision, file=file)
-
-
-# --- aliases --------------------------------------------------------------------------------------
-
-
-def load_aliases() -> dict[str, list[str]]:
-    """Short name -> repos (official first), from planner/data/aliases.toml."""
-    if tomllib is None:  # pragma: no cover
-        raise ResolveError("short model names need Python >= 3.11 (or the 'tomli' package)",
-                           hint="pip install tomli, or use owner/repo")
-    from .data import read
-
-    raw = read("aliases.toml")
-    data = tomllib.loads(raw.decode("utf-8"))
-    return {str(k).lower(): [str(r) for r in v] for k, v in data.get("aliases", {}).items()}
-
-
-def _unknown_alias(name: str, aliases: dict[str, list[str]]) -> ResolveError:
-    close = difflib.get_close_matches(name, list(aliases), n=3, cutoff=0.6)
-    hint = "use a Hub repo as owner/repo (e.g. unsloth/Qwen3-32B-GGUF) or a local .gguf path"
-    if close:
-        hint = f"did you mean {', '.join(close)}? Otherwise " + hint
-    return ResolveError(f"unknown model name '{name}'", hint=hint)
-
-
 # --- selection ------------------------------------------------------------------------------------
 
 
@@ -290,7 +126,8 @@ class QuantNotFoundError(ResolveError):
         self.tag = tag
 
 
-def _select(labels: list[str], tag: str, where: str, items: list) -> Variant:
+def _select(labels: list[str], tag: str, where: str, items: list[T]) -> T:
+    """The item whose label is `tag` (tag_key matching); QuantNotFoundError names the close ones."""
     key = tag_key(tag)
     hits = [item for label, item in zip(labels, items) if tag_key(label) == key]
     if len(hits) == 1:
@@ -298,11 +135,15 @@ def _select(labels: list[str], tag: str, where: str, items: list) -> Variant:
     available = ", ".join(labels) or "none"
     if len(hits) > 1:  # cannot happen after grouping (labels are unique); kept as a guard
         raise ResolveError(f"'{tag}' matches several variants in {where}: {available}")
+    raise QuantNotFoundError(f"no {normalize_tag(tag)} variant in {where}; available: {available}",
+                             tag=normalize_tag(tag), hint=_near_tags_hint(labels, tag))
+
+
+def _near_tags_hint(labels: list[str], tag: str) -> str:
+    key = tag_key(tag)
     near = [label for label in labels if tag_key(label).endswith(key) or key.endswith(tag_key(label))]
     near += [m for m in difflib.get_close_matches(normalize_tag(tag), labels, n=3, cutoff=0.6) if m not in near]
-    hint = f"did you mean {' or '.join(near[:3])}?" if near else "pick one of the available quants"
-    raise QuantNotFoundError(f"no {normalize_tag(tag)} variant in {where}; available: {available}",
-                             tag=normalize_tag(tag), hint=hint)
+    return f"did you mean {' or '.join(near[:3])}?" if near else "pick one of the available quants"
 
 
 # --- header loading -------------------------------------------------------------------------------
@@ -380,21 +221,15 @@ def _no_models(where: str, grouping: Grouping, hint: str) -> ResolveError:
     return ResolveError(msg, hint=hint)
 
 
-def _run_parallel(tasks: list[Callable[[], GGUFHeader]], workers: int) -> list[GGUFHeader]:
+def _run_parallel(tasks: list[Callable[[], H]], workers: int) -> list[H]:
     """Run header loads in a thread pool; the first failure cancels the rest and is raised."""
     if len(tasks) <= 1 or workers <= 1:
         return [t() for t in tasks]
     pool = ThreadPoolExecutor(max_workers=min(workers, len(tasks)), thread_name_prefix="memfit-hdr")
     try:
-        futures: list[Future[GGUFHeader]] = [pool.submit(t) for t in tasks]
-        done, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        failed = [f for f in futures if f.done() and not f.cancelled() and f.exception() is not None]
-        if failed:
-            for f in pending:
-                f.cancel()
-            exc = failed[0].exception()
-            assert exc is not None
-            raise exc
+        futures: list[Future[H]] = [pool.submit(t) for t in tasks]
+        _, pending = wait(futures, return_when=FIRST_EXCEPTION)
+        _raise_first_failure(futures, pending)
         return [f.result() for f in futures]
     except BaseException:
         # Ctrl-C (or a failed read): do not sit waiting for the reads still in flight
@@ -402,6 +237,15 @@ def _run_parallel(tasks: list[Callable[[], GGUFHeader]], workers: int) -> list[G
         raise
     finally:
         pool.shutdown(wait=False)
+
+
+def _raise_first_failure(futures: list[Future[H]], pending: set[Future[H]]) -> None:
+    exc = next((f.exception() for f in futures if f.done() and not f.cancelled() and f.exception() is not None), None)
+    if exc is None:
+        return
+    for f in pending:
+        f.cancel()
+    raise exc
 
 
 def _merge(shards: list[GGUFHeader], label: str) -> ModelHeaders:
@@ -420,6 +264,22 @@ def _merge(shards: list[GGUFHeader], label: str) -> ModelHeaders:
 # --- resolution -----------------------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class _Request:
+    """One `resolve()` call: the parsed reference and what the flags add to it."""
+
+    ref: str
+    parsed: ParsedRef
+    tag: str | None  # --quant, else the reference's :TAG
+    quant: str | None  # --quant alone (Ollama reads the reference's tag itself)
+    revision: str | None  # --revision, else the reference's @REV
+    load_headers: bool
+
+
+# what --revision cannot apply to, by reference kind
+_NOT_HUB = {"local": "local files", "ollama": "ollama models", "lmstudio": "lmstudio models"}
+
+
 def resolve(ref: str, *, revision: str | None = None, quant: str | None = None,
             load_headers: bool = True) -> ResolvedModel:
     """Turn a model reference into its quant variants (and their parsed headers).
@@ -431,68 +291,92 @@ def resolve(ref: str, *, revision: str | None = None, quant: str | None = None,
     if quant and parsed.tag and tag_key(quant) != tag_key(parsed.tag):
         raise ResolveError(f"the reference asks for {parsed.tag} but --quant says {quant}",
                            hint="give the quant once")
-    tag = quant or parsed.tag
-    if parsed.kind == "local":
-        assert parsed.path is not None
-        if revision:
-            raise ResolveError("--revision applies to Hub repos, not to local files")
-        return _resolve_local(ref, parsed.path, tag, load_headers)
+    if revision and parsed.kind in _NOT_HUB:
+        raise ResolveError(f"--revision applies to Hub repos, not to {_NOT_HUB[parsed.kind]}")
     if revision and parsed.revision and revision != parsed.revision:
         raise ResolveError(f"the reference pins revision {parsed.revision} but --revision says {revision}",
                            hint="give the revision once")
-    rev = revision or parsed.revision
-    if parsed.kind == "hub":
-        assert parsed.repo is not None
-        return _resolve_hub(ref, parsed.repo, rev, tag, load_headers, file=parsed.file)
-    if parsed.kind in ("ollama", "lmstudio") and revision:
-        raise ResolveError(f"--revision applies to Hub repos, not to {parsed.kind} models")
-    if parsed.kind == "ollama":
-        from .ollama import resolve_ollama
-
-        assert parsed.name is not None
-        alias_hint = None if parsed.prefixed else \
-            _unknown_alias(parsed.name.split(":")[0].lower(), load_aliases()).hint
-        return resolve_ollama(ref, parsed.name, quant, load_headers, explicit=parsed.prefixed,
-                              alias_hint=alias_hint)
-    if parsed.kind == "lmstudio":
-        from .lmstudio import find_model
-
-        assert parsed.name is not None
-        found, lms_name = find_model(parsed.name)
-        model = _resolve_local(ref, found, tag, load_headers)
-        model.lmstudio_name = lms_name
-        return model
-    return _resolve_alias(ref, parsed, rev, tag, load_headers)
+    req = _Request(ref, parsed, quant or parsed.tag, quant, revision or parsed.revision, load_headers)
+    return _RESOLVERS[parsed.kind](req)
 
 
-def _resolve_alias(ref: str, parsed: ParsedRef, rev: str | None, tag: str | None,
-                   load_headers: bool) -> ResolvedModel:
+def _resolve_local_ref(req: _Request) -> ResolvedModel:
+    assert req.parsed.path is not None
+    return _resolve_local(req.ref, req.parsed.path, req.tag, req.load_headers)
+
+
+def _resolve_hub_ref(req: _Request) -> ResolvedModel:
+    assert req.parsed.repo is not None
+    return _resolve_hub(req.ref, req.parsed.repo, req.revision, req.tag, req.load_headers, file=req.parsed.file)
+
+
+def _resolve_ollama_ref(req: _Request) -> ResolvedModel:
+    from .ollama import resolve_ollama
+
+    name = req.parsed.name
+    assert name is not None
+    alias_hint = None if req.parsed.prefixed else unknown_alias(name.split(":")[0].lower(), load_aliases()).hint
+    return resolve_ollama(req.ref, name, req.quant, req.load_headers, explicit=req.parsed.prefixed,
+                          alias_hint=alias_hint)
+
+
+def _resolve_lmstudio_ref(req: _Request) -> ResolvedModel:
+    from .lmstudio import find_model
+
+    assert req.parsed.name is not None
+    found, lms_name = find_model(req.parsed.name)
+    model = _resolve_local(req.ref, found, req.tag, req.load_headers)
+    model.lmstudio_name = lms_name
+    return model
+
+
+def _resolve_alias(req: _Request) -> ResolvedModel:
+    """A short name: its repos in order, the first that has the model (and the quant asked for)."""
     aliases = load_aliases()
-    assert parsed.name is not None
-    repos = aliases.get(parsed.name)
+    name = req.parsed.name
+    assert name is not None
+    repos = aliases.get(name)
     if not repos:
-        raise _unknown_alias(parsed.name, aliases)
+        raise unknown_alias(name, aliases)
     cfg = hub.NetConfig.from_env()
     skipped: list[str] = []
     last: MemfitError | None = None
     for repo in repos:
         # only "this repo is not there (or not cached)" and "it has no such quant" move on
         try:
-            listing = hub.get_listing(repo, rev, cache=default_cache(), cfg=cfg)
+            listing = hub.get_listing(repo, req.revision, cache=default_cache(), cfg=cfg)
         except (hub.RepoNotFoundError, hub.OfflineMissError) as e:
             skipped.append(f"{repo}: {e.message}")
             last = e
             continue
         try:
-            return _resolve_hub(ref, repo, rev, tag, load_headers, listing=listing)
+            return _resolve_hub(req.ref, repo, req.revision, req.tag, req.load_headers, listing=listing)
         except QuantNotFoundError as e:
             skipped.append(f"{repo}: no {e.tag}")
             last = e
     assert last is not None
     if isinstance(last, hub.OfflineMissError) and len(skipped) == len(repos):
-        raise hub.OfflineMissError(f"HF_HUB_OFFLINE is set and none of the repos of '{parsed.name}' is cached "
+        raise hub.OfflineMissError(f"HF_HUB_OFFLINE is set and none of the repos of '{name}' is cached "
                                    f"({', '.join(repos)})", hint=last.hint)
-    raise ResolveError(f"'{parsed.name}' could not be resolved: " + "; ".join(skipped), hint=last.hint)
+    raise ResolveError(f"'{name}' could not be resolved: " + "; ".join(skipped), hint=last.hint)
+
+
+_RESOLVERS: dict[str, Callable[[_Request], ResolvedModel]] = {
+    "local": _resolve_local_ref, "hub": _resolve_hub_ref, "ollama": _resolve_ollama_ref,
+    "lmstudio": _resolve_lmstudio_ref, "alias": _resolve_alias,
+}
+
+
+def _group(entries: list[FileEntry], load_headers: bool) -> Grouping:
+    """Files into variants; when only "projectors" are there (by name), what they are is read."""
+    grouping = group_files(entries)
+    if not grouping.variants and grouping.projectors and load_headers:
+        return group_files(entries, name_projectors=False)
+    return grouping
+
+
+def _select_tag(groups: list[VariantGroup], tag: str | None, where: str) -> list[VariantGroup]:
+    return groups if tag is None else [_select([g.quant for g in groups], tag, where, groups)]
 
 
 def _resolve_hub(ref: str, repo: str, rev: str | None, tag: str | None, load_headers: bool,
@@ -500,34 +384,13 @@ def _resolve_hub(ref: str, repo: str, rev: str | None, tag: str | None, load_hea
     cfg = hub.NetConfig.from_env()
     cache = default_cache()
     listing = listing or hub.get_listing(repo, rev, cache=cache, cfg=cfg)
-    by_path = {f.path: f for f in listing.files}
     entries = [FileEntry(f.path, f.size, f.oid) for f in listing.files]
-    grouping = group_files(entries)
     where = f"{repo}" + (f"@{rev}" if rev else "")
-    explicit = False
-    if file is not None and is_projector(file) and any(e.path == file for e in entries):
-        # a file named like a projector, asked for by name: its content decides (below)
-        grouping = Grouping(variants=group_files([e for e in entries if e.path == file],
-                                                 name_projectors=False).variants,
-                            projectors=grouping.projectors)
-        grouping.projectors = [p for p in grouping.projectors if p.path != file]
-        explicit = True
-    elif not grouping.variants and grouping.projectors and load_headers:
-        grouping = group_files(entries, name_projectors=False)  # only "projectors": read what they are
+    grouping, explicit = _hub_grouping(entries, file, load_headers)
     if not grouping.variants:
-        hint = "memfit reads GGUF files; look for a GGUF repo of this model"
-        if "gguf" not in repo.lower():
-            hint += f" (often named {repo.split('/')[-1]}-GGUF, e.g. by unsloth or bartowski)"
-        raise _no_models(where, grouping, hint)
-    groups = grouping.variants
-    if file is not None and not explicit:
-        owning = [g for g in groups if any(f.path == file for f in g.files)]
-        if not owning:
-            raise ResolveError(f"{file} is not a GGUF model file of {where}",
-                               hint="available: " + ", ".join(g.quant for g in groups))
-        groups = owning
-    if tag is not None:
-        groups = [_select([g.quant for g in groups], tag, where, groups)]
+        raise _no_models(where, grouping, _gguf_repo_hint(repo))
+    groups = grouping.variants if file is None or explicit else _owning(grouping.variants, file, where)
+    groups = _select_tag(groups, tag, where)
     model = ResolvedModel(
         ref=ref, source="hub", repo=repo, revision=listing.commit,
         variants=[Variant(g.quant, [f.path for f in g.files], g.size_bytes) for g in groups],
@@ -536,13 +399,45 @@ def _resolve_hub(ref: str, repo: str, rev: str | None, tag: str | None, load_hea
         problems=list(listing.skipped) + list(grouping.problems),
     )
     if load_headers:
-
-        def loader(path: str, hints: Hints) -> Callable[[], GGUFHeader]:
-            return lambda: _hub_header(listing, by_path[path], cache, cfg, hints)
-
-        _fill_headers(model, loader, cfg.workers, partial_offline=tag is None and file is None, explicit=explicit,
-                      peek=lambda path: _cached_hub_header(listing, by_path[path], cache))
+        _fill_hub_headers(model, listing, cache, cfg, partial_offline=tag is None and file is None, explicit=explicit)
     return model
+
+
+def _hub_grouping(entries: list[FileEntry], file: str | None, load_headers: bool) -> tuple[Grouping, bool]:
+    """(grouping, explicit): a file named like a projector, asked for by name, is grouped as a
+    model candidate and its content decides (explicit)."""
+    if file is not None and is_projector(file) and any(e.path == file for e in entries):
+        named = group_files([e for e in entries if e.path == file], name_projectors=False)
+        others = [p for p in group_files(entries).projectors if p.path != file]
+        return Grouping(variants=named.variants, projectors=others), True
+    return _group(entries, load_headers), False
+
+
+def _gguf_repo_hint(repo: str) -> str:
+    hint = "memfit reads GGUF files; look for a GGUF repo of this model"
+    if "gguf" not in repo.lower():
+        hint += f" (often named {repo.split('/')[-1]}-GGUF, e.g. by unsloth or bartowski)"
+    return hint
+
+
+def _owning(groups: list[VariantGroup], file: str, where: str) -> list[VariantGroup]:
+    """The variant a file named in a Hub URL belongs to."""
+    owning = [g for g in groups if any(f.path == file for f in g.files)]
+    if not owning:
+        raise ResolveError(f"{file} is not a GGUF model file of {where}",
+                           hint="available: " + ", ".join(g.quant for g in groups))
+    return owning
+
+
+def _fill_hub_headers(model: ResolvedModel, listing: hub.RepoListing, cache: Cache, cfg: hub.NetConfig, *,
+                      partial_offline: bool, explicit: bool) -> None:
+    by_path = {f.path: f for f in listing.files}
+
+    def loader(path: str, hints: Hints) -> Callable[[], GGUFHeader]:
+        return lambda: _hub_header(listing, by_path[path], cache, cfg, hints)
+
+    _fill_headers(model, loader, cfg.workers, partial_offline=partial_offline, explicit=explicit,
+                  peek=lambda path: _cached_hub_header(listing, by_path[path], cache))
 
 
 def _resolve_local(ref: str, path: Path, tag: str | None, load_headers: bool) -> ResolvedModel:
@@ -550,33 +445,10 @@ def _resolve_local(ref: str, path: Path, tag: str | None, load_headers: bool) ->
     if not _is_dir(path) and not _is_file(path):
         raise ResolveError(f"not a regular file or directory: {ref}",
                            hint="give a .gguf file (or a directory of them); devices, pipes and sockets cannot be read")
-    explicit = False
-    if path.is_dir():
-        entries = _scan_dir(path)
-        grouping = group_files(entries)
-        base = path
-        if not grouping.variants and grouping.projectors and load_headers:
-            grouping = group_files(entries, name_projectors=False)  # only "projectors": read what they are
-        if not grouping.variants:
-            raise _no_models(str(path), grouping, "point at a .gguf file or a directory that contains some")
-    else:
-        explicit = True  # one file named by the user: a model, unless its content is a projector
-        base = path.parent
-        if not is_gguf(path.name):
-            # named explicitly: read it whatever its name (the GGUF magic decides, with a clear error)
-            log.info("%s does not end in .gguf; reading it as GGUF anyway", path)
-            entry = FileEntry(path.name, path.stat().st_size)
-            grouping = Grouping(variants=[VariantGroup(quant=quant_tag_from_name(path.name + ".gguf") or path.stem,
-                                                       files=[entry], stem=path.stem)])
-        else:
-            grouping = group_files(_shard_siblings(path), name_projectors=False)
-        if grouping.problems or not grouping.variants:
-            raise ResolveError(f"{path.name}: " + "; ".join(grouping.problems or ["not a GGUF model file"]),
-                               hint=_SHARD_HINT)
-        grouping.projectors = []  # a single file: no companions picked up from its directory
-    groups = grouping.variants
-    if tag is not None:
-        groups = [_select([g.quant for g in groups], tag, str(path), groups)]
+    is_dir = path.is_dir()
+    grouping = _directory_grouping(path, load_headers) if is_dir else _file_grouping(path)
+    base = path if is_dir else path.parent
+    groups = _select_tag(grouping.variants, tag, str(path))
     model = ResolvedModel(
         ref=ref, source="local", repo=None, revision=None,
         variants=[Variant(g.quant, [str(base / f.path) for f in g.files], g.size_bytes) for g in groups],
@@ -585,17 +457,46 @@ def _resolve_local(ref: str, path: Path, tag: str | None, load_headers: bool) ->
         local_path=str(path),
     )
     if load_headers:
-        cache = default_cache()
-
-        def loader(p: str, hints: Hints) -> Callable[[], GGUFHeader]:
-            return lambda: _local_header(Path(p), cache, hints)
-
-        if path.is_dir():
-            _drop_unreadable(model, base, cache)
-        _fill_headers(model, loader, hub.NetConfig.from_env().workers, explicit=explicit)
-        if path.is_dir() and tag is None:
-            _check_one_model(model, path)
+        _fill_local_headers(model, path, is_dir, tag)
     return model
+
+
+def _directory_grouping(path: Path, load_headers: bool) -> Grouping:
+    grouping = _group(_scan_dir(path), load_headers)
+    if not grouping.variants:
+        raise _no_models(str(path), grouping, "point at a .gguf file or a directory that contains some")
+    return grouping
+
+
+def _file_grouping(path: Path) -> Grouping:
+    """One file named by the user: a model, unless its content is a projector; its sibling shards
+    come along, no companions from its directory."""
+    if is_gguf(path.name):
+        grouping = group_files(_shard_siblings(path), name_projectors=False)
+    else:
+        # named explicitly: read it whatever its name (the GGUF magic decides, with a clear error)
+        log.info("%s does not end in .gguf; reading it as GGUF anyway", path)
+        entry = FileEntry(path.name, path.stat().st_size)
+        grouping = Grouping(variants=[VariantGroup(quant=quant_tag_from_name(path.name + ".gguf") or path.stem,
+                                                   files=[entry], stem=path.stem)])
+    if grouping.problems or not grouping.variants:
+        raise ResolveError(f"{path.name}: " + "; ".join(grouping.problems or ["not a GGUF model file"]),
+                           hint=_SHARD_HINT)
+    grouping.projectors = []
+    return grouping
+
+
+def _fill_local_headers(model: ResolvedModel, path: Path, is_dir: bool, tag: str | None) -> None:
+    cache = default_cache()
+
+    def loader(p: str, hints: Hints) -> Callable[[], GGUFHeader]:
+        return lambda: _local_header(Path(p), cache, hints)
+
+    if is_dir:
+        _drop_unreadable(model, path, cache)
+    _fill_headers(model, loader, hub.NetConfig.from_env().workers, explicit=not is_dir)
+    if is_dir and tag is None:
+        _check_one_model(model, path)
 
 
 def _drop_unreadable(model: ResolvedModel, base: Path, cache: Cache) -> None:
@@ -715,63 +616,95 @@ def _fill_headers(model: ResolvedModel, loader: Loader, workers: int, quants: se
     a warm run starts no thread pool, and a partly warm one reads only the rest."""
     variants = [v for v in model.variants if quants is None or v.quant in quants]
     paths = [p for v in variants for p in v.files] + [p.name for p in model.mmproj]
-    headers: dict[str, GGUFHeader] = {}
-    if peek is not None:
-        for p in paths:
-            h = peek(p)
-            if h is not None:
-                headers[p] = h
-    misses: list[hub.OfflineMissError] = []
+    headers = _peeked(paths, peek)
+    reads = _Reads(loader, workers, offline_tolerant=partial_offline and hub.is_offline())
+    reads.load(variants, paths, headers)
+    if reads.misses:
+        _leave_out_uncached(model, variants, headers, reads.misses[0])
+        variants = [v for v in variants if all(p in headers for p in v.files)]
+    _merge_variants(model, variants, headers, singled_out=model.requested_quant is not None or quants is not None)
+    _merge_projectors(model, headers)
+    _sort_by_content(model, variants, explicit=explicit, all_variants=quants is None)
 
-    def tolerant(task: Callable[[], GGUFHeader]) -> Callable[[], GGUFHeader | None]:
+
+def _peeked(paths: list[str], peek: Callable[[str], GGUFHeader | None] | None) -> dict[str, GGUFHeader]:
+    """The headers a cache already holds (no thread pool, no reads)."""
+    if peek is None:
+        return {}
+    found = {p: peek(p) for p in paths}
+    return {p: h for p, h in found.items() if h is not None}
+
+
+class _Reads:
+    """Header reads of one model: a seed first (its tokenizer gives the others skip hints), the
+    rest in parallel; offline misses collected instead of raised when the caller tolerates them."""
+
+    def __init__(self, loader: Loader, workers: int, *, offline_tolerant: bool) -> None:
+        self.loader = loader
+        self.workers = workers
+        self.offline_tolerant = offline_tolerant
+        self.misses: list[hub.OfflineMissError] = []
+
+    def task(self, path: str, hints: Hints) -> Callable[[], GGUFHeader | None]:
+        task = self.loader(path, hints)
+        if not self.offline_tolerant:
+            return task
+
         def run() -> GGUFHeader | None:
             try:
                 return task()
             except hub.OfflineMissError as e:
-                misses.append(e)
+                self.misses.append(e)
                 return None
         return run
 
-    wrap = tolerant if partial_offline and hub.is_offline() else (lambda task: task)
-    hints: Hints = None
-    seed: str | None = None
-    if len(variants) > 1 and any(p not in headers for p in paths):
+    def load(self, variants: list[Variant], paths: list[str], headers: dict[str, GGUFHeader]) -> None:
+        seed, hints = self._seed(variants, paths, headers)
+        rest = [p for p in paths if p not in headers and p != seed]
+        for p, h in zip(rest, _run_parallel([self.task(p, hints) for p in rest], self.workers)):
+            if h is not None:
+                headers[p] = h
+
+    def _seed(self, variants: list[Variant], paths: list[str], headers: dict[str, GGUFHeader]) -> tuple[str | None, Hints]:
+        """The smallest variant's first shard, read first; its skip hints unless they would save
+        less than the round trips they cost (a small tokenizer)."""
+        if len(variants) <= 1 or all(p in headers for p in paths):
+            return None, None
         seed = min(variants, key=lambda v: v.size_bytes).files[0]
-        first = headers.get(seed) or wrap(loader(seed, None))()
-        if first is not None:
-            headers[seed] = first
-            hints = skip_hints_from(first)
-            if sum(h.nbytes for h in hints.values()) < MIN_HINTED_BYTES:
-                hints = None  # a small tokenizer: jumping would save less than it costs in round trips
-    rest = [p for p in paths if p not in headers and p != seed]
-    for p, h in zip(rest, _run_parallel([wrap(loader(p, hints)) for p in rest], workers)):  # type: ignore[arg-type]
-        if h is not None:
-            headers[p] = h
-    if misses:
-        _leave_out_uncached(model, variants, headers, misses[0])
-        variants = [v for v in variants if all(p in headers for p in v.files)]
+        first = headers.get(seed) or self.task(seed, None)()
+        if first is None:
+            return seed, None
+        headers[seed] = first
+        hints = skip_hints_from(first)
+        return seed, (hints if sum(h.nbytes for h in hints.values()) >= MIN_HINTED_BYTES else None)
+
+
+def _merge_variants(model: ResolvedModel, variants: list[Variant], headers: dict[str, GGUFHeader], *,
+                    singled_out: bool) -> None:
+    """Each variant's shards merged and checked. One broken variant among several the user did
+    not single out is left out with a note (like an unreadable file in a directory); a variant
+    asked for, or the only one, fails."""
     failed: list[tuple[Variant, GGUFError]] = []
     for v in variants:
         try:
             v.headers = _merge([headers[p] for p in v.files], _label(v.files[0], len(v.files)))
         except GGUFError as e:  # a broken split set or an implausible header
             failed.append((v, e))
-    if failed:
-        # one broken variant among several the user did not single out: leave it out with a note
-        # (like an unreadable file in a directory); a variant asked for, or the only one, fails
-        if model.requested_quant is not None or quants is not None or len(failed) == len(variants):
-            raise failed[0][1]
-        for v, e in failed:
-            model.variants.remove(v)
-            variants.remove(v)
-            model.problems.append(f"skipped {e.message}")
+    if failed and (singled_out or len(failed) == len(variants)):
+        raise failed[0][1]
+    for v, e in failed:
+        model.variants.remove(v)
+        variants.remove(v)
+        model.problems.append(f"skipped {e.message}")
+
+
+def _merge_projectors(model: ResolvedModel, headers: dict[str, GGUFHeader]) -> None:
     for p in list(model.mmproj):
         try:
             p.headers = _merge([headers[p.name]], _label(p.name, 1))
         except GGUFError as e:  # a broken projector never costs the model its plan
             model.mmproj.remove(p)
             model.problems.append(f"skipped {e.message}")
-    _sort_by_content(model, variants, explicit=explicit, all_variants=quants is None)
 
 
 def _label(path: str, n_files: int) -> str:
@@ -792,31 +725,10 @@ def _sort_by_content(model: ResolvedModel, loaded: list[Variant], *, explicit: b
     becomes a variant (when no quant was asked for and it is the same model as the others),
     else it is left out with a note. Never is a text model priced as a projector."""
     for v in [v for v in loaded if v.headers is not None and is_projector_header(v.headers.metadata)]:
-        name = _label(v.files[0], len(v.files))
-        if explicit:
-            raise ResolveError(f"{name} is a vision projector (mmproj), not a model",
-                               hint="give the model file; memfit plans the projector as its companion")
-        model.variants.remove(v)
-        if len(v.files) == 1:
-            model.mmproj.append(ProjectorFile(v.files[0], v.size_bytes, v.headers))
-            if not is_projector(v.files[0]):
-                model.problems.append(f"{name} holds a vision projector (clip): used as a projector, not as a model")
+        _projector_from_variants(model, v, explicit)
     shapes = {_shape(v.headers) for v in model.variants if v.headers is not None}
     for p in [p for p in model.mmproj if p.headers is not None and not is_projector_header(p.headers.metadata)]:
-        model.mmproj.remove(p)
-        name = _label(p.name, 1)
-        arch = one_line(p.headers.architecture or "unknown", 40)
-        same = not shapes or _shape(p.headers) in shapes
-        if model.requested_quant is None and all_variants and same:
-            quant = quant_tag_from_name(p.name) or p.name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-            if any(tag_key(v.quant) == tag_key(quant) for v in model.variants):
-                quant = p.name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-            model.variants.append(Variant(quant, [p.name], p.size_bytes, headers=p.headers))
-            model.problems.append(f"{name} is named like a vision projector but holds a {arch} model: "
-                                  "planned as a model")
-        else:
-            model.problems.append(f"{name} is named like a vision projector but holds a {arch} model: "
-                                  "not used as a projector")
+        _model_from_projectors(model, p, shapes, all_variants)
     model.variants.sort(key=lambda v: (v.size_bytes, v.quant))
     model.mmproj.sort(key=lambda p: p.name)
     if not model.variants:
@@ -826,29 +738,67 @@ def _sort_by_content(model: ResolvedModel, loaded: list[Variant], *, explicit: b
                            hint="add the model GGUF (memfit plans the projector as its companion)")
 
 
+def _projector_from_variants(model: ResolvedModel, v: Variant, explicit: bool) -> None:
+    """A "variant" that holds a projector: a companion (a single file), never a model."""
+    name = _label(v.files[0], len(v.files))
+    if explicit:
+        raise ResolveError(f"{name} is a vision projector (mmproj), not a model",
+                           hint="give the model file; memfit plans the projector as its companion")
+    model.variants.remove(v)
+    if len(v.files) == 1:
+        model.mmproj.append(ProjectorFile(v.files[0], v.size_bytes, v.headers))
+        if not is_projector(v.files[0]):
+            model.problems.append(f"{name} holds a vision projector (clip): used as a projector, not as a model")
+
+
+def _model_from_projectors(model: ResolvedModel, p: ProjectorFile, shapes: set[tuple[object, ...]],
+                           all_variants: bool) -> None:
+    """A "projector" that holds a text model: a variant when no quant was asked for and it is the
+    same model as the others, else left out; said either way."""
+    assert p.headers is not None
+    model.mmproj.remove(p)
+    stated = (f"{_label(p.name, 1)} is named like a vision projector but holds a "
+              f"{one_line(p.headers.architecture or 'unknown', 40)} model")
+    same = not shapes or _shape(p.headers) in shapes
+    if not (model.requested_quant is None and all_variants and same):
+        model.problems.append(stated + ": not used as a projector")
+        return
+    stem = p.name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    quant = quant_tag_from_name(p.name) or stem
+    if any(tag_key(v.quant) == tag_key(quant) for v in model.variants):
+        quant = stem
+    model.variants.append(Variant(quant, [p.name], p.size_bytes, headers=p.headers))
+    model.problems.append(stated + ": planned as a model")
+
+
+# what a path that is not a regular file is, by its mode
+_FILE_KINDS: tuple[tuple[Callable[[int], bool], str], ...] = (
+    (stat.S_ISDIR, "a directory"), (stat.S_ISFIFO, "a pipe"), (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a device"), (stat.S_ISBLK, "a device"),
+)
+
+
+def _not_a_file(mode: int) -> str:
+    return next((what for is_kind, what in _FILE_KINDS if is_kind(mode)), "not a file")
+
+
 def load_projector_file(path: str, flag: str = "--mmproj") -> tuple[ModelHeaders, int]:
     """A vision projector named on the command line: (its checked headers, its size in bytes).
     Usage errors (exit 2) for a path that is missing, not a regular file (a pipe, a device, a
     directory) or not a projector by content; the reader's and the plausibility errors otherwise."""
     from .errors import InputError
-    from .sources import LocalFileSource
 
     p = Path(path).expanduser()
+    hint = f"use {flag} auto or a path to an mmproj GGUF"
     try:
         st = p.stat()
     except FileNotFoundError:
-        raise InputError(f"{flag} {path}: no such file", hint=f"use {flag} auto or a path to an mmproj GGUF") from None
+        raise InputError(f"{flag} {path}: no such file", hint=hint) from None
     except OSError as e:
-        raise InputError(f"{flag} {path}: cannot read it ({e.strerror or e})",
-                         hint=f"use {flag} auto or a path to an mmproj GGUF") from None
-    import stat as _stat
-
-    if not _stat.S_ISREG(st.st_mode):
-        what = "a directory" if _stat.S_ISDIR(st.st_mode) else "a pipe" if _stat.S_ISFIFO(st.st_mode) else \
-            "a socket" if _stat.S_ISSOCK(st.st_mode) else "a device" if (_stat.S_ISCHR(st.st_mode)
-                                                                         or _stat.S_ISBLK(st.st_mode)) else "not a file"
-        raise InputError(f"{flag} {path}: {what}, not a regular file (memfit reads a projector's header from a file)",
-                         hint=f"give the path of the mmproj .gguf file, or {flag} auto")
+        raise InputError(f"{flag} {path}: cannot read it ({e.strerror or e})", hint=hint) from None
+    if not stat.S_ISREG(st.st_mode):
+        raise InputError(f"{flag} {path}: {_not_a_file(st.st_mode)}, not a regular file (memfit reads a "
+                         "projector's header from a file)", hint=f"give the path of the mmproj .gguf file, or {flag} auto")
     headers = _merge([parse_header(LocalFileSource(p))], _label(str(p), 1))
     if not is_projector_header(headers.metadata):
         arch = one_line(headers.architecture or "unknown", 40)
@@ -863,16 +813,15 @@ def _leave_out_uncached(model: ResolvedModel, variants: list[Variant], headers: 
     missing = [v for v in variants if any(p not in headers for p in v.files)]
     if len(missing) == len(variants):
         raise first_miss
-    notes = []
     if missing:
         model.variants = [v for v in model.variants if v not in missing]
-        notes.append(f"offline (HF_HUB_OFFLINE): planned the {len(variants) - len(missing)} quant(s) whose headers "
-                     f"are cached; not cached: {', '.join(v.quant for v in missing)} (run once online to add them)")
+        model.problems.append(f"offline (HF_HUB_OFFLINE): planned the {len(variants) - len(missing)} quant(s) whose "
+                              f"headers are cached; not cached: {', '.join(v.quant for v in missing)} (run once "
+                              "online to add them)")
     gone = [p for p in model.mmproj if p.name not in headers]
     if gone:
         model.mmproj = [p for p in model.mmproj if p.name in headers]
-        notes.append(f"offline: vision projector {', '.join(p.name for p in gone)} not cached, left out")
-    model.problems.extend(notes)
+        model.problems.append(f"offline: vision projector {', '.join(p.name for p in gone)} not cached, left out")
 
 
 def load_headers(model: ResolvedModel, quants: list[str] | None = None) -> ResolvedModel:

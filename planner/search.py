@@ -24,9 +24,9 @@ from .errors import DeviceError, EstimateError, InputError
 from .estimate_types import Breakdown, FlashAttn, RunSettings
 from .fit import FitConfig, FitResult, ceil_gib, largest_kv_tensor_bytes, last_fitting, place, solve
 from .header import ModelHeaders
+from .model_compute import ModelCompute, model_compute
 from .plan_types import PlanModel, PlanRequest, PlanVariant
-from .speed import (ModelCompute, PrefillEstimate, SpeedEstimate, estimate_prefill, estimate_speed, model_compute,
-                    moe_ratio)
+from .speed import PrefillEstimate, SpeedEstimate, estimate_prefill, estimate_speed, moe_ratio
 from .units import GIB
 from .variants import quality_key
 

@@ -45,11 +45,11 @@ from typing import TYPE_CHECKING
 from pydantic import BaseModel
 
 from .device_schema import DeviceProfile
-from .estimate_types import Breakdown
+from .estimate_types import Breakdown, LayerUsage
+from .model_compute import ModelCompute
 
-if TYPE_CHECKING:  # pragma: no cover
+if TYPE_CHECKING:  # pragma: no cover - fit imports the device schema; speed needs only its type
     from .fit import FitResult
-    from .model_facts import ModelFacts
 
 # APUs without a host_bandwidth_gbps: the CPU cluster reads DRAM at ~100 of 256 GB/s on Strix Halo
 # (lhl/strix-halo-testing hardware-test/README.md, likwid stream).
@@ -107,122 +107,28 @@ def default_params() -> SpeedParams:
     return params_from_dict(data)
 
 
+def _numbers(table: dict[str, float]) -> dict[str, float]:
+    return {k: float(v) for k, v in table.items()}
+
+
 def params_from_dict(data: dict) -> SpeedParams:
+    """planner/data/speed.toml's tables, as numbers (latencies from microseconds to seconds)."""
     d, p = data["decode"], data["prefill"]
     return SpeedParams(
         cpu_efficiency=float(d["cpu_efficiency"]),
         layer_latency_s={k: float(v) * 1e-6 for k, v in d["layer_latency_us"].items()},
-        layer_units={k: float(v) for k, v in d["layer_units"].items()},
-        backend_efficiency={k: float(v) for k, v in d.get("backend_efficiency", {}).items()},
-        prefill_efficiency={k: float(v) for k, v in p["efficiency"].items()},
+        layer_units=_numbers(d["layer_units"]),
+        backend_efficiency=_numbers(d.get("backend_efficiency", {})),
+        prefill_efficiency=_numbers(p["efficiency"]),
         pcie_gbps=float(p.get("pcie_gbps", 25.0)),
         moe_tokens_half=float(p.get("moe_tokens_half", 0.0)),
-        attention_efficiency={k: float(v) for k, v in p.get("attention_efficiency", {}).items()},
-        device_efficiency={k: float(v) for k, v in data.get("device_efficiency", {}).items()},
-        type_decode={k: float(v) for k, v in data.get("type_decode", {}).items()},
-        type_prefill={k: float(v) for k, v in data.get("type_prefill", {}).items()},
+        attention_efficiency=_numbers(p.get("attention_efficiency", {})),
+        device_efficiency=_numbers(data.get("device_efficiency", {})),
+        type_decode=_numbers(data.get("type_decode", {})),
+        type_prefill=_numbers(data.get("type_prefill", {})),
         evidence={k: int(v) for k, v in data.get("evidence", {}).items()},
         source=str(data.get("source", "")),
     )
-
-
-# --------------------------------------------------------------------------- the model's arithmetic
-
-
-@dataclass(frozen=True)
-class LayerCompute:
-    kind: str  # attention | swa | mla | recurrent | none
-    moe: bool
-    dense_params: int  # elements of the non-expert tensors
-    expert_params: int  # elements of all experts together
-    attn_width: int  # n_head x (head_k + head_v): attention FLOPs / 2 per token and context position
-    window: int  # context positions attention reaches (0 = all)
-
-
-@dataclass(frozen=True)
-class ModelCompute:
-    """What prefill FLOPs and decode dispatch depend on, from the model's own shapes."""
-
-    layers: tuple[LayerCompute, ...]
-    expert_ratio: float  # expert_used_count / expert_count (1.0 for dense models)
-    head_params: int
-    family: str  # dense | moe | mla | hybrid
-    n_expert: int = 0
-    type_bytes: tuple[tuple[str, float], ...] = ()  # share of the weight bytes read per token, per ggml type
-    type_params: tuple[tuple[str, float], ...] = ()  # share of the matmul parameters, per ggml type
-
-    def type_factor(self, factors: dict[str, float], by: str = "bytes") -> float:
-        """Time multiplier for the quant types' kernels: sum of share / efficiency (1.0 = q4_K-like)."""
-        shares = self.type_bytes if by == "bytes" else self.type_params
-        if not shares or not factors:
-            return 1.0
-        return sum(share / factors.get(t, 1.0) for t, share in shares)
-
-    def active_params_per_token(self) -> float:
-        return sum(l.dense_params + l.expert_params * self.expert_ratio for l in self.layers)
-
-
-def _elements(nbytes: int, ggml_type: int) -> int:
-    from .ggml_types import quant_size
-
-    qs = quant_size(ggml_type)
-    if not qs:
-        return nbytes
-    block, size = qs
-    return nbytes // size * block
-
-
-def model_compute(facts: "ModelFacts") -> ModelCompute:
-    """Per-layer parameter counts and attention widths from the model's tensors and geometry."""
-    from .ggml_types import type_name
-
-    layers = []
-    any_moe = any_rec = False
-    ratio0 = (facts.n_expert_used / facts.n_expert) if (facts.n_expert and facts.n_expert_used) else 1.0
-    by_bytes: dict[str, float] = {}
-    by_params: dict[str, float] = {}
-    for layer in facts.layers:
-        if not layer.loaded:
-            continue
-        dense = expert = 0
-        for t in layer.tensors:
-            n = _elements(t.nbytes, t.ggml_type)
-            tname = (type_name(t.ggml_type) or str(t.ggml_type)).lower()
-            read = ratio0 if t.is_expert else 1.0
-            by_bytes[tname] = by_bytes.get(tname, 0.0) + t.nbytes * read
-            if t.ne1 > 1:  # matrices (norms and biases are vectors)
-                by_params[tname] = by_params.get(tname, 0.0) + n * read
-            if t.is_expert:
-                expert += n
-            else:
-                dense += n
-        kind = layer.kind
-        width = 0
-        if layer.has_attn_kv and layer.n_head_kv:
-            head_k = layer.k_width // max(1, layer.n_head_kv)
-            head_v = (layer.v_width // max(1, layer.n_head_kv)) if layer.v_width else facts.head_v_full
-            width = layer.n_head * (head_k + head_v)
-        window = facts.n_swa if (layer.is_swa and facts.swa_enabled and facts.n_swa) else 0
-        moe = expert > 0
-        any_moe |= moe
-        any_rec |= kind == "recurrent"
-        layers.append(LayerCompute(kind=kind, moe=moe, dense_params=dense, expert_params=expert,
-                                   attn_width=width, window=window))
-    head = 0
-    for name in facts.output_names or ["output.weight"]:
-        t = facts.nonrepeating.get(name)
-        if t is not None:
-            head += _elements(t.nbytes, t.ggml_type)
-    if not head and "token_embd.weight" in facts.nonrepeating:
-        t = facts.nonrepeating["token_embd.weight"]
-        head = _elements(t.nbytes, t.ggml_type)
-    ratio = (facts.n_expert_used / facts.n_expert) if (facts.n_expert and facts.n_expert_used) else 1.0
-    family = "hybrid" if any_rec else ("mla" if facts.is_mla else ("moe" if any_moe else "dense"))
-    tb, tp = sum(by_bytes.values()) or 1.0, sum(by_params.values()) or 1.0
-    return ModelCompute(layers=tuple(layers), expert_ratio=min(1.0, ratio), head_params=head, family=family,
-                        n_expert=facts.n_expert if any_moe else 0,
-                        type_bytes=tuple(sorted((k, v / tb) for k, v in by_bytes.items() if v / tb > 0.001)),
-                        type_params=tuple(sorted((k, v / tp) for k, v in by_params.items() if v / tp > 0.001)))
 
 
 # --------------------------------------------------------------------------- results
@@ -326,6 +232,37 @@ def _units(kind: str, moe: bool, params: SpeedParams) -> float:
 # --------------------------------------------------------------------------- decode
 
 
+@dataclass
+class _DecodeTraffic:
+    """What one decoded token reads, and the layers it dispatches, on each side of the placement."""
+
+    gpu_bytes: float = 0.0
+    cpu_bytes: float = 0.0
+    kv_read: float = 0.0
+    kv_read_gpu: float = 0.0
+    gpu_units: float = 0.0
+    cpu_units: float = 0.0
+
+    def read(self, nbytes: float, on_gpu: bool) -> None:
+        if on_gpu:
+            self.gpu_bytes += nbytes
+        else:
+            self.cpu_bytes += nbytes
+
+    def read_state(self, nbytes: float, on_gpu: bool) -> None:
+        """The KV cache up to the depth and the recurrent state: read as they are (no kernel factor)."""
+        self.kv_read += nbytes
+        self.read(nbytes, on_gpu)
+        if on_gpu:
+            self.kv_read_gpu += nbytes
+
+    def dispatch(self, units: float, on_gpu: bool) -> None:
+        if on_gpu:
+            self.gpu_units += units
+        else:
+            self.cpu_units += units
+
+
 def estimate_speed(b: Breakdown, fit: "FitResult", profile: DeviceProfile, *, ratio: float = 1.0,
                    depth: int | None = None, compute: ModelCompute | None = None,
                    params: SpeedParams | None = None, app: str = "llama.cpp") -> SpeedEstimate:
@@ -333,98 +270,144 @@ def estimate_speed(b: Breakdown, fit: "FitResult", profile: DeviceProfile, *, ra
     params = params or default_params()
     depth = b.n_ctx if depth is None else max(0, depth)
     be = backend_name(fit.config.backend)
-    os_ = fit.config.os
-    cpu_only = be == "cpu"
-    n_seq = max(1, b.settings.n_parallel)
-    gpu_bytes = cpu_bytes = kv_read = kv_read_gpu = 0.0
-    gpu_units = cpu_units = 0.0
-    kinds = [l.kind for l in compute.layers] if compute else [l.kind for l in b.layers]
-    moes = [l.moe for l in compute.layers] if compute else [bool(l.expert_bytes) for l in b.layers]
-    for i, layer in enumerate(b.layers):
-        dense_part = layer.weights_bytes - layer.expert_bytes
-        expert_part = layer.expert_bytes * ratio
-        on_gpu = layer.on_gpu and not cpu_only
-        if on_gpu:
-            gpu_bytes += dense_part
-        else:
-            cpu_bytes += dense_part
-        if on_gpu and layer.experts_on_gpu:
-            gpu_bytes += expert_part
-        else:
-            cpu_bytes += expert_part
-        kv = 0.0
-        if layer.kv_bytes and layer.kv_cells:
-            kv = layer.kv_bytes / layer.kv_cells * min(depth, layer.kv_cells)
-        if layer.recurrent_bytes:
-            kv += layer.recurrent_bytes / n_seq
-        kv_read += kv
-        if on_gpu and not b.settings.no_kv_offload:
-            gpu_bytes += kv
-            kv_read_gpu += kv
-        else:
-            cpu_bytes += kv
-        kind = kinds[i] if i < len(kinds) else layer.kind
-        moe = moes[i] if i < len(moes) else bool(layer.expert_bytes)
-        units = _units(kind, moe, params)
-        if on_gpu:
-            gpu_units += units
-        else:
-            cpu_units += units
-    head = head_bytes(b)
-    if b.output_on_gpu and not cpu_only:
-        gpu_bytes += head
-    else:
-        cpu_bytes += head
-
+    traffic = _decode_traffic(b, compute, params, ratio=ratio, depth=depth, cpu_only=be == "cpu")
     eff = profile.decode_efficiency * params.decode_factor(app, be)
-    bw = profile.bandwidth_gbps * 1e9
-    host_bw = host_bandwidth(profile) * 1e9
-    slow = gpu_bytes * fit.shared_fraction if fit.shared_slowdown > 1.0 else 0.0
-    # weights at their quant type's kernel efficiency (Q6_K unpacks slowly); the KV cache as it is
-    kernels = compute.type_factor(params.type_decode) if compute is not None else 1.0
-    weights_read = gpu_bytes - kv_read_gpu
-    gpu_time = ((kernels * weights_read + kv_read_gpu + slow * (fit.shared_slowdown - 1)) / (eff * bw)
-                if gpu_bytes else 0.0)
-    cpu_time = cpu_bytes / (params.cpu_efficiency * host_bw) if cpu_bytes else 0.0
-    latency = gpu_units * params.latency(be) + cpu_units * params.latency("cpu")
-    # attention at depth is also arithmetic: each new token's queries meet every cached position
-    # (MLA's absorbed attention: 20+ heads of 576 + 512 per position), at a share of the FP16 peak
-    attn_time = 0.0
-    eff_attn = params.attn_eff(backend_key(fit.config.backend))
-    if compute is not None and eff_attn > 0 and profile.gpu_tflops_fp16 and depth > 0:
-        attn_time = _attention_flops(compute, 1, depth) / (profile.gpu_tflops_fp16 * 1e12 * eff_attn)
-    total_time = gpu_time + cpu_time + latency + attn_time
+    slow = traffic.gpu_bytes * fit.shared_fraction if fit.shared_slowdown > 1.0 else 0.0
+    latency = traffic.gpu_units * params.latency(be) + traffic.cpu_units * params.latency("cpu")
+    total_time = (_gpu_read_time(traffic, fit, profile, compute, params, eff, slow)
+                  + _cpu_read_time(traffic, profile, params) + latency
+                  + _decode_attention_time(compute, profile, params, fit.config.backend, depth))
     tps = 1.0 / total_time if total_time > 0 else 0.0
     family = compute.family if compute else ("moe" if ratio < 1.0 else "dense")
     return SpeedEstimate(
-        tps=round(tps, 2), depth=depth, bytes_per_token=int(gpu_bytes + cpu_bytes),
-        gpu_bytes_per_token=int(gpu_bytes), cpu_bytes_per_token=int(cpu_bytes), kv_bytes_per_token=int(kv_read),
-        slow_bytes_per_token=int(slow), efficiency=round(eff, 3), bandwidth_gbps=profile.bandwidth_gbps,
-        host_bandwidth_gbps=round(host_bandwidth(profile), 1), latency_ms=round(latency * 1e3, 3),
-        calibrated=params.calibrated(be, family),
+        tps=round(tps, 2), depth=depth, bytes_per_token=int(traffic.gpu_bytes + traffic.cpu_bytes),
+        gpu_bytes_per_token=int(traffic.gpu_bytes), cpu_bytes_per_token=int(traffic.cpu_bytes),
+        kv_bytes_per_token=int(traffic.kv_read), slow_bytes_per_token=int(slow), efficiency=round(eff, 3),
+        bandwidth_gbps=profile.bandwidth_gbps, host_bandwidth_gbps=round(host_bandwidth(profile), 1),
+        latency_ms=round(latency * 1e3, 3), calibrated=params.calibrated(be, family),
     )
 
 
+def _decode_traffic(b: Breakdown, compute: ModelCompute | None, params: SpeedParams, *, ratio: float, depth: int,
+                    cpu_only: bool) -> _DecodeTraffic:
+    """Per layer: its non-expert tensors, `ratio` of its experts, its KV cache up to the depth (SWA
+    layers stop at their window), its recurrent state; then the output head where llama.cpp put it."""
+    traffic = _DecodeTraffic()
+    n_seq = max(1, b.settings.n_parallel)
+    kinds = [(l.kind, l.moe) for l in compute.layers] if compute else [(l.kind, bool(l.expert_bytes)) for l in b.layers]
+    for i, layer in enumerate(b.layers):
+        on_gpu = layer.on_gpu and not cpu_only
+        traffic.read(layer.weights_bytes - layer.expert_bytes, on_gpu)
+        traffic.read(layer.expert_bytes * ratio, on_gpu and layer.experts_on_gpu)
+        traffic.read_state(_state_read(layer, depth, n_seq), on_gpu and not b.settings.no_kv_offload)
+        kind, moe = kinds[i] if i < len(kinds) else (layer.kind, bool(layer.expert_bytes))
+        traffic.dispatch(_units(kind, moe, params), on_gpu)
+    traffic.read(head_bytes(b), b.output_on_gpu and not cpu_only)
+    return traffic
+
+
+def _state_read(layer: LayerUsage, depth: int, n_seq: int) -> float:
+    """KV cache bytes read at `depth` (at most the layer's cells) plus one sequence's recurrent state."""
+    kv = 0.0
+    if layer.kv_bytes and layer.kv_cells:
+        kv = layer.kv_bytes / layer.kv_cells * min(depth, layer.kv_cells)
+    if layer.recurrent_bytes:
+        kv += layer.recurrent_bytes / n_seq
+    return kv
+
+
+def _gpu_read_time(traffic: _DecodeTraffic, fit: "FitResult", profile: DeviceProfile, compute: ModelCompute | None,
+                   params: SpeedParams, eff: float, slow: float) -> float:
+    """Weights at their quant type's kernel efficiency (Q6_K unpacks slowly), the KV cache as it is,
+    bytes in a slower shared window `shared_slowdown` times as long."""
+    if not traffic.gpu_bytes:
+        return 0.0
+    kernels = compute.type_factor(params.type_decode) if compute is not None else 1.0
+    weights_read = traffic.gpu_bytes - traffic.kv_read_gpu
+    return ((kernels * weights_read + traffic.kv_read_gpu + slow * (fit.shared_slowdown - 1))
+            / (eff * (profile.bandwidth_gbps * 1e9)))
+
+
+def _cpu_read_time(traffic: _DecodeTraffic, profile: DeviceProfile, params: SpeedParams) -> float:
+    if not traffic.cpu_bytes:
+        return 0.0
+    return traffic.cpu_bytes / (params.cpu_efficiency * (host_bandwidth(profile) * 1e9))
+
+
+def _decode_attention_time(compute: ModelCompute | None, profile: DeviceProfile, params: SpeedParams,
+                           backend_label: str, depth: int) -> float:
+    """Attention at depth is also arithmetic: each new token's queries meet every cached position
+    (MLA's absorbed attention: 20+ heads of 576 + 512 per position), at a share of the FP16 peak."""
+    eff_attn = params.attn_eff(backend_key(backend_label))
+    if compute is None or eff_attn <= 0 or not profile.gpu_tflops_fp16 or depth <= 0:
+        return 0.0
+    return _attention_flops(compute, 1, depth) / (profile.gpu_tflops_fp16 * 1e12 * eff_attn)
+
+
 # --------------------------------------------------------------------------- prefill
+
+
+def _attention_positions(window: int, n: int, depth: int) -> float:
+    """Context positions n causal prompt tokens after `depth` attend to (SWA: at most `window` each)."""
+    if not window:
+        return n * depth + n * n / 2
+    lo, hi = depth, depth + n
+    full = max(0, hi - max(lo, window))  # tokens past the window see exactly `window`
+    ramp_hi = min(hi, window)
+    ramp = max(0, ramp_hi - lo)
+    return full * window + (ramp * (lo + ramp_hi) / 2 if ramp else 0.0)
 
 
 def _attention_flops(compute: ModelCompute, n: int, depth: int) -> float:
     """Attention FLOPs for n causal prompt tokens after `depth` tokens: 2 x width per position."""
     total = 0.0
     for l in compute.layers:
-        if not l.attn_width:
-            continue
-        if l.window:
-            # each token sees at most `window` positions
-            lo, hi = depth, depth + n
-            full = max(0, hi - max(lo, l.window))  # tokens past the window see exactly `window`
-            ramp_hi = min(hi, l.window)
-            ramp = max(0, ramp_hi - lo)
-            positions = full * l.window + (ramp * (lo + ramp_hi) / 2 if ramp else 0.0)
-        else:
-            positions = n * depth + n * n / 2
-        total += 2.0 * l.attn_width * positions
+        if l.attn_width:
+            total += 2.0 * l.attn_width * _attention_positions(l.window, n, depth)
     return total
+
+
+def _expert_saturation(compute: ModelCompute, params: SpeedParams, tokens: int, n_ubatch: int) -> float:
+    """A ubatch spreads its tokens over the experts: each expert's matmul sees ubatch x used/count
+    tokens times that expert's weights; small matmuls run far below peak (half speed at
+    moe_tokens_half MFLOPs per expert call: many tiny experts are slow, few big ones less so)."""
+    if not (params.moe_tokens_half > 0 and compute.n_expert):
+        return 1.0
+    per_expert_tokens = min(tokens, n_ubatch) * compute.expert_ratio
+    n_moe = max(1, sum(1 for l in compute.layers if l.moe))
+    per_expert_params = sum(l.expert_params for l in compute.layers) / max(1, compute.n_expert) / n_moe
+    work = 2.0 * per_expert_tokens * per_expert_params / 1e6  # MFLOPs per expert call
+    return work / (work + params.moe_tokens_half)
+
+
+def _prefill_compute_time(compute: ModelCompute, params: SpeedParams, tflops: float, key: str, *, tokens: int,
+                          depth: int, n_ubatch: int) -> float:
+    """Matmul FLOPs (2 x active parameters per token) at the backend's share of the FP16 peak,
+    attention FLOPs at its flash-attention kernels' share."""
+    eff = params.prefill_eff(key)
+    eff_attn = params.attn_eff(key) or eff
+    sat = _expert_saturation(compute, params, tokens, n_ubatch)
+    dense = sum(l.dense_params for l in compute.layers) + compute.head_params / max(1, tokens)
+    expert = sum(l.expert_params for l in compute.layers) * compute.expert_ratio
+    flops_dense = 2.0 * dense * tokens
+    flops_expert = 2.0 * expert * tokens
+    flops_attn = _attention_flops(compute, tokens, depth)
+    kernels = compute.type_factor(params.type_prefill, by="params")
+    return (kernels * (flops_dense + flops_expert / max(sat, 1e-6)) / (tflops * 1e12 * eff)
+            + flops_attn / (tflops * 1e12 * eff_attn))
+
+
+def _prefill_read_time(fit: "FitResult", profile: DeviceProfile, params: SpeedParams, chunks: int) -> float:
+    """The weights read once per ubatch; llama.cpp runs big-batch matmuls of CPU-resident weights on
+    the GPU, so they cross over (PCIe on a discrete card, the host's bandwidth on an APU)."""
+    bw = profile.bandwidth_gbps * 1e9 * profile.decode_efficiency
+    slow = 1 + fit.shared_fraction * (fit.shared_slowdown - 1) if fit.shared_slowdown > 1.0 else 1.0
+    t_read = chunks * fit.gpu.weights_bytes * slow / bw
+    cpu_w = fit.host.weights_bytes if not fit.full_offload else 0
+    if cpu_w:
+        link = params.pcie_gbps * 1e9 if profile.memory_architecture == "discrete" else host_bandwidth(profile) * 1e9
+        t_read += chunks * cpu_w / link
+    return t_read
 
 
 def estimate_prefill(b: Breakdown, fit: "FitResult", profile: DeviceProfile, compute: ModelCompute, *,
@@ -434,42 +417,13 @@ def estimate_prefill(b: Breakdown, fit: "FitResult", profile: DeviceProfile, com
     None when the device has no FP16 throughput figure."""
     params = params or default_params()
     tflops = profile.gpu_tflops_fp16
-    be = backend_name(fit.config.backend)
     if not tflops or tokens <= 0:
         return None
+    be = backend_name(fit.config.backend)
     key = backend_key(fit.config.backend)
-    eff = params.prefill_eff(key)
-    eff_attn = params.attn_eff(key) or eff
     n_ubatch = max(1, b.settings.n_ubatch)
-    # a ubatch spreads its tokens over the experts: each expert's matmul sees ubatch x used/count
-    # tokens times that expert's weights; small matmuls run far below peak (half speed at
-    # moe_tokens_half MFLOPs per expert call: many tiny experts are slow, few big ones less so)
-    sat = 1.0
-    if params.moe_tokens_half > 0 and compute.n_expert:
-        per_expert_tokens = min(tokens, n_ubatch) * compute.expert_ratio
-        n_moe = max(1, sum(1 for l in compute.layers if l.moe))
-        per_expert_params = sum(l.expert_params for l in compute.layers) / max(1, compute.n_expert) / n_moe
-        work = 2.0 * per_expert_tokens * per_expert_params / 1e6  # MFLOPs per expert call
-        sat = work / (work + params.moe_tokens_half)
-    dense = sum(l.dense_params for l in compute.layers) + compute.head_params / max(1, tokens)
-    expert = sum(l.expert_params for l in compute.layers) * compute.expert_ratio
-    flops_dense = 2.0 * dense * tokens
-    flops_expert = 2.0 * expert * tokens
-    flops_attn = _attention_flops(compute, tokens, depth)
-    kernels = compute.type_factor(params.type_prefill, by="params")
-    t_compute = (kernels * (flops_dense + flops_expert / max(sat, 1e-6)) / (tflops * 1e12 * eff)
-                 + flops_attn / (tflops * 1e12 * eff_attn))
-    chunks = -(-tokens // n_ubatch)
-    gpu_w = fit.gpu.weights_bytes
-    cpu_w = fit.host.weights_bytes if not fit.full_offload else 0
-    bw = profile.bandwidth_gbps * 1e9 * profile.decode_efficiency
-    slow = 1 + fit.shared_fraction * (fit.shared_slowdown - 1) if fit.shared_slowdown > 1.0 else 1.0
-    t_read = chunks * gpu_w * slow / bw
-    if cpu_w:  # llama.cpp runs big-batch matmuls of CPU-resident weights on the GPU: they cross over
-        link = params.pcie_gbps * 1e9 if profile.memory_architecture == "discrete" else host_bandwidth(profile) * 1e9
-        t_read += chunks * cpu_w / link
-    seconds = max(t_compute, t_read)
-    family = compute.family
+    t_compute = _prefill_compute_time(compute, params, tflops, key, tokens=tokens, depth=depth, n_ubatch=n_ubatch)
+    seconds = max(t_compute, _prefill_read_time(fit, profile, params, -(-tokens // n_ubatch)))
     return PrefillEstimate(tps=round(tokens / seconds, 1) if seconds > 0 else 0.0, tokens=tokens, depth=depth,
-                           seconds=round(seconds, 3), tflops=tflops, efficiency=eff,
-                           calibrated=params.calibrated(be, family) and params.calibrated(be, "prefill"))
+                           seconds=round(seconds, 3), tflops=tflops, efficiency=params.prefill_eff(key),
+                           calibrated=params.calibrated(be, compute.family) and params.calibrated(be, "prefill"))

@@ -169,6 +169,52 @@ def is_gguf(path: str) -> bool:
     return bool(_GGUF_RE.search(path))
 
 
+@dataclass
+class _ShardSet:
+    """The files of one `prefix-0000i-of-0000N.gguf` set as listed, before it is checked."""
+
+    folder: str
+    prefix: str
+    files: dict[int, FileEntry] = field(default_factory=dict)  # shard index -> file
+    counts: set[int] = field(default_factory=set)  # the N each file names
+
+    @property
+    def shown(self) -> str:
+        return posixpath.join(self.folder, self.prefix) if self.folder else self.prefix
+
+    def problem(self) -> str | None:
+        """Why the set is not one complete split model (None when it is)."""
+        if len(self.counts) != 1:
+            return f"{self.shown}: shards disagree on the shard count ({sorted(self.counts)})"
+        (count,) = self.counts
+        missing = [i for i in range(1, count + 1) if i not in self.files]
+        extra = [i for i in self.files if i < 1 or i > count]
+        if not (missing or extra or count < 1):
+            return None
+        names = ", ".join(f"{self.prefix}-{i:05d}-of-{count:05d}.gguf" for i in missing[:3])
+        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
+        return f"{self.shown}: incomplete split model, missing {names}{more}"
+
+    def group(self) -> VariantGroup:
+        files = [self.files[i] for i in sorted(self.files)]
+        quant = quant_tag_from_name(files[0].path) or posixpath.basename(self.prefix)
+        return VariantGroup(quant=quant, files=files, stem=posixpath.join(self.folder, self.prefix))
+
+
+def _single_group(e: FileEntry) -> VariantGroup:
+    stem = _GGUF_RE.sub("", e.path)
+    return VariantGroup(quant=quant_tag_from_name(e.path) or posixpath.basename(stem), files=[e], stem=stem)
+
+
+def _label_same_tags_by_stem(groups: list[VariantGroup]) -> None:
+    """Same tag twice (e.g. `model-Q4_K_M.gguf` and `model-instruct-Q4_K_M.gguf`): label both by stem."""
+    by_tag: dict[str, list[VariantGroup]] = {}
+    for g in groups:
+        by_tag.setdefault(tag_key(g.quant), []).append(g)
+    for g in (g for same in by_tag.values() if len(same) > 1 for g in same):
+        g.quant = g.stem
+
+
 def group_files(entries: list[FileEntry], *, name_projectors: bool = True) -> Grouping:
     """Group GGUF files into quant variants (shards joined, projectors set aside).
 
@@ -178,55 +224,33 @@ def group_files(entries: list[FileEntry], *, name_projectors: bool = True) -> Gr
     resolver then decides by content, see is_projector_header).
     """
     out = Grouping()
-    shard_sets: dict[tuple[str, str], dict[int, FileEntry]] = {}
-    shard_counts: dict[tuple[str, str], set[int]] = {}
+    shard_sets: dict[tuple[str, str], _ShardSet] = {}
     singles: list[FileEntry] = []
-    for e in entries:
-        if not is_gguf(e.path):
-            continue
+    for e in (e for e in entries if is_gguf(e.path)):
         if name_projectors and is_projector(e.path):
             out.projectors.append(e)
-            continue
-        folder, name = posixpath.split(e.path)
-        m = _SHARD_RE.match(name)
-        if m:
-            key = (folder, m.group("prefix"))
-            shard_sets.setdefault(key, {})[int(m.group("index"))] = e
-            shard_counts.setdefault(key, set()).add(int(m.group("count")))
-        else:
+        elif not _add_shard(shard_sets, e):
             singles.append(e)
-
-    groups: list[VariantGroup] = []
-    for e in singles:
-        stem = _GGUF_RE.sub("", e.path)
-        groups.append(VariantGroup(quant=quant_tag_from_name(e.path) or posixpath.basename(stem),
-                                   files=[e], stem=stem))
-    for (folder, prefix), shards in shard_sets.items():
-        counts = shard_counts[(folder, prefix)]
-        shown = posixpath.join(folder, prefix) if folder else prefix
-        if len(counts) != 1:
-            out.problems.append(f"{shown}: shards disagree on the shard count ({sorted(counts)})")
-            continue
-        (count,) = counts
-        missing = [i for i in range(1, count + 1) if i not in shards]
-        extra = [i for i in shards if i < 1 or i > count]
-        if missing or extra or count < 1:
-            names = ", ".join(f"{prefix}-{i:05d}-of-{count:05d}.gguf" for i in missing[:3])
-            more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-            out.problems.append(f"{shown}: incomplete split model, missing {names}{more}")
-            continue
-        files = [shards[i] for i in range(1, count + 1)]
-        quant = quant_tag_from_name(files[0].path) or posixpath.basename(prefix)
-        groups.append(VariantGroup(quant=quant, files=files, stem=posixpath.join(folder, prefix)))
-
-    # Same tag twice (e.g. `model-Q4_K_M.gguf` and `model-instruct-Q4_K_M.gguf`): label both by stem.
-    by_tag: dict[str, list[VariantGroup]] = {}
-    for g in groups:
-        by_tag.setdefault(tag_key(g.quant), []).append(g)
-    for same in by_tag.values():
-        if len(same) > 1:
-            for g in same:
-                g.quant = g.stem
+    groups = [_single_group(e) for e in singles]
+    for shard_set in shard_sets.values():
+        problem = shard_set.problem()
+        if problem:
+            out.problems.append(problem)
+        else:
+            groups.append(shard_set.group())
+    _label_same_tags_by_stem(groups)
     out.variants = sorted(groups, key=lambda g: (g.size_bytes, g.quant))
     out.projectors.sort(key=lambda e: e.path)
     return out
+
+
+def _add_shard(shard_sets: dict[tuple[str, str], _ShardSet], e: FileEntry) -> bool:
+    """File a shard of a split set under its folder and prefix; False for a file that is no shard."""
+    folder, name = posixpath.split(e.path)
+    m = _SHARD_RE.match(name)
+    if not m:
+        return False
+    shard_set = shard_sets.setdefault((folder, m.group("prefix")), _ShardSet(folder, m.group("prefix")))
+    shard_set.files[int(m.group("index"))] = e
+    shard_set.counts.add(int(m.group("count")))
+    return True

@@ -1,4 +1,4 @@
-"""memfit's vocabulary, once: KV cache types, backends (and the one fallback table for backends the
+"""memfit's vocabulary, once: KV cache types, flash-attention modes, backends (and the one fallback table for backends the
 estimator sizes like another), the MoE expert-tensor pattern, and each rule that ties two flags
 together. Click choices, pydantic Literals and launch spellings derive from here; nothing else
 spells them out (gguf-py's constants.py is the model: one table per concept)."""
@@ -18,6 +18,11 @@ QUANTIZED_CACHE = frozenset(CACHE_TYPES) - FULL_PRECISION_CACHE
 QUANTIZED_KV: CacheType = "q8_0"  # the quantized cache the planner weighs when f16 does not fit
 # LM Studio's spelling of the same types in its K/V Cache Quantization Type settings
 LMSTUDIO_CACHE_NAMES: dict[str, str] = {t: t.upper() for t in CACHE_TYPES}
+
+
+# llama.cpp's -fa/--flash-attn values (common/arg.cpp): auto lets llama_context probe the device
+FlashAttn = Literal["on", "off", "auto"]
+FLASH_ATTN_MODES: tuple[str, ...] = get_args(FlashAttn)
 
 
 def is_quantized_cache(cache_type: str) -> bool:

@@ -12,46 +12,72 @@ from __future__ import annotations
 from ..estimate_types import Breakdown, DeviceUsage, LayerUsage, RunSettings
 from ..header import ModelHeaders
 from ..model_facts import ModelFacts
-from .compute import compute_buffers
+from .compute import ComputeResult, compute_buffers
 from .context import BACKENDS, RunContext, resolve
-from .kv import kv_cache
-from .mmproj import mmproj_usage
+from .kv import KVResult, kv_cache
+from .mmproj import MmprojResult, mmproj_usage
 from .output import output_buffer
-from .overhead import runtime_overhead
-from .recurrent import recurrent_state
-from .weights import weights
+from .overhead import Overhead, runtime_overhead
+from .recurrent import RecurrentResult, recurrent_state
+from .weights import WeightsResult, weights
 
 __all__ = ["estimate", "resolve", "RunContext", "BACKENDS"]
+
+EXACT = ("weights", "kv", "recurrent", "output")  # to the byte; the rest carries a margin
+APPROXIMATE_KV_MARGIN = 0.5  # an architecture whose cache layout memfit sizes only approximately
 
 
 def estimate(facts: ModelFacts, settings: RunSettings, mmproj: ModelHeaders | None = None) -> Breakdown:
     """What llama.cpp would allocate for this model and these settings, per component and device."""
     ctx = resolve(facts, settings)
     w = weights(facts, ctx, settings)
-    kv = kv_cache(facts, ctx, ctx.swa_full)
+    kv = kv_cache(facts, ctx)
     rs = recurrent_state(facts, ctx)
     out = output_buffer(facts, ctx)
     comp = compute_buffers(facts, ctx)
-    warnings = list(facts.warnings) + list(ctx.notes) + list(comp.notes)
-    estimated = {"compute": comp.margin}
-
-    mm_gpu = mm_host = 0
-    if mmproj is not None and settings.with_mmproj:
-        mm = mmproj_usage(mmproj, ctx)
-        mm_gpu, mm_host = mm.gpu, mm.host
-        estimated["mmproj"] = mm.margin
-        warnings.extend(mm.notes)
-
+    mm = mmproj_usage(mmproj, ctx) if mmproj is not None and settings.with_mmproj else None
     overhead = runtime_overhead(ctx.backend.name, any(ctx.layer_on_gpu) or ctx.output_on_gpu)
-    estimated["overhead"] = overhead.margin
+    mm_gpu, mm_host = (mm.gpu, mm.host) if mm else (0, 0)
+    estimated = {"compute": comp.margin, **({"mmproj": mm.margin} if mm else {}), "overhead": overhead.margin}
+    return Breakdown(
+        weights_bytes=w.total,
+        kv_bytes=kv.total,
+        recurrent_bytes=rs.total,
+        compute_bytes=comp.total,
+        output_bytes=out,
+        mmproj_bytes=mm_gpu + mm_host,
+        total_bytes=w.total + kv.total + rs.total + comp.total + out + mm_gpu + mm_host,
+        overhead_bytes=overhead.bytes,
+        devices=_devices(ctx, w, kv, rs, comp, out, mm, overhead),
+        layers=_layers(facts, ctx, w, kv, rs),
+        nonrepeating_weights=w.nonrepeating,
+        n_ctx=ctx.n_ctx,
+        kv_cells=kv.full_cells,
+        flash_attn=ctx.flash_attn,
+        output_on_gpu=bool(ctx.output_on_gpu and ctx.backend.is_gpu),
+        settings=settings,
+        exact=list(EXACT) if not facts.approximate else ["weights", "output"],
+        estimated=(estimated if not facts.approximate
+                   else {**estimated, "kv": APPROXIMATE_KV_MARGIN, "recurrent": APPROXIMATE_KV_MARGIN}),
+        warnings=list(facts.warnings) + list(ctx.notes) + list(comp.notes) + (list(mm.notes) if mm else []),
+    )
 
-    gpu = DeviceUsage(device="gpu", weights_bytes=w.gpu, kv_bytes=kv.gpu, recurrent_bytes=rs.gpu,
-                      compute_bytes=comp.gpu, mmproj_bytes=mm_gpu, overhead_bytes=overhead.device_bytes)
+
+def _devices(ctx: RunContext, w: WeightsResult, kv: KVResult, rs: RecurrentResult, comp: ComputeResult,
+             out: int, mm: MmprojResult | None, overhead: Overhead) -> list[DeviceUsage]:
+    """The GPU row (GPU backends) and the host row; the output buffer is always the host's."""
+    mm_gpu, mm_host = (mm.gpu, mm.host) if mm else (0, 0)
     host = DeviceUsage(device="host", weights_bytes=w.host, kv_bytes=kv.host, recurrent_bytes=rs.host,
                        compute_bytes=comp.host, output_bytes=out, mmproj_bytes=mm_host,
                        overhead_bytes=overhead.host_bytes + (0 if ctx.backend.is_gpu else overhead.device_bytes))
-    devices = [gpu, host] if ctx.backend.is_gpu else [host]
+    if not ctx.backend.is_gpu:
+        return [host]
+    gpu = DeviceUsage(device="gpu", weights_bytes=w.gpu, kv_bytes=kv.gpu, recurrent_bytes=rs.gpu,
+                      compute_bytes=comp.gpu, mmproj_bytes=mm_gpu, overhead_bytes=overhead.device_bytes)
+    return [gpu, host]
 
+
+def _layers(facts: ModelFacts, ctx: RunContext, w: WeightsResult, kv: KVResult, rs: RecurrentResult) -> list[LayerUsage]:
     layers: list[LayerUsage] = []
     for il, lf in enumerate(facts.layers):
         kvl = kv.per_layer[il]
@@ -66,27 +92,4 @@ def estimate(facts: ModelFacts, settings: RunSettings, mmproj: ModelHeaders | No
             on_gpu=ctx.layer_on_gpu[il],
             experts_on_gpu=ctx.experts_on_gpu[il],
         ))
-
-    total_weights = w.total
-    total = total_weights + kv.total + rs.total + comp.total + out + mm_gpu + mm_host
-    return Breakdown(
-        weights_bytes=total_weights,
-        kv_bytes=kv.total,
-        recurrent_bytes=rs.total,
-        compute_bytes=comp.total,
-        output_bytes=out,
-        mmproj_bytes=mm_gpu + mm_host,
-        total_bytes=total,
-        overhead_bytes=overhead.bytes,
-        devices=devices,
-        layers=layers,
-        nonrepeating_weights=w.nonrepeating,
-        n_ctx=ctx.n_ctx,
-        kv_cells=kv.full_cells,
-        flash_attn=ctx.flash_attn,
-        output_on_gpu=bool(ctx.output_on_gpu and ctx.backend.is_gpu),
-        settings=settings,
-        exact=["weights", "kv", "recurrent", "output"] if not facts.approximate else ["weights", "output"],
-        estimated=estimated if not facts.approximate else {**estimated, "kv": 0.5, "recurrent": 0.5},
-        warnings=warnings,
-    )
+    return layers

@@ -20,20 +20,21 @@ inputs (b11401).
 from __future__ import annotations
 
 from dataclasses import dataclass
-
+from functools import cached_property
+from itertools import compress
 
 from ..errors import EstimateError
-from ..ggml_types import GGML_QUANT_SIZES, GGMLQuantizationType
 from ..estimate_types import RunSettings
-from ..model_facts import ModelFacts
+from ..ggml_types import GGMLQuantizationType, quant_size
+from ..model_facts import LayerFacts, ModelFacts
 from ..runtimes import applies, fa_supported
+from ..vocab import CACHE_TYPES, QUANTIZED_CACHE, v_cache_needs_flash_attn
 
-GGML_TYPE_OF = {
-    "f32": GGMLQuantizationType.F32, "f16": GGMLQuantizationType.F16, "bf16": GGMLQuantizationType.BF16,
-    "q8_0": GGMLQuantizationType.Q8_0, "q4_0": GGMLQuantizationType.Q4_0, "q4_1": GGMLQuantizationType.Q4_1,
-    "iq4_nl": GGMLQuantizationType.IQ4_NL, "q5_0": GGMLQuantizationType.Q5_0, "q5_1": GGMLQuantizationType.Q5_1,
-}
-QUANTIZED_CACHE = frozenset({"q8_0", "q4_0", "q4_1", "iq4_nl", "q5_0", "q5_1"})
+__all__ = ["BACKENDS", "GGML_TYPE_OF", "HOST_ALIGNMENT", "QUANTIZED_CACHE", "Backend", "RunContext", "pad", "resolve"]
+
+# -ctk/-ctv names -> ggml types (planner/vocab.py's names are ggml's, lower case)
+GGML_TYPE_OF: dict[str, GGMLQuantizationType] = {t: GGMLQuantizationType[t.upper()] for t in CACHE_TYPES}
+_F16 = int(GGMLQuantizationType.F16)
 
 
 @dataclass(frozen=True)
@@ -47,6 +48,7 @@ class Backend:
     host_buffer_extra: int = 0  # bytes the backend's pinned host buffer type adds to each allocation
 
 
+# one row per planner/vocab.py ESTIMATOR_BACKENDS name
 BACKENDS: dict[str, Backend] = {
     "cpu": Backend("cpu", False, 32, 0),  # TENSOR_ALIGNMENT (ggml-impl.h)
     "cuda": Backend("cuda", True, 128, 512),  # ggml-cuda.cu get_alignment / get_alloc_size
@@ -56,6 +58,10 @@ BACKENDS: dict[str, Backend] = {
     "vulkan": Backend("vulkan", True, 64, 0, host_buffer_extra=32),
     "metal": Backend("metal", True, 32, 0),  # ggml-metal.cpp get_alignment
 }
+
+
+# tensors kept on the host (CPU layers, --no-kv-offload) sit in the CPU buffer type
+HOST_ALIGNMENT = BACKENDS["cpu"].alignment
 
 
 def pad(x: int, n: int) -> int:
@@ -90,112 +96,61 @@ class RunContext:
     mixed_embd: bool = True  # b11401+: mixed token/embedding inputs in the graph (compute.py)
     swa_full: bool = False  # --swa-full, or a build before the trimmed SWA cache
 
+    @cached_property
+    def state_on_gpu(self) -> tuple[bool, ...]:
+        """Per layer, whether its KV cache and recurrent state live on the GPU (offload_kqv)."""
+        return self.layer_on_gpu if self.kv_on_gpu else (False,) * len(self.layer_on_gpu)
+
+    def state_by_device(self, per_layer: list[int]) -> tuple[int, int]:
+        """(GPU bytes, host bytes) of per-layer cache or state sizes."""
+        gpu = sum(compress(per_layer, self.state_on_gpu))
+        return gpu, sum(per_layer) - gpu
+
+
+@dataclass(frozen=True)
+class _Cells:
+    """The KV cells llama.cpp allocates: padded context, streams and cells per stream."""
+
+    n_ctx: int
+    n_ctx_seq: int
+    n_stream: int
+    kv_unified: bool
+    pad: int
+
+
+@dataclass(frozen=True)
+class _Placement:
+    """llama-model.cpp load_tensors: which layers, experts and output head live on the GPU."""
+
+    layer_on_gpu: tuple[bool, ...]
+    output_on_gpu: bool
+    experts_on_gpu: tuple[bool, ...]
+
 
 def resolve(facts: ModelFacts, s: RunSettings) -> RunContext:
+    """The numbers llama.cpp runs with for these settings (errors where llama.cpp refuses them)."""
     backend = BACKENDS[s.backend]
     notes: list[str] = []
-    n_ctx_req = s.n_ctx or facts.n_ctx_train
-    if n_ctx_req <= 0:
-        raise EstimateError("the model has no training context length and no -c was given",
-                            hint="pass a context size, e.g. -c 8192")
-    causal = facts.causal
+    n_ctx_req = _requested_context(facts, s)
     build = s.llama_build
-    n_batch = min(n_ctx_req, s.n_batch) if causal else s.n_batch
+    n_batch = min(n_ctx_req, s.n_batch) if facts.causal else s.n_batch
     n_ubatch = min(n_batch, s.n_ubatch)
     n_seq = max(1, s.n_parallel)
-    # KV cells are padded to 256 since ggml-org/llama.cpp#17046; #16812 had removed the padding for a
-    # few builds; before it: 256 with flash attention (auto counts: the larger), 32 without (#7257)
-    if applies("kv_pad_256", build):
-        cell_pad = 256
-    elif applies("kv_size_unpadded", build):
-        cell_pad = 1
-    else:
-        cell_pad = 32 if s.flash_attn == "off" else 256
-    n_ctx = pad(n_ctx_req, cell_pad)
-    kv_unified = s.kv_unified
-    if not kv_unified and n_seq > 1 and not applies("kv_streams_per_sequence", build):
-        kv_unified = True  # before #14363 every sequence shared one KV cache of n_ctx cells
-        notes.append(f"llama.cpp b{build} predates per-sequence KV streams: one cache of n_ctx cells for all sequences")
+    cells = _cells(n_ctx_req, n_seq, s, notes)
     swa_full = s.swa_full or (facts.swa_enabled and not applies("swa_cache_trimmed", build))
-    if kv_unified:
-        n_ctx_seq = n_ctx
-    else:
-        n_ctx_seq = pad(n_ctx // n_seq, cell_pad)
-        n_ctx = n_ctx_seq * n_seq
-    n_stream = 1 if kv_unified else n_seq
-
-    # --- flash attention and cache types (llama_init_from_model)
-    fa_mode = s.flash_attn
-    if facts.rule.flash_attn_forced_off and fa_mode != "off":
-        fa_mode = "off"
-        notes.append("flash attention forced off for this architecture (llama.cpp: grok)")
-    if s.cache_type_v in QUANTIZED_CACHE and fa_mode != "on":
-        if fa_mode == "auto":
-            fa_mode = "on"
-        else:
-            raise EstimateError(
-                f"llama.cpp refuses a quantized V cache ({s.cache_type_v}) with flash attention off",
-                hint="use -fa on (or auto), or -ctv f16")
-    if facts.is_mla and s.cache_type_k != s.cache_type_v:
-        raise EstimateError(
-            f"llama.cpp refuses different K ({s.cache_type_k}) and V ({s.cache_type_v}) cache types for MLA models",
-            hint="use the same type for -ctk and -ctv")
-    # auto: llama.cpp's probe (llama_context::resolve_fused_ops) keeps FA on when each layer's
-    # FLASH_ATTN_EXT runs on the layer's device: always on the CPU backend; on a GPU backend when
-    # its supports_op takes the head sizes and cache types (runtimes.toml [fa_support]). Builds
-    # before #15434 have no auto mode: FA is off unless asked for.
-    if fa_mode == "auto":
-        if not applies("fa_auto_default", build):
-            fa_mode = "off"
-            notes.append(f"llama.cpp b{build} has no -fa auto (ggml-org/llama.cpp#15434): flash attention off by default")
-        elif backend.is_gpu and not _fa_on_gpu(facts, s, backend.name):
-            fa_mode = "off"
-            notes.append(f"-fa auto resolves to off on {backend.name}: its flash-attention kernels do not take this "
-                         f"model's head sizes ({facts.head_k_full}/{facts.head_v_full}) or cache types")
-    flash_attn = fa_mode != "off"
-    type_k = int(GGML_TYPE_OF[s.cache_type_k])
-    type_v = int(GGML_TYPE_OF[s.cache_type_v])
+    flash_attn = _flash_attention(facts, s, backend, notes)
     if flash_attn:
-        for name, t, width_attr in (("K", s.cache_type_k, "k"), ("V", s.cache_type_v, "v")):
-            if t not in QUANTIZED_CACHE:
-                continue
-            block = GGML_QUANT_SIZES[GGML_TYPE_OF[t]][0]
-            for head in {facts.head_k_full, facts.head_k_swa} if width_attr == "k" else {facts.head_v_full, facts.head_v_swa}:
-                if head and head % block:
-                    raise EstimateError(
-                        f"llama.cpp refuses {name} cache type {t}: block size {block} does not divide the head size {head}",
-                        hint=f"use -ct{width_attr} f16 or q8_0 with a compatible head size")
-
-    # --- SWA cache cells (llama-kv-cache-iswa.cpp)
-    if swa_full:
-        swa_cells = n_ctx_seq
-    else:
-        swa_cells = pad(min(n_ctx_seq, facts.n_swa * (n_seq if kv_unified else 1) + n_ubatch), cell_pad)
-    swa_f16 = applies("swa_part_f16", build)
-    swa_type_k = int(GGML_TYPE_OF["f16"]) if swa_f16 and s.cache_type_k in QUANTIZED_CACHE else type_k
-    swa_type_v = int(GGML_TYPE_OF["f16"]) if swa_f16 and s.cache_type_v in QUANTIZED_CACHE else type_v
-
-    # --- placement (llama-model.cpp load_tensors)
-    n_all = facts.n_layer_all
-    if backend.is_gpu:
-        ngl = s.n_gpu_layers if s.n_gpu_layers >= 0 else n_all + 1
-        i_gpu_start = max(n_all + 1 - ngl, 0)
-        layer_on_gpu = tuple(il >= i_gpu_start for il in range(n_all))
-        output_on_gpu = n_all >= i_gpu_start
-    else:
-        layer_on_gpu = tuple(False for _ in range(n_all))
-        output_on_gpu = False
-    experts_on_gpu = tuple(on and il >= s.n_cpu_moe for il, on in enumerate(layer_on_gpu))
-    n_tokens = min(n_ctx, n_ubatch)
-    # n_outputs_max (ggml-org/llama.cpp#23861, b9464): before it the reserve graph always had
-    # logits for the whole ubatch
-    n_outputs_max = s.n_outputs_max if (s.n_outputs_max and applies("server_output_per_slot", build)) else n_batch
+        _check_cache_blocks(facts, s)
+    placement = _placement(facts, s, backend)
+    n_tokens = min(cells.n_ctx, n_ubatch)
+    swa_type_k, swa_type_v = _swa_cache_types(s)
     return RunContext(
-        backend=backend, n_ctx=n_ctx, n_ctx_seq=n_ctx_seq, n_stream=n_stream, n_seq=n_seq,
-        n_batch=n_batch, n_ubatch=n_ubatch, n_tokens=n_tokens, n_outputs=min(n_tokens, n_outputs_max),
-        flash_attn=flash_attn, type_k=type_k, type_v=type_v, kv_unified=kv_unified,
-        swa_cells=swa_cells, layer_on_gpu=layer_on_gpu, output_on_gpu=output_on_gpu,
-        experts_on_gpu=experts_on_gpu, kv_on_gpu=backend.is_gpu and not s.no_kv_offload,
+        backend=backend, n_ctx=cells.n_ctx, n_ctx_seq=cells.n_ctx_seq, n_stream=cells.n_stream, n_seq=n_seq,
+        n_batch=n_batch, n_ubatch=n_ubatch, n_tokens=n_tokens, n_outputs=min(n_tokens, _outputs_max(s, n_batch)),
+        flash_attn=flash_attn, type_k=int(GGML_TYPE_OF[s.cache_type_k]), type_v=int(GGML_TYPE_OF[s.cache_type_v]),
+        kv_unified=cells.kv_unified, swa_cells=_swa_cells(facts, cells, n_seq, n_ubatch, swa_full),
+        layer_on_gpu=placement.layer_on_gpu, output_on_gpu=placement.output_on_gpu,
+        experts_on_gpu=placement.experts_on_gpu, kv_on_gpu=backend.is_gpu and not s.no_kv_offload,
         notes=tuple(notes), llama_build=build,
         mla_v_cache=facts.is_mla and not applies("mla_v_less_cache", build),
         swa_type_k=swa_type_k, swa_type_v=swa_type_v,
@@ -203,14 +158,148 @@ def resolve(facts: ModelFacts, s: RunSettings) -> RunContext:
     )
 
 
+def _requested_context(facts: ModelFacts, s: RunSettings) -> int:
+    n_ctx = s.n_ctx or facts.n_ctx_train
+    if n_ctx <= 0:
+        raise EstimateError("the model has no training context length and no -c was given",
+                            hint="pass a context size, e.g. -c 8192")
+    return n_ctx
+
+
+def _cell_padding(s: RunSettings) -> int:
+    """KV cells are padded to 256 since ggml-org/llama.cpp#17046; #16812 had removed the padding for
+    a few builds; before it: 256 with flash attention (auto counts: the larger), 32 without (#7257)."""
+    if applies("kv_pad_256", s.llama_build):
+        return 256
+    if applies("kv_size_unpadded", s.llama_build):
+        return 1
+    return 32 if s.flash_attn == "off" else 256
+
+
+def _cells(n_ctx_req: int, n_seq: int, s: RunSettings, notes: list[str]) -> _Cells:
+    """Without --kv-unified every sequence gets its own stream of pad(n_ctx / n_seq) cells."""
+    cell_pad = _cell_padding(s)
+    n_ctx = pad(n_ctx_req, cell_pad)
+    kv_unified = s.kv_unified
+    if not kv_unified and n_seq > 1 and not applies("kv_streams_per_sequence", s.llama_build):
+        kv_unified = True  # before #14363 every sequence shared one KV cache of n_ctx cells
+        notes.append(f"llama.cpp b{s.llama_build} predates per-sequence KV streams: one cache of n_ctx cells "
+                     "for all sequences")
+    if kv_unified:
+        return _Cells(n_ctx=n_ctx, n_ctx_seq=n_ctx, n_stream=1, kv_unified=True, pad=cell_pad)
+    n_ctx_seq = pad(n_ctx // n_seq, cell_pad)
+    return _Cells(n_ctx=n_ctx_seq * n_seq, n_ctx_seq=n_ctx_seq, n_stream=n_seq, kv_unified=False, pad=cell_pad)
+
+
+def _swa_cells(facts: ModelFacts, cells: _Cells, n_seq: int, n_ubatch: int, swa_full: bool) -> int:
+    """llama-kv-cache-iswa.cpp: the window (per sequence when unified) plus a ubatch, padded."""
+    if swa_full:
+        return cells.n_ctx_seq
+    window = facts.n_swa * (n_seq if cells.kv_unified else 1) + n_ubatch
+    return pad(min(cells.n_ctx_seq, window), cells.pad)
+
+
+def _swa_cache_types(s: RunSettings) -> tuple[int, int]:
+    """The SWA part's K/V types: F16 for a quantized cache in the #21277..#21332 window, else -1
+    (the same types as the full-attention layers)."""
+    swa_f16 = applies("swa_part_f16", s.llama_build)
+    k = _F16 if swa_f16 and s.cache_type_k in QUANTIZED_CACHE else int(GGML_TYPE_OF[s.cache_type_k])
+    v = _F16 if swa_f16 and s.cache_type_v in QUANTIZED_CACHE else int(GGML_TYPE_OF[s.cache_type_v])
+    return k, v
+
+
+def _outputs_max(s: RunSettings, n_batch: int) -> int:
+    """n_outputs_max (ggml-org/llama.cpp#23861, b9464): before it the reserve graph always had
+    logits for the whole ubatch."""
+    return s.n_outputs_max if (s.n_outputs_max and applies("server_output_per_slot", s.llama_build)) else n_batch
+
+
+# --------------------------------------------------------------------------- flash attention
+
+
+def _flash_attention(facts: ModelFacts, s: RunSettings, backend: Backend, notes: list[str]) -> bool:
+    """llama_init_from_model's resolution of -fa, with its refusals, in llama.cpp's order."""
+    fa_mode = s.flash_attn
+    if facts.flash_attn_forced_off and fa_mode != "off":
+        fa_mode = "off"
+        notes.append("flash attention forced off for this architecture (llama.cpp: grok)")
+    if v_cache_needs_flash_attn(s.cache_type_v) and fa_mode != "on":
+        if fa_mode == "off":
+            raise EstimateError(
+                f"llama.cpp refuses a quantized V cache ({s.cache_type_v}) with flash attention off",
+                hint="use -fa on (or auto), or -ctv f16")
+        fa_mode = "on"
+    if facts.is_mla and s.cache_type_k != s.cache_type_v:
+        raise EstimateError(
+            f"llama.cpp refuses different K ({s.cache_type_k}) and V ({s.cache_type_v}) cache types for MLA models",
+            hint="use the same type for -ctk and -ctv")
+    if fa_mode == "auto":
+        return _auto_flash_attention(facts, s, backend, notes)
+    return fa_mode != "off"
+
+
+def _auto_flash_attention(facts: ModelFacts, s: RunSettings, backend: Backend, notes: list[str]) -> bool:
+    """-fa auto: llama.cpp's probe (llama_context::resolve_fused_ops) keeps FA on when each layer's
+    FLASH_ATTN_EXT runs on the layer's device: always on the CPU backend; on a GPU backend when its
+    supports_op takes the head sizes and cache types (runtimes.toml [fa_support]). Builds before
+    #15434 have no auto mode: FA is off unless asked for."""
+    if not applies("fa_auto_default", s.llama_build):
+        notes.append(f"llama.cpp b{s.llama_build} has no -fa auto (ggml-org/llama.cpp#15434): flash attention "
+                     "off by default")
+        return False
+    if backend.is_gpu and not _fa_on_gpu(facts, s, backend.name):
+        notes.append(f"-fa auto resolves to off on {backend.name}: its flash-attention kernels do not take this "
+                     f"model's head sizes ({facts.head_k_full}/{facts.head_v_full}) or cache types")
+        return False
+    return True
+
+
+def _check_cache_blocks(facts: ModelFacts, s: RunSettings) -> None:
+    """With flash attention a quantized K/V cache needs head sizes its block size divides."""
+    heads = {"k": {facts.head_k_full, facts.head_k_swa}, "v": {facts.head_v_full, facts.head_v_swa}}
+    for which, cache_type in (("k", s.cache_type_k), ("v", s.cache_type_v)):
+        if cache_type not in QUANTIZED_CACHE:
+            continue
+        block = quant_size(GGML_TYPE_OF[cache_type])[0]
+        for head in heads[which]:
+            if head and head % block:
+                raise EstimateError(
+                    f"llama.cpp refuses {which.upper()} cache type {cache_type}: block size {block} does not divide "
+                    f"the head size {head}", hint=f"use -ct{which} f16 or q8_0 with a compatible head size")
+
+
 def _fa_on_gpu(facts: ModelFacts, s: RunSettings, backend: str) -> bool:
     """Every attention layer's FLASH_ATTN_EXT supported by the GPU backend (b11434 supports_op)."""
-    pairs = set()
-    for layer in facts.layers:
-        if not layer.has_attn_kv:
-            continue
-        hk = facts.head_k_swa if (layer.is_swa and facts.swa_enabled) else facts.head_k_full
-        hv = facts.head_v_swa if (layer.is_swa and facts.swa_enabled) else facts.head_v_full
-        gqa = max(1, layer.n_head // max(1, layer.n_head_kv))
-        pairs.add((hk, hv, gqa))
-    return all(fa_supported(backend, hk, hv, s.cache_type_k, s.cache_type_v, gqa) for hk, hv, gqa in pairs)
+    return all(fa_supported(backend, hk, hv, s.cache_type_k, s.cache_type_v, gqa)
+               for hk, hv, gqa in facts.derived("attention-head-shapes", _attention_head_shapes))
+
+
+def _attention_head_shapes(facts: ModelFacts) -> frozenset[tuple[int, int, int]]:
+    """(head_k, head_v, query heads per K/V head) of the model's attention layers."""
+    return frozenset(_attention_heads(facts, layer) for layer in facts.layers if layer.has_attn_kv)
+
+
+def _attention_heads(facts: ModelFacts, layer: LayerFacts) -> tuple[int, int, int]:
+    swa = layer.is_swa and facts.swa_enabled
+    hk = facts.head_k_swa if swa else facts.head_k_full
+    hv = facts.head_v_swa if swa else facts.head_v_full
+    return hk, hv, max(1, layer.n_head // max(1, layer.n_head_kv))
+
+
+# --------------------------------------------------------------------------- placement
+
+
+def _placement(facts: ModelFacts, s: RunSettings, backend: Backend) -> _Placement:
+    """-ngl N puts the last N-1 repeating layers and the output layer on the GPU (i_gpu_start =
+    n_layer + 1 - N; -1 means all); --n-cpu-moe N keeps the experts of the first N layers on the CPU."""
+    n_all = facts.n_layer_all
+    if backend.is_gpu:
+        ngl = s.n_gpu_layers if s.n_gpu_layers >= 0 else n_all + 1
+        i_gpu_start = max(n_all + 1 - ngl, 0)
+        on_gpu = tuple(il >= i_gpu_start for il in range(n_all))
+        output_on_gpu = n_all >= i_gpu_start
+    else:
+        on_gpu = tuple(False for _ in range(n_all))
+        output_on_gpu = False
+    experts = tuple(on and il >= s.n_cpu_moe for il, on in enumerate(on_gpu))
+    return _Placement(layer_on_gpu=on_gpu, output_on_gpu=output_on_gpu, experts_on_gpu=experts)

@@ -20,21 +20,22 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 
-from ..model_facts import ModelFacts, _is_quantized, row_size
-from .context import RunContext, pad
+from ..ggml_types import is_block_quantized, row_size
+from ..model_facts import LayerFacts, ModelFacts
+from .context import HOST_ALIGNMENT, RunContext, pad
 
 
 
+@lru_cache(maxsize=4096)  # a model's layers repeat a few shapes; the planner asks thousands of times
 def _tensor_bytes(ggml_type: int, width: int, cells: int, n_stream: int, alignment: int, row_pad: int) -> int:
     if width <= 0 or cells <= 0:
         return 0
     nbytes = row_size(ggml_type, width) * cells * n_stream
-    if row_pad and width % row_pad and _is_quantized(ggml_type):
+    if row_pad and width % row_pad and is_block_quantized(ggml_type):
         nbytes += row_size(ggml_type, row_pad - width % row_pad)
     return pad(nbytes, alignment)
-
-
 
 
 @dataclass
@@ -54,45 +55,74 @@ class KVResult:
     swa_cells: int
 
 
-def kv_cache(facts: ModelFacts, ctx: RunContext, swa_full: bool) -> KVResult:
-    v_trans = not ctx.flash_attn
-    v_max = 0
-    variable_v = False
-    mla_v = ctx.mla_v_cache
-    if v_trans and not facts.is_mla:
-        widths = [layer.v_width for layer in facts.layers]
-        v_max = max(widths) if widths else 0
-        variable_v = any(w != widths[0] for w in widths)
-    per_layer: list[KVLayer | None] = []
-    total = gpu = host = 0
-    for il, layer in enumerate(facts.layers):
-        if not layer.has_attn_kv and not layer.has_indexer_kv:
-            per_layer.append(None)
-            continue
-        on_gpu = ctx.kv_on_gpu and ctx.layer_on_gpu[il]
-        align, row_pad = (ctx.backend.alignment, ctx.backend.row_pad) if on_gpu else (32, 0)
-        k = v = 0
-        cells = ctx.n_ctx_seq
-        if layer.has_attn_kv:
-            swa = layer.is_swa and facts.swa_enabled
-            cells = ctx.swa_cells if (swa and not swa_full) else ctx.n_ctx_seq
-            tk = ctx.swa_type_k if (swa and ctx.swa_type_k >= 0) else ctx.type_k
-            tv = ctx.swa_type_v if (swa and ctx.swa_type_v >= 0) else ctx.type_v
-            k = _tensor_bytes(tk, layer.k_width, cells, ctx.n_stream, align, row_pad)
-            if layer.v_width:
-                width = v_max if variable_v else layer.v_width
-                v = _tensor_bytes(tv, width, cells, ctx.n_stream, align, row_pad)
-            elif mla_v:  # before #19067: the MLA cache kept a V of value_length per KV head
-                hv = facts.head_v_swa if swa else facts.head_v_full
-                v = _tensor_bytes(tv, hv * layer.n_head_kv, cells, ctx.n_stream, align, row_pad)
-        if layer.has_indexer_kv:
-            k += _tensor_bytes(ctx.type_k, facts.indexer_head_size, ctx.n_ctx_seq, ctx.n_stream, align, row_pad)
-        per_layer.append(KVLayer(k, v, cells))
-        size = k + v
-        total += size
-        if on_gpu:
-            gpu += size
-        else:
-            host += size
-    return KVResult(per_layer, total, gpu, host, ctx.n_ctx_seq,
-                    ctx.swa_cells if (facts.swa_enabled and not swa_full) else ctx.n_ctx_seq)
+@dataclass(frozen=True)
+class LayerCache:
+    """The cells and K/V types of one attention layer's cache."""
+
+    cells: int  # per stream
+    type_k: int
+    type_v: int
+
+
+def layer_caches(ctx: RunContext) -> dict[bool, LayerCache]:
+    """By whether a layer slides: SWA layers hold their window's cells (unless --swa-full) and, in
+    the #21277..#21332 window, F16 types; the others hold the whole context."""
+    return {
+        False: LayerCache(ctx.n_ctx_seq, ctx.type_k, ctx.type_v),
+        True: LayerCache(cells=ctx.n_ctx_seq if ctx.swa_full else ctx.swa_cells,
+                         type_k=ctx.swa_type_k if ctx.swa_type_k >= 0 else ctx.type_k,
+                         type_v=ctx.swa_type_v if ctx.swa_type_v >= 0 else ctx.type_v),
+    }
+
+
+@dataclass(frozen=True)
+class _Shared:
+    """What every layer's K/V tensors share at these settings."""
+
+    caches: dict[bool, LayerCache]
+    v_pad_width: int  # without FA, V widths that differ are all padded to the widest (0: no padding)
+    buffers: dict[bool, tuple[int, int]]  # on the GPU? -> (alignment, row padding)
+
+
+def kv_cache(facts: ModelFacts, ctx: RunContext) -> KVResult:
+    shared = _Shared(layer_caches(ctx), _padded_v_width(facts, ctx),
+                     {True: (ctx.backend.alignment, ctx.backend.row_pad), False: (HOST_ALIGNMENT, 0)})
+    per_layer = [_layer_kv(facts, ctx, shared, il, layer) for il, layer in enumerate(facts.layers)]
+    gpu, host = ctx.state_by_device([kv.k_bytes + kv.v_bytes if kv else 0 for kv in per_layer])
+    return KVResult(per_layer, gpu + host, gpu, host, ctx.n_ctx_seq,
+                    ctx.swa_cells if (facts.swa_enabled and not ctx.swa_full) else ctx.n_ctx_seq)
+
+
+def _padded_v_width(facts: ModelFacts, ctx: RunContext) -> int:
+    """TAG_V_CACHE_VARIABLE: without flash attention the V cache is stored transposed, and when V
+    widths differ between layers every layer is padded to the widest (0: no padding)."""
+    if ctx.flash_attn or facts.is_mla or not facts.layers:
+        return 0
+    widths = [layer.v_width for layer in facts.layers]
+    return max(widths) if len(set(widths)) > 1 else 0
+
+
+def _layer_kv(facts: ModelFacts, ctx: RunContext, shared: _Shared, il: int, layer: LayerFacts) -> KVLayer | None:
+    """K and V of one layer (None for a layer without KV), in its device's buffer type; a DSA
+    indexer adds a K-only row of indexer.key_length."""
+    if not (layer.has_attn_kv or layer.has_indexer_kv):
+        return None
+    align, row_pad = shared.buffers[ctx.state_on_gpu[il]]
+    kv = KVLayer(0, 0, ctx.n_ctx_seq)
+    if layer.has_attn_kv:
+        cache = shared.caches[layer.is_swa and facts.swa_enabled]
+        v_width = (shared.v_pad_width or layer.v_width) if layer.v_width else _mla_v_width(facts, ctx, layer)
+        kv = KVLayer(_tensor_bytes(cache.type_k, layer.k_width, cache.cells, ctx.n_stream, align, row_pad),
+                     _tensor_bytes(cache.type_v, v_width, cache.cells, ctx.n_stream, align, row_pad), cache.cells)
+    if layer.has_indexer_kv:
+        kv.k_bytes += _tensor_bytes(ctx.type_k, facts.indexer_head_size, ctx.n_ctx_seq, ctx.n_stream, align, row_pad)
+    return kv
+
+
+def _mla_v_width(facts: ModelFacts, ctx: RunContext, layer: LayerFacts) -> int:
+    """The V row of a layer without one of its own (MLA): none, except in builds before the V-less
+    cache (#19067), which kept a V of value_length per KV head."""
+    if not ctx.mla_v_cache:
+        return 0
+    swa = layer.is_swa and facts.swa_enabled
+    return (facts.head_v_swa if swa else facts.head_v_full) * layer.n_head_kv

@@ -20,8 +20,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from math import isqrt
 
-from ..header import ModelHeaders
-from .context import RunContext, pad
+from ..header import Metadata, ModelHeaders, SkippedArray
+from .context import HOST_ALIGNMENT, RunContext, pad
 
 MARGIN = 0.5
 
@@ -51,10 +51,10 @@ class MmprojResult:
     notes: list[str] = field(default_factory=list)
 
 
-def _get(meta: dict, key: str, default: int = 0) -> int:
+def _get(meta: Metadata, key: str, default: int = 0) -> int:
     v = meta.get(key)
     try:
-        return int(v) if v is not None and not isinstance(v, (list, tuple)) else default
+        return int(v) if v is not None and not isinstance(v, (list, tuple, SkippedArray)) else default
     except (TypeError, ValueError):
         return default
 
@@ -75,39 +75,41 @@ def _weights_bytes(h: ModelHeaders, align: int) -> int:
 def mmproj_usage(h: ModelHeaders, ctx: RunContext) -> MmprojResult:
     meta = h.metadata
     notes: list[str] = []
-    align = ctx.backend.alignment if ctx.backend.is_gpu else 32
+    align = ctx.backend.alignment if ctx.backend.is_gpu else HOST_ALIGNMENT
     weights = _weights_bytes(h, align)
-
     proj = str(meta.get("clip.projector_type") or meta.get("clip.vision.projector_type") or "")
     has_vision = bool(meta.get("clip.has_vision_encoder", True)) and "clip.vision.embedding_length" in meta
-    compute = 0
-    patches = 0
     if has_vision:
-        d = _get(meta, "clip.vision.embedding_length")
-        ff = _get(meta, "clip.vision.feed_forward_length", 4 * d)
-        heads = _get(meta, "clip.vision.attention.head_count", max(1, d // 64))
-        patch = _get(meta, "clip.vision.patch_size", 14) or 14
-        image = _get(meta, "clip.vision.image_size", 336) or 336
-        merge = (_get(meta, "clip.vision.spatial_merge_size") or _get(meta, "clip.vision.projector.scale_factor")
-                 or _DEFAULT_MERGE.get(proj, 1))
-        tokens = _WARMUP_TOKENS.get(proj)
-        if tokens:
-            side = isqrt(tokens) * patch * merge
-        else:
-            side = image
-        patches = (side // patch) ** 2
-        per_patch = max(3 * ff + 5 * d, 7 * d)
-        compute = patches * 4 * per_patch
-        if not ctx.flash_attn:
-            compute += patches * patches * heads * 4
+        compute, patches = _vision_compute(meta, proj, ctx.flash_attn)
         if not proj:
             notes.append("mmproj: unknown projector type; vision compute estimated from image_size")
     else:
+        compute = patches = 0
         notes.append("mmproj: no vision encoder found (audio-only projectors are not sized)")
-
     total = weights + compute
-    if ctx.backend.is_gpu:
-        return MmprojResult(gpu=total, host=0, margin=MARGIN, weights=weights, compute=compute,
-                            patches=patches, notes=notes)
-    return MmprojResult(gpu=0, host=total, margin=MARGIN, weights=weights, compute=compute,
+    gpu, host = (total, 0) if ctx.backend.is_gpu else (0, total)
+    return MmprojResult(gpu=gpu, host=host, margin=MARGIN, weights=weights, compute=compute,
                         patches=patches, notes=notes)
+
+
+def _warmup_side(meta: Metadata, proj: str, patch: int) -> int:
+    """The side in pixels of the warmup image clip.cpp reserves the encoder graph for."""
+    tokens = _WARMUP_TOKENS.get(proj)
+    if not tokens:
+        return _get(meta, "clip.vision.image_size", 336) or 336
+    merge = (_get(meta, "clip.vision.spatial_merge_size") or _get(meta, "clip.vision.projector.scale_factor")
+             or _DEFAULT_MERGE.get(proj, 1))
+    return isqrt(tokens) * patch * merge
+
+
+def _vision_compute(meta: Metadata, proj: str, flash_attn: bool) -> tuple[int, int]:
+    """(compute buffer bytes, patches) of the vision encoder at its warmup image."""
+    d = _get(meta, "clip.vision.embedding_length")
+    ff = _get(meta, "clip.vision.feed_forward_length", 4 * d)
+    heads = _get(meta, "clip.vision.attention.head_count", max(1, d // 64))
+    patch = _get(meta, "clip.vision.patch_size", 14) or 14
+    patches = (_warmup_side(meta, proj, patch) // patch) ** 2
+    compute = patches * 4 * max(3 * ff + 5 * d, 7 * d)
+    if not flash_attn:
+        compute += patches * patches * heads * 4  # the P x P x n_head f32 attention matrix
+    return compute, patches

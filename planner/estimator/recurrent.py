@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ..model_facts import ModelFacts
-from .context import RunContext, pad
+from .context import HOST_ALIGNMENT, RunContext, pad
 
 F32 = 4
 
@@ -27,21 +27,20 @@ class RecurrentResult:
 
 
 def recurrent_state(facts: ModelFacts, ctx: RunContext) -> RecurrentResult:
+    size = {True: _state_bytes(facts, ctx, ctx.backend.alignment), False: _state_bytes(facts, ctx, HOST_ALIGNMENT)}
+    per_layer = [0] * len(facts.layers)
+    for il in facts.derived("recurrent-trunk-layers", _recurrent_trunk_layers):
+        per_layer[il] = size[ctx.state_on_gpu[il]]
+    gpu, host = ctx.state_by_device(per_layer)
+    return RecurrentResult(per_layer, gpu + host, gpu, host)
+
+
+def _recurrent_trunk_layers(facts: ModelFacts) -> tuple[int, ...]:
+    """The layers the recurrent memory walks: the recurrent ones of the trunk (il < n_layer)."""
+    return tuple(il for il, layer in enumerate(facts.layers) if layer.is_recurrent and il < facts.n_layer)
+
+
+def _state_bytes(facts: ModelFacts, ctx: RunContext, alignment: int) -> int:
+    """The r and s tensors of one recurrent trunk layer, each padded to its buffer's alignment."""
     rows = max(1, ctx.n_seq)
-    per_layer: list[int] = []
-    total = gpu = host = 0
-    for il, layer in enumerate(facts.layers):
-        if not layer.is_recurrent or il >= facts.n_layer:
-            per_layer.append(0)
-            continue
-        on_gpu = ctx.kv_on_gpu and ctx.layer_on_gpu[il]
-        align = ctx.backend.alignment if on_gpu else 32
-        size = pad(facts.n_embd_r * rows * F32, align) if facts.n_embd_r else 0
-        size += pad(facts.n_embd_s * rows * F32, align) if facts.n_embd_s else 0
-        per_layer.append(size)
-        total += size
-        if on_gpu:
-            gpu += size
-        else:
-            host += size
-    return RecurrentResult(per_layer, total, gpu, host)
+    return sum(pad(width * rows * F32, alignment) for width in (facts.n_embd_r, facts.n_embd_s) if width)

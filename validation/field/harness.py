@@ -39,8 +39,8 @@ from planner.devices import apply_overrides, load_profile  # noqa: E402
 from planner.estimate_types import Breakdown, DeviceUsage, LayerUsage, RunSettings  # noqa: E402
 from planner.fit import FitConfig, FitResult, place  # noqa: E402
 from planner.header import ModelHeaders  # noqa: E402
-from planner.speed import (SpeedParams, default_params, estimate_prefill, estimate_speed,  # noqa: E402
-                           model_compute)
+from planner.model_compute import model_compute  # noqa: E402
+from planner.speed import SpeedParams, default_params, estimate_prefill, estimate_speed  # noqa: E402
 
 GIB = 1024**3
 DATA_FILES = ("section_a.toml", "section_b.toml", "loads.toml", "speed.toml")
