@@ -23,6 +23,7 @@ from planner.header import ModelHeaders  # noqa: E402
 from planner.model_facts import ModelFacts  # noqa: E402
 from planner.reader import parse_file  # noqa: E402
 from validation.modelgen import load_spec, write_model  # noqa: E402
+from validation.pins import representative  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "validation" / "results"
@@ -31,30 +32,6 @@ MODELS = sorted(p.stem for p in RESULTS.glob("*.json") if not p.name.startswith(
 EXACT = ("weights_bytes", "kv_bytes", "recurrent_bytes", "output_bytes")
 COMPUTE_TOLERANCE = 0.10
 TOTAL_TOLERANCE = 0.03
-
-
-def _axis_key(case: dict) -> tuple:
-    s = case["settings"]
-    return (s["flash_attn"], s["cache_type_k"], s["cache_type_v"], s["n_ubatch"], s["n_parallel"], s["kv_unified"],
-            s["swa_full"], s["repack"])
-
-
-def representative(cases: list[dict]) -> list[dict]:
-    """Every distinct combination of the non-context axes once, plus every context at the base
-    settings (flash attention on and off): about a dozen to twenty cases per model."""
-    chosen, seen_axes, seen_ctx = [], set(), set()
-    for c in cases:
-        if "error" in c["llama"] or c["settings"].get("set") == "holdout":
-            continue
-        s = c["settings"]
-        ctx_key = (s["n_ctx"], s["flash_attn"])
-        base = _axis_key(c)[1:] == ("f16", "f16", 512, 1, False, False, False)
-        if _axis_key(c) not in seen_axes or (base and ctx_key not in seen_ctx):
-            seen_axes.add(_axis_key(c))
-            if base:
-                seen_ctx.add(ctx_key)
-            chosen.append(c)
-    return chosen
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import pytest
 
-import estimator_models as em
+from planner.testing import estimator_models as em
 from planner.estimate_types import RunSettings
 from planner.estimator import estimate
 from planner.header import ModelHeaders

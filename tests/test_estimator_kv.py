@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-import estimator_models as em
+from planner.testing import estimator_models as em
 from planner.errors import EstimateError
 from planner.estimate_types import RunSettings
 from planner.estimator import estimate

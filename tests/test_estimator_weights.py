@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from gguf import GGMLQuantizationType as Q
 
-import estimator_models as em
-from ggufgen import write_gguf
+from planner.testing import estimator_models as em
+from planner.testing.ggufgen import write_gguf
 from planner.estimate_types import RunSettings
 from planner.estimator import estimate
 from planner.model_facts import tensor_alloc_size

@@ -1,6 +1,6 @@
 """Hostile and broken servers (issue 12): slow bodies meet a deadline, listings are validated
 before any request, redirects leave HTTP at once, and a file that changes between the listing
-and the read is reported, never cached as a mix of two versions. All against tests/fakehub.py.
+and the read is reported, never cached as a mix of two versions. All against planner/testing/fakehub.py.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any, Callable
 
 import pytest
 
-import ggufgen
-from fakehub import FakeHub, model_repo_files
+from planner.testing import ggufgen
+from planner.testing.fakehub import FakeHub, model_repo_files
 from planner import hub
 from planner.cache import default_cache
 from planner.errors import HubError, MemfitError

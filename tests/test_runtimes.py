@@ -10,10 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from clirun import memfit, plan
+from planner.testing.clirun import memfit, plan
 
-import fakehub
-import ggufgen
+from planner.testing import fakehub
+from planner.testing import ggufgen
 from planner.errors import InputError
 from planner.estimate_types import RunSettings
 from planner.estimator import estimate

@@ -7,24 +7,22 @@ screenshots, both at a 32 GB carve-out (32/32): GLM-4.7-Flash Q4_K_M ran at 198K
 failed to load at 512 MB (A4); Q5_K_M is the largest Qwen3-VL quant that runs inside 32 GB (A9);
 48/16 failed to load (A10). The workload plan must agree, and the 128 GB mini-PC must show where it
 differs. Repos are real-shaped sparse GGUFs (exact headers): GLM-4.7-Flash from
-validation/field/models, Qwen3-VL-32B (with its projector) from tests/data."""
+validation/field/models, Qwen3-VL-32B (with its projector) from planner/testing/data."""
 
 from __future__ import annotations
 
 import json
-import sys
 import time
 import tomllib
 from pathlib import Path
 
 import pytest
 
-import realmodels
-from clirun import plan
+from planner.testing import realmodels
+from planner.testing.clirun import plan
+from validation.field.make_specs import load_spec, sparse_gguf
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "validation" / "field"))
-from make_specs import load_spec, sparse_gguf  # noqa: E402
 
 GIB = 1024**3
 GLM = load_spec("glm-4.7-flash")

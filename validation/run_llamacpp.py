@@ -28,12 +28,9 @@ from itertools import product
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from validation.build_llamacpp import DEFAULT_CACHE, LlamaBuild, ensure_build  # noqa: E402
-from validation.modelgen import MODELS_DIR, all_specs, write_model  # noqa: E402
+from validation.build_llamacpp import DEFAULT_CACHE, LlamaBuild, ensure_build
+from validation.modelgen import MODELS_DIR, all_specs, write_model
 
 RESULTS_DIR = HERE / "results"
 CONTEXTS = (4096, 8192, 16384, 32768, 65536, 131072)

@@ -15,7 +15,7 @@ MLA models), at a 32k context (clamped to the training context); the base settin
 the training context (128k cap); -np auto; and ROCM_LOG_CASE, the settings of the ROCm log in
 issue 11 (gpt-oss-120b, -c 262144 -np 2, FA on, -ub 1024 -b 1024, non-unified).
 
-    python validation/server_run.py [--llama-bin DIR] [--only MODEL ...] [--cross-check N]
+    python -m validation.server_run [--llama-bin DIR] [--only MODEL ...] [--cross-check N]
 
 Writes validation/results-server/<model>.json; validation/compare_server.py compares.
 """
@@ -35,13 +35,10 @@ from itertools import product
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from validation.build_llamacpp import DEFAULT_CACHE, LlamaBuild, ensure_build  # noqa: E402
-from validation.modelgen import all_specs, write_model  # noqa: E402
-from validation.run_llamacpp import (  # noqa: E402
+from validation.build_llamacpp import DEFAULT_CACHE, LlamaBuild, ensure_build
+from validation.modelgen import all_specs, write_model
+from validation.run_llamacpp import (
     _contexts, _is_mla, _probe_record, _spec_digest, save_result, unique_cases,
 )
 

@@ -5,7 +5,7 @@ convert_hf_to_gguf.py (b11434) writes them into GGUF metadata; each entry names 
 are generated the way validation/ generates its own (modelgen.generate: BF16 conversion ->
 `llama-quantize --dry-run` for the quant the sweep's file carries) into validation/models-sweep/.
 
-    python validation/sweep_configs.py --llama-bin /work/llamacpp/build/bin
+    python -m validation.sweep_configs --llama-bin /work/llamacpp/build/bin
 """
 
 from __future__ import annotations
@@ -15,11 +15,8 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from validation.model_configs import QWEN_VOCAB, _model, f32, i32s, u32  # noqa: E402
+from validation.model_configs import QWEN_VOCAB, _model, f32, i32s, u32
 
 SPM_GEMMA = {"model": "llama", "pre": "default", "n_tokens": 256000,
              "special": {"bos": 2, "eos": 1, "unknown": 3, "padding": 0}, "add_bos_token": True, "add_eos_token": False}

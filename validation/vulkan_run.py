@@ -14,7 +14,7 @@ are named in GGML_VK_VISIBLE_DEVICES, which this script sets.
 Writes validation/results-vulkan/<model>.json (one record per case, with the build, the Vulkan
 driver and its limits).
 
-Usage: python validation/vulkan_run.py --build /work/llamacpp/build-vulkan [--only NAME ...]
+Usage: python -m validation.vulkan_run --build /work/llamacpp/build-vulkan [--only NAME ...]
 """
 
 from __future__ import annotations
@@ -31,13 +31,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from validation.build_llamacpp import DEFAULT_CACHE, LLAMA_BUILD, _build_probe, _source_of_build, _source_package  # noqa: E402
-from validation.modelgen import load_spec, write_model  # noqa: E402
-from validation.run_llamacpp import _spec_digest, cli_args, unique_cases  # noqa: E402
+from validation.build_llamacpp import DEFAULT_CACHE, LLAMA_BUILD, _build_probe, _source_of_build, _source_package
+from validation.modelgen import load_spec, write_model
+from validation.run_llamacpp import _spec_digest, cli_args, unique_cases
 
 RESULTS_DIR = HERE / "results-vulkan"
 # the 9 models of the CPU validation (docs/accuracy.md)

@@ -8,7 +8,7 @@ every layer on Vulkan0, for a subset of the validation models: np 1/2/4, unified
 with llama-server's reservation and with whole-batch logits (`llama-fit-params`' reservation, what
 llama-server did before b9464).
 
-    python validation/vulkan_server_run.py --build /work/llamacpp/build-vulkan
+    python -m validation.vulkan_server_run --build /work/llamacpp/build-vulkan
 
 Writes validation/results-vulkan-server/<model>.json; validation/compare_vulkan_server.py compares.
 """
@@ -25,15 +25,12 @@ from itertools import product
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from validation.build_llamacpp import DEFAULT_CACHE  # noqa: E402
-from validation.modelgen import load_spec, write_model  # noqa: E402
-from validation.run_llamacpp import _contexts, _spec_digest, save_result, unique_cases  # noqa: E402
-from validation.server_run import BASE, ROCM_LOG_CASE, case_id, cli_args  # noqa: E402
-from validation.vulkan_run import CAVEATS, EMULATED_LIMITS, _record, load_build  # noqa: E402
+from validation.build_llamacpp import DEFAULT_CACHE
+from validation.modelgen import load_spec, write_model
+from validation.run_llamacpp import _contexts, _spec_digest, save_result, unique_cases
+from validation.server_run import BASE, ROCM_LOG_CASE, case_id, cli_args
+from validation.vulkan_run import CAVEATS, EMULATED_LIMITS, _record, load_build
 
 RESULTS_DIR = HERE / "results-vulkan-server"
 MODELS = ("llama-3.1-8b", "qwen3-30b-a3b", "gpt-oss-20b", "gemma-3-12b", "lfm2-1.2b", "qwen3-next-80b-a3b",

@@ -1,6 +1,6 @@
 """Real-architecture GGUF headers for the estimator tests (tests/test_estimator_*.py).
 
-Each builder writes a sparse GGUF with tests/ggufgen.py (real metadata keys and tensor names as
+Each builder writes a sparse GGUF with planner/testing/ggufgen.py (real metadata keys and tensor names as
 llama.cpp's converter writes them, real hyperparameters of the named model) and reads it back with
 memfit's own reader, so the tests exercise the whole header -> facts -> estimate path. Vocabularies
 are small unless a test needs the real size (the output buffer depends on it).
@@ -14,10 +14,10 @@ from typing import Any
 from gguf import GGMLQuantizationType as Q
 from gguf import GGUFValueType as V
 
-from ggufgen import tokenizer_metadata, typed, write_gguf
-from planner.header import ModelHeaders
-from planner.model_facts import ModelFacts
-from planner.reader import parse_file
+from .ggufgen import tokenizer_metadata, typed, write_gguf
+from ..header import ModelHeaders
+from ..model_facts import ModelFacts
+from ..reader import parse_file
 
 Tensor = tuple[str, tuple[int, ...], Q]
 

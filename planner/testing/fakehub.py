@@ -622,10 +622,7 @@ def model_repo_files(root: Path, stem: str, quants: list[str], *, arch: str = "q
 
     import gguf
 
-    try:
-        import ggufgen
-    except ImportError:  # imported from outside pytest's rootdir handling
-        from tests import ggufgen
+    from . import ggufgen
 
     shape = shape or ggufgen.ModelShape()
     root.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """A local stand-in for the Ollama registry (registry.ollama.ai), for tests (no network ever).
 
-Two threaded HTTP servers on 127.0.0.1 with random ports, in the style of tests/fakehub.py:
+Two threaded HTTP servers on 127.0.0.1 with random ports, in the style of planner/testing/fakehub.py:
 - the registry (`reg.url`, what MEMFIT_OLLAMA_REGISTRY points at) speaks the Docker registry v2
   API the way Ollama's client uses it (ollama server/images.go pullModelManifest, downloadBlob):
   `GET /v2/<namespace>/<model>/manifests/<tag>` answers the manifest JSON (only with the Accept

@@ -1,6 +1,6 @@
-"""Real-shaped model repos for end-to-end tests, from compact spec files in tests/data/.
+"""Real-shaped model repos for end-to-end tests, from compact spec files in planner/testing/data/.
 
-A spec (tests/data/<name>.json, written by bench/central_specs.py from llama.cpp's own quantizer)
+A spec (planner/testing/data/<name>.json, written by bench/central_specs.py from llama.cpp's own quantizer)
 holds one model's real GGUF metadata, its tensor layout, and per quant the type llama-quantize
 gives every tensor; plus the vision projector (mmproj) when the release has one. `repo_files()`
 turns a spec into sparse GGUF files (exact headers, a hole for the data) named as the Hub repo
@@ -22,10 +22,7 @@ from typing import Any
 
 from gguf import GGMLQuantizationType, GGUFValueType
 
-try:
-    import ggufgen
-except ImportError:  # imported from outside pytest's rootdir handling (bench/)
-    from tests import ggufgen
+from . import ggufgen
 
 DATA = Path(__file__).resolve().parent / "data"
 _BLOCK = re.compile(r"^(?P<prefix>(?:[a-z]+\.)?blk\.)(?P<i>\d+)\.(?P<suffix>.+)$")

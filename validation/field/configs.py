@@ -281,7 +281,7 @@ _add(BY_NAME["llama-3.3-70b"], "bartowski/Llama-3.3-70B-Instruct-GGUF", "Llama-3
 _add(_NEW["qwen2.5-coder-7b"], "ggml-org/Qwen2.5-Coder-7B-Q8_0-GGUF", "qwen2.5-coder-7b-{quant}.gguf")
 _add(BY_NAME["qwen3-32b"], "Qwen/Qwen3-32B-GGUF", "Qwen3-32B-{quant}.gguf")
 _add(BY_NAME["qwen3-vl-32b"], "Qwen/Qwen3-VL-32B-Instruct-GGUF", "Qwen3VL-32B-Instruct-{quant}.gguf",
-     ["Q3_K_M"] + QUANTS, mmproj="qwen3vl")  # Q3_K_M: as tests/data/qwen3-vl-32b.json
+     ["Q3_K_M"] + QUANTS, mmproj="qwen3vl")  # Q3_K_M: as planner/testing/data/qwen3-vl-32b.json
 _add(BY_NAME["qwen3-30b-a3b"], "unsloth/Qwen3-30B-A3B-Instruct-2507-GGUF", "Qwen3-30B-A3B-Instruct-2507-{quant}.gguf")
 _add(_NEW["qwen3-235b-a22b"], "unsloth/Qwen3-235B-A22B-Instruct-2507-GGUF", "Qwen3-235B-A22B-Instruct-2507-{quant}.gguf")
 _add(BY_NAME["gpt-oss-20b"], "ggml-org/gpt-oss-20b-GGUF", "gpt-oss-20b-{quant}.gguf", GPT_OSS_QUANTS)

@@ -4,17 +4,17 @@ For every model the field rows use (validation/field/configs.py: FIELD) this wri
 conversion as a sparse GGUF (real metadata, tensor layout of validation/layouts.py, the converter's
 types), asks llama.cpp b11434's quantizer which type each tensor gets for every quant
 (`llama-quantize --dry-run`: no tensor data is read or written), and stores one spec per model in
-the format of tests/realmodels.py: metadata, vocab spec, compact tensor layout, and per quant the
+the format of planner/testing/realmodels.py: metadata, vocab spec, compact tensor layout, and per quant the
 type mix (per-role default + exceptions), plus the Hub repo / file pattern the rows cite.
 
 Layout codec: realmodels' (before / blocks with one template / after), extended for models whose
 layers differ (hybrids, dense-first MoE, MTP blocks, SWA/global geometry): a template entry may be
 `[suffix, shape, layers]`, present only in the listed layers ("0-2,4-6", "3-47/4": first-last/step,
 "~..." = all but). Specs of block-regular models use no such entry and stay readable by
-tests/realmodels.py as they are; every spec is read by this module's `tensors()` / `write_variant()`.
+planner/testing/realmodels.py as they are; every spec is read by this module's `tensors()` / `write_variant()`.
 
-    python validation/field/make_specs.py --llama-bin /work/llamacpp/build/bin [--only SPEC ...] [--check]
-    python validation/field/make_specs.py --write DIR --only SPEC --quant Q4_K_M     (no llama.cpp needed)
+    python -m validation.field.make_specs --llama-bin /work/llamacpp/build/bin [--only SPEC ...] [--check]
+    python -m validation.field.make_specs --write DIR --only SPEC --quant Q4_K_M     (no llama.cpp needed)
 
 `--check` also loads every BF16 header in llama-fit-params (-c 512) and records that it loaded.
 The harness gets a sparse GGUF with `sparse_gguf(spec_id, quant)` (a path; cached per spec).
@@ -35,16 +35,12 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-for p in (str(REPO), str(REPO / "tests")):
-    if p not in sys.path:
-        sys.path.insert(0, p)
+from gguf import GGMLQuantizationType, GGUFValueType, LlamaFileType
 
-from gguf import GGMLQuantizationType, GGUFValueType, LlamaFileType  # noqa: E402
-
-from tests.ggufgen import tensor_nbytes, typed, write_gguf  # noqa: E402
-from validation import modelgen  # noqa: E402
-from validation.build_llamacpp import LLAMA_BUILD  # noqa: E402
-from validation.vocab import vocab_metadata  # noqa: E402
+from planner.testing.ggufgen import tensor_nbytes, typed, write_gguf
+from validation import modelgen
+from validation.build_llamacpp import LLAMA_BUILD
+from validation.vocab import vocab_metadata
 
 MODELS_DIR = HERE / "models"
 CACHE = REPO / "validation" / "cache" / "field-specs"  # git-ignored (/validation/cache/)
@@ -154,7 +150,7 @@ def _role(name: str) -> str:
 
 def encode_types(names: list[str], types: dict[str, str]) -> dict[str, Any]:
     """Per role (template entry or global tensor) its most common type, plus the exceptions
-    (tests/realmodels.py's format)."""
+    (planner/testing/realmodels.py's format)."""
     by_role: dict[str, Counter] = {}
     for n in names:
         by_role.setdefault(_role(n), Counter())[types[n]] += 1
@@ -236,8 +232,8 @@ def sparse_gguf(spec_id: str, quant: str, out_dir: str | Path | None = None) -> 
 
 
 def write_mmproj(spec: dict[str, Any], path: str | Path) -> Path:
-    """The vision projector (Qwen3-VL) as tests/realmodels.py writes it."""
-    import realmodels
+    """The vision projector (Qwen3-VL) as planner/testing/realmodels.py writes it."""
+    from planner.testing import realmodels
 
     return realmodels.write_mmproj(spec, Path(path))
 
