@@ -200,14 +200,14 @@ def test_a_workload_file_plans_the_same_as_the_command_line(hub, tmp_path, monke
 def test_planning_the_section_a_workload_is_quick(hub, section_a_repos):
     """The planner's own compute for two models on two machines (headers already read): every model
     on every BIOS option of both machines, plus the final plans."""
-    from planner.cli.plan_cmd import _build_model
+    from planner.inputs import build_plan_model
     from planner.devices import load_profile
     from planner.plan_types import PlanRequest
     from planner.workload import from_cli
     from planner.workload_plan import WorkItem, plan_workload
 
     work = from_cli(list(WORKLOAD))
-    items = [WorkItem(entry=e, model=_build_model(e.ref, None, [], "auto")[0]) for e in work.models]
+    items = [WorkItem(entry=e, model=build_plan_model(e.ref, None, [], "auto")[0]) for e in work.models]
     t0 = time.perf_counter()
     out = plan_workload(work, items, PlanRequest(), [load_profile(LAPTOP), load_profile(MINI)])
     elapsed = time.perf_counter() - t0
