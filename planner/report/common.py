@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..fit import Tier
-from ..plan_types import CarveoutOption, DevicePlan, VariantPlan
+from ..plan_types import CarveoutOption, DevicePlan, MemoryBar, VariantPlan
 from ..units import GIB, fmt_bios_size, fmt_bytes, fmt_ctx
 
 TIER_SHORT: dict[Tier, str] = {
@@ -130,6 +130,17 @@ VARIANT_CAPTION = ("GiB; ► = recommended; needs = GPU + CPU side at this conte
                    "that still runs fully on the GPU (- = none); est. t/s at an empty → full context.")
 
 
+def options_table(plan: DevicePlan) -> str | None:
+    """Which table of memory settings the report shows: the BIOS carve-out options of a carve-out
+    APU ("carveout"), the GPU limit where there is more than one or it is raised ("cap"), or none."""
+    options = plan.carveout_options
+    if not options:
+        return None
+    if plan.device.memory_architecture == "carveout":
+        return "carveout"
+    return "cap" if len(options) > 1 or options[0].cap_raised else None
+
+
 def carveout_table(options: list[CarveoutOption], mark: str = "►") -> tuple[list[list[str]], list[str], tuple[str, ...]]:
     """Rows, headers and column alignment of the carve-out table. The speed column only shows when
     the carve-out changes the speed (a slower shared window, partial offload): a column of one
@@ -237,3 +248,13 @@ def mmproj_line(plan: DevicePlan) -> str | None:
 def warnings_first(plan: DevicePlan) -> list[str]:
     """Warnings that change what the user asks for (shown above the recommendation)."""
     return list(plan.warnings)
+
+
+def legend_sums(bar: MemoryBar) -> dict[tuple[str, str], int]:
+    """Bytes per (kind, label) of a memory bar's visible segments: one legend entry per kind (the
+    safety margin can sit in two places)."""
+    sums: dict[tuple[str, str], int] = {}
+    for seg in bar.segments:
+        if seg.bytes > 0:
+            sums[(seg.kind, seg.label)] = sums.get((seg.kind, seg.label), 0) + seg.bytes
+    return sums
