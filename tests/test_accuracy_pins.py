@@ -19,11 +19,7 @@ pytest.importorskip("planner.estimator", reason="the estimator is not importable
 
 from planner.estimate_types import RunSettings  # noqa: E402
 from planner.estimator import estimate  # noqa: E402
-from planner.header import ModelHeaders  # noqa: E402
-from planner.model_facts import ModelFacts  # noqa: E402
-from planner.reader import parse_file  # noqa: E402
-from validation.modelgen import load_spec, write_model  # noqa: E402
-from validation.pins import representative  # noqa: E402
+from validation.replay import SpecFacts, representative  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "validation" / "results"
@@ -36,15 +32,7 @@ TOTAL_TOLERANCE = 0.03
 
 @pytest.fixture(scope="module")
 def facts_by_model(tmp_path_factory):
-    cache: dict[str, ModelFacts] = {}
-
-    def get(name: str) -> ModelFacts:
-        if name not in cache:
-            path = write_model(load_spec(name), tmp_path_factory.mktemp(name) / f"{name}.gguf")
-            cache[name] = ModelFacts.from_headers(ModelHeaders.merge([parse_file(path)]))
-        return cache[name]
-
-    return get
+    return SpecFacts(lambda name: tmp_path_factory.mktemp(name))
 
 
 def _settings(s: dict) -> RunSettings:

@@ -17,11 +17,8 @@ from pathlib import Path
 import pytest
 
 from planner.estimator import estimate
-from planner.header import ModelHeaders
-from planner.model_facts import ModelFacts
-from planner.reader import parse_file
 from validation.compare_server import server_settings
-from validation.modelgen import load_spec, write_model
+from validation.replay import SpecFacts
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "validation" / "results-server"
@@ -52,15 +49,7 @@ def representative(cases: list[dict]) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def facts(tmp_path_factory):
-    cache: dict[str, ModelFacts] = {}
-
-    def get(name: str) -> ModelFacts:
-        if name not in cache:
-            path = write_model(load_spec(name), tmp_path_factory.mktemp("srv") / f"{name}.gguf")
-            cache[name] = ModelFacts.from_headers(ModelHeaders.merge([parse_file(path)]))
-        return cache[name]
-
-    return get
+    return SpecFacts(lambda name: tmp_path_factory.mktemp("srv"))
 
 
 def test_every_validation_model_was_measured_in_server_mode():

@@ -23,6 +23,7 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
 from validation.modelgen import load_spec, write_model
+from validation.replay import SpecFacts
 
 RESULTS = HERE / "results-builds"
 MiB = 1 << 20
@@ -41,22 +42,14 @@ def _settings(s: dict, build: int):
 def compare(data: dict) -> list[tuple[str, str, float, float]]:
     """(model, case, llama.cpp MiB (floored, +0.5 for the rounding), memfit MiB) per case."""
     from planner.estimator import estimate
-    from planner.header import ModelHeaders
-    from planner.model_facts import ModelFacts
-    from planner.reader import parse_file
 
     build = int(data["llama_cpp_build"].lstrip("b"))
-    facts: dict[str, ModelFacts] = {}
     out = []
     with tempfile.TemporaryDirectory() as tmp:
+        facts = SpecFacts(lambda _: Path(tmp))
         for c in data["cases"]:
-            m = c["model"]
-            if m not in facts:
-                p = write_model(load_spec(m), Path(tmp) / f"{m}.gguf")
-                facts[m] = ModelFacts.from_headers(ModelHeaders.merge([parse_file(p)]))
-                p.unlink()
-            got = estimate(facts[m], _settings(c["settings"], build)).compute_bytes / MiB
-            out.append((m, c["id"], c["fit_print_mib"]["compute"] + 0.5, got))
+            got = estimate(facts(c["model"]), _settings(c["settings"], build)).compute_bytes / MiB
+            out.append((c["model"], c["id"], c["fit_print_mib"]["compute"] + 0.5, got))
     return out
 
 
@@ -105,7 +98,7 @@ def section() -> list[str]:
 
 def measure(bin_dir: Path, out: Path, models_dir: Path) -> None:
     """Re-measure the representative cases with another build's llama-fit-params."""
-    from validation.pins import representative
+    from validation.replay import representative
     from validation.run_llamacpp import cli_args, load_results
 
     build = "b" + re.sub(r"\D", "", bin_dir.resolve().parent.name) or "b?"

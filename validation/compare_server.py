@@ -10,15 +10,14 @@ cases and within 10% in all. `section()` renders the server-mode section of docs
 
 from __future__ import annotations
 
-import json
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean
 
 HERE = Path(__file__).resolve().parent
 
-from validation.modelgen import load_spec, write_model
+from validation import results
+from validation.replay import measured_cases
 
 RESULTS_DIR = HERE / "results-server"
 MiB = 1 << 20
@@ -50,28 +49,17 @@ def server_settings(s: dict):
 
 
 def load_results(results_dir: Path = RESULTS_DIR) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
+    return results.load_results(results_dir)
 
 
 def compare(results: list[dict]) -> list[ServerRow]:
     from planner.estimator import estimate
-    from planner.header import ModelHeaders
-    from planner.model_facts import ModelFacts
-    from planner.reader import parse_file
 
     rows: list[ServerRow] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for res in results:
-            path = write_model(load_spec(res["model"]), Path(tmp) / f"{res['model']}.gguf")
-            facts = ModelFacts.from_headers(ModelHeaders.merge([parse_file(path)]))
-            path.unlink()
-            for c in res["cases"]:
-                rec = c["llama"]
-                if "error" in rec:
-                    continue
-                b = estimate(facts, server_settings(c["settings"]))
-                got = {k: getattr(b, k) for k in EXACT} | {"compute_bytes": b.compute_bytes}
-                rows.append(ServerRow(res["model"], c, rec, got))
+    for res, facts, c in measured_cases(results):
+        b = estimate(facts, server_settings(c["settings"]))
+        got = {k: getattr(b, k) for k in EXACT} | {"compute_bytes": b.compute_bytes}
+        rows.append(ServerRow(res["model"], c, c["llama"], got))
     return rows
 
 

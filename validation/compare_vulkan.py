@@ -27,7 +27,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
 from validation.compare import _estimator, model_facts
-from validation.modelgen import load_spec, write_model
+from validation.modelgen import load_spec
+from validation.replay import spec_facts
 from validation.vulkan_run import RESULTS_DIR, load_results
 
 DOC = REPO / "docs" / "accuracy-gpu.md"
@@ -156,13 +157,9 @@ def _rocm_log_estimate() -> tuple[float, float, float, float]:
     """memfit for the ROCm log's settings: (GPU, host) MiB with the build's rules (b9452) and with b11434's."""
     from planner.estimate_types import RunSettings
     from planner.estimator import estimate
-    from planner.header import ModelHeaders
-    from planner.model_facts import ModelFacts
-    from planner.reader import parse_file
 
     with tempfile.TemporaryDirectory() as tmp:
-        path = write_model(load_spec("gpt-oss-120b"), Path(tmp) / "gpt-oss-120b.gguf")
-        facts = ModelFacts.from_headers(ModelHeaders.merge([parse_file(path)]))
+        facts = spec_facts("gpt-oss-120b", Path(tmp))
     s = RunSettings(n_ctx=262144, n_parallel=2, kv_unified=False, flash_attn="on", n_ubatch=1024, n_batch=1024,
                     n_outputs_max=2, backend="rocm")
     old, new = estimate(facts, s.model_copy(update={"llama_build": 9452})), estimate(facts, s)

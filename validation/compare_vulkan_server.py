@@ -5,13 +5,12 @@ docs/accuracy-gpu.md (validation/compare_vulkan.py includes it)."""
 from __future__ import annotations
 
 import json
-import tempfile
 from pathlib import Path
 from statistics import mean
 
 HERE = Path(__file__).resolve().parent
 
-from validation.modelgen import load_spec, write_model
+from validation.replay import measured_cases
 
 RESULTS_DIR = HERE / "results-vulkan-server"
 MiB = 1 << 20
@@ -30,32 +29,22 @@ def settings(s: dict):
 
 def compare(results: list[dict]) -> list[dict]:
     from planner.estimator import estimate
-    from planner.header import ModelHeaders
-    from planner.model_facts import ModelFacts
-    from planner.reader import parse_file
 
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for res in results:
-            path = write_model(load_spec(res["model"]), Path(tmp) / f"{res['model']}.gguf")
-            facts = ModelFacts.from_headers(ModelHeaders.merge([parse_file(path)]))
-            path.unlink()
-            for c in res["cases"]:
-                rec = c["llama"]
-                if "error" in rec:
-                    continue
-                b = estimate(facts, settings(c["settings"]))
-                rows.append({
-                    "model": res["model"], "id": c["id"], "set": c["settings"].get("set", ""),
-                    "vk": rec["vulkan0"]["compute"], "host": rec["host"]["compute"],
-                    "mf": b.device("gpu").compute_bytes, "mf_host": b.device("host").compute_bytes,
-                    "kv_same": rec["kv_bytes"] + rec["recurrent_bytes"] == b.kv_bytes + b.recurrent_bytes,
-                    "out_same": rec["output_bytes"] == b.output_bytes,
-                    "chunked": rec["vulkan0"]["compute"] > VULKAN_BLOCK,
-                    # FA off with a score matrix above the driver's 4 GiB maxBufferSize: the op runs on the
-                    # CPU (docs: the cpu-kq regime), which memfit warns about
-                    "cpu_kq": any("4 GiB buffer limit" in w for w in b.warnings),
-                })
+    for res, facts, c in measured_cases(results):
+        rec = c["llama"]
+        b = estimate(facts, settings(c["settings"]))
+        rows.append({
+            "model": res["model"], "id": c["id"], "set": c["settings"].get("set", ""),
+            "vk": rec["vulkan0"]["compute"], "host": rec["host"]["compute"],
+            "mf": b.device("gpu").compute_bytes, "mf_host": b.device("host").compute_bytes,
+            "kv_same": rec["kv_bytes"] + rec["recurrent_bytes"] == b.kv_bytes + b.recurrent_bytes,
+            "out_same": rec["output_bytes"] == b.output_bytes,
+            "chunked": rec["vulkan0"]["compute"] > VULKAN_BLOCK,
+            # FA off with a score matrix above the driver's 4 GiB maxBufferSize: the op runs on the
+            # CPU (docs: the cpu-kq regime), which memfit warns about
+            "cpu_kq": any("4 GiB buffer limit" in w for w in b.warnings),
+        })
     return rows
 
 

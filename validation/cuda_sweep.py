@@ -34,7 +34,7 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
-from validation.modelgen import load_spec, write_model
+from validation.replay import spec_facts
 
 DOC = REPO / "docs" / "accuracy-cuda-sweep.md"
 SWEEP_SOURCE = ("gpustack/gguf-parser-go testdata/llamacpp_compute_buffer_sweep.json "
@@ -150,18 +150,12 @@ def settings(row: SweepRow, layers: int):
 
 def compare() -> list[dict]:
     from planner.estimator import estimate
-    from planner.header import ModelHeaders
-    from planner.model_facts import ModelFacts
-    from planner.reader import parse_file
 
     out = []
     with tempfile.TemporaryDirectory() as tmp:
         for arch, rep in sorted(REPRODUCED.items()):
             row = ROWS[arch]
-            spec = load_spec(rep.spec, HERE / rep.spec_dir)
-            path = write_model(spec, Path(tmp) / f"{rep.spec}.gguf")
-            facts = ModelFacts.from_headers(ModelHeaders.merge([parse_file(path)]))
-            path.unlink()
+            facts = spec_facts(rep.spec, Path(tmp), HERE / rep.spec_dir)
             full = estimate(facts, settings(row, row.full_layers)).device("gpu").compute_bytes / MiB
             part = estimate(facts, settings(row, 4)).device("gpu").compute_bytes / MiB
             out.append({"arch": arch, "row": row, "rep": rep, "full": full, "partial": part,

@@ -36,6 +36,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
+from validation import results
 from validation.build_llamacpp import DEFAULT_CACHE, LlamaBuild, ensure_build
 from validation.modelgen import all_specs, write_model
 from validation.run_llamacpp import (
@@ -210,7 +211,7 @@ def run_model(spec: dict, build: LlamaBuild, models_dir: Path, work: Path, n_cro
 
 
 def load_results(results_dir: Path = RESULTS_DIR) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json")) if not p.name.startswith("_")]
+    return results.load_results(results_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -224,14 +225,12 @@ def main(argv: list[str] | None = None) -> int:
     models_dir, work = args.cache / "models", args.cache / "work"
     models_dir.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
-    for spec in all_specs():
-        if args.only and spec["name"] not in args.only:
-            continue
-        res = run_model(spec, build, models_dir, work, args.cross_check)
-        errors = sum("error" in c["llama"] for c in res["cases"])
-        print(f"{spec['name']}: {len(res['cases'])} server cases, {errors} refused, llama-server mismatches "
-              f"{res['llama_server_mismatches']}, {res['runtime_s']} s -> {save_result(res, RESULTS_DIR)}", flush=True)
-    return 0
+    specs = {spec["name"]: spec for spec in all_specs() if not args.only or spec["name"] in args.only}
+    return results.measure_each(
+        specs, lambda name: run_model(specs[name], build, models_dir, work, args.cross_check),
+        lambda res: (f"{len(res['cases'])} server cases, {results.refused(res)} refused, llama-server mismatches "
+                     f"{res['llama_server_mismatches']}, {res['runtime_s']} s"),
+        lambda res: save_result(res, RESULTS_DIR))
 
 
 if __name__ == "__main__":

@@ -32,6 +32,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
+from validation import results
 from validation.build_llamacpp import DEFAULT_CACHE, LLAMA_BUILD, _build_probe, _source_of_build, _source_package
 from validation.modelgen import load_spec, write_model
 from validation.run_llamacpp import _spec_digest, cli_args, unique_cases
@@ -248,17 +249,11 @@ def load_build(build_dir: Path, cache: Path) -> dict:
 
 
 def save(result: dict, results_dir: Path = RESULTS_DIR) -> Path:
-    results_dir.mkdir(parents=True, exist_ok=True)
-    path = results_dir / f"{result['model']}.json"
-    head = {k: v for k, v in result.items() if k != "cases"}
-    lines = ["{"] + [f" {json.dumps(k)}: {json.dumps(v)}," for k, v in head.items()]
-    lines += [' "cases": [', ",\n".join("  " + json.dumps(c) for c in result["cases"]), " ]\n}"]
-    path.write_text("\n".join(lines) + "\n")
-    return path
+    return results.save_result(result, results_dir)
 
 
 def load_results(results_dir: Path = RESULTS_DIR) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
+    return results.load_results(results_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -271,12 +266,10 @@ def main(argv: list[str] | None = None) -> int:
     args.cache.mkdir(parents=True, exist_ok=True)
     build = load_build(args.build.resolve(), args.cache)
     print(f"driver: {build['driver'].get('deviceName')} / {build['driver'].get('driverInfo')}", flush=True)
-    for name in args.only or MODELS:
-        res = run_model(load_spec(name), build, args.cache, not args.no_cross_check)
-        errors = sum("error" in c["llama"] for c in res["cases"])
-        print(f"{name}: {len(res['cases'])} cases, {errors} refused, fit-print mismatches "
-              f"{res['fit_print_mismatches']}, {res['runtime_s']} s -> {save(res)}", flush=True)
-    return 0
+    return results.measure_each(
+        args.only or MODELS, lambda name: run_model(load_spec(name), build, args.cache, not args.no_cross_check),
+        lambda res: (f"{len(res['cases'])} cases, {results.refused(res)} refused, fit-print mismatches "
+                     f"{res['fit_print_mismatches']}, {res['runtime_s']} s"), save)
 
 
 if __name__ == "__main__":

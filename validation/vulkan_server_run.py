@@ -26,6 +26,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
+from validation import results
 from validation.build_llamacpp import DEFAULT_CACHE
 from validation.modelgen import load_spec, write_model
 from validation.run_llamacpp import _contexts, _spec_digest, save_result, unique_cases
@@ -90,7 +91,7 @@ def run_model(spec: dict, build: dict, work: Path) -> dict:
 
 
 def load_results(results_dir: Path = RESULTS_DIR) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
+    return results.load_results(results_dir)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,14 +103,10 @@ def main(argv: list[str] | None = None) -> int:
     build = load_build(a.build, a.cache)
     work = a.cache / "work"
     work.mkdir(parents=True, exist_ok=True)
-    for name in MODELS:
-        if a.only and name not in a.only:
-            continue
-        res = run_model(load_spec(name), build, work)
-        errors = sum("error" in c["llama"] for c in res["cases"])
-        print(f"{name}: {len(res['cases'])} cases, {errors} refused, {res['runtime_s']} s -> "
-              f"{save_result(res, RESULTS_DIR)}", flush=True)
-    return 0
+    return results.measure_each(
+        [name for name in MODELS if not a.only or name in a.only], lambda name: run_model(load_spec(name), build, work),
+        lambda res: f"{len(res['cases'])} cases, {results.refused(res)} refused, {res['runtime_s']} s",
+        lambda res: save_result(res, RESULTS_DIR))
 
 
 if __name__ == "__main__":

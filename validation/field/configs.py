@@ -16,6 +16,7 @@ to (they are TENSOR_SKIP otherwise), so they count in the file but not in the we
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -25,9 +26,6 @@ from validation.model_configs import BY_NAME, _model, f32, i32s, load_configs, s
 
 HERE = Path(__file__).resolve().parent
 QUANTS = ["Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "BF16"]
-# gpt-oss ships its experts in MXFP4: llama-quantize keeps them only for MXFP4_MOE (any other target
-# would requantize MXFP4 tensors, which llama-quantize refuses without --allow-requantize)
-GPT_OSS_QUANTS = ["MXFP4_MOE", "BF16"]
 
 
 def bools(xs: list[bool]) -> tuple[Any, V, V]:
@@ -168,41 +166,11 @@ _coder_next.update({
              "heads; docker/model-runner's Qwen3-Coder-Next card); 79.67 B without MTP as llama-bench reports",
 })
 
-# spec id -> (model config, Hub GGUF repo the rows cite, its file name pattern, quants to record)
-FIELD: dict[str, dict[str, Any]] = {}
-
-
-def _add(cfg: dict, repo: str, pattern: str, quants: list[str] | None = None, mmproj: str | None = None) -> None:
-    FIELD[cfg["name"]] = {"cfg": cfg, "repo": repo, "file_pattern": pattern, "quants": quants or QUANTS,
-                          "mmproj": mmproj}
-
-
-_NEW = {m["name"]: m for m in NEW_MODELS}
-_add(_NEW["llama-2-7b"], "TheBloke/Llama-2-7B-GGUF", "llama-2-7b.{quant}.gguf")
-_add(BY_NAME["llama-3.1-8b"], "bartowski/Meta-Llama-3.1-8B-Instruct-GGUF", "Meta-Llama-3.1-8B-Instruct-{quant}.gguf")
-_add(_NEW["llama-3.2-3b"], "bartowski/Llama-3.2-3B-Instruct-GGUF", "Llama-3.2-3B-Instruct-{quant}.gguf")
-_add(BY_NAME["llama-3.3-70b"], "bartowski/Llama-3.3-70B-Instruct-GGUF", "Llama-3.3-70B-Instruct-{quant}.gguf")
-_add(_NEW["qwen2.5-coder-7b"], "ggml-org/Qwen2.5-Coder-7B-Q8_0-GGUF", "qwen2.5-coder-7b-{quant}.gguf")
-_add(BY_NAME["qwen3-32b"], "Qwen/Qwen3-32B-GGUF", "Qwen3-32B-{quant}.gguf")
-_add(BY_NAME["qwen3-vl-32b"], "Qwen/Qwen3-VL-32B-Instruct-GGUF", "Qwen3VL-32B-Instruct-{quant}.gguf",
-     ["Q3_K_M"] + QUANTS, mmproj="qwen3vl")  # Q3_K_M: as planner/testing/data/qwen3-vl-32b.json
-_add(BY_NAME["qwen3-30b-a3b"], "unsloth/Qwen3-30B-A3B-Instruct-2507-GGUF", "Qwen3-30B-A3B-Instruct-2507-{quant}.gguf")
-_add(_NEW["qwen3-235b-a22b"], "unsloth/Qwen3-235B-A22B-Instruct-2507-GGUF", "Qwen3-235B-A22B-Instruct-2507-{quant}.gguf")
-_add(BY_NAME["gpt-oss-20b"], "ggml-org/gpt-oss-20b-GGUF", "gpt-oss-20b-{quant}.gguf", GPT_OSS_QUANTS)
-_add(BY_NAME["gpt-oss-120b"], "ggml-org/gpt-oss-120b-GGUF", "gpt-oss-120b-{quant}.gguf", GPT_OSS_QUANTS)
-_add(BY_NAME["glm-4.7-flash"], "unsloth/GLM-4.7-Flash-GGUF", "GLM-4.7-Flash-{quant}.gguf")
-_add(BY_NAME["deepseek-v2-lite"], "mradermacher/DeepSeek-V2-Lite-Chat-GGUF", "DeepSeek-V2-Lite-Chat.{quant}.gguf")
-_add(_NEW["gemma-3-4b"], "ggml-org/gemma-3-4b-it-qat-GGUF", "gemma-3-4b-it-qat-{quant}.gguf")
-_add(BY_NAME["lfm2-1.2b"], "LiquidAI/LFM2-1.2B-GGUF", "LFM2-1.2B-{quant}.gguf")
-_add(BY_NAME["qwen3-next-80b-a3b"], "unsloth/Qwen3-Next-80B-A3B-Instruct-GGUF", "Qwen3-Next-80B-A3B-Instruct-{quant}.gguf")
-_add(_NEW["glm-4.5-air"], "unsloth/GLM-4.5-Air-GGUF", "GLM-4.5-Air-{quant}.gguf")
-_add(_NEW["qwen3.5-9b"], "unsloth/Qwen3.5-9B-GGUF", "Qwen3.5-9B-{quant}.gguf")
-_add(_NEW["qwen3.5-35b-a3b"], "unsloth/Qwen3.5-35B-A3B-GGUF", "Qwen3.5-35B-A3B-{quant}.gguf")
-_add(_NEW["qwen3.6-27b"], "unsloth/Qwen3.6-27B-GGUF", "Qwen3.6-27B-{quant}.gguf")
-_add(_NEW["qwen3.6-35b-a3b"], "unsloth/Qwen3.6-35B-A3B-GGUF", "Qwen3.6-35B-A3B-{quant}.gguf",
-     ["Q3_K_S"] + QUANTS)  # Q3_K_S: a speed.toml row runs it
-_add(_NEW["qwen3.5-122b-a10b"], "unsloth/Qwen3.5-122B-A10B-GGUF", "Qwen3.5-122B-A10B-{quant}.gguf")
-_add(_NEW["qwen3.8-27b"], "unsloth/Qwen3.8-27B-GGUF", "Qwen3.8-27B-{quant}.gguf")
-_add(_coder_next, "unsloth/Qwen3-Coder-Next-GGUF", "Qwen3-Coder-Next-{quant}.gguf")
-_add(_NEW["gemma-4-31b"], "unsloth/gemma-4-31B-it-GGUF", "gemma-4-31B-it-{quant}.gguf")
-_add(_NEW["gemma-4-26b-a4b"], "unsloth/gemma-4-26B-A4B-it-GGUF", "gemma-4-26B-A4B-it-{quant}.gguf")
+# spec id -> (model config, Hub GGUF repo the rows cite, its file name pattern, quants to record,
+# vision projector): the [[field]] table of validation/field/configs.toml, in its order
+_CONFIGS = {**BY_NAME, **{m["name"]: m for m in NEW_MODELS}, _coder_next["name"]: _coder_next}
+FIELD: dict[str, dict[str, Any]] = {
+    f["spec"]: {"cfg": _CONFIGS[f["spec"]], "repo": f["repo"], "file_pattern": f["file_pattern"],
+                "quants": f.get("quants") or f.get("extra_quants", []) + QUANTS, "mmproj": f.get("mmproj")}
+    for f in tomllib.loads((HERE / "configs.toml").read_text(encoding="utf-8"))["field"]
+}
