@@ -15,7 +15,6 @@ Tests never run this: they read the recorded JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -162,24 +161,10 @@ def build(name: str, target: dict[str, Any], llama_bin: Path, work: Path) -> dic
     return spec
 
 
-def _format(value: Any, indent: int = 0) -> str:
-    """JSON with dicts one key per line and lists without dicts on one line: readable diffs,
-    a small file."""
-    pad = " " * (indent + 1)
-    if isinstance(value, dict) and value:
-        items = [f"{pad}{json.dumps(k)}: {_format(v, indent + 1)}" for k, v in value.items()]
-        return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"
-    if isinstance(value, list) and any(isinstance(x, dict) for x in value):
-        return "[\n" + ",\n".join(pad + _format(x, indent + 1) for x in value) + "\n" + " " * indent + "]"
-    if isinstance(value, list) and value and all(isinstance(x, list) for x in value):
-        return "[\n" + ",\n".join(pad + json.dumps(x, separators=(",", ":")) for x in value) + "\n" + " " * indent + "]"
-    return json.dumps(value, separators=(",", ":"))
-
-
 def save(spec: dict[str, Any]) -> Path:
     path = realmodels.DATA / f"{spec['name']}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_format(spec) + "\n")
+    path.write_text(realmodels.format_spec(spec) + "\n")
     return path
 
 

@@ -246,40 +246,46 @@ def lfm2(hp: Hp) -> list[Tensor]:
     return out + tail
 
 
+def _gated_attn(hp: Hp, i: int) -> list[Tensor]:
+    """Gated full attention (Qwen3-Next, Qwen3.5): q carries the gate (2 x n_head x head_dim), q/k norms."""
+    return _attn_qkvo(hp, i, hp.head_k * hp.n_head * 2, hp.head_k * hp.n_head_kv(), hp.head_v * hp.n_head_kv(),
+                      hp.head_k * hp.n_head) + _qk_norms(i, hp.head_k)
+
+
+def _delta_net(hp: Hp, i: int, beta_alpha: list[Tensor]) -> list[Tensor]:
+    """A Gated DeltaNet layer: fused qkv + gate, the convolution, decay, norm and output around the
+    beta/alpha projections (one fused ssm_ba in Qwen3-Next, two in Qwen3.5)."""
+    d_state, dt_rank = hp.get("ssm.state_size"), hp.get("ssm.time_step_rank")
+    key_dim, value_dim = d_state * hp.get("ssm.group_count"), d_state * dt_rank
+    return [
+        (_blk(i, "attn_qkv.weight"), (hp.n_embd, key_dim * 2 + value_dim)),
+        (_blk(i, "attn_gate.weight"), (hp.n_embd, value_dim)),
+        (_blk(i, "ssm_conv1d.weight"), (hp.get("ssm.conv_kernel"), key_dim * 2 + value_dim)),
+        (_blk(i, "ssm_dt.bias"), (dt_rank,)),
+        (_blk(i, "ssm_a"), (dt_rank,)),
+        *beta_alpha,
+        (_blk(i, "ssm_norm.weight"), (d_state,)),
+        (_blk(i, "ssm_out.weight"), (value_dim, hp.n_embd)),
+    ]
+
+
+def _gated_shared_expert(hp: Hp, i: int, n_ff_sh: int) -> list[Tensor]:
+    return [(_blk(i, "ffn_gate_inp_shexp.weight"), (hp.n_embd,))] + _shared_expert(hp, i, n_ff_sh)
+
+
 def qwen3next(hp: Hp) -> list[Tensor]:
-    head, tail = _embd_and_output(hp, tied=False)
     interval = hp.get("full_attention_interval", 4)
-    d_state, n_group, dt_rank = hp.get("ssm.state_size"), hp.get("ssm.group_count"), hp.get("ssm.time_step_rank")
-    d_conv = hp.get("ssm.conv_kernel")
-    key_dim, value_dim = d_state * n_group, d_state * dt_rank
+    dt_rank = hp.get("ssm.time_step_rank")
     n_exp, n_ff_exp = hp.get("expert_count"), hp.get("expert_feed_forward_length")
     n_ff_sh = hp.get("expert_shared_feed_forward_length")
-    out = head
-    for i in range(hp.n_layer):
-        out.append(_norm(i, "attn_norm", hp.n_embd))
-        out.append(_norm(i, "post_attention_norm", hp.n_embd))
-        if (i + 1) % interval == 0:
-            out += _attn_qkvo(hp, i, hp.head_k * hp.n_head * 2, hp.head_k * hp.n_head_kv(), hp.head_v * hp.n_head_kv(), hp.head_k * hp.n_head)
-            out += _qk_norms(i, hp.head_k)
-        else:
-            out += [
-                (_blk(i, "attn_qkv.weight"), (hp.n_embd, key_dim * 2 + value_dim)),
-                (_blk(i, "attn_gate.weight"), (hp.n_embd, value_dim)),
-                (_blk(i, "ssm_conv1d.weight"), (d_conv, key_dim * 2 + value_dim)),
-                (_blk(i, "ssm_dt.bias"), (dt_rank,)),
-                (_blk(i, "ssm_a"), (dt_rank,)),
-                (_blk(i, "ssm_ba.weight"), (hp.n_embd, dt_rank * 2)),
-                (_blk(i, "ssm_norm.weight"), (d_state,)),
-                (_blk(i, "ssm_out.weight"), (value_dim, hp.n_embd)),
-            ]
-        out += _experts(hp, i, n_ff_exp, n_exp)
-        out += [
-            (_blk(i, "ffn_gate_inp_shexp.weight"), (hp.n_embd,)),
-            (_blk(i, "ffn_gate_shexp.weight"), (hp.n_embd, n_ff_sh)),
-            (_blk(i, "ffn_up_shexp.weight"), (hp.n_embd, n_ff_sh)),
-            (_blk(i, "ffn_down_shexp.weight"), (n_ff_sh, hp.n_embd)),
-        ]
-    return out + tail
+
+    def layer(i: int) -> list[Tensor]:
+        mixer = (_gated_attn(hp, i) if (i + 1) % interval == 0
+                 else _delta_net(hp, i, [(_blk(i, "ssm_ba.weight"), (hp.n_embd, dt_rank * 2))]))
+        return ([_norm(i, "attn_norm", hp.n_embd), _norm(i, "post_attention_norm", hp.n_embd)] + mixer
+                + _experts(hp, i, n_ff_exp, n_exp) + _gated_shared_expert(hp, i, n_ff_sh))
+
+    return _stack(hp, layer, tied=False)
 
 
 def granitehybrid(hp: Hp) -> list[Tensor]:
@@ -384,9 +390,7 @@ def qwen35(hp: Hp) -> list[Tensor]:
     n_main = hp.n_layer - hp.get("nextn_predict_layers", 0)
     recurrent = hp.get("attention.recurrent_layers")
     interval = hp.get("full_attention_interval", 4)
-    d_state, n_group, dt_rank = hp.get("ssm.state_size"), hp.get("ssm.group_count"), hp.get("ssm.time_step_rank")
-    d_conv = hp.get("ssm.conv_kernel")
-    key_dim, value_dim = d_state * n_group, d_state * dt_rank
+    dt_rank = hp.get("ssm.time_step_rank")
     n_exp = hp.get("expert_count", 0)
     out = head
     for i in range(hp.n_layer):
@@ -394,25 +398,14 @@ def qwen35(hp: Hp) -> list[Tensor]:
         out.append(_norm(i, "attn_norm", hp.n_embd))
         out.append(_norm(i, "post_attention_norm", hp.n_embd))
         if not is_recr:
-            out += _attn_qkvo(hp, i, hp.head_k * hp.n_head * 2, hp.head_k * hp.n_head_kv(), hp.head_v * hp.n_head_kv(),
-                              hp.head_k * hp.n_head)
-            out += _qk_norms(i, hp.head_k)
+            out += _gated_attn(hp, i)
         else:
-            out += [
-                (_blk(i, "attn_qkv.weight"), (hp.n_embd, key_dim * 2 + value_dim)),
-                (_blk(i, "attn_gate.weight"), (hp.n_embd, value_dim)),
-                (_blk(i, "ssm_conv1d.weight"), (d_conv, key_dim * 2 + value_dim)),
-                (_blk(i, "ssm_dt.bias"), (dt_rank,)),
-                (_blk(i, "ssm_a"), (dt_rank,)),
-                (_blk(i, "ssm_beta.weight"), (hp.n_embd, dt_rank)),
-                (_blk(i, "ssm_alpha.weight"), (hp.n_embd, dt_rank)),
-                (_blk(i, "ssm_norm.weight"), (d_state,)),
-                (_blk(i, "ssm_out.weight"), (value_dim, hp.n_embd)),
-            ]
+            out += _delta_net(hp, i, [(_blk(i, "ssm_beta.weight"), (hp.n_embd, dt_rank)),
+                                      (_blk(i, "ssm_alpha.weight"), (hp.n_embd, dt_rank))])
         if n_exp:
             n_ff_sh = hp.get("expert_shared_feed_forward_length", hp.n_ff)
             out += _experts(hp, i, hp.get("expert_feed_forward_length"), n_exp)
-            out += [(_blk(i, "ffn_gate_inp_shexp.weight"), (hp.n_embd,))] + _shared_expert(hp, i, n_ff_sh)
+            out += _gated_shared_expert(hp, i, n_ff_sh)
         else:
             out += _dense_ffn(hp, i, hp.n_ff)
         if i >= n_main:
