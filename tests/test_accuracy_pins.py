@@ -19,7 +19,7 @@ pytest.importorskip("planner.estimator", reason="the estimator is not importable
 
 from planner.estimate_types import RunSettings  # noqa: E402
 from planner.estimator import estimate  # noqa: E402
-from validation.replay import SpecFacts, representative  # noqa: E402
+from validation.replay import SpecFacts, exact_mismatches, representative  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "validation" / "results"
@@ -98,9 +98,7 @@ def test_estimator_matches_llamacpp(model, facts_by_model):
     for case in cases:
         want = case["llama"]
         got = estimate(facts, _settings(case["settings"]))
-        for key in EXACT:
-            if getattr(got, key) != want[key]:
-                failures.append(f"{case['id']}: {key} memfit {getattr(got, key):,} != llama.cpp {want[key]:,}")
+        failures += exact_mismatches(case["id"], got, want, EXACT)
         comp_err = (got.compute_bytes - want["compute_bytes"]) / want["compute_bytes"]
         if abs(comp_err) > COMPUTE_TOLERANCE:
             failures.append(f"{case['id']}: compute off by {comp_err:+.1%} "

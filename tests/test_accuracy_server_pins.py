@@ -18,7 +18,7 @@ import pytest
 
 from planner.estimator import estimate
 from validation.compare_server import server_settings
-from validation.replay import SpecFacts
+from validation.replay import SpecFacts, exact_mismatches
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "validation" / "results-server"
@@ -75,9 +75,7 @@ def test_estimator_matches_llama_server(model, facts):
     for c in representative(r["cases"]):
         want = c["llama"]
         got = estimate(f, server_settings(c["settings"]))
-        for key in EXACT:
-            if getattr(got, key) != want[key]:
-                failures.append(f"{c['id']}: {key} memfit {getattr(got, key):,} != llama.cpp {want[key]:,}")
+        failures += exact_mismatches(c["id"], got, want, EXACT)
         err = (got.compute_bytes - want["compute_bytes"]) / want["compute_bytes"]
         if abs(err) > 0.10:
             failures.append(f"{c['id']}: compute {err:+.1%}")

@@ -24,7 +24,8 @@ HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
 
 from validation.modelgen import load_spec, write_model
-from validation.run_llamacpp import RESULTS_DIR, load_results
+from validation.results import load_results
+from validation.run_llamacpp import RESULTS_DIR
 
 DOC = REPO / "docs" / "accuracy.md"
 DISAGREEMENTS = HERE / "DISAGREEMENTS.md"
@@ -516,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     elif runtime_file.is_file():
         args.runtime = json.loads(runtime_file.read_text())["pipeline_runtime_s"]
     if not results:
-        print(f"no results in {args.results}; run validation/run_llamacpp.py first", file=sys.stderr)
+        print(f"no results in {args.results}; run python -m validation.run_llamacpp first", file=sys.stderr)
         return 1
     api, err = _estimator()
     rows: list[Row] = []

@@ -99,11 +99,12 @@ def section() -> list[str]:
 def measure(bin_dir: Path, out: Path, models_dir: Path) -> None:
     """Re-measure the representative cases with another build's llama-fit-params."""
     from validation.replay import representative
-    from validation.run_llamacpp import cli_args, load_results
+    from validation.results import load_results
+    from validation.run_llamacpp import RESULTS_DIR, cli_args
 
     build = "b" + re.sub(r"\D", "", bin_dir.resolve().parent.name) or "b?"
     cases = []
-    for r in load_results():
+    for r in load_results(RESULTS_DIR):
         model = models_dir / f"{r['model']}-{r['quant']}.gguf"
         if not model.exists():
             write_model(load_spec(r["model"]), model)

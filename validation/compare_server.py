@@ -16,7 +16,7 @@ from statistics import mean
 
 HERE = Path(__file__).resolve().parent
 
-from validation import results
+from validation.results import load_results
 from validation.replay import measured_cases
 
 RESULTS_DIR = HERE / "results-server"
@@ -48,10 +48,6 @@ def server_settings(s: dict):
     )
 
 
-def load_results(results_dir: Path = RESULTS_DIR) -> list[dict]:
-    return results.load_results(results_dir)
-
-
 def compare(results: list[dict]) -> list[ServerRow]:
     from planner.estimator import estimate
 
@@ -68,7 +64,7 @@ def _pct(x: float) -> str:
 
 
 def section(results: list[dict] | None = None) -> list[str]:
-    results = load_results() if results is None else results
+    results = load_results(RESULTS_DIR) if results is None else results
     if not results:
         return []
     rows = compare(results)

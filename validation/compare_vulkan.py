@@ -29,7 +29,8 @@ REPO = HERE.parent
 from validation.compare import _estimator, model_facts
 from validation.modelgen import load_spec
 from validation.replay import spec_facts
-from validation.vulkan_run import RESULTS_DIR, load_results
+from validation.results import load_results
+from validation.vulkan_run import RESULTS_DIR
 
 DOC = REPO / "docs" / "accuracy-gpu.md"
 MiB = 1 << 20
@@ -367,14 +368,19 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory() as tmp:
         rows = [r for res in results for r in compare(res, api, Path(tmp))]
     args.out.write_text(render(rows, results) + "\n")
-    for reg in REGIMES:
-        rs = [r for r in rows if r.regime == reg]
-        if rs:
-            e = [r.rel("gpu_compute") for r in rs]
-            print(f"{reg}: {len(rs)} cases, Vulkan0 compute worst {_pct(max(e, key=abs))}, "
-                  f"mean abs {mean(abs(x) for x in e) * 100:.1f}%")
-    print(f"wrote {args.out}")
+    print("\n".join(_regime_summary(rows) + [f"wrote {args.out}"]))
     return 0
+
+
+def _regime_summary(rows: list[Row]) -> list[str]:
+    """Per regime with cases: how many, the worst and the mean Vulkan0 compute error."""
+    out = []
+    for reg in REGIMES:
+        errs = [r.rel("gpu_compute") for r in rows if r.regime == reg]
+        if errs:
+            out.append(f"{reg}: {len(errs)} cases, Vulkan0 compute worst {_pct(max(errs, key=abs))}, "
+                       f"mean abs {mean(abs(x) for x in errs) * 100:.1f}%")
+    return out
 
 
 if __name__ == "__main__":

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
-from typing import TYPE_CHECKING, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from validation.modelgen import load_spec, write_model
 
@@ -39,6 +39,12 @@ class SpecFacts:
         if name not in self._facts:
             self._facts[name] = spec_facts(name, self._where(name))
         return self._facts[name]
+
+
+def exact_mismatches(case_id: str, got: Any, want: dict, keys: tuple[str, ...]) -> list[str]:
+    """The buffers memfit must reproduce to the byte that it does not, one line each."""
+    return [f"{case_id}: {key} memfit {getattr(got, key):,} != llama.cpp {want[key]:,}"
+            for key in keys if getattr(got, key) != want[key]]
 
 
 def measured_cases(results: list[dict]) -> Iterator[tuple[dict, ModelFacts, dict]]:

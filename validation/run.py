@@ -22,6 +22,7 @@ HERE = Path(__file__).resolve().parent
 from validation import compare, modelgen, run_llamacpp
 from validation.build_llamacpp import DEFAULT_CACHE, ensure_build
 from validation.model_configs import MODELS
+from validation.results import save_result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -54,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         if spec["name"] not in names:
             continue
         res = run_llamacpp.run_model(spec, build, models_dir, work, args.quick, args.cross_check)
-        path = run_llamacpp.save_result(res, results_dir)
+        path = save_result(res, results_dir)
         print(f"{spec['name']}: {len(res['cases'])} cases in {res['runtime_s']} s -> {path}", flush=True)
 
     out = [] if not args.quick else ["--out", str(args.cache / "quick" / "accuracy.md"),

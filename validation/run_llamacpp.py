@@ -298,14 +298,6 @@ def run_model(spec: dict, build: LlamaBuild, models_dir: Path, work: Path, quick
     }
 
 
-def save_result(result: dict, results_dir: Path = RESULTS_DIR) -> Path:
-    return results.save_result(result, results_dir)
-
-
-def load_results(results_dir: Path = RESULTS_DIR) -> list[dict]:
-    return results.load_results(results_dir)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--llama-bin", type=Path, help="reuse this llama.cpp build (its bin/ directory)")
@@ -324,7 +316,8 @@ def main(argv: list[str] | None = None) -> int:
     return results.measure_each(
         specs, lambda name: run_model(specs[name], build, models_dir, work, args.quick, args.cross_check),
         lambda res: (f"{len(res['cases'])} cases, {results.refused(res)} refused by llama.cpp, "
-                     f"fit-print mismatches {res['fit_print_mismatches']}, {res['runtime_s']} s"), save_result)
+                     f"fit-print mismatches {res['fit_print_mismatches']}, {res['runtime_s']} s"),
+        lambda res: results.save_result(res, RESULTS_DIR))
 
 
 if __name__ == "__main__":

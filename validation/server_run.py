@@ -40,7 +40,7 @@ from validation import results
 from validation.build_llamacpp import DEFAULT_CACHE, LlamaBuild, ensure_build
 from validation.modelgen import all_specs, write_model
 from validation.run_llamacpp import (
-    _contexts, _is_mla, _probe_record, _spec_digest, save_result, unique_cases,
+    _contexts, _is_mla, _probe_record, _spec_digest, unique_cases,
 )
 
 RESULTS_DIR = HERE / "results-server"
@@ -210,10 +210,6 @@ def run_model(spec: dict, build: LlamaBuild, models_dir: Path, work: Path, n_cro
     }
 
 
-def load_results(results_dir: Path = RESULTS_DIR) -> list[dict]:
-    return results.load_results(results_dir)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--llama-bin", type=Path, help="reuse this llama.cpp build (its bin/ directory)")
@@ -230,7 +226,7 @@ def main(argv: list[str] | None = None) -> int:
         specs, lambda name: run_model(specs[name], build, models_dir, work, args.cross_check),
         lambda res: (f"{len(res['cases'])} server cases, {results.refused(res)} refused, llama-server mismatches "
                      f"{res['llama_server_mismatches']}, {res['runtime_s']} s"),
-        lambda res: save_result(res, RESULTS_DIR))
+        lambda res: results.save_result(res, RESULTS_DIR))
 
 
 if __name__ == "__main__":

@@ -248,14 +248,6 @@ def load_build(build_dir: Path, cache: Path) -> dict:
     return {"bin_dir": bin_dir, "probe": probe, "info": info, "driver": vulkan_driver(), "env": env}
 
 
-def save(result: dict, results_dir: Path = RESULTS_DIR) -> Path:
-    return results.save_result(result, results_dir)
-
-
-def load_results(results_dir: Path = RESULTS_DIR) -> list[dict]:
-    return results.load_results(results_dir)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", type=Path, required=True, help="cmake build dir of llama.cpp b11434 with GGML_VULKAN=ON")
@@ -269,7 +261,8 @@ def main(argv: list[str] | None = None) -> int:
     return results.measure_each(
         args.only or MODELS, lambda name: run_model(load_spec(name), build, args.cache, not args.no_cross_check),
         lambda res: (f"{len(res['cases'])} cases, {results.refused(res)} refused, fit-print mismatches "
-                     f"{res['fit_print_mismatches']}, {res['runtime_s']} s"), save)
+                     f"{res['fit_print_mismatches']}, {res['runtime_s']} s"),
+        lambda res: results.save_result(res, RESULTS_DIR))
 
 
 if __name__ == "__main__":

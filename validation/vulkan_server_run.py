@@ -29,7 +29,7 @@ HERE = Path(__file__).resolve().parent
 from validation import results
 from validation.build_llamacpp import DEFAULT_CACHE
 from validation.modelgen import load_spec, write_model
-from validation.run_llamacpp import _contexts, _spec_digest, save_result, unique_cases
+from validation.run_llamacpp import _contexts, _spec_digest, unique_cases
 from validation.server_run import BASE, ROCM_LOG_CASE, case_id, cli_args
 from validation.vulkan_run import CAVEATS, EMULATED_LIMITS, _record, load_build
 
@@ -90,10 +90,6 @@ def run_model(spec: dict, build: dict, work: Path) -> dict:
     }
 
 
-def load_results(results_dir: Path = RESULTS_DIR) -> list[dict]:
-    return results.load_results(results_dir)
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", type=Path, required=True, help="cmake build dir of llama.cpp b11434 with GGML_VULKAN=ON")
@@ -106,7 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     return results.measure_each(
         [name for name in MODELS if not a.only or name in a.only], lambda name: run_model(load_spec(name), build, work),
         lambda res: f"{len(res['cases'])} cases, {results.refused(res)} refused, {res['runtime_s']} s",
-        lambda res: save_result(res, RESULTS_DIR))
+        lambda res: results.save_result(res, RESULTS_DIR))
 
 
 if __name__ == "__main__":

@@ -32,12 +32,13 @@ from typing import TYPE_CHECKING, Any
 
 import click
 
+from ..estimate_run import EstimateRequest
 from ..estimate_settings import RunFlags
 from ..vocab import CACHE_TYPES, ESTIMATOR_BACKENDS
 from .device_options import FLAG_NAMES, DeviceFlags, device_options, resolve_devices
 
 if TYPE_CHECKING:
-    from ..estimate_run import DeviceChoice, EstimateRequest
+    from ..estimate_run import DeviceChoice
 
 # the shared device flags estimate takes; --bandwidth and --host-bandwidth are left out (estimate
 # reports memory, not speed)
@@ -48,30 +49,21 @@ PLAN_CARRIES = ("os", "use", "ram", "vram")  # device flags a `memfit plan` line
 
 @dataclass(frozen=True)
 class EstimateOptions:
-    """`memfit estimate`'s flags, grouped: the llama.cpp run, the model, the runtime, the device."""
+    """`memfit estimate`'s flags, grouped: the request (the model, its llama.cpp run, backend,
+    projector, quant, revision), the device, the runtime (--runtime, --llama-build), the output."""
 
-    model: str
-    run: RunFlags
+    request: EstimateRequest
     device: DeviceFlags
-    mmproj: str | None = None
-    runtime_text: str | None = None
-    llama_build: int | None = None
-    backend: str | None = None
-    quant: str | None = None
-    revision: str | None = None
-    as_json: bool = False
+    runtime: tuple[str | None, int | None]
+    as_json: bool
 
     @classmethod
     def from_click(cls, kw: dict[str, Any]) -> EstimateOptions:
         device = DeviceFlags.pop_from(kw)
         run = RunFlags(**{f.name: kw.pop(f.name) for f in fields(RunFlags) if f.name in kw})
-        return cls(run=run, device=device, **kw)
-
-    def request(self) -> EstimateRequest:
-        from ..estimate_run import EstimateRequest
-
-        return EstimateRequest(model=self.model, flags=self.run, backend=self.backend, mmproj=self.mmproj,
-                               quant=self.quant, revision=self.revision)
+        runtime = (kw.pop("runtime_text"), kw.pop("llama_build"))
+        as_json = kw.pop("as_json")
+        return cls(EstimateRequest(flags=run, **kw), device, runtime, as_json)
 
 
 def _check_device_flags(flags: DeviceFlags) -> None:
@@ -180,8 +172,8 @@ def estimate_command(**kw: Any) -> None:
     from ..runtimes import runtime_for
 
     opts = EstimateOptions.from_click(kw)
-    runtime = runtime_for(opts.runtime_text, opts.llama_build)
-    report = run_estimate(opts.request(), runtime, load_device(opts.device))
+    runtime = runtime_for(*opts.runtime)
+    report = run_estimate(opts.request, runtime, load_device(opts.device))
     click.echo(render_estimate_json(report) if opts.as_json else render_estimate_text(report))
 
 

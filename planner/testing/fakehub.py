@@ -46,7 +46,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from .fakeserver import LocalServers, QuietHandler, Readable
+from .fakeserver import LocalServers, QuietHandler, Readable, RequestRecord
 
 
 @dataclass
@@ -66,15 +66,11 @@ class Fault:
 
 
 @dataclass
-class Record:
-    server: str  # "hub" | "cdn"
-    method: str
-    path: str
-    query: str
-    status: int = 0
-    bytes_sent: int = 0
-    range: str | None = None
-    authorization: str | None = None
+class Record(RequestRecord):
+    """A request to the hub or the CDN ("hub" | "cdn"), with its method and query string."""
+
+    method: str = "GET"
+    query: str = ""
 
 
 @dataclass
@@ -290,7 +286,7 @@ class _Handler(QuietHandler):
 
     def _dispatch(self, method: str) -> None:
         parts = urlsplit(self.path)
-        self.rec = Record(self.server_role, method, unquote(parts.path), parts.query,
+        self.rec = Record(self.server_role, unquote(parts.path), method=method, query=parts.query,
                           range=self.headers.get("Range"), authorization=self.headers.get("Authorization"))
         self.fake._record(self.rec)
         self.method = method

@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
-from .fakeserver import LocalServers, QuietHandler, Readable
+from .fakeserver import LocalServers, QuietHandler, Readable, RequestRecord
 
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 CONFIG_TYPE = "application/vnd.docker.container.image.v1+json"
@@ -62,14 +62,10 @@ class RegFault:
 
 
 @dataclass
-class RegRecord:
-    server: str
-    path: str
-    status: int = 0
-    bytes_sent: int = 0
-    range: str | None = None
+class RegRecord(RequestRecord):
+    """A request to the registry or the CDN, with the Accept header it sent."""
+
     accept: str | None = None
-    authorization: str | None = None
 
 
 @dataclass

@@ -8,9 +8,10 @@ from __future__ import annotations
 import socket
 import struct
 import threading
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 CHUNK = 64 * 1024
 
@@ -30,9 +31,16 @@ class Readable:
             return f.read(n)
 
 
-class SentRecord(Protocol):
-    status: int
-    bytes_sent: int
+@dataclass
+class RequestRecord:
+    """One request a fake server answered: which server, what was asked, what it sent."""
+
+    server: str
+    path: str
+    status: int = 0
+    bytes_sent: int = 0
+    range: str | None = None
+    authorization: str | None = None
 
 
 class LocalServers:
@@ -65,7 +73,7 @@ class QuietHandler(BaseHTTPRequestHandler):
 
     protocol_version = "HTTP/1.1"
     method = "GET"
-    rec: SentRecord
+    rec: RequestRecord
     fake: Any
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
