@@ -191,15 +191,19 @@ def _common_use(loaded: list[_Loaded], given: dict[str, Any]) -> str | None:
     return first.ref.use or first.profile.default_use
 
 
+def _os_for_others(item: _Loaded, os_given: str, loaded: list[_Loaded]) -> bool:
+    """--os names an OS this device has no profile for, but others compared with it have."""
+    return (os_given not in item.profile.os and len(loaded) > 1
+            and any(os_given in other.profile.os for other in loaded))
+
+
 def _device_overrides(item: _Loaded, given: dict[str, Any], loaded: list[_Loaded], use: str | None) -> dict[str, Any]:
     """This device's overrides: its suffixes win; --os applies to the devices that have that OS
     (when some of the compared devices have it); one use for all."""
     mine = dict(given)
-    os_given = str(mine.get("os", "")).lower()
     if item.ref.os:
         mine["os"] = item.ref.os
-    elif ("os" in mine and os_given not in item.profile.os and len(loaded) > 1
-          and any(os_given in other.profile.os for other in loaded)):
+    elif "os" in mine and _os_for_others(item, str(mine["os"]).lower(), loaded):
         mine.pop("os")  # --os for the others; this device keeps its own (noted by the caller)
     if item.ref.use or use:
         mine["use"] = item.ref.use or use
@@ -228,12 +232,13 @@ def load_devices(refs: list[str], files: tuple[str, ...], overrides: dict[str, A
     loaded = [_Loaded(load_profile(r.ref), r) for r in parsed] + [_Loaded(load_file(f), DeviceRef(f)) for f in files]
     given = {k: v for k, v in overrides.items() if v is not None}
     use = _common_use(loaded, given)
-    out = []
-    for item in loaded:
-        mine = _device_overrides(item, given, loaded, use)
-        profile = _with_overrides(item, mine)
-        if "os" in given and "os" not in mine and not item.ref.os:
-            profile.override_notes.append(f"{item.profile.id} has no {given['os']} profile: planned for "
-                                          f"{profile.default_os}")
-        out.append(profile)
-    return out
+    return [_planned(item, given, _device_overrides(item, given, loaded, use)) for item in loaded]
+
+
+def _planned(item: _Loaded, given: dict[str, Any], mine: dict[str, Any]) -> DeviceProfile:
+    """The device with its overrides, noting when --os did not apply to it."""
+    profile = _with_overrides(item, mine)
+    if "os" in given and "os" not in mine and not item.ref.os:
+        profile.override_notes.append(f"{item.profile.id} has no {given['os']} profile: planned for "
+                                      f"{profile.default_os}")
+    return profile

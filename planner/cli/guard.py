@@ -11,6 +11,7 @@ import errno
 import json
 import os
 import sys
+from typing import Any, Callable
 
 import click
 
@@ -102,6 +103,43 @@ def run(args: list[str] | None, *, prog_name: str, command: click.Command) -> in
         raise
 
 
+def _aborted(e: click.exceptions.Abort, as_json: bool, prog_name: str) -> int:
+    """click turns Ctrl-C (KeyboardInterrupt) into Abort: that is an interruption, exit 130."""
+    if isinstance(e.__cause__ or e.__context__, KeyboardInterrupt):
+        return _interrupted(as_json)
+    return _fail(None, "aborted", EXIT_ERROR, "usage", None, as_json)
+
+
+def _usage_error(e: click.ClickException, as_json: bool, prog_name: str) -> int:
+    """click's own usage errors, in the same one-line form as ours (plus where to read more)."""
+    return _fail(None, e.format_message(), e.exit_code, "usage", _usage_hint(e, prog_name), as_json)
+
+
+def _memfit_error(e: MemfitError, as_json: bool, prog_name: str) -> int:
+    return _fail(e, e.message, e.exit_code, e.kind, e.hint, as_json)
+
+
+def _internal_error(e: Exception, as_json: bool, prog_name: str) -> int:
+    """The last guard: a bug, reported in one line (MEMFIT_DEBUG=1 raises it for the traceback)."""
+    if _is_epipe(e):
+        return _closed_pipe()
+    if os.environ.get("MEMFIT_DEBUG"):
+        raise e
+    return _fail(None, f"internal error: {type(e).__name__}: {e} (set MEMFIT_DEBUG=1 for the traceback)",
+                 EXIT_ERROR, "internal", None, as_json)
+
+
+# what ends a run -> its exit code (and its line), the first match wins
+OUTCOMES: list[tuple[type[BaseException], Callable[[Any, bool, str], int]]] = [
+    (click.exceptions.Exit, lambda e, as_json, prog: e.exit_code),
+    (click.exceptions.Abort, _aborted),
+    (click.ClickException, _usage_error),
+    (MemfitError, _memfit_error),
+    (KeyboardInterrupt, lambda e, as_json, prog: _interrupted(as_json)),
+    (Exception, _internal_error),
+]
+
+
 def _guarded_run(args: list[str] | None, prog_name: str, target: click.Command) -> int:
     argv = list(sys.argv[1:] if args is None else args)
     as_json = _wants_json(argv)
@@ -114,27 +152,9 @@ def _guarded_run(args: list[str] | None, prog_name: str, target: click.Command) 
         rv = target.main(args=argv, prog_name=prog_name, standalone_mode=False,
                          terminal_width=width, max_content_width=width)
         return rv if isinstance(rv, int) else EXIT_OK
-    except click.exceptions.Exit as e:
-        return e.exit_code
-    except click.exceptions.Abort as e:
-        # click turns Ctrl-C (KeyboardInterrupt) into Abort: that is an interruption, exit 130
-        if isinstance(e.__cause__ or e.__context__, KeyboardInterrupt):
-            return _interrupted(as_json)
-        return _fail(None, "aborted", EXIT_ERROR, "usage", None, as_json)
-    except click.ClickException as e:
-        # click's own usage errors, in the same one-line form as ours (plus where to read more)
-        return _fail(None, e.format_message(), e.exit_code, "usage", _usage_hint(e, prog_name), as_json)
-    except MemfitError as e:
-        return _fail(e, e.message, e.exit_code, e.kind, e.hint, as_json)
-    except KeyboardInterrupt:
-        return _interrupted(as_json)
-    except Exception as e:  # the last guard: a bug, reported in one line
-        if _is_epipe(e):
-            return _closed_pipe()
-        if os.environ.get("MEMFIT_DEBUG"):
-            raise
-        return _fail(None, f"internal error: {type(e).__name__}: {e} (set MEMFIT_DEBUG=1 for the traceback)",
-                     EXIT_ERROR, "internal", None, as_json)
+    except (KeyboardInterrupt, Exception) as e:
+        handle = next(h for kind, h in OUTCOMES if isinstance(e, kind))
+        return handle(e, as_json, prog_name)
 
 
 def exit_with(code: int) -> None:

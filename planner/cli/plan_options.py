@@ -149,7 +149,7 @@ class PlanOptions:
         """(K, V) cache types: --kv for both, or -ctk/-ctv; a quantized V cache needs flash attention."""
         if self.kv and (self.ctk or self.ctv):
             raise click.UsageError("give --kv, or -ctk/-ctv, not both")
-        cache_k, cache_v = self.ctk or self.kv or "f16", self.ctv or self.kv or "f16"
+        cache_k, cache_v = (self.ctk or self.kv or "f16"), (self.ctv or self.kv or "f16")
         conflict = v_cache_conflict(cache_v, self.flash_attn)
         if conflict:
             raise click.UsageError(conflict)

@@ -11,7 +11,7 @@ import re
 import textwrap
 from contextvars import ContextVar
 
-from ..plan_types import Commands, DevicePlan, MemoryBar, MultiPlan, Recommendation
+from ..plan_types import Commands, DevicePlan, MemoryBar, MultiPlan, Recommendation, VariantPlan
 from ..units import GIB, fmt_bios_size
 from .layout import render_table, text_width
 from .common import (
@@ -331,12 +331,15 @@ def _matrix_cell(p: DevicePlan, q: str) -> str:
         return "-"
     mark = "► " if (p.recommendation.quant == q and p.recommendation.tier != "no_fit") else ""
     cell = f"{mark}{'spills' if v.placement == 'spill' else tier_short(v.tier, p.device.memory_architecture)}"
-    if v.est_tps is not None:
-        cell += f" {v.est_tps:.1f} t/s"
+    return cell + (f" {v.est_tps:.1f} t/s" if v.est_tps is not None else "") + _reach_cell(v)
+
+
+def _reach_cell(v: VariantPlan) -> str:
+    """The longest context on the GPU (fast memory where that differs), or what would fit."""
     limit = v.max_ctx_fast if v.max_ctx_fast is not None else v.max_ctx_f16
-    if limit:
-        cell += f", fits ≤{ctx_cell(limit)}" if v.tier == "no_fit" else f" ≤{ctx_cell(limit)}"
-    return cell
+    if not limit:
+        return ""
+    return f", fits ≤{ctx_cell(limit)}" if v.tier == "no_fit" else f" ≤{ctx_cell(limit)}"
 
 
 def _quant_matrix(plans: list[DevicePlan]) -> list[list[str]]:

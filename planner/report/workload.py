@@ -48,15 +48,22 @@ def cell(m: ModelAtSetting) -> str:
     return f"{m.quant}{kv} {PLACE_SHORT[m.placement]} {tps_cell(m.est_tps, m.est_tps_at_ctx)}{slow}".strip()
 
 
+def _short_of_all(d: DeviceWorkload, n: int) -> str:
+    """How many of the models the chosen setting runs, and which of them miss the speed filters."""
+    row = next((r for r in d.rows if r.chosen), None)
+    if row is None:
+        return f"runs 0 of {n} models"
+    slow = [m.label for m in row.models if m.quant is not None and not m.meets_filters]
+    too_slow = f"; too slow for the speed filters: {', '.join(slow)}" if slow else ""
+    return f"runs {row.runs} of {n} models{too_slow}"
+
+
 def _one_at_a_time(d: DeviceWorkload, n: int) -> str:
     if d.all_at_best:
         return "every model at its best" if n > 1 else "the model at its best"
     if d.serves_all:
         return "every model runs, some give something up (below)"
-    row = next((r for r in d.rows if r.chosen), None)
-    slow = [m.label for m in row.models if m.quant is not None and not m.meets_filters] if row else []
-    too_slow = f"; too slow for the speed filters: {', '.join(slow)}" if slow else ""
-    return f"runs {row.runs if row else 0} of {n} models{too_slow}"
+    return _short_of_all(d, n)
 
 
 def status(d: DeviceWorkload, n: int) -> str:
