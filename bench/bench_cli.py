@@ -1,6 +1,6 @@
 """How fast memfit starts: each command as a whole process, side by side with `python -c pass`.
 
-    python bench/bench_cli.py [--runs 15]
+    python -m bench.bench_cli [--runs 15]
 
 Measures, after one warm-up each, the median (and minimum) wall and CPU time (user + sys of the
 child, from os.wait4) of:
@@ -30,8 +30,6 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "bench"), str(ROOT / "tests"), str(ROOT)]
 
 
 @dataclass
@@ -73,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--runs", type=int, default=15, help="counted runs per command (default 15)")
     args = ap.parse_args(argv)
 
-    import demo_hub  # the test suite's fake Hub serving Qwen3-VL-32B's real-shaped files
+    from bench import demo_hub  # the test suite's fake Hub serving Qwen3-VL-32B's real-shaped files
 
     # the memfit this interpreter runs (this checkout, or another one's venv: run that venv's python
     # on this script to compare two versions), compiled as an installed package is

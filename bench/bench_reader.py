@@ -3,7 +3,7 @@
 
     python bench/bench_reader.py [--repeat 7] [--reference-repeat 2]
 
-Files (sparse, written by tests/ggufgen.py with the gguf package's writer): a tiny model, a
+Files (sparse, written by planner/testing/ggufgen.py with the gguf package's writer): a tiny model, a
 Llama-3-8B-shaped one with a 32k vocabulary, a Qwen2-7B-shaped one with the 152k vocabulary
 (the target: well under 100 ms), a 48-layer MoE with ~580 tensors and a 152k vocabulary.
 Prints, per file: header size, our best and median time, GGUFReader's best time, the ratio, and
@@ -20,14 +20,13 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
-import gguf  # noqa: E402
+import gguf
 
-import ggufgen  # noqa: E402
-from ggufgen import ModelShape  # noqa: E402
-from planner.reader import parse_file, parse_header  # noqa: E402
-from planner.sources import LocalFileSource  # noqa: E402
+from planner.testing import ggufgen
+from planner.testing.ggufgen import ModelShape
+from planner.reader import parse_file, parse_header
+from planner.sources import LocalFileSource
 
 MODELS = [
     ("tiny llama (256 vocab)", "llama", ModelShape()),

@@ -1,13 +1,13 @@
-"""Record real quant mixes for the end-to-end tests (tests/data/<name>.json).
+"""Record real quant mixes for the end-to-end tests (planner/testing/data/<name>.json).
 
 For a model of validation/model_configs.py (its real GGUF metadata and tensor layout) this writes
 the BF16 conversion as a sparse GGUF, asks llama.cpp's own quantizer which type it would give each
 tensor for every quant (`llama-quantize --dry-run`: no tensor data is read or written), and stores
-the result compactly with tests/realmodels.py's codec. For Qwen3-VL it adds the vision projector
+the result compactly with planner/testing/realmodels.py's codec. For Qwen3-VL it adds the vision projector
 (mmproj-F16) with the real vision-tower dimensions and the converter's tensor names and types.
 
-    python bench/central_specs.py --llama-bin /work/llamacpp/build/bin            # all specs
-    python bench/central_specs.py --llama-bin DIR --only qwen3-vl-32b
+    python -m bench.central_specs --llama-bin /work/llamacpp/build/bin            # all specs
+    python -m bench.central_specs --llama-bin DIR --only qwen3-vl-32b
 
 Tests never run this: they read the recorded JSON.
 """
@@ -15,20 +15,18 @@ Tests never run this: they read the recorded JSON.
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
-from gguf import LlamaFileType  # noqa: E402
+from gguf import LlamaFileType
 
-import realmodels  # noqa: E402
-from validation import modelgen  # noqa: E402
-from validation.model_configs import MODELS  # noqa: E402
+from planner.testing import realmodels
+from validation import modelgen
+from validation.model_configs import MODELS
 
 # name -> how the Hub repo the alias resolves to first lays it out, and which quants to record
 TARGETS: dict[str, dict[str, Any]] = {
@@ -163,24 +161,10 @@ def build(name: str, target: dict[str, Any], llama_bin: Path, work: Path) -> dic
     return spec
 
 
-def _format(value: Any, indent: int = 0) -> str:
-    """JSON with dicts one key per line and lists without dicts on one line: readable diffs,
-    a small file."""
-    pad = " " * (indent + 1)
-    if isinstance(value, dict) and value:
-        items = [f"{pad}{json.dumps(k)}: {_format(v, indent + 1)}" for k, v in value.items()]
-        return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"
-    if isinstance(value, list) and any(isinstance(x, dict) for x in value):
-        return "[\n" + ",\n".join(pad + _format(x, indent + 1) for x in value) + "\n" + " " * indent + "]"
-    if isinstance(value, list) and value and all(isinstance(x, list) for x in value):
-        return "[\n" + ",\n".join(pad + json.dumps(x, separators=(",", ":")) for x in value) + "\n" + " " * indent + "]"
-    return json.dumps(value, separators=(",", ":"))
-
-
 def save(spec: dict[str, Any]) -> Path:
     path = realmodels.DATA / f"{spec['name']}.json"
     path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(_format(spec) + "\n")
+    path.write_text(realmodels.format_spec(spec) + "\n")
     return path
 
 

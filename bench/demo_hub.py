@@ -1,12 +1,12 @@
 """Try the central command on this machine without network: serve real-shaped model repos from a
 local stand-in for the Hugging Face Hub and print the HF_ENDPOINT to export.
 
-    python bench/demo_hub.py [--port 8765] [--dir DIR]
+    python -m bench.demo_hub [--port 8765] [--dir DIR]
     # in another shell, with the printed endpoint:
     export HF_ENDPOINT=http://127.0.0.1:8765
     memfit plan qwen3-vl-32b --device ai-max-395-64g --ctx 24k
 
-The repos are the ones the end-to-end tests use (tests/data/*.json: the real GGUF metadata and
+The repos are the ones the end-to-end tests use (planner/testing/data/*.json: the real GGUF metadata and
 tensor layout of each model, the quant mixes llama.cpp's own quantizer picks, and for Qwen3-VL the
 real-shaped vision projector), written as sparse files: exact headers, a hole where the weights
 would be, so a "65 GB" BF16 file costs a few MB of disk. GLM-4.7-Flash (validation/field/models,
@@ -25,11 +25,8 @@ import threading
 from http.server import ThreadingHTTPServer
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT), str(ROOT / "validation" / "field")]
-
-import realmodels  # noqa: E402
-from fakehub import FakeHub, _Handler  # noqa: E402
+from planner.testing import realmodels
+from planner.testing.fakehub import FakeHub, _Handler
 
 # spec name -> the short names that resolve to its repo (shown in the usage lines)
 SPECS = {"qwen3-vl-32b": "qwen3-vl-32b", "qwen3-30b-a3b": "qwen3-30b-a3b-instruct-2507"}
@@ -62,7 +59,7 @@ def serve(root: Path, port: int) -> FakeHub:
     for name in SPECS:
         spec = realmodels.load_spec(name)
         hub.add_repo(spec["repo"], realmodels.repo_files(spec, root / name))
-    from make_specs import load_spec, sparse_gguf
+    from validation.field.make_specs import load_spec, sparse_gguf
 
     for name in FIELD_SPECS:
         spec = load_spec(name)

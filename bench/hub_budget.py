@@ -11,17 +11,15 @@ from __future__ import annotations
 
 import argparse
 import os
-import sys
 import tempfile
 import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
-import fakehub  # noqa: E402
-import ggufgen  # noqa: E402
-from fakehub import FakeHub, model_repo_files  # noqa: E402
+from planner.testing import fakehub
+from planner.testing import ggufgen
+from planner.testing.fakehub import FakeHub, model_repo_files
 
 QUANTS = ["Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "UD-Q4_K_XL"]
 # an unsloth-sized list: every mix the fake Hub knows plus one more dynamic quant

@@ -13,7 +13,7 @@ Classes (each execution is one hostile input run through memfit's real entry poi
 - shards: split models with shard-set damage: a tensor in two shards, an empty shard, moved
   tensors, wrong or missing or mistyped split.no / split.count / split.tensors.count, shards in
   the wrong order, metadata changed in later shards. Run: `estimate --json` on the first shard.
-- server: the fake Hub (tests/fakehub.py) answering with slow (trickling) bodies, latency,
+- server: the fake Hub (planner/testing/fakehub.py) answering with slow (trickling) bodies, latency,
   5xx/429, resets, truncated and short ranges, whole bodies, redirects to other schemes or in
   loops, listings with hostile names, sizes, commit ids and shapes, files replaced before or
   during a read (same or another size). Run: `resolve()` of the repo.
@@ -57,7 +57,6 @@ from pathlib import Path
 from typing import Any, Callable
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
 PIB = 1 << 50
 CLASSES = ("semantic", "shards", "server", "cache", "device")
@@ -159,8 +158,8 @@ def check_cli_noting(state: dict, code: int, out: str, err: str) -> Any:
 
 def _seed_specs() -> list[tuple[str, dict, list]]:
     """(label, metadata, tensors) of valid models: ggufgen's families and real architectures."""
-    import estimator_models as em
-    import ggufgen
+    from planner.testing import estimator_models as em
+    from planner.testing import ggufgen
 
     specs: list[tuple[str, dict, list]] = []
     for arch in ggufgen.ARCHS:
@@ -197,7 +196,7 @@ _NAMES = ("evil\u202egnp.exe", "\x1b]0;title\x07\x1b[2J", "line\nbreak\rcr", "x"
 
 
 def _typed_int(v: int):
-    from ggufgen import V, typed
+    from planner.testing.ggufgen import V, typed
 
     if 0 <= v < (1 << 32):
         return typed(v, V.UINT32)
@@ -209,7 +208,7 @@ def _typed_int(v: int):
 
 
 def _hostile_value(rng: random.Random, n_layer: int):
-    from ggufgen import V, typed
+    from planner.testing.ggufgen import V, typed
 
     kind = rng.choice(("int", "int", "int", "float", "str", "bool", "arr_int", "arr_int", "arr_float",
                        "arr_nested", "arr_str", "arr_bool"))
@@ -240,7 +239,7 @@ def _hostile_value(rng: random.Random, n_layer: int):
 
 
 def _semantic_mutation(rng: random.Random, meta: dict, tensors: list) -> str:
-    from ggufgen import V, typed
+    from planner.testing.ggufgen import V, typed
 
     from planner.plausibility import BOUNDS
 
@@ -331,7 +330,7 @@ def _kv_expected(meta: dict) -> bool:
 def run_semantic(rng: random.Random, tmp: Path, state: dict) -> str:
     import copy
 
-    import ggufgen
+    from planner.testing import ggufgen
 
     from planner.reader import parse_file
 
@@ -381,8 +380,8 @@ def run_semantic(rng: random.Random, tmp: Path, state: dict) -> str:
 
 
 def run_shards(rng: random.Random, tmp: Path, state: dict) -> str:
-    import ggufgen
-    from ggufgen import V, typed
+    from planner.testing import ggufgen
+    from planner.testing.ggufgen import V, typed
 
     from planner.errors import MemfitError
     from planner.resolver import resolve
@@ -489,8 +488,8 @@ def run_shards(rng: random.Random, tmp: Path, state: dict) -> str:
 def _server_state(state: dict, tmp: Path) -> dict:
     if "hub" in state:
         return state
-    import ggufgen
-    from fakehub import FakeHub, model_repo_files
+    from planner.testing import ggufgen
+    from planner.testing.fakehub import FakeHub, model_repo_files
 
     from planner.reader import parse_file
 
@@ -799,7 +798,7 @@ def _paths(d: Any, prefix: tuple = ()) -> list[tuple]:
 def run_device(rng: random.Random, tmp: Path, state: dict) -> str:
     import tomllib
 
-    import ggufgen
+    from planner.testing import ggufgen
 
     if "profiles" not in state:
         state["profiles"] = sorted((ROOT / "profiles").glob("*.toml"))

@@ -4,9 +4,9 @@
     python fuzz/fuzz_reader.py --executions 100000            # structure-aware mutation engine
     python fuzz/fuzz_reader.py --engine atheris --executions 100000   # coverage-guided (libFuzzer)
 
-Seeds: valid headers of every architecture family in tests/ggufgen.py (tiny and >1024-token
+Seeds: valid headers of every architecture family in planner/testing/ggufgen.py (tiny and >1024-token
 vocabularies, GGUF v2, custom alignment, split shards, vocabulary-only files). Each execution
-mutates one (tests/ggufmutate.py: truncation, bit flips, huge counts and lengths, wrong value and
+mutates one (planner/testing/ggufmutate.py: truncation, bit flips, huge counts and lengths, wrong value and
 ggml types, duplicate keys and tensors, overlapping / out-of-range offsets, dimensions that
 overflow 64 bits, insertions, deletions, splices, a wrong claimed file size), sometimes stacking
 mutations on a mutant that still parses, and serves it with the file size known or unknown and
@@ -35,7 +35,6 @@ import traceback
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
 
 class Hang(Exception):
@@ -44,9 +43,9 @@ class Hang(Exception):
 
 def build_corpus(tmp: Path) -> list[tuple[str, bytes, int]]:
     """(label, header bytes, file size) of valid GGUFs written by the gguf package's writer."""
-    import ggufgen
-    from ggufgen import ModelShape, typed, V
-    from ggufmutate import header_bytes
+    from planner.testing import ggufgen
+    from planner.testing.ggufgen import ModelShape, typed, V
+    from planner.testing.ggufmutate import header_bytes
 
     tiny = ModelShape(n_vocab=40, n_layer=2)
     medium = ModelShape(n_vocab=1500, n_layer=3)
@@ -80,7 +79,7 @@ def build_corpus(tmp: Path) -> list[tuple[str, bytes, int]]:
 
 
 def run_builtin(args: argparse.Namespace, seeds: list[tuple[str, bytes, int]]) -> dict:
-    from ggufmutate import scan_layout, mutate
+    from planner.testing.ggufmutate import scan_layout, mutate
     from planner.errors import GGUFError
     from planner.header import GGUFHeader
     from planner.reader import parse_header
@@ -195,7 +194,7 @@ def run_atheris(args: argparse.Namespace, seeds: list[tuple[str, bytes, int]]) -
     with atheris.instrument_imports():
         from planner import reader  # noqa: F401 - instrumented for coverage
         from planner.reader import parse_header
-    from ggufmutate import SparseSource, mutate, scan_layout
+    from planner.testing.ggufmutate import SparseSource, mutate, scan_layout
     from planner.errors import GGUFError
     from planner.header import GGUFHeader
 

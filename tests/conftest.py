@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-import ggufgen
+from planner.testing import ggufgen
 
 # --- GGUF reader (test_reader*.py) ----------------------------------------------------------------
 
@@ -32,7 +32,7 @@ def big_vocab_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def fake_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
-    """A local Hub + CDN (tests/fakehub.py) with HF_ENDPOINT pointing at it, a fresh memfit cache
+    """A local Hub + CDN (planner/testing/fakehub.py) with HF_ENDPOINT pointing at it, a fresh memfit cache
     and HF home under tmp_path, no token, fast retries. Typical use:
 
         files = fakehub.model_repo_files(tmp_path / "m", "Qwen3-8B", ["Q4_K_M", "Q8_0"])
@@ -45,7 +45,7 @@ def fake_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     """
     from huggingface_hub import constants
 
-    from fakehub import FakeHub
+    from planner.testing.fakehub import FakeHub
 
     hub = FakeHub()
     hub.setenv = monkeypatch.setenv  # type: ignore[method-assign]
@@ -96,9 +96,9 @@ def _no_app_stores(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 
 @pytest.fixture
 def fake_registry(monkeypatch: pytest.MonkeyPatch):
-    """A local Ollama registry + blob store (tests/fakeregistry.py) with MEMFIT_OLLAMA_REGISTRY
+    """A local Ollama registry + blob store (planner/testing/fakeregistry.py) with MEMFIT_OLLAMA_REGISTRY
     pointing at it and fast retries. Use `fake_registry.add_model("qwen3:32b", fakeregistry.build_model(gguf))`."""
-    from fakeregistry import FakeRegistry
+    from planner.testing.fakeregistry import FakeRegistry
 
     reg = FakeRegistry()
     monkeypatch.setenv("MEMFIT_OLLAMA_REGISTRY", reg.url)

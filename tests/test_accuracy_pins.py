@@ -19,10 +19,7 @@ pytest.importorskip("planner.estimator", reason="the estimator is not importable
 
 from planner.estimate_types import RunSettings  # noqa: E402
 from planner.estimator import estimate  # noqa: E402
-from planner.header import ModelHeaders  # noqa: E402
-from planner.model_facts import ModelFacts  # noqa: E402
-from planner.reader import parse_file  # noqa: E402
-from validation.modelgen import load_spec, write_model  # noqa: E402
+from validation.replay import SpecFacts, exact_mismatches, representative  # noqa: E402
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "validation" / "results"
@@ -33,41 +30,9 @@ COMPUTE_TOLERANCE = 0.10
 TOTAL_TOLERANCE = 0.03
 
 
-def _axis_key(case: dict) -> tuple:
-    s = case["settings"]
-    return (s["flash_attn"], s["cache_type_k"], s["cache_type_v"], s["n_ubatch"], s["n_parallel"], s["kv_unified"],
-            s["swa_full"], s["repack"])
-
-
-def representative(cases: list[dict]) -> list[dict]:
-    """Every distinct combination of the non-context axes once, plus every context at the base
-    settings (flash attention on and off): about a dozen to twenty cases per model."""
-    chosen, seen_axes, seen_ctx = [], set(), set()
-    for c in cases:
-        if "error" in c["llama"] or c["settings"].get("set") == "holdout":
-            continue
-        s = c["settings"]
-        ctx_key = (s["n_ctx"], s["flash_attn"])
-        base = _axis_key(c)[1:] == ("f16", "f16", 512, 1, False, False, False)
-        if _axis_key(c) not in seen_axes or (base and ctx_key not in seen_ctx):
-            seen_axes.add(_axis_key(c))
-            if base:
-                seen_ctx.add(ctx_key)
-            chosen.append(c)
-    return chosen
-
-
 @pytest.fixture(scope="module")
 def facts_by_model(tmp_path_factory):
-    cache: dict[str, ModelFacts] = {}
-
-    def get(name: str) -> ModelFacts:
-        if name not in cache:
-            path = write_model(load_spec(name), tmp_path_factory.mktemp(name) / f"{name}.gguf")
-            cache[name] = ModelFacts.from_headers(ModelHeaders.merge([parse_file(path)]))
-        return cache[name]
-
-    return get
+    return SpecFacts(lambda name: tmp_path_factory.mktemp(name))
 
 
 def _settings(s: dict) -> RunSettings:
@@ -133,9 +98,7 @@ def test_estimator_matches_llamacpp(model, facts_by_model):
     for case in cases:
         want = case["llama"]
         got = estimate(facts, _settings(case["settings"]))
-        for key in EXACT:
-            if getattr(got, key) != want[key]:
-                failures.append(f"{case['id']}: {key} memfit {getattr(got, key):,} != llama.cpp {want[key]:,}")
+        failures += exact_mismatches(case["id"], got, want, EXACT)
         comp_err = (got.compute_bytes - want["compute_bytes"]) / want["compute_bytes"]
         if abs(comp_err) > COMPUTE_TOLERANCE:
             failures.append(f"{case['id']}: compute off by {comp_err:+.1%} "

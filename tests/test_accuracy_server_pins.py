@@ -17,11 +17,8 @@ from pathlib import Path
 import pytest
 
 from planner.estimator import estimate
-from planner.header import ModelHeaders
-from planner.model_facts import ModelFacts
-from planner.reader import parse_file
 from validation.compare_server import server_settings
-from validation.modelgen import load_spec, write_model
+from validation.replay import SpecFacts, exact_mismatches
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "validation" / "results-server"
@@ -52,15 +49,7 @@ def representative(cases: list[dict]) -> list[dict]:
 
 @pytest.fixture(scope="module")
 def facts(tmp_path_factory):
-    cache: dict[str, ModelFacts] = {}
-
-    def get(name: str) -> ModelFacts:
-        if name not in cache:
-            path = write_model(load_spec(name), tmp_path_factory.mktemp("srv") / f"{name}.gguf")
-            cache[name] = ModelFacts.from_headers(ModelHeaders.merge([parse_file(path)]))
-        return cache[name]
-
-    return get
+    return SpecFacts(lambda name: tmp_path_factory.mktemp("srv"))
 
 
 def test_every_validation_model_was_measured_in_server_mode():
@@ -86,9 +75,7 @@ def test_estimator_matches_llama_server(model, facts):
     for c in representative(r["cases"]):
         want = c["llama"]
         got = estimate(f, server_settings(c["settings"]))
-        for key in EXACT:
-            if getattr(got, key) != want[key]:
-                failures.append(f"{c['id']}: {key} memfit {getattr(got, key):,} != llama.cpp {want[key]:,}")
+        failures += exact_mismatches(c["id"], got, want, EXACT)
         err = (got.compute_bytes - want["compute_bytes"]) / want["compute_bytes"]
         if abs(err) > 0.10:
             failures.append(f"{c['id']}: compute {err:+.1%}")

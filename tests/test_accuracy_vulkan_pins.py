@@ -17,10 +17,7 @@ import pytest
 
 from planner.estimate_types import RunSettings
 from planner.estimator import estimate
-from planner.header import ModelHeaders
-from planner.model_facts import ModelFacts
-from planner.reader import parse_file
-from validation.modelgen import load_spec, write_model
+from validation.replay import SpecFacts
 
 REPO = Path(__file__).resolve().parent.parent
 RESULTS = REPO / "validation" / "results-vulkan"
@@ -42,15 +39,7 @@ PINS = [
 
 @pytest.fixture(scope="module")
 def facts(tmp_path_factory):
-    cache: dict[str, ModelFacts] = {}
-
-    def get(name: str) -> ModelFacts:
-        if name not in cache:
-            path = write_model(load_spec(name), tmp_path_factory.mktemp("vk") / f"{name}.gguf")
-            cache[name] = ModelFacts.from_headers(ModelHeaders.merge([parse_file(path)]))
-        return cache[name]
-
-    return get
+    return SpecFacts(lambda name: tmp_path_factory.mktemp("vk"))
 
 
 def _case(model: str, case_id: str) -> dict:

@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-import ggufgen
-from fakehub import model_repo_files
+from planner.testing import ggufgen
+from planner.testing.fakehub import model_repo_files
 from planner.cache import Cache, cache_root, header_from_dict, header_to_dict, hub_header_key, local_header_key
 from planner.header import GGUFHeader, SkippedArray, TensorInfo
 from planner.reader import parse_file

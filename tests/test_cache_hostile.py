@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-import ggufgen
-from fakehub import FakeHub, model_repo_files
+from planner.testing import ggufgen
+from planner.testing.fakehub import FakeHub, model_repo_files
 from planner.cache import Cache, default_cache, hub_header_key, listing_key, local_header_key, ref_key
 from planner.reader import parse_file
 from planner.resolver import resolve

@@ -1,7 +1,7 @@
 """The central command on a real-shaped model: `plan qwen3-vl-32b --device ai-max-395-64g --ctx 24k`.
 
 The repo is what the alias resolves to first (planner/data/aliases.toml: Qwen/Qwen3-VL-32B-Instruct-GGUF),
-built from tests/data/qwen3-vl-32b.json: Qwen3-VL-32B's real GGUF metadata and tensor layout, the
+built from planner/testing/data/qwen3-vl-32b.json: Qwen3-VL-32B's real GGUF metadata and tensor layout, the
 quant mixes llama.cpp's own quantizer (b11434, `llama-quantize --dry-run`) picks for Q3_K_M ... Q8_0,
 the BF16 conversion, and the real-shaped vision projector (27-block ViT + mergers, ~0.6B parameters,
 mmproj-F16 ~1.2 GB). Files are sparse (exact headers, a hole for the weights) and served by the
@@ -23,9 +23,9 @@ from pathlib import Path
 
 import pytest
 
-from clirun import plan
+from planner.testing.clirun import plan
 
-import realmodels
+from planner.testing import realmodels
 from planner.devices import load_profile
 
 GIB = 1024**3

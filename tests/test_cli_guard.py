@@ -12,7 +12,7 @@ import sys
 import click
 import pytest
 
-from clirun import logical_lines
+from planner.testing.clirun import logical_lines
 from planner.cli import EXIT_ERROR, EXIT_USAGE, cli, run
 from planner.errors import GGUFError, InputError
 

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from clirun import memfit
+from planner.testing.clirun import memfit
 from planner.probe import env_for, probe_machine
 from planner.probe.build import build_profile
 from planner.probe.dmi import channel_of, parse_dmidecode, ram_bandwidth
@@ -107,12 +107,9 @@ def test_memory_module_model_is_exported():
 
 def test_plan_on_a_cpu_only_machine(monkeypatch: pytest.MonkeyPatch, tmp_path):
     """A CPU-only machine is planned on its CPU: system RAM, the RAM's bandwidth, -ngl 0."""
-    import sys
+    from validation.field.make_specs import sparse_gguf
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "validation" / "field"))
-    from make_specs import sparse_gguf
-
-    from clirun import plan
+    from planner.testing.clirun import plan
 
     for q in ("Q4_K_M", "Q8_0", "BF16"):
         sparse_gguf("qwen3-30b-a3b", q, tmp_path)
@@ -132,12 +129,9 @@ def test_plan_on_a_cpu_only_machine(monkeypatch: pytest.MonkeyPatch, tmp_path):
 
 
 def test_backend_cpu_plans_any_machine_on_its_cpu(tmp_path):
-    import sys
+    from validation.field.make_specs import sparse_gguf
 
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "validation" / "field"))
-    from make_specs import sparse_gguf
-
-    from clirun import plan
+    from planner.testing.clirun import plan
 
     sparse_gguf("qwen3-30b-a3b", "Q4_K_M", tmp_path)
     res = plan(str(tmp_path), "--device", "rtx-4090", "--backend", "cpu", "--ctx", "8k", "--json")

@@ -8,15 +8,14 @@ from __future__ import annotations
 import json
 import re
 import shutil
-import sys
 from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from clirun import memfit, plan
-from planfakes import GIB, LADDER, FakeFacts, fake_estimate, fake_model, mac
+from planner.testing.clirun import memfit, plan
+from planner.testing.planfakes import GIB, LADDER, FakeFacts, fake_estimate, fake_model, mac
 
 from planner.devices import load_profile
 from planner.estimate_types import RunSettings
@@ -26,10 +25,9 @@ from planner.model_facts import ModelFacts
 from planner.plan import PlanRequest, Planner
 from planner.resolver import resolve
 from planner.speed import estimate_speed
+from validation.field.make_specs import sparse_gguf
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "validation" / "field"))
-from make_specs import sparse_gguf  # noqa: E402
 
 MACHINES = Path(__file__).resolve().parent / "fixtures" / "machines"
 
@@ -164,8 +162,8 @@ def test_full_offload_pins_every_layer_in_ollama(field_models):
 
 
 def test_yarn_lines_for_a_qwen3_moe_at_128k(field_models, tmp_path):
-    from ggufgen import ModelShape
-    import fakehub
+    from planner.testing.ggufgen import ModelShape
+    from planner.testing import fakehub
 
     shape = ModelShape(n_vocab=32768, n_layer=48, n_embd=2048, n_ff=6144, n_head=32, n_head_kv=4,
                        n_expert=128, n_expert_used=8, n_ff_exp=768, ctx=40960)
@@ -189,8 +187,8 @@ def test_yarn_lines_for_a_qwen3_moe_at_128k(field_models, tmp_path):
 
 
 def test_an_architecture_without_documented_scaling_is_capped_and_says_why(tmp_path):
-    from ggufgen import ModelShape
-    import fakehub
+    from planner.testing.ggufgen import ModelShape
+    from planner.testing import fakehub
 
     shape = ModelShape(n_vocab=32768, n_layer=16, n_embd=2048, n_ff=8192, n_head=16, n_head_kv=8, ctx=8192)
     fakehub.model_repo_files(tmp_path, "Llama-Small", ["Q4_K_M"], arch="llama", shape=shape)

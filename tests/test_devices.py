@@ -408,9 +408,9 @@ def test_docs_example_profile_is_valid(tmp_path):
 
 @pytest.mark.parametrize("path", PROFILES, ids=[p.stem for p in PROFILES])
 def test_devices_show_works_for_every_profile(path: Path):
-    from planner.cli.devices_cmd import _show_json, show_text
+    from planner.report.device_show import show_json, show_text
 
     prof = load_file(path)
     text = show_text(prof)
     assert prof.id in text and "Sources:" in text
-    json.dumps(_show_json(prof))
+    json.dumps(show_json(prof))

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from planner.cli import cli, run
 from planner.device_schema import GIB, MIB
 from planner.probe.build import build_profile
-from planner.probe.diagnose import diagnose
+from planner.probe.diagnose import Diagnosis, Finding, diagnose
 from planner.probe.facts import GpuFacts, MachineFacts
 
 MACHINES = Path(__file__).resolve().parent / "fixtures" / "machines"
@@ -99,6 +99,12 @@ def test_64g_carveout_advice_is_one_setup_that_every_finding_quotes():
     assert "see the carve-out finding" in found["kernel-large-carveout"]["fix"]
 
 
+def _diagnosed(facts: MachineFacts) -> tuple[Diagnosis, dict[str, Finding]]:
+    """The diagnosis of a machine (its profile built from the facts) and its findings by id."""
+    d = diagnose(facts, *build_profile(facts))
+    return d, {f.id: f for f in d.findings}
+
+
 def test_gtt_advice_without_a_user_value_uses_the_safe_maximum():
     # a large carve-out and no pages_limit of the user's: recommended = smallest carve-out + its safe maximum
     facts = MachineFacts(
@@ -106,9 +112,7 @@ def test_gtt_advice_without_a_user_value_uses_the_safe_maximum():
         ram_visible_bytes=int(63.6 * GIB), mem_available_bytes=58 * GIB,
         gpus=[GpuFacts(name="Strix Halo", vendor="amd", pci_id="1002:1586", kind="integrated",
                        family="strix-halo", vram_total_bytes=64 * GIB, gtt_total_bytes=int(31.8 * GIB))])
-    profile, rec = build_profile(facts)
-    d = diagnose(facts, profile, rec)
-    found = {f.id: f for f in d.findings}
+    d, found = _diagnosed(facts)
     a = d.gtt_advice
     assert a is not None and a.key == "ttm.pages_limit" and a.user_pages is None and a.shrink
     assert a.gtt_bytes == a.safe_gtt_bytes and a.gtt_bytes % GIB == 0 and a.gtt_bytes > a.keep_gtt_bytes
@@ -124,9 +128,7 @@ def test_ignored_ttm_value_above_the_safe_maximum_is_replaced_not_renamed():
         cmdline={"ttm.pages_limit": str(127 * 262144)},
         gpus=[GpuFacts(name="Strix Halo", vendor="amd", pci_id="1002:1586", kind="integrated",
                        family="strix-halo", vram_total_bytes=512 * MIB, gtt_total_bytes=int(63.75 * GIB))])
-    profile, rec = build_profile(facts)
-    d = diagnose(facts, profile, rec)
-    found = {f.id: f for f in d.findings}
+    d, found = _diagnosed(facts)
     a = d.gtt_advice
     assert a is not None and not a.shrink and not a.uses_user_value and a.gtt_bytes == a.safe_gtt_bytes
     fix = found["amdttm-ignored"].fix
@@ -213,8 +215,7 @@ def test_gttsize_and_low_gtt_checks_on_synthetic_facts():
         cmdline={"amdgpu.gttsize": "126976", "ttm.pages_limit": "27525120", "amd_iommu": "off"},
         gpus=[GpuFacts(name="Strix Halo", vendor="amd", pci_id="1002:1586", kind="integrated",
                        family="strix-halo", vram_total_bytes=96 * GIB, gtt_total_bytes=105 * GIB)])
-    profile, rec = build_profile(facts)
-    found = {f.id: f for f in diagnose(facts, profile, rec).findings}
+    _, found = _diagnosed(facts)
     assert found["gttsize-deprecated"].level == "warn" and "remove amdgpu.gttsize" in found["gttsize-deprecated"].fix
     assert found["gtt-too-high"].level == "warn"
     assert found["gtt-plus-carveout"].level == "warn" and "memtest_vulkan#66" in found["gtt-plus-carveout"].source

@@ -1,7 +1,7 @@
 """`memfit estimate --device ID|auto|FILE`: the device's backend, where this exact breakdown lands
 on the device as configured now (pools, tier, headroom), the plan hint, --json device_fit, exit 0.
 
-Models: the real-shaped Qwen3-VL-32B headers (tests/data/qwen3-vl-32b.json, sparse files): Q4_K_M
+Models: the real-shaped Qwen3-VL-32B headers (planner/testing/data/qwen3-vl-32b.json, sparse files): Q4_K_M
 puts ~20.5 GiB on the GPU at 8k, Q8_0 ~34 GiB. Machines: the recorded trees in
 tests/fixtures/machines/, replayed by `--device auto` through $MEMFIT_PROBE_ROOT (planner.probe.env_for).
 """
@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
-import realmodels
-from clirun import logical_lines, memfit
+from planner.testing import realmodels
+from planner.testing.clirun import logical_lines, memfit
 from planner.device_schema import GIB, MIB
 from planner.devices import load_profile
 

@@ -7,8 +7,8 @@ import json
 import pytest
 from gguf import GGMLQuantizationType as Q
 
-import estimator_models as em
-from ggufgen import write_gguf
+from planner.testing import estimator_models as em
+from planner.testing.ggufgen import write_gguf
 from planner.cli import run
 
 
@@ -171,7 +171,7 @@ def test_missing_file(capsys, tmp_path):
 
 
 def test_hub_reference_with_quant_and_mmproj_auto(fake_hub, tmp_path, capsys):
-    import fakehub
+    from planner.testing import fakehub
 
     files = fakehub.model_repo_files(tmp_path / "repo", "Qwen3-8B", ["Q4_K_M", "Q8_0"], arch="qwen3", mmproj=True)
     fake_hub.add_repo("Qwen/Qwen3-8B-GGUF", files)

@@ -8,13 +8,10 @@ from __future__ import annotations
 
 import pytest
 
-import estimator_models as em
+from planner.testing import estimator_models as em
 from planner.estimate_types import RunSettings
 from planner.estimator import estimate
-from planner.header import ModelHeaders
-from planner.model_facts import ModelFacts
-from planner.reader import parse_file
-from validation.modelgen import load_spec, write_model
+from validation.replay import spec_facts
 
 # (model, n_ctx, n_ubatch, flash_attn) -> measured CPU compute bytes
 MEASURED = {
@@ -129,8 +126,7 @@ LFM2_DOUBT = (122880, 124928)  # the logits fit in the masks' block only with bo
 @pytest.fixture(scope="module")
 def lfm2_real(tmp_path_factory):
     """The exact header llama.cpp measured (validation/models/lfm2-1.2b.json)."""
-    path = write_model(load_spec("lfm2-1.2b"), tmp_path_factory.mktemp("lfm2") / "lfm2.gguf")
-    return ModelFacts.from_headers(ModelHeaders.merge([parse_file(path)]))
+    return spec_facts("lfm2-1.2b", tmp_path_factory.mktemp("lfm2"))
 
 
 @pytest.mark.parametrize("n_ctx", sorted(LFM2_SWEEP))

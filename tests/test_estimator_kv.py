@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pytest
 
-import estimator_models as em
+from planner.testing import estimator_models as em
 from planner.errors import EstimateError
 from planner.estimate_types import RunSettings
 from planner.estimator import estimate
@@ -20,17 +20,8 @@ def cpu(**kw) -> RunSettings:
 
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
-    root = tmp_path_factory.mktemp("kv")
-    return {
-        "llama": em.llama31_8b(root / "llama.gguf"),
-        "qwen3": em.qwen3_32b(root / "qwen3.gguf"),
-        "gemma": em.gemma3_270m(root / "gemma.gguf"),
-        "deepseek": em.deepseek_v2_lite(root / "ds.gguf"),
-        "lfm2": em.lfm2_1_2b(root / "lfm2.gguf"),
-        "next": em.qwen3_next(root / "next.gguf"),
-        "mamba2": em.mamba2_like(root / "mamba2.gguf"),
-        "gemma3n": em.gemma3n_like(root / "gemma3n.gguf"),
-    }
+    return em.write_models(tmp_path_factory.mktemp("kv"),
+                           ["llama", "qwen3", "gemma", "deepseek", "lfm2", "next", "mamba2", "gemma3n"])
 
 
 def test_llama31_8b_24k_f16_is_3072_mib(models):

@@ -6,8 +6,8 @@ from __future__ import annotations
 import pytest
 from gguf import GGMLQuantizationType as Q
 
-import estimator_models as em
-from ggufgen import write_gguf
+from planner.testing import estimator_models as em
+from planner.testing.ggufgen import write_gguf
 from planner.estimate_types import RunSettings
 from planner.estimator import estimate
 from planner.model_facts import tensor_alloc_size
@@ -20,13 +20,7 @@ def pad(x: int, n: int) -> int:
 @pytest.fixture(scope="module")
 def models(tmp_path_factory):
     root = tmp_path_factory.mktemp("w")
-    return {
-        "llama": em.llama31_8b(root / "llama.gguf"),
-        "gemma": em.gemma3_270m(root / "gemma.gguf"),
-        "moe": em.qwen3_30b_a3b(root / "moe.gguf"),
-        "deepseek": em.deepseek_v2_lite(root / "ds.gguf"),
-        "root": root,
-    }
+    return {**em.write_models(root, ["llama", "gemma", "moe", "deepseek"]), "root": root}
 
 
 def _tensor_sum(facts, names=None, align=32, row_pad=0):

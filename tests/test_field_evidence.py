@@ -4,15 +4,10 @@ laptop this project is for) agrees row by row. No network: model shapes are reco
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "validation" / "field"))
+from validation.field import harness as H
 
-import harness as H  # noqa: E402
 
 ROWS = H.load_rows()
 BY_ID = {r.id: r for r in ROWS}

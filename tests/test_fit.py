@@ -9,7 +9,7 @@ from __future__ import annotations
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from planfakes import apu, gpu_card, mac
+from planner.testing.planfakes import apu, gpu_card, mac
 from planner.device_schema import DeviceProfile
 from planner.estimate_types import Breakdown, DeviceUsage, LayerUsage, RunSettings
 from planner.fit import FIT_TARGET_BYTES, FitConfig, last_fitting, place, solve

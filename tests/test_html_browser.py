@@ -22,8 +22,8 @@ from pathlib import Path
 import pytest
 
 import pngpixels
-import realmodels
-from clirun import plan
+from planner.testing import realmodels
+from planner.testing.clirun import plan
 
 BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 DEVICES = ("ai-max-395-64g", "apple-m4-max-64g", "rtx-4090", "ai-max-395-128g-minipc:linux")

@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-import ggufgen
-from fakehub import FakeHub, model_repo_files
+from planner.testing import ggufgen
+from planner.testing.fakehub import FakeHub, model_repo_files
 from planner import hub, resolver
 from planner.cache import cache_root
 from planner.cli import run

@@ -1,6 +1,6 @@
 """Hostile and broken servers (issue 12): slow bodies meet a deadline, listings are validated
 before any request, redirects leave HTTP at once, and a file that changes between the listing
-and the read is reported, never cached as a mix of two versions. All against tests/fakehub.py.
+and the read is reported, never cached as a mix of two versions. All against planner/testing/fakehub.py.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from typing import Any, Callable
 
 import pytest
 
-import ggufgen
-from fakehub import FakeHub, model_repo_files
+from planner.testing import ggufgen
+from planner.testing.fakehub import FakeHub, model_repo_files
 from planner import hub
 from planner.cache import default_cache
 from planner.errors import HubError, MemfitError
@@ -55,12 +55,22 @@ def _header_entries() -> list[Path]:
 # --- slow bodies: an overall deadline besides the per-read timeout -----------------------------------
 
 
+def _timed_resolve(fake_hub: FakeHub, files: dict, monkeypatch: pytest.MonkeyPatch, env: dict[str, str],
+                   fault: dict[str, Any], ref: str = f"{REPO}:Q4_K_M") -> tuple[BaseException | None, float]:
+    """With `env` set and `fault` injected, serve the repo and resolve `ref` (given at most 10 s):
+    the error it ended with, and how long it took."""
+    for name, value in env.items():
+        monkeypatch.setenv(name, value)
+    fake_hub.add_fault(**fault)
+    fake_hub.add_repo(REPO, files)
+    _, err, took = _bounded(lambda: resolve(ref), 10)
+    return err, took
+
+
 def test_a_body_trickling_one_byte_at_a_time_meets_the_deadline(fake_hub: FakeHub, files, monkeypatch) -> None:
     """Before: a server sending a byte per second never tripped the 10 s read timeout."""
-    monkeypatch.setenv("MEMFIT_HTTP_DEADLINE", "1.5")
-    fake_hub.add_repo(REPO, files)
-    fake_hub.add_fault("trickle", after_bytes=16, delay=0.05, times=-1, where="cdn")
-    _, err, took = _bounded(lambda: resolve(f"{REPO}:Q4_K_M"), 10)
+    err, took = _timed_resolve(fake_hub, files, monkeypatch, {"MEMFIT_HTTP_DEADLINE": "1.5"},
+                               dict(kind="trickle", after_bytes=16, delay=0.05, times=-1, where="cdn"))
     assert isinstance(err, HubError), err
     assert "took longer than the 1.5 s one read may take" in err.message
     assert "gave up after 1 attempt(s) in 1." in err.message and "bytes received" in err.message
@@ -69,41 +79,32 @@ def test_a_body_trickling_one_byte_at_a_time_meets_the_deadline(fake_hub: FakeHu
 
 
 def test_a_trickling_listing_meets_the_deadline(fake_hub: FakeHub, files, monkeypatch) -> None:
-    monkeypatch.setenv("MEMFIT_HTTP_DEADLINE", "1")
-    fake_hub.add_repo(REPO, files)
-    fake_hub.add_fault("trickle", after_bytes=8, delay=0.05, times=-1, where="api")
-    _, err, took = _bounded(lambda: resolve(REPO), 10)
+    err, took = _timed_resolve(fake_hub, files, monkeypatch, {"MEMFIT_HTTP_DEADLINE": "1"},
+                               dict(kind="trickle", after_bytes=8, delay=0.05, times=-1, where="api"), ref=REPO)
     assert isinstance(err, HubError) and "took longer than the 1 s" in err.message, err
     assert took < 4
 
 
 def test_a_trickled_error_body_meets_the_deadline(fake_hub: FakeHub, files, monkeypatch) -> None:
-    monkeypatch.setenv("MEMFIT_HTTP_DEADLINE", "1")
-    fake_hub.add_repo(REPO, files)
-    fake_hub.add_fault("status", status=503, delay=0.05, after_bytes=60000, times=-1, where="cdn")
-    _, err, took = _bounded(lambda: resolve(f"{REPO}:Q4_K_M"), 10)
+    err, took = _timed_resolve(fake_hub, files, monkeypatch, {"MEMFIT_HTTP_DEADLINE": "1"},
+                               dict(kind="status", status=503, delay=0.05, after_bytes=60000, times=-1, where="cdn"))
     assert isinstance(err, HubError) and "1 s one read may take" in err.message, err
     assert took < 4
 
 
 def test_retries_stop_at_the_deadline(fake_hub: FakeHub, files, monkeypatch) -> None:
     """Retry-After waits count against the deadline: no sleeping past it."""
-    monkeypatch.setenv("MEMFIT_HTTP_DEADLINE", "1")
-    monkeypatch.setenv("MEMFIT_HTTP_MAX_WAIT", "30")
-    fake_hub.add_repo(REPO, files)
-    fake_hub.add_fault("status", status=429, retry_after="20", times=-1, where="cdn")
-    _, err, took = _bounded(lambda: resolve(f"{REPO}:Q4_K_M"), 10)
+    env = {"MEMFIT_HTTP_DEADLINE": "1", "MEMFIT_HTTP_MAX_WAIT": "30"}
+    err, took = _timed_resolve(fake_hub, files, monkeypatch, env,
+                               dict(kind="status", status=429, retry_after="20", times=-1, where="cdn"))
     assert isinstance(err, HubError) and "gave up after 1 attempt(s)" in err.message, err
     assert took < 3
 
 
 def test_timeout_message_states_the_time_spent(fake_hub: FakeHub, files, monkeypatch) -> None:
     """Before: 'timed out after 10 s' appeared after 60 s (five attempts and their waits)."""
-    monkeypatch.setenv("MEMFIT_HTTP_TIMEOUT", "0.2")
-    monkeypatch.setenv("MEMFIT_HTTP_RETRIES", "2")
-    fake_hub.add_repo(REPO, files)
-    fake_hub.add_fault("latency", delay=3, times=-1, where="cdn")
-    _, err, took = _bounded(lambda: resolve(f"{REPO}:Q4_K_M"), 10)
+    env = {"MEMFIT_HTTP_TIMEOUT": "0.2", "MEMFIT_HTTP_RETRIES": "2"}
+    err, took = _timed_resolve(fake_hub, files, monkeypatch, env, dict(kind="latency", delay=3, times=-1, where="cdn"))
     assert isinstance(err, HubError), err
     spent = float(err.message.rsplit(" in ", 1)[1].split(" s")[0])
     assert "no data within 0.2 s, gave up after 3 attempt(s)" in err.message

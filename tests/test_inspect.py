@@ -9,8 +9,8 @@ from pathlib import Path
 
 import pytest
 
-import ggufgen
-from fakehub import FakeHub, model_repo_files
+from planner.testing import ggufgen
+from planner.testing.fakehub import FakeHub, model_repo_files
 from planner.cli import run
 from planner.inspect import ModelSummary, parameter_counts, summarize, type_histogram
 from planner.resolver import resolve
@@ -136,7 +136,7 @@ def _rwkv6(path: Path, E: int = 2048, L: int = 4, vocab: int = 1000) -> Path:
     from gguf import GGMLQuantizationType as Q
     from gguf import GGUFValueType as V
 
-    from ggufgen import tokenizer_metadata, typed, write_gguf
+    from planner.testing.ggufgen import tokenizer_metadata, typed, write_gguf
 
     u32 = lambda x: typed(x, V.UINT32)  # noqa: E731
     meta = {"general.architecture": "rwkv6", "general.name": "test-rwkv6", "rwkv6.context_length": u32(1048576),
@@ -168,8 +168,7 @@ def _estimated_state(path: Path) -> int:
 
 def test_pure_recurrent_models_show_their_state_not_zero_heads(tmp_path: Path, capsys: pytest.CaptureFixture[str],
                                                               monkeypatch: pytest.MonkeyPatch) -> None:
-    import estimator_models as em
-
+    from planner.testing import estimator_models as em
     monkeypatch.setenv("COLUMNS", "160")  # each fact on one line (the 80-column layout: test_terminal_width)
     mamba = tmp_path / "mamba2-Q8_0.gguf"
     em.mamba2_like(mamba)

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-import fakehub
-from clirun import memfit
+from planner.testing import fakehub
+from planner.testing.clirun import memfit
 from planner import lmstudio
 from planner.errors import ResolveError
 from planner.resolver import resolve

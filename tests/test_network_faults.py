@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import ggufgen
-from clirun import logical_lines
-from fakehub import FakeHub, model_repo_files
+from planner.testing import ggufgen
+from planner.testing.clirun import logical_lines
+from planner.testing.fakehub import FakeHub, model_repo_files
 from planner import hub
 from planner.cli import run
 from planner.errors import HubError

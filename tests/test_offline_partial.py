@@ -8,9 +8,9 @@ from pathlib import Path
 
 import pytest
 
-import ggufgen
-from clirun import memfit, plan
-from fakehub import FakeHub, model_repo_files
+from planner.testing import ggufgen
+from planner.testing.clirun import memfit, plan
+from planner.testing.fakehub import FakeHub, model_repo_files
 from planner import hub
 from planner.resolver import resolve
 

@@ -1,4 +1,4 @@
-"""Ollama models as references: names, the registry (tests/fakeregistry.py), the local store,
+"""Ollama models as references: names, the registry (planner/testing/fakeregistry.py), the local store,
 the cache, errors; and the CLI end to end."""
 
 from __future__ import annotations
@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-import fakeregistry
-import ggufgen
-from clirun import logical_lines, memfit, plan
-from fakeregistry import build_model, write_store
+from planner.testing import fakeregistry
+from planner.testing import ggufgen
+from planner.testing.clirun import logical_lines, memfit, plan
+from planner.testing.fakeregistry import build_model, write_store
 from planner import ollama
 from planner.cache import default_cache
 from planner.errors import RegistryError, ResolveError

@@ -1,4 +1,4 @@
-"""The planner, speed model and reports over the fake estimator (tests/planfakes.py) and synthetic
+"""The planner, speed model and reports over the fake estimator (planner/testing/planfakes.py) and synthetic
 device profiles whose numbers are known, so each rule is checked on its own."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from planfakes import GIB, LADDER, MIB, FakeFacts, apu, fake_estimate, fake_model, gpu_card, mac
+from planner.testing.planfakes import GIB, LADDER, MIB, FakeFacts, apu, fake_estimate, fake_model, gpu_card, mac
 from planner.fit import place
 from planner.plan import MultiPlan, PlanRequest, Planner, plan_devices
 from planner.report import render_bar, render_json, render_markdown, render_text

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
-from clirun import plan
+from planner.testing.clirun import plan
 
-import fakehub
-import ggufgen
+from planner.testing import fakehub
+from planner.testing import ggufgen
 from planner.devices import load_profile
 
 GIB = 1024**3
@@ -295,8 +295,7 @@ def test_assumed_os_reserve_is_stated_in_text_markdown_and_json(hub):
 def test_auto_on_a_small_unrecognised_apu_plans_an_8b_model(tmp_path, monkeypatch):
     """A 16 GB Phoenix mini-PC no shipped profile matches: the generic profile's reserve scales with
     the RAM (4 GiB for desktop use, not the 8 GiB of a 32+ GB machine), so an 8B Q4 model plans."""
-    import estimator_models as em
-
+    from planner.testing import estimator_models as em
     machines = Path(__file__).resolve().parent / "fixtures" / "machines"
     monkeypatch.setenv("MEMFIT_PROBE_ROOT", str(machines / "phoenix-linux-16g"))
     model = tmp_path / "Llama-3.1-8B-Q4_K_M.gguf"

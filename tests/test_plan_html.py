@@ -3,7 +3,7 @@ the page (planner/report/html.py, svg.py) as markup (escaped, self-contained, on
 device), and the CLI end to end through the local fake Hub. tests/test_html_browser.py renders
 the page in a real browser.
 
-The data tests run the fake estimator (tests/planfakes.py: linear in context, known numbers) on
+The data tests run the fake estimator (planner/testing/planfakes.py: linear in context, known numbers) on
 synthetic profiles; the end-to-end test runs the real-shaped Qwen3-VL-32B repo of the central
 command.
 """
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
-import realmodels
-from clirun import plan
-from planfakes import GIB, LADDER, FakeFacts, apu, fake_estimate, fake_model, gpu_card, mac
+from planner.testing import realmodels
+from planner.testing.clirun import plan
+from planner.testing.planfakes import GIB, LADDER, FakeFacts, apu, fake_estimate, fake_model, gpu_card, mac
 from planner.ctx_chart import chart_upper, sample_contexts
 from planner.fit import FIT_TARGET_BYTES
 from planner.plan import MultiPlan, PlanRequest, Planner

@@ -4,16 +4,11 @@ and says which it assumed."""
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-from clirun import plan
-
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "validation" / "field"))
-from make_specs import sparse_gguf  # noqa: E402
+from planner.testing.clirun import plan
+from validation.field.make_specs import sparse_gguf
 
 
 @pytest.fixture(scope="module")

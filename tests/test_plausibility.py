@@ -9,16 +9,15 @@ from __future__ import annotations
 
 import json
 import math
-import sys
 from pathlib import Path
 from typing import Any
 
 import pytest
 from gguf import GGUFValueType as V
 
-import ggufgen
-from clirun import logical_lines, memfit, plan
-from ggufgen import typed
+from planner.testing import ggufgen
+from planner.testing.clirun import logical_lines, memfit, plan
+from planner.testing.ggufgen import typed
 from planner.errors import GGUFError, MemfitError
 from planner.header import ModelHeaders
 from planner.model_facts import ModelFacts
@@ -194,11 +193,10 @@ def test_checks_are_total_on_any_python_value() -> None:
 
 
 def _real_metadata() -> list[tuple[str, dict[str, Any]]]:
-    sys.path.insert(0, str(ROOT))
     from validation.model_configs import MODELS  # real configs as convert_hf_to_gguf writes them
 
     out = [(m["name"], {k: v[0] for k, v in m["metadata"].items()}) for m in MODELS]
-    for spec in sorted((ROOT / "tests" / "data").glob("*.json")):
+    for spec in sorted((ROOT / "planner" / "testing" / "data").glob("*.json")):
         d = json.loads(spec.read_text())
         out.append((spec.stem, {k: v[1] for k, v in d["metadata"].items()}))
     return out

@@ -1,12 +1,12 @@
 """Properties of the decision layer and the speed model over generated models and machines
-(tests/planfakes.py's estimator, synthetic profiles): what must hold for every input, not one example."""
+(planner/testing/planfakes.py's estimator, synthetic profiles): what must hold for every input, not one example."""
 
 from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from planfakes import GIB, LADDER, apu, fake_estimate, fake_model, gpu_card, mac, FakeFacts
+from planner.testing.planfakes import GIB, LADDER, apu, fake_estimate, fake_model, gpu_card, mac, FakeFacts
 from planner.plan import PlanRequest, Planner
 
 KW = dict(estimate_fn=fake_estimate, facts_fn=FakeFacts.from_headers)

@@ -331,9 +331,9 @@ def test_matched_profile_on_a_smaller_machine_scales_its_reserves(tmp_path):
 
 def test_small_board_fits_a_small_model_on_its_cpu(tmp_path, monkeypatch):
     # with the fixed 8 GiB desktop reserve nothing could fit on an 8 GB board (the OS sees 7.9 GiB)
-    import ggufgen
+    from planner.testing import ggufgen
 
-    from clirun import memfit
+    from planner.testing.clirun import memfit
 
     monkeypatch.setenv("MEMFIT_PROBE_ROOT", str(MACHINES / "unknown-arm-board"))
     shape = ggufgen.ModelShape(n_vocab=32000, n_layer=16, n_embd=2048, n_ff=8192, n_head=32, n_head_kv=8, ctx=8192)

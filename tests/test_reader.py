@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import ggufgen
-from ggufgen import ARCHS, ModelShape, Q, V, typed, write_gguf, write_gguf_split, write_model
+from planner.testing import ggufgen
+from planner.testing.ggufgen import ARCHS, ModelShape, Q, V, typed, write_gguf, write_gguf_split, write_model
 from planner.errors import GGUFError, ResolveError
 from planner.header import GGUFHeader, ModelHeaders, SkippedArray
 from planner.reader import parse_file, parse_header
@@ -356,7 +356,7 @@ class RecordingSource(LocalFileSource):
 
 def _header_end(h: GGUFHeader) -> int:
     """Where the last tensor info ends (before the padding)."""
-    from ggufmutate import scan_layout
+    from planner.testing.ggufmutate import scan_layout
 
     with open(h.source, "rb") as f:
         return scan_layout(f.read(h.data_offset)).header_end

@@ -10,9 +10,9 @@ import tracemalloc
 
 import pytest
 
-import ggufgen
-from ggufgen import ModelShape
-from ggufmutate import HOSTILE_U64, SparseSource, header_bytes, scan_layout
+from planner.testing import ggufgen
+from planner.testing.ggufgen import ModelShape
+from planner.testing.ggufmutate import HOSTILE_U64, SparseSource, header_bytes, scan_layout
 from planner.errors import GGUFError
 from planner.header import GGUFHeader
 from planner.reader import parse_header

@@ -12,9 +12,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import ggufgen
-from ggufgen import ModelShape
-from ggufmutate import Layout, SparseSource, header_bytes, mutate, scan_layout
+from planner.testing import ggufgen
+from planner.testing.ggufgen import ModelShape
+from planner.testing.ggufmutate import Layout, SparseSource, header_bytes, mutate, scan_layout
 from planner.errors import GGUFError
 from planner.header import GGUFHeader
 from planner.reader import parse_header

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-import ggufgen
-from fakehub import FakeHub, model_repo_files
+from planner.testing import ggufgen
+from planner.testing.fakehub import FakeHub, model_repo_files
 from planner.errors import GGUFError, HubError, ResolveError
 from planner.reader import parse_file
 from planner.resolver import load_aliases, load_headers, parse_reference, resolve

@@ -23,11 +23,8 @@ import pytest
 
 from planner.estimate_types import RunSettings
 from planner.estimator import estimate
-from planner.header import ModelHeaders
-from planner.model_facts import ModelFacts
-from planner.reader import parse_file
 from planner.runtimes import resolve_runtime
-from validation.modelgen import load_spec, write_model
+from validation.replay import spec_facts
 
 MiB = 1 << 20
 LOG = {"gpu_compute_mib": 796, "host_compute_mib": 281, "kv_mib": 9306}
@@ -36,8 +33,7 @@ DATA = Path(__file__).resolve().parent.parent / "validation" / "results-builds" 
 
 @pytest.fixture(scope="module")
 def facts(tmp_path_factory):
-    path = write_model(load_spec("gpt-oss-120b"), tmp_path_factory.mktemp("rocm") / "gpt-oss-120b.gguf")
-    return ModelFacts.from_headers(ModelHeaders.merge([parse_file(path)]))
+    return spec_facts("gpt-oss-120b", tmp_path_factory.mktemp("rocm"))
 
 
 def _log_settings(**kw) -> RunSettings:

@@ -10,19 +10,16 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from clirun import memfit, plan
+from planner.testing.clirun import memfit, plan
 
-import fakehub
-import ggufgen
+from planner.testing import fakehub
+from planner.testing import ggufgen
 from planner.errors import InputError
 from planner.estimate_types import RunSettings
 from planner.estimator import estimate
-from planner.header import ModelHeaders
-from planner.model_facts import ModelFacts
 from planner.projector import find_best_mmproj, gguf_tag, quant_bits
-from planner.reader import parse_file
 from planner.runtimes import apps, fa_supported, resolve_runtime, rule, rules
-from validation.modelgen import load_spec, write_model
+from validation.replay import SpecFacts
 
 MiB = 1 << 20
 
@@ -126,15 +123,7 @@ def test_fa_auto_resolution_per_backend():
 
 @pytest.fixture(scope="module")
 def spec_facts(tmp_path_factory):
-    cache: dict[str, ModelFacts] = {}
-
-    def get(name: str) -> ModelFacts:
-        if name not in cache:
-            path = write_model(load_spec(name), tmp_path_factory.mktemp("rt") / f"{name}.gguf")
-            cache[name] = ModelFacts.from_headers(ModelHeaders.merge([parse_file(path)]))
-        return cache[name]
-
-    return get
+    return SpecFacts(lambda name: tmp_path_factory.mktemp("rt"))
 
 
 def test_whole_batch_logits_before_b9464(spec_facts):

@@ -18,8 +18,8 @@ from pathlib import Path
 
 import pytest
 
-import ggufgen
-from clirun import plan
+from planner.testing import ggufgen
+from planner.testing.clirun import plan
 from planner.llama_args import accepts, no_mmap_flag, unknown_flags
 from planner.shells import SHELLS, ollama_persist_lines, shell
 

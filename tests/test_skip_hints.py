@@ -14,7 +14,7 @@ from gguf import GGUFValueType as V
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import ggufgen
+from planner.testing import ggufgen
 from planner.cache import header_from_dict, header_to_dict
 from planner.errors import GGUFError
 from planner.header import GGUFHeader, SkippedArray

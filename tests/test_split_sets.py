@@ -14,10 +14,10 @@ from typing import Any
 import pytest
 from gguf import GGUFValueType as V
 
-import ggufgen
-from clirun import logical_lines, memfit
-from fakehub import FakeHub
-from ggufgen import typed
+from planner.testing import ggufgen
+from planner.testing.clirun import logical_lines, memfit
+from planner.testing.fakehub import FakeHub
+from planner.testing.ggufgen import typed
 from planner.errors import GGUFError, InputError, ResolveError
 from planner.header import ModelHeaders
 from planner.reader import parse_file

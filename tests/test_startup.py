@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from fakehub import FakeHub, model_repo_files
+from planner.testing.fakehub import FakeHub, model_repo_files
 
 NETWORK = ("httpx2", "huggingface_hub.utils", "huggingface_hub.hf_api", "requests", "filelock")
 NUMERIC = ("gguf", "numpy")

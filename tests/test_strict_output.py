@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-import ggufgen
-from clirun import memfit, plan
+from planner.testing import ggufgen
+from planner.testing.clirun import memfit, plan
 from planner.devices import load_file, parse_profile
 from planner.errors import DeviceError
 from planner.units import one_line, printable

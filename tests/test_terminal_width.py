@@ -22,9 +22,9 @@ from typing import Any, Callable
 
 import pytest
 
-import realmodels
-from clirun import memfit
-from fakehub import FakeHub, model_repo_files
+from planner.testing import realmodels
+from planner.testing.clirun import memfit
+from planner.testing.fakehub import FakeHub, model_repo_files
 from planner.report import layout
 
 REPO = Path(__file__).resolve().parent.parent
@@ -247,7 +247,7 @@ def test_inspect_local(monkeypatch, arch_models, arch):
 
 
 def test_inspect_local_directory_with_a_projector(monkeypatch, tmp_path):
-    import ggufgen
+    from planner.testing import ggufgen
 
     shape = ggufgen.ModelShape(n_layer=4, n_embd=512, n_head=8, n_head_kv=2, n_vocab=3000)
     model_repo_files(tmp_path / "m", "Qwen3-30B-A3B-Instruct-2507", ["Q4_K_M", "Q8_0", "UD-Q4_K_XL"],
@@ -257,7 +257,7 @@ def test_inspect_local_directory_with_a_projector(monkeypatch, tmp_path):
 
 
 def test_inspect_via_the_hub(monkeypatch, fake_hub: FakeHub, tmp_path):
-    import ggufgen
+    from planner.testing import ggufgen
 
     shape = ggufgen.ModelShape(n_layer=4, n_embd=512, n_head=8, n_head_kv=2, n_vocab=3000)
     files = model_repo_files(tmp_path / "hub", "Qwen3-30B-A3B", ["IQ4_XS", "Q4_K_M", "Q6_K", "Q8_0"],
@@ -304,10 +304,7 @@ def test_errors_are_one_line_at_any_width(monkeypatch, tmp_path):
 
 @pytest.fixture(scope="module")
 def plan_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    import sys
-
-    sys.path.insert(0, str(REPO / "validation" / "field"))
-    from make_specs import sparse_gguf
+    from validation.field.make_specs import sparse_gguf
 
     root = tmp_path_factory.mktemp("plan-width")
     for q in ("Q4_K_M", "Q6_K", "Q8_0", "BF16"):

@@ -25,11 +25,11 @@ import pytest
 from gguf import GGMLQuantizationType as Q
 from gguf import GGUFValueType as V
 
-import estimator_models as em
-import ggufgen
-from clirun import logical_lines, memfit, plan
-from fakehub import model_repo_files
-from ggufgen import tokenizer_metadata, typed, write_gguf
+from planner.testing import estimator_models as em
+from planner.testing import ggufgen
+from planner.testing.clirun import logical_lines, memfit, plan
+from planner.testing.fakehub import model_repo_files
+from planner.testing.ggufgen import tokenizer_metadata, typed, write_gguf
 from planner.reader import parse_file
 
 TINY = ggufgen.ModelShape()

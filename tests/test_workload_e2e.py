@@ -7,24 +7,22 @@ screenshots, both at a 32 GB carve-out (32/32): GLM-4.7-Flash Q4_K_M ran at 198K
 failed to load at 512 MB (A4); Q5_K_M is the largest Qwen3-VL quant that runs inside 32 GB (A9);
 48/16 failed to load (A10). The workload plan must agree, and the 128 GB mini-PC must show where it
 differs. Repos are real-shaped sparse GGUFs (exact headers): GLM-4.7-Flash from
-validation/field/models, Qwen3-VL-32B (with its projector) from tests/data."""
+validation/field/models, Qwen3-VL-32B (with its projector) from planner/testing/data."""
 
 from __future__ import annotations
 
 import json
-import sys
 import time
 import tomllib
 from pathlib import Path
 
 import pytest
 
-import realmodels
-from clirun import plan
+from planner.testing import realmodels
+from planner.testing.clirun import plan
+from validation.field.make_specs import load_spec, sparse_gguf
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT / "validation" / "field"))
-from make_specs import load_spec, sparse_gguf  # noqa: E402
 
 GIB = 1024**3
 GLM = load_spec("glm-4.7-flash")
@@ -202,14 +200,14 @@ def test_a_workload_file_plans_the_same_as_the_command_line(hub, tmp_path, monke
 def test_planning_the_section_a_workload_is_quick(hub, section_a_repos):
     """The planner's own compute for two models on two machines (headers already read): every model
     on every BIOS option of both machines, plus the final plans."""
-    from planner.cli.plan_cmd import _build_model
+    from planner.inputs import build_plan_model
     from planner.devices import load_profile
     from planner.plan_types import PlanRequest
     from planner.workload import from_cli
     from planner.workload_plan import WorkItem, plan_workload
 
     work = from_cli(list(WORKLOAD))
-    items = [WorkItem(entry=e, model=_build_model(e.ref, None, [], "auto")[0]) for e in work.models]
+    items = [WorkItem(entry=e, model=build_plan_model(e.ref, None, [], "auto")[0]) for e in work.models]
     t0 = time.perf_counter()
     out = plan_workload(work, items, PlanRequest(), [load_profile(LAPTOP), load_profile(MINI)])
     elapsed = time.perf_counter() - t0

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from clirun import plan
+from planner.testing.clirun import plan
 from planner.errors import InputError
 from planner.workload import MAX_MODELS, from_cli, load_file, parse_entry, parse_request
 

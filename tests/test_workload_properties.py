@@ -1,5 +1,5 @@
 """Properties of the workload planner (planner/workload_plan.py, planner/workload_together.py) over
-generated models and machines: tests/planfakes.py's estimator and synthetic profiles, so what is
+generated models and machines: planner/testing/planfakes.py's estimator and synthetic profiles, so what is
 checked is the choosing, not the real estimator's calibration."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from planfakes import GIB, LADDER, FakeFacts, apu, fake_estimate, fake_model, gpu_card, mac
+from planner.testing.planfakes import GIB, LADDER, FakeFacts, apu, fake_estimate, fake_model, gpu_card, mac
 from planner.fit import place
 from planner.plan import PlanRequest, Planner
 from planner.search import placement

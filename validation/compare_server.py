@@ -5,24 +5,19 @@ The estimator gets the settings `memfit estimate --runtime llama.cpp@b11434` der
 n_outputs_max = n_parallel (one logits row per slot), -np auto = 4 unified slots, backend cpu.
 Targets (issue 11): KV and output identical in every case; CPU compute within 5% in 95% of the
 cases and within 10% in all. `section()` renders the server-mode section of docs/accuracy.md
-(validation/compare.py includes it); `python validation/compare_server.py` prints it.
+(validation/compare.py includes it); `python -m validation.compare_server` prints it.
 """
 
 from __future__ import annotations
 
-import json
-import sys
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from statistics import mean
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from validation.modelgen import load_spec, write_model  # noqa: E402
+from validation.results import load_results
+from validation.replay import measured_cases
 
 RESULTS_DIR = HERE / "results-server"
 MiB = 1 << 20
@@ -53,29 +48,14 @@ def server_settings(s: dict):
     )
 
 
-def load_results(results_dir: Path = RESULTS_DIR) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
-
-
 def compare(results: list[dict]) -> list[ServerRow]:
     from planner.estimator import estimate
-    from planner.header import ModelHeaders
-    from planner.model_facts import ModelFacts
-    from planner.reader import parse_file
 
     rows: list[ServerRow] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for res in results:
-            path = write_model(load_spec(res["model"]), Path(tmp) / f"{res['model']}.gguf")
-            facts = ModelFacts.from_headers(ModelHeaders.merge([parse_file(path)]))
-            path.unlink()
-            for c in res["cases"]:
-                rec = c["llama"]
-                if "error" in rec:
-                    continue
-                b = estimate(facts, server_settings(c["settings"]))
-                got = {k: getattr(b, k) for k in EXACT} | {"compute_bytes": b.compute_bytes}
-                rows.append(ServerRow(res["model"], c, rec, got))
+    for res, facts, c in measured_cases(results):
+        b = estimate(facts, server_settings(c["settings"]))
+        got = {k: getattr(b, k) for k in EXACT} | {"compute_bytes": b.compute_bytes}
+        rows.append(ServerRow(res["model"], c, c["llama"], got))
     return rows
 
 
@@ -84,7 +64,7 @@ def _pct(x: float) -> str:
 
 
 def section(results: list[dict] | None = None) -> list[str]:
-    results = load_results() if results is None else results
+    results = load_results(RESULTS_DIR) if results is None else results
     if not results:
         return []
     rows = compare(results)
@@ -106,7 +86,7 @@ def section(results: list[dict] | None = None) -> list[str]:
         "with a unified KV cache, and server-context.cpp reserves the compute graph for one logits row per",
         "slot (`n_outputs_max = min(n_batch, n_parallel)`, common/speculative.cpp",
         "`common_speculative_get_output_limits` without a draft model), so the layer phases, not the",
-        "logits, set the peak. `python validation/server_run.py` measures it: memprobe `--server-mode`",
+        "logits, set the peak. `python -m validation.server_run` measures it: memprobe `--server-mode`",
         "parses each case as llama-server does (LLAMA_EXAMPLE_SERVER) and applies those rules before the",
         "same no_alloc dry run; a few cases per model also start the real `llama-server` binary (CPU,",
         f"`-fit off`, no warmup) and compare the buffer sizes it logs: {agree}/{len(cross)} agree to the",

@@ -5,17 +5,12 @@ docs/accuracy-gpu.md (validation/compare_vulkan.py includes it)."""
 from __future__ import annotations
 
 import json
-import sys
-import tempfile
 from pathlib import Path
 from statistics import mean
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from validation.modelgen import load_spec, write_model  # noqa: E402
+from validation.replay import measured_cases
 
 RESULTS_DIR = HERE / "results-vulkan-server"
 MiB = 1 << 20
@@ -34,32 +29,22 @@ def settings(s: dict):
 
 def compare(results: list[dict]) -> list[dict]:
     from planner.estimator import estimate
-    from planner.header import ModelHeaders
-    from planner.model_facts import ModelFacts
-    from planner.reader import parse_file
 
     rows = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for res in results:
-            path = write_model(load_spec(res["model"]), Path(tmp) / f"{res['model']}.gguf")
-            facts = ModelFacts.from_headers(ModelHeaders.merge([parse_file(path)]))
-            path.unlink()
-            for c in res["cases"]:
-                rec = c["llama"]
-                if "error" in rec:
-                    continue
-                b = estimate(facts, settings(c["settings"]))
-                rows.append({
-                    "model": res["model"], "id": c["id"], "set": c["settings"].get("set", ""),
-                    "vk": rec["vulkan0"]["compute"], "host": rec["host"]["compute"],
-                    "mf": b.device("gpu").compute_bytes, "mf_host": b.device("host").compute_bytes,
-                    "kv_same": rec["kv_bytes"] + rec["recurrent_bytes"] == b.kv_bytes + b.recurrent_bytes,
-                    "out_same": rec["output_bytes"] == b.output_bytes,
-                    "chunked": rec["vulkan0"]["compute"] > VULKAN_BLOCK,
-                    # FA off with a score matrix above the driver's 4 GiB maxBufferSize: the op runs on the
-                    # CPU (docs: the cpu-kq regime), which memfit warns about
-                    "cpu_kq": any("4 GiB buffer limit" in w for w in b.warnings),
-                })
+    for res, facts, c in measured_cases(results):
+        rec = c["llama"]
+        b = estimate(facts, settings(c["settings"]))
+        rows.append({
+            "model": res["model"], "id": c["id"], "set": c["settings"].get("set", ""),
+            "vk": rec["vulkan0"]["compute"], "host": rec["host"]["compute"],
+            "mf": b.device("gpu").compute_bytes, "mf_host": b.device("host").compute_bytes,
+            "kv_same": rec["kv_bytes"] + rec["recurrent_bytes"] == b.kv_bytes + b.recurrent_bytes,
+            "out_same": rec["output_bytes"] == b.output_bytes,
+            "chunked": rec["vulkan0"]["compute"] > VULKAN_BLOCK,
+            # FA off with a score matrix above the driver's 4 GiB maxBufferSize: the op runs on the
+            # CPU (docs: the cpu-kq regime), which memfit warns about
+            "cpu_kq": any("4 GiB buffer limit" in w for w in b.warnings),
+        })
     return rows
 
 
@@ -79,7 +64,7 @@ def section(results: list[dict] | None = None) -> list[str]:
         "## Server mode on Vulkan",
         "",
         "llama-server's own reservation (memprobe `--server-mode`: `-np auto` = 4 unified slots, one logits row",
-        "per slot) on this Vulkan build, every layer on Vulkan0 (`python validation/vulkan_server_run.py`):",
+        "per slot) on this Vulkan build, every layer on Vulkan0 (`python -m validation.vulkan_server_run`):",
         f"{len(results)} models, {len(rows)} cases (np 1/2/4, unified and not, ub 512/1024, FA on/off, f16 and",
         "q8_0 at 16k).",
         "",

@@ -12,7 +12,7 @@ of tensors" / "missing tensor"): loading is the check that these lists are exact
 
 from __future__ import annotations
 
-from typing import Callable
+from typing import Callable, Sequence
 
 Tensor = tuple[str, tuple[int, ...]]
 
@@ -83,10 +83,10 @@ def _attn_qkvo(hp: Hp, i: int, n_q: int, n_k: int, n_v: int, n_o_in: int, bias: 
     return t
 
 
-def _gqa_attn(hp: Hp, i: int) -> list[Tensor]:
+def _gqa_attn(hp: Hp, i: int, bias: bool = False) -> list[Tensor]:
     """The common GQA block: Q/O over all heads, K/V over the KV heads, per-layer head dims."""
     return _attn_qkvo(hp, i, hp.head_k * hp.n_head, hp.head_k * hp.n_head_kv(), hp.head_v * hp.n_head_kv(),
-                      hp.head_k * hp.n_head)
+                      hp.head_k * hp.n_head, bias=bias)
 
 
 def _dense_ffn(hp: Hp, i: int, n_ff: int) -> list[Tensor]:
@@ -110,45 +110,47 @@ def _norm(i: int, name: str, n: int) -> Tensor:
     return (_blk(i, f"{name}.weight"), (n,))
 
 
+def _qk_norms(i: int, n: int) -> list[Tensor]:
+    return [_norm(i, "attn_q_norm", n), _norm(i, "attn_k_norm", n)]
+
+
+def _shared_expert(hp: Hp, i: int, n_ff_sh: int) -> list[Tensor]:
+    return [
+        (_blk(i, "ffn_gate_shexp.weight"), (hp.n_embd, n_ff_sh)),
+        (_blk(i, "ffn_up_shexp.weight"), (hp.n_embd, n_ff_sh)),
+        (_blk(i, "ffn_down_shexp.weight"), (n_ff_sh, hp.n_embd)),
+    ]
+
+
+def _stack(hp: Hp, layer: Callable[[int], list[Tensor]], *, tied: bool, first: Sequence[Tensor] = ()) -> list[Tensor]:
+    """token_embd (and `first`, global tensors the loader reads next), every layer's tensors, then
+    the output norm and, untied, the output matrix."""
+    head, tail = _embd_and_output(hp, tied=tied)
+    return head + list(first) + [t for i in range(hp.n_layer) for t in layer(i)] + tail
+
+
 def llama(hp: Hp) -> list[Tensor]:
     """Options: `tied` (no output.weight: Llama-3.2-1B/3B), `rope_freqs` (default True: the llama3
     rope scaling tensor of Llama 3.x; False for Llama 2, which has no rope scaling)."""
-    head, tail = _embd_and_output(hp, tied=hp.options.get("tied", False))
-    out = head
-    if hp.options.get("rope_freqs", True):
-        out = head + [("rope_freqs.weight", (hp.get("rope.dimension_count", hp.head_k) // 2,))]
-    for i in range(hp.n_layer):
-        out.append(_norm(i, "attn_norm", hp.n_embd))
-        out += _gqa_attn(hp, i)
-        out.append(_norm(i, "ffn_norm", hp.n_embd))
-        out += _dense_ffn(hp, i, hp.n_ff)
-    return out + tail
+    rope = [("rope_freqs.weight", (hp.get("rope.dimension_count", hp.head_k) // 2,))] if hp.options.get("rope_freqs", True) else []
+    return _stack(hp, lambda i: [_norm(i, "attn_norm", hp.n_embd), *_gqa_attn(hp, i), _norm(i, "ffn_norm", hp.n_embd),
+                                 *_dense_ffn(hp, i, hp.n_ff)],
+                  tied=hp.options.get("tied", False), first=rope)
 
 
 def qwen3(hp: Hp) -> list[Tensor]:
     """qwen3 and qwen3vl (the VL text model has the same tensors); small Qwen3 models tie the output
     to token_embd (layout option `tied`)."""
-    head, tail = _embd_and_output(hp, tied=bool(hp.options.get("tied", False)))
-    out = head
-    for i in range(hp.n_layer):
-        out.append(_norm(i, "attn_norm", hp.n_embd))
-        out += _gqa_attn(hp, i)
-        out += [_norm(i, "attn_q_norm", hp.head_k), _norm(i, "attn_k_norm", hp.head_k)]
-        out.append(_norm(i, "ffn_norm", hp.n_embd))
-        out += _dense_ffn(hp, i, hp.n_ff)
-    return out + tail
+    return _stack(hp, lambda i: [_norm(i, "attn_norm", hp.n_embd), *_gqa_attn(hp, i), *_qk_norms(i, hp.head_k),
+                                 _norm(i, "ffn_norm", hp.n_embd), *_dense_ffn(hp, i, hp.n_ff)],
+                  tied=bool(hp.options.get("tied", False)))
 
 
 def qwen3moe(hp: Hp) -> list[Tensor]:
-    head, tail = _embd_and_output(hp, tied=False)
-    out = head
-    for i in range(hp.n_layer):
-        out.append(_norm(i, "attn_norm", hp.n_embd))
-        out += _gqa_attn(hp, i)
-        out += [_norm(i, "attn_q_norm", hp.head_k), _norm(i, "attn_k_norm", hp.head_k)]
-        out.append(_norm(i, "ffn_norm", hp.n_embd))
-        out += _experts(hp, i, hp.get("expert_feed_forward_length"), hp.get("expert_count"))
-    return out + tail
+    return _stack(hp, lambda i: [_norm(i, "attn_norm", hp.n_embd), *_gqa_attn(hp, i), *_qk_norms(i, hp.head_k),
+                                 _norm(i, "ffn_norm", hp.n_embd),
+                                 *_experts(hp, i, hp.get("expert_feed_forward_length"), hp.get("expert_count"))],
+                  tied=False)
 
 
 def gpt_oss(hp: Hp) -> list[Tensor]:
@@ -172,18 +174,15 @@ def gpt_oss(hp: Hp) -> list[Tensor]:
     return out + tail
 
 
+def _gemma_layer(hp: Hp, i: int, qk_norm: bool) -> list[Tensor]:
+    """Gemma 2/3: attention (Gemma 3 with q/k norms) and FFN, each between a pre- and a post-norm."""
+    return ([_norm(i, "attn_norm", hp.n_embd), *_gqa_attn(hp, i)] + (_qk_norms(i, hp.head_k) if qk_norm else [])
+            + [_norm(i, "post_attention_norm", hp.n_embd), _norm(i, "ffn_norm", hp.n_embd),
+               *_dense_ffn(hp, i, hp.n_ff), _norm(i, "post_ffw_norm", hp.n_embd)])
+
+
 def gemma3(hp: Hp) -> list[Tensor]:
-    head, tail = _embd_and_output(hp, tied=True)
-    out = head
-    for i in range(hp.n_layer):
-        out.append(_norm(i, "attn_norm", hp.n_embd))
-        out += _gqa_attn(hp, i)
-        out += [_norm(i, "attn_q_norm", hp.head_k), _norm(i, "attn_k_norm", hp.head_k)]
-        out.append(_norm(i, "post_attention_norm", hp.n_embd))
-        out.append(_norm(i, "ffn_norm", hp.n_embd))
-        out += _dense_ffn(hp, i, hp.n_ff)
-        out.append(_norm(i, "post_ffw_norm", hp.n_embd))
-    return out + tail
+    return _stack(hp, lambda i: _gemma_layer(hp, i, qk_norm=True), tied=True)
 
 
 def deepseek2(hp: Hp) -> list[Tensor]:
@@ -222,11 +221,7 @@ def deepseek2(hp: Hp) -> list[Tensor]:
             out += _experts(hp, i, n_ff_exp, n_exp)
             if hp.options.get("exp_probs_b"):
                 out.append((_blk(i, "exp_probs_b.bias"), (n_exp,)))
-            out += [
-                (_blk(i, "ffn_gate_shexp.weight"), (hp.n_embd, n_ff_exp * n_shared)),
-                (_blk(i, "ffn_up_shexp.weight"), (hp.n_embd, n_ff_exp * n_shared)),
-                (_blk(i, "ffn_down_shexp.weight"), (n_ff_exp * n_shared, hp.n_embd)),
-            ]
+            out += _shared_expert(hp, i, n_ff_exp * n_shared)
     return out + tail
 
 
@@ -251,40 +246,46 @@ def lfm2(hp: Hp) -> list[Tensor]:
     return out + tail
 
 
+def _gated_attn(hp: Hp, i: int) -> list[Tensor]:
+    """Gated full attention (Qwen3-Next, Qwen3.5): q carries the gate (2 x n_head x head_dim), q/k norms."""
+    return _attn_qkvo(hp, i, hp.head_k * hp.n_head * 2, hp.head_k * hp.n_head_kv(), hp.head_v * hp.n_head_kv(),
+                      hp.head_k * hp.n_head) + _qk_norms(i, hp.head_k)
+
+
+def _delta_net(hp: Hp, i: int, beta_alpha: list[Tensor]) -> list[Tensor]:
+    """A Gated DeltaNet layer: fused qkv + gate, the convolution, decay, norm and output around the
+    beta/alpha projections (one fused ssm_ba in Qwen3-Next, two in Qwen3.5)."""
+    d_state, dt_rank = hp.get("ssm.state_size"), hp.get("ssm.time_step_rank")
+    key_dim, value_dim = d_state * hp.get("ssm.group_count"), d_state * dt_rank
+    return [
+        (_blk(i, "attn_qkv.weight"), (hp.n_embd, key_dim * 2 + value_dim)),
+        (_blk(i, "attn_gate.weight"), (hp.n_embd, value_dim)),
+        (_blk(i, "ssm_conv1d.weight"), (hp.get("ssm.conv_kernel"), key_dim * 2 + value_dim)),
+        (_blk(i, "ssm_dt.bias"), (dt_rank,)),
+        (_blk(i, "ssm_a"), (dt_rank,)),
+        *beta_alpha,
+        (_blk(i, "ssm_norm.weight"), (d_state,)),
+        (_blk(i, "ssm_out.weight"), (value_dim, hp.n_embd)),
+    ]
+
+
+def _gated_shared_expert(hp: Hp, i: int, n_ff_sh: int) -> list[Tensor]:
+    return [(_blk(i, "ffn_gate_inp_shexp.weight"), (hp.n_embd,))] + _shared_expert(hp, i, n_ff_sh)
+
+
 def qwen3next(hp: Hp) -> list[Tensor]:
-    head, tail = _embd_and_output(hp, tied=False)
     interval = hp.get("full_attention_interval", 4)
-    d_state, n_group, dt_rank = hp.get("ssm.state_size"), hp.get("ssm.group_count"), hp.get("ssm.time_step_rank")
-    d_conv = hp.get("ssm.conv_kernel")
-    key_dim, value_dim = d_state * n_group, d_state * dt_rank
+    dt_rank = hp.get("ssm.time_step_rank")
     n_exp, n_ff_exp = hp.get("expert_count"), hp.get("expert_feed_forward_length")
     n_ff_sh = hp.get("expert_shared_feed_forward_length")
-    out = head
-    for i in range(hp.n_layer):
-        out.append(_norm(i, "attn_norm", hp.n_embd))
-        out.append(_norm(i, "post_attention_norm", hp.n_embd))
-        if (i + 1) % interval == 0:
-            out += _attn_qkvo(hp, i, hp.head_k * hp.n_head * 2, hp.head_k * hp.n_head_kv(), hp.head_v * hp.n_head_kv(), hp.head_k * hp.n_head)
-            out += [_norm(i, "attn_q_norm", hp.head_k), _norm(i, "attn_k_norm", hp.head_k)]
-        else:
-            out += [
-                (_blk(i, "attn_qkv.weight"), (hp.n_embd, key_dim * 2 + value_dim)),
-                (_blk(i, "attn_gate.weight"), (hp.n_embd, value_dim)),
-                (_blk(i, "ssm_conv1d.weight"), (d_conv, key_dim * 2 + value_dim)),
-                (_blk(i, "ssm_dt.bias"), (dt_rank,)),
-                (_blk(i, "ssm_a"), (dt_rank,)),
-                (_blk(i, "ssm_ba.weight"), (hp.n_embd, dt_rank * 2)),
-                (_blk(i, "ssm_norm.weight"), (d_state,)),
-                (_blk(i, "ssm_out.weight"), (value_dim, hp.n_embd)),
-            ]
-        out += _experts(hp, i, n_ff_exp, n_exp)
-        out += [
-            (_blk(i, "ffn_gate_inp_shexp.weight"), (hp.n_embd,)),
-            (_blk(i, "ffn_gate_shexp.weight"), (hp.n_embd, n_ff_sh)),
-            (_blk(i, "ffn_up_shexp.weight"), (hp.n_embd, n_ff_sh)),
-            (_blk(i, "ffn_down_shexp.weight"), (n_ff_sh, hp.n_embd)),
-        ]
-    return out + tail
+
+    def layer(i: int) -> list[Tensor]:
+        mixer = (_gated_attn(hp, i) if (i + 1) % interval == 0
+                 else _delta_net(hp, i, [(_blk(i, "ssm_ba.weight"), (hp.n_embd, dt_rank * 2))]))
+        return ([_norm(i, "attn_norm", hp.n_embd), _norm(i, "post_attention_norm", hp.n_embd)] + mixer
+                + _experts(hp, i, n_ff_exp, n_exp) + _gated_shared_expert(hp, i, n_ff_sh))
+
+    return _stack(hp, layer, tied=False)
 
 
 def granitehybrid(hp: Hp) -> list[Tensor]:
@@ -320,11 +321,7 @@ def granitehybrid(hp: Hp) -> list[Tensor]:
         if n_exp:
             out += _experts(hp, i, hp.n_ff, n_exp)
             if n_ff_sh:
-                out += [
-                    (_blk(i, "ffn_gate_shexp.weight"), (hp.n_embd, n_ff_sh)),
-                    (_blk(i, "ffn_up_shexp.weight"), (hp.n_embd, n_ff_sh)),
-                    (_blk(i, "ffn_down_shexp.weight"), (n_ff_sh, hp.n_embd)),
-                ]
+                out += _shared_expert(hp, i, n_ff_sh)
         else:
             out += _dense_ffn(hp, i, hp.n_ff)
     return out + tail
@@ -333,15 +330,9 @@ def granitehybrid(hp: Hp) -> list[Tensor]:
 def qwen2(hp: Hp) -> list[Tensor]:
     """Qwen2 / Qwen2.5 (models/qwen2.cpp): the llama block with q/k/v biases, no rope_freqs;
     option `tied` for the small releases that tie the embeddings."""
-    head, tail = _embd_and_output(hp, tied=hp.options.get("tied", False))
-    out = head
-    for i in range(hp.n_layer):
-        out.append(_norm(i, "attn_norm", hp.n_embd))
-        out += _attn_qkvo(hp, i, hp.head_k * hp.n_head, hp.head_k * hp.n_head_kv(), hp.head_v * hp.n_head_kv(),
-                          hp.head_k * hp.n_head, bias=True)
-        out.append(_norm(i, "ffn_norm", hp.n_embd))
-        out += _dense_ffn(hp, i, hp.n_ff)
-    return out + tail
+    return _stack(hp, lambda i: [_norm(i, "attn_norm", hp.n_embd), *_gqa_attn(hp, i, bias=True),
+                                 _norm(i, "ffn_norm", hp.n_embd), *_dense_ffn(hp, i, hp.n_ff)],
+                  tied=hp.options.get("tied", False))
 
 
 def _nextn(hp: Hp, i: int, embed: bool, head: bool) -> list[Tensor]:
@@ -371,10 +362,9 @@ def glm4moe(hp: Hp) -> list[Tensor]:
     out = head
     for i in range(hp.n_layer):
         out.append(_norm(i, "attn_norm", hp.n_embd))
-        out += _attn_qkvo(hp, i, hp.head_k * hp.n_head, hp.head_k * hp.n_head_kv(), hp.head_v * hp.n_head_kv(),
-                          hp.head_k * hp.n_head, bias=hp.options.get("attn_bias", True))
+        out += _gqa_attn(hp, i, bias=hp.options.get("attn_bias", True))
         if hp.options.get("qk_norm", False):
-            out += [_norm(i, "attn_q_norm", hp.head_k), _norm(i, "attn_k_norm", hp.head_k)]
+            out += _qk_norms(i, hp.head_k)
         out.append(_norm(i, "post_attention_norm", hp.n_embd))
         if i < n_dense:
             out += _dense_ffn(hp, i, hp.n_ff)
@@ -382,11 +372,7 @@ def glm4moe(hp: Hp) -> list[Tensor]:
             out += _experts(hp, i, n_ff_exp, n_exp)
             out.append((_blk(i, "exp_probs_b.bias"), (n_exp,)))
             if n_ff_sh:
-                out += [
-                    (_blk(i, "ffn_gate_shexp.weight"), (hp.n_embd, n_ff_sh)),
-                    (_blk(i, "ffn_up_shexp.weight"), (hp.n_embd, n_ff_sh)),
-                    (_blk(i, "ffn_down_shexp.weight"), (n_ff_sh, hp.n_embd)),
-                ]
+                out += _shared_expert(hp, i, n_ff_sh)
         if i >= n_main:
             both = hp.options.get("nextn_embed_head", False)
             out += _nextn(hp, i, embed=both, head=both)
@@ -404,9 +390,7 @@ def qwen35(hp: Hp) -> list[Tensor]:
     n_main = hp.n_layer - hp.get("nextn_predict_layers", 0)
     recurrent = hp.get("attention.recurrent_layers")
     interval = hp.get("full_attention_interval", 4)
-    d_state, n_group, dt_rank = hp.get("ssm.state_size"), hp.get("ssm.group_count"), hp.get("ssm.time_step_rank")
-    d_conv = hp.get("ssm.conv_kernel")
-    key_dim, value_dim = d_state * n_group, d_state * dt_rank
+    dt_rank = hp.get("ssm.time_step_rank")
     n_exp = hp.get("expert_count", 0)
     out = head
     for i in range(hp.n_layer):
@@ -414,30 +398,14 @@ def qwen35(hp: Hp) -> list[Tensor]:
         out.append(_norm(i, "attn_norm", hp.n_embd))
         out.append(_norm(i, "post_attention_norm", hp.n_embd))
         if not is_recr:
-            out += _attn_qkvo(hp, i, hp.head_k * hp.n_head * 2, hp.head_k * hp.n_head_kv(), hp.head_v * hp.n_head_kv(),
-                              hp.head_k * hp.n_head)
-            out += [_norm(i, "attn_q_norm", hp.head_k), _norm(i, "attn_k_norm", hp.head_k)]
+            out += _gated_attn(hp, i)
         else:
-            out += [
-                (_blk(i, "attn_qkv.weight"), (hp.n_embd, key_dim * 2 + value_dim)),
-                (_blk(i, "attn_gate.weight"), (hp.n_embd, value_dim)),
-                (_blk(i, "ssm_conv1d.weight"), (d_conv, key_dim * 2 + value_dim)),
-                (_blk(i, "ssm_dt.bias"), (dt_rank,)),
-                (_blk(i, "ssm_a"), (dt_rank,)),
-                (_blk(i, "ssm_beta.weight"), (hp.n_embd, dt_rank)),
-                (_blk(i, "ssm_alpha.weight"), (hp.n_embd, dt_rank)),
-                (_blk(i, "ssm_norm.weight"), (d_state,)),
-                (_blk(i, "ssm_out.weight"), (value_dim, hp.n_embd)),
-            ]
+            out += _delta_net(hp, i, [(_blk(i, "ssm_beta.weight"), (hp.n_embd, dt_rank)),
+                                      (_blk(i, "ssm_alpha.weight"), (hp.n_embd, dt_rank))])
         if n_exp:
             n_ff_sh = hp.get("expert_shared_feed_forward_length", hp.n_ff)
             out += _experts(hp, i, hp.get("expert_feed_forward_length"), n_exp)
-            out += [
-                (_blk(i, "ffn_gate_inp_shexp.weight"), (hp.n_embd,)),
-                (_blk(i, "ffn_gate_shexp.weight"), (hp.n_embd, n_ff_sh)),
-                (_blk(i, "ffn_up_shexp.weight"), (hp.n_embd, n_ff_sh)),
-                (_blk(i, "ffn_down_shexp.weight"), (n_ff_sh, hp.n_embd)),
-            ]
+            out += _gated_shared_expert(hp, i, n_ff_sh)
         else:
             out += _dense_ffn(hp, i, hp.n_ff)
         if i >= n_main:
@@ -466,7 +434,7 @@ def gemma4(hp: Hp) -> list[Tensor]:
         if swa[i] or not hp.options.get("k_eq_v", False):
             out.append((_blk(i, "attn_v.weight"), (hp.n_embd, kv)))
         out.append((_blk(i, "attn_output.weight"), (hd * hp.n_head, hp.n_embd)))
-        out += [_norm(i, "attn_q_norm", hd), _norm(i, "attn_k_norm", hd)]
+        out += _qk_norms(i, hd)
         out.append(_norm(i, "post_attention_norm", hp.n_embd))
         out.append((_blk(i, "layer_output_scale.weight"), (1,)))
         out.append(_norm(i, "ffn_norm", hp.n_embd))
@@ -488,30 +456,14 @@ def gemma4(hp: Hp) -> list[Tensor]:
 
 def gemma2(hp: Hp) -> list[Tensor]:
     """models/gemma2.cpp: like gemma3 without q/k norms; output tied to token_embd."""
-    head, tail = _embd_and_output(hp, tied=True)
-    out = head
-    for i in range(hp.n_layer):
-        out.append(_norm(i, "attn_norm", hp.n_embd))
-        out += _gqa_attn(hp, i)
-        out.append(_norm(i, "post_attention_norm", hp.n_embd))
-        out.append(_norm(i, "ffn_norm", hp.n_embd))
-        out += _dense_ffn(hp, i, hp.n_ff)
-        out.append(_norm(i, "post_ffw_norm", hp.n_embd))
-    return out + tail
+    return _stack(hp, lambda i: _gemma_layer(hp, i, qk_norm=False), tied=True)
 
 
 def olmoe(hp: Hp) -> list[Tensor]:
     """models/olmoe.cpp: full-width q/k norms, experts without a shared one."""
-    head, tail = _embd_and_output(hp, tied=False)
-    out = head
-    n_expert = hp.get("expert_count")
-    for i in range(hp.n_layer):
-        out.append(_norm(i, "attn_norm", hp.n_embd))
-        out += _gqa_attn(hp, i)
-        out += [_norm(i, "attn_q_norm", hp.n_embd), _norm(i, "attn_k_norm", hp.n_embd)]
-        out.append(_norm(i, "ffn_norm", hp.n_embd))
-        out += _experts(hp, i, hp.n_ff, n_expert)
-    return out + tail
+    return _stack(hp, lambda i: [_norm(i, "attn_norm", hp.n_embd), *_gqa_attn(hp, i), *_qk_norms(i, hp.n_embd),
+                                 _norm(i, "ffn_norm", hp.n_embd), *_experts(hp, i, hp.n_ff, hp.get("expert_count"))],
+                  tied=False)
 
 
 def phi3(hp: Hp) -> list[Tensor]:

@@ -2,15 +2,15 @@
 
 Steps per model (validation/model_configs.py):
 1. metadata (real config values) + tensor list (validation/layouts.py) with the types of a BF16
-   conversion, written as a sparse GGUF (tests/ggufgen.py: the data region is a hole);
+   conversion, written as a sparse GGUF (planner/testing/ggufgen.py: the data region is a hole);
 2. `llama-quantize --dry-run SRC TYPE` prints the type it would give each tensor without reading
    or writing any tensor data; we parse that list;
 3. the result is recorded as validation/models/<name>.json (a compact spec: metadata, vocab spec,
    tensors with final types). `write_model(spec, path)` turns a spec back into the exact GGUF
    header (sparse file) without llama.cpp; the unit tests do that.
 
-Usage: python validation/modelgen.py --llama-bin DIR [--only NAME ...]   (regenerate specs)
-       python validation/modelgen.py --write DIR [--only NAME ...]       (specs -> sparse GGUFs)
+Usage: python -m validation.modelgen --llama-bin DIR [--only NAME ...]   (regenerate specs)
+       python -m validation.modelgen --write DIR [--only NAME ...]       (specs -> sparse GGUFs)
 """
 
 from __future__ import annotations
@@ -26,14 +26,11 @@ from typing import Any
 from gguf import GGMLQuantizationType, GGUFValueType
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from tests.ggufgen import typed, write_gguf  # noqa: E402
-from validation import layouts  # noqa: E402
-from validation.build_llamacpp import LLAMA_BUILD  # noqa: E402
-from validation.vocab import vocab_metadata  # noqa: E402
+from planner.testing.ggufgen import typed, write_gguf
+from validation import layouts
+from validation.build_llamacpp import LLAMA_BUILD
+from validation.vocab import vocab_metadata
 
 MODELS_DIR = HERE / "models"
 FILE_TYPES = {"Q4_K_M": 15, "Q8_0": 7, "MXFP4_MOE": 38, "BF16": 32}

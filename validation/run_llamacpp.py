@@ -28,12 +28,10 @@ from itertools import product
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from validation.build_llamacpp import DEFAULT_CACHE, LlamaBuild, ensure_build  # noqa: E402
-from validation.modelgen import MODELS_DIR, all_specs, write_model  # noqa: E402
+from validation import results
+from validation.build_llamacpp import DEFAULT_CACHE, LlamaBuild, ensure_build
+from validation.modelgen import MODELS_DIR, all_specs, write_model
 
 RESULTS_DIR = HERE / "results"
 CONTEXTS = (4096, 8192, 16384, 32768, 65536, 131072)
@@ -300,22 +298,6 @@ def run_model(spec: dict, build: LlamaBuild, models_dir: Path, work: Path, quick
     }
 
 
-def save_result(result: dict, results_dir: Path = RESULTS_DIR) -> Path:
-    results_dir.mkdir(parents=True, exist_ok=True)
-    path = results_dir / f"{result['model']}.json"
-    head = {k: v for k, v in result.items() if k != "cases"}
-    lines = ["{"] + [f" {json.dumps(k)}: {json.dumps(v)}," for k, v in head.items()]
-    lines.append(' "cases": [')
-    lines.append(",\n".join("  " + json.dumps(c) for c in result["cases"]))
-    lines.append(" ]\n}")
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def load_results(results_dir: Path = RESULTS_DIR) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json")) if not p.name.startswith("_")]
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--llama-bin", type=Path, help="reuse this llama.cpp build (its bin/ directory)")
@@ -330,14 +312,12 @@ def main(argv: list[str] | None = None) -> int:
     work = args.cache / "work"
     models_dir.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
-    for spec in all_specs():
-        if args.only and spec["name"] not in args.only:
-            continue
-        res = run_model(spec, build, models_dir, work, args.quick, args.cross_check)
-        errors = sum("error" in c["llama"] for c in res["cases"])
-        print(f"{spec['name']}: {len(res['cases'])} cases, {errors} refused by llama.cpp, "
-              f"fit-print mismatches {res['fit_print_mismatches']}, {res['runtime_s']} s -> {save_result(res)}", flush=True)
-    return 0
+    specs = {spec["name"]: spec for spec in all_specs() if not args.only or spec["name"] in args.only}
+    return results.measure_each(
+        specs, lambda name: run_model(specs[name], build, models_dir, work, args.quick, args.cross_check),
+        lambda res: (f"{len(res['cases'])} cases, {results.refused(res)} refused by llama.cpp, "
+                     f"fit-print mismatches {res['fit_print_mismatches']}, {res['runtime_s']} s"),
+        lambda res: results.save_result(res, RESULTS_DIR))
 
 
 if __name__ == "__main__":

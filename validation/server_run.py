@@ -15,7 +15,7 @@ MLA models), at a 32k context (clamped to the training context); the base settin
 the training context (128k cap); -np auto; and ROCM_LOG_CASE, the settings of the ROCm log in
 issue 11 (gpt-oss-120b, -c 262144 -np 2, FA on, -ub 1024 -b 1024, non-unified).
 
-    python validation/server_run.py [--llama-bin DIR] [--only MODEL ...] [--cross-check N]
+    python -m validation.server_run [--llama-bin DIR] [--only MODEL ...] [--cross-check N]
 
 Writes validation/results-server/<model>.json; validation/compare_server.py compares.
 """
@@ -35,14 +35,12 @@ from itertools import product
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from validation.build_llamacpp import DEFAULT_CACHE, LlamaBuild, ensure_build  # noqa: E402
-from validation.modelgen import all_specs, write_model  # noqa: E402
-from validation.run_llamacpp import (  # noqa: E402
-    _contexts, _is_mla, _probe_record, _spec_digest, save_result, unique_cases,
+from validation import results
+from validation.build_llamacpp import DEFAULT_CACHE, LlamaBuild, ensure_build
+from validation.modelgen import all_specs, write_model
+from validation.run_llamacpp import (
+    _contexts, _is_mla, _probe_record, _spec_digest, unique_cases,
 )
 
 RESULTS_DIR = HERE / "results-server"
@@ -212,10 +210,6 @@ def run_model(spec: dict, build: LlamaBuild, models_dir: Path, work: Path, n_cro
     }
 
 
-def load_results(results_dir: Path = RESULTS_DIR) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json")) if not p.name.startswith("_")]
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--llama-bin", type=Path, help="reuse this llama.cpp build (its bin/ directory)")
@@ -227,14 +221,12 @@ def main(argv: list[str] | None = None) -> int:
     models_dir, work = args.cache / "models", args.cache / "work"
     models_dir.mkdir(parents=True, exist_ok=True)
     work.mkdir(parents=True, exist_ok=True)
-    for spec in all_specs():
-        if args.only and spec["name"] not in args.only:
-            continue
-        res = run_model(spec, build, models_dir, work, args.cross_check)
-        errors = sum("error" in c["llama"] for c in res["cases"])
-        print(f"{spec['name']}: {len(res['cases'])} server cases, {errors} refused, llama-server mismatches "
-              f"{res['llama_server_mismatches']}, {res['runtime_s']} s -> {save_result(res, RESULTS_DIR)}", flush=True)
-    return 0
+    specs = {spec["name"]: spec for spec in all_specs() if not args.only or spec["name"] in args.only}
+    return results.measure_each(
+        specs, lambda name: run_model(specs[name], build, models_dir, work, args.cross_check),
+        lambda res: (f"{len(res['cases'])} server cases, {results.refused(res)} refused, llama-server mismatches "
+                     f"{res['llama_server_mismatches']}, {res['runtime_s']} s"),
+        lambda res: results.save_result(res, RESULTS_DIR))
 
 
 if __name__ == "__main__":

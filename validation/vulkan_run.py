@@ -14,7 +14,7 @@ are named in GGML_VK_VISIBLE_DEVICES, which this script sets.
 Writes validation/results-vulkan/<model>.json (one record per case, with the build, the Vulkan
 driver and its limits).
 
-Usage: python validation/vulkan_run.py --build /work/llamacpp/build-vulkan [--only NAME ...]
+Usage: python -m validation.vulkan_run --build /work/llamacpp/build-vulkan [--only NAME ...]
 """
 
 from __future__ import annotations
@@ -31,13 +31,11 @@ from datetime import datetime, timezone
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from validation.build_llamacpp import DEFAULT_CACHE, LLAMA_BUILD, _build_probe, _source_of_build, _source_package  # noqa: E402
-from validation.modelgen import load_spec, write_model  # noqa: E402
-from validation.run_llamacpp import _spec_digest, cli_args, unique_cases  # noqa: E402
+from validation import results
+from validation.build_llamacpp import DEFAULT_CACHE, LLAMA_BUILD, _build_probe, _source_of_build, _source_package
+from validation.modelgen import load_spec, write_model
+from validation.run_llamacpp import _spec_digest, cli_args, unique_cases
 
 RESULTS_DIR = HERE / "results-vulkan"
 # the 9 models of the CPU validation (docs/accuracy.md)
@@ -250,20 +248,6 @@ def load_build(build_dir: Path, cache: Path) -> dict:
     return {"bin_dir": bin_dir, "probe": probe, "info": info, "driver": vulkan_driver(), "env": env}
 
 
-def save(result: dict, results_dir: Path = RESULTS_DIR) -> Path:
-    results_dir.mkdir(parents=True, exist_ok=True)
-    path = results_dir / f"{result['model']}.json"
-    head = {k: v for k, v in result.items() if k != "cases"}
-    lines = ["{"] + [f" {json.dumps(k)}: {json.dumps(v)}," for k, v in head.items()]
-    lines += [' "cases": [', ",\n".join("  " + json.dumps(c) for c in result["cases"]), " ]\n}"]
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
-def load_results(results_dir: Path = RESULTS_DIR) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", type=Path, required=True, help="cmake build dir of llama.cpp b11434 with GGML_VULKAN=ON")
@@ -274,12 +258,11 @@ def main(argv: list[str] | None = None) -> int:
     args.cache.mkdir(parents=True, exist_ok=True)
     build = load_build(args.build.resolve(), args.cache)
     print(f"driver: {build['driver'].get('deviceName')} / {build['driver'].get('driverInfo')}", flush=True)
-    for name in args.only or MODELS:
-        res = run_model(load_spec(name), build, args.cache, not args.no_cross_check)
-        errors = sum("error" in c["llama"] for c in res["cases"])
-        print(f"{name}: {len(res['cases'])} cases, {errors} refused, fit-print mismatches "
-              f"{res['fit_print_mismatches']}, {res['runtime_s']} s -> {save(res)}", flush=True)
-    return 0
+    return results.measure_each(
+        args.only or MODELS, lambda name: run_model(load_spec(name), build, args.cache, not args.no_cross_check),
+        lambda res: (f"{len(res['cases'])} cases, {results.refused(res)} refused, fit-print mismatches "
+                     f"{res['fit_print_mismatches']}, {res['runtime_s']} s"),
+        lambda res: results.save_result(res, RESULTS_DIR))
 
 
 if __name__ == "__main__":

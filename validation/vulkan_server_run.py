@@ -8,7 +8,7 @@ every layer on Vulkan0, for a subset of the validation models: np 1/2/4, unified
 with llama-server's reservation and with whole-batch logits (`llama-fit-params`' reservation, what
 llama-server did before b9464).
 
-    python validation/vulkan_server_run.py --build /work/llamacpp/build-vulkan
+    python -m validation.vulkan_server_run --build /work/llamacpp/build-vulkan
 
 Writes validation/results-vulkan-server/<model>.json; validation/compare_vulkan_server.py compares.
 """
@@ -25,15 +25,13 @@ from itertools import product
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parent
-if str(REPO) not in sys.path:
-    sys.path.insert(0, str(REPO))
 
-from validation.build_llamacpp import DEFAULT_CACHE  # noqa: E402
-from validation.modelgen import load_spec, write_model  # noqa: E402
-from validation.run_llamacpp import _contexts, _spec_digest, save_result, unique_cases  # noqa: E402
-from validation.server_run import BASE, ROCM_LOG_CASE, case_id, cli_args  # noqa: E402
-from validation.vulkan_run import CAVEATS, EMULATED_LIMITS, _record, load_build  # noqa: E402
+from validation import results
+from validation.build_llamacpp import DEFAULT_CACHE
+from validation.modelgen import load_spec, write_model
+from validation.run_llamacpp import _contexts, _spec_digest, unique_cases
+from validation.server_run import BASE, ROCM_LOG_CASE, case_id, cli_args
+from validation.vulkan_run import CAVEATS, EMULATED_LIMITS, _record, load_build
 
 RESULTS_DIR = HERE / "results-vulkan-server"
 MODELS = ("llama-3.1-8b", "qwen3-30b-a3b", "gpt-oss-20b", "gemma-3-12b", "lfm2-1.2b", "qwen3-next-80b-a3b",
@@ -92,10 +90,6 @@ def run_model(spec: dict, build: dict, work: Path) -> dict:
     }
 
 
-def load_results(results_dir: Path = RESULTS_DIR) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(results_dir.glob("*.json"))]
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--build", type=Path, required=True, help="cmake build dir of llama.cpp b11434 with GGML_VULKAN=ON")
@@ -105,14 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     build = load_build(a.build, a.cache)
     work = a.cache / "work"
     work.mkdir(parents=True, exist_ok=True)
-    for name in MODELS:
-        if a.only and name not in a.only:
-            continue
-        res = run_model(load_spec(name), build, work)
-        errors = sum("error" in c["llama"] for c in res["cases"])
-        print(f"{name}: {len(res['cases'])} cases, {errors} refused, {res['runtime_s']} s -> "
-              f"{save_result(res, RESULTS_DIR)}", flush=True)
-    return 0
+    return results.measure_each(
+        [name for name in MODELS if not a.only or name in a.only], lambda name: run_model(load_spec(name), build, work),
+        lambda res: f"{len(res['cases'])} cases, {results.refused(res)} refused, {res['runtime_s']} s",
+        lambda res: results.save_result(res, RESULTS_DIR))
 
 
 if __name__ == "__main__":

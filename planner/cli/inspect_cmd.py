@@ -1,168 +1,41 @@
 """`memfit inspect MODEL`: architecture, parameters and quant variants of a GGUF model.
 
-The text fits the terminal (planner/report/layout.py): labelled facts wrap under their value
-column, the variant and projector tables wrap their tensor types and then drop columns in the
-orders below, and the commands to run next go on lines of their own.
+The flags and the calls: resolve the reference (headers only), summarize it (planner/inspect.py),
+print it (planner/report/inspect.py); with -v the network and cache activity goes to stderr.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from pathlib import Path
+from contextlib import contextmanager
+from typing import Iterator
 
 import click
 
-from ..inspect import ModelSummary, PerLayer, Recurrent, TensorTypeCount, summarize
-from ..report.layout import command_lines, kv_lines, render_table, text_width, unbroken, wrap
+from ..inspect import summarize
+from ..report.inspect import render, verbose_footer
+from ..report.layout import text_width, wrap
 from ..resolver import resolve
-from ..units import fmt_bytes, one_line, printable
-
-# Variants: the quant and its size are what a user picks by; the tensor types wrap (to no less
-# than 24 columns) before anything goes, then the file count goes, then the tensor types, then bpw.
-VARIANT_HEADERS = ["variant", "size", "bpw", "files", "tensor types (by bytes)"]
-VARIANT_DROP_ORDER = ["files", "tensor types (by bytes)", "bpw"]
-VARIANT_WRAP = {"tensor types (by bytes)": 24}
-# Projectors: the file (what --mmproj takes) and its size first.
-PROJECTOR_HEADERS = ["file", "size", "projector", "params", "tensor types"]
-PROJECTOR_DROP_ORDER = ["params", "tensor types", "projector"]
-PROJECTOR_WRAP = {"tensor types": 20}
+from ..units import printable
 
 
-def _count(n: int | None) -> str:
-    if n is None:
-        return "-"
-    for div, unit in ((1e12, "T"), (1e9, "B"), (1e6, "M"), (1e3, "K")):
-        if n >= div:
-            return f"{n / div:.2f} {unit}"
-    return str(n)
-
-
-def _types(hist: list[TensorTypeCount], limit: int = 4) -> str:
-    total = sum(t.bytes for t in hist) or 1
-    parts = [f"{t.type} {t.tensors} ({100 * t.bytes / total:.0f}%)" for t in hist[:limit]]
-    if len(hist) > limit:
-        parts.append(f"+{len(hist) - limit} more")
-    return ", ".join(unbroken(p) for p in parts)  # a table cell wraps between types, not inside one
-
-
-def _heads(p: PerLayer) -> str:
-    return p.text
-
-
-_RECURRENT_LABEL = {"ssm": "recurrent (SSM)", "rwkv": "recurrent (RWKV)", "shortconv": "recurrent (short conv)"}
-
-
-def _recurrent_row(r: Recurrent) -> tuple[str, str]:
-    """The numbers that size a recurrent state, in the architecture's own terms."""
-    parts: list[str] = []
-    if r.wkv_head_size:
-        parts.append(f"head size {r.wkv_head_size}" + (f" ({r.wkv_heads} heads)" if r.wkv_heads else ""))
-        if r.token_shift_count:
-            parts.append(f"token shift {r.token_shift_count}")
-    for label, value in (("d_state", r.state_size), ("d_inner", r.inner_size), ("conv kernel", r.conv_kernel),
-                         ("dt rank", r.time_step_rank), ("groups", r.group_count), ("conv cache", r.conv_cache)):
-        if value is not None:
-            parts.append(f"{label} {value}")
-    if r.state_bytes_per_sequence:
-        layers = f", {r.layers} layers" if r.layers else ""
-        parts.append(f"state {fmt_bytes(r.state_bytes_per_sequence, unit='MiB')} per sequence (f32{layers})")
-    return _RECURRENT_LABEL.get(r.kind, "recurrent"), ", ".join(parts)
-
-
-def _shown_name(name: str, s: ModelSummary) -> str:
-    """A local projector by its path inside the directory given (the model row names that
-    directory), so the file column stays narrow; the JSON keeps the full path."""
-    if s.source != "local":
-        return name
+@contextmanager
+def _activity_log(verbose: bool) -> Iterator[None]:
+    """With -v, memfit's log (requests, cache) on stderr while the block runs."""
+    logger = logging.getLogger("memfit")
+    handler: logging.Handler | None = None
+    if verbose:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("memfit: %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
     try:
-        return str(Path(name).relative_to(Path(s.ref)))
-    except ValueError:  # not under the reference (a file given directly): as it is
-        return name
-
-
-def render(s: ModelSummary, width: int | None = None) -> str:
-    """The summary as text within `width` (the terminal's by default)."""
-    width = width or text_width()
-    title = one_line(s.name) if s.name else s.ref
-    where = f"{s.repo} @ {s.revision[:12]}" if s.repo and s.revision else s.ref
-    rows: list[tuple[str, str]] = [("model", f"{title}  ({where})"), ("architecture", s.architecture or "-")]
-    params = _count(s.total_parameters)
-    if s.active_parameters is not None:
-        params += f" total, {_count(s.active_parameters)} active ({s.expert_used_count} of {s.expert_count} experts"
-        params += f" + {s.expert_shared_count} shared)" if s.expert_shared_count else ")"
-    rows.append(("parameters", params))
-    rows.append(("layers", str(s.layers) if s.layers is not None else "-"))
-    rows.append(("embedding / FFN", f"{s.embedding_length or '-'} / {s.feed_forward_length or '-'}"))
-    a = s.attention
-    if s.attention_free:
-        rows.append(("attention", "none (recurrent: a fixed-size state per sequence, no KV cache)"))
-    if a is not None:
-        rows.append(("attention heads", _heads(a.head_count)))
-        rows.append(("KV heads", _heads(a.head_count_kv)))
-        rows.append(("head dim (K / V)", f"{a.key_length or '-'} / {a.value_length or '-'}"))
-        if a.sliding_window:
-            swa = f"{a.sliding_window} tokens"
-            if a.swa_layers is not None and s.layers:
-                swa += f" on {a.swa_layers} of {s.layers} layers"
-            rows.append(("sliding window", swa))
-        if a.kv_lora_rank:
-            mla = f"kv_lora_rank {a.kv_lora_rank}"
-            if a.q_lora_rank:
-                mla += f", q_lora_rank {a.q_lora_rank}"
-            if a.key_length_mla:
-                mla += f", key/value length {a.key_length_mla}/{a.value_length_mla or '-'}"
-            rows.append(("MLA", mla))
-    if s.recurrent is not None:
-        rows.append(_recurrent_row(s.recurrent))
-    ctx = f"{s.context_length:,} tokens" if s.context_length else "-"
-    if s.context_length and s.attention_free:
-        ctx += " (as declared: a recurrent model has no context limit of its own)"
-    rows.append(("training context", ctx))
-    rows.append(("vocabulary", f"{s.vocab_size:,} tokens" if s.vocab_size else "-"))
-    out = kv_lines(rows, width)
-
-    vrows = [[v.quant, fmt_bytes(v.size_bytes), f"{v.bits_per_weight:.2f}" if v.bits_per_weight else "-",
-              str(len(v.files)), _types(v.tensor_types)] for v in s.variants]
-    out.append("")
-    out += render_table(vrows, VARIANT_HEADERS, width, drop_order=VARIANT_DROP_ORDER, wrap_min=VARIANT_WRAP,
-                        align=["left", "left", "right", "right", "left"])
-    if s.projectors:
-        prow = [[_shown_name(p.name, s), fmt_bytes(p.size_bytes), p.projector_type or "-", _count(p.parameters),
-                 _types(p.tensor_types)] for p in s.projectors]
-        out.append("")
-        out += wrap("companions (vision/audio projectors, loaded with --mmproj):", width)
-        out += render_table(prow, PROJECTOR_HEADERS, width, drop_order=PROJECTOR_DROP_ORDER, wrap_min=PROJECTOR_WRAP)
-    tagged = [v for v in s.variants if v.hf_tag]
-    if tagged:
-        # no quant picked here: which one fits is `plan`'s question; -hf without a tag takes Q4_K_M
-        repo = tagged[0].hf_tag.rsplit(":", 1)[0]
-        default = next((v for v in tagged if v.quant.upper() == "Q4_K_M"), None)
-        out.append("")
-        out += wrap("which quant fits your machine:", width)
-        out += command_lines(["memfit", "plan", repo, "--device", "ID"], width, indent="  ")
-        if len(tagged) == 1:
-            out += wrap("use with llama.cpp:", width)
-            out += command_lines(["llama-server", "-hf", tagged[0].hf_tag], width, indent="  ")
-        else:
-            out += wrap("use with llama.cpp" + (" (without :QUANT llama.cpp takes Q4_K_M)" if default else "") + ":",
-                        width)
-            out += command_lines(["llama-server", "-hf", f"{repo}:QUANT"], width, indent="  ")
-    for p in s.problems:
-        out += wrap(p, width, "note: ")
-    return "\n".join(out)
-
-
-def _verbose_footer() -> str:
-    from .. import hub
-    from ..cache import default_cache
-
-    n = hub.STATS.as_dict()
-    c = default_cache().stats
-    return (f"network: {n['api_requests']} API request(s), {n['range_requests']} range request(s), "
-            f"{fmt_bytes(n['bytes_received'], unit='MiB')} received, {n['retries']} retr{'y' if n['retries'] == 1 else 'ies'}; "
-            f"cache: {c.hits} hit(s), {c.misses} miss(es), {c.corrupt} damaged entr{'y' if c.corrupt == 1 else 'ies'} "
-            f"replaced, at {default_cache().root}")
+        yield
+    finally:
+        if handler is not None:
+            logger.removeHandler(handler)
+            logger.setLevel(logging.NOTSET)
 
 
 @click.command("inspect")
@@ -180,26 +53,11 @@ def inspect_command(model: str, revision: str | None, quant: str | None, as_json
     (ollama:qwen3:32b, gpt-oss:120b) or lmstudio:publisher/repo[:QUANT].
     Only header bytes are read (HTTP range requests); results are cached.
     """
-    logger = logging.getLogger("memfit")
-    handler: logging.Handler | None = None
+    with _activity_log(verbose):
+        summary = summarize(resolve(model, revision=revision, quant=quant, load_headers=True))
+    click.echo(summary.model_dump_json(indent=2) if as_json else printable(render(summary)))
     if verbose:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter("memfit: %(message)s"))
-        logger.addHandler(handler)
-        logger.setLevel(logging.INFO)
-    try:
-        resolved = resolve(model, revision=revision, quant=quant, load_headers=True)
-        summary = summarize(resolved)
-    finally:
-        if handler is not None:
-            logger.removeHandler(handler)
-            logger.setLevel(logging.NOTSET)
-    if as_json:
-        click.echo(summary.model_dump_json(indent=2))
-    else:
-        click.echo(printable(render(summary)))
-    if verbose:
-        click.echo("\n".join(wrap(_verbose_footer(), text_width(), "", "  ")), err=True)
+        click.echo("\n".join(wrap(verbose_footer(), text_width(), "", "  ")), err=True)
 
 
 COMMANDS = [inspect_command]

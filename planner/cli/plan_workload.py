@@ -1,21 +1,24 @@
 """`memfit plan MODEL@CTX MODEL@CTX ...` / `--workload FILE` / `--together`: the flags of the
-workload path and the calls (resolve each model, plan, render). The choosing lives in
-planner/workload_plan.py and planner/workload_together.py, the words in planner/report/workload.py."""
+workload path and the calls (resolve each model, plan, render). The planning inputs come from
+planner/inputs.py, the choosing lives in planner/workload_plan.py and planner/workload_together.py,
+the words in planner/report/workload.py."""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import click
 
 from ..errors import InputError
-from ..units import printable
+from .guard import EXIT_NO_FIT, EXIT_OK
 
-EXIT_OK = 0
-EXIT_NO_FIT = 3
+if TYPE_CHECKING:
+    from ..device_schema import DeviceProfile
+    from ..plan_types import PlanRequest
+    from ..workload import ParsedRequest, Workload
 
 
-def parse_models(models: tuple[str, ...], workload_file: str | None, together: bool, ctx: int | None) -> Any:
+def parse_models(models: tuple[str, ...], workload_file: str | None, together: bool, ctx: int | None) -> ParsedRequest:
     """The MODEL arguments, --workload and --together (planner.workload.parse_request); no model at
     all is click's usage error, as it was when `plan` took one MODEL."""
     from ..workload import parse_request
@@ -25,13 +28,8 @@ def parse_models(models: tuple[str, ...], workload_file: str | None, together: b
     return parse_request(models, workload_file, together, ctx)
 
 
-def run_workload(workload: Any, profiles: list[Any], request: Any, *, revision: str | None, quants: list[str],
-                 mmproj: str, fmt: str) -> int:
-    """Plan a workload (planner.workload.Workload) on the loaded profiles; print it; exit code."""
-    from ..report.workload import render_workload_json, render_workload_markdown, render_workload_text
-    from ..workload_plan import WorkItem, plan_workload
-    from .plan_cmd import _build_model
-
+def _check_single_model_flags(revision: str | None, quants: list[str], mmproj: str) -> None:
+    """Flags that name one model's files have no meaning for several: say where they go instead."""
     if quants:
         raise InputError("--quant applies to one model: in a workload write MODEL:QUANT (or quant = in the file)")
     if revision:
@@ -39,20 +37,16 @@ def run_workload(workload: Any, profiles: list[Any], request: Any, *, revision: 
                          "the file)")
     if mmproj not in ("auto", "none"):
         raise InputError("--mmproj FILE applies to one model: in a workload file give mmproj = FILE for it")
-    items = []
-    for entry in workload.models:
-        own = entry.mmproj.strip()
-        mm = own.lower() if own.lower() in ("auto", "none") else own
-        if mm == "auto":
-            mm = mmproj  # --mmproj none turns every projector off
-        entry = entry.model_copy(update={"mmproj": mm})
-        model, _ = _build_model(entry.ref, entry.revision, entry.quant, mm)
-        items.append(WorkItem(entry=entry, model=model))
-    plan = plan_workload(workload, items, request, profiles)
-    if fmt == "json":
-        click.echo(render_workload_json(plan))
-    elif fmt == "markdown":
-        click.echo(printable(render_workload_markdown(plan)), nl=False)
-    else:
-        click.echo(printable(render_workload_text(plan)))
+
+
+def run_workload(workload: Workload, profiles: list[DeviceProfile], request: PlanRequest, *, revision: str | None,
+                 quants: list[str], mmproj: str, fmt: str) -> int:
+    """Plan a workload (planner.workload.Workload) on the loaded profiles; print it; exit code."""
+    from ..inputs import build_work_items
+    from ..report.formats import workload_output
+    from ..workload_plan import plan_workload
+
+    _check_single_model_flags(revision, quants, mmproj)
+    plan = plan_workload(workload, build_work_items(workload, mmproj), request, profiles)
+    click.echo(workload_output(plan, fmt), nl=False)
     return EXIT_OK if plan.fits else EXIT_NO_FIT

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from ..fit import Tier
-from ..plan_types import CarveoutOption, DevicePlan, VariantPlan
+from ..plan_types import CarveoutOption, DevicePlan, MemoryBar, VariantPlan
 from ..units import GIB, fmt_bios_size, fmt_bytes, fmt_ctx
 
 TIER_SHORT: dict[Tier, str] = {
@@ -49,20 +49,25 @@ def tps_cell(a: float | None, b: float | None = None) -> str:
     return f"{a:.1f}→{b:.1f}"
 
 
+CAP_KNOB = {"macos": "wired", "linux": "GTT"}  # the raised GPU cap's name per OS (else "cap")
+
+
+def _offload_cell(plan: DevicePlan, v: VariantPlan) -> str:
+    """What stays on the CPU: the experts of N layers, or layers past -ngl."""
+    if v.n_cpu_moe and v.n_gpu_layers < 0:
+        return f"--n-cpu-moe {v.n_cpu_moe}"
+    return f"-ngl {v.n_gpu_layers}/{plan.model.n_layer}"
+
+
 def config_cell(plan: DevicePlan, v: VariantPlan) -> str:
     """How the device is set up for this variant: BIOS split, raised cap, layers on the GPU."""
     if v.tier == "no_fit":
         return "-"
-    parts = []
-    if v.carveout_bytes is not None:
-        parts.append(fmt_bios_size(v.carveout_bytes))
+    parts = [fmt_bios_size(v.carveout_bytes)] if v.carveout_bytes is not None else []
     if v.cap_raised and v.gpu_cap_bytes:
-        knob = "wired" if plan.device.os == "macos" else ("GTT" if plan.device.os == "linux" else "cap")
-        parts.append(f"{knob} {v.gpu_cap_bytes / GIB:.0f}G")
+        parts.append(f"{CAP_KNOB.get(plan.device.os, 'cap')} {v.gpu_cap_bytes / GIB:.0f}G")
     if v.tier == "partial_offload":
-        n_layer = plan.model.n_layer
-        parts.append(f"--n-cpu-moe {v.n_cpu_moe}" if v.n_cpu_moe and v.n_gpu_layers < 0
-                     else f"-ngl {v.n_gpu_layers}/{n_layer}")
+        parts.append(_offload_cell(plan, v))
     return ", ".join(parts) if parts else "-"
 
 
@@ -130,21 +135,25 @@ VARIANT_CAPTION = ("GiB; ► = recommended; needs = GPU + CPU side at this conte
                    "that still runs fully on the GPU (- = none); est. t/s at an empty → full context.")
 
 
+def options_table(plan: DevicePlan) -> str | None:
+    """Which table of memory settings the report shows: the BIOS carve-out options of a carve-out
+    APU ("carveout"), the GPU limit where there is more than one or it is raised ("cap"), or none."""
+    options = plan.carveout_options
+    if not options:
+        return None
+    if plan.device.memory_architecture == "carveout":
+        return "carveout"
+    return "cap" if len(options) > 1 or options[0].cap_raised else None
+
+
 def carveout_table(options: list[CarveoutOption], mark: str = "►") -> tuple[list[list[str]], list[str], tuple[str, ...]]:
     """Rows, headers and column alignment of the carve-out table. The speed column only shows when
     the carve-out changes the speed (a slower shared window, partial offload): a column of one
     number says nothing."""
-    speeds = {round(o.est_tps, 1) for o in options if o.est_tps is not None}
-    show_tps = len(speeds) > 1
-    rows = []
-    for o in options:
-        row = [
-            mark if o.recommended else "", fmt_bios_size(o.carveout_bytes), fmt_bios_size(o.os_keeps_bytes),
-            gib(o.gpu_may_use_bytes), tier_short(o.tier), gib(o.gpu_spare_bytes), gib(o.os_free_bytes),
-        ]
-        if show_tps:
-            row.append(tps_cell(o.est_tps))
-        rows.append(row + [o.note])
+    show_tps = len({round(o.est_tps, 1) for o in options if o.est_tps is not None}) > 1
+    rows = [[mark if o.recommended else "", fmt_bios_size(o.carveout_bytes), fmt_bios_size(o.os_keeps_bytes),
+             gib(o.gpu_may_use_bytes), tier_short(o.tier), gib(o.gpu_spare_bytes), gib(o.os_free_bytes)]
+            + ([tps_cell(o.est_tps)] if show_tps else []) + [o.note] for o in options]
     headers = CARVEOUT_HEADERS if show_tps else [h for h in CARVEOUT_HEADERS if h != "t/s"]
     align = ("left", "right", "right", "right", "left", "right", "right") + (("right",) if show_tps else ()) + ("left",)
     return rows, headers, align
@@ -237,3 +246,13 @@ def mmproj_line(plan: DevicePlan) -> str | None:
 def warnings_first(plan: DevicePlan) -> list[str]:
     """Warnings that change what the user asks for (shown above the recommendation)."""
     return list(plan.warnings)
+
+
+def legend_sums(bar: MemoryBar) -> dict[tuple[str, str], int]:
+    """Bytes per (kind, label) of a memory bar's visible segments: one legend entry per kind (the
+    safety margin can sit in two places)."""
+    sums: dict[tuple[str, str], int] = {}
+    for seg in bar.segments:
+        if seg.bytes > 0:
+            sums[(seg.kind, seg.label)] = sums.get((seg.kind, seg.label), 0) + seg.bytes
+    return sums

@@ -14,11 +14,11 @@ without the chart.
 
 from __future__ import annotations
 
-from ..plan_types import CtxChart, DevicePlan, MultiPlan
+from ..plan_types import Commands, CtxChart, CtxCurve, DevicePlan, MemoryBar, MultiPlan
 from ..units import GIB, fmt_bios_size, fmt_bytes, fmt_ctx
 from .common import (CAP_HEADERS, cap_rows, carveout_caption, carveout_table, ctx_cell, device_title, gib, headline,
-                     mmproj_line, prefill_line, request_title, tier_short, tps_cell, variant_caption, variant_headers,
-                     variant_rows, warnings_first)
+                     legend_sums, mmproj_line, options_table, prefill_line, request_title, tier_short, tps_cell,
+                     variant_caption, variant_headers, variant_rows, warnings_first)
 from .svg import bar_svg, chart_frame, chart_svg, esc, gib_text, quant_colors
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'"
@@ -98,6 +98,42 @@ def _ul(items: list[str], cls: str = "") -> list[str]:
     return [f"<ul{c}>" + "".join(f"<li>{esc(x)}</li>" for x in items) + "</ul>"]
 
 
+_CAP_LABEL = {"linux": "Linux kernel", "macos": "macOS"}  # the GPU cap row's label per OS
+
+
+def _cap_html(plan: DevicePlan, c: Commands) -> str:
+    change = plan.recommendation.cap_change
+    how = f"<br>{esc(change.how)}" if change and change.how else ""
+    return f"<pre>{esc(c.cap)}</pre>{how}"
+
+
+def _lm_studio_html(c: Commands) -> str:
+    lms = " · ".join(f"{esc(k)} {esc(v)}" for k, v in c.lm_studio.items() if k != "lms")
+    return lms + (f"<pre>{esc(c.lm_studio['lms'])}</pre>" if "lms" in c.lm_studio else "")
+
+
+def _ollama_html(c: Commands) -> str:
+    """Ollama's commands in one block, its words (session commands, notes) as captions after it."""
+    prose = [x for x in c.ollama if x.startswith(("in the session:", "note:"))]
+    cmds = [x for x in c.ollama if x not in prose]
+    return ((f"<pre>{esc(chr(10).join(cmds))}</pre>" if cmds else "")
+            + "".join(f"<p class=\"caption\">{esc(x)}</p>" for x in prose))
+
+
+def _setup_rows(plan: DevicePlan, c: Commands) -> list[tuple[str, str]]:
+    rows = []
+    if c.bios:
+        first, *rest = c.bios.split("\n")
+        rows.append(("BIOS", esc(first) + "".join(f"<br>{esc(x)}" for x in rest)))
+    if c.cap:
+        rows.append((_CAP_LABEL.get(plan.device.os, "GPU cap"), _cap_html(plan, c)))
+    rows.append(("llama.cpp", f"<pre>{esc(c.llama_server)}</pre>"))
+    mm = mmproj_line(plan)
+    if mm:
+        rows.append(("Vision", esc(mm)))
+    return rows + [("LM Studio", _lm_studio_html(c)), ("Ollama", _ollama_html(c))]
+
+
 def _recommendation(plan: DevicePlan) -> list[str]:
     r = plan.recommendation
     out = [f"<h3>Recommendation: {esc(headline(plan))}</h3>"]
@@ -107,33 +143,27 @@ def _recommendation(plan: DevicePlan) -> list[str]:
     c = r.commands
     if r.tier == "no_fit" or c is None:
         return out + _ul(r.reasons)
-    rows = []
-    if c.bios:
-        first, *rest = c.bios.split("\n")
-        rows.append(("BIOS", esc(first) + "".join(f"<br>{esc(x)}" for x in rest)))
-    if c.cap:
-        how = f"<br>{esc(r.cap_change.how)}" if r.cap_change and r.cap_change.how else ""
-        label = {"linux": "Linux kernel", "macos": "macOS"}.get(plan.device.os, "GPU cap")
-        rows.append((label, f"<pre>{esc(c.cap)}</pre>{how}"))
-    rows.append(("llama.cpp", f"<pre>{esc(c.llama_server)}</pre>"))
-    mm = mmproj_line(plan)
-    if mm:
-        rows.append(("Vision", esc(mm)))
-    lms = " · ".join(f"{esc(k)} {esc(v)}" for k, v in c.lm_studio.items() if k != "lms")
-    if "lms" in c.lm_studio:
-        lms += f"<pre>{esc(c.lm_studio['lms'])}</pre>"
-    rows.append(("LM Studio", lms))
-    prose = [x for x in c.ollama if x.startswith(("in the session:", "note:"))]
-    cmds = [x for x in c.ollama if x not in prose]
-    rows.append(("Ollama", (f"<pre>{esc(chr(10).join(cmds))}</pre>" if cmds else "")
-                 + "".join(f"<p class=\"caption\">{esc(x)}</p>" for x in prose)))
-    out.append('<dl class="setup">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in rows) + "</dl>")
-    out.append("<p><strong>Why</strong></p>")
-    out += _ul(r.reasons)
+    out.append('<dl class="setup">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in _setup_rows(plan, c)) + "</dl>")
+    out += ["<p><strong>Why</strong></p>"] + _ul(r.reasons)
     if r.warnings:
-        out.append("<p><strong>Warnings</strong></p>")
-        out += _ul(r.warnings, "warnings")
+        out += ["<p><strong>Warnings</strong></p>"] + _ul(r.warnings, "warnings")
     return out
+
+
+def _bar_html(bar: MemoryBar, uid: str) -> list[str]:
+    legend = "".join(f'<li><span class="swatch kind-{kind}" style="background:{LEGEND_SWATCH[kind]}"></span>'
+                     f"{esc(label)} {n / GIB:.1f} GiB</li>" for (kind, label), n in legend_sums(bar).items())
+    return [f'<p class="caption">{esc(bar.title)}</p>', bar_svg(bar, uid), '<ul class="legend">' + legend + "</ul>"]
+
+
+def _pool_table(plan: DevicePlan) -> list[str]:
+    if plan.fit is None or not plan.fit.pools:
+        return []
+    rows = [[p.label, gib(p.capacity_bytes), gib(p.used_bytes), gib(p.capacity_bytes - p.used_bytes)]
+            for p in plan.fit.pools]
+    return ['<p class="caption">Pools as the fit solver counts them (GiB; the GPU pools after what the '
+            "desktop holds, system RAM after the OS reserve; left = before the safety margins):</p>",
+            _table(["pool", "may use", "used", "left"], rows, ("left", "right", "right", "right"))]
 
 
 def _bars(plan: DevicePlan, uid: str) -> list[str]:
@@ -142,22 +172,8 @@ def _bars(plan: DevicePlan, uid: str) -> list[str]:
         return []
     out = ["<h3>Memory with the recommendation loaded</h3>"]
     for i, bar in enumerate(plan.bars):
-        out.append(f'<p class="caption">{esc(bar.title)}</p>')
-        out.append(bar_svg(bar, f"{uid}-bar{i}"))
-        sums: dict[tuple[str, str], int] = {}
-        for s in bar.segments:
-            if s.bytes > 0:
-                sums[(s.kind, s.label)] = sums.get((s.kind, s.label), 0) + s.bytes
-        out.append('<ul class="legend">' + "".join(
-            f'<li><span class="swatch kind-{kind}" style="background:{LEGEND_SWATCH[kind]}"></span>'
-            f"{esc(label)} {n / GIB:.1f} GiB</li>" for (kind, label), n in sums.items()) + "</ul>")
-    if plan.fit is not None and plan.fit.pools:
-        rows = [[p.label, gib(p.capacity_bytes), gib(p.used_bytes), gib(p.capacity_bytes - p.used_bytes)]
-                for p in plan.fit.pools]
-        out.append('<p class="caption">Pools as the fit solver counts them (GiB; the GPU pools after what the '
-                   "desktop holds, system RAM after the OS reserve; left = before the safety margins):</p>")
-        out.append(_table(["pool", "may use", "used", "left"], rows, ("left", "right", "right", "right")))
-    return out
+        out += _bar_html(bar, f"{uid}-bar{i}")
+    return out + _pool_table(plan)
 
 
 # what gives first past a quant's longest context (planner.fit check names)
@@ -183,16 +199,7 @@ def _split_words(plan: DevicePlan, chart: CtxChart) -> str:
     return f"{where}, KV {kv}"
 
 
-def _chart(plan: DevicePlan, uid: str) -> list[str]:
-    chart = plan.ctx_chart
-    if chart is None or not any(p.gpu_bytes for c in chart.curves for p in c.points):
-        return []  # no chart asked for, or nothing on a GPU to draw
-    words = _split_words(plan, chart)
-    out = [f"<h3>Memory against context on {esc(words)}</h3>",
-           chart_svg(chart, f"{uid}-chart", f"GPU-side memory against context for each quant: {words}",
-                     rec_partial=plan.recommendation.tier == "partial_offload")]
-    has_fast = any(lim.kind == "fast" for lim in chart.limits)
-    has_os = any(lim.kind == "os_reserve" for lim in chart.limits)
+def _chart_caption(plan: DevicePlan, has_fast: bool, has_os: bool) -> str:
     text = ("Each line is one quant fully on the GPU (weights, projector, KV cache, compute buffers, driver "
             "overhead) as the context grows, on this configuration. Solid: it loads"
             + (" and stays in fast memory (the carve-out)" if has_fast else "")
@@ -205,28 +212,46 @@ def _chart(plan: DevicePlan, uid: str) -> list[str]:
     if has_os:
         text += (" The OS line is where the GPU side, with that margin, would push the OS under its reserve "
                  "(with the recommended quant's CPU side).")
-    out.append(f'<p class="caption">{esc(text)}</p>')
+    return text
+
+
+def _reach(c: CtxCurve, has_fast: bool) -> list[str]:
+    """How far the quant's context goes: where it stops loading (and why), where it leaves fast memory."""
+    if c.fits_until_ctx is None:
+        return ["does not load here"]
+    why = f" (then {STOP_WORDS[c.stop]})" if c.stop in STOP_WORDS else ""
+    bits = [f"loads up to {ctx_cell(c.fits_until_ctx)}{why}"]
+    if has_fast:
+        bits.append(f"in fast memory up to {ctx_cell(c.fast_until_ctx)}" if c.fast_until_ctx else "spills at any context")
+    return bits
+
+
+def _curve_item(c: CtxCurve, chart: CtxChart, has_fast: bool, top: int, color: str) -> str:
+    at = next((p for p in c.points if p.ctx == chart.ctx), None)
+    bits = ([f"{gib_text(at.gpu_bytes)} at {fmt_ctx(chart.ctx)}"] if at else []) + _reach(c, has_fast)
+    if c.points and c.points[0].gpu_bytes > top:
+        bits.append("above the chart")
+    mark = " ►" if c.recommended else ""
+    return (f'<li data-quant="{esc(c.quant)}"><span class="swatch line" style="background:{color}">'
+            f"</span><strong>{esc(c.quant)}</strong>{mark}: {esc('; '.join(bits))}</li>")
+
+
+def _chart(plan: DevicePlan, uid: str) -> list[str]:
+    chart = plan.ctx_chart
+    if chart is None or not any(p.gpu_bytes for c in chart.curves for p in c.points):
+        return []  # no chart asked for, or nothing on a GPU to draw
+    words = _split_words(plan, chart)
+    has_fast = any(lim.kind == "fast" for lim in chart.limits)
+    has_os = any(lim.kind == "os_reserve" for lim in chart.limits)
     colors = quant_colors(chart.curves)
     top = chart_frame(chart).y_max
-    items = []
-    for c in sorted(chart.curves, key=lambda c: -c.points[-1].gpu_bytes if c.points else 0):
-        at = next((p for p in c.points if p.ctx == chart.ctx), None)
-        bits = [f"{gib_text(at.gpu_bytes)} at {fmt_ctx(chart.ctx)}"] if at else []
-        if c.fits_until_ctx is None:
-            bits.append("does not load here")
-        else:
-            why = f" (then {STOP_WORDS[c.stop]})" if c.stop in STOP_WORDS else ""
-            bits.append(f"loads up to {ctx_cell(c.fits_until_ctx)}{why}")
-            if has_fast:
-                bits.append(f"in fast memory up to {ctx_cell(c.fast_until_ctx)}" if c.fast_until_ctx
-                            else "spills at any context")
-        if c.points and c.points[0].gpu_bytes > top:
-            bits.append("above the chart")
-        mark = " ►" if c.recommended else ""
-        items.append(f'<li data-quant="{esc(c.quant)}"><span class="swatch line" style="background:{colors[c.quant]}">'
-                     f"</span><strong>{esc(c.quant)}</strong>{mark}: {esc('; '.join(bits))}</li>")
-    out.append('<ul class="legend quants">' + "".join(items) + "</ul>")
-    return out
+    items = [_curve_item(c, chart, has_fast, top, colors[c.quant])
+             for c in sorted(chart.curves, key=lambda c: -c.points[-1].gpu_bytes if c.points else 0)]
+    return [f"<h3>Memory against context on {esc(words)}</h3>",
+            chart_svg(chart, f"{uid}-chart", f"GPU-side memory against context for each quant: {words}",
+                      rec_partial=plan.recommendation.tier == "partial_offload"),
+            f'<p class="caption">{esc(_chart_caption(plan, has_fast, has_os))}</p>',
+            '<ul class="legend quants">' + "".join(items) + "</ul>"]
 
 
 def _tables(plan: DevicePlan) -> list[str]:
@@ -234,14 +259,13 @@ def _tables(plan: DevicePlan) -> list[str]:
     out = [f"<h3>Quants at {plan.ctx} tokens</h3>", f'<p class="caption">{esc(variant_caption(plan))}</p>',
            _table(headers, variant_rows(plan), ("left", "left", "right", "right", "left", "left")
                   + ("right",) * (len(headers) - 6))]
-    if not plan.carveout_options:
-        return out
     q = esc(plan.recommendation.quant)
-    if plan.device.memory_architecture == "carveout":
+    kind = options_table(plan)
+    if kind == "carveout":
         rows, headers, align = carveout_table(plan.carveout_options)
         out += [f"<h3>BIOS carve-out options for {q} ({esc(plan.device.os)})</h3>",
                 f'<p class="caption">{esc(carveout_caption(headers))}</p>', _table(headers, rows, align)]
-    elif len(plan.carveout_options) > 1 or plan.carveout_options[0].cap_raised:
+    elif kind == "cap":
         out += [f"<h3>GPU memory limit for {q}</h3>",
                 _table(CAP_HEADERS, cap_rows(plan.carveout_options),
                        ("left", "right", "left", "right", "right", "right", "left"))]

@@ -18,7 +18,7 @@ import re
 import shutil
 import sys
 import textwrap
-from typing import Mapping, Sequence
+from typing import Mapping, NamedTuple, Sequence
 
 DEFAULT_WIDTH = 80
 MIN_WIDTH = 60  # narrower terminals get 60-column text (wrapping below that helps nobody)
@@ -86,6 +86,17 @@ def kv_lines(rows: Sequence[tuple[str, str]], width: int, *, indent: int = 0, ga
     return out
 
 
+def _arg_groups(words: Sequence[str]) -> list[str]:
+    """Words grouped so that a flag stays with its value (`-c 24576`)."""
+    groups: list[str] = []
+    for word in words:
+        if groups and groups[-1].startswith("-") and " " not in groups[-1] and not word.startswith("-"):
+            groups[-1] += " " + word
+        else:
+            groups.append(word)
+    return groups
+
+
 def command_lines(words: Sequence[str], width: int, *, indent: str = "", cont: str = "    ") -> list[str]:
     """A POSIX shell command (words already quoted, as shlex.join quotes them) on one line when
     it fits, else broken between arguments with ` \\` continuations (a flag stays with its value),
@@ -93,12 +104,7 @@ def command_lines(words: Sequence[str], width: int, *, indent: str = "", cont: s
     one = indent + " ".join(words)
     if len(one) <= width or not words:
         return [one]
-    groups: list[str] = []
-    for word in words:
-        if groups and groups[-1].startswith("-") and " " not in groups[-1] and not word.startswith("-"):
-            groups[-1] += " " + word
-        else:
-            groups.append(word)
+    groups = _arg_groups(words)
     lines: list[str] = []
     line = indent + groups[0]
     for group in groups[1:]:
@@ -187,6 +193,39 @@ def _cell_lines(text: str, w: int) -> list[str]:
     return [line.replace(NBSP, " ") for line in out]
 
 
+class _Grid(NamedTuple):
+    """Where a table's cells go: column widths and alignments, the left indent."""
+
+    widths: list[int]
+    aligns: list[str]
+    pad: str
+
+    def line(self, parts: Sequence[str]) -> str:
+        cells = (p.rjust(w) if a == "right" else p.ljust(w) for p, w, a in zip(parts, self.widths, self.aligns))
+        return (self.pad + (" " * SEP).join(cells)).rstrip()
+
+    def head(self, headers: Sequence[str]) -> list[str]:
+        """The header lines (a header may span lines; headers sit on the rule) and the rule."""
+        heads = [_head_lines(h) for h in headers]
+        depth = max((len(h) for h in heads), default=1)
+        heads = [[""] * (depth - len(h)) + h for h in heads]
+        return [self.line([h[k] for h in heads]) for k in range(depth)] + [
+            self.pad + (" " * SEP).join("-" * w for w in self.widths)]
+
+    def row(self, cells: Sequence[str]) -> list[str]:
+        """A row, its cells wrapped to their columns."""
+        parts = [_cell_lines(c, w) for c, w in zip(cells, self.widths)]
+        return [self.line([p[k] if k < len(p) else "" for p in parts]) for k in range(max(len(p) for p in parts))]
+
+
+def _dropped_note(dropped: list[str], width: int, pad: str) -> list[str]:
+    if not dropped:
+        return []
+    names = ", ".join(" ".join(d.split()) for d in dropped)
+    return wrap(f"(left out to fit {width} columns: {names}; a wider COLUMNS or --json shows "
+                f"{'it' if len(dropped) == 1 else 'them'})", width, pad)
+
+
 def render_table(rows: list[list[str]], headers: list[str], width: int, *, drop_order: Sequence[str] = (),
                  align: Sequence[str] | None = None, indent: int = 0,
                  wrap_min: Mapping[str, int] | None = None) -> list[str]:
@@ -201,25 +240,5 @@ def render_table(rows: list[list[str]], headers: list[str], width: int, *, drop_
     room = width - indent - SEP * (len(headers) - 1)
     widths = _shrink(_natural(rows, headers), _floors(rows, headers, mins), headers, room)
     pad = " " * indent
-    aligns = [by_name.get(h, "left") for h in headers]
-
-    def cell(text: str, w: int, a: str) -> str:
-        return text.rjust(w) if a == "right" else text.ljust(w)
-
-    def line(parts: Sequence[str]) -> str:
-        return (pad + (" " * SEP).join(cell(p, w, a) for p, w, a in zip(parts, widths, aligns))).rstrip()
-
-    heads = [_head_lines(h) for h in headers]
-    depth = max((len(h) for h in heads), default=1)
-    heads = [[""] * (depth - len(h)) + h for h in heads]  # headers sit on the rule
-    out = [line([h[k] for h in heads]) for k in range(depth)]
-    out.append(pad + (" " * SEP).join("-" * w for w in widths))
-    for r in rows:
-        parts = [_cell_lines(c, w) for c, w in zip(r, widths)]
-        for k in range(max(len(p) for p in parts)):
-            out.append(line([p[k] if k < len(p) else "" for p in parts]))
-    if dropped:
-        names = ", ".join(" ".join(d.split()) for d in dropped)
-        out += wrap(f"(left out to fit {width} columns: {names}; a wider COLUMNS or --json shows "
-                    f"{'it' if len(dropped) == 1 else 'them'})", width, pad)
-    return out
+    grid = _Grid(widths, [by_name.get(h, "left") for h in headers], pad)
+    return grid.head(headers) + [x for r in rows for x in grid.row(r)] + _dropped_note(dropped, width, pad)

@@ -151,23 +151,30 @@ def chart_svg(chart: CtxChart, uid: str, title: str, rec_partial: bool = False) 
     out.append(f'<text class="ctx-label" x="{xc + 4}" y="{TOP - 8}">--ctx {esc(fmt_ctx(chart.ctx))}</text>')
     out.append(f'<g class="curves" clip-path="url(#{uid}-plot)">')
     for c in sorted(chart.curves, key=lambda c: c.recommended):  # the recommendation drawn last, on top
-        cls = "curve rec" if c.recommended else "curve"
-        out.append(f'<g class="{cls}" data-quant="{esc(c.quant)}" stroke="{colors[c.quant]}">'
-                   f'<title>{esc(c.quant)}</title>')
-        for style, pts in _segments(c, f):
-            coords = " ".join(f"{x},{y}" for x, y in pts)
-            out.append(f'<polyline class="seg seg-{style}" points="{coords}"/>')
-        out.append("</g>")
+        out += _curve(c, f, colors[c.quant])
     out.append("</g>")
+    return "\n".join(out + _rec_mark(chart, f, colors, rec_partial) + ["</svg>"])
+
+
+def _curve(c: CtxCurve, f: Frame, color: str) -> list[str]:
+    cls = "curve rec" if c.recommended else "curve"
+    out = [f'<g class="{cls}" data-quant="{esc(c.quant)}" stroke="{color}"><title>{esc(c.quant)}</title>']
+    for style, pts in _segments(c, f):
+        coords = " ".join(f"{x},{y}" for x, y in pts)
+        out.append(f'<polyline class="seg seg-{style}" points="{coords}"/>')
+    return out + ["</g>"]
+
+
+def _rec_mark(chart: CtxChart, f: Frame, colors: dict[str, str], rec_partial: bool) -> list[str]:
+    """A dot and a label where the recommended quant's curve meets --ctx (when it is on the chart)."""
     rec = next((c for c in chart.curves if c.recommended), None)
     at = next((p for p in rec.points if p.ctx == chart.ctx), None) if rec else None
-    if rec is not None and at is not None and at.gpu_bytes <= f.y_max:
-        x, y = f.x(at.ctx), f.y(at.gpu_bytes)
-        out.append(f'<circle class="rec-dot" cx="{x}" cy="{y}" r="5" fill="{colors[rec.quant]}"/>')
-        what = "fully on the GPU would need " if rec_partial else ""
-        out.append(f'<text class="rec-label" x="{x + 8}" y="{y + 16}">► {esc(rec.quant)} {what}{gib_text(at.gpu_bytes)}</text>')
-    out.append("</svg>")
-    return "\n".join(out)
+    if rec is None or at is None or at.gpu_bytes > f.y_max:
+        return []
+    x, y = f.x(at.ctx), f.y(at.gpu_bytes)
+    what = "fully on the GPU would need " if rec_partial else ""
+    return [f'<circle class="rec-dot" cx="{x}" cy="{y}" r="5" fill="{colors[rec.quant]}"/>',
+            f'<text class="rec-label" x="{x + 8}" y="{y + 16}">► {esc(rec.quant)} {what}{gib_text(at.gpu_bytes)}</text>']
 
 
 def bar_svg(bar: MemoryBar, uid: str) -> str:

@@ -11,13 +11,13 @@ import re
 import textwrap
 from contextvars import ContextVar
 
-from ..plan_types import DevicePlan, MemoryBar, MultiPlan
+from ..plan_types import Commands, DevicePlan, MemoryBar, MultiPlan, Recommendation, VariantPlan
 from ..units import GIB, fmt_bios_size
 from .layout import render_table, text_width
-from .common import (ctx_cell,
-    CAP_HEADERS, carveout_caption, device_title_parts, tier_short, VARIANT_CAPTION, VARIANT_HEADERS, cap_rows,
-    carveout_table, gib, headline, mmproj_line, prefill_line, request_title, tps_cell, variant_caption,
-    variant_headers, variant_rows, warnings_first, ttft_cell,
+from .common import (
+    CAP_HEADERS, cap_rows, carveout_caption, carveout_table, ctx_cell, device_title_parts, gib, headline, legend_sums,
+    mmproj_line, options_table, prefill_line, request_title, tier_short, tps_cell, ttft_cell, variant_caption,
+    variant_headers, variant_rows, warnings_first,
 )
 
 BAR_WIDTH = 64
@@ -72,11 +72,7 @@ def render_bar(bar: MemoryBar, *, unicode: bool = False, width: int | None = Non
         pos = min(max(pos, 1), width - 1)
         ruler = _span("carve-out", pos, unicode) + _span("OS sees", width - pos, unicode)
         lines.append(f"{indent} {ruler}")
-    sums: dict[tuple[str, str], int] = {}
-    for seg in bar.segments:  # one legend entry per kind (the safety margin can sit in two places)
-        if seg.bytes > 0:
-            sums[(seg.kind, seg.label)] = sums.get((seg.kind, seg.label), 0) + seg.bytes
-    legend = [f"{glyphs[kind]} {label} {n / GIB:.1f}" for (kind, label), n in sums.items()]
+    legend = [f"{glyphs[kind]} {label} {n / GIB:.1f}" for (kind, label), n in legend_sums(bar).items()]
     legend[-1] += " GiB"
     lines += _join_wrapped(legend, " · ", text_width, indent)
     return "\n".join(lines)
@@ -182,6 +178,57 @@ def _command_lines(cmds: list[str]) -> list[str]:
     return out
 
 
+_CAP_LABEL = {"linux": "Linux kernel", "macos": "macOS"}  # the GPU cap row's label per OS
+_OLLAMA_PROSE = ("in the session:", "note:")  # Ollama lines that are words, not commands
+
+
+def _bios_rows(c: Commands) -> list[str]:
+    if not c.bios:
+        return []
+    first, *rest = c.bios.split("\n")
+    return _row("BIOS", [first] + [x for part in rest for x in _prose(part)])
+
+
+def _cap_rows(plan: DevicePlan, c: Commands, compact: bool) -> list[str]:
+    if not c.cap:
+        return []
+    change = plan.recommendation.cap_change
+    how = change.how if (change and change.how and not compact) else ""
+    return _row(_CAP_LABEL.get(plan.device.os, "GPU cap"), _command_lines([c.cap]) + (_prose(f"({how})") if how else []))
+
+
+def _lm_studio_line(c: Commands, key: str, value: str) -> list[str]:
+    """One LM Studio setting: the `lms` command, a note, or a setting with why."""
+    if key == "lms":
+        return _command_lines([value])
+    if key == "note":
+        return _prose(f"note: {value}")
+    why = c.lm_studio_why.get(key)
+    return _prose(f"{key}: {value}" + (f" ({why})" if why else ""))
+
+
+def _lm_studio_rows(c: Commands, compact: bool) -> list[str]:
+    if compact:
+        room = _w() - LABEL_WIDTH - 3
+        lms = [f"{k} {v}" for k, v in c.lm_studio.items() if k not in ("lms", "note")]
+        return _row("LM Studio", [x.strip() for x in _join_wrapped(lms, " · ", room, "", "")])
+    return _row("LM Studio", [x for k, v in c.lm_studio.items() for x in _lm_studio_line(c, k, v)])
+
+
+def _ollama_rows(c: Commands, compact: bool) -> list[str]:
+    out = _row("Ollama", [x for line in c.ollama
+                          for x in (_prose(line) if line.startswith(_OLLAMA_PROSE) else _command_lines([line]))])
+    if c.ollama_app and not compact:
+        out += _row("Ollama app", [x for line in c.ollama_app
+                                   for x in (_prose(line) if line.startswith(("then", "#")) else _command_lines([line]))])
+    return out
+
+
+def _why_and_warnings(r: Recommendation, compact: bool) -> list[str]:
+    out = [] if compact else ["  Why:"] + _bullets(r.reasons, "    - ")
+    return out + (["  Warnings:"] + _bullets(r.warnings, "    ! ") if r.warnings else [])
+
+
 def _recommendation_block(plan: DevicePlan, *, compact: bool = False) -> list[str]:
     r = plan.recommendation
     out = _bullets([f"Recommendation: {headline(plan)}"], "", None, "  ")
@@ -190,53 +237,12 @@ def _recommendation_block(plan: DevicePlan, *, compact: bool = False) -> list[st
         out += _bullets([pf], "  ")
     c = r.commands
     if r.tier == "no_fit" or c is None:
-        out += _bullets(r.reasons, "  - ")
-        return out
-    if c.bios:
-        first, *rest = c.bios.split("\n")
-        out += _row("BIOS", [first] + [x for part in rest for x in _prose(part)])
-    if c.cap:
-        label = "Linux kernel" if plan.device.os == "linux" else ("macOS" if plan.device.os == "macos" else "GPU cap")
-        how = r.cap_change.how if (r.cap_change and r.cap_change.how and not compact) else ""
-        out += _row(label, _command_lines([c.cap]) + (_prose(f"({how})") if how else []))
-    out += _row("llama.cpp", _command_lines([c.llama_server]))
+        return out + _bullets(r.reasons, "  - ")
+    out += _bios_rows(c) + _cap_rows(plan, c, compact) + _row("llama.cpp", _command_lines([c.llama_server]))
     mm = mmproj_line(plan)
     if mm:
         out += _row("Vision", _prose(mm))
-    room = _w() - LABEL_WIDTH - 3
-    if compact:
-        lms = [f"{k} {v}" for k, v in c.lm_studio.items() if k not in ("lms", "note")]
-        out += _row("LM Studio", [x.strip() for x in _join_wrapped(lms, " · ", room, "", "")])
-    else:
-        lms_lines: list[str] = []
-        for k, v in c.lm_studio.items():
-            if k == "lms":
-                lms_lines += _command_lines([v])
-            elif k == "note":
-                lms_lines += _prose(f"note: {v}")
-            else:
-                why = c.lm_studio_why.get(k)
-                lms_lines += _prose(f"{k}: {v}" + (f" ({why})" if why else ""))
-        out += _row("LM Studio", lms_lines)
-    ollama: list[str] = []
-    for line in c.ollama:
-        if line.startswith(("in the session:", "note:")):
-            ollama += _prose(line)
-        else:
-            ollama += _command_lines([line])
-    out += _row("Ollama", ollama)
-    if c.ollama_app and not compact:
-        app: list[str] = []
-        for line in c.ollama_app:
-            app += _prose(line) if line.startswith(("then", "#")) else _command_lines([line])
-        out += _row("Ollama app", app)
-    if not compact:
-        out.append("  Why:")
-        out += _bullets(r.reasons, "    - ")
-    if r.warnings:
-        out.append("  Warnings:")
-        out += _bullets(r.warnings, "    ! ")
-    return out
+    return out + _lm_studio_rows(c, compact) + _ollama_rows(c, compact) + _why_and_warnings(r, compact)
 
 
 def _glue(text: str) -> str:
@@ -263,33 +269,86 @@ def _table(rows: list[list[str]], headers: list[str], colalign: tuple[str, ...] 
     return "\n".join(render_table(rows, headers, _w(), drop_order=drop, align=colalign))
 
 
+def _options_lines(plan: DevicePlan) -> list[str]:
+    """The BIOS carve-out table of a carve-out APU, or the GPU limit table where the limit matters."""
+    kind = options_table(plan)
+    if kind == "carveout":
+        rows, headers, align = carveout_table(plan.carveout_options)
+        return (["", f"BIOS carve-out options for {plan.recommendation.quant} ({plan.device.os}):"]
+                + _bullets([carveout_caption(headers)], "") + [_table(rows, headers, align, CARVEOUT_DROP)])
+    if kind == "cap":
+        return ["", f"GPU memory limit for {plan.recommendation.quant}:",
+                _table(cap_rows(plan.carveout_options), CAP_HEADERS,
+                       ("left", "right", "left", "right", "right", "right", "left"), CAP_DROP)]
+    return []
+
+
+def _bar_lines(plan: DevicePlan, unicode: bool) -> list[str]:
+    if not plan.bars:
+        return []
+    return ["", "Memory with the recommendation loaded:"] + [render_bar(b, unicode=unicode) for b in plan.bars]
+
+
 def render_device(plan: DevicePlan, *, unicode: bool = False) -> str:
     out = _bullets([request_title(plan)], "") + _bullets([" · ".join(device_title_parts(plan))], "on ", None, "   ")
     out += _bullets(warnings_first(plan), "  ! ")
     out += _bullets(plan.device.assumptions, "  assumed: ")
-    out.append("")
-    out += _recommendation_block(plan)
-    if plan.bars:
-        out += ["", "Memory with the recommendation loaded:"]
-        out += [render_bar(b, unicode=unicode) for b in plan.bars]
+    out += [""] + _recommendation_block(plan) + _bar_lines(plan, unicode)
     out += ["", f"Quants at {plan.ctx} tokens:"]
     out += _bullets([variant_caption(plan)], "")
     headers = variant_headers(plan)
     out.append(_table(variant_rows(plan), headers, ("left", "left", "right", "right", "left", "left")
                       + ("right",) * (len(headers) - 6), VARIANT_DROP))
-    if plan.carveout_options:
-        if plan.device.memory_architecture == "carveout":
-            out += ["", f"BIOS carve-out options for {plan.recommendation.quant} ({plan.device.os}):"]
-            rows, headers, align = carveout_table(plan.carveout_options)
-            out += _bullets([carveout_caption(headers)], "")
-            out.append(_table(rows, headers, align, CARVEOUT_DROP))
-        elif len(plan.carveout_options) > 1 or plan.carveout_options[0].cap_raised:
-            out += ["", f"GPU memory limit for {plan.recommendation.quant}:"]
-            out.append(_table(cap_rows(plan.carveout_options), CAP_HEADERS,
-                              ("left", "right", "left", "right", "right", "right", "left"), CAP_DROP))
-    out += [""] + _bullets([FOOTNOTE], "")
-    out += _bullets([f"sized for {_runtime_words(plan)}"], "")
-    return "\n".join(out)
+    return "\n".join(out + _options_lines(plan) + _footer(plan))
+
+
+def _setup_cell(r: Recommendation) -> str:
+    """How the device is set up for its recommendation: the BIOS split, a raised cap, offload."""
+    setup = []
+    if r.carveout_bytes is not None:
+        setup.append(f"UMA {fmt_bios_size(r.carveout_bytes)} / OS {fmt_bios_size(r.os_keeps_bytes)}")
+    if r.cap_change:
+        setup.append(r.cap_change.setting)
+    if r.tier == "partial_offload":
+        setup.append(f"--n-cpu-moe {r.n_cpu_moe}" if r.n_cpu_moe else f"-ngl {r.n_gpu_layers}")
+    return ", ".join(setup) or "-"
+
+
+def _comparison_row(p: DevicePlan) -> list[str]:
+    r = p.recommendation
+    fits = r.tier != "no_fit"
+    tier = "spills" if r.placement == "spill" else tier_short(r.tier, p.device.memory_architecture)
+    return [p.device.id, f"{p.device.os}/{p.device.use}", r.quant if fits else "-", tier, _setup_cell(r),
+            gib(r.total_bytes) if fits else "-", tps_cell(r.est_tps, r.est_tps_at_ctx),
+            f"{r.est_prefill_tps:.0f}" if r.est_prefill_tps else "-", ttft_cell(r.est_ttft_s)]
+
+
+def _matrix_cell(p: DevicePlan, q: str) -> str:
+    """A quant on a device: its tier (► on the recommended one), est. t/s, and the longest context
+    on the GPU (what would fit, when it does not at this context)."""
+    v = next((x for x in p.variants if x.quant == q), None)
+    if v is None:
+        return "-"
+    mark = "► " if (p.recommendation.quant == q and p.recommendation.tier != "no_fit") else ""
+    cell = f"{mark}{'spills' if v.placement == 'spill' else tier_short(v.tier, p.device.memory_architecture)}"
+    return cell + (f" {v.est_tps:.1f} t/s" if v.est_tps is not None else "") + _reach_cell(v)
+
+
+def _reach_cell(v: VariantPlan) -> str:
+    """The longest context on the GPU (fast memory where that differs), or what would fit."""
+    limit = v.max_ctx_fast if v.max_ctx_fast is not None else v.max_ctx_f16
+    if not limit:
+        return ""
+    return f", fits ≤{ctx_cell(limit)}" if v.tier == "no_fit" else f" ≤{ctx_cell(limit)}"
+
+
+def _quant_matrix(plans: list[DevicePlan]) -> list[list[str]]:
+    quants = [v.quant for v in sorted(plans[0].variants, key=lambda v: v.size_bytes, reverse=True)]
+    return [[q] + [_matrix_cell(p, q) for p in plans] for q in quants]
+
+
+def _footer(plan: DevicePlan) -> list[str]:
+    return [""] + _bullets([FOOTNOTE], "") + _bullets([f"sized for {_runtime_words(plan)}"], "")
 
 
 def render_comparison(multi: MultiPlan) -> str:
@@ -300,51 +359,17 @@ def render_comparison(multi: MultiPlan) -> str:
     out = _bullets([f"{first.model.name} · {plans[0].ctx} tokens · compared on {len(plans)} devices{use}"], "")
     out += _bullets(list(dict.fromkeys(w for p in plans for w in warnings_first(p))), "  ! ")
     out.append("")
-    rows = []
-    for p in plans:
-        r = p.recommendation
-        setup = []
-        if r.carveout_bytes is not None:
-            setup.append(f"UMA {fmt_bios_size(r.carveout_bytes)} / OS {fmt_bios_size(r.os_keeps_bytes)}")
-        if r.cap_change:
-            setup.append(r.cap_change.setting)
-        if r.tier == "partial_offload":
-            setup.append(f"--n-cpu-moe {r.n_cpu_moe}" if r.n_cpu_moe else f"-ngl {r.n_gpu_layers}")
-        rows.append([p.device.id, f"{p.device.os}/{p.device.use}", r.quant if r.tier != "no_fit" else "-",
-                     "spills" if r.placement == "spill" else tier_short(r.tier, p.device.memory_architecture), ", ".join(setup) or "-",
-                     gib(r.total_bytes) if r.tier != "no_fit" else "-", tps_cell(r.est_tps, r.est_tps_at_ctx),
-                     f"{r.est_prefill_tps:.0f}" if r.est_prefill_tps else "-", ttft_cell(r.est_ttft_s)])
-    out.append(_table(rows, ["device", "os/use", "quant", "tier", "setup", "needs GiB", "est. t/s", "pp t/s", "fill"],
+    out.append(_table([_comparison_row(p) for p in plans],
+                      ["device", "os/use", "quant", "tier", "setup", "needs GiB", "est. t/s", "pp t/s", "fill"],
                       drop=COMPARE_DROP))
-    # quant x device matrix
-    quants = [v.quant for v in sorted(first.variants, key=lambda v: v.size_bytes, reverse=True)]
-    matrix = []
-    for q in quants:
-        row = [q]
-        for p in plans:
-            v = next((x for x in p.variants if x.quant == q), None)
-            if v is None:
-                row.append("-")
-                continue
-            mark = "► " if (p.recommendation.quant == q and p.recommendation.tier != "no_fit") else ""
-            cell = f"{mark}{'spills' if v.placement == 'spill' else tier_short(v.tier, p.device.memory_architecture)}"
-            if v.est_tps is not None:
-                cell += f" {v.est_tps:.1f} t/s"
-            limit = v.max_ctx_fast if v.max_ctx_fast is not None else v.max_ctx_f16
-            if limit:
-                cell += f", fits ≤{ctx_cell(limit)}" if v.tier == "no_fit" else f" ≤{ctx_cell(limit)}"
-            row.append(cell)
-        matrix.append(row)
     out += [""] + _bullets(["Quants per device (tier at this context, est. t/s, ≤ the longest context on the GPU, "
                             "f16 KV):"], "")
-    out.append(_table(matrix, ["quant"] + [p.device.id for p in plans]))
+    out.append(_table(_quant_matrix(plans), ["quant"] + [p.device.id for p in plans]))
     for p in plans:
         out += [""] + _bullets([" · ".join(device_title_parts(p))], "── ", None, "   ")
         out += _bullets(p.device.assumptions, "  assumed: ")
         out += _recommendation_block(p, compact=True)
-    out += [""] + _bullets([FOOTNOTE], "")
-    out += _bullets([f"sized for {_runtime_words(first)}"], "")
-    return "\n".join(out)
+    return "\n".join(out + _footer(first))
 
 
 def render_text(multi: MultiPlan, *, unicode: bool = False, width: int | None = None) -> str:

@@ -14,7 +14,8 @@ from tabulate import tabulate
 from ..plan_types import DeviceSummary
 from ..units import GIB, MIB, fmt_ctx
 from ..workload_plan import both, duration_words
-from ..workload_types import DeviceWorkload, ModelAtSetting, ModelRun, Setting, SettingRow, WorkloadPlan
+from ..workload_types import (DeviceWorkload, MatrixCell, ModelAtSetting, ModelRun, Setting, SettingRow, TogetherRow,
+                              WorkloadModelInfo, WorkloadPlan)
 from .common import tps_cell
 from .layout import render_table, text_width, wrap
 from ..shells import shell
@@ -47,39 +48,61 @@ def cell(m: ModelAtSetting) -> str:
     return f"{m.quant}{kv} {PLACE_SHORT[m.placement]} {tps_cell(m.est_tps, m.est_tps_at_ctx)}{slow}".strip()
 
 
+def _short_of_all(d: DeviceWorkload, n: int) -> str:
+    """How many of the models the chosen setting runs, and which of them miss the speed filters."""
+    row = next((r for r in d.rows if r.chosen), None)
+    if row is None:
+        return f"runs 0 of {n} models"
+    slow = [m.label for m in row.models if m.quant is not None and not m.meets_filters]
+    too_slow = f"; too slow for the speed filters: {', '.join(slow)}" if slow else ""
+    return f"runs {row.runs} of {n} models{too_slow}"
+
+
+def _one_at_a_time(d: DeviceWorkload, n: int) -> str:
+    if d.all_at_best:
+        return "every model at its best" if n > 1 else "the model at its best"
+    if d.serves_all:
+        return "every model runs, some give something up (below)"
+    return _short_of_all(d, n)
+
+
 def status(d: DeviceWorkload, n: int) -> str:
     if d.mode == "together":
         return f"{both(n)} models loaded at once"
     turns = "they must take turns; one at a time: " if d.together is not None else ""
-    if d.all_at_best:
-        return turns + ("every model at its best" if n > 1 else "the model at its best")
-    if d.serves_all:
-        return turns + "every model runs, some give something up (below)"
-    row = next((r for r in d.rows if r.chosen), None)
-    slow = [m.label for m in row.models if m.quant is not None and not m.meets_filters] if row else []
-    too_slow = f"; too slow for the speed filters: {', '.join(slow)}" if slow else ""
-    return turns + f"runs {row.runs if row else 0} of {n} models{too_slow}"
+    return turns + _one_at_a_time(d, n)
 
 
 def size_flag(n: int) -> str:
     return f"{n // GIB}g" if n % GIB == 0 else f"{n // MIB}m"
 
 
+def _together_flags(run: ModelRun, d: DeviceWorkload) -> list[str]:
+    """The quant and KV type the sum left this model (planned together)."""
+    r = run.recommendation
+    if d.mode != "together" or not r.quant:
+        return []
+    kv = [f"-ctk {r.cache_type_k} -ctv {r.cache_type_v}"] if r.cache_type_k != "f16" or r.cache_type_v != "f16" else []
+    return [f"--quant {r.quant}"] + kv
+
+
+def _setting_flags(d: DeviceWorkload) -> list[str]:
+    """The chosen setting as flags: the carve-out, and a unified machine's raised GPU limit."""
+    s = d.chosen
+    if s is None:
+        return []
+    flags = [f"--carveout {size_flag(s.carveout_bytes)}"] if s.carveout_bytes is not None else []
+    if s.cap_change is not None and d.device.memory_architecture == "unified":
+        flags.append(f"--gpu-cap {size_flag(s.cap_change.cap_bytes)}")
+    return flags
+
+
 def alone_command(run: ModelRun, ref: str, d: DeviceWorkload) -> str:
     """The single-model command that plans this model at the chosen setting (Ollama lines, memory bar...)."""
-    s = d.chosen
     r = run.recommendation
     quote = shell(r.commands.shell).quote if r.commands is not None else (lambda word: word)
     parts = ["memfit plan", quote(f"{ref}@{fmt_ctx(run.ctx)}"), f"-d {d.device.id}:{d.device.os}:{d.device.use}"]
-    if d.mode == "together" and r.quant:  # the quant and KV type the sum left this model
-        parts.append(f"--quant {r.quant}")
-        if r.cache_type_k != "f16" or r.cache_type_v != "f16":
-            parts.append(f"-ctk {r.cache_type_k} -ctv {r.cache_type_v}")
-    if s is not None and s.carveout_bytes is not None:
-        parts.append(f"--carveout {size_flag(s.carveout_bytes)}")
-    if s is not None and s.cap_change is not None and d.device.memory_architecture == "unified":
-        parts.append(f"--gpu-cap {size_flag(s.cap_change.cap_bytes)}")
-    return " ".join(parts)
+    return " ".join(parts + _together_flags(run, d) + _setting_flags(d))
 
 
 def headline(run: ModelRun) -> str:
@@ -106,11 +129,15 @@ def together_rows(d: DeviceWorkload, numbered: bool = False) -> tuple[list[list[
     """The together table; without model columns when no setting holds them all at once."""
     assert d.together is not None
     any_fit = any(row.fits for row in d.together.rows)
-    rows = []
-    for row in d.together.rows:
-        cells = ([cell(m) for m in row.models] if row.fits else [""] * len(d.runs)) if any_fit else []
-        note = f"{row.gpu_bytes / GIB:.1f} GiB on the GPU" if row.fits else row.blocker_short
-        rows.append([MARK if row.chosen else "", row.setting.label] + cells + [note])
+
+    def cells(row: TogetherRow) -> list[str]:
+        if not any_fit:
+            return []
+        return [cell(m) for m in row.models] if row.fits else [""] * len(d.runs)
+
+    rows = [[MARK if row.chosen else "", row.setting.label] + cells(row)
+            + [f"{row.gpu_bytes / GIB:.1f} GiB on the GPU" if row.fits else row.blocker_short]
+            for row in d.together.rows]
     return rows, ["", "setting"] + (titles(d, numbered) if any_fit else []) + ["together"]
 
 
@@ -153,50 +180,64 @@ def _prose(label: str, text: str, width: int) -> list[str]:
     return _row(label, _wrap(text, width - LABEL - 3))
 
 
-def _device_text(plan: WorkloadPlan, d: DeviceWorkload, width: int, refs: dict[str, str]) -> list[str]:
-    n = len(plan.models)
+def _setting_text(plan: WorkloadPlan, d: DeviceWorkload, width: int) -> list[str]:
+    """The device, its assumptions, the one setting with how to set it, why, and the together verdict."""
+    s = d.chosen
     out = _wrap(device_words(d.device), width, "", "   ")
     out += _wrap("; ".join(d.device.assumptions), width, "  assumed: ", "           ")
-    s = d.chosen
-    out.append("")
-    out += _wrap(f"Setting: {s.label if s else '-'} — {status(d, n)}", width, "", "  ")
+    out += [""] + _wrap(f"Setting: {s.label if s else '-'} — {status(d, len(plan.models))}", width, "", "  ")
     for label, text in _setting_lines(s) if s else []:
         out += _prose(label, text, width)
     out += _prose("Why", d.reason, width)
-    if d.together is not None:
-        out += _prose("Together", d.together.statement, width)
-    for run in d.runs:
-        out.append("")
-        out += _wrap(f"{run.label} @{fmt_ctx(run.ctx)}: {headline(run)}", width, "", "  ")
-        c = run.recommendation.commands
-        if c is not None:
-            cont = shell(c.shell).continuation  # the shell the commands are written for
-            out += _row("llama.cpp", wrap_command(c.llama_server, width, LABEL + 3, LABEL + 3, cont))
-            lms = " · ".join(f"{k} {v}" for k, v in c.lm_studio.items() if k not in ("lms", "note"))
-            out += _prose("LM Studio", lms, width)
-            out += _row("alone", wrap_command(alone_command(run, refs[run.label], d), width, LABEL + 3, LABEL + 3, cont))
-        else:
-            out += [f"    - {x}" for line in run.recommendation.reasons for x in _wrap(line, width - 6)]
-        for w in run.warnings + run.recommendation.warnings:
-            out += _wrap(w, width, "    ! ", "      ")
+    return out + (_prose("Together", d.together.statement, width) if d.together is not None else [])
+
+
+def _run_text(run: ModelRun, d: DeviceWorkload, width: int, ref: str) -> list[str]:
+    """One model at the setting: its headline, launch lines (in the planned shell) or why not, warnings."""
+    out = [""] + _wrap(f"{run.label} @{fmt_ctx(run.ctx)}: {headline(run)}", width, "", "  ")
+    c = run.recommendation.commands
+    if c is not None:
+        cont = shell(c.shell).continuation  # the shell the commands are written for
+        out += _row("llama.cpp", wrap_command(c.llama_server, width, LABEL + 3, LABEL + 3, cont))
+        out += _prose("LM Studio", " · ".join(f"{k} {v}" for k, v in c.lm_studio.items() if k not in ("lms", "note")),
+                      width)
+        out += _row("alone", wrap_command(alone_command(run, ref, d), width, LABEL + 3, LABEL + 3, cont))
+    else:
+        out += [f"    - {x}" for line in run.recommendation.reasons for x in _wrap(line, width - 6)]
+    for w in run.warnings + run.recommendation.warnings:
+        out += _wrap(w, width, "    ! ", "      ")
+    return out
+
+
+def _tables_text(d: DeviceWorkload, width: int) -> list[str]:
+    """The together table (when planned together) and the one-at-a-time trade-off table."""
+    out = []
     if d.together is not None:
         out += [""] + _wrap(f"Together on {d.device.id}: every model loaded at once ({MARK} = chosen):", width)
         out += _fitted(lambda k: together_rows(d, k), width, ())
     one = "One at a time" if d.together is not None else "Trade-off"
     out += [""] + _wrap(f"{one} on {d.device.id}: each setting x each model ({MARK} = {_chosen_words(d)}):", width)
-    out += _fitted(lambda k: trade_rows(d, k), width, ("runs",))
-    out += _wrap(LEGEND + ".", width, "  ")
+    return out + _fitted(lambda k: trade_rows(d, k), width, ("runs",)) + _wrap(LEGEND + ".", width, "  ")
+
+
+def _costs_text(d: DeviceWorkload, width: int) -> list[str]:
+    """What each setting gives up, and what switching between settings costs."""
+    out = []
     if d.losses:
         out += ["", "What each setting costs (against each model's own best):"]
-        for line in d.losses:
-            out += _wrap(line, width, "  - ", "    ")
+        out += [x for line in d.losses for x in _wrap(line, width, "  - ", "    ")]
     if d.switches:
-        out += ["", "Switching:"]
-        for sw in d.switches:
-            out += _wrap(sw.text, width, "  - ", "    ")
-    elif len(d.rows) > 1:
+        return out + ["", "Switching:"] + [x for sw in d.switches for x in _wrap(sw.text, width, "  - ", "    ")]
+    if len(d.rows) > 1:
         out += _wrap(f"Switching settings: {d.switch_cost}.", width, "", "  ")
     return out
+
+
+def _device_text(plan: WorkloadPlan, d: DeviceWorkload, width: int, refs: dict[str, str]) -> list[str]:
+    out = _setting_text(plan, d, width)
+    for run in d.runs:
+        out += _run_text(run, d, width, refs[run.label])
+    return out + _tables_text(d, width) + _costs_text(d, width)
 
 
 def _fitted(make: Callable[[bool], tuple[list[list[str]], list[str]]], width: int,
@@ -217,29 +258,31 @@ def _chosen_words(d: DeviceWorkload) -> str:
     return "the best setting for them one at a time" if d.mode == "together" else "chosen"
 
 
-def _matrix_text(plan: WorkloadPlan, width: int) -> list[str]:
-    out = ["Settings (one per device for the whole workload):"]
+def _settings_table(plan: WorkloadPlan, width: int) -> list[str]:
     rows = []
     for d in plan.devices:
         runs = next((r for r in d.rows if r.chosen), None)
-        what = status(d, len(plan.models)) if runs else "-"
-        rows.append([d.device.id, d.chosen.label if d.chosen else "-", what])
-    out += render_table(rows, ["device", "setting", "result"], width, indent=2)
+        rows.append([d.device.id, d.chosen.label if d.chosen else "-", status(d, len(plan.models)) if runs else "-"])
+    return render_table(rows, ["device", "setting", "result"], width, indent=2)
+
+
+def _model_on_devices(plan: WorkloadPlan, m: WorkloadModelInfo, width: int) -> list[str]:
+    rows = [[c.device, c.quant or "-", PLACE_SHORT[c.placement], tps_cell(c.est_tps, c.est_tps_at_ctx),
+             f"{c.est_prefill_tps:.0f}" if c.est_prefill_tps else "-", duration_words(c.est_ttft_s)]
+            for c in plan.matrix if c.model == m.label]
+    return [f"  {m.label} @{fmt_ctx(m.ctx)}"] + render_table(
+        rows, ["device", "quant", "memory", "est. t/s", "pp t/s", "fill"], width, drop_order=("pp t/s",),
+        align=["left", "left", "left", "right", "right", "right"], indent=4)
+
+
+def _matrix_text(plan: WorkloadPlan, width: int) -> list[str]:
+    out = ["Settings (one per device for the whole workload):"] + _settings_table(plan, width)
     out += ["", "Buyer's matrix: each model on each device at that device's setting (est.):"]
     for m in plan.models:
-        out.append(f"  {m.label} @{fmt_ctx(m.ctx)}")
-        cells = [c for c in plan.matrix if c.model == m.label]
-        rows = [[c.device, c.quant or "-", PLACE_SHORT[c.placement], tps_cell(c.est_tps, c.est_tps_at_ctx),
-                 f"{c.est_prefill_tps:.0f}" if c.est_prefill_tps else "-", duration_words(c.est_ttft_s)]
-                for c in cells]
-        out += render_table(rows, ["device", "quant", "memory", "est. t/s", "pp t/s", "fill"], width,
-                            drop_order=("pp t/s",), align=["left", "left", "left", "right", "right", "right"], indent=4)
+        out += _model_on_devices(plan, m, width)
     out += _wrap("pp t/s = prompt processing; fill = time to the first token for a prompt that fills the context.",
-                width, "  ")
-    out += ["", "Where they differ:"]
-    for diff in plan.differences:
-        out += _wrap(diff.text, width, "  - ", "    ")
-    return out
+                 width, "  ")
+    return out + ["", "Where they differ:"] + [x for diff in plan.differences for x in _wrap(diff.text, width, "  - ", "    ")]
 
 
 def render_workload_text(plan: WorkloadPlan) -> str:
@@ -252,13 +295,10 @@ def render_workload_text(plan: WorkloadPlan) -> str:
         out += _wrap(t, width, "  ", "     ")
     refs = {m.label: m.ref for m in plan.models}
     if k > 1:
-        out.append("")
-        out += _matrix_text(plan, width)
+        out += [""] + _matrix_text(plan, width)
+    rule = ["─" * min(width, 40)] if k > 1 else []
     for d in plan.devices:
-        out.append("")
-        if k > 1:
-            out.append("─" * min(width, 40))
-        out += _device_text(plan, d, width, refs)
+        out += [""] + rule + _device_text(plan, d, width, refs)
     out += [""] + _wrap(EST_NOTE, width)
     return "\n".join(out)
 
@@ -271,39 +311,67 @@ def _md_table(rows: list[list[str]], headers: list[str]) -> str:
     return tabulate(clean, headers=headers, tablefmt="github", disable_numparse=True)
 
 
-def _device_md(plan: WorkloadPlan, d: DeviceWorkload, refs: dict[str, str], level: str) -> list[str]:
-    s = d.chosen
-    out = [f"{level} {d.device.id}: {s.label if s else '-'} — {status(d, len(plan.models))}", "",
-           f"_{device_words(d.device)}_", ""]
-    out += [f"- Assumed: {a}" for a in d.device.assumptions]
-    for label, text in _setting_lines(s) if s else []:
-        out.append(f"- **{label or 'how'}:** {text}")
-    out.append(f"- **Why:** {d.reason}")
-    if d.together is not None:
-        out.append(f"- **Together:** {d.together.statement}")
-    for run in d.runs:
-        out += ["", f"**{run.label} @{fmt_ctx(run.ctx)}:** {headline(run)}", ""]
-        c = run.recommendation.commands
-        if c is not None:
-            out += ["```sh", c.llama_server, "```", "",
-                    "- LM Studio: " + "; ".join(f"{k}: {v}" for k, v in c.lm_studio.items() if k not in ("lms", "note")),
-                    f"- Alone, with Ollama lines and the memory bar: `{alone_command(run, refs[run.label], d)}`"]
-        else:
-            out += [f"- {x}" for x in run.recommendation.reasons]
-        out += [f"- Warning: {w}" for w in run.warnings + run.recommendation.warnings]
+def _run_md(run: ModelRun, d: DeviceWorkload, ref: str) -> list[str]:
+    out = ["", f"**{run.label} @{fmt_ctx(run.ctx)}:** {headline(run)}", ""]
+    c = run.recommendation.commands
+    if c is not None:
+        out += ["```sh", c.llama_server, "```", "",
+                "- LM Studio: " + "; ".join(f"{k}: {v}" for k, v in c.lm_studio.items() if k not in ("lms", "note")),
+                f"- Alone, with Ollama lines and the memory bar: `{alone_command(run, ref, d)}`"]
+    else:
+        out += [f"- {x}" for x in run.recommendation.reasons]
+    return out + [f"- Warning: {w}" for w in run.warnings + run.recommendation.warnings]
+
+
+def _tables_md(d: DeviceWorkload) -> list[str]:
+    out = []
     if d.together is not None:
         rows, headers = together_rows(d)
         out += ["", f"Together: every model loaded at once ({MARK} = chosen)", "", _md_table(rows, headers)]
     rows, headers = trade_rows(d)
     one = "One at a time" if d.together is not None else "Trade-off"
-    out += ["", f"{one}: each setting x each model ({MARK} = {_chosen_words(d)}; {LEGEND})", "", _md_table(rows, headers)]
-    if d.losses:
-        out += ["", "What each setting costs (against each model's own best):", ""] + [f"- {x}" for x in d.losses]
+    return out + ["", f"{one}: each setting x each model ({MARK} = {_chosen_words(d)}; {LEGEND})", "",
+                  _md_table(rows, headers)]
+
+
+def _costs_md(d: DeviceWorkload) -> list[str]:
+    out = ["", "What each setting costs (against each model's own best):", ""] + [f"- {x}" for x in d.losses] if d.losses else []
     if d.switches:
-        out += ["", "Switching:", ""] + [f"- {sw.text}" for sw in d.switches]
-    elif len(d.rows) > 1:
-        out += ["", f"Switching settings: {d.switch_cost}."]
-    return out
+        return out + ["", "Switching:", ""] + [f"- {sw.text}" for sw in d.switches]
+    return out + (["", f"Switching settings: {d.switch_cost}."] if len(d.rows) > 1 else [])
+
+
+def _device_md(plan: WorkloadPlan, d: DeviceWorkload, refs: dict[str, str], level: str) -> list[str]:
+    s = d.chosen
+    out = [f"{level} {d.device.id}: {s.label if s else '-'} — {status(d, len(plan.models))}", "",
+           f"_{device_words(d.device)}_", ""]
+    out += [f"- Assumed: {a}" for a in d.device.assumptions]
+    out += [f"- **{label or 'how'}:** {text}" for label, text in (_setting_lines(s) if s else [])]
+    out.append(f"- **Why:** {d.reason}")
+    if d.together is not None:
+        out.append(f"- **Together:** {d.together.statement}")
+    for run in d.runs:
+        out += _run_md(run, d, refs[run.label])
+    return out + _tables_md(d) + _costs_md(d)
+
+
+def _matrix_cell_md(c: MatrixCell) -> str:
+    if not c.quant:
+        return "no fit"
+    pp = f", pp {c.est_prefill_tps:.0f} t/s" if c.est_prefill_tps else ""
+    fill = f", fill {duration_words(c.est_ttft_s)}" if c.est_ttft_s else ""
+    return f"{c.quant or '-'} {PLACE_SHORT[c.placement]} {tps_cell(c.est_tps, c.est_tps_at_ctx)} t/s{pp}{fill}"
+
+
+def _comparison_md(plan: WorkloadPlan) -> list[str]:
+    """Several devices: the setting each, the buyer's matrix, where they differ."""
+    rows = [[d.device.id, d.chosen.label if d.chosen else "-", status(d, len(plan.models))] for d in plan.devices]
+    out = ["", "### Settings (one per device)", "", _md_table(rows, ["device", "setting", "result"])]
+    models = [f"{m.label} @{fmt_ctx(m.ctx)}" for m in plan.models]
+    matrix = [[d.device.id] + [_matrix_cell_md(next(x for x in plan.matrix if x.device == d.device.id and x.model == m.label))
+                               for m in plan.models] for d in plan.devices]
+    out += ["", "### Buyer's matrix (est.)", "", _md_table(matrix, ["device"] + models), ""]
+    return out + ["Where they differ:", ""] + [f"- {x.text}" for x in plan.differences]
 
 
 def render_workload_markdown(plan: WorkloadPlan) -> str:
@@ -312,21 +380,7 @@ def render_workload_markdown(plan: WorkloadPlan) -> str:
     out += [f"{t}" for t in _titles(plan)]
     refs = {m.label: m.ref for m in plan.models}
     if k > 1:
-        rows = [[d.device.id, d.chosen.label if d.chosen else "-", status(d, n)] for d in plan.devices]
-        out += ["", "### Settings (one per device)", "", _md_table(rows, ["device", "setting", "result"])]
-        models = [f"{m.label} @{fmt_ctx(m.ctx)}" for m in plan.models]
-        matrix = []
-        for d in plan.devices:
-            row = [d.device.id]
-            for m in plan.models:
-                c = next(x for x in plan.matrix if x.device == d.device.id and x.model == m.label)
-                pp = f", pp {c.est_prefill_tps:.0f} t/s" if c.est_prefill_tps else ""
-                fill = f", fill {duration_words(c.est_ttft_s)}" if c.est_ttft_s else ""
-                row.append(f"{c.quant or '-'} {PLACE_SHORT[c.placement]} {tps_cell(c.est_tps, c.est_tps_at_ctx)} t/s{pp}{fill}"
-                           if c.quant else "no fit")
-            matrix.append(row)
-        out += ["", "### Buyer's matrix (est.)", "", _md_table(matrix, ["device"] + models), ""]
-        out += ["Where they differ:", ""] + [f"- {x.text}" for x in plan.differences]
+        out += _comparison_md(plan)
     for d in plan.devices:
         out += [""] + _device_md(plan, d, refs, "###")
     out += ["", f"_{EST_NOTE}_", ""]

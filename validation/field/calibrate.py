@@ -1,7 +1,7 @@
 """Fit the speed model's few parameters on the field rows, and report fit and held-out errors.
 
-    python validation/field/calibrate.py            # fit, print, write planner/data/speed.toml
-    python validation/field/calibrate.py --check    # print the errors of the current parameters only
+    python -m validation.field.calibrate            # fit, print, write planner/data/speed.toml
+    python -m validation.field.calibrate --check    # print the errors of the current parameters only
 
 Parameters (each with a physical meaning, planner/speed.py):
 - decode efficiency per memory system (eta: the share of peak bandwidth a big dense model reads at),
@@ -25,10 +25,8 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-
-import harness as H  # noqa: E402
-from planner.speed import SpeedParams, default_params, estimate_prefill, estimate_speed  # noqa: E402
+from planner.speed import SpeedParams, default_params, estimate_prefill, estimate_speed
+from validation.field import harness as H
 
 SPEED_TOML = H.REPO / "planner" / "data" / "speed.toml"
 PREFILL_WEIGHT = 1.0
@@ -265,7 +263,7 @@ def write_toml(p: SpeedParams, ev: dict[str, int], errs: dict[str, dict[str, flo
         "# Speed-model parameters (planner/speed.py), fitted by validation/field/calibrate.py on the",
         "# calibration rows of validation/field/*.toml (rows in holdout.toml never used). docs/speed.md",
         "# lists each parameter with the rows that fix it, and the fit and held-out errors. Regenerate:",
-        "#   python validation/field/calibrate.py",
+        "#   python -m validation.field.calibrate",
         'source = "fitted on validation/field (calibrate.py); ' + "; ".join(
             f"{k}: {v['within']}/{v['rows']} within band" for k, v in errs.items()) + '"',
         "", "[decode]", f"cpu_efficiency = {p.cpu_efficiency:.3f}",

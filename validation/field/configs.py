@@ -2,9 +2,10 @@
 GGUF metadata as llama.cpp b11434's converter (convert_hf_to_gguf.py) writes it from each model's
 Hugging Face config.json, plus the Hub GGUF repo the rows cite and the quants to record.
 
-Models the validation grid already has (validation/model_configs.py) are reused unchanged; the rest
-are defined here with each value's source (validation/field/models.toml holds the same facts with
-their citations). Only header facts live here: tensor lists come from validation/layouts.py, quant
+Models the validation grid already has (validation/model_configs.toml) are reused unchanged; the rest
+are plain tables in validation/field/configs.toml or, for the Qwen3.5 and Gemma 4 families, built
+here from their shared shape, each with its values' source (validation/field/models.toml holds the
+same facts with their citations). Only header facts live here: tensor lists come from validation/layouts.py, quant
 mixes from llama.cpp's quantizer (validation/field/make_specs.py).
 
 MTP: where the GGUF the rows cite carries the multi-token-prediction block (the converter's
@@ -15,16 +16,16 @@ to (they are TENSOR_SKIP otherwise), so they count in the file but not in the we
 
 from __future__ import annotations
 
+import tomllib
+from pathlib import Path
 from typing import Any
 
 from gguf import GGUFValueType as V
 
-from validation.model_configs import BY_NAME, QWEN_VOCAB, _model, b, f32, i32s, s, u32
+from validation.model_configs import BY_NAME, _model, f32, i32s, load_configs, s, u32
 
+HERE = Path(__file__).resolve().parent
 QUANTS = ["Q4_0", "Q4_K_M", "Q5_K_M", "Q6_K", "Q8_0", "BF16"]
-# gpt-oss ships its experts in MXFP4: llama-quantize keeps them only for MXFP4_MOE (any other target
-# would requantize MXFP4 tensors, which llama-quantize refuses without --allow-requantize)
-GPT_OSS_QUANTS = ["MXFP4_MOE", "BF16"]
 
 
 def bools(xs: list[bool]) -> tuple[Any, V, V]:
@@ -46,7 +47,6 @@ QWEN35_VOCAB = {"model": "gpt2", "pre": "qwen35", "n_tokens": 248320,
                 "special": {"eos": 248046, "padding": 248044}, "add_bos_token": False}
 GEMMA4_VOCAB = {"model": "gemma4", "pre": "gemma4", "n_tokens": 262144,
                 "special": {"bos": 2, "eos": 1, "unknown": 3, "padding": 0}, "add_bos_token": True}
-LLAMA3_VOCAB = {"model": "gpt2", "pre": "llama-bpe", "n_tokens": 128256, "special": {"bos": 128000, "eos": 128009}}
 
 
 def _qwen35(name: str, repo: str, arch: str, *, n_layer: int, n_embd: int, n_head: int, n_head_kv: int,
@@ -107,106 +107,8 @@ def _gemma4(name: str, repo: str, *, n_layer: int, n_embd: int, n_ff: int, n_hea
     return _model(name, repo, "gemma4", "Q4_K_M", GEMMA4_VOCAB, keys, notes, layout={"k_eq_v": True})
 
 
-NEW_MODELS: list[dict] = [
-    # meta-llama/Llama-2-7b-hf config.json (validation/field/models.toml): 32 layers, 4096, 32 heads
-    # = 32 KV heads (MHA), ffn 11008, vocab 32000 (SentencePiece), 4096 context, rms 1e-5, no rope
-    # scaling (so no rope_freqs tensor), untied. 6.74 B parameters as TheBloke's GGUF reports.
-    _model(
-        "llama-2-7b", "meta-llama/Llama-2-7b-hf", "llama", "Q4_0",
-        {"model": "llama", "pre": "default", "n_tokens": 32000,
-         "special": {"bos": 1, "eos": 2, "unknown": 0}, "add_bos_token": True, "add_eos_token": False},
-        {
-            "context_length": u32(4096), "embedding_length": u32(4096), "block_count": u32(32),
-            "feed_forward_length": u32(11008), "rope.dimension_count": u32(128), "attention.head_count": u32(32),
-            "attention.head_count_kv": u32(32), "attention.layer_norm_rms_epsilon": f32(1e-5),
-            "vocab_size": u32(32000),
-        },
-        "dense MHA (32 KV heads: 512 KiB of f16 KV per token), SentencePiece vocab, no rope scaling",
-        layout={"rope_freqs": False},
-    ),
-    # meta-llama/Llama-3.2-3B-Instruct (models.toml): 28 layers, 3072, 24 heads / 8 KV of 128, ffn
-    # 8192, vocab 128256, 131072 context, llama3 rope scaling (rope_freqs tensor), tied embeddings.
-    _model(
-        "llama-3.2-3b", "meta-llama/Llama-3.2-3B-Instruct", "llama", "Q4_K_M", LLAMA3_VOCAB,
-        {
-            "block_count": u32(28), "context_length": u32(131072), "embedding_length": u32(3072),
-            "feed_forward_length": u32(8192), "attention.head_count": u32(24), "attention.head_count_kv": u32(8),
-            "rope.freq_base": f32(500000.0), "attention.layer_norm_rms_epsilon": f32(1e-5),
-            "attention.key_length": u32(128), "attention.value_length": u32(128),
-            "vocab_size": u32(128256), "rope.dimension_count": u32(128),
-        },
-        "dense GQA, tied embeddings (no output.weight), llama3 rope scaling as rope_freqs.weight",
-        layout={"tied": True},
-    ),
-    # Qwen/Qwen2.5-Coder-7B(-Instruct) (models.toml): 28 layers, 3584, 28 heads / 4 KV (head 128),
-    # ffn 18944, vocab 152064, q/k/v biases, untied, rope_theta 1e6, rms 1e-6, 32768 context.
-    _model(
-        "qwen2.5-coder-7b", "Qwen/Qwen2.5-Coder-7B", "qwen2", "Q8_0",
-        {"model": "gpt2", "pre": "qwen2", "n_tokens": 152064,
-         "special": {"bos": 151643, "eos": 151643, "padding": 151643}, "add_bos_token": False},
-        {
-            "block_count": u32(28), "context_length": u32(32768), "embedding_length": u32(3584),
-            "feed_forward_length": u32(18944), "attention.head_count": u32(28), "attention.head_count_kv": u32(4),
-            "rope.freq_base": f32(1000000.0), "attention.layer_norm_rms_epsilon": f32(1e-6),
-        },
-        "dense GQA with q/k/v biases (qwen2)",
-    ),
-    # google/gemma-3-4b-it (models.toml): 34 layers, 2560, 8 heads / 4 KV of 256, ffn 10240, SWA
-    # 1024 (5 local : 1 global), linear rope scaling x8 on the global layers, 131072 context; the
-    # multimodal release's 262208-token vocab (as validation/models/gemma-3-12b.json).
-    _model(
-        "gemma-3-4b", "google/gemma-3-4b-it", "gemma3", "Q4_0",
-        {"model": "llama", "pre": "default", "n_tokens": 262208,
-         "special": {"bos": 2, "eos": 1, "unknown": 3, "padding": 0}, "add_bos_token": True, "add_eos_token": False},
-        {
-            "context_length": u32(131072), "embedding_length": u32(2560), "block_count": u32(34),
-            "feed_forward_length": u32(10240), "attention.head_count": u32(8),
-            "attention.layer_norm_rms_epsilon": f32(1e-6), "attention.key_length": u32(256),
-            "attention.value_length": u32(256), "rope.freq_base": f32(1000000.0),
-            "attention.sliding_window": u32(1024), "attention.head_count_kv": u32(4),
-            "rope.scaling.type": s("linear"), "rope.scaling.factor": f32(8.0),
-        },
-        "SWA 1024, 5 local : 1 global; tied embeddings; 262208-token vocab",
-    ),
-    # zai-org/GLM-4.5-Air (models.toml): 46 layers + 1 MTP layer, 4096, 96 heads / 8 KV of 128 with
-    # q/k/v biases and no q/k norm, first layer dense (10944), 128 routed experts of 1408 (8 active,
-    # sigmoid, score-correction bias, routed_scaling_factor 1.0, normalized) + 1 shared, partial rotary
-    # 0.5 (64 dims), rope_theta 1e6, rms 1e-5, 131072 context, vocab 151552. The GGUF keeps the MTP
-    # block with its own embed_tokens / shared_head_head copies: that is what makes unsloth's 110.47 B
-    # (llama-bench) - without them 109.23 B.
-    _model(
-        "glm-4.5-air", "zai-org/GLM-4.5-Air", "glm4moe", "Q4_K_M",
-        {"model": "gpt2", "pre": "glm4", "n_tokens": 151552,
-         "special": {"bos": 151331, "eos": 151329, "padding": 151329}},
-        {
-            "block_count": u32(47), "context_length": u32(131072), "embedding_length": u32(4096),
-            "feed_forward_length": u32(10944), "attention.head_count": u32(96), "attention.head_count_kv": u32(8),
-            "rope.freq_base": f32(1000000.0), "attention.layer_norm_rms_epsilon": f32(1e-5),
-            "expert_count": u32(128), "expert_used_count": u32(8),
-            "expert_group_count": u32(1), "expert_group_used_count": u32(1),
-            "attention.key_length": u32(128), "attention.value_length": u32(128),
-            "rope.dimension_count": u32(64), "expert_feed_forward_length": u32(1408),
-            "expert_shared_count": u32(1), "leading_dense_block_count": u32(1),
-            "expert_gating_func": u32(2), "expert_weights_scale": f32(1.0), "expert_weights_norm": b(True),
-            "nextn_predict_layers": u32(1),
-        },
-        "MoE 128 experts (8 active) + 1 shared, first layer dense, q/k/v biases; MTP layer 46 present "
-        "(with embed/head copies) but skipped by llama.cpp",
-        layout={"nextn_embed_head": True},
-    ),
-    # Qwen/Qwen3-235B-A22B-Instruct-2507 (models.toml): 94 layers, 4096, 64 heads / 4 KV of 128, 128
-    # experts of 1536 (8 active), no shared expert, vocab 151936, 262144 context, rope_theta 5e6.
-    _model(
-        "qwen3-235b-a22b", "Qwen/Qwen3-235B-A22B-Instruct-2507", "qwen3moe", "Q4_K_M", QWEN_VOCAB,
-        {
-            "block_count": u32(94), "context_length": u32(262144), "embedding_length": u32(4096),
-            "feed_forward_length": u32(12288), "attention.head_count": u32(64), "attention.head_count_kv": u32(4),
-            "rope.freq_base": f32(5000000.0), "attention.layer_norm_rms_epsilon": f32(1e-6),
-            "expert_used_count": u32(8), "attention.key_length": u32(128), "attention.value_length": u32(128),
-            "expert_count": u32(128), "expert_feed_forward_length": u32(1536),
-        },
-        "MoE, 128 experts (8 active), no shared expert, 94 layers",
-    ),
+# the plain tables (validation/field/configs.toml), then the two families built from their shape
+NEW_MODELS: list[dict] = load_configs(HERE / "configs.toml")[0] + [
     # Qwen/Qwen3.5-9B: 32 layers, 4096, 16 heads / 4 KV of 256, ffn 12288 (THUDM/slime
     # scripts/models/qwen3.5-9B.sh); Gated DeltaNet 16 key / 32 value heads of 128 (transformers
     # Qwen3_5TextConfig, whose defaults are this model's). Untied: 8.95 B parameters (tied would be
@@ -264,41 +166,11 @@ _coder_next.update({
              "heads; docker/model-runner's Qwen3-Coder-Next card); 79.67 B without MTP as llama-bench reports",
 })
 
-# spec id -> (model config, Hub GGUF repo the rows cite, its file name pattern, quants to record)
-FIELD: dict[str, dict[str, Any]] = {}
-
-
-def _add(cfg: dict, repo: str, pattern: str, quants: list[str] | None = None, mmproj: str | None = None) -> None:
-    FIELD[cfg["name"]] = {"cfg": cfg, "repo": repo, "file_pattern": pattern, "quants": quants or QUANTS,
-                          "mmproj": mmproj}
-
-
-_NEW = {m["name"]: m for m in NEW_MODELS}
-_add(_NEW["llama-2-7b"], "TheBloke/Llama-2-7B-GGUF", "llama-2-7b.{quant}.gguf")
-_add(BY_NAME["llama-3.1-8b"], "bartowski/Meta-Llama-3.1-8B-Instruct-GGUF", "Meta-Llama-3.1-8B-Instruct-{quant}.gguf")
-_add(_NEW["llama-3.2-3b"], "bartowski/Llama-3.2-3B-Instruct-GGUF", "Llama-3.2-3B-Instruct-{quant}.gguf")
-_add(BY_NAME["llama-3.3-70b"], "bartowski/Llama-3.3-70B-Instruct-GGUF", "Llama-3.3-70B-Instruct-{quant}.gguf")
-_add(_NEW["qwen2.5-coder-7b"], "ggml-org/Qwen2.5-Coder-7B-Q8_0-GGUF", "qwen2.5-coder-7b-{quant}.gguf")
-_add(BY_NAME["qwen3-32b"], "Qwen/Qwen3-32B-GGUF", "Qwen3-32B-{quant}.gguf")
-_add(BY_NAME["qwen3-vl-32b"], "Qwen/Qwen3-VL-32B-Instruct-GGUF", "Qwen3VL-32B-Instruct-{quant}.gguf",
-     ["Q3_K_M"] + QUANTS, mmproj="qwen3vl")  # Q3_K_M: as tests/data/qwen3-vl-32b.json
-_add(BY_NAME["qwen3-30b-a3b"], "unsloth/Qwen3-30B-A3B-Instruct-2507-GGUF", "Qwen3-30B-A3B-Instruct-2507-{quant}.gguf")
-_add(_NEW["qwen3-235b-a22b"], "unsloth/Qwen3-235B-A22B-Instruct-2507-GGUF", "Qwen3-235B-A22B-Instruct-2507-{quant}.gguf")
-_add(BY_NAME["gpt-oss-20b"], "ggml-org/gpt-oss-20b-GGUF", "gpt-oss-20b-{quant}.gguf", GPT_OSS_QUANTS)
-_add(BY_NAME["gpt-oss-120b"], "ggml-org/gpt-oss-120b-GGUF", "gpt-oss-120b-{quant}.gguf", GPT_OSS_QUANTS)
-_add(BY_NAME["glm-4.7-flash"], "unsloth/GLM-4.7-Flash-GGUF", "GLM-4.7-Flash-{quant}.gguf")
-_add(BY_NAME["deepseek-v2-lite"], "mradermacher/DeepSeek-V2-Lite-Chat-GGUF", "DeepSeek-V2-Lite-Chat.{quant}.gguf")
-_add(_NEW["gemma-3-4b"], "ggml-org/gemma-3-4b-it-qat-GGUF", "gemma-3-4b-it-qat-{quant}.gguf")
-_add(BY_NAME["lfm2-1.2b"], "LiquidAI/LFM2-1.2B-GGUF", "LFM2-1.2B-{quant}.gguf")
-_add(BY_NAME["qwen3-next-80b-a3b"], "unsloth/Qwen3-Next-80B-A3B-Instruct-GGUF", "Qwen3-Next-80B-A3B-Instruct-{quant}.gguf")
-_add(_NEW["glm-4.5-air"], "unsloth/GLM-4.5-Air-GGUF", "GLM-4.5-Air-{quant}.gguf")
-_add(_NEW["qwen3.5-9b"], "unsloth/Qwen3.5-9B-GGUF", "Qwen3.5-9B-{quant}.gguf")
-_add(_NEW["qwen3.5-35b-a3b"], "unsloth/Qwen3.5-35B-A3B-GGUF", "Qwen3.5-35B-A3B-{quant}.gguf")
-_add(_NEW["qwen3.6-27b"], "unsloth/Qwen3.6-27B-GGUF", "Qwen3.6-27B-{quant}.gguf")
-_add(_NEW["qwen3.6-35b-a3b"], "unsloth/Qwen3.6-35B-A3B-GGUF", "Qwen3.6-35B-A3B-{quant}.gguf",
-     ["Q3_K_S"] + QUANTS)  # Q3_K_S: a speed.toml row runs it
-_add(_NEW["qwen3.5-122b-a10b"], "unsloth/Qwen3.5-122B-A10B-GGUF", "Qwen3.5-122B-A10B-{quant}.gguf")
-_add(_NEW["qwen3.8-27b"], "unsloth/Qwen3.8-27B-GGUF", "Qwen3.8-27B-{quant}.gguf")
-_add(_coder_next, "unsloth/Qwen3-Coder-Next-GGUF", "Qwen3-Coder-Next-{quant}.gguf")
-_add(_NEW["gemma-4-31b"], "unsloth/gemma-4-31B-it-GGUF", "gemma-4-31B-it-{quant}.gguf")
-_add(_NEW["gemma-4-26b-a4b"], "unsloth/gemma-4-26B-A4B-it-GGUF", "gemma-4-26B-A4B-it-{quant}.gguf")
+# spec id -> (model config, Hub GGUF repo the rows cite, its file name pattern, quants to record,
+# vision projector): the [[field]] table of validation/field/configs.toml, in its order
+_CONFIGS = {**BY_NAME, **{m["name"]: m for m in NEW_MODELS}, _coder_next["name"]: _coder_next}
+FIELD: dict[str, dict[str, Any]] = {
+    f["spec"]: {"cfg": _CONFIGS[f["spec"]], "repo": f["repo"], "file_pattern": f["file_pattern"],
+                "quants": f.get("quants") or f.get("extra_quants", []) + QUANTS, "mmproj": f.get("mmproj")}
+    for f in tomllib.loads((HERE / "configs.toml").read_text(encoding="utf-8"))["field"]
+}

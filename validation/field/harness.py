@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import dataclasses
 import re
-import sys
 import tempfile
 import tomllib
 from dataclasses import dataclass, field
@@ -31,16 +30,12 @@ from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-for p in (str(REPO), str(REPO / "tests")):
-    if p not in sys.path:
-        sys.path.insert(0, p)
-
-from planner.devices import apply_overrides, load_profile  # noqa: E402
-from planner.estimate_types import Breakdown, DeviceUsage, LayerUsage, RunSettings  # noqa: E402
-from planner.fit import FitConfig, FitResult, place  # noqa: E402
-from planner.header import ModelHeaders  # noqa: E402
-from planner.model_compute import model_compute  # noqa: E402
-from planner.speed import SpeedParams, default_params, estimate_prefill, estimate_speed  # noqa: E402
+from planner.devices import apply_overrides, load_profile
+from planner.estimate_types import Breakdown, DeviceUsage, LayerUsage, RunSettings
+from planner.fit import FitConfig, FitResult, place
+from planner.header import ModelHeaders
+from planner.model_compute import model_compute
+from planner.speed import SpeedParams, default_params, estimate_prefill, estimate_speed
 
 GIB = 1024**3
 DATA_FILES = ("section_a.toml", "section_b.toml", "loads.toml", "speed.toml")
@@ -189,7 +184,7 @@ def device_for(row: Row) -> tuple[Any, str, str]:
 
 
 def _spec_paths(spec: str) -> list[tuple[Path, str]]:
-    return [(HERE / "models" / f"{spec}.json", "realmodels"), (REPO / "tests" / "data" / f"{spec}.json", "realmodels"),
+    return [(HERE / "models" / f"{spec}.json", "realmodels"), (REPO / "planner" / "testing" / "data" / f"{spec}.json", "realmodels"),
             (REPO / "validation" / "models" / f"{spec}.json", "modelgen")]
 
 
@@ -233,7 +228,7 @@ def _gguf(spec_id: str, quant: str) -> Path:
     out = _WORK / spec_id
     out.mkdir(parents=True, exist_ok=True)
     if kind == "realmodels":
-        import realmodels
+        from planner.testing import realmodels
         from validation.field import make_specs  # its decoder reads the layer-set layouts of hybrid models
 
         path = out / realmodels.file_name(spec, quant)
@@ -253,7 +248,7 @@ def _mmproj(spec_id: str) -> ModelHeaders | None:
     loaded = _load_spec(spec_id)
     if loaded is None or loaded[1] != "realmodels" or not loaded[0].get("mmproj"):
         return None
-    import realmodels
+    from planner.testing import realmodels
     from planner.reader import parse_file
 
     spec = loaded[0]

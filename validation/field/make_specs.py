@@ -4,17 +4,14 @@ For every model the field rows use (validation/field/configs.py: FIELD) this wri
 conversion as a sparse GGUF (real metadata, tensor layout of validation/layouts.py, the converter's
 types), asks llama.cpp b11434's quantizer which type each tensor gets for every quant
 (`llama-quantize --dry-run`: no tensor data is read or written), and stores one spec per model in
-the format of tests/realmodels.py: metadata, vocab spec, compact tensor layout, and per quant the
-type mix (per-role default + exceptions), plus the Hub repo / file pattern the rows cite.
+the format of planner/testing/realmodels.py (its layout codec: before / blocks with one template /
+after, a template entry present only in some layers carrying its layer set): metadata, vocab spec,
+compact tensor layout, and per quant the type mix (per-role default + exceptions), plus the Hub
+repo / file pattern the rows cite. Every spec is written as a GGUF by this module's
+`write_variant()` (the field vocabularies of validation/vocab.py).
 
-Layout codec: realmodels' (before / blocks with one template / after), extended for models whose
-layers differ (hybrids, dense-first MoE, MTP blocks, SWA/global geometry): a template entry may be
-`[suffix, shape, layers]`, present only in the listed layers ("0-2,4-6", "3-47/4": first-last/step,
-"~..." = all but). Specs of block-regular models use no such entry and stay readable by
-tests/realmodels.py as they are; every spec is read by this module's `tensors()` / `write_variant()`.
-
-    python validation/field/make_specs.py --llama-bin /work/llamacpp/build/bin [--only SPEC ...] [--check]
-    python validation/field/make_specs.py --write DIR --only SPEC --quant Q4_K_M     (no llama.cpp needed)
+    python -m validation.field.make_specs --llama-bin /work/llamacpp/build/bin [--only SPEC ...] [--check]
+    python -m validation.field.make_specs --write DIR --only SPEC --quant Q4_K_M     (no llama.cpp needed)
 
 `--check` also loads every BF16 header in llama-fit-params (-c 512) and records that it loaded.
 The harness gets a sparse GGUF with `sparse_gguf(spec_id, quant)` (a path; cached per spec).
@@ -28,145 +25,23 @@ import re
 import subprocess
 import sys
 import tempfile
-from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent.parent
-for p in (str(REPO), str(REPO / "tests")):
-    if p not in sys.path:
-        sys.path.insert(0, p)
+from gguf import GGMLQuantizationType, GGUFValueType, LlamaFileType
 
-from gguf import GGMLQuantizationType, GGUFValueType, LlamaFileType  # noqa: E402
-
-from tests.ggufgen import tensor_nbytes, typed, write_gguf  # noqa: E402
-from validation import modelgen  # noqa: E402
-from validation.build_llamacpp import LLAMA_BUILD  # noqa: E402
-from validation.vocab import vocab_metadata  # noqa: E402
+from planner.testing import realmodels
+from planner.testing.ggufgen import tensor_nbytes, typed, write_gguf
+from planner.testing.realmodels import decode_layout, encode_layout, encode_types, format_spec, tensors
+from validation import modelgen
+from validation.build_llamacpp import LLAMA_BUILD
+from validation.vocab import vocab_metadata
 
 MODELS_DIR = HERE / "models"
 CACHE = REPO / "validation" / "cache" / "field-specs"  # git-ignored (/validation/cache/)
-_BLOCK = re.compile(r"^(?P<prefix>(?:[a-z]+\.)?blk\.)(?P<i>\d+)\.(?P<suffix>.+)$")
-
-Tensor = tuple[str, tuple[int, ...], str]
-
-
-# --------------------------------------------------------------------------- layer sets
-
-
-def _runs(xs: list[int]) -> str:
-    """Sorted ints -> "a-b/s" arithmetic runs (3+ members) and single numbers, comma-separated."""
-    out, i = [], 0
-    while i < len(xs):
-        j = i + 1
-        if j < len(xs):
-            step = xs[j] - xs[i]
-            while j + 1 < len(xs) and xs[j + 1] - xs[j] == step:
-                j += 1
-            if j - i >= 2:
-                out.append(f"{xs[i]}-{xs[j]}" + (f"/{step}" if step != 1 else ""))
-                i = j + 1
-                continue
-        out.append(str(xs[i]))
-        i += 1
-    return ",".join(out)
-
-
-def encode_layers(layers: set[int], n: int) -> str:
-    """The shorter of the set and "~" + its complement in 0..n-1."""
-    direct = _runs(sorted(layers))
-    other = "~" + _runs(sorted(set(range(n)) - layers))
-    return direct if len(direct) <= len(other) else other
-
-
-def decode_layers(text: str, n: int) -> set[int]:
-    neg = text.startswith("~")
-    out: set[int] = set()
-    for part in text.lstrip("~").split(","):
-        if not part:
-            continue
-        if "-" in part:
-            span, _, step = part.partition("/")
-            a, b = (int(x) for x in span.split("-"))
-            out.update(range(a, b + 1, int(step or 1)))
-        else:
-            out.add(int(part))
-    return set(range(n)) - out if neg else out
-
-
-# --------------------------------------------------------------------------- layout codec
-
-
-def decode_layout(layout: dict[str, Any]) -> list[tuple[str, tuple[int, ...]]]:
-    out = [(n, tuple(s)) for n, s in layout["before"]]
-    for prefix, blk in layout["blocks"].items():
-        n = blk["n"]
-        entries = [(e[0], tuple(e[1]), decode_layers(e[2], n) if len(e) > 2 else None) for e in blk["template"]]
-        for i in range(n):
-            out += [(f"{prefix}{i}.{suffix}", shape) for suffix, shape, only in entries if only is None or i in only]
-    out += [(n, tuple(s)) for n, s in layout["after"]]
-    return out
-
-
-def encode_layout(tensors: list[tuple[str, tuple[int, ...] | list[int]]]) -> dict[str, Any]:
-    """[(name, shape)] -> compact layout. Block tensors must come block after block; the template
-    is the merge of the blocks' (suffix, shape) sequences, each entry tagged with the layers that
-    have it when not all do. Raises when that cannot reproduce the list exactly."""
-    before: list = []
-    after: list = []
-    per_layer: dict[str, dict[int, list[tuple[str, tuple[int, ...]]]]] = {}
-    seen_block = False
-    for name, shape in tensors:
-        m = _BLOCK.match(name)
-        if not m:
-            (after if seen_block else before).append([name, list(shape)])
-            continue
-        seen_block = True
-        per_layer.setdefault(m.group("prefix"), {}).setdefault(int(m.group("i")), []).append((m.group("suffix"), tuple(shape)))
-    blocks: dict[str, dict[str, Any]] = {}
-    for prefix, layers in per_layer.items():
-        n = max(layers) + 1
-        template: list[tuple[str, tuple[int, ...]]] = []
-        for i in range(n):
-            pos = -1
-            for key in layers.get(i, []):
-                if key in template:
-                    pos = template.index(key)
-                else:
-                    pos += 1
-                    template.insert(pos, key)
-        members = {key: {i for i in range(n) if key in layers.get(i, [])} for key in template}
-        blocks[prefix] = {"n": n, "template": [
-            [suffix, list(shape)] + ([] if len(members[(suffix, shape)]) == n else [encode_layers(members[(suffix, shape)], n)])
-            for suffix, shape in template]}
-    out = {"before": before, "blocks": blocks, "after": after}
-    if [(n, tuple(s)) for n, s in decode_layout(out)] != [(n, tuple(s)) for n, s in tensors]:
-        raise ValueError("the tensor list is not in block order; cannot encode it compactly")
-    return out
-
-
-def _role(name: str) -> str:
-    m = _BLOCK.match(name)
-    return f"{m.group('prefix')}*.{m.group('suffix')}" if m else name
-
-
-def encode_types(names: list[str], types: dict[str, str]) -> dict[str, Any]:
-    """Per role (template entry or global tensor) its most common type, plus the exceptions
-    (tests/realmodels.py's format)."""
-    by_role: dict[str, Counter] = {}
-    for n in names:
-        by_role.setdefault(_role(n), Counter())[types[n]] += 1
-    default = {role: c.most_common(1)[0][0] for role, c in by_role.items()}
-    return {"by_role": default, "except": {n: types[n] for n in names if types[n] != default[_role(n)]}}
-
-
-def tensors(spec: dict[str, Any], quant: str) -> list[Tensor]:
-    """The exact tensor list (name, ggml shape, ggml type name) of one quant of the model."""
-    layout = decode_layout(spec["layout"])
-    mix = spec["mixes"][quant]
-    return [(n, s, mix["except"].get(n, mix["by_role"][_role(n)])) for n, s in layout]
 
 
 def file_bytes(spec: dict[str, Any], quant: str) -> int:
@@ -236,9 +111,7 @@ def sparse_gguf(spec_id: str, quant: str, out_dir: str | Path | None = None) -> 
 
 
 def write_mmproj(spec: dict[str, Any], path: str | Path) -> Path:
-    """The vision projector (Qwen3-VL) as tests/realmodels.py writes it."""
-    import realmodels
-
+    """The vision projector (Qwen3-VL) as planner/testing/realmodels.py writes it."""
     return realmodels.write_mmproj(spec, Path(path))
 
 
@@ -326,23 +199,10 @@ def load_check(spec_id: str, gguf: Path, llama_bin: Path) -> str:
             f"context {m.group(2)} MiB, compute {m.group(3)} MiB")
 
 
-def _format(value: Any, indent: int = 0) -> str:
-    """JSON with dicts one key per line and lists of lists one per line (bench/central_specs.py's)."""
-    pad = " " * (indent + 1)
-    if isinstance(value, dict) and value:
-        items = [f"{pad}{json.dumps(k)}: {_format(v, indent + 1)}" for k, v in value.items()]
-        return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"
-    if isinstance(value, list) and any(isinstance(x, dict) for x in value):
-        return "[\n" + ",\n".join(pad + _format(x, indent + 1) for x in value) + "\n" + " " * indent + "]"
-    if isinstance(value, list) and value and all(isinstance(x, list) for x in value):
-        return "[\n" + ",\n".join(pad + json.dumps(x, separators=(",", ":")) for x in value) + "\n" + " " * indent + "]"
-    return json.dumps(value, separators=(",", ":"))
-
-
 def save(spec: dict[str, Any], models_dir: Path = MODELS_DIR) -> Path:
     models_dir.mkdir(parents=True, exist_ok=True)
     path = models_dir / f"{spec['name']}.json"
-    path.write_text(_format(spec) + "\n")
+    path.write_text(format_spec(spec) + "\n")
     return path
 
 

@@ -26,9 +26,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
-
-import ggufgen  # noqa: E402
+from planner.testing import ggufgen
 
 # (label, plan arguments): each gives a different shape of llama-server line
 RECIPES: list[tuple[str, list[str]]] = [
@@ -50,7 +48,7 @@ def _free_port() -> int:
 
 def _model(work: Path, arch: str, moe: bool, big: bool = False) -> Path:
     """A Q4_K_M-mix model with the exact header a real one has and all-zero weights (they load and
-    run like any others; tests/ggufgen.py). `big`: ~2 GiB, so a 3 GB card needs partial offload."""
+    run like any others; planner/testing/ggufgen.py). `big`: ~2 GiB, so a 3 GB card needs partial offload."""
     dims = (dict(n_layer=16, n_embd=2048, n_ff=8192, n_head=16, n_head_kv=8) if big else
             dict(n_layer=4, n_embd=256, n_ff=512, n_head=4, n_head_kv=2))
     shape = ggufgen.ModelShape(n_vocab=4096, ctx=4096, **dims,  # type: ignore[arg-type]

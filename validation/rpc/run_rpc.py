@@ -4,7 +4,7 @@ them. Records, per case, the layer -> device assignment and each device's model,
 buffer sizes as llama.cpp logs them (MiB, two decimals), and the host's. The results are what
 `planner` reproduces for a cluster (tests replay validation/rpc/results.json without llama.cpp).
 
-    python validation/rpc/run_rpc.py --llama-bin /work/llamacpp/build-rpc/bin
+    python -m validation.rpc.run_rpc --llama-bin /work/llamacpp/build-rpc/bin
 
 The RPC binaries need a build with -DGGML_RPC=ON (b11434 names the server `ggml-rpc-server`;
 builds before b10488 called it `rpc-server`).
@@ -25,9 +25,8 @@ from contextlib import ExitStack
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-sys.path[:0] = [str(ROOT / "tests"), str(ROOT)]
 
-import ggufgen  # noqa: E402
+from planner.testing import ggufgen
 
 # (name, architecture, shape): dense, MoE and sliding-window models small enough to run on a CPU
 MODELS = {

@@ -1,6 +1,6 @@
 """A local stand-in for the Ollama registry (registry.ollama.ai), for tests (no network ever).
 
-Two threaded HTTP servers on 127.0.0.1 with random ports, in the style of tests/fakehub.py:
+Two threaded HTTP servers on 127.0.0.1 with random ports, in the style of planner/testing/fakehub.py:
 - the registry (`reg.url`, what MEMFIT_OLLAMA_REGISTRY points at) speaks the Docker registry v2
   API the way Ollama's client uses it (ollama server/images.go pullModelManifest, downloadBlob):
   `GET /v2/<namespace>/<model>/manifests/<tag>` answers the manifest JSON (only with the Accept
@@ -24,20 +24,18 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-import socket
-import struct
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import unquote, urlsplit
+
+from .fakeserver import LocalServers, QuietHandler, Readable, RequestRecord
 
 MANIFEST_V2 = "application/vnd.docker.distribution.manifest.v2+json"
 CONFIG_TYPE = "application/vnd.docker.container.image.v1+json"
 MODEL_LAYER = "application/vnd.ollama.image.model"
 PROJECTOR_LAYER = "application/vnd.ollama.image.projector"
-_CHUNK = 64 * 1024
 
 
 def fake_digest(seed: str | bytes) -> str:
@@ -45,19 +43,11 @@ def fake_digest(seed: str | bytes) -> str:
 
 
 @dataclass
-class Blob:
+class Blob(Readable):
     digest: str
     size: int
     source: Path | None = None
     data: bytes | None = None
-
-    def read(self, offset: int, n: int) -> bytes:
-        if self.data is not None:
-            return self.data[offset:offset + n]
-        assert self.source is not None
-        with open(self.source, "rb") as f:
-            f.seek(offset)
-            return f.read(n)
 
 
 @dataclass
@@ -72,14 +62,10 @@ class RegFault:
 
 
 @dataclass
-class RegRecord:
-    server: str
-    path: str
-    status: int = 0
-    bytes_sent: int = 0
-    range: str | None = None
+class RegRecord(RequestRecord):
+    """A request to the registry or the CDN, with the Accept header it sent."""
+
     accept: str | None = None
-    authorization: str | None = None
 
 
 @dataclass
@@ -152,22 +138,13 @@ def _split(name: str) -> tuple[str, str, str]:
     return ns or "library", model_name, tag or "latest"
 
 
-class FakeRegistry:
+class FakeRegistry(LocalServers):
     def __init__(self) -> None:
         self.models: dict[tuple[str, str, str], OllamaModel] = {}
         self.blobs: dict[str, Blob] = {}
         self.faults: list[RegFault] = []
         self.records: list[RegRecord] = []
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._reg = self._make_server("registry")
-        self._cdn = self._make_server("cdn")
-        self.url = f"http://127.0.0.1:{self._reg.server_address[1]}"
-        self.cdn_url = f"http://127.0.0.1:{self._cdn.server_address[1]}"
-        self._threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-                         for s in (self._reg, self._cdn)]
-        for t in self._threads:
-            t.start()
+        self._start(("registry", "cdn"))
 
     def add_model(self, name: str, model: OllamaModel) -> OllamaModel:
         """Serve `model` as name[:tag] (namespace library unless given)."""
@@ -193,12 +170,6 @@ class FakeRegistry:
         with self._lock:
             self.records.clear()
 
-    def close(self) -> None:
-        self._stop.set()
-        for s in (self._reg, self._cdn):
-            s.shutdown()
-            s.server_close()
-
     def _make_server(self, role: str) -> ThreadingHTTPServer:
         fake = self
 
@@ -219,13 +190,9 @@ class FakeRegistry:
         return None
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(QuietHandler):
     server_role = "registry"
     fake: FakeRegistry
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
 
     def do_GET(self) -> None:
         path = unquote(urlsplit(self.path).path)
@@ -240,19 +207,6 @@ class _Handler(BaseHTTPRequestHandler):
                 self._registry(path)
         except (BrokenPipeError, ConnectionResetError, ConnectionAbortedError):
             self.close_connection = True
-
-    def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
-              content_type: str = "application/json") -> None:
-        self.rec.status = status
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        if body:
-            self.wfile.write(body)
-            self.rec.bytes_sent += len(body)
 
     def _error(self, status: int, code: str, message: str) -> None:
         self._send(status, json.dumps({"errors": [{"code": code, "message": message, "detail": None}]}).encode())
@@ -299,6 +253,19 @@ class _Handler(BaseHTTPRequestHandler):
             return self._send(307, b"", {"Location": location})
         self._error(404, "NOT_FOUND", "not found")
 
+    def _byte_range(self, size: int) -> tuple[int, int, bool] | None:
+        """Bytes [start, end) asked for (`bytes=N-` or `bytes=N-M`) and whether a range was asked
+        for; None after answering 416."""
+        rng = self.headers.get("Range")
+        if not rng:
+            return 0, size, False
+        m = re.match(r"^bytes=(\d+)-(\d*)$", rng.strip())
+        start = int(m.group(1)) if m else size
+        if start >= size:
+            self._send(416, b"", {"Content-Range": f"bytes */{size}"})
+            return None
+        return start, min(size, int(m.group(2)) + 1) if m and m.group(2) else size, True
+
     def _cdn(self, path: str) -> None:
         m = re.match(r"^/blob/([0-9a-f]{64})$", path)
         blob = self.fake.blobs.get("sha256:" + m.group(1)) if m else None
@@ -307,37 +274,12 @@ class _Handler(BaseHTTPRequestHandler):
         fault = self._fault("cdn")
         if fault is not None and fault.kind == "status":
             return
-        start, end = 0, blob.size
-        rng = self.headers.get("Range")
-        partial = False
-        if rng:
-            m2 = re.match(r"^bytes=(\d+)-(\d*)$", rng.strip())
-            if not m2:
-                return self._send(416, b"", {"Content-Range": f"bytes */{blob.size}"})
-            start = int(m2.group(1))
-            end = min(blob.size, int(m2.group(2)) + 1) if m2.group(2) else blob.size
-            if start >= blob.size:
-                return self._send(416, b"", {"Content-Range": f"bytes */{blob.size}"})
-            partial = True
-        self.rec.status = 206 if partial else 200
-        self.send_response(self.rec.status)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Length", str(end - start))
-        if partial:
-            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{blob.size}")
-        self.end_headers()
-        limit = min(end, start + fault.after_bytes) if fault is not None and fault.kind == "reset" else end
-        pos = start
-        while pos < limit and not self.fake._stop.is_set():
-            chunk = blob.read(pos, min(_CHUNK, limit - pos))
-            if not chunk:
-                break
-            self.wfile.write(chunk)
-            self.rec.bytes_sent += len(chunk)
-            pos += len(chunk)
-        if fault is not None and fault.kind == "reset":
-            self.wfile.flush()
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.connection.close()
-            self.close_connection = True
+        span = self._byte_range(blob.size)
+        if span is None:
+            return
+        start, end, partial = span
+        self._send_range_headers(start, end, blob.size, partial)
+        reset = fault is not None and fault.kind == "reset"
+        self._stream(blob, start, min(end, start + fault.after_bytes) if reset else end)  # type: ignore[union-attr]
+        if reset:
+            self._reset()

@@ -8,7 +8,7 @@ import sys
 import click
 from click.testing import CliRunner, Result
 
-from planner.cli import run
+from ..cli import run
 
 
 @click.command(context_settings={"ignore_unknown_options": True, "allow_extra_args": True,

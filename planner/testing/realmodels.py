@@ -1,6 +1,6 @@
-"""Real-shaped model repos for end-to-end tests, from compact spec files in tests/data/.
+"""Real-shaped model repos for end-to-end tests, from compact spec files in planner/testing/data/.
 
-A spec (tests/data/<name>.json, written by bench/central_specs.py from llama.cpp's own quantizer)
+A spec (planner/testing/data/<name>.json, written by bench/central_specs.py from llama.cpp's own quantizer)
 holds one model's real GGUF metadata, its tensor layout, and per quant the type llama-quantize
 gives every tensor; plus the vision projector (mmproj) when the release has one. `repo_files()`
 turns a spec into sparse GGUF files (exact headers, a hole for the data) named as the Hub repo
@@ -22,10 +22,7 @@ from typing import Any
 
 from gguf import GGMLQuantizationType, GGUFValueType
 
-try:
-    import ggufgen
-except ImportError:  # imported from outside pytest's rootdir handling (bench/)
-    from tests import ggufgen
+from . import ggufgen
 
 DATA = Path(__file__).resolve().parent / "data"
 _BLOCK = re.compile(r"^(?P<prefix>(?:[a-z]+\.)?blk\.)(?P<i>\d+)\.(?P<suffix>.+)$")
@@ -33,15 +30,70 @@ _BLOCK = re.compile(r"^(?P<prefix>(?:[a-z]+\.)?blk\.)(?P<i>\d+)\.(?P<suffix>.+)$
 Tensor = tuple[str, tuple[int, ...], str]  # name, ggml shape (ne0 first), ggml type name
 
 
+# --------------------------------------------------------------------------- layer sets
+
+
+def _runs(xs: list[int]) -> str:
+    """Sorted ints -> "a-b/s" arithmetic runs (3+ members) and single numbers, comma-separated."""
+    out, i = [], 0
+    while i < len(xs):
+        j = i + 1
+        if j < len(xs):
+            step = xs[j] - xs[i]
+            while j + 1 < len(xs) and xs[j + 1] - xs[j] == step:
+                j += 1
+            if j - i >= 2:
+                out.append(f"{xs[i]}-{xs[j]}" + (f"/{step}" if step != 1 else ""))
+                i = j + 1
+                continue
+        out.append(str(xs[i]))
+        i += 1
+    return ",".join(out)
+
+
+def encode_layers(layers: set[int], n: int) -> str:
+    """The shorter of the set and "~" + its complement in 0..n-1."""
+    direct = _runs(sorted(layers))
+    other = "~" + _runs(sorted(set(range(n)) - layers))
+    return direct if len(direct) <= len(other) else other
+
+
+def decode_layers(text: str, n: int) -> set[int]:
+    neg = text.startswith("~")
+    out: set[int] = set()
+    for part in text.lstrip("~").split(","):
+        if not part:
+            continue
+        if "-" in part:
+            span, _, step = part.partition("/")
+            a, b = (int(x) for x in span.split("-"))
+            out.update(range(a, b + 1, int(step or 1)))
+        else:
+            out.add(int(part))
+    return set(range(n)) - out if neg else out
+
+
 # --------------------------------------------------------------------------- layout codec
 
 
-def encode_layout(tensors: list[tuple[str, list[int] | tuple[int, ...]]]) -> dict[str, Any]:
-    """[(name, shape)] -> {"before": [...], "blocks": {prefix: {"n": N, "template": [...]}}, "after": [...]}.
-    Every block must have the same tensors (true for the dense and MoE layouts stored here)."""
+def decode_layout(layout: dict[str, Any]) -> list[tuple[str, tuple[int, ...]]]:
+    out = [(n, tuple(s)) for n, s in layout["before"]]
+    for prefix, blk in layout["blocks"].items():
+        n = blk["n"]
+        entries = [(e[0], tuple(e[1]), decode_layers(e[2], n) if len(e) > 2 else None) for e in blk["template"]]
+        for i in range(n):
+            out += [(f"{prefix}{i}.{suffix}", shape) for suffix, shape, only in entries if only is None or i in only]
+    out += [(n, tuple(s)) for n, s in layout["after"]]
+    return out
+
+
+def encode_layout(tensors: list[tuple[str, tuple[int, ...] | list[int]]]) -> dict[str, Any]:
+    """[(name, shape)] -> compact layout. Block tensors must come block after block; the template
+    is the merge of the blocks' (suffix, shape) sequences, each entry tagged with the layers that
+    have it when not all do. Raises when that cannot reproduce the list exactly."""
     before: list = []
     after: list = []
-    blocks: dict[str, dict[str, Any]] = {}
+    per_layer: dict[str, dict[int, list[tuple[str, tuple[int, ...]]]]] = {}
     seen_block = False
     for name, shape in tensors:
         m = _BLOCK.match(name)
@@ -49,23 +101,26 @@ def encode_layout(tensors: list[tuple[str, list[int] | tuple[int, ...]]]) -> dic
             (after if seen_block else before).append([name, list(shape)])
             continue
         seen_block = True
-        b = blocks.setdefault(m.group("prefix"), {"n": 0, "template": []})
-        i = int(m.group("i"))
-        b["n"] = max(b["n"], i + 1)
-        if i == 0:
-            b["template"].append([m.group("suffix"), list(shape)])
+        per_layer.setdefault(m.group("prefix"), {}).setdefault(int(m.group("i")), []).append((m.group("suffix"), tuple(shape)))
+    blocks: dict[str, dict[str, Any]] = {}
+    for prefix, layers in per_layer.items():
+        n = max(layers) + 1
+        template: list[tuple[str, tuple[int, ...]]] = []
+        for i in range(n):
+            pos = -1
+            for key in layers.get(i, []):
+                if key in template:
+                    pos = template.index(key)
+                else:
+                    pos += 1
+                    template.insert(pos, key)
+        members = {key: {i for i in range(n) if key in layers.get(i, [])} for key in template}
+        blocks[prefix] = {"n": n, "template": [
+            [suffix, list(shape)] + ([] if len(members[(suffix, shape)]) == n else [encode_layers(members[(suffix, shape)], n)])
+            for suffix, shape in template]}
     out = {"before": before, "blocks": blocks, "after": after}
-    if [(n, list(s)) for n, s in decode_layout(out)] != [(n, list(s)) for n, s in tensors]:
-        raise ValueError("layout is not block-regular (or not in block order); cannot encode compactly")
-    return out
-
-
-def decode_layout(layout: dict[str, Any]) -> list[tuple[str, tuple[int, ...]]]:
-    out = [(n, tuple(s)) for n, s in layout["before"]]
-    for prefix, b in layout["blocks"].items():
-        for i in range(b["n"]):
-            out += [(f"{prefix}{i}.{suffix}", tuple(s)) for suffix, s in b["template"]]
-    out += [(n, tuple(s)) for n, s in layout["after"]]
+    if [(n, tuple(s)) for n, s in decode_layout(out)] != [(n, tuple(s)) for n, s in tensors]:
+        raise ValueError("the tensor list is not in block order; cannot encode it compactly")
     return out
 
 
@@ -86,6 +141,20 @@ def encode_types(names: list[str], types: dict[str, str]) -> dict[str, Any]:
 
 def decode_types(names: list[str], mix: dict[str, Any]) -> dict[str, str]:
     return {n: mix["except"].get(n, mix["by_role"][_role(n)]) for n in names}
+
+
+def format_spec(value: Any, indent: int = 0) -> str:
+    """A spec as JSON with dicts one key per line and lists of lists one per line: readable diffs,
+    a small file."""
+    pad = " " * (indent + 1)
+    if isinstance(value, dict) and value:
+        items = [f"{pad}{json.dumps(k)}: {format_spec(v, indent + 1)}" for k, v in value.items()]
+        return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"
+    if isinstance(value, list) and any(isinstance(x, dict) for x in value):
+        return "[\n" + ",\n".join(pad + format_spec(x, indent + 1) for x in value) + "\n" + " " * indent + "]"
+    if isinstance(value, list) and value and all(isinstance(x, list) for x in value):
+        return "[\n" + ",\n".join(pad + json.dumps(x, separators=(",", ":")) for x in value) + "\n" + " " * indent + "]"
+    return json.dumps(value, separators=(",", ":"))
 
 
 # --------------------------------------------------------------------------- specs

@@ -250,12 +250,11 @@ ARCHS: dict[str, tuple[str, dict[str, Any]]] = {
 }
 
 
-def model_spec(arch: str, shape: ModelShape = ModelShape(), *, tokenizer: bool = True,
-               name: str | None = None) -> tuple[dict[str, Any], list[tuple[str, tuple[int, ...], GGMLQuantizationType]]]:
-    """(metadata, tensors) for a model of `arch` (a key of ARCHS) with dimensions `shape`."""
-    family, extra = ARCHS[arch]
-    s = shape
-    meta: dict[str, Any] = {
+Tensors = list[tuple[str, tuple[int, ...], GGMLQuantizationType]]
+
+
+def _general_metadata(arch: str, family: str, name: str | None) -> dict[str, Any]:
+    return {
         "general.architecture": arch,
         "general.type": "mmproj" if family == "clip" else "model",
         "general.name": name or f"Test {arch}",
@@ -263,30 +262,36 @@ def model_spec(arch: str, shape: ModelShape = ModelShape(), *, tokenizer: bool =
         "general.quantization_version": typed(2, V.UINT32),
         "general.tags": ["text-generation", "test"],
     }
-    if family == "clip":
-        meta.update({
-            "clip.has_vision_encoder": True,
-            "clip.projector_type": "qwen2vl_merger",
-            "clip.vision.image_size": typed(560, V.UINT32),
-            "clip.vision.patch_size": typed(14, V.UINT32),
-            "clip.vision.embedding_length": typed(s.n_embd, V.UINT32),
-            "clip.vision.feed_forward_length": typed(s.n_ff, V.UINT32),
-            "clip.vision.block_count": typed(s.n_layer, V.UINT32),
-            "clip.vision.attention.head_count": typed(s.n_head, V.UINT32),
-            "clip.vision.attention.layer_norm_epsilon": typed(1e-6, V.FLOAT32),
-            "clip.vision.image_mean": typed([0.48145466, 0.4578275, 0.40821073], V.ARRAY, V.FLOAT32),
-            "clip.vision.image_std": typed([0.26862954, 0.26130258, 0.27577711], V.ARRAY, V.FLOAT32),
-        })
-        tensors = [("v.patch_embd.weight", (14, 14, 3, s.n_embd), Q.F16),
-                   ("v.position_embd.weight", (s.n_embd, 1600), Q.F16)]
-        for i in range(s.n_layer):
-            b = f"v.blk.{i}"
-            tensors += [(f"{b}.ln1.weight", (s.n_embd,), Q.F32), (f"{b}.attn_qkv.weight", (s.n_embd, 3 * s.n_embd), Q.F16),
-                        (f"{b}.attn_out.weight", (s.n_embd, s.n_embd), Q.F16), (f"{b}.ln2.weight", (s.n_embd,), Q.F32),
-                        (f"{b}.ffn_up.weight", (s.n_embd, s.n_ff), Q.F16), (f"{b}.ffn_down.weight", (s.n_ff, s.n_embd), Q.F16)]
-        tensors += [("mm.0.weight", (4 * s.n_embd, 4 * s.n_embd), Q.F16), ("mm.2.weight", (4 * s.n_embd, s.n_embd), Q.F16)]
-        return meta, tensors
 
+
+def _clip_spec(meta: dict[str, Any], s: ModelShape) -> tuple[dict[str, Any], Tensors]:
+    """A Qwen2-VL-style vision projector (mmproj) of `s`'s width and depth."""
+    meta.update({
+        "clip.has_vision_encoder": True,
+        "clip.projector_type": "qwen2vl_merger",
+        "clip.vision.image_size": typed(560, V.UINT32),
+        "clip.vision.patch_size": typed(14, V.UINT32),
+        "clip.vision.embedding_length": typed(s.n_embd, V.UINT32),
+        "clip.vision.feed_forward_length": typed(s.n_ff, V.UINT32),
+        "clip.vision.block_count": typed(s.n_layer, V.UINT32),
+        "clip.vision.attention.head_count": typed(s.n_head, V.UINT32),
+        "clip.vision.attention.layer_norm_epsilon": typed(1e-6, V.FLOAT32),
+        "clip.vision.image_mean": typed([0.48145466, 0.4578275, 0.40821073], V.ARRAY, V.FLOAT32),
+        "clip.vision.image_std": typed([0.26862954, 0.26130258, 0.27577711], V.ARRAY, V.FLOAT32),
+    })
+    tensors = [("v.patch_embd.weight", (14, 14, 3, s.n_embd), Q.F16),
+               ("v.position_embd.weight", (s.n_embd, 1600), Q.F16)]
+    for i in range(s.n_layer):
+        b = f"v.blk.{i}"
+        tensors += [(f"{b}.ln1.weight", (s.n_embd,), Q.F32), (f"{b}.attn_qkv.weight", (s.n_embd, 3 * s.n_embd), Q.F16),
+                    (f"{b}.attn_out.weight", (s.n_embd, s.n_embd), Q.F16), (f"{b}.ln2.weight", (s.n_embd,), Q.F32),
+                    (f"{b}.ffn_up.weight", (s.n_embd, s.n_ff), Q.F16), (f"{b}.ffn_down.weight", (s.n_ff, s.n_embd), Q.F16)]
+    tensors += [("mm.0.weight", (4 * s.n_embd, 4 * s.n_embd), Q.F16), ("mm.2.weight", (4 * s.n_embd, s.n_embd), Q.F16)]
+    return meta, tensors
+
+
+def _hparams(arch: str, extra: dict[str, Any], s: ModelShape) -> dict[str, Any]:
+    """`{arch}.*` hyperparameters: the common ones, then the family's (plain ints as UINT32)."""
     hp = {
         "context_length": s.ctx, "embedding_length": s.n_embd, "block_count": s.n_layer,
         "feed_forward_length": s.n_ff, "attention.head_count": s.n_head,
@@ -295,53 +300,74 @@ def model_spec(arch: str, shape: ModelShape = ModelShape(), *, tokenizer: bool =
     }
     for k, v in extra.items():
         hp[k] = v(s) if callable(v) else v
-    for k, v in hp.items():
-        meta[f"{arch}.{k}"] = v if isinstance(v, typed) else (typed(v, V.UINT32) if isinstance(v, int) and not isinstance(v, bool) else v)
-    if tokenizer:
-        meta.update(tokenizer_metadata(s.n_vocab))
+    return {f"{arch}.{k}": v if isinstance(v, typed) else (typed(v, V.UINT32) if isinstance(v, int) and not isinstance(v, bool) else v)
+            for k, v in hp.items()}
 
+
+def _attention(family: str, s: ModelShape, b: str, i: int) -> Tensors:
+    """One block's attention (or, on a hybrid's recurrent layers, its SSM) and the family's extras."""
     e, q, hi = s.n_embd, s.qtype, s.qtype_hi
     hd = e // s.n_head
     kv = hd * s.n_head_kv
-    tensors: list[tuple[str, tuple[int, ...], GGMLQuantizationType]] = [
-        ("token_embd.weight", (e, s.n_vocab), q), ("output_norm.weight", (e,), Q.F32),
-        ("output.weight", (e, s.n_vocab), hi),
-    ]
+    attn = [(f"{b}.attn_q.weight", (e, e), q), (f"{b}.attn_k.weight", (e, kv), q),
+            (f"{b}.attn_v.weight", (e, kv), hi), (f"{b}.attn_output.weight", (e, e), q)]
+    if family == "mla":
+        attn = [(f"{b}.attn_q_a.weight", (e, 1536), q), (f"{b}.attn_q_b.weight", (1536, s.n_head * 192), q),
+                (f"{b}.attn_kv_a_mqa.weight", (e, 576), q), (f"{b}.attn_kv_a_norm.weight", (512,), Q.F32),
+                (f"{b}.attn_k_b.weight", (128, 512, s.n_head), Q.Q8_0), (f"{b}.attn_v_b.weight", (512, 128, s.n_head), Q.Q8_0),
+                (f"{b}.attn_output.weight", (s.n_head * 128, e), q)]
+    if family == "hybrid" and i % 4 != 2:
+        attn = [(f"{b}.ssm_in.weight", (e, 4 * e), q), (f"{b}.ssm_conv1d.weight", (4, 2 * e), Q.F32),
+                (f"{b}.ssm_x.weight", (2 * e, e // 16 + 32), Q.F16), (f"{b}.ssm_dt.weight", (e // 16, 2 * e), Q.F16),
+                (f"{b}.ssm_a", (16, 2 * e), Q.F32), (f"{b}.ssm_d", (2 * e,), Q.F32),
+                (f"{b}.ssm_out.weight", (2 * e, e), q)]
+    extras = {
+        "dense_bias": [(f"{b}.attn_q.bias", (e,), Q.F32), (f"{b}.attn_k.bias", (kv,), Q.F32), (f"{b}.attn_v.bias", (kv,), Q.F32)],
+        "qk_norm": [(f"{b}.attn_q_norm.weight", (hd,), Q.F32), (f"{b}.attn_k_norm.weight", (hd,), Q.F32)],
+        "dense_post_norm": [(f"{b}.post_attention_norm.weight", (e,), Q.F32), (f"{b}.post_ffw_norm.weight", (e,), Q.F32)],
+    }
+    extras["moe"] = extras["qk_norm"]
+    return attn + extras.get(family, [])
+
+
+def _ffn(family: str, s: ModelShape, b: str, i: int) -> Tensors:
+    """One block's feed-forward: routed experts (MoE, MLA after its dense first layer; MLA adds a
+    shared expert) or a dense FFN."""
+    e, q, hi = s.n_embd, s.qtype, s.qtype_hi
+    if family not in ("moe", "mla") or (family == "mla" and i == 0):
+        return [(f"{b}.ffn_gate.weight", (e, s.n_ff), q), (f"{b}.ffn_up.weight", (e, s.n_ff), q),
+                (f"{b}.ffn_down.weight", (s.n_ff, e), hi)]
+    t = [(f"{b}.ffn_gate_inp.weight", (e, s.n_expert), Q.F32),
+         (f"{b}.ffn_gate_exps.weight", (e, s.n_ff_exp, s.n_expert), q),
+         (f"{b}.ffn_up_exps.weight", (e, s.n_ff_exp, s.n_expert), q),
+         (f"{b}.ffn_down_exps.weight", (s.n_ff_exp, e, s.n_expert), hi)]
+    if family == "mla":
+        t += [(f"{b}.ffn_gate_shexp.weight", (e, s.n_ff_exp), q), (f"{b}.ffn_up_shexp.weight", (e, s.n_ff_exp), q),
+              (f"{b}.ffn_down_shexp.weight", (s.n_ff_exp, e), hi)]
+    return t
+
+
+def _block(family: str, s: ModelShape, i: int) -> Tensors:
+    b = f"blk.{i}"
+    return ([(f"{b}.attn_norm.weight", (s.n_embd,), Q.F32)] + _attention(family, s, b, i)
+            + [(f"{b}.ffn_norm.weight", (s.n_embd,), Q.F32)] + _ffn(family, s, b, i))
+
+
+def model_spec(arch: str, shape: ModelShape = ModelShape(), *, tokenizer: bool = True,
+               name: str | None = None) -> tuple[dict[str, Any], Tensors]:
+    """(metadata, tensors) for a model of `arch` (a key of ARCHS) with dimensions `shape`."""
+    family, extra = ARCHS[arch]
+    s = shape
+    meta = _general_metadata(arch, family, name)
+    if family == "clip":
+        return _clip_spec(meta, s)
+    meta.update(_hparams(arch, extra, s))
+    if tokenizer:
+        meta.update(tokenizer_metadata(s.n_vocab))
+    tensors: Tensors = [("token_embd.weight", (s.n_embd, s.n_vocab), s.qtype), ("output_norm.weight", (s.n_embd,), Q.F32),
+                        ("output.weight", (s.n_embd, s.n_vocab), s.qtype_hi)]
     for i in range(s.n_layer):
-        b = f"blk.{i}"
-        t = [(f"{b}.attn_norm.weight", (e,), Q.F32)]
-        attn = [(f"{b}.attn_q.weight", (e, e), q), (f"{b}.attn_k.weight", (e, kv), q),
-                (f"{b}.attn_v.weight", (e, kv), hi), (f"{b}.attn_output.weight", (e, e), q)]
-        if family == "mla":
-            attn = [(f"{b}.attn_q_a.weight", (e, 1536), q), (f"{b}.attn_q_b.weight", (1536, s.n_head * 192), q),
-                    (f"{b}.attn_kv_a_mqa.weight", (e, 576), q), (f"{b}.attn_kv_a_norm.weight", (512,), Q.F32),
-                    (f"{b}.attn_k_b.weight", (128, 512, s.n_head), Q.Q8_0), (f"{b}.attn_v_b.weight", (512, 128, s.n_head), Q.Q8_0),
-                    (f"{b}.attn_output.weight", (s.n_head * 128, e), q)]
-        if family == "hybrid" and i % 4 != 2:
-            attn = [(f"{b}.ssm_in.weight", (e, 4 * e), q), (f"{b}.ssm_conv1d.weight", (4, 2 * e), Q.F32),
-                    (f"{b}.ssm_x.weight", (2 * e, e // 16 + 32), Q.F16), (f"{b}.ssm_dt.weight", (e // 16, 2 * e), Q.F16),
-                    (f"{b}.ssm_a", (16, 2 * e), Q.F32), (f"{b}.ssm_d", (2 * e,), Q.F32),
-                    (f"{b}.ssm_out.weight", (2 * e, e), q)]
-        t += attn
-        if family == "dense_bias":
-            t += [(f"{b}.attn_q.bias", (e,), Q.F32), (f"{b}.attn_k.bias", (kv,), Q.F32), (f"{b}.attn_v.bias", (kv,), Q.F32)]
-        if family in ("qk_norm", "moe"):
-            t += [(f"{b}.attn_q_norm.weight", (hd,), Q.F32), (f"{b}.attn_k_norm.weight", (hd,), Q.F32)]
-        if family == "dense_post_norm":
-            t += [(f"{b}.post_attention_norm.weight", (e,), Q.F32), (f"{b}.post_ffw_norm.weight", (e,), Q.F32)]
-        t.append((f"{b}.ffn_norm.weight", (e,), Q.F32))
-        if family in ("moe", "mla") and not (family == "mla" and i == 0):
-            t += [(f"{b}.ffn_gate_inp.weight", (e, s.n_expert), Q.F32),
-                  (f"{b}.ffn_gate_exps.weight", (e, s.n_ff_exp, s.n_expert), q),
-                  (f"{b}.ffn_up_exps.weight", (e, s.n_ff_exp, s.n_expert), q),
-                  (f"{b}.ffn_down_exps.weight", (s.n_ff_exp, e, s.n_expert), hi)]
-            if family == "mla":
-                t += [(f"{b}.ffn_gate_shexp.weight", (e, s.n_ff_exp), q), (f"{b}.ffn_up_shexp.weight", (e, s.n_ff_exp), q),
-                      (f"{b}.ffn_down_shexp.weight", (s.n_ff_exp, e), hi)]
-        else:
-            t += [(f"{b}.ffn_gate.weight", (e, s.n_ff), q), (f"{b}.ffn_up.weight", (e, s.n_ff), q),
-                  (f"{b}.ffn_down.weight", (s.n_ff, e), hi)]
-        tensors += t
+        tensors += _block(family, s, i)
     return meta, tensors
 
 

@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from planner.device_schema import DeviceProfile
-from planner.estimate_types import Breakdown, DeviceUsage, LayerUsage, RunSettings
-from planner.header import GGUFHeader, ModelHeaders, TensorInfo
-from planner.plan_types import PlanModel, PlanProjector, PlanVariant
+from ..device_schema import DeviceProfile
+from ..estimate_types import Breakdown, DeviceUsage, LayerUsage, RunSettings
+from ..header import GGUFHeader, ModelHeaders, TensorInfo
+from ..plan_types import PlanModel, PlanProjector, PlanVariant
 
 GIB = 1024**3
 MIB = 1024**2

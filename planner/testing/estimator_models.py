@@ -1,6 +1,6 @@
 """Real-architecture GGUF headers for the estimator tests (tests/test_estimator_*.py).
 
-Each builder writes a sparse GGUF with tests/ggufgen.py (real metadata keys and tensor names as
+Each builder writes a sparse GGUF with planner/testing/ggufgen.py (real metadata keys and tensor names as
 llama.cpp's converter writes them, real hyperparameters of the named model) and reads it back with
 memfit's own reader, so the tests exercise the whole header -> facts -> estimate path. Vocabularies
 are small unless a test needs the real size (the output buffer depends on it).
@@ -9,15 +9,15 @@ are small unless a test needs the real size (the output buffer depends on it).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 from gguf import GGMLQuantizationType as Q
 from gguf import GGUFValueType as V
 
-from ggufgen import tokenizer_metadata, typed, write_gguf
-from planner.header import ModelHeaders
-from planner.model_facts import ModelFacts
-from planner.reader import parse_file
+from .ggufgen import tokenizer_metadata, typed, write_gguf
+from ..header import ModelHeaders
+from ..model_facts import ModelFacts
+from ..reader import parse_file
 
 Tensor = tuple[str, tuple[int, ...], Q]
 
@@ -76,18 +76,23 @@ def write(path: Path, arch: str, keys: dict[str, Any], tensors: list[Tensor], n_
 
 # --- models ------------------------------------------------------------------------------------
 
+def _stacked(path: Path, arch: str, keys: dict[str, Any], n_vocab: int, first: list[Tensor],
+             layer: Callable[[int], list[Tensor]]) -> ModelFacts:
+    """Write `first` (embeddings, output...) then `layer(i)` for each of the keys' block_count layers."""
+    t = list(first)
+    for i in range(keys["block_count"]):
+        t += layer(i)
+    return write(path, arch, keys, t, n_vocab)
+
+
 def llama31_8b(path: Path, n_vocab: int = 1024, rope_freqs: bool = True) -> ModelFacts:
     """Llama-3.1-8B: 32 layers, 4096 wide, 32 query / 8 KV heads of 128, FFN 14336."""
     E, L = 4096, 32
     keys = {"block_count": L, "context_length": 131072, "embedding_length": E, "feed_forward_length": 14336,
             "attention.head_count": 32, "attention.head_count_kv": 8, "rope.dimension_count": 128,
             "rope.freq_base": _f32(500000.0), "attention.layer_norm_rms_epsilon": _f32(1e-5)}
-    t = _io(E, n_vocab)
-    if rope_freqs:
-        t.append(("rope_freqs.weight", (64,), Q.F32))
-    for i in range(L):
-        t += _attn(i, E, 4096, 1024, 1024) + _ffn(i, E, 14336)
-    return write(path, "llama", keys, t, n_vocab)
+    first = _io(E, n_vocab) + ([("rope_freqs.weight", (64,), Q.F32)] if rope_freqs else [])
+    return _stacked(path, "llama", keys, n_vocab, first, lambda i: _attn(i, E, 4096, 1024, 1024) + _ffn(i, E, 14336))
 
 
 def qwen3_32b(path: Path, n_vocab: int = 1024) -> ModelFacts:
@@ -96,11 +101,9 @@ def qwen3_32b(path: Path, n_vocab: int = 1024) -> ModelFacts:
     keys = {"block_count": L, "context_length": 40960, "embedding_length": E, "feed_forward_length": 25600,
             "attention.head_count": 64, "attention.head_count_kv": 8, "attention.key_length": 128,
             "attention.value_length": 128, "rope.freq_base": _f32(1e6), "attention.layer_norm_rms_epsilon": _f32(1e-6)}
-    t = _io(E, n_vocab)
-    for i in range(L):
-        t += _attn(i, E, 8192, 1024, 1024) + _ffn(i, E, 25600)
-        t += [(f"blk.{i}.attn_q_norm.weight", (128,), Q.F32), (f"blk.{i}.attn_k_norm.weight", (128,), Q.F32)]
-    return write(path, "qwen3", keys, t, n_vocab)
+    return _stacked(path, "qwen3", keys, n_vocab, _io(E, n_vocab), lambda i: (
+        _attn(i, E, 8192, 1024, 1024) + _ffn(i, E, 25600)
+        + [(f"blk.{i}.attn_q_norm.weight", (128,), Q.F32), (f"blk.{i}.attn_k_norm.weight", (128,), Q.F32)]))
 
 
 def gemma3_270m(path: Path, n_vocab: int = 1024) -> ModelFacts:
@@ -111,10 +114,8 @@ def gemma3_270m(path: Path, n_vocab: int = 1024) -> ModelFacts:
             "attention.head_count": 4, "attention.head_count_kv": 1, "attention.key_length": 256,
             "attention.value_length": 256, "attention.sliding_window": 512,
             "rope.freq_base": _f32(1e6), "attention.layer_norm_rms_epsilon": _f32(1e-6)}
-    t = _io(E, n_vocab, tied=True, embd_t=Q.Q8_0)
-    for i in range(L):
-        t += _attn(i, E, 1024, 256, 256, Q.Q8_0, Q.Q8_0) + _ffn(i, E, 2048, Q.Q8_0, Q.Q8_0)
-    return write(path, "gemma3", keys, t, n_vocab)
+    return _stacked(path, "gemma3", keys, n_vocab, _io(E, n_vocab, tied=True, embd_t=Q.Q8_0),
+                    lambda i: _attn(i, E, 1024, 256, 256, Q.Q8_0, Q.Q8_0) + _ffn(i, E, 2048, Q.Q8_0, Q.Q8_0))
 
 
 def deepseek_v2_lite(path: Path, n_vocab: int = 1024) -> ModelFacts:
@@ -150,10 +151,8 @@ def qwen3_30b_a3b(path: Path, n_vocab: int = 1024) -> ModelFacts:
             "attention.head_count": 32, "attention.head_count_kv": 4, "attention.key_length": 128,
             "attention.value_length": 128, "expert_count": 128, "expert_used_count": 8,
             "expert_feed_forward_length": 768, "rope.freq_base": _f32(1e7), "attention.layer_norm_rms_epsilon": _f32(1e-6)}
-    t = _io(E, n_vocab)
-    for i in range(L):
-        t += _attn(i, E, 4096, 512, 512) + _moe(i, E, 768, 128)
-    return write(path, "qwen3moe", keys, t, n_vocab)
+    return _stacked(path, "qwen3moe", keys, n_vocab, _io(E, n_vocab),
+                    lambda i: _attn(i, E, 4096, 512, 512) + _moe(i, E, 768, 128))
 
 
 LFM2_KV_HEADS = [0, 0, 8, 0, 0, 8, 0, 0, 8, 0, 8, 0, 8, 0, 8, 0]
@@ -225,10 +224,8 @@ def gemma3n_like(path: Path, n_vocab: int = 1024) -> ModelFacts:
             "attention.head_count": 8, "attention.head_count_kv": 2, "attention.key_length": 256,
             "attention.value_length": 256, "attention.sliding_window": 512,
             "rope.freq_base": _f32(1e6), "attention.layer_norm_rms_epsilon": _f32(1e-6)}
-    t = _io(E, n_vocab, tied=True)
-    for i in range(L):
-        t += _attn(i, E, 2048, 512, 512) + _ffn(i, E, 8192)
-    return write(path, "gemma3n", keys, t, n_vocab)
+    return _stacked(path, "gemma3n", keys, n_vocab, _io(E, n_vocab, tied=True),
+                    lambda i: _attn(i, E, 2048, 512, 512) + _ffn(i, E, 8192))
 
 
 def unknown_arch(path: Path, n_vocab: int = 1024) -> ModelFacts:
@@ -236,7 +233,17 @@ def unknown_arch(path: Path, n_vocab: int = 1024) -> ModelFacts:
     E, L = 1024, 4
     keys = {"block_count": L, "context_length": 8192, "embedding_length": E, "feed_forward_length": 4096,
             "attention.head_count": 16, "attention.head_count_kv": 2}
-    t = _io(E, n_vocab)
-    for i in range(L):
-        t += _attn(i, E, 1024, 128, 128) + _ffn(i, E, 4096)
-    return write(path, "frobnicator9", keys, t, n_vocab)
+    return _stacked(path, "frobnicator9", keys, n_vocab, _io(E, n_vocab),
+                    lambda i: _attn(i, E, 1024, 128, 128) + _ffn(i, E, 4096))
+
+
+# short name -> builder, for tests that want several of them in one folder (write_models)
+BUILDERS: dict[str, Callable[[Path], ModelFacts]] = {
+    "llama": llama31_8b, "qwen3": qwen3_32b, "gemma": gemma3_270m, "deepseek": deepseek_v2_lite,
+    "moe": qwen3_30b_a3b, "lfm2": lfm2_1_2b, "next": qwen3_next, "mamba2": mamba2_like, "gemma3n": gemma3n_like,
+}
+
+
+def write_models(root: Path, names: list[str]) -> dict[str, ModelFacts]:
+    """The named models (BUILDERS) written into `root` as <name>.gguf, read back."""
+    return {name: BUILDERS[name](root / f"{name}.gguf") for name in names}

@@ -40,15 +40,13 @@ import hashlib
 import json
 import re
 import socket
-import struct
-import threading
 from dataclasses import dataclass, field
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, unquote, urlsplit
 
-_CHUNK = 64 * 1024
+from .fakeserver import LocalServers, QuietHandler, Readable, RequestRecord
 
 
 @dataclass
@@ -68,33 +66,21 @@ class Fault:
 
 
 @dataclass
-class Record:
-    server: str  # "hub" | "cdn"
-    method: str
-    path: str
-    query: str
-    status: int = 0
-    bytes_sent: int = 0
-    range: str | None = None
-    authorization: str | None = None
+class Record(RequestRecord):
+    """A request to the hub or the CDN ("hub" | "cdn"), with its method and query string."""
+
+    method: str = "GET"
+    query: str = ""
 
 
 @dataclass
-class RepoFile:
+class RepoFile(Readable):
     path: str
     size: int
     oid: str  # sha256-like content id
     source: Path | None = None
     data: bytes | None = None
     lfs: bool = True
-
-    def read(self, offset: int, n: int) -> bytes:
-        if self.data is not None:
-            return self.data[offset:offset + n]
-        assert self.source is not None
-        with open(self.source, "rb") as f:
-            f.seek(offset)
-            return f.read(n)
 
 
 @dataclass
@@ -117,7 +103,7 @@ def _content_id(path: Path | None, data: bytes | None, size: int) -> str:
     return h.hexdigest()
 
 
-class FakeHub:
+class FakeHub(LocalServers):
     def __init__(self) -> None:
         self.repos: dict[str, Repo] = {}
         self.tokens: dict[str, set[str]] = {}  # valid token -> gated/private repos it can read
@@ -126,18 +112,9 @@ class FakeHub:
         self.tree_page_size = 1000
         self.siblings_without_sizes = False
         self.listing_hook: Any = None  # fn(model-info body dict) -> body dict, applied to every answer
-        self._lock = threading.Lock()
-        self._stop = threading.Event()
         self._commit_counter = 0
         self._blobs: dict[str, RepoFile] = {}
-        self._hub = self._make_server("hub")
-        self._cdn = self._make_server("cdn")
-        self.url = f"http://127.0.0.1:{self._hub.server_address[1]}"
-        self.cdn_url = f"http://127.0.0.1:{self._cdn.server_address[1]}"
-        self._threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
-                         for s in (self._hub, self._cdn)]
-        for t in self._threads:
-            t.start()
+        self._start(("hub", "cdn"))
 
     # -- set-up ------------------------------------------------------------------------------------
 
@@ -211,12 +188,6 @@ class FakeHub:
     def reset_stats(self) -> None:
         with self._lock:
             self.records.clear()
-
-    def close(self) -> None:
-        self._stop.set()
-        for s in (self._hub, self._cdn):
-            s.shutdown()
-            s.server_close()
 
     # -- statistics --------------------------------------------------------------------------------
 
@@ -301,13 +272,9 @@ class _QuietServer(ThreadingHTTPServer):
         super().handle_error(request, client_address)
 
 
-class _Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
+class _Handler(QuietHandler):
     server_role = "hub"
     fake: FakeHub
-
-    def log_message(self, format: str, *args: Any) -> None:  # quiet
-        pass
 
     # -- plumbing --
 
@@ -319,7 +286,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _dispatch(self, method: str) -> None:
         parts = urlsplit(self.path)
-        self.rec = Record(self.server_role, method, unquote(parts.path), parts.query,
+        self.rec = Record(self.server_role, unquote(parts.path), method=method, query=parts.query,
                           range=self.headers.get("Range"), authorization=self.headers.get("Authorization"))
         self.fake._record(self.rec)
         self.method = method
@@ -336,19 +303,10 @@ class _Handler(BaseHTTPRequestHandler):
 
     def _send(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None,
               content_type: str = "application/json", trickle: Fault | None = None) -> None:
-        self.rec.status = status
-        self.send_response(status)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        for k, v in (headers or {}).items():
-            self.send_header(k, v)
-        self.end_headers()
-        if self.method != "HEAD" and body:
-            if trickle is not None:
-                self._trickle(body, trickle)
-                return
-            self.wfile.write(body)
-            self.rec.bytes_sent += len(body)
+        if trickle is None or self.method == "HEAD" or not body:
+            return super()._send(status, body, headers, content_type)
+        self._send_headers(status, {"Content-Type": content_type, "Content-Length": str(len(body)), **(headers or {})})
+        self._trickle(body, trickle)
 
     def _trickle(self, body: bytes, fault: Fault) -> None:
         """Send `body` a few bytes at a time with a pause between: a body that never stalls long
@@ -538,65 +496,52 @@ class _Handler(BaseHTTPRequestHandler):
             return False
         return False
 
-    def _serve_file(self, f: RepoFile, meta: dict[str, str], path: str) -> None:
-        fault = self.fake._take_fault(self.server_role, path, True)
-        if fault and self._pre_fault(fault):
-            return
+    def _byte_range(self, size: int, fault: Fault | None) -> tuple[int, int, bool] | None:
+        """Bytes [start, end) the request asks for and whether it asked for a range (a `short_range`
+        fault shortens it, `full_body` ignores it); None after answering 416."""
         rng = self.headers.get("Range")
-        start, end = 0, f.size  # [start, end)
-        partial = False
-        if rng and not (fault and fault.kind == "full_body"):
-            m = re.match(r"^bytes=(\d*)-(\d*)$", rng.strip())
-            if not m or (not m.group(1) and not m.group(2)):
-                self._send(416, b"", {"Content-Range": f"bytes */{f.size}"})
-                return
-            if m.group(1):
-                start = int(m.group(1))
-                end = min(f.size, int(m.group(2)) + 1) if m.group(2) else f.size
-            else:
-                start, end = max(0, f.size - int(m.group(2))), f.size
-            if start >= f.size or end <= start:
-                self._send(416, b"", {"Content-Range": f"bytes */{f.size}"})
-                return
-            partial = True
-            if fault and fault.kind == "short_range":
-                end = min(end, start + fault.after_bytes)
-        status = 206 if partial else 200
-        self.rec.status = status
-        self.send_response(status)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Accept-Ranges", "bytes")
-        self.send_header("Content-Length", str(end - start))
-        if partial:
-            self.send_header("Content-Range", f"bytes {start}-{end - 1}/{f.size}")
-        for k, v in meta.items():
-            self.send_header(k, v)
-        self.end_headers()
-        if self.method == "HEAD":
-            return
-        limit = end
-        if fault and fault.kind in ("reset", "truncate"):
-            limit = min(end, start + fault.after_bytes)
-        if fault and fault.kind == "trickle":
-            self._trickle(f.read(start, end - start), fault)
-            return
-        pos = start
-        while pos < limit and not self.fake._stop.is_set():
-            chunk = f.read(pos, min(_CHUNK, limit - pos))
-            if not chunk:
-                break
-            self.wfile.write(chunk)
-            self.rec.bytes_sent += len(chunk)
-            pos += len(chunk)
+        if not rng or (fault and fault.kind == "full_body"):
+            return 0, size, False
+        m = re.match(r"^bytes=(\d*)-(\d*)$", rng.strip())
+        if m and m.group(1):
+            start, end = int(m.group(1)), min(size, int(m.group(2)) + 1) if m.group(2) else size
+        elif m and m.group(2):
+            start, end = max(0, size - int(m.group(2))), size  # the last N bytes
+        else:
+            start, end = size, size  # unparseable
+        if start >= size or end <= start:
+            self._send(416, b"", {"Content-Range": f"bytes */{size}"})
+            return None
+        if fault and fault.kind == "short_range":
+            end = min(end, start + fault.after_bytes)
+        return start, end, True
+
+    def _end_fault(self, fault: Fault | None) -> None:
+        """How a `reset` or `truncate` fault ends the body it cut short."""
         if fault and fault.kind == "reset":
-            self.wfile.flush()
-            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-            self.connection.close()
-            self.close_connection = True
+            self._reset()
         elif fault and fault.kind == "truncate":
             self.wfile.flush()
             self.connection.shutdown(socket.SHUT_RDWR)
             self.close_connection = True
+
+    def _serve_file(self, f: RepoFile, meta: dict[str, str], path: str) -> None:
+        fault = self.fake._take_fault(self.server_role, path, True)
+        if fault and self._pre_fault(fault):
+            return
+        span = self._byte_range(f.size, fault)
+        if span is None:
+            return
+        start, end, partial = span
+        self._send_range_headers(start, end, f.size, partial, meta)
+        if self.method == "HEAD":
+            return
+        if fault and fault.kind == "trickle":
+            self._trickle(f.read(start, end - start), fault)
+            return
+        cut = fault is not None and fault.kind in ("reset", "truncate")
+        self._stream(f, start, min(end, start + fault.after_bytes) if cut else end)  # type: ignore[union-attr]
+        self._end_fault(fault)
 
 
 # --- model files for Hub tests -------------------------------------------------------------------
@@ -622,10 +567,7 @@ def model_repo_files(root: Path, stem: str, quants: list[str], *, arch: str = "q
 
     import gguf
 
-    try:
-        import ggufgen
-    except ImportError:  # imported from outside pytest's rootdir handling
-        from tests import ggufgen
+    from . import ggufgen
 
     shape = shape or ggufgen.ModelShape()
     root.mkdir(parents=True, exist_ok=True)

@@ -1,6 +1,6 @@
 """Hostile GGUF headers for the reader's corruption tests and fuzzers.
 
-`scan_layout(data)` walks a *valid* GGUF header (written by tests/ggufgen.py) and records where
+`scan_layout(data)` walks a *valid* GGUF header (written by planner/testing/ggufgen.py) and records where
 every field sits: counts, string lengths, value types, tensor dims/types/offsets, and the
 section boundaries. The mutators use that map to make the damage a real attacker or a broken
 download would make: truncation at a boundary, huge counts and lengths, wrong types, duplicate
