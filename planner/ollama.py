@@ -53,6 +53,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from . import hub
 from .cache import Cache, default_cache
 from .errors import MemfitError, RegistryError, ResolveError
+from .errors import RegistryFailure as _RegistryFailure
 from .header import GGUFHeader, ModelHeaders
 from .reader import parse_header
 from .resolver import ProjectorFile, ResolvedModel, Variant, _run_parallel
@@ -306,11 +307,6 @@ def header_key(digest: str) -> str:
 def _offline_missing(what: str) -> RegistryError:
     return RegistryError(f"HF_HUB_OFFLINE is set and {what} is not in the memfit cache",
                          hint="run once with network access (or `ollama pull` the model), or unset HF_HUB_OFFLINE")
-
-
-class _RegistryFailure(Exception):
-    def __init__(self, status: int = 0, body: bytes = b"", cause: BaseException | None = None) -> None:
-        self.status, self.body, self.cause = status, body, cause
 
 
 def _registry_get(url: str, cfg: hub.NetConfig, *, accept: str | None, what: str, name: OllamaName) -> bytes:

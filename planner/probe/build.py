@@ -8,7 +8,8 @@ import re
 from dataclasses import dataclass
 
 from ..device_schema import MIB, DeviceProfile, LiveConfig, ProbeMatch, Source
-from ..devices import Catalog, ProfileEntry, apply_overrides, load_catalog
+from ..device_overrides import apply_overrides
+from ..profile_catalog import Catalog, ProfileEntry, load_catalog
 from ..errors import DeviceError
 from ..units import fmt_auto
 from .facts import MachineFacts
