@@ -610,6 +610,7 @@ def memory_bars(r: FitResult, profile: DeviceProfile) -> list[MemoryBar]:
 
 
 
-def plan_devices(model: PlanModel, request: PlanRequest, profiles: list[DeviceProfile], **kw: Any) -> MultiPlan:
-    planner = Planner(model, request, **kw)
+def plan_devices(model: PlanModel, request: PlanRequest, profiles: list[DeviceProfile],
+                 **hooks: Unpack[SearchHooks]) -> MultiPlan:
+    planner = Planner(model, request, **hooks)
     return MultiPlan(plans=[planner.plan(p) for p in profiles])

@@ -16,7 +16,7 @@ import click
 
 from ..errors import InputError
 from ..projector import pick_projector
-from ..units import parse_ctx, printable
+from ..units import parse_ctx, parse_size, printable
 
 EXIT_OK = 0
 EXIT_NO_FIT = 3
@@ -265,6 +265,9 @@ def plan_command(models: tuple[str, ...], workload_file: str | None, together: b
         kv_fixed=bool(kv or ctk or ctv), allow_spill=allow_spill, min_prefill_tps=min_prefill_tps,
         max_ttft_s=max_ttft, runtime=runtime_text, llama_build=llama_build, shell=shell_name,  # type: ignore[arg-type]
         ctx_chart=fmt == "html",
+        # the setting the user fixed reaches the planner here (the profiles only describe the machine)
+        carveout_bytes=parse_size(carveout, what="--carveout") if carveout else None,
+        gpu_cap_bytes=parse_size(gpu_cap, what="--gpu-cap") if gpu_cap else None,
     )
     if plan_model is None:
         return run_workload(work.workload, profiles, request, revision=revision, quants=_split_list(quants),
