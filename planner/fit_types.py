@@ -130,6 +130,12 @@ class FitResult(BaseModel):
         return self.tier != "no_fit"
 
     @property
+    def spill_risk_bytes(self) -> int:
+        """GPU-side bytes in the slower window, or at risk of landing there once the estimate
+        margins are counted (what a "spills" note states)."""
+        return max(self.shared_used_bytes, -self.fast_spare_bytes)
+
+    @property
     def spills_slowly(self) -> bool:
         """Part of the GPU side may land in a window that reads slower than the fast memory
         (Windows shared GPU memory on Vulkan); only a carve-out APU has such a window."""

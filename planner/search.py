@@ -88,6 +88,24 @@ class DeviceSetup:
         return self.base.os
 
 
+class SpeedFields(TypedDict):
+    """The speed columns every report row carries (None where unknown)."""
+
+    est_tps: float | None
+    est_tps_at_ctx: float | None
+    est_prefill_tps: float | None
+    est_ttft_s: float | None
+    speed_calibrated: bool
+
+
+def speed_fields(at_zero: SpeedEstimate | None, at_ctx: SpeedEstimate | None,
+                 prefill: PrefillEstimate | None) -> SpeedFields:
+    return SpeedFields(est_tps=at_zero.tps if at_zero else None, est_tps_at_ctx=at_ctx.tps if at_ctx else None,
+                       est_prefill_tps=prefill.tps if prefill else None,
+                       est_ttft_s=prefill.seconds if prefill else None,
+                       speed_calibrated=bool(at_zero.calibrated) if at_zero else True)
+
+
 @dataclass
 class Evaluation:
     """One quant with one KV type on one device at the requested context."""
@@ -104,7 +122,7 @@ class Evaluation:
     prefill: PrefillEstimate | None = None
     max_ctx: dict[str, int | None] = field(default_factory=dict)  # any placement on the GPU
     max_ctx_fast: dict[str, int | None] = field(default_factory=dict)  # in fast memory
-    max_ctx_mode: str = "gpu"
+    max_ctx_mode: Literal["gpu", "partial", "none"] = "gpu"
     quality: tuple[float, int] = (0.0, 0)
 
     @property
@@ -114,6 +132,9 @@ class Evaluation:
     @property
     def quant(self) -> str:
         return self.variant.quant
+
+    def speeds(self) -> SpeedFields:
+        return speed_fields(self.speed0, self.speed_ctx, self.prefill)
 
 
 def _default_estimate(facts: ModelFacts, settings: RunSettings, mmproj: ModelHeaders | None) -> Breakdown:

@@ -71,6 +71,7 @@ class MemoryKind:
     one_pool: bool = False  # GPU room is also OS room (unified memory)
     settings_table: bool = True  # the plan lists its configurations (BIOS splits, caps)
     tier_words: dict[str, str] = {}  # the plan's wording of a tier where it differs from TIER_LABEL
+    cap_raise_words: str = ""  # what a raised cap is, in the plan's "raise the GPU cap" fact
 
     def pools(self, profile: DeviceProfile, config: FitConfig, need: int, safety: int) -> Pools:
         raise NotImplementedError

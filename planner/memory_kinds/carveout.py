@@ -29,6 +29,7 @@ class CarveoutMemory(MemoryKind):
     name = "carveout"
     setting = "carveout"
     has_shared_window = True
+    cap_raise_words = " once for this machine (its safe maximum)"  # one GTT limit for every model
 
     def pools(self, profile: DeviceProfile, config: FitConfig, need: int, safety: int) -> Pools:
         os_ = config.os
