@@ -6,13 +6,14 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Callable
 
-from ..device_schema import MIB, DeviceProfile, LiveConfig, ProbeMatch, Source
+from ..device_schema import MIB, OS, OSES, DeviceProfile, GpuCap, LiveConfig, ProbeMatch, Source
 from ..device_overrides import apply_overrides
 from ..profile_catalog import Catalog, ProfileEntry, load_catalog
 from ..errors import DeviceError
 from ..units import fmt_auto
-from .facts import MachineFacts
+from .facts import GpuFacts, MachineFacts
 from .generic import generic_profile, reserve_note, scale_reserves
 from .known import installed_ram_from_visible
 
@@ -81,73 +82,127 @@ def _is_default_gtt(facts: MachineFacts, gtt: int) -> bool:
     return visible > 0 and abs(gtt - visible / 2) <= DEFAULT_GTT_TOLERANCE * visible
 
 
+_OSES: dict[str, OS] = {o: o for o in OSES}
+
+
 def _live(facts: MachineFacts) -> LiveConfig:
-    return LiveConfig(os=facts.system if facts.system in ("linux", "windows", "macos") else "linux",  # type: ignore[arg-type]
+    return LiveConfig(os=_OSES.get(facts.system, "linux"),
                       os_visible_ram_bytes=facts.ram_visible_bytes, mem_available_bytes=facts.mem_available_bytes,
                       swap_free_bytes=facts.swap_free_bytes, kernel=facts.kernel, probed=list(facts.probed))
+
+
+def _measured(p: DeviceProfile, field: str) -> None:
+    if field in p.estimated:
+        p.estimated.remove(field)
+
+
+def _firmware_reserved(p: DeviceProfile, facts: MachineFacts, ram: int, carve: int = 0) -> None:
+    """RAM no OS sees: installed, less the carve-out, less what the OS sees."""
+    if facts.ram_visible_bytes:
+        p.firmware_reserved_bytes = max(0, ram - carve - facts.ram_visible_bytes)
+
+
+def _carveout_in_effect(p: DeviceProfile, apu: GpuFacts | None, live: LiveConfig) -> None:
+    """The firmware's carve-out options as amdgpu lists them, and the carve-out in effect."""
+    carveout = p.carveout
+    assert carveout is not None
+    if apu is not None and apu.carveout_options_bytes:
+        carveout.options_bytes = sorted(set(apu.carveout_options_bytes))
+        carveout.options_note = "read from this machine's amdgpu uma/carveout_options"
+        carveout.default_bytes = carveout.options_bytes[0]
+        _measured(p, "carveout.options_bytes")
+    carve = apu.vram_total_bytes if apu is not None else None
+    if carve is None:
+        return
+    live.carveout_bytes = carve
+    if carve <= 0:
+        return
+    if carve not in carveout.options_bytes:
+        carveout.options_bytes = sorted(set(carveout.options_bytes) | {carve})
+        p.notes.append(f"the carve-out in effect ({fmt_auto(carve)}) is not in the firmware list this profile knows")
+    carveout.default_bytes = carve
+    _measured(p, "carveout.default_bytes")
+
+
+def _window_in_effect(cap: GpuCap | None, apu: GpuFacts | None, facts: MachineFacts, live: LiveConfig) -> None:
+    """The GTT limit (Linux) or the shared window (Windows) in effect; a raised GTT is the setting."""
+    if apu is None:
+        return
+    if live.os == "linux" and apu.gtt_total_bytes:
+        live.gpu_cap_bytes = apu.gtt_total_bytes
+        live.gpu_cap_is_default = _is_default_gtt(facts, apu.gtt_total_bytes)
+        if cap is not None and not live.gpu_cap_is_default:
+            cap.setting_bytes = apu.gtt_total_bytes
+    elif live.os == "windows" and apu.shared_bytes:
+        live.gpu_cap_bytes = apu.shared_bytes
+        live.gpu_cap_is_default = True
+
+
+def _amdttm_knob(cap: GpuCap | None, facts: MachineFacts, os: str) -> None:
+    """amdgpu-dkms loads its own TTM module, which reads amdttm.* and ignores ttm.* options."""
+    if os == "linux" and cap is not None and cap.knob == "ttm.pages_limit" and facts.amdttm_loaded:
+        cap.knob = "amdttm.pages_limit"
+        cap.how_to_change = ("amdttm.pages_limit=<GiB x 262144> on the kernel command line (this machine runs "
+                             "amdgpu-dkms, whose amdttm module ignores ttm.pages_limit); reboot")
+
+
+def _cap_on(p: DeviceProfile, os: OS) -> GpuCap | None:
+    info = p.os.get(os)
+    return info.gpu_cap if info is not None else None
+
+
+def _live_carveout(p: DeviceProfile, facts: MachineFacts, ram: int, live: LiveConfig) -> None:
+    if p.carveout is None:
+        return
+    apu = facts.integrated_amd() or facts.gpu()
+    _carveout_in_effect(p, apu, live)
+    if apu is not None and apu.vram_total_bytes is not None:
+        _firmware_reserved(p, facts, ram, apu.vram_total_bytes)
+    cap = _cap_on(p, live.os)
+    _amdttm_knob(cap, facts, live.os)
+    _window_in_effect(cap, apu, facts, live)
+
+
+def _live_unified(p: DeviceProfile, facts: MachineFacts, ram: int, live: LiveConfig) -> None:
+    """The wired limit a Mac runs with (0: the default policy); the working set it gives."""
+    _firmware_reserved(p, facts, ram)
+    cap = _cap_on(p, live.os)
+    if live.os == "macos" and cap is not None:
+        if facts.wired_limit_mb:
+            cap.setting_bytes = facts.wired_limit_mb * MIB
+            live.gpu_cap_is_default = False
+        else:
+            live.gpu_cap_is_default = facts.wired_limit_mb == 0 or None
+    if cap is not None:
+        live.gpu_cap_bytes = p.gpu_cap_bytes(live.os)
+
+
+def _live_discrete(p: DeviceProfile, facts: MachineFacts, ram: int, live: LiveConfig) -> None:
+    """The card's VRAM as the driver reports it, and what is in use on it now."""
+    g = facts.gpu()
+    if g is None or g.kind != "discrete":
+        return
+    _firmware_reserved(p, facts, ram)
+    if g.vram_total_bytes:
+        p.vram_bytes = g.vram_total_bytes
+    live.vram_used_bytes = g.vram_used_bytes
+    _measured(p, "ram_bytes")
+
+
+# per memory architecture: what of the configuration in effect the probe lays over a profile
+LIVE: dict[str, Callable[[DeviceProfile, MachineFacts, int, LiveConfig], None]] = {
+    "carveout": _live_carveout,
+    "unified": _live_unified,
+    "discrete": _live_discrete,
+}
 
 
 def apply_live(p: DeviceProfile, facts: MachineFacts, ram: int) -> DeviceProfile:
     """Lay what the probe read over a profile: the configuration in effect now."""
     live = _live(facts)
-    os = live.os
-    if os in p.os:
-        p.default_os = os
-    g = facts.gpu()
-    if p.memory_architecture == "carveout" and p.carveout is not None:
-        apu = facts.integrated_amd() or g
-        carve = apu.vram_total_bytes if apu is not None else None
-        if apu is not None and apu.carveout_options_bytes:
-            p.carveout.options_bytes = sorted(set(apu.carveout_options_bytes))
-            p.carveout.options_note = "read from this machine's amdgpu uma/carveout_options"
-            p.carveout.default_bytes = p.carveout.options_bytes[0]
-            if "carveout.options_bytes" in p.estimated:
-                p.estimated.remove("carveout.options_bytes")
-        if carve is not None:
-            live.carveout_bytes = carve
-            if carve > 0:
-                if carve not in p.carveout.options_bytes:
-                    p.carveout.options_bytes = sorted(set(p.carveout.options_bytes) | {carve})
-                    p.notes.append(f"the carve-out in effect ({fmt_auto(carve)}) is not in the firmware list this profile knows")
-                p.carveout.default_bytes = carve
-                if "carveout.default_bytes" in p.estimated:
-                    p.estimated.remove("carveout.default_bytes")
-            if facts.ram_visible_bytes:
-                p.firmware_reserved_bytes = max(0, ram - carve - facts.ram_visible_bytes)
-        cap = p.os.get(os).gpu_cap if os in p.os else None  # type: ignore[union-attr]
-        if os == "linux" and cap is not None and cap.knob == "ttm.pages_limit" and facts.amdttm_loaded:
-            # amdgpu-dkms loads its own TTM module, which reads amdttm.* and ignores ttm.* options
-            cap.knob = "amdttm.pages_limit"
-            cap.how_to_change = ("amdttm.pages_limit=<GiB x 262144> on the kernel command line (this machine runs "
-                                 "amdgpu-dkms, whose amdttm module ignores ttm.pages_limit); reboot")
-        if os == "linux" and apu is not None and apu.gtt_total_bytes:
-            live.gpu_cap_bytes = apu.gtt_total_bytes
-            live.gpu_cap_is_default = _is_default_gtt(facts, apu.gtt_total_bytes)
-            if cap is not None and not live.gpu_cap_is_default:
-                cap.setting_bytes = apu.gtt_total_bytes
-        elif os == "windows" and apu is not None and apu.shared_bytes:
-            live.gpu_cap_bytes = apu.shared_bytes
-            live.gpu_cap_is_default = True
-    elif p.memory_architecture == "unified":
-        if facts.ram_visible_bytes:
-            p.firmware_reserved_bytes = max(0, ram - facts.ram_visible_bytes)
-        cap = p.os[os].gpu_cap if os in p.os else None
-        if os == "macos" and cap is not None:
-            if facts.wired_limit_mb:
-                cap.setting_bytes = facts.wired_limit_mb * MIB
-                live.gpu_cap_is_default = False
-            else:
-                live.gpu_cap_is_default = facts.wired_limit_mb == 0 or None
-        if cap is not None:
-            live.gpu_cap_bytes = p.gpu_cap_bytes(os)
-    elif p.memory_architecture == "discrete" and g is not None and g.kind == "discrete":
-        if facts.ram_visible_bytes:
-            p.firmware_reserved_bytes = max(0, ram - facts.ram_visible_bytes)
-        if g.vram_total_bytes:
-            p.vram_bytes = g.vram_total_bytes
-        live.vram_used_bytes = g.vram_used_bytes
-        if "ram_bytes" in p.estimated:
-            p.estimated.remove("ram_bytes")
+    if live.os in p.os:
+        p.default_os = live.os
+    LIVE[p.memory_architecture](p, facts, ram, live)
     p.live = live
     return p
 
