@@ -98,29 +98,37 @@ def _closeness(ref: str, p: ProfileSummary) -> float:
     return max(difflib.SequenceMatcher(None, key, name).ratio() for name in p.names())
 
 
+def _with_ram(pool: list[ProfileSummary], ram: int | None) -> list[ProfileSummary]:
+    """Only the profiles with the RAM asked for, when there are any."""
+    exact = [p for p in pool if ram is not None and p.ram_bytes == ram]
+    return exact or pool
+
+
 def _chip_profiles(ref: str, chips: list[ChipWords], profs: list[ProfileSummary], n: int) -> list[str]:
     """The named chips' profiles, all of them up to CHIP_MAX_SUGGESTIONS: only those with the RAM
     the reference mentions when there are any, else those first."""
     ram = _ram_wanted(ref)
-    pool = [p for p in profs if any(c.covers(p) for c in chips)]
-    if ram is not None and any(p.ram_bytes == ram for p in pool):
-        pool = [p for p in pool if p.ram_bytes == ram]
+    pool = _with_ram([p for p in profs if any(c.covers(p) for c in chips)], ram)
     pool.sort(key=lambda p: (ram is not None and p.ram_bytes != ram, p.family, p.ram_bytes, -_closeness(ref, p), p.id))
     return [p.id for p in pool[:max(n, CHIP_MAX_SUGGESTIONS)]]
 
 
-def _spelled_like(ref: str, profs: list[ProfileSummary], n: int) -> list[str]:
-    """The ids closest in spelling, the best match's family first; failing any close one, the ids
-    that contain every token ("395 64" -> ai-max-395-64g)."""
+def _close(ref: str, profs: list[ProfileSummary]) -> list[ProfileSummary]:
+    """The profiles close in spelling, closest first; failing any, those whose id contains every
+    token ("395 64" -> ai-max-395-64g)."""
     scored = sorted(((_closeness(ref, p), p) for p in profs), key=lambda x: (-x[0], x[1].id))
     close = [p for score, p in scored if score >= CLOSE_SPELLING]
-    if not close:
-        tokens = _tokens(ref)
-        close = [p for p in profs if tokens and all(t in p.id for t in tokens)]
+    tokens = _tokens(ref)
+    return close or [p for p in profs if tokens and all(t in p.id for t in tokens)]
+
+
+def _spelled_like(ref: str, profs: list[ProfileSummary], n: int) -> list[str]:
+    """The ids closest in spelling, the best match's family first."""
+    close = _close(ref, profs)
     if not close:
         return []
     first = close[0].family
-    ordered = [p for p in close if p.family == first] + [p for p in close if p.family != first]
+    ordered = sorted(close, key=lambda p: p.family != first)  # stable: closeness order within each group
     return [p.id for p in ordered[:n]]
 
 

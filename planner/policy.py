@@ -273,13 +273,17 @@ class Policy:
         return Fact(code="next_quality_too_slow", quant=nxt.quant, values={
             "est_tps_at_ctx": nxt.speed_ctx.tps, "min_tps": min_tps})
 
+    def _next_up(self, c: Evaluation, evals: list[Evaluation]) -> Evaluation | None:
+        """The next quant up in quality with the requested KV type (None: the choice is the best)."""
+        req_kv = self.req.cache_type_k
+        better = [e for e in evals if e.quality > c.quality and e.kv == req_kv and e.quant != c.quant]
+        return min(better, key=lambda e: e.quality, default=None)
+
     def _next_quality(self, c: Evaluation, evals: list[Evaluation]) -> list[Fact]:
         """Why not the next quant up in quality: the first of its reasons that applies."""
-        better = [e for e in evals if e.quality > c.quality and e is not c and e.kv == self.req.cache_type_k
-                  and e.quant != c.quant]
-        if not better or c.placement == "partial":
+        nxt = self._next_up(c, evals) if c.placement != "partial" else None
+        if nxt is None:
             return []
-        nxt = min(better, key=lambda e: e.quality)
         rules = (self._next_spills, self._next_blocked, self._next_partial, self._next_same_class, self._next_too_slow)
         found = next((f for f in (rule(c, nxt) for rule in rules) if f is not None), None)
         return [found] if found else []
@@ -296,13 +300,18 @@ class Policy:
                     "kv": a.kv, "carveout_bytes": pick[0].carveout_bytes, "placement": "fast"})]
         return []
 
-    def _faster_alternative(self, c: Evaluation, evals: list[Evaluation]) -> Fact | None:
-        """A much faster quant of nearly the same quality (what --prefer balanced would pick)."""
+    def _balanced_pick(self, c: Evaluation, evals: list[Evaluation]) -> Evaluation | None:
+        """What --prefer balanced would pick in the chosen option's memory class (None: the same)."""
         if self.req.prefer != "quality" or c.placement not in ("fast", "spill") or not c.speed0:
             return None
         on_gpu = [e for e in self._in(evals, {c.placement}) if e.speed0]
         alt = self.by_policy(on_gpu, "balanced") if on_gpu else None
-        if alt is None or alt.quant == c.quant or not alt.speed0:
+        return alt if alt is not None and alt.quant != c.quant and alt.speed0 else None
+
+    def _faster_alternative(self, c: Evaluation, evals: list[Evaluation]) -> Fact | None:
+        """A much faster quant of nearly the same quality (what --prefer balanced would pick)."""
+        alt = self._balanced_pick(c, evals)
+        if alt is None:
             return None
         ratio = tps0(alt) / max(tps0(c), 1e-9)
         if ratio < FASTER_ALTERNATIVE_RATIO:
@@ -349,15 +358,20 @@ class Policy:
 _OS_SIDE = ("load_peak", "os_reserve")  # failures a larger carve-out makes: the OS side's
 
 
+def _os_side_failure(o: FitResult) -> Check | None:
+    """The OS side's failure of a split (loading first: it fails whatever the use), if any."""
+    fails = [x for x in o.blocking_failures if x.name in _OS_SIDE]
+    return min(fails, key=lambda x: x.name != "load_peak") if fails else None
+
+
 def _larger_split_blocked(c: Evaluation, r: FitResult) -> list[Fact]:
-    """What the smallest larger split that fails on the OS side says (loading fails whatever the use)."""
+    """What the smallest larger split that fails on the OS side says."""
     carve = r.carveout_bytes or 0
-    blocked = [o for o in c.options if (o.carveout_bytes or 0) > carve and not o.fits
-               and any(x.name in _OS_SIDE for x in o.blocking_failures)]
+    blocked = [(o.carveout_bytes or 0, why, o) for o in c.options
+               if (o.carveout_bytes or 0) > carve and (why := _os_side_failure(o)) is not None]
     if not blocked:
         return []
-    o = min(blocked, key=lambda o: o.carveout_bytes or 0)
-    why = min((x for x in o.blocking_failures if x.name in _OS_SIDE), key=lambda x: x.name != "load_peak")
+    _, why, o = min(blocked, key=lambda t: t[0])
     return [Fact(code="larger_split_blocked", values={
         "carveout_bytes": o.carveout_bytes, "check": why.name, "message": why.message})]
 

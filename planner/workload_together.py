@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, replace
-from typing import Literal
+from typing import Any, Literal
 
 from .device_schema import DeviceProfile
 from .errors import EstimateError
@@ -84,21 +84,35 @@ def _summed_rate(parts: list[Part], comp: str) -> float:
     return num / den if den else max(b.estimated.get(comp, 0.0) for b, _ in parts)
 
 
+def _summed(parts: list[Part], field: str) -> int:
+    return sum(getattr(b, field) for b, _ in parts)
+
+
+def _rates(parts: list[Part]) -> dict[str, float]:
+    return {comp: _summed_rate(parts, comp) for comp in sorted({k for b, _ in parts for k in b.estimated})}
+
+
+def _merged_lists(parts: list[Part]) -> dict[str, list[Any]]:
+    """The per-model lists a sum keeps whole: every layer and every warning."""
+    return {"layers": [layer for b, _ in parts for layer in b.layers],
+            "warnings": [w for b, _ in parts for w in b.warnings]}
+
+
 def sum_breakdown(parts: list[Part]) -> Breakdown:
     """Several servers' buffers as one breakdown for the fit solver: components added per device,
     each server's driver overhead (as placed alone), margins weighted so the GPU side's margin is the
     sum of each model's."""
     gpu = _summed_side(parts, "gpu", sum(r.overhead_bytes for _, r in parts))
     host = _summed_side(parts, "host", sum(b.device("host").overhead_bytes for b, _ in parts))
-    rates = {comp: _summed_rate(parts, comp) for comp in sorted({k for b, _ in parts for k in b.estimated})}
     first = parts[0][0]
+    breakdowns = [b for b, _ in parts]
     return Breakdown.model_construct(  # summed from validated breakdowns: skip re-validation
-        **{f: sum(getattr(b, f) for b, _ in parts) for f in _TOTALS},
-        devices=[gpu, host], layers=[layer for b, _ in parts for layer in b.layers], nonrepeating_weights={},
-        n_ctx=max(b.n_ctx for b, _ in parts), kv_cells=max(b.kv_cells for b, _ in parts),
-        flash_attn=all(b.flash_attn for b, _ in parts), output_on_gpu=True,
+        **{f: _summed(parts, f) for f in _TOTALS}, **_merged_lists(parts),
+        devices=[gpu, host], nonrepeating_weights={},
+        n_ctx=max(b.n_ctx for b in breakdowns), kv_cells=max(b.kv_cells for b in breakdowns),
+        flash_attn=all(b.flash_attn for b in breakdowns), output_on_gpu=True,
         settings=first.settings.model_copy(update={"n_gpu_layers": -1, "n_cpu_moe": 0}),
-        exact=list(first.exact), estimated=rates, warnings=[w for b, _ in parts for w in b.warnings],
+        exact=list(first.exact), estimated=_rates(parts),
     )
 
 

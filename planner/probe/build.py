@@ -27,13 +27,18 @@ class Recognition:
     why: str = ""
 
 
+def _gpu_hit(m: ProbeMatch, facts: MachineFacts) -> bool:
+    return (any(g.pci_id and g.pci_id in m.pci_ids for g in facts.gpus)
+            or any(re.search(p, g.name, re.IGNORECASE) for p in m.gpu_patterns for g in facts.gpus if g.name))
+
+
+def _cpu_hit(m: ProbeMatch, facts: MachineFacts) -> bool:
+    return bool(facts.cpu_name) and any(re.search(p, facts.cpu_name, re.IGNORECASE) for p in m.cpu_patterns)
+
+
 def _matches(m: ProbeMatch, facts: MachineFacts) -> bool:
     """Family-level hit: a PCI id, the CPU name or a GPU name."""
-    if any(g.pci_id and g.pci_id in m.pci_ids for g in facts.gpus):
-        return True
-    if facts.cpu_name and any(re.search(p, facts.cpu_name, re.IGNORECASE) for p in m.cpu_patterns):
-        return True
-    return any(re.search(p, g.name, re.IGNORECASE) for p in m.gpu_patterns for g in facts.gpus if g.name)
+    return _gpu_hit(m, facts) or _cpu_hit(m, facts)
 
 
 def _model_hit(m: ProbeMatch, facts: MachineFacts) -> bool:
@@ -41,27 +46,32 @@ def _model_hit(m: ProbeMatch, facts: MachineFacts) -> bool:
     return any(re.search(p, text, re.IGNORECASE) for p in m.model_patterns)
 
 
+Score = tuple[bool, bool, int, int, str]  # same RAM, model name hit, priority, RAM nearness, id
+
+
+def _score(prof: DeviceProfile, facts: MachineFacts, ram: int) -> Score | None:
+    """How well a profile fits this machine; None when it is another machine (other silicon, an OS
+    it does not describe, other RAM where the RAM makes the product)."""
+    m = prof.match
+    if m is None or not _matches(m, facts):
+        return None
+    if facts.system in OSES and facts.system not in prof.os:
+        return None
+    exact = prof.memory_architecture == "discrete" or prof.ram_bytes == ram  # a card's host RAM is the user's
+    if not exact and m.ram_must_match:
+        return None
+    return (exact, _model_hit(m, facts), m.priority, -abs(prof.ram_bytes - ram), prof.id)
+
+
 def recognise(facts: MachineFacts, catalog: Catalog, ram: int) -> Recognition:
     """The shipped profile for this machine: same silicon, then same RAM, then same model name."""
-    best: tuple | None = None
-    best_entry: ProfileEntry | None = None
-    for entry in catalog.entries.values():
-        prof = entry.profile
-        if prof.match is None or not _matches(prof.match, facts):
-            continue
-        if facts.system in ("linux", "windows", "macos") and facts.system not in prof.os:
-            continue
-        discrete = prof.memory_architecture == "discrete"
-        exact = discrete or prof.ram_bytes == ram
-        if not exact and prof.match.ram_must_match:
-            continue
-        score = (exact, _model_hit(prof.match, facts), prof.match.priority, -abs(prof.ram_bytes - ram), prof.id)
-        if best is None or score > best:
-            best, best_entry = score, entry
-    if best_entry is None:
+    scored = [(score, entry) for entry in catalog.entries.values()
+              if (score := _score(entry.profile, facts, ram)) is not None]
+    if not scored:
         return Recognition(None, why="no shipped profile matches this CPU/GPU")
-    why = f"matched {best_entry.profile.id}" + ("" if best[0] else f" (its RAM differs; using the {fmt_auto(ram)} found here)")
-    return Recognition(best_entry, exact_ram=bool(best[0]), why=why)
+    best, entry = max(scored, key=lambda t: t[0])
+    why = f"matched {entry.profile.id}" + ("" if best[0] else f" (its RAM differs; using the {fmt_auto(ram)} found here)")
+    return Recognition(entry, exact_ram=best[0], why=why)
 
 
 def installed_ram(facts: MachineFacts) -> int | None:

@@ -259,11 +259,19 @@ def _kfd_limit(facts: MachineFacts, gtt: int, visible: int) -> Finding | None:
         source="drivers/gpu/drm/amd/amdgpu/amdgpu_amdkfd_gpuvm.c amdgpu_amdkfd_gpuvm_init_mem_limits()")
 
 
-def check_gtt(facts: MachineFacts, p: DeviceProfile, out: list[Finding]) -> None:
+def _linux_gtt(facts: MachineFacts, p: DeviceProfile) -> tuple[GpuFacts, int] | None:
+    """A Linux APU's GPU and its GTT size, when amdgpu lists one."""
     apu = _apu(facts)
     if facts.system != "linux" or not _is_apu(p) or apu is None or not apu.gtt_total_bytes:
+        return None
+    return apu, apu.gtt_total_bytes
+
+
+def check_gtt(facts: MachineFacts, p: DeviceProfile, out: list[Finding]) -> None:
+    found_gtt = _linux_gtt(facts, p)
+    if found_gtt is None:
         return
-    gtt = apu.gtt_total_bytes
+    apu, gtt = found_gtt
     advice = _default_gtt_advice(facts, p)
     if advice is not None and advice.keep_gtt_bytes <= gtt and not advice.shrink:
         return  # the default already holds what is safe at this carve-out: nothing to say
@@ -545,12 +553,17 @@ def _findings(facts: MachineFacts, profile: DeviceProfile, rec: Recognition | No
     return sorted(findings, key=lambda f: LEVEL_ORDER[f.level])
 
 
+def _diagnosis(facts: MachineFacts, profile: DeviceProfile | None, rec: Recognition | None) -> Diagnosis:
+    """What was recognised, before the findings."""
+    return Diagnosis(facts=facts, recognised=rec.entry.profile.id if rec and rec.entry else None,
+                     recognition=rec.why if rec else "no profile could be built",
+                     os=profile.default_os if profile is not None else facts.system,
+                     profile_id=profile.based_on or profile.id if profile else None,
+                     profile_name=profile.name if profile else None)
+
+
 def diagnose(facts: MachineFacts, profile: DeviceProfile | None, rec: Recognition | None) -> Diagnosis:
-    os = profile.default_os if profile is not None else facts.system
-    d = Diagnosis(facts=facts, recognised=rec.entry.profile.id if rec and rec.entry else None,
-                  recognition=rec.why if rec else "no profile could be built", os=os,
-                  profile_id=profile.based_on or profile.id if profile else None,
-                  profile_name=profile.name if profile else None)
+    d = _diagnosis(facts, profile, rec)
     if profile is None:
         d.findings = [Finding(id="no-ram", level="problem", title="RAM could not be read: nothing to plan with",
                               detail="; ".join(facts.notes), fix="pass --device ID or --device-file FILE to plan",

@@ -104,19 +104,24 @@ def _oses(os: str, allowed: tuple[str, ...]) -> list[str]:
 # bandwidth (what it could not read is listed in `estimated`).
 
 
-def _amd_apu(facts: MachineFacts, g: GpuFacts, ram: int, os: str, base: Draft, label: str) -> None:
-    apu = AMD_APUS.get(g.pci_id or "")
-    carve = g.vram_total_bytes if g.vram_total_bytes else None
-    options = list(g.carveout_options_bytes) or ([carve] if carve else [512 * 1024**2])
+def _apu_carveout(g: GpuFacts) -> Draft:
+    """The firmware's carve-out options as amdgpu lists them, else the one in effect (512 MiB when
+    even that is unknown)."""
+    carve = g.vram_total_bytes or None
+    options = list(g.carveout_options_bytes) or [carve or 512 * 1024**2]
     if carve and carve not in options:
         options.append(carve)
+    return {"options_bytes": options, "default_bytes": carve or min(options),
+            "options_note": "read from amdgpu uma/carveout_options" if g.carveout_options_bytes
+            else "only the carve-out in effect is known"}
+
+
+def _amd_apu(facts: MachineFacts, g: GpuFacts, ram: int, os: str, base: Draft, label: str) -> None:
+    apu = AMD_APUS.get(g.pci_id or "")
     base.update({
         "name": f"this machine: {label} ({g.name})", "family": apu.family if apu else "amd-apu",
         "memory_architecture": "carveout", "bandwidth_gbps": apu.bandwidth_gbps if apu else UNKNOWN_BANDWIDTH["apu"],
-        "carveout": {"options_bytes": options, "default_bytes": carve if carve else min(options),
-                     "options_note": "read from amdgpu uma/carveout_options" if g.carveout_options_bytes
-                     else "only the carve-out in effect is known"},
-        "os": {o: _amd_os(o, ram) for o in _oses(os, ("linux", "windows"))},
+        "carveout": _apu_carveout(g), "os": {o: _amd_os(o, ram) for o in _oses(os, ("linux", "windows"))},
     })
     base["estimated"] += ["bandwidth_gbps", "decode_efficiency"] + ([] if g.carveout_options_bytes else ["carveout.options_bytes"])
     if apu:
