@@ -40,6 +40,11 @@ if TYPE_CHECKING:
     from .device_schema import DeviceProfile
 
 AUTO = "auto"
+__all__ = ["AUTO", "load_profile", "load_profiles", "apply_overrides", "OVERRIDES", "MAX_CARVEOUT_SHARE", "ChipWords",
+           "chip_words", "chips_named", "suggest_devices", "unknown_device_error", "Catalog", "ProfileEntry",
+           "load_catalog", "load_file", "Listing", "ProfileSummary", "checkout_profiles_dir", "list_profiles",
+           "shipped_profile_files", "user_config_dir", "user_profile_files", "user_profiles_dir", "PROFILE_HINT",
+           "parse_profile", "parse_toml", "validation_line"]
 
 
 def _looks_like_path(ref: str) -> bool:

@@ -100,16 +100,9 @@ class InputError(MemfitError):
 
 
 # --------------------------------------------------------------------------- internal signals
-# Raised and caught inside one network module; they never reach the user (the module turns each
-# into a HubError or RegistryError with a message and a hint).
+# Raised and caught inside a network module; they never reach the user (the module turns each
+# into a HubError with a message and a hint).
 
 
 class DeadlineExceeded(Exception):
     """A network read's overall deadline passed (between two chunks of an answer, or before a retry)."""
-
-
-class RegistryFailure(Exception):
-    """One failed request to the Ollama registry: the HTTP status and body, or the exception."""
-
-    def __init__(self, status: int = 0, body: bytes = b"", cause: BaseException | None = None) -> None:
-        self.status, self.body, self.cause = status, body, cause

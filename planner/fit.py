@@ -30,6 +30,10 @@ from .fit_types import (FIT_TARGET_BYTES, TIER_LABEL, TIERS, Check, FitConfig, F
 from .memory_kinds import MemoryKind, Pools, kind_of
 from .units import GIB
 
+__all__ = ["place", "solve", "last_fitting", "gpu_slack", "margin_bytes", "largest_kv_tensor_bytes", "config_reserve",
+           "ceil_gib", "EstimateAt", "FIT_TARGET_BYTES", "TIER_LABEL", "TIERS", "Check", "FitConfig", "FitResult",
+           "PoolUse", "Tier"]
+
 # Breakdown.estimated keys -> the per-device component they scale ("overhead" is the driver residual).
 _MARGIN_COMPONENTS = ("weights", "kv", "recurrent", "compute", "output", "mmproj")
 
@@ -290,19 +294,22 @@ def solve(estimate_at: EstimateAt, profile: DeviceProfile, config: FitConfig, *,
     full = at(-1, 0)
     if full.fits or config.backend == "cpu" or n_layer <= 0:
         return full
+    split = (_expert_split(at, n_layer) if is_moe else None) or _layer_split(at, n_layer, n_layer if is_moe else 0)
+    return split if split is not None and split.fits else full
 
-    if is_moe:
-        # x = layers whose experts stay on the GPU; n_cpu_moe = n_layer - x
-        x = last_fitting(lambda k: gpu_slack(at(-1, n_layer - k)), 0, n_layer)
-        if x is not None:
-            best = at(-1, n_layer - x)
-            return best if best.fits else full
-    moe_cpu = n_layer if is_moe else 0
+
+def _expert_split(at: Callable[[int, int], FitResult], n_layer: int) -> FitResult | None:
+    """The fewest layers' experts on the CPU (--n-cpu-moe) that fit; None when even all of them on
+    the CPU do not."""
+    # x = layers whose experts stay on the GPU; n_cpu_moe = n_layer - x
+    x = last_fitting(lambda k: gpu_slack(at(-1, n_layer - k)), 0, n_layer)
+    return at(-1, n_layer - x) if x is not None else None
+
+
+def _layer_split(at: Callable[[int, int], FitResult], n_layer: int, moe_cpu: int) -> FitResult | None:
+    """The most whole layers on the GPU (-ngl) that fit (every expert on the CPU for an MoE)."""
     ngl = last_fitting(lambda k: gpu_slack(at(k, moe_cpu)), 1, n_layer)
-    if ngl is None:
-        return full
-    best = at(ngl, moe_cpu)
-    return best if best.fits else full
+    return at(ngl, moe_cpu) if ngl is not None else None
 
 
 def ceil_gib(n: int) -> int:

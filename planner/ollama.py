@@ -53,7 +53,6 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from . import hub
 from .cache import Cache, default_cache
 from .errors import MemfitError, RegistryError, ResolveError
-from .errors import RegistryFailure as _RegistryFailure
 from .header import GGUFHeader, ModelHeaders
 from .reader import parse_header
 from .resolver import ProjectorFile, ResolvedModel, Variant, _run_parallel

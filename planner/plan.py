@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import re
 import time
-from typing import Unpack
+from typing import TypedDict, Unpack
 
 from .device_schema import DeviceProfile
 from .device_summary import assumptions, device_summary
@@ -58,6 +58,24 @@ def cap_change(r: FitResult, profile: DeviceProfile) -> CapChange | None:
         return None
     return CapChange(knob=info.knob or "", cap_bytes=r.gpu_cap_bytes, default_bytes=r.gpu_cap_default_bytes or 0,
                      setting=setting, how=_how_besides(info.how_to_change))
+
+
+class PlacedFields(TypedDict):
+    """What a recommendation says of its placement (the chosen one, or the closest miss)."""
+
+    carveout_bytes: int | None
+    os_keeps_bytes: int | None
+    gpu_cap_bytes: int | None
+    total_bytes: int
+    gpu_bytes: int
+    host_bytes: int
+
+
+def placed_fields(r: FitResult) -> PlacedFields:
+    return PlacedFields(carveout_bytes=r.carveout_bytes,
+                        os_keeps_bytes=r.os_visible_bytes if r.carveout_bytes is not None else None,
+                        gpu_cap_bytes=r.gpu_cap_bytes, total_bytes=r.gpu_need_bytes + r.host_need_bytes,
+                        gpu_bytes=r.gpu_need_bytes, host_bytes=r.host_need_bytes)
 
 
 class Planner(Search):
@@ -117,20 +135,15 @@ class Planner(Search):
         facts = render(self._stated_facts(choice, evals, alts, dev, ctx, policy, change, keep_ok))
         rec = Recommendation(
             quant=chosen.quant, tier=r.tier, tier_label=tier_label(r.tier, r.memory_architecture),
-            carveout_bytes=r.carveout_bytes, os_keeps_bytes=r.os_visible_bytes if r.carveout_bytes is not None else None,
-            gpu_cap_bytes=r.gpu_cap_bytes, cap_change=change,
-            total_bytes=r.gpu_need_bytes + r.host_need_bytes, gpu_bytes=r.gpu_need_bytes, host_bytes=r.host_need_bytes,
-            ctx=ctx, cache_type_k=bd.settings.cache_type_k, cache_type_v=bd.settings.cache_type_v,
+            **placed_fields(r), cap_change=change, ctx=ctx, cache_type_k=bd.settings.cache_type_k, cache_type_v=bd.settings.cache_type_v,
             flash_attn=bd.flash_attn, n_parallel=self.req.n_parallel,
             n_gpu_layers=r.n_gpu_layers, n_cpu_moe=r.n_cpu_moe, n_layer=len(bd.layers), no_mmap=no_mmap,
             mmproj=self._mmproj_name(), mmproj_bytes=r.gpu.mmproj_bytes + r.host.mmproj_bytes, **chosen.speeds(),
             placement=chosen.placement, memory=memory_by_class(r), fast_spare_bytes=policy.spare(chosen),
             keep_in_memory_ok=keep_ok, meets_min_tps=choice.meets, facts=facts, reasons=[f.text for f in facts],
-            rope_flags=self.context_plan().rope_flags,
-            whole_layer_split=self._whole_layer_split(chosen, dev, ctx) if r.n_cpu_moe else None,
+            rope_flags=self.context_plan().rope_flags, whole_layer_split=self._whole_layer_split(chosen, dev, ctx),
         )
-        page_cache = [c.message for c in r.checks if c.name == "page_cache"] if no_mmap else []
-        rec.warnings = [w for w in dict.fromkeys(r.warnings + bd.warnings) if w not in page_cache]
+        rec.warnings = _warnings(r, bd.warnings, no_mmap)
         rec.commands = build_commands(self.model, chosen.variant, rec, dev.profile, dev.os,
                                       self.req.shell or default_shell(dev.os), self._llama_line_build())
         return rec
@@ -140,10 +153,7 @@ class Planner(Search):
         r = smallest.best
         facts = no_fit_facts(self, smallest, evals, dev, ctx)
         return Recommendation(
-            quant=smallest.quant, tier="no_fit", tier_label=TIER_LABEL["no_fit"],
-            carveout_bytes=r.carveout_bytes, os_keeps_bytes=r.os_visible_bytes if r.carveout_bytes is not None else None,
-            gpu_cap_bytes=r.gpu_cap_bytes, total_bytes=r.gpu_need_bytes + r.host_need_bytes,
-            gpu_bytes=r.gpu_need_bytes, host_bytes=r.host_need_bytes, ctx=ctx,
+            quant=smallest.quant, tier="no_fit", tier_label=TIER_LABEL["no_fit"], **placed_fields(r), ctx=ctx,
             cache_type_k=self.req.cache_type_k, cache_type_v=self.req.cache_type_v,
             flash_attn=smallest.full.flash_attn, n_parallel=self.req.n_parallel, n_gpu_layers=-1, n_cpu_moe=0,
             n_layer=len(smallest.full.layers), no_mmap=False, mmproj=None, est_tps=None, est_tps_at_ctx=None,
@@ -163,7 +173,10 @@ class Planner(Search):
         return ctx_chart(self, dev, basis, ctx=rec.ctx, ctk=rec.cache_type_k, ctv=rec.cache_type_v,
                          recommended=rec.quant if rec.tier != "no_fit" else None)
 
-    def _whole_layer_split(self, chosen: Evaluation, dev: DeviceSetup, ctx: int) -> WholeLayerSplit:
+    def _whole_layer_split(self, chosen: Evaluation, dev: DeviceSetup, ctx: int) -> WholeLayerSplit | None:
+        """For a plan that offloads experts: the best split in whole layers (apps without --n-cpu-moe)."""
+        if not chosen.best.n_cpu_moe:
+            return None
         ngl, speed = self.whole_layer_split(chosen.variant, dev, chosen.best, chosen.best_bd, ctx)
         return WholeLayerSplit(n_gpu_layers=ngl, est_tps=speed.tps if speed else None)
 
@@ -205,6 +218,13 @@ class Planner(Search):
             out.append(f"--min-tps {self.req.min_tps:g} ignored: {self.no_decode}")
         out += [w for e in evals for w in e.full.warnings]
         return list(dict.fromkeys(out))
+
+
+def _warnings(r: FitResult, estimate_warnings: list[str], no_mmap: bool) -> list[str]:
+    """The placement's and the estimate's warnings, once each; with --no-mmap advised (or given),
+    not the page-cache warning that says so."""
+    page_cache = [c.message for c in r.checks if c.name == "page_cache"] if no_mmap else []
+    return [w for w in dict.fromkeys(r.warnings + estimate_warnings) if w not in page_cache]
 
 
 def plan_devices(model: PlanModel, request: PlanRequest, profiles: list[DeviceProfile],

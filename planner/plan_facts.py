@@ -140,21 +140,27 @@ def cap_change_fact(change: CapChange, dev: DeviceSetup) -> Fact:
                       f"{dev.kind.cap_raise_words}: {change.setting}"))
 
 
+def _in_effect_option(chosen: Evaluation, profile: DeviceProfile) -> FitResult | None:
+    """The chosen quant's option at the carve-out in effect now (--device auto), when that is
+    another split than the recommended one."""
+    live = profile.live
+    now = live.carveout_bytes if live is not None else None
+    r = chosen.best
+    if now is None or r.carveout_bytes in (None, now):
+        return None
+    return next((o for o in chosen.options if o.carveout_bytes == now), None)
+
+
 def current_setup_fact(chosen: Evaluation, profile: DeviceProfile) -> Fact | None:
     """With --device auto: whether the carve-out in effect now already runs the chosen quant in the
     same class of memory without raising the cap (no BIOS change, no reboot)."""
-    live = profile.live
-    r = chosen.best
-    now_carve = live.carveout_bytes if live is not None else None
-    if now_carve is None or r.carveout_bytes is None or r.carveout_bytes == now_carve:
-        return None
-    now = next((o for o in chosen.options if o.carveout_bytes == now_carve), None)
+    now = _in_effect_option(chosen, profile)
     if now is None or placement(now) != chosen.placement or cap_raised(now):
         return None
-    gain = r.os_visible_bytes - now.os_visible_bytes
+    gain = chosen.best.os_visible_bytes - now.os_visible_bytes
     more = f"; the recommended split gives the OS {fmt_bytes(gain)} more RAM" if gain > 0 else ""
-    return Fact(code="current_setup", text=(f"the UMA frame buffer in effect now ({fmt_bios_size(now_carve)}) already "
-                                            f"runs {chosen.quant} fully on the GPU without a reboot{more}"))
+    return Fact(code="current_setup", text=(f"the UMA frame buffer in effect now ({fmt_bios_size(now.carveout_bytes)}) "
+                                            f"already runs {chosen.quant} fully on the GPU without a reboot{more}"))
 
 
 def no_mmap_fact(r: FitResult) -> Fact | None:

@@ -111,14 +111,14 @@ class Policy:
                 if self.search.best_of(e, self.dev, allowed) is not None]
 
     def _meets(self, e: Evaluation) -> bool:
-        """The speed filters (--min-tps at the requested context, --min-prefill-tps, --max-ttft)."""
+        """The speed filters (--min-tps at the requested context, --min-prefill-tps, --max-ttft); a
+        filter not given passes, and so does a model that generates no tokens."""
         r = self.req
         if self.search.no_decode is not None:
             return True
-        pf = e.prefill
-        return not ((r.min_tps and tps_ctx(e) < r.min_tps)
-                    or (r.min_prefill_tps and (pf is None or pf.tps < r.min_prefill_tps))
-                    or (r.max_ttft_s and (pf is None or pf.seconds > r.max_ttft_s)))
+        prefill_tps, ttft = (e.prefill.tps, e.prefill.seconds) if e.prefill else (0.0, float("inf"))
+        return (tps_ctx(e) >= (r.min_tps or 0) and prefill_tps >= (r.min_prefill_tps or 0)
+                and ttft <= (r.max_ttft_s or float("inf")))
 
     def _filters_on(self) -> bool:
         r = self.req
@@ -150,7 +150,7 @@ class Policy:
         return widened, ("filters" if widened else name)
 
     def choose(self, evals: list[Evaluation], alts: list[Evaluation]) -> Choice:
-        fitting = [e for e in evals if e.best.fits] + [a for a in alts if a.best.fits]
+        fitting = [e for e in evals + alts if e.best.fits]
         if not fitting:
             return Choice(None, "none", meets=False)
         pool, name = self._first_pool(evals, alts, fitting)

@@ -191,6 +191,26 @@ class Listing:
     def find(self, ref: str) -> ProfileSummary | None:
         return find_named(ref, self.profiles, lambda s: s.aliases)
 
+    def add_shipped(self, s: ProfileSummary, where: str) -> None:
+        """A shipped profile: an id used twice is a bug and raises."""
+        if s.id in self.profiles:
+            raise DeviceError(f"{where}: id {s.id!r} is also used by {self.profiles[s.id].path}")
+        self.profiles[s.id] = s
+
+    def add_user(self, where: str, content: bytes | OSError, validate: bool) -> None:
+        """A user's profile (a broken one goes to `problems`); `validate` runs the schema on it."""
+        if isinstance(content, OSError):
+            self.problems.append(f"cannot read device file {where}: {content.strerror or content}")
+            return
+        try:
+            s = _summary(content, where, "user")
+            if validate:
+                parse_profile(content, where)  # the schema, for the user's own files only
+        except DeviceError as e:
+            self.problems.append(e.message)
+            return
+        self.profiles[s.id] = s
+
 
 _TABLE_RE = re.compile(rb"^\[", re.MULTILINE)
 _OS_TABLE_RE = re.compile(rb"^\[\[?os\.([a-z]+)[\].]", re.MULTILINE)  # [os.linux], [[os.linux.backends]]
@@ -234,21 +254,7 @@ def list_profiles(*, include_user: bool = True, validate_user: bool = True) -> L
     schema over the user's files (only they can change after installation)."""
     out = Listing()
     for where, content in shipped_profile_files():
-        s = _summary(content, where, "shipped")
-        if s.id in out.profiles:
-            raise DeviceError(f"{where}: id {s.id!r} is also used by {out.profiles[s.id].path}")
-        out.profiles[s.id] = s
-    if include_user:
-        for where, content in user_profile_files():
-            if isinstance(content, OSError):
-                out.problems.append(f"cannot read device file {where}: {content.strerror or content}")
-                continue
-            try:
-                s = _summary(content, where, "user")
-                if validate_user:
-                    parse_profile(content, where)  # the schema, for the user's own files only
-            except DeviceError as e:
-                out.problems.append(e.message)
-                continue
-            out.profiles[s.id] = s
+        out.add_shipped(_summary(content, where, "shipped"), where)
+    for where, user_content in user_profile_files() if include_user else ():
+        out.add_user(where, user_content, validate_user)
     return out

@@ -175,6 +175,10 @@ def no_decode_reason(headers: ModelHeaders) -> str | None:
     return None
 
 
+_PLACEMENT_RANK = {"fast": 0, "spill": 1, "partial": 2, "none": 3}
+_PLACEMENT_RANK_SPILL_OK = {**_PLACEMENT_RANK, "spill": 0}  # an OS where spilling costs no speed
+
+
 class Search:
     """Estimates, placements and speeds for one model; estimates are cached across devices."""
 
@@ -437,13 +441,10 @@ class Search:
         OS keeps the most); no cap change; the most OS headroom."""
         if not r.fits:  # the closest miss first, so its reason is the one worth showing
             return (1, 0, r.shortfall_bytes, r.carveout_bytes or 0)
-        order = {"fast": 0, "spill": 1, "partial": 2, "none": 3}[placement(r)]
-        if not dev.prefer_fast and order == 1:
-            order = 0
-        speed_matters = order > 0
+        order = (_PLACEMENT_RANK if dev.prefer_fast else _PLACEMENT_RANK_SPILL_OK)[placement(r)]
         spill_gib = round(r.shared_used_bytes / GIB) if dev.prefer_fast and r.tier == "shared" else 0
-        return (0, order, -round(speed, 1) if speed_matters else 0.0, spill_gib, r.carveout_bytes or 0,
-                1 if cap_raised(r) else 0, -r.os_free_bytes)
+        return (0, order, -round(speed, 1) if order > 0 else 0.0, spill_gib, r.carveout_bytes or 0,
+                int(cap_raised(r)), -r.os_free_bytes)
 
     def evaluate(self, v: PlanVariant, dev: DeviceSetup, ctx: int, kv: str) -> Evaluation:
         full = self.breakdown(v, ctx=ctx, backend=dev.est_backend, ctk=kv, ctv=kv, mmap=dev.base.mmap)
@@ -584,16 +585,19 @@ class Search:
         if self.req.search_max_ctx:
             for ev in evals:
                 self.fill_max_ctx(ev, dev)
-        alt_kv = self.kv_alternative()
-        alts: list[Evaluation] = []
-        if alt_kv and any(ev.placement != "fast" for ev in evals):
-            for ev in evals:
-                if ev.placement == "fast":
-                    continue
-                try:
-                    alt = self.evaluate(ev.variant, dev, ctx, alt_kv)
-                except EstimateError:  # llama.cpp refuses q8_0 for this head size
-                    continue
-                alt.max_ctx, alt.max_ctx_fast, alt.max_ctx_mode = ev.max_ctx, ev.max_ctx_fast, ev.max_ctx_mode
-                alts.append(alt)
+        slow = [ev for ev in evals if ev.placement != "fast"]
+        alts = [alt for ev in slow if (alt := self.alternative(ev, dev, ctx)) is not None]
         return evals, alts, ctx, defaulted
+
+    def alternative(self, ev: Evaluation, dev: DeviceSetup, ctx: int) -> Evaluation | None:
+        """The same quant with the quantized KV alternative (its longest contexts are the requested
+        type's); None when there is no alternative or llama.cpp refuses it for this head size."""
+        alt_kv = self.kv_alternative()
+        if alt_kv is None:
+            return None
+        try:
+            alt = self.evaluate(ev.variant, dev, ctx, alt_kv)
+        except EstimateError:
+            return None
+        alt.max_ctx, alt.max_ctx_fast, alt.max_ctx_mode = ev.max_ctx, ev.max_ctx_fast, ev.max_ctx_mode
+        return alt

@@ -26,8 +26,8 @@ from typing import Unpack
 
 from .device_schema import OS, DeviceProfile
 from .plan import Planner
-from .plan_types import DevicePlan, PlanRequest
-from .search import DeviceSetup, SearchHooks
+from .plan_types import DevicePlan, PlanRequest, Recommendation
+from .search import SearchHooks
 from .workload import Workload, WorkloadEntry
 from .workload_matrix import differences, duration_words, matrix_cells  # noqa: F401 - duration_words: reports
 from .workload_rank import (CRITERIA, Candidate, Outcome, Yardsticks, both, dominated, loss, outcome,  # noqa: F401
@@ -52,15 +52,20 @@ def _candidates(specs: list[SettingSpec], planners: list[Planner], profile: Devi
     return [c for c in cands if c.spec.kind != "cap_raise" or c.setting.cap_change is not None]
 
 
+def _best_quality(outs: list[Outcome]) -> tuple[float, int]:
+    return max((o.quality for o in outs if o.runs), default=(-1.0, 0))
+
+
+def _fastest_option(plan: DevicePlan) -> float:
+    """The fastest option a model has at all (what the single-model policy measures slow options by)."""
+    return max((v.est_tps or 0.0 for v in plan.variants if v.tier != "no_fit"), default=0.0)
+
+
 def _yardsticks(cands: list[Candidate], alone_plans: list[DevicePlan], allow_spill: bool) -> Yardsticks:
-    n = len(alone_plans)
-    return Yardsticks(
-        best_quality=[max((c.outcomes[i].quality for c in cands if c.outcomes[i].runs), default=(-1.0, 0))
-                      for i in range(n)],
-        best_tps=[max((c.outcomes[i].tps for c in cands), default=0.0) for i in range(n)],
-        # the fastest option each model has at all (what the single-model policy measures slow options by)
-        fastest=[max((v.est_tps or 0.0 for v in p.variants if v.tier != "no_fit"), default=0.0) for p in alone_plans],
-        allow_spill=allow_spill)
+    per_model = [[c.outcomes[i] for c in cands] for i in range(len(alone_plans))]  # each model over the candidates
+    return Yardsticks(best_quality=[_best_quality(outs) for outs in per_model],
+                      best_tps=[max((o.tps for o in outs), default=0.0) for outs in per_model],
+                      fastest=[_fastest_option(p) for p in alone_plans], allow_spill=allow_spill)
 
 
 def _rows(items: list[WorkItem], cands: list[Candidate], chosen: Candidate, alone: list[Outcome]) -> list[SettingRow]:
@@ -144,20 +149,22 @@ def _setting_of_plan(plan: DevicePlan, search: Planner, profile: DeviceProfile, 
     return make_setting(spec, profile, os_, r.cap_change, cap)
 
 
+def _measured(r: Recommendation) -> dict[str, int | float | None]:
+    """The memory and speeds of a model that runs (a model that does not has none)."""
+    return {"gpu_bytes": r.gpu_bytes, "total_bytes": r.total_bytes, "est_tps": r.est_tps,
+            "est_tps_at_ctx": r.est_tps_at_ctx, "est_prefill_tps": r.est_prefill_tps, "est_ttft_s": r.est_ttft_s}
+
+
 def _model_at(entry: WorkloadEntry, o: Outcome, best: Outcome) -> ModelAtSetting:
     r = o.plan.recommendation
     codes, words = loss(o, best)
-    ran = o.runs
-    return ModelAtSetting(
+    blocked = [] if o.runs else [f.code.removeprefix("blocked_") for f in r.facts if f.code.startswith("blocked_")]
+    return ModelAtSetting.model_validate(dict(
         label=entry.label, quant=o.quant, tier=r.tier, placement=o.placement, fits=o.fits,
         meets_filters=r.meets_min_tps, cache_type_k=r.cache_type_k, cache_type_v=r.cache_type_v,
-        n_cpu_moe=r.n_cpu_moe, n_gpu_layers=r.n_gpu_layers,
-        gpu_bytes=r.gpu_bytes if ran else 0, total_bytes=r.total_bytes if ran else 0,
-        est_tps=r.est_tps if ran else None, est_tps_at_ctx=r.est_tps_at_ctx if ran else None,
-        est_prefill_tps=r.est_prefill_tps if ran else None, est_ttft_s=r.est_ttft_s if ran else None,
-        losses=codes, loss=words, blocker="" if ran else blocker_text(o),
-        blocked_by=[] if ran else [f.code.removeprefix("blocked_") for f in r.facts if f.code.startswith("blocked_")],
-    )
+        n_cpu_moe=r.n_cpu_moe, n_gpu_layers=r.n_gpu_layers, **(_measured(r) if o.runs else {}),
+        losses=codes, loss=words, blocker="" if o.runs else blocker_text(o), blocked_by=blocked,
+    ))
 
 
 def blocker_text(o: Outcome) -> str:

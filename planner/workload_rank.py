@@ -78,11 +78,11 @@ def quality_class(quant: str, size_bytes: int) -> tuple[float, int]:
 
 def outcome(plan: DevicePlan) -> Outcome:
     r = plan.recommendation
-    runs = r.tier != "no_fit"
+    if r.tier == "no_fit":
+        return Outcome(plan=plan, fits=False, runs=False, placement="none", quality=(-1.0, 0), tps=0.0)
     size = next((v.size_bytes for v in plan.variants if v.quant == r.quant), 0)
-    return Outcome(plan=plan, fits=plan.fits and runs, runs=runs, placement=r.placement if runs else "none",
-                   quality=quality_class(r.quant or "", size) if runs else (-1.0, 0),
-                   tps=(r.est_tps_at_ctx or r.est_tps or 0.0) if runs else 0.0)
+    return Outcome(plan=plan, fits=plan.fits, runs=True, placement=r.placement,
+                   quality=quality_class(r.quant or "", size), tps=r.est_tps_at_ctx or r.est_tps or 0.0)
 
 
 # --------------------------------------------------------------------------- the criteria
@@ -248,5 +248,5 @@ def loss(o: Outcome, best: Outcome) -> tuple[list[str], str]:
         return ["speed"], f"{o.quant} at {o.tps:.1f} t/s misses the speed filters"
     if not best.fits:
         return [], ""
-    found = [(code, words) for code, words in ((code, fn(o, best)) for code, fn in LOSSES.items()) if words]
-    return [code for code, _ in found], ", ".join(words for _, words in found)
+    found = {code: words for code, fn in LOSSES.items() if (words := fn(o, best))}
+    return list(found), ", ".join(found.values())

@@ -21,7 +21,6 @@ from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 from .device_schema import DeviceProfile
-from .errors import EstimateError
 from .estimate_types import Breakdown, DeviceUsage
 from .fit import FitResult, place
 from .plan import Planner, cap_change, tier_label
@@ -121,21 +120,18 @@ def _options(planner: Planner, profile: DeviceProfile) -> list[Option]:
     (the single-model rule weighs it before spilling or offloading; a sum needs it more often)."""
     dev = planner.setup(profile)
     evals, alts, ctx, _ = planner.evaluate_device(dev)
-    alt_kv = planner.kv_alternative()
-    if alt_kv:
-        have = {a.quant for a in alts}
-        for ev in evals:
-            if ev.quant not in have:
-                try:
-                    alts.append(planner.evaluate(ev.variant, dev, ctx, alt_kv))
-                except EstimateError:  # llama.cpp refuses q8_0 for this head size
-                    continue
+    have = {a.quant for a in alts}
+    alts += [alt for ev in evals if ev.quant not in have and (alt := planner.alternative(ev, dev, ctx)) is not None]
     req_kv = planner.req.cache_type_k
     out = [Option(ev=ev, r=ev.options[0], quality=quality_class(ev.quant, ev.variant.size_bytes),
-                  requested_kv=ev.kv == req_kv)
-           for ev in evals + alts if ev.options and ev.options[0].fits and ev.options[0].full_offload]
+                  requested_kv=ev.kv == req_kv) for ev in evals + alts if _alone_on_gpu(ev)]
     out.sort(key=lambda o: (o.quality, o.requested_kv), reverse=True)
     return out
+
+
+def _alone_on_gpu(ev: Evaluation) -> bool:
+    """Fully on the GPU on this setting when alone (the setting's one full-offload placement)."""
+    return bool(ev.options) and ev.options[0].fits and ev.options[0].full_offload
 
 
 def _trim(lists: list[list[Option]]) -> list[list[Option]]:

@@ -222,26 +222,28 @@ def build_profile(facts: MachineFacts, catalog: Catalog | None = None) -> tuple[
     if ram is None:
         raise DeviceError("could not read this machine's RAM, so --device auto has nothing to plan with",
                           hint="pass a profile with --device ID (see `memfit devices`) or --device-file FILE")
-    cat = catalog if catalog is not None else load_catalog()
-    rec = recognise(facts, cat, ram)
-    if rec.entry is None:
-        prof = generic_profile(facts, ram)
-    else:
-        base = rec.entry.profile
-        prof = base.model_copy(deep=True)
-        if prof.ram_bytes != ram:
-            prof = apply_overrides(prof, ram=ram)
-            prof.overrides.pop("ram", None)
-            prof.override_notes.clear()  # measured, not a command-line override (the notes stay in notes)
-            if ram < base.ram_bytes and scale_reserves(prof, ram):  # a smaller machine of a known family
-                prof.notes.append(reserve_note(ram))
-        prof.based_on = base.id
-        prof.name = f"this machine: {base.name}"
+    rec = recognise(facts, catalog if catalog is not None else load_catalog(), ram)
+    prof = generic_profile(facts, ram) if rec.entry is None else _from_shipped(rec.entry.profile, ram)
     prof = apply_live(prof, facts, ram)
     prof.id = "auto"
     if not any(src.field == "live" for src in prof.sources):
         prof.sources.append(_probe_source(facts))
     return DeviceProfile.model_validate(prof.model_dump()), rec
+
+
+def _from_shipped(base: DeviceProfile, ram: int) -> DeviceProfile:
+    """The recognised profile for this machine's RAM: measured, not a command-line override (the
+    notes stay in notes); a smaller machine of a known family gets scaled reserves."""
+    prof = base.model_copy(deep=True)
+    if prof.ram_bytes != ram:
+        prof = apply_overrides(prof, ram=ram)
+        prof.overrides.pop("ram", None)
+        prof.override_notes.clear()
+        if ram < base.ram_bytes and scale_reserves(prof, ram):
+            prof.notes.append(reserve_note(ram))
+    prof.based_on = base.id
+    prof.name = f"this machine: {base.name}"
+    return prof
 
 
 def _probe_source(facts: MachineFacts) -> Source:

@@ -170,8 +170,7 @@ def check_carveout_zero(facts: MachineFacts, p: DeviceProfile, out: list[Finding
 
 def check_carveout_large_linux(facts: MachineFacts, p: DeviceProfile, out: list[Finding]) -> None:
     apu = _apu(facts)
-    if facts.system != "linux" or not _is_apu(p) or apu is None or not apu.vram_total_bytes \
-            or apu.vram_total_bytes <= 4 * GIB:
+    if apu is None or (apu.vram_total_bytes or 0) <= 4 * GIB:
         return
     carve = apu.vram_total_bytes
     advice = gtt_advice(facts, p)
@@ -259,19 +258,11 @@ def _kfd_limit(facts: MachineFacts, gtt: int, visible: int) -> Finding | None:
         source="drivers/gpu/drm/amd/amdgpu/amdgpu_amdkfd_gpuvm.c amdgpu_amdkfd_gpuvm_init_mem_limits()")
 
 
-def _linux_gtt(facts: MachineFacts, p: DeviceProfile) -> tuple[GpuFacts, int] | None:
-    """A Linux APU's GPU and its GTT size, when amdgpu lists one."""
-    apu = _apu(facts)
-    if facts.system != "linux" or not _is_apu(p) or apu is None or not apu.gtt_total_bytes:
-        return None
-    return apu, apu.gtt_total_bytes
-
-
 def check_gtt(facts: MachineFacts, p: DeviceProfile, out: list[Finding]) -> None:
-    found_gtt = _linux_gtt(facts, p)
-    if found_gtt is None:
+    apu = _apu(facts)
+    if apu is None or not apu.gtt_total_bytes:
         return
-    apu, gtt = found_gtt
+    gtt = apu.gtt_total_bytes
     advice = _default_gtt_advice(facts, p)
     if advice is not None and advice.keep_gtt_bytes <= gtt and not advice.shrink:
         return  # the default already holds what is safe at this carve-out: nothing to say
@@ -284,8 +275,6 @@ def check_gtt(facts: MachineFacts, p: DeviceProfile, out: list[Finding]) -> None
 
 
 def check_ttm_module(facts: MachineFacts, p: DeviceProfile, out: list[Finding]) -> None:
-    if facts.system != "linux":
-        return
     if facts.amdttm_loaded and facts.cmdline.get("ttm.pages_limit") and not facts.cmdline.get("amdttm.pages_limit"):
         out.append(Finding(
             id="amdttm-ignored", level="problem",
@@ -329,9 +318,7 @@ def _amdttm_fix(facts: MachineFacts, p: DeviceProfile) -> str:
 
 
 def check_kernel(facts: MachineFacts, p: DeviceProfile, out: list[Finding]) -> None:
-    if facts.system != "linux" or p.family != "strix-halo" or not facts.kernel:
-        return
-    verdict = strix_halo_kernel(facts.kernel)
+    verdict = strix_halo_kernel(facts.kernel) if facts.kernel else None
     if verdict is None:
         return
     if verdict.ok:
@@ -365,8 +352,6 @@ def _kernel_large_carveout(facts: MachineFacts, p: DeviceProfile) -> Finding | N
 
 
 def check_iommu(facts: MachineFacts, p: DeviceProfile, out: list[Finding]) -> None:
-    if facts.system != "linux" or p.family != "strix-halo":
-        return
     if facts.cmdline.get("amd_iommu") != "off":
         out.append(Finding(
             id="iommu", level="info", title="amd_iommu is on",
@@ -376,8 +361,6 @@ def check_iommu(facts: MachineFacts, p: DeviceProfile, out: list[Finding]) -> No
 
 
 def check_hip_memavailable(facts: MachineFacts, p: DeviceProfile, out: list[Finding]) -> None:
-    if facts.system != "linux" or not _is_apu(p):
-        return
     apu = _apu(facts)
     if apu is None or not apu.gtt_total_bytes or facts.mem_available_bytes is None:
         return
@@ -392,7 +375,7 @@ def check_hip_memavailable(facts: MachineFacts, p: DeviceProfile, out: list[Find
 
 
 def check_windows_apu(facts: MachineFacts, p: DeviceProfile, out: list[Finding]) -> None:
-    if facts.system != "windows" or not _is_apu(p) or p.live is None:
+    if p.live is None:
         return
     carve = p.current_carveout()
     visible = facts.ram_visible_bytes or p.os_visible_ram()
@@ -405,20 +388,27 @@ def check_windows_apu(facts: MachineFacts, p: DeviceProfile, out: list[Finding])
                "~108-112 GiB on a 128 GB machine at any carve-out, so newer drivers may give more than this.",
         fix="change the split in the BIOS (or Adrenalin VGM) and reboot; `memfit plan` recommends one",
         source="MicrosoftDocs/windows-driver-docs calculating-graphics-memory.md; unslothai/unsloth#10418"))
+    starved = _windows_starved(p, visible)
+    if starved is not None:
+        out.append(starved)
+
+
+def _windows_starved(p: DeviceProfile, visible: int) -> Finding | None:
+    """The carve-out leaves Windows less than its reserve: loading stages weights through that RAM."""
     keep = p.reserve("windows", p.default_use)
-    if visible < keep:
-        out.append(Finding(
-            id="windows-os-starved", level="warn",
-            title=f"the carve-out leaves Windows {fmt_auto(visible)}, under its {fmt_auto(keep)} reserve ({p.default_use} use)",
-            detail="Loading needs CPU-visible RAM: a 48/16 split on a 64 GB EVO-X2 crashed while loading.",
-            fix="lower the BIOS carve-out so Windows keeps at least its reserve",
-            source="https://lilting.ch/en/articles/strix-halo-vram-memory-optimization; lemonade-sdk/lemonade#842"))
+    return None if visible >= keep else Finding(
+        id="windows-os-starved", level="warn",
+        title=f"the carve-out leaves Windows {fmt_auto(visible)}, under its {fmt_auto(keep)} reserve ({p.default_use} use)",
+        detail="Loading needs CPU-visible RAM: a 48/16 split on a 64 GB EVO-X2 crashed while loading.",
+        fix="lower the BIOS carve-out so Windows keeps at least its reserve",
+        source="https://lilting.ch/en/articles/strix-halo-vram-memory-optimization; lemonade-sdk/lemonade#842")
 
 
 def check_macos(facts: MachineFacts, p: DeviceProfile, out: list[Finding]) -> None:
-    if facts.system != "macos" or p.os.get("macos") is None:
+    mac = p.os.get("macos")
+    if mac is None:
         return
-    cap = p.os["macos"].gpu_cap
+    cap = mac.gpu_cap
     ram = facts.ram_visible_bytes or p.ram_bytes
     if facts.wired_limit_mb:
         level: Level = "warn" if facts.wired_limit_mb * MIB > ram - 6 * GIB else "ok"
@@ -448,7 +438,7 @@ def check_macos(facts: MachineFacts, p: DeviceProfile, out: list[Finding]) -> No
 
 def check_nvidia_unified(facts: MachineFacts, p: DeviceProfile, out: list[Finding]) -> None:
     g = facts.gpu()
-    if facts.system != "linux" or g is None or g.vendor != "nvidia" or g.kind != "integrated":
+    if g is None or (g.vendor, g.kind) != ("nvidia", "integrated"):
         return
     avail, free = facts.mem_available_bytes, facts.mem_free_bytes
     if avail is not None and free is not None and avail - free > 8 * GIB:
@@ -485,24 +475,31 @@ def check_memory_in_use(facts: MachineFacts, p: DeviceProfile, out: list[Finding
         source="llama.cpp counts MemAvailable as free memory on unified GPUs (ggml-org/llama.cpp#17368)"))
 
 
+_SYSMEM_FALLBACK = Finding(
+    id="sysmem-fallback", level="info",
+    title="NVIDIA 'CUDA - Sysmem Fallback Policy' can spill into shared memory instead of failing",
+    detail="It is slow; tuning guides turn it off so an over-sized load fails visibly.",
+    fix="NVIDIA Control Panel > Manage 3D settings > CUDA - Sysmem Fallback Policy: Prefer No Sysmem Fallback",
+    source="microsoft/WSL#11050; ggml-org/llama.cpp#15649")
+
+
+def _vram_in_use(g: GpuFacts) -> Finding | None:
+    used = g.vram_used_bytes
+    return None if used is None or used <= GIB else Finding(
+        id="vram-in-use", level="info", title=f"{fmt_auto(used)} of {g.name}'s VRAM is already in use",
+        detail="The desktop, browser and other processes hold VRAM that llama.cpp cannot use.",
+        fix="close GPU-heavy apps, or plan with --use daily to keep room for them",
+        source="ollama/ollama#8723; ggml-org/llama.cpp#23999")
+
+
 def check_discrete(facts: MachineFacts, p: DeviceProfile, out: list[Finding]) -> None:
     g = facts.gpu()
     if g is None or g.kind != "discrete":
         return
-    if g.vram_used_bytes is not None and g.vram_used_bytes > GIB:
-        out.append(Finding(
-            id="vram-in-use", level="info",
-            title=f"{fmt_auto(g.vram_used_bytes)} of {g.name}'s VRAM is already in use",
-            detail="The desktop, browser and other processes hold VRAM that llama.cpp cannot use.",
-            fix="close GPU-heavy apps, or plan with --use daily to keep room for them",
-            source="ollama/ollama#8723; ggml-org/llama.cpp#23999"))
+    in_use = _vram_in_use(g)
+    out.extend([in_use] if in_use is not None else [])
     if facts.system == "windows" and g.vendor == "nvidia":
-        out.append(Finding(
-            id="sysmem-fallback", level="info",
-            title="NVIDIA 'CUDA - Sysmem Fallback Policy' can spill into shared memory instead of failing",
-            detail="It is slow; tuning guides turn it off so an over-sized load fails visibly.",
-            fix="NVIDIA Control Panel > Manage 3D settings > CUDA - Sysmem Fallback Policy: Prefer No Sysmem Fallback",
-            source="microsoft/WSL#11050; ggml-org/llama.cpp#15649"))
+        out.append(_SYSMEM_FALLBACK.model_copy())
 
 
 def check_recognised(facts: MachineFacts, p: DeviceProfile, out: list[Finding], rec: Recognition | None = None) -> None:
@@ -520,9 +517,40 @@ def check_recognised(facts: MachineFacts, p: DeviceProfile, out: list[Finding], 
         out.append(Finding(id="ram-differs", level="info", title=rec.why, source="probe"))
 
 
-CHECKS: list[Check] = [check_carveout_zero, check_carveout_large_linux, check_gtt, check_ttm_module, check_kernel,
-                       check_iommu, check_hip_memavailable, check_windows_apu, check_macos, check_nvidia_unified,
-                       check_memory_in_use, check_discrete]
+Applies = Callable[[MachineFacts, DeviceProfile], bool]
+
+
+def _anywhere(facts: MachineFacts, p: DeviceProfile) -> bool:
+    return True
+
+
+def _linux(facts: MachineFacts, p: DeviceProfile) -> bool:
+    return facts.system == "linux"
+
+
+def _linux_apu(facts: MachineFacts, p: DeviceProfile) -> bool:
+    return facts.system == "linux" and _is_apu(p)
+
+
+def _windows_apu(facts: MachineFacts, p: DeviceProfile) -> bool:
+    return facts.system == "windows" and _is_apu(p)
+
+
+def _macos(facts: MachineFacts, p: DeviceProfile) -> bool:
+    return facts.system == "macos"
+
+
+def _strix_halo_linux(facts: MachineFacts, p: DeviceProfile) -> bool:
+    return facts.system == "linux" and p.family == "strix-halo"
+
+
+# every check with the machines it applies to, in the order they run
+CHECKS: list[tuple[Applies, Check]] = [
+    (_anywhere, check_carveout_zero), (_linux_apu, check_carveout_large_linux), (_linux_apu, check_gtt),
+    (_linux, check_ttm_module), (_strix_halo_linux, check_kernel), (_strix_halo_linux, check_iommu),
+    (_linux_apu, check_hip_memavailable), (_windows_apu, check_windows_apu), (_macos, check_macos),
+    (_linux, check_nvidia_unified), (_anywhere, check_memory_in_use), (_anywhere, check_discrete),
+]
 LEVEL_ORDER = {"problem": 0, "warn": 1, "info": 2, "ok": 3}
 ADVICE_FINDINGS = {"gtt-default", "carveout-large-linux", "amdttm-ignored"}  # the findings that quote gtt_advice
 
@@ -544,7 +572,9 @@ def _findings(facts: MachineFacts, profile: DeviceProfile, rec: Recognition | No
     """Every check's findings, the worst first; a check that fails is a finding too, not the end."""
     findings: list[Finding] = []
     check_recognised(facts, profile, findings, rec)
-    for check in CHECKS:
+    for applies, check in CHECKS:
+        if not applies(facts, profile):
+            continue
         try:
             check(facts, profile, findings)
         except Exception as e:  # a check bug must not hide the others

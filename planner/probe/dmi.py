@@ -91,12 +91,15 @@ def _channels(usable: list[MemoryModule], named: bool) -> dict[str, MemoryModule
     return channels
 
 
+def _distinct(values: list[int | str | None]) -> str:
+    """"64/128", "DDR5/LPDDR5": the distinct values, sorted."""
+    return "/".join(str(v) for v in sorted({v for v in values if v}))
+
+
 def _how(channels: dict[str, MemoryModule], usable: list[MemoryModule], named: bool) -> str:
-    speeds = sorted({m.speed_mts or 0 for m in channels.values()})
-    widths = sorted({m.data_width_bits or 0 for m in channels.values()})
-    kind = "/".join(sorted({m.type for m in usable if m.type})) or "RAM"
-    how = (f"{len(channels)} channel(s) x {'/'.join(str(w) for w in widths)}-bit x "
-           f"{'/'.join(str(s) for s in speeds)} MT/s {kind}")
+    ms = list(channels.values())
+    how = (f"{len(channels)} channel(s) x {_distinct([m.data_width_bits for m in ms])}-bit x "
+           f"{_distinct([m.speed_mts for m in ms])} MT/s {_distinct([m.type for m in usable]) or 'RAM'}")
     return how + (" (channels from the module locators)" if named else
                   " (one channel per module assumed: no locator names a channel)")
 

@@ -174,13 +174,18 @@ def probe_drm(env: ProbeEnv, facts: MachineFacts) -> None:
         return
     for card in cards:
         g = _card_facts(env, card)
-        if g is None:
-            continue
-        facts.gpus.append(g)
-        if g.vendor == "amd" and g.vram_total_bytes is not None:
-            facts.probed.append(f"GPU memory: {card}/device/mem_info_vram_total, mem_info_gtt_total")
-        elif g.vendor == "amd":
-            facts.notes.append(f"{card}: amdgpu memory files missing (old kernel or no amdgpu): carve-out/GTT unknown")
+        if g is not None:
+            facts.gpus.append(g)
+            _note_amd_memory(facts, card, g)
+
+
+def _note_amd_memory(facts: MachineFacts, card: str, g: GpuFacts) -> None:
+    if g.vendor != "amd":
+        return
+    if g.vram_total_bytes is not None:
+        facts.probed.append(f"GPU memory: {card}/device/mem_info_vram_total, mem_info_gtt_total")
+    else:
+        facts.notes.append(f"{card}: amdgpu memory files missing (old kernel or no amdgpu): carve-out/GTT unknown")
 
 
 _TRUTH = {"Y": True, "1": True, "N": False, "0": False}
@@ -224,15 +229,21 @@ def probe_ttm(env: ProbeEnv, facts: MachineFacts) -> None:
     _modprobe_limits(env, facts)
 
 
+def _unified_nvidia_board(model_name: str) -> str | None:
+    """The unified-memory NVIDIA family a board's model name names (a DGX Spark is a GB10)."""
+    family, unified = nvidia_family(model_name)
+    if family is None and re.search(r"DGX Spark", model_name, re.IGNORECASE):
+        return "gb10"
+    return family if unified else None
+
+
 def probe_unified_nvidia_by_name(env: ProbeEnv, facts: MachineFacts) -> None:
     """Jetson (nvgpu, no PCI GPU) and GB10 without nvidia-smi: recognise them by the board's model name
     (/proc/device-tree/model, DMI). nvidia-smi, probed next, replaces this entry when it answers."""
-    if any(g.vendor == "nvidia" for g in facts.gpus if g.kind == "integrated"):
+    if any((g.vendor, g.kind) == ("nvidia", "integrated") for g in facts.gpus):
         return
-    family, unified = nvidia_family(facts.model_name)
-    if family is None and re.search(r"DGX Spark", facts.model_name, re.IGNORECASE):
-        family, unified = "gb10", True
-    if family is None or not unified:
+    family = _unified_nvidia_board(facts.model_name)
+    if family is None:
         return
     facts.gpus = [g for g in facts.gpus if g.vendor != "nvidia"]
     name = {"gb10": "NVIDIA GB10"}.get(family, facts.model_name)
