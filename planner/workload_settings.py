@@ -122,8 +122,8 @@ def setting_of(spec: SettingSpec, plans: list[DevicePlan], profile: DeviceProfil
     changes = [p.recommendation.cap_change for p in plans
                if p.recommendation.cap_change is not None and p.recommendation.tier != "no_fit"]
     change = max(changes, key=lambda c: c.cap_bytes) if changes else None
-    cap = change.cap_bytes if change else (spec.gpu_cap_bytes if spec.gpu_cap_bytes is not None else
-                                           profile.gpu_cap_bytes(os_, spec.carveout_bytes))
+    # a cap the candidate fixes holds as far as the RAM the OS sees at its carve-out (as placed)
+    cap = change.cap_bytes if change else profile.gpu_cap_bytes(os_, spec.carveout_bytes, spec.gpu_cap_bytes)
     return make_setting(spec, profile, os_, change, cap)
 
 

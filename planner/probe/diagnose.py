@@ -404,31 +404,35 @@ def _windows_starved(p: DeviceProfile, visible: int) -> Finding | None:
         source="https://lilting.ch/en/articles/strix-halo-vram-memory-optimization; lemonade-sdk/lemonade#842")
 
 
+def _wired_raised(limit_mb: int, ram: int) -> Finding:
+    too_high = limit_mb * MIB > ram - 6 * GIB
+    return Finding(
+        id="wired-raised", level="warn" if too_high else "ok",
+        title=f"iogpu.wired_limit_mb={limit_mb} ({fmt_auto(limit_mb * MIB)}) is in effect",
+        detail="It resets at reboot; apps must be restarted to see it." + (" It leaves macOS less than 6 GiB." if too_high else ""),
+        fix="lower it so macOS keeps 6-16 GiB" if too_high else
+            "persist it with a launchd job (sysctl.conf is ignored on modern macOS)",
+        source="https://ark.marianposaceanu.com/apple_silicon_gpu_memory_blog; antirez/ds4#46")
+
+
+def _wired_default(p: DeviceProfile) -> Finding:
+    target = ((p.max_gpu_cap_bytes("macos") or 0) // GIB) * GIB
+    return Finding(
+        id="wired-default", level="info",
+        title=f"the GPU working set is at the macOS default (~{fmt_auto(p.gpu_cap_bytes('macos'))}"
+              " on older macOS; 81-84 % of RAM on macOS 26)",
+        fix=f"sudo sysctl iogpu.wired_limit_mb={target // MIB} ({fmt_auto(target)}); no reboot, resets at reboot",
+        source="https://ark.marianposaceanu.com/apple_silicon_gpu_memory_blog; antirez/ds4#893")
+
+
 def check_macos(facts: MachineFacts, p: DeviceProfile, out: list[Finding]) -> None:
     mac = p.os.get("macos")
     if mac is None:
         return
-    cap = mac.gpu_cap
-    ram = facts.ram_visible_bytes or p.ram_bytes
     if facts.wired_limit_mb:
-        level: Level = "warn" if facts.wired_limit_mb * MIB > ram - 6 * GIB else "ok"
-        out.append(Finding(
-            id="wired-raised", level=level,
-            title=f"iogpu.wired_limit_mb={facts.wired_limit_mb} ({fmt_auto(facts.wired_limit_mb * MIB)}) is in effect",
-            detail="It resets at reboot; apps must be restarted to see it." +
-                   (" It leaves macOS less than 6 GiB." if level == "warn" else ""),
-            fix="persist it with a launchd job (sysctl.conf is ignored on modern macOS)" if level == "ok"
-                else "lower it so macOS keeps 6-16 GiB",
-            source="https://ark.marianposaceanu.com/apple_silicon_gpu_memory_blog; antirez/ds4#46"))
-    elif cap is not None:
-        target = p.max_gpu_cap_bytes("macos") or 0
-        target = (target // GIB) * GIB
-        out.append(Finding(
-            id="wired-default", level="info",
-            title=f"the GPU working set is at the macOS default (~{fmt_auto(p.gpu_cap_bytes('macos'))}"
-                  " on older macOS; 81-84 % of RAM on macOS 26)",
-            fix=f"sudo sysctl iogpu.wired_limit_mb={target // MIB} ({fmt_auto(target)}); no reboot, resets at reboot",
-            source="https://ark.marianposaceanu.com/apple_silicon_gpu_memory_blog; antirez/ds4#893"))
+        out.append(_wired_raised(facts.wired_limit_mb, facts.ram_visible_bytes or p.ram_bytes))
+    elif mac.gpu_cap is not None:
+        out.append(_wired_default(p))
     out.append(Finding(id="metal-mmap", level="info", title="cold loads with mmap (the default) are slow on Metal",
                        detail=("mmap loads ran at ~730 MB/s vs 6.4 GB/s without mmap on an M3 Max; memory use is "
                                "the same either way (Metal maps the file as the GPU buffer), so `plan` keeps mmap: "

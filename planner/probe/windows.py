@@ -137,15 +137,20 @@ SMBIOS_MEMORY_TYPES = {24: "DDR3", 26: "DDR4", 27: "LPDDR", 28: "LPDDR2", 29: "L
                        34: "DDR5", 35: "LPDDR5"}
 
 
+def _module(raw: object) -> MemoryModule | None:
+    """One populated Win32_PhysicalMemory entry (None: an empty slot or an unexpected shape)."""
+    size = _int(raw.get("Capacity")) if isinstance(raw, dict) else None
+    if not isinstance(raw, dict) or not size:
+        return None
+    return MemoryModule(
+        size_bytes=size, speed_mts=_int(raw.get("Speed")), data_width_bits=_int(raw.get("DataWidth")),
+        locator=str(raw.get("Locator") or ""), bank_locator=str(raw.get("Bank") or ""),
+        type=SMBIOS_MEMORY_TYPES.get(_int(raw.get("SMBIOSMemoryType")) or 0, ""))
+
+
 def _modules(data: dict[str, object], facts: MachineFacts) -> None:
     """RAM modules from Win32_PhysicalMemory (the SMBIOS type 17 fields dmidecode reads on Linux)."""
-    for raw in _list(data.get("Dimms")):
-        if not isinstance(raw, dict) or not _int(raw.get("Capacity")):
-            continue
-        facts.memory_modules.append(MemoryModule(
-            size_bytes=_int(raw.get("Capacity")) or 0, speed_mts=_int(raw.get("Speed")),
-            data_width_bits=_int(raw.get("DataWidth")), locator=str(raw.get("Locator") or ""),
-            bank_locator=str(raw.get("Bank") or ""), type=SMBIOS_MEMORY_TYPES.get(_int(raw.get("SMBIOSMemoryType")) or 0, "")))
+    facts.memory_modules += [m for raw in _list(data.get("Dimms")) if (m := _module(raw)) is not None]
     if facts.memory_modules:
         facts.memory_modules_source = "Win32_PhysicalMemory"
         facts.probed.append(f"RAM modules: Win32_PhysicalMemory ({len(facts.memory_modules)} populated)")
