@@ -81,8 +81,8 @@ class _Quant:
         stop = None
         past = next((p.ctx for p in points if p.placement == "none"), None)
         if past is not None:  # what gives first: not always a line of the chart (Windows' load staging)
-            fails = self.fit_at(past).blocking_failures
-            stop = fails[0].name if fails else None
+            blocker = self.fit_at(past).first_blocker
+            stop = blocker.name if blocker else None
         return CtxCurve(quant=self.v.quant, points=points, fits_until_ctx=edges[0], fast_until_ctx=edges[1],
                         stop=stop)
 
@@ -148,25 +148,23 @@ def limits(search: Search, dev: DeviceSetup, v: PlanVariant, cfg: FitConfig, *, 
     return LIMITS[r.memory_architecture](r)
 
 
+def _charted(q: _Quant, full: int) -> tuple[_Quant, Edges] | None:
+    """A quant with its edges, or None for a KV type its heads refuse (no line rather than no report)."""
+    try:
+        return q, q.edges(full)
+    except EstimateError:
+        return None
+
+
 def ctx_chart(search: Search, dev: DeviceSetup, basis: FitResult, *, ctx: int, ctk: str, ctv: str,
               recommended: str | None) -> CtxChart:
     """Every quant on the configuration of `basis` (the recommendation's split and GPU cap)."""
     cfg = basis.config
     full = max(ctx, (search.n_ctx_train or UNKNOWN_TRAIN_CTX) * search.req.n_parallel)
     full = -(-full // CTX_STEP) * CTX_STEP
-    quants: list[tuple[_Quant, Edges]] = []
-    for v in search.model.variants:
-        q = _Quant(search, dev, v, cfg, ctk, ctv)
-        try:
-            quants.append((q, q.edges(full)))
-        except EstimateError:  # a KV type this quant's heads refuse: no line rather than no report
-            continue
+    quants = [q for v in search.model.variants if (q := _charted(_Quant(search, dev, v, cfg, ctk, ctv), full))]
     upper = chart_upper(ctx, full, max((e[0] or 0 for _, e in quants), default=0))
-    curves = []
-    for q, e in quants:
-        c = q.curve(ctx, upper, e)
-        c.recommended = q.v.quant == recommended
-        curves.append(c)
+    curves = [q.curve(ctx, upper, e).model_copy(update={"recommended": q.v.quant == recommended}) for q, e in quants]
     ref = next((v for v in search.model.variants if v.quant == recommended), search.model.variants[0])
     return CtxChart(carveout_bytes=basis.carveout_bytes, gpu_cap_bytes=basis.gpu_cap_bytes, cache_type_k=ctk,
                     cache_type_v=ctv, ctx=ctx, ctx_train=search.n_ctx_train,

@@ -95,17 +95,17 @@ def set_host_bandwidth(p: DeviceProfile, value: Value, notes: list[str]) -> str:
 
 
 def _carveouts_for_ram(p: DeviceProfile, ram: int, notes: list[str]) -> None:
-    """Firmware offers no carve-out above MAX_CARVEOUT_SHARE of the RAM: drop those options."""
+    """Firmware offers no carve-out above MAX_CARVEOUT_SHARE of the RAM: drop those options (a
+    carve-out read on the machine that the new RAM could not hold goes too)."""
     if p.carveout is None:
         return
-    limit = MAX_CARVEOUT_SHARE * ram
-    kept = [o for o in p.carveout.options_bytes if o <= limit] or [min(p.carveout.options_bytes)]
-    if len(kept) < len(p.carveout.options_bytes):
+    c = p.carveout
+    kept = [o for o in c.options_bytes if o <= MAX_CARVEOUT_SHARE * ram] or [min(c.options_bytes)]
+    if len(kept) < len(c.options_bytes):
         notes.append(f"carve-out options above {MAX_CARVEOUT_SHARE:.0%} of {fmt_auto(ram)} dropped")
-    p.carveout.options_bytes = kept
-    if p.carveout.default_bytes not in kept:
-        p.carveout.default_bytes = max(kept)  # every kept option is below the dropped default
-    if p.live is not None and p.live.carveout_bytes is not None and p.live.carveout_bytes >= ram:
+    c.options_bytes = kept
+    c.default_bytes = c.default_bytes if c.default_bytes in kept else max(kept)  # every kept option is below it
+    if p.live is not None and (p.live.carveout_bytes or 0) >= ram:
         p.live.carveout_bytes = None
 
 
@@ -143,10 +143,10 @@ def _check_carveout(p: DeviceProfile, carve: int) -> None:
     if carve <= 0:
         raise InputError("invalid --carveout 0: the smallest real carve-out is 512 MB "
                          "(BIOS 'Auto' can make runtimes see 0 VRAM)", hint="use --carveout 512m")
-    usable = p.ram_bytes - p.firmware_reserved_bytes
-    if carve >= usable - OS_ROOM_BYTES:
-        fitting = [o for o in p.carveout.options_bytes if o < usable - OS_ROOM_BYTES]
-        hint = (f"largest option that leaves the OS 2 GiB: {fmt_auto(max(fitting))}" if fitting
+    room = p.ram_bytes - p.firmware_reserved_bytes - OS_ROOM_BYTES  # the most a carve-out may take
+    if carve >= room:
+        fitting = max((o for o in p.carveout.options_bytes if o < room), default=None)
+        hint = (f"largest option that leaves the OS 2 GiB: {fmt_auto(fitting)}" if fitting is not None
                 else "no carve-out option leaves the OS 2 GiB of this RAM; check --ram")
         raise DeviceFlagError(f"--carveout {fmt_auto(carve)} leaves the OS less than 2 GiB of {fmt_auto(p.ram_bytes)}",
                               hint=hint)

@@ -142,6 +142,11 @@ class FitResult(BaseModel):
         return self.shared_slowdown > 1.0
 
     @property
+    def total_need_bytes(self) -> int:
+        """Both sides: GPU buffers + driver overhead, and the CPU-resident buffers."""
+        return self.gpu_need_bytes + self.host_need_bytes
+
+    @property
     def gpu_headroom_bytes(self) -> int:
         """GPU memory left after the model and the driver overhead (before the safety margin)."""
         return self.gpu_capacity_bytes - self.gpu_need_bytes
@@ -149,6 +154,17 @@ class FitResult(BaseModel):
     @property
     def blocking_failures(self) -> list[Check]:
         return [c for c in self.checks if c.blocking and not c.ok]
+
+    @property
+    def first_blocker(self) -> Check | None:
+        """The first blocking check that fails (None when it fits)."""
+        return next((c for c in self.checks if c.blocking and not c.ok), None)
+
+    @property
+    def blocker_short(self) -> str:
+        """The first failure in a table cell's words ("GPU short 3.5 GiB"); "" when it fits."""
+        c = self.first_blocker
+        return (c.short or c.message) if c is not None else ""
 
     @property
     def warnings(self) -> list[str]:

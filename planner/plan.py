@@ -74,7 +74,7 @@ class PlacedFields(TypedDict):
 def placed_fields(r: FitResult) -> PlacedFields:
     return PlacedFields(carveout_bytes=r.carveout_bytes,
                         os_keeps_bytes=r.os_visible_bytes if r.carveout_bytes is not None else None,
-                        gpu_cap_bytes=r.gpu_cap_bytes, total_bytes=r.gpu_need_bytes + r.host_need_bytes,
+                        gpu_cap_bytes=r.gpu_cap_bytes, total_bytes=r.total_need_bytes,
                         gpu_bytes=r.gpu_need_bytes, host_bytes=r.host_need_bytes)
 
 
@@ -115,14 +115,19 @@ class Planner(Search):
         if chosen.placement == "partial":
             facts = [facts[0]] + partial_facts(self, chosen, evals, ctx) + facts[1:]
         extra = [
-            Fact(code="no_decode", text=f"no t/s estimate: {self.no_decode}")
-            if self.no_decode is not None and not self.req.min_tps else None,
+            self._no_decode_fact(),
             cap_change_fact(change, dev) if change else None,
             current_setup_fact(chosen, dev.profile),
             no_mmap_fact(chosen.best),
             keep_in_memory_fact(chosen.best_bd.weights_bytes) if keep_ok is False else None,
         ]
         return facts + [f for f in extra if f is not None]
+
+    def _no_decode_fact(self) -> Fact | None:
+        """A model that generates no tokens has no t/s (said in the warnings instead under --min-tps)."""
+        if self.no_decode is None or self.req.min_tps:
+            return None
+        return Fact(code="no_decode", text=f"no t/s estimate: {self.no_decode}")
 
     def _recommendation(self, choice: Choice, evals: list[Evaluation], alts: list[Evaluation], dev: DeviceSetup,
                         ctx: int, policy: Policy) -> Recommendation:
@@ -149,7 +154,7 @@ class Planner(Search):
         return rec
 
     def _no_fit(self, evals: list[Evaluation], dev: DeviceSetup, ctx: int) -> Recommendation:
-        smallest = min(evals, key=lambda e: e.best.gpu_need_bytes + e.best.host_need_bytes)
+        smallest = min(evals, key=lambda e: e.best.total_need_bytes)
         r = smallest.best
         facts = no_fit_facts(self, smallest, evals, dev, ctx)
         return Recommendation(

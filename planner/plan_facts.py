@@ -39,7 +39,7 @@ def _blockers(search: Search, smallest: Evaluation, dev: DeviceSetup, ctx: int) 
 
 def _shorter_ctx(evals: list[Evaluation], kv: str) -> tuple[int, list[Fact]]:
     """The longest context any quant reaches (the best quality among equals), as a fact to try."""
-    n, e = max(((e.max_ctx.get(kv) or 0, e) for e in evals), key=lambda t: (t[0], t[1].quality))
+    n, e = max(((e.longest(kv), e) for e in evals), key=lambda t: (t[0], t[1].quality))
     if not n:
         return 0, []
     try_ctx = fmt_ctx(n // 1024 * 1024) if n >= 1024 else str(n)
@@ -51,23 +51,21 @@ def _shorter_ctx(evals: list[Evaluation], kv: str) -> tuple[int, list[Fact]]:
 def q8_hint(evals: list[Evaluation], ctx: int, f16_max: int) -> list[Fact]:
     """What --kv q8_0 buys: the best quant that then runs at the requested context, else the
     longest context any quant reaches with it (never just the smallest quant's number)."""
-    at_ctx = [e for e in evals if (e.max_ctx.get(QUANTIZED_KV) or 0) >= ctx]
-    if at_ctx:
-        best = max(at_ctx, key=lambda e: e.quality)
-        return [Fact(code="kv_q8_longer_ctx", quant=best.quant, values={"max_ctx": best.max_ctx.get(QUANTIZED_KV) or 0},
+    best = max((e for e in evals if e.longest(QUANTIZED_KV) >= ctx), key=lambda e: e.quality, default=None)
+    if best is not None:
+        return [Fact(code="kv_q8_longer_ctx", quant=best.quant, values={"max_ctx": best.longest(QUANTIZED_KV)},
                      text=f"with a q8_0 KV cache (--kv q8_0) {best.quant} runs at {fmt_ctx(ctx)} context")]
-    n, longest = max(((e.max_ctx.get(QUANTIZED_KV) or 0, e) for e in evals), key=lambda t: (t[0], t[1].quality))
-    if n <= f16_max:
-        return []
-    return [Fact(code="kv_q8_longer_ctx", quant=longest.quant, values={"max_ctx": n},
-                 text=f"with a q8_0 KV cache (--kv q8_0) {longest.quant} runs up to {ctx_words(n)} context")]
+    n, longest = max(((e.longest(QUANTIZED_KV), e) for e in evals), key=lambda t: (t[0], t[1].quality))
+    return [] if n <= f16_max else [
+        Fact(code="kv_q8_longer_ctx", quant=longest.quant, values={"max_ctx": n},
+             text=f"with a q8_0 KV cache (--kv q8_0) {longest.quant} runs up to {ctx_words(n)} context")]
 
 
 def no_fit_facts(search: Search, smallest: Evaluation, evals: list[Evaluation], dev: DeviceSetup,
                  ctx: int) -> list[Fact]:
     """Nothing fits: what the smallest quant needs, what blocks it, and what would run instead."""
     r = smallest.best
-    need = r.gpu_need_bytes + r.host_need_bytes
+    need = r.total_need_bytes
     facts = [Fact(code="nothing_fits", quant=smallest.quant, values={"ctx": ctx, "needs_bytes": need},
                   text=(f"{dev.profile.id}: nothing fits at {fmt_ctx(ctx)} context: the smallest quant, "
                         f"{smallest.quant}, needs {fmt_bytes(need)}"))]
@@ -108,11 +106,11 @@ def _best_quality_cost(chosen: Evaluation, partial: list[Evaluation], n_layer: i
 
 def _fully_on_gpu_shorter(evals: list[Evaluation], kv: str, ctx: int) -> list[Fact]:
     enough = max(4096, ctx // 4)
-    shorter = [e for e in evals if (e.max_ctx.get(kv) or 0) >= enough]
+    shorter = [e for e in evals if e.longest(kv) >= enough]
     if not shorter:
         return []
     e = max(shorter, key=lambda e: e.quality)
-    n = e.max_ctx.get(kv) or 0
+    n = e.longest(kv)
     return [Fact(code="shorter_ctx_fits", quant=e.quant, values={"max_ctx": n},
                  text=f"{e.quant} runs fully on the GPU up to {ctx_words(n)} context (--ctx {fmt_ctx(n // 1024 * 1024)})")]
 

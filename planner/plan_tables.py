@@ -48,8 +48,8 @@ def split_text(r: FitResult, n_layer: int) -> str:
 
 def _why(ev: Evaluation, r: FitResult, bd: Breakdown) -> str:
     """The quant's cell: what stops it, how it splits, or where its bytes go."""
-    if not r.fits and r.blocking_failures:
-        return r.blocking_failures[0].message
+    if r.first_blocker is not None:
+        return r.first_blocker.message
     if r.tier == "partial_offload":
         return (f"--n-cpu-moe {r.n_cpu_moe}" if r.n_cpu_moe and r.n_gpu_layers < 0
                 else f"-ngl {r.n_gpu_layers} of {len(bd.layers)}")
@@ -67,12 +67,12 @@ def variant_plan(ev: Evaluation, kv: str) -> VariantPlan:
     gpu, host = bd.device("gpu"), bd.device("host")
     return VariantPlan(
         quant=ev.quant, files=ev.variant.files, size_bytes=ev.variant.size_bytes, bpw=quant_bpw(ev.quant),
-        total_bytes=r.gpu_need_bytes + r.host_need_bytes, gpu_bytes=r.gpu_need_bytes, host_bytes=r.host_need_bytes,
+        total_bytes=r.total_need_bytes, gpu_bytes=r.gpu_need_bytes, host_bytes=r.host_need_bytes,
         weights_bytes=bd.weights_bytes, kv_bytes=bd.kv_bytes + bd.recurrent_bytes,
         compute_bytes=gpu.compute_bytes + host.compute_bytes, mmproj_bytes=gpu.mmproj_bytes + host.mmproj_bytes,
         tier=r.tier, carveout_bytes=r.carveout_bytes, gpu_cap_bytes=r.gpu_cap_bytes, cap_raised=cap_raised(r),
         n_gpu_layers=r.n_gpu_layers, n_cpu_moe=r.n_cpu_moe, gpu_headroom_bytes=r.gpu_headroom_bytes,
-        max_ctx=ev.max_ctx.get(kv) or 0, max_ctx_f16=ev.max_ctx.get("f16"), max_ctx_q8_0=ev.max_ctx.get("q8_0"),
+        max_ctx=ev.longest(kv), max_ctx_f16=ev.max_ctx.get("f16"), max_ctx_q8_0=ev.max_ctx.get("q8_0"),
         max_ctx_fast=ev.max_ctx_fast.get(kv), max_ctx_fast_q8_0=ev.max_ctx_fast.get("q8_0"),
         max_ctx_mode=ev.max_ctx_mode, **ev.speeds(), placement=ev.placement,
         spill_bytes=r.spill_risk_bytes if ev.placement == "spill" else 0,
@@ -115,7 +115,7 @@ def _candidate(search: Search, ev: Evaluation, r: FitResult, bd: Breakdown, dev:
         cache_type_v=ev.kv if ev.kv != req.cache_type_k else req.cache_type_v,
         tier=r.tier, placement=placement(r), carveout_bytes=r.carveout_bytes, gpu_cap_bytes=r.gpu_cap_bytes,
         cap_raised=cap_raised(r), n_gpu_layers=r.n_gpu_layers, n_cpu_moe=r.n_cpu_moe,
-        total_bytes=r.gpu_need_bytes + r.host_need_bytes, memory=memory_by_class(r),
+        total_bytes=r.total_need_bytes, memory=memory_by_class(r),
         fast_spare_bytes=r.fast_spare_bytes, os_free_bytes=r.os_free_bytes,
         quality_bpw=bpw, quality_class=quality_label(bpw), **speed_fields(s0, sc, pf),
         checks=[{"name": c.name, "ok": c.ok, "blocking": c.blocking, "margin_bytes": c.margin_bytes} for c in r.checks],
@@ -134,16 +134,21 @@ def candidates(search: Search, evals: list[Evaluation], dev: DeviceSetup, chosen
 
 def _fits_note(r: FitResult, profile: DeviceProfile) -> str:
     """A setting that runs the quant: what spills or is shared, the raised cap, --no-mmap."""
-    notes = []
+    notes = [_shared_note(r), _raised_cap_note(r, profile), "--no-mmap" if r.suggest_no_mmap else ""]
+    return ", ".join(n for n in notes if n)
+
+
+def _shared_note(r: FitResult) -> str:
     if placement(r) == "spill":
-        notes.append(f"{fmt_bytes(r.spill_risk_bytes, digits=1)} spills")
-    elif r.shared_used_bytes:
-        notes.append(f"{fmt_bytes(r.shared_used_bytes, digits=1)} shared")
-    if cap_raised(r) and r.gpu_cap_bytes and r.carveout_bytes is not None:  # unified: the row is the cap
-        notes.append(f"{_cap_label(profile, r.config.os)} {r.gpu_cap_bytes / GIB:.0f} GiB")
-    if r.suggest_no_mmap:
-        notes.append("--no-mmap")
-    return ", ".join(notes)
+        return f"{fmt_bytes(r.spill_risk_bytes, digits=1)} spills"
+    return f"{fmt_bytes(r.shared_used_bytes, digits=1)} shared" if r.shared_used_bytes else ""
+
+
+def _raised_cap_note(r: FitResult, profile: DeviceProfile) -> str:
+    """A raised cap on a carve-out row (a unified row is the cap itself)."""
+    if not (cap_raised(r) and r.gpu_cap_bytes and r.carveout_bytes is not None):
+        return ""
+    return f"{_cap_label(profile, r.config.os)} {r.gpu_cap_bytes / GIB:.0f} GiB"
 
 
 def _cap_label(profile: DeviceProfile, os: OS) -> str:
@@ -153,24 +158,29 @@ def _cap_label(profile: DeviceProfile, os: OS) -> str:
 
 
 def _note(r: FitResult, profile: DeviceProfile, live_carve: int | None) -> str:
-    fails = r.blocking_failures
-    note = _fits_note(r, profile) if r.fits else ((fails[0].short or fails[0].message) if fails else "")
+    note = _fits_note(r, profile) if r.fits else r.blocker_short
     if live_carve is not None and r.carveout_bytes == live_carve:
         return ("in effect now; " + note) if note else "in effect now"
     return note
 
 
-def _setting_row(search: Search, chosen: Evaluation, r: FitResult, dev: DeviceSetup, live_carve: int | None) -> CarveoutOption:
+def _gpu_spare(r: FitResult) -> int:
+    """Room on the GPU beyond the safety margin, as the GPU memory check counts it."""
     gpu_check = next((c for c in r.checks if c.name == "gpu_memory"), None)
+    return gpu_check.margin_bytes if gpu_check else r.gpu_headroom_bytes - r.safety_bytes
+
+
+def _is_recommended(r: FitResult, best: FitResult) -> bool:
+    return r.carveout_bytes == best.carveout_bytes and r.gpu_cap_bytes == best.gpu_cap_bytes and best.full_offload
+
+
+def _setting_row(search: Search, chosen: Evaluation, r: FitResult, dev: DeviceSetup, live_carve: int | None) -> CarveoutOption:
     speed = search.speed(chosen.full, r, dev, 0, chosen.variant).tps if r.fits and search.no_decode is None else None
-    best = chosen.best
     return CarveoutOption(
         carveout_bytes=r.carveout_bytes, os_keeps_bytes=r.os_visible_bytes, gpu_may_use_bytes=r.gpu_capacity_bytes,
         gpu_cap_bytes=r.gpu_cap_bytes, cap_raised=cap_raised(r), tier=r.tier, gpu_headroom_bytes=r.gpu_headroom_bytes,
-        gpu_spare_bytes=gpu_check.margin_bytes if gpu_check else r.gpu_headroom_bytes - r.safety_bytes,
-        os_free_bytes=r.os_free_bytes, est_tps=speed, note=_note(r, dev.profile, live_carve),
-        recommended=(r.carveout_bytes == best.carveout_bytes and r.gpu_cap_bytes == best.gpu_cap_bytes
-                     and best.full_offload),
+        gpu_spare_bytes=_gpu_spare(r), os_free_bytes=r.os_free_bytes, est_tps=speed,
+        note=_note(r, dev.profile, live_carve), recommended=_is_recommended(r, chosen.best),
         fast_spare_bytes=r.fast_spare_bytes, spill_bytes=r.shared_used_bytes if placement(r) == "spill" else 0,
     )
 

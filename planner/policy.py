@@ -89,8 +89,7 @@ def real_blocker(e: Evaluation) -> tuple[FitResult, Check | None]:
     it), the failure no setting can fix first (OS reserve before the GPU cap), so a reason never
     blames a cap the plan would raise; a BIOS split names its own failure (the settings table)."""
     if kind_named(e.best.memory_architecture).setting != "gpu_cap":
-        fails = e.best.blocking_failures
-        return e.best, (fails[0] if fails else None)
+        return e.best, e.best.first_blocker
     opts = [o for o in e.options if o.blocking_failures] or [e.best]
     r = max(opts, key=lambda o: (o.gpu_cap_bytes or 0, o.gpu_capacity_bytes))
     fails = sorted(r.blocking_failures, key=lambda c: _BLOCKER_ORDER.get(c.name, 9))

@@ -248,15 +248,17 @@ def _bundled_build(app: App, version: str | None) -> tuple[str | None, int | Non
     if version is None:
         shown = max(app.builds, key=_vkey)
         return shown, app.builds[shown]
-    if version in app.builds:
-        return version, app.builds[version]
     matches = [v for v in app.builds if v == version or v.startswith(version + ".")]
-    if not matches:
-        known = sorted({".".join(v.split(".")[:2]) for v in app.builds}, key=_vkey)
-        raise InputError(f"unknown {app.name} version {version!r}",
-                         hint=f"known: {', '.join(known)} (or give the llama.cpp build: --llama-build N)")
-    shown = min(matches, key=_vkey)
+    shown = version if version in app.builds else min(matches, key=_vkey, default=None)
+    if shown is None:
+        raise _unknown_version(app, version)
     return shown, app.builds[shown]
+
+
+def _unknown_version(app: App, version: str) -> InputError:
+    known = sorted({".".join(v.split(".")[:2]) for v in app.builds}, key=_vkey)
+    return InputError(f"unknown {app.name} version {version!r}",
+                      hint=f"known: {', '.join(known)} (or give the llama.cpp build: --llama-build N)")
 
 
 def _app_statement(app: App, shown: str | None, build: int | None) -> str:

@@ -133,6 +133,10 @@ class Evaluation:
     def quant(self) -> str:
         return self.variant.quant
 
+    def longest(self, kv: str) -> int:
+        """The longest context fully on the GPU with this KV type (0: none, or not searched)."""
+        return self.max_ctx.get(kv) or 0
+
     def speeds(self) -> SpeedFields:
         return speed_fields(self.speed0, self.speed_ctx, self.prefill)
 
@@ -449,29 +453,30 @@ class Search:
     def evaluate(self, v: PlanVariant, dev: DeviceSetup, ctx: int, kv: str) -> Evaluation:
         full = self.breakdown(v, ctx=ctx, backend=dev.est_backend, ctk=kv, ctv=kv, mmap=dev.base.mmap)
         options = self.place_options(full, v, dev)
-        scored = [(self.rank(r, self.speed(full, r, dev, 0, v).tps, dev), i, r, full) for i, r in enumerate(options)]
-        partials: list[tuple[FitResult, Breakdown]] = []
-        if not any(r.fits for r in options):
-            partials = self.partials(v, dev, ctx, kv)
-            scored += [(self.rank(r, self.speed(b, r, dev, 0, v).tps, dev), 1000 + i, r, b)
-                       for i, (r, b) in enumerate(partials)]
-        scored.sort(key=lambda t: (t[0], t[1]))
-        _, _, best, best_bd = scored[0]
+        partials = [] if any(r.fits for r in options) else self.partials(v, dev, ctx, kv)
+        best, best_bd = self._best_placed([(r, full) for r in options] + partials, dev, v)
         ev = Evaluation(variant=v, kv=kv, full=full, best=best, best_bd=best_bd, options=options, partials=partials,
                         quality=quality_key(v.quant, v.size_bytes))
-        if best.fits and self.no_decode is None:
-            ev.speed0 = self.speed(best_bd, best, dev, 0, v)
-            ev.speed_ctx = self.speed(best_bd, best, dev, best_bd.n_ctx, v)
-            ev.prefill = self.prefill(best_bd, best, dev, v)
+        self._fill_speeds(ev, dev)
         return ev
+
+    def _best_placed(self, placed: list[tuple[FitResult, Breakdown]], dev: DeviceSetup,
+                     v: PlanVariant) -> tuple[FitResult, Breakdown]:
+        """The best of the placements by rank (the first of equals: full offload before partial)."""
+        return min(placed, key=lambda rb: self.rank(rb[0], self.speed(rb[1], rb[0], dev, 0, v).tps, dev))
+
+    def _fill_speeds(self, ev: Evaluation, dev: DeviceSetup) -> None:
+        """Decode at an empty and a full context and prefill, for a best option that runs."""
+        r, bd, v = ev.best, ev.best_bd, ev.variant
+        if r.fits and self.no_decode is None:
+            ev.speed0 = self.speed(bd, r, dev, 0, v)
+            ev.speed_ctx = self.speed(bd, r, dev, bd.n_ctx, v)
+            ev.prefill = self.prefill(bd, r, dev, v)
 
     def best_of(self, ev: Evaluation, dev: DeviceSetup, allowed: set[str]) -> tuple[FitResult, Breakdown] | None:
         """The best configuration of this evaluation whose placement is in `allowed`."""
-        pool = [(r, ev.full) for r in ev.options if placement(r) in allowed] + \
-               [(r, b) for r, b in ev.partials if placement(r) in allowed]
-        if not pool:
-            return None
-        return min(pool, key=lambda rb: self.rank(rb[0], self.speed(rb[1], rb[0], dev, 0, ev.variant).tps, dev))
+        pool = [(r, b) for r, b in [(r, ev.full) for r in ev.options] + ev.partials if placement(r) in allowed]
+        return self._best_placed(pool, dev, ev.variant) if pool else None
 
     def refocus(self, ev: Evaluation, dev: DeviceSetup, allowed: set[str]) -> Evaluation:
         """The same evaluation with its best configuration taken among `allowed` placements."""
@@ -482,10 +487,7 @@ class Search:
         out = Evaluation(variant=ev.variant, kv=ev.kv, full=ev.full, best=r, best_bd=b, options=ev.options,
                          partials=ev.partials, max_ctx=ev.max_ctx, max_ctx_fast=ev.max_ctx_fast,
                          max_ctx_mode=ev.max_ctx_mode, quality=ev.quality)
-        if self.no_decode is None:
-            out.speed0 = self.speed(b, r, dev, 0, ev.variant)
-            out.speed_ctx = self.speed(b, r, dev, b.n_ctx, ev.variant)
-            out.prefill = self.prefill(b, r, dev, ev.variant)
+        self._fill_speeds(out, dev)
         return out
 
     # ---------------------------------------------------------------- context search

@@ -79,14 +79,12 @@ def _rows(items: list[WorkItem], cands: list[Candidate], chosen: Candidate, alon
 
 def _loss_lines(rows: list[SettingRow]) -> list[str]:
     """What each model gives up on each setting worth naming (the chosen one and those not dominated)."""
-    out = []
-    for row in rows:
-        if row.dominated and not row.chosen:
-            continue
-        lost = [f"{m.label} {m.loss}" for m in row.models if m.loss]
-        mark = " (chosen)" if row.chosen else ""
-        out.append(f"{row.setting.label}{mark}: " + ("; ".join(lost) if lost else "every model at its best"))
-    return out
+    return [_loss_line(row) for row in rows if row.chosen or not row.dominated]
+
+
+def _loss_line(row: SettingRow) -> str:
+    lost = "; ".join(f"{m.label} {m.loss}" for m in row.models if m.loss)
+    return f"{row.setting.label}{' (chosen)' if row.chosen else ''}: " + (lost or "every model at its best")
 
 
 def _final_runs(items: list[WorkItem], planners: list[Planner], profile: DeviceProfile, chosen: Candidate,
@@ -179,15 +177,17 @@ def _switches(chosen: Candidate, row: SettingRow, alone: list[Outcome], alone_se
     out = []
     for m, a, to in zip(row.models, alone, alone_settings):
         changes = changes_between(chosen.setting, to, profile, os_) if m.losses and a.fits else []
-        if not changes:
-            continue
-        words, reboot = switch_words(changes)
-        tps = f" at {a.tps:.1f} t/s" if a.tps else ""
-        out.append(Switch(model=m.label, to=to, quant=a.quant, est_tps_at_ctx=a.tps or None,
-                          changes=[w for w, _ in changes], reboot=reboot,
-                          text=(f"{m.label} alone runs {a.quant}{tps} on {to.label}; "
-                                f"switching to it from {chosen.setting.label}: {words}")))
+        if changes:
+            out.append(_switch(chosen.setting, m, a, to, changes))
     return out
+
+
+def _switch(at: Setting, m: ModelAtSetting, a: Outcome, to: Setting, changes: list[tuple[str, bool]]) -> Switch:
+    words, reboot = switch_words(changes)
+    tps = f" at {a.tps:.1f} t/s" if a.tps else ""
+    return Switch(model=m.label, to=to, quant=a.quant, est_tps_at_ctx=a.tps or None,
+                  changes=[w for w, _ in changes], reboot=reboot,
+                  text=f"{m.label} alone runs {a.quant}{tps} on {to.label}; switching to it from {at.label}: {words}")
 
 
 def _switch_cost(cands: list[Candidate], profile: DeviceProfile, os_: OS) -> str:

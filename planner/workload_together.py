@@ -165,15 +165,12 @@ def place_combo(combo: Combo, planner: Planner, profile: DeviceProfile, carve: i
 def _plausible(lists: list[list[Option]]) -> list[tuple[bool, Combo]]:
     """The combinations whose summed GPU need (with margins and one fit target) passes the largest
     capacity any option saw, each with whether it may stay in fast memory; best first."""
-    opts = [o for x in lists for o in x]
-    cap = max(o.r.gpu_capacity_bytes for o in opts)
-    fast_cap = max(o.r.fast_capacity_bytes for o in opts)
-    fit_target = max(o.r.safety_bytes - o.r.margin_bytes for o in opts)
-    combos = []
-    for c in itertools.product(*lists):
-        need = sum(o.r.gpu_need_bytes + o.r.margin_bytes for o in c)
-        if need + fit_target <= cap:
-            combos.append((need <= fast_cap, Combo(options=c)))
+    rs = [o.r for x in lists for o in x]
+    cap = max(r.gpu_capacity_bytes for r in rs)
+    fast_cap = max(r.fast_capacity_bytes for r in rs)
+    fit_target = max(r.safety_bytes - r.margin_bytes for r in rs)
+    needs = [(sum(o.r.gpu_need_bytes + o.r.margin_bytes for o in c), c) for c in itertools.product(*lists)]
+    combos = [(need <= fast_cap, Combo(options=c)) for need, c in needs if need + fit_target <= cap]
     combos.sort(key=lambda t: (t[0], t[1].key()), reverse=True)
     return combos
 
@@ -231,7 +228,7 @@ def _model_at(item: WorkItem, o: Option, combined: FitResult, planner: Planner, 
     return ModelAtSetting(
         label=item.entry.label, quant=o.ev.quant, tier=combined.tier, placement=placement(combined),
         fits=True, cache_type_k=o.ev.kv, cache_type_v=_ctv(planner, o), gpu_bytes=o.r.gpu_need_bytes,
-        total_bytes=o.r.gpu_need_bytes + o.r.host_need_bytes, est_tps=s0.tps if s0 else None,
+        total_bytes=o.r.total_need_bytes, est_tps=s0.tps if s0 else None,
         est_tps_at_ctx=sc.tps if sc else None, est_prefill_tps=pf.tps if pf else None,
         est_ttft_s=pf.seconds if pf else None)
 
@@ -244,14 +241,14 @@ def _blocked_row(setting: Setting, items: list[WorkItem], per_model: list[list[O
                  r: FitResult | None) -> TogetherRow:
     """A setting that does not hold the models at once: the ones that do not fit even alone, else
     the closest combination's first blocking check."""
-    missing = [items[i].entry.label for i, x in enumerate(per_model) if not x]
-    fails = r.blocking_failures if r is not None else []
+    missing = [item.entry.label for item, options in zip(items, per_model) if not options]
     if missing:
         why = f"{', '.join(missing)} {'does' if len(missing) == 1 else 'do'} not run fully on the GPU here even alone"
         short = "not on the GPU even alone: " + ", ".join(missing)
     else:
-        why = fails[0].message if fails else "does not fit"
-        short = (fails[0].short or fails[0].message) if fails else "does not fit"
+        blocker = r.first_blocker if r is not None else None
+        why = blocker.message if blocker else "does not fit"
+        short = (r.blocker_short if r is not None else "") or "does not fit"
     return TogetherRow(setting=setting, fits=False, placement="none", models=[], blocker=why, blocker_short=short)
 
 
@@ -266,7 +263,7 @@ def _row(spec: SettingSpec, items: list[WorkItem], run: DeviceRun, profile: Devi
         return _blocked_row(setting, items, per_model, r), None, r, planners
     models = [_model_at(items[i], o, r, planners[i], profile) for i, o in enumerate(combo.options)]
     return (TogetherRow(setting=setting, fits=True, placement=placement(r), models=models,
-                        gpu_bytes=r.gpu_need_bytes, total_bytes=r.gpu_need_bytes + r.host_need_bytes,
+                        gpu_bytes=r.gpu_need_bytes, total_bytes=r.total_need_bytes,
                         fast_spare_bytes=r.fast_spare_bytes, os_free_bytes=r.os_free_bytes),
             combo, r, planners)
 
@@ -281,8 +278,9 @@ def _rank(t: RowResult) -> tuple[bool, bool, int, float, int, int]:
 
 def _take_turns(rows: list[RowResult], run: DeviceRun, n: int) -> TogetherPlan:
     """No setting holds them all at once: they take turns (the one-at-a-time plan stands)."""
-    closest = min((t for t in rows if t[2] is not None), key=lambda t: t[2].shortfall_bytes if t[2] else 0, default=None)
-    where = f" (closest: {closest[0].setting.label}: {closest[0].blocker})" if closest else ""
+    misses = [(r.shortfall_bytes, row) for row, _, r, _ in rows if r is not None]
+    closest = min(misses, key=lambda t: t[0], default=None)
+    where = f" (closest: {closest[1].setting.label}: {closest[1].blocker})" if closest else ""
     report = run.report
     one = f"; one at a time they share {report.chosen.label}" if report.chosen and report.serves_all else ""
     return TogetherPlan(fits=False, rows=[t[0] for t in rows], statement=(

@@ -53,14 +53,17 @@ def _score(prof: DeviceProfile, facts: MachineFacts, ram: int) -> Score | None:
     """How well a profile fits this machine; None when it is another machine (other silicon, an OS
     it does not describe, other RAM where the RAM makes the product)."""
     m = prof.match
-    if m is None or not _matches(m, facts):
-        return None
-    if facts.system in OSES and facts.system not in prof.os:
+    if m is None or not _matches(m, facts) or not _runs_this_os(prof, facts):
         return None
     exact = prof.memory_architecture == "discrete" or prof.ram_bytes == ram  # a card's host RAM is the user's
     if not exact and m.ram_must_match:
         return None
     return (exact, _model_hit(m, facts), m.priority, -abs(prof.ram_bytes - ram), prof.id)
+
+
+def _runs_this_os(prof: DeviceProfile, facts: MachineFacts) -> bool:
+    """The profile describes the OS the probe found (any, when the OS was not recognised)."""
+    return facts.system not in OSES or facts.system in prof.os
 
 
 def recognise(facts: MachineFacts, catalog: Catalog, ram: int) -> Recognition:
@@ -122,10 +125,8 @@ def _carveout_in_effect(p: DeviceProfile, apu: GpuFacts | None, live: LiveConfig
         carveout.default_bytes = carveout.options_bytes[0]
         _measured(p, "carveout.options_bytes")
     carve = apu.vram_total_bytes if apu is not None else None
-    if carve is None:
-        return
     live.carveout_bytes = carve
-    if carve <= 0:
+    if not carve:  # unknown, or 0 (BIOS "Auto": doctor says so)
         return
     if carve not in carveout.options_bytes:
         carveout.options_bytes = sorted(set(carveout.options_bytes) | {carve})

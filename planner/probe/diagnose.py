@@ -7,7 +7,7 @@ from typing import Callable, Literal
 
 from pydantic import BaseModel, Field
 
-from ..device_schema import GIB, MIB, OS, PAGE, DeviceProfile, gtt_pages
+from ..device_schema import GIB, MIB, OS, PAGE, DeviceProfile, LiveConfig, gtt_pages
 from ..units import fmt_auto, fmt_bios_size
 from .build import Recognition
 from .facts import GpuFacts, MachineFacts
@@ -168,13 +168,22 @@ def check_carveout_zero(facts: MachineFacts, p: DeviceProfile, out: list[Finding
             source=SRC_AUTO))
 
 
-def check_carveout_large_linux(facts: MachineFacts, p: DeviceProfile, out: list[Finding]) -> None:
+def _carve_read(facts: MachineFacts) -> int:
+    """The carve-out amdgpu reports in effect (0: none read)."""
     apu = _apu(facts)
-    if apu is None or (apu.vram_total_bytes or 0) <= 4 * GIB:
-        return
-    carve = apu.vram_total_bytes
+    return (apu.vram_total_bytes or 0) if apu is not None else 0
+
+
+def _smaller_carveout(facts: MachineFacts, p: DeviceProfile) -> GttAdvice | None:
+    """The advice, when it is to shrink the carve-out (None otherwise)."""
     advice = gtt_advice(facts, p)
-    if advice is None or not advice.shrink:
+    return advice if advice is not None and advice.shrink else None
+
+
+def check_carveout_large_linux(facts: MachineFacts, p: DeviceProfile, out: list[Finding]) -> None:
+    carve = _carve_read(facts)
+    advice = _smaller_carveout(facts, p) if carve > 4 * GIB else None
+    if advice is None:
         return
     own = " (the value of your ttm.pages_limit, renamed)" if advice.uses_user_value else ""
     out.append(Finding(
@@ -275,25 +284,33 @@ def check_gtt(facts: MachineFacts, p: DeviceProfile, out: list[Finding]) -> None
 
 
 def check_ttm_module(facts: MachineFacts, p: DeviceProfile, out: list[Finding]) -> None:
-    if facts.amdttm_loaded and facts.cmdline.get("ttm.pages_limit") and not facts.cmdline.get("amdttm.pages_limit"):
+    if _ttm_option_ignored(facts):
         out.append(Finding(
             id="amdttm-ignored", level="problem",
             title="ttm.pages_limit is set but the amdgpu-dkms driver uses the amdttm module, which ignores it",
             fix=_amdttm_fix(facts, p),
             source="ROCm/legacy-rocm-build#5595; ROCm/legacy-rocm-build#3648"))
     if facts.cmdline.get("amdgpu.gttsize"):
-        v = kernel_version(facts.kernel) or (0, 0, 0, 0)
-        newer = v[:2] >= (7, 1)
-        out.append(Finding(
-            id="gttsize-deprecated", level="warn" if newer else "info",
-            title=f"amdgpu.gttsize={facts.cmdline['amdgpu.gttsize']} is deprecated",
-            detail="The kernel warns 'Configuring gttsize via module parameter is deprecated, please use "
-                   "ttm.pages_limit'. On Ubuntu 6.8 + ROCm 7.1.1 both were needed; on 7.1 pages_limit alone reaches "
-                   "the ceiling and setting both is discouraged.",
-            fix="remove amdgpu.gttsize and keep ttm.pages_limit" if newer else
-                "keep it only if ROCm sees less than the GTT without it; prefer ttm.pages_limit",
-            source="amd-gfx 'Mark amdgpu.gttsize parameter as deprecated' (Jan 2025); kyuz0/amd-strix-halo-toolboxes#98; "
-                   "noamsto/nix-amd-ai#96"))
+        out.append(_gttsize_deprecated(facts))
+
+
+def _ttm_option_ignored(facts: MachineFacts) -> bool:
+    """ttm.pages_limit on the command line of a machine whose amdttm module reads only amdttm.*."""
+    return facts.amdttm_loaded and bool(facts.cmdline.get("ttm.pages_limit")) and not facts.cmdline.get("amdttm.pages_limit")
+
+
+def _gttsize_deprecated(facts: MachineFacts) -> Finding:
+    newer = (kernel_version(facts.kernel) or (0, 0, 0, 0))[:2] >= (7, 1)
+    return Finding(
+        id="gttsize-deprecated", level="warn" if newer else "info",
+        title=f"amdgpu.gttsize={facts.cmdline['amdgpu.gttsize']} is deprecated",
+        detail="The kernel warns 'Configuring gttsize via module parameter is deprecated, please use "
+               "ttm.pages_limit'. On Ubuntu 6.8 + ROCm 7.1.1 both were needed; on 7.1 pages_limit alone reaches "
+               "the ceiling and setting both is discouraged.",
+        fix="remove amdgpu.gttsize and keep ttm.pages_limit" if newer else
+            "keep it only if ROCm sees less than the GTT without it; prefer ttm.pages_limit",
+        source="amd-gfx 'Mark amdgpu.gttsize parameter as deprecated' (Jan 2025); kyuz0/amd-strix-halo-toolboxes#98; "
+               "noamsto/nix-amd-ai#96")
 
 
 def _amdttm_fix(facts: MachineFacts, p: DeviceProfile) -> str:
@@ -338,12 +355,11 @@ def check_kernel(facts: MachineFacts, p: DeviceProfile, out: list[Finding]) -> N
 
 def _kernel_large_carveout(facts: MachineFacts, p: DeviceProfile) -> Finding | None:
     v = kernel_version(facts.kernel) or (0, 0, 0, 0)
-    apu = _apu(facts)
-    if v[:2] > (6, 15) or apu is None or (apu.vram_total_bytes or 0) <= 16 * GIB:
+    if v[:2] > (6, 15) or _carve_read(facts) <= 16 * GIB:
         return None
-    advice = gtt_advice(facts, p)
-    small = (f"the recommended setup (see the carve-out finding): {advice.recommended}"
-             if advice is not None and advice.shrink else "a small carve-out with a raised GTT")
+    advice = _smaller_carveout(facts, p)
+    small = (f"the recommended setup (see the carve-out finding): {advice.recommended}" if advice is not None
+             else "a small carve-out with a raised GTT")
     return Finding(
         id="kernel-large-carveout", level="problem",
         title="kernels <= 6.15 with a large carve-out expose only ~15.5 GB to ROCm",
@@ -445,7 +461,9 @@ def check_nvidia_unified(facts: MachineFacts, p: DeviceProfile, out: list[Findin
     if g is None or (g.vendor, g.kind) != ("nvidia", "integrated"):
         return
     avail, free = facts.mem_available_bytes, facts.mem_free_bytes
-    if avail is not None and free is not None and avail - free > 8 * GIB:
+    if avail is None:
+        return
+    if free is not None and avail - free > 8 * GIB:
         out.append(Finding(
             id="page-cache", level="info",
             title=f"the page cache holds {fmt_auto(avail - free)}: CUDA's free memory (MemFree) is that much lower "
@@ -453,7 +471,7 @@ def check_nvidia_unified(facts: MachineFacts, p: DeviceProfile, out: list[Findin
             detail="llama.cpp uses MemAvailable, but vLLM and other tools size from cudaMemGetInfo and under-use the pool.",
             fix="sudo sh -c 'sync; echo 3 > /proc/sys/vm/drop_caches' before loading; prefer --no-mmap",
             source="unslothai/unsloth#10704; https://build.nvidia.com/spark/nemotron/troubleshooting"))
-    if avail is not None and avail < 8 * GIB:
+    if avail < 8 * GIB:
         out.append(Finding(
             id="low-available", level="warn", title=f"only {fmt_auto(avail)} available",
             detail="On unified memory an out-of-memory can freeze the whole machine instead of killing the job.",
@@ -561,13 +579,13 @@ ADVICE_FINDINGS = {"gtt-default", "carveout-large-linux", "amdttm-ignored"}  # t
 
 def _memory_view(d: Diagnosis, profile: DeviceProfile, os: OS) -> None:
     """The carve-out, GPU cap and total in effect, and what each backend will report."""
+    live = profile.live or LiveConfig(os=os)
     d.carveout_bytes = profile.current_carveout() if profile.carveout is not None else None
-    live = profile.live
-    d.gpu_cap_bytes = live.gpu_cap_bytes if live and live.gpu_cap_bytes is not None else profile.gpu_cap_bytes(os)
-    d.gpu_cap_is_default = live.gpu_cap_is_default if live else None
+    d.gpu_cap_bytes = live.gpu_cap_bytes if live.gpu_cap_bytes is not None else profile.gpu_cap_bytes(os)
+    d.gpu_cap_is_default = live.gpu_cap_is_default
     d.gpu_total_bytes = profile.gpu_total_bytes(os)
-    if profile.carveout is not None and d.gpu_cap_bytes is not None:
-        d.gpu_total_bytes = (d.carveout_bytes or 0) + d.gpu_cap_bytes
+    if d.carveout_bytes is not None and d.gpu_cap_bytes is not None:
+        d.gpu_total_bytes = d.carveout_bytes + d.gpu_cap_bytes
     d.backends = [BackendView(backend=b.label, reports_bytes=profile.reported_bytes(b, os), how=b.reports,
                               max_alloc_bytes=b.max_alloc_bytes) for b in profile.backends(os)]
 
@@ -587,22 +605,21 @@ def _findings(facts: MachineFacts, profile: DeviceProfile, rec: Recognition | No
     return sorted(findings, key=lambda f: LEVEL_ORDER[f.level])
 
 
-def _diagnosis(facts: MachineFacts, profile: DeviceProfile | None, rec: Recognition | None) -> Diagnosis:
-    """What was recognised, before the findings."""
-    return Diagnosis(facts=facts, recognised=rec.entry.profile.id if rec and rec.entry else None,
-                     recognition=rec.why if rec else "no profile could be built",
-                     os=profile.default_os if profile is not None else facts.system,
-                     profile_id=profile.based_on or profile.id if profile else None,
-                     profile_name=profile.name if profile else None)
+def _no_profile(facts: MachineFacts, rec: Recognition | None) -> Diagnosis:
+    """The RAM could not be read, so there is no profile to plan with."""
+    return Diagnosis(facts=facts, recognised=None, recognition=rec.why if rec else "no profile could be built",
+                     os=facts.system, profile_id=None, profile_name=None,
+                     findings=[Finding(id="no-ram", level="problem", title="RAM could not be read: nothing to plan with",
+                                       detail="; ".join(facts.notes),
+                                       fix="pass --device ID or --device-file FILE to plan", source="probe")])
 
 
 def diagnose(facts: MachineFacts, profile: DeviceProfile | None, rec: Recognition | None) -> Diagnosis:
-    d = _diagnosis(facts, profile, rec)
     if profile is None:
-        d.findings = [Finding(id="no-ram", level="problem", title="RAM could not be read: nothing to plan with",
-                              detail="; ".join(facts.notes), fix="pass --device ID or --device-file FILE to plan",
-                              source="probe")]
-        return d
+        return _no_profile(facts, rec)
+    d = Diagnosis(facts=facts, recognised=rec.entry.profile.id if rec and rec.entry else None,
+                  recognition=rec.why if rec else "no profile could be built", os=profile.default_os,
+                  profile_id=profile.based_on or profile.id, profile_name=profile.name)
     _memory_view(d, profile, profile.default_os)
     d.findings = _findings(facts, profile, rec)
     if profile.default_os == "linux" and any(f.id in ADVICE_FINDINGS for f in d.findings):

@@ -225,17 +225,22 @@ def generic_profile(facts: MachineFacts, ram: int) -> DeviceProfile:
     g = facts.gpu()
     base = _draft(facts, g, ram, os)
     label = facts.cpu_name or facts.model_name or "unknown machine"
-    kind = machine_kind(g)
-    if g is not None and kind in BUILDERS:
-        BUILDERS[kind](facts, g, ram, os, base, label)
+    build = BUILDERS.get(machine_kind(g))
+    if g is not None and build is not None:
+        build(facts, g, ram, os, base, label)
     else:
         _cpu_only(facts, g, ram, os, base, label)
+    _assumption_notes(base, ram)
+    return DeviceProfile.model_validate(base)
+
+
+def _assumption_notes(base: Draft, ram: int) -> None:
+    """Say what the draft assumes: reserves scaled to a small machine, a bandwidth not read."""
     if ram < RESERVE_SCALE_FROM:
         base["notes"].append(reserve_note(ram))
         base["sources"].append({"field": "os", "ref": "derived", "note": reserve_note(ram)})
     if "bandwidth_gbps" in base["estimated"]:
         base["notes"].append(f"Memory bandwidth unknown: assumed {base['bandwidth_gbps']:g} GB/s; pass --bandwidth for speed estimates")
-    return DeviceProfile.model_validate(base)
 
 
 def _ram_bandwidth(facts: MachineFacts, base: Draft, key: str) -> None:

@@ -90,14 +90,22 @@ def _kernel_release(env: ProbeEnv) -> str:
     return res.stdout.strip() if res is not None and res.ok else ""
 
 
-def probe_identity(env: ProbeEnv, facts: MachineFacts) -> None:
+def _cpu_model(env: ProbeEnv) -> str:
     m = re.search(r"^model name\s*:\s*(.+)$", env.read("/proc/cpuinfo") or "", re.MULTILINE)
+    return m.group(1).strip() if m else ""
+
+
+def _board_names(env: ProbeEnv, dt: str) -> str:
+    """The DMI product, family and board names and the device-tree model, each once, placeholders left out."""
     dmi = [_read(env, f"/sys/class/dmi/id/{k}") for k in ("product_name", "product_family", "board_name")]
+    return " / ".join(x for x in dict.fromkeys(dmi + [dt]) if x and x.lower() not in _PLACEHOLDER_NAMES)
+
+
+def probe_identity(env: ProbeEnv, facts: MachineFacts) -> None:
     dt = (env.read("/proc/device-tree/model") or "").replace("\x00", "").strip()
-    names = [x for x in dict.fromkeys(dmi + [dt]) if x and x.lower() not in _PLACEHOLDER_NAMES]
-    facts.model_name = " / ".join(names)
+    facts.model_name = _board_names(env, dt)
     facts.vendor_name = _read(env, "/sys/class/dmi/id/sys_vendor")
-    facts.cpu_name = (m.group(1).strip() if m else "") or dt
+    facts.cpu_name = _cpu_model(env) or dt
     facts.kernel = _kernel_release(env)
     if not facts.kernel:
         facts.notes.append("kernel release unknown (/proc/sys/kernel/osrelease unreadable)")
@@ -131,11 +139,11 @@ def _amd_kind(env: ProbeEnv, dev: str, g: GpuFacts) -> None:
     """An AMD GPU we do not know: a small VRAM next to a much larger GTT is an APU (amdgpu lists
     both); a large VRAM with a product name is a card."""
     vram, gtt = g.vram_total_bytes, g.gtt_total_bytes
-    if g.vendor != "amd" or g.kind != "unknown" or vram is None or not gtt:
+    if (g.vendor, g.kind) != ("amd", "unknown") or vram is None or not gtt:
         return
-    if vram < 4 * 1024**3 and gtt > 2 * vram:
-        g.kind = "integrated"
-    elif vram >= 4 * 1024**3 and env.exists(f"{dev}/product_name"):
+    if vram < 4 * 1024**3:
+        g.kind = "integrated" if gtt > 2 * vram else g.kind
+    elif env.exists(f"{dev}/product_name"):
         g.kind = "discrete"
 
 

@@ -50,8 +50,6 @@ def probe_nvidia(env: ProbeEnv, facts: MachineFacts) -> None:
         return
     # sysfs may already list the same card (vendor 10de) without memory: replace it
     facts.gpus = [g for g in facts.gpus if g.vendor != "nvidia"] + found
-    for g in found:
-        if g.memory_not_reported:
-            facts.notes.append(f"{g.name}: nvidia-smi does not report memory (unified memory); "
-                               "the pool is the system RAM (/proc/meminfo)")
-        facts.probed.append(f"GPU: nvidia-smi ({g.name})")
+    facts.notes += [f"{g.name}: nvidia-smi does not report memory (unified memory); the pool is the system RAM "
+                    "(/proc/meminfo)" for g in found if g.memory_not_reported]
+    facts.probed += [f"GPU: nvidia-smi ({g.name})" for g in found]

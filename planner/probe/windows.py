@@ -58,15 +58,19 @@ def _system(data: dict[str, object], facts: MachineFacts) -> int | None:
     facts.model_name = _text(data, "Model")
     facts.vendor_name = _text(data, "Manufacturer")
     facts.os_version = " ".join(str(data.get(k) or "") for k in ("Caption", "Version")).strip()
+    _ram(data, facts)
+    return facts.ram_visible_bytes
+
+
+def _ram(data: dict[str, object], facts: MachineFacts) -> None:
+    """The RAM Windows sees, the DIMMs' total (else the size machines are sold with), what is free."""
     visible = _int(data.get("TotalPhysicalMemory"))
-    installed = _int(data.get("InstalledMemory"))
     facts.ram_visible_bytes = visible
-    facts.ram_installed_bytes = installed or (installed_ram_from_visible(visible) if visible else None)
+    facts.ram_installed_bytes = _int(data.get("InstalledMemory")) or (installed_ram_from_visible(visible) if visible else None)
     free_kb = _int(data.get("FreePhysicalMemoryKB"))
     facts.mem_available_bytes = free_kb * 1024 if free_kb is not None else None
     if visible:
         facts.probed.append("RAM: Win32_ComputerSystem.TotalPhysicalMemory, Win32_PhysicalMemory.Capacity")
-    return visible
 
 
 def _vendor(pci: str | None, name: str) -> Vendor:
@@ -112,14 +116,21 @@ def _gpu(raw: dict[str, object], registry: dict[str, int | None], visible: int |
     return g
 
 
-def parse_windows(stdout: str, facts: MachineFacts) -> None:
+def _json_object(stdout: str, facts: MachineFacts) -> dict[str, object] | None:
     try:
         data = json.loads(stdout)
     except ValueError:
         facts.notes.append("PowerShell output was not JSON: RAM and GPU unknown")
-        return
+        return None
     if not isinstance(data, dict):
         facts.notes.append("PowerShell output had an unexpected shape: RAM and GPU unknown")
+        return None
+    return data
+
+
+def parse_windows(stdout: str, facts: MachineFacts) -> None:
+    data = _json_object(stdout, facts)
+    if data is None:
         return
     visible = _system(data, facts)
     _modules(data, facts)
