@@ -4,9 +4,10 @@ the one-at-a-time answer, which the `--together` planner (planner/workload_toget
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .plan_types import PlanModel, PlanRequest
+from .search import SearchHooks
 from .workload import WorkloadEntry
 
 if TYPE_CHECKING:
@@ -35,7 +36,7 @@ class DeviceRun:
     alone_settings: list[Setting]
     chosen: Candidate | None
     report: DeviceWorkload
-    planner_kw: dict[str, Any] = field(default_factory=dict)  # test doubles for the estimator
+    planner_kw: SearchHooks = field(default_factory=lambda: SearchHooks())  # stand-ins for the estimator (tests)
 
 
 def request_for(entry: WorkloadEntry, base: PlanRequest, model: PlanModel) -> PlanRequest:

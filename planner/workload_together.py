@@ -18,10 +18,10 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, replace
-from typing import Any, Literal
+from typing import Literal
 
 from .device_schema import DeviceProfile
-from .estimate_types import Breakdown, DeviceUsage
+from .estimate_types import Breakdown, DeviceUsage, LayerUsage
 from .fit import FitResult, place
 from .plan import Planner, cap_change, tier_label
 from .search import Evaluation, largest_gpu_weight_bytes, placement
@@ -91,10 +91,12 @@ def _rates(parts: list[Part]) -> dict[str, float]:
     return {comp: _summed_rate(parts, comp) for comp in sorted({k for b, _ in parts for k in b.estimated})}
 
 
-def _merged_lists(parts: list[Part]) -> dict[str, list[Any]]:
-    """The per-model lists a sum keeps whole: every layer and every warning."""
-    return {"layers": [layer for b, _ in parts for layer in b.layers],
-            "warnings": [w for b, _ in parts for w in b.warnings]}
+def _layers(parts: list[Part]) -> list[LayerUsage]:
+    return [layer for b, _ in parts for layer in b.layers]
+
+
+def _warnings(parts: list[Part]) -> list[str]:
+    return [w for b, _ in parts for w in b.warnings]
 
 
 def sum_breakdown(parts: list[Part]) -> Breakdown:
@@ -106,7 +108,7 @@ def sum_breakdown(parts: list[Part]) -> Breakdown:
     first = parts[0][0]
     breakdowns = [b for b, _ in parts]
     return Breakdown.model_construct(  # summed from validated breakdowns: skip re-validation
-        **{f: _summed(parts, f) for f in _TOTALS}, **_merged_lists(parts),
+        **{f: _summed(parts, f) for f in _TOTALS}, layers=_layers(parts), warnings=_warnings(parts),
         devices=[gpu, host], nonrepeating_weights={},
         n_ctx=max(b.n_ctx for b in breakdowns), kv_cells=max(b.kv_cells for b in breakdowns),
         flash_attn=all(b.flash_attn for b in breakdowns), output_on_gpu=True,

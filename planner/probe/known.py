@@ -93,7 +93,8 @@ def kernel_version(release: str) -> tuple[int, int, int, int] | None:
     m = KERNEL_RE.match(release.strip())
     if not m:
         return None
-    return tuple(int(x) if x else 0 for x in m.groups())  # type: ignore[return-value]
+    major, minor, patch, local = (int(x) if x else 0 for x in m.groups())
+    return major, minor, patch, local
 
 
 @dataclass(frozen=True)
