@@ -117,9 +117,12 @@ def _close(ref: str, profs: list[ProfileSummary]) -> list[ProfileSummary]:
     """The profiles close in spelling, closest first; failing any, those whose id contains every
     token ("395 64" -> ai-max-395-64g)."""
     scored = sorted(((_closeness(ref, p), p) for p in profs), key=lambda x: (-x[0], x[1].id))
-    close = [p for score, p in scored if score >= CLOSE_SPELLING]
+    return [p for score, p in scored if score >= CLOSE_SPELLING] or _containing_tokens(ref, profs)
+
+
+def _containing_tokens(ref: str, profs: list[ProfileSummary]) -> list[ProfileSummary]:
     tokens = _tokens(ref)
-    return close or [p for p in profs if tokens and all(t in p.id for t in tokens)]
+    return [p for p in profs if all(t in p.id for t in tokens)] if tokens else []
 
 
 def _spelled_like(ref: str, profs: list[ProfileSummary], n: int) -> list[str]:

@@ -32,9 +32,9 @@ def _differs(values: list[float | None]) -> bool:
 
 
 def _fields_that_differ(row: list[MatrixCell]) -> list[str]:
-    fields = [f for f, vals in (("quant", [c.quant for c in row]), ("placement", [c.placement for c in row]))
-              if len(set(vals)) > 1]
-    return fields + [f for f in ("est_tps_at_ctx", "est_ttft_s") if _differs([getattr(c, f) for c in row])]
+    """Quant and memory class where any two devices differ; speeds where they differ by a share."""
+    exact = [f for f in ("quant", "placement") if len({getattr(c, f) for c in row}) > 1]
+    return exact + [f for f in ("est_tps_at_ctx", "est_ttft_s") if _differs([getattr(c, f) for c in row])]
 
 
 def _difference_text(title: str, row: list[MatrixCell], fields: list[str]) -> str:

@@ -194,10 +194,7 @@ def _switch_cost(cands: list[Candidate], profile: DeviceProfile, os_: OS) -> str
     """What moving between the candidate settings costs on this device, in one line."""
     if len(cands) < 2:
         return "nothing to switch: this device has one setting"
-    changes: dict[str, bool] = {}
-    for c in cands[1:]:
-        for w, r in changes_between(cands[0].setting, c.setting, profile, os_):
-            changes[w] = r
+    changes = {w: r for c in cands[1:] for w, r in changes_between(cands[0].setting, c.setting, profile, os_)}
     if not changes:
         return "nothing to switch"
     return "; ".join(f"{w}: {'a reboot each way' if r else 'no reboot'}" for w, r in changes.items())
@@ -212,20 +209,24 @@ def model_info(item: WorkItem, ctx: int) -> WorkloadModelInfo:
                              mmproj=m.projector.name if (m.projector and item.entry.mmproj != "none") else None)
 
 
+def _device_report(items: list[WorkItem], planners: list[Planner], profile: DeviceProfile, together: bool,
+                   allow_spill: bool, hooks: SearchHooks) -> DeviceWorkload:
+    """One device's answer: the one-at-a-time setting, or (--together) the models loaded at once."""
+    from .workload_together import plan_together  # only for --together
+
+    run = plan_device(items, planners, profile, allow_spill, **hooks)
+    if together:
+        plan_together(items, run, profile)
+    return run.report
+
+
 def plan_workload(workload: Workload, items: list[WorkItem], base: PlanRequest, profiles: list[DeviceProfile],
                   **hooks: Unpack[SearchHooks]) -> WorkloadPlan:
     """Plan the workload on every device: one setting each, the trade-off table, the buyer's matrix."""
-    from .workload_together import plan_together  # only for --together
-
     t0 = time.perf_counter()
     planners = [Planner(it.model, request_for(it.entry, base, it.model), **hooks) for it in items]
     infos = [model_info(it, p.ctx()[0]) for it, p in zip(items, planners)]
-    devices: list[DeviceWorkload] = []
-    for profile in profiles:
-        run = plan_device(items, planners, profile, base.allow_spill, **hooks)
-        if workload.together:
-            plan_together(items, run, profile)
-        devices.append(run.report)
+    devices = [_device_report(items, planners, profile, workload.together, base.allow_spill, hooks) for profile in profiles]
     cells = matrix_cells(devices)
     diffs = differences(infos, cells, [d.device.id for d in devices]) if len(devices) > 1 else []
     out = WorkloadPlan(models=infos, together=workload.together, devices=devices, matrix=cells, differences=diffs,
