@@ -13,6 +13,8 @@ A text or JSON plan never runs this (PlanRequest.ctx_chart).
 
 from __future__ import annotations
 
+from typing import Callable
+
 from .errors import EstimateError
 from .fit import FitConfig, FitResult, last_fitting
 from .plan_types import ChartLimit, CtxChart, CtxCurve, CtxPoint, PlanVariant
@@ -42,7 +44,7 @@ def _point(fit: FitResult, ctx: int) -> CtxPoint:
 
 def _slower_class(fit: FitResult) -> bool:
     """Whether part of the GPU's memory is slower (Windows shared GPU memory beyond the carve-out)."""
-    return fit.memory_architecture == "carveout" and fit.shared_slowdown > 1.0
+    return fit.spills_slowly
 
 
 Edges = tuple[int | None, int | None]  # (longest context that loads, longest in fast memory)
@@ -79,8 +81,8 @@ class _Quant:
         stop = None
         past = next((p.ctx for p in points if p.placement == "none"), None)
         if past is not None:  # what gives first: not always a line of the chart (Windows' load staging)
-            fails = self.fit_at(past).blocking_failures
-            stop = fails[0].name if fails else None
+            blocker = self.fit_at(past).first_blocker
+            stop = blocker.name if blocker else None
         return CtxCurve(quant=self.v.quant, points=points, fits_until_ctx=edges[0], fast_until_ctx=edges[1],
                         stop=stop)
 
@@ -94,6 +96,47 @@ def chart_upper(ctx: int, full: int, longest: int) -> int:
     return max(ctx, min(full, want))
 
 
+def _desk(r: FitResult) -> str:
+    return f", after the {fmt_bytes(r.gpu_reserve_bytes, digits=1)} the desktop holds" if r.gpu_reserve_bytes else ""
+
+
+def _os_reserve(r: FitResult, os_line: int) -> ChartLimit:
+    return ChartLimit(kind="os_reserve", label=f"OS under its {fmt_bytes(r.reserve_bytes, digits=0)} reserve",
+                      bytes=os_line)
+
+
+def _carveout_limits(r: FitResult) -> list[ChartLimit]:
+    """The end of the carve-out where a slower window follows it, all the GPU may use, and the OS
+    reserve (the GPU side fills the carve-out before it takes RAM from the OS)."""
+    dedicated = next((p.capacity_bytes for p in r.pools if p.name == "dedicated"), 0)
+    shared = next((p.label for p in r.pools if p.name == "shared"), "shared memory")
+    carve = fmt_bios_size(r.carveout_bytes)
+    if _slower_class(r):
+        out = [ChartLimit(kind="fast", label=f"carve-out {carve}: full speed{_desk(r)}", bytes=r.fast_capacity_bytes),
+               ChartLimit(kind="gpu", label=f"GPU max: carve-out + {r.spill_label or shared} "
+                                            f"({r.shared_slowdown:.1f}x slower)", bytes=r.gpu_capacity_bytes)]
+    else:
+        out = [ChartLimit(kind="gpu", label=f"GPU max: carve-out {carve} + {shared}{_desk(r)}", bytes=r.gpu_capacity_bytes)]
+    return out + [_os_reserve(r, max(r.gpu_need_bytes + r.safety_bytes, dedicated) + r.os_free_bytes)]
+
+
+def _unified_limits(r: FitResult) -> list[ChartLimit]:
+    return [ChartLimit(kind="gpu", label=f"{r.fast_label or 'GPU limit'}{_desk(r)}", bytes=r.gpu_capacity_bytes),
+            _os_reserve(r, r.gpu_need_bytes + r.safety_bytes + r.os_free_bytes)]
+
+
+def _card_limits(r: FitResult) -> list[ChartLimit]:
+    """A card: system RAM holds only the CPU side, so the OS reserve is no line on this chart."""
+    return [ChartLimit(kind="gpu", label=f"VRAM{_desk(r)}", bytes=r.gpu_capacity_bytes)]
+
+
+LIMITS: dict[str, Callable[[FitResult], list[ChartLimit]]] = {
+    "carveout": _carveout_limits,
+    "unified": _unified_limits,
+    "discrete": _card_limits,
+}
+
+
 def limits(search: Search, dev: DeviceSetup, v: PlanVariant, cfg: FitConfig, *, ctx: int, ctk: str,
            ctv: str) -> list[ChartLimit]:
     """The lines the GPU side (with its safety) meets on this configuration: the end of fast memory
@@ -102,30 +145,15 @@ def limits(search: Search, dev: DeviceSetup, v: PlanVariant, cfg: FitConfig, *, 
     recommended quant at the requested context)."""
     bd = search.breakdown(v, ctx=ctx, backend=dev.est_backend, ctk=ctk, ctv=ctv, mmap=dev.base.mmap)
     r = search.place(bd, v, dev, cfg)
-    out: list[ChartLimit] = []
-    desk = f", after the {fmt_bytes(r.gpu_reserve_bytes, digits=1)} the desktop holds" if r.gpu_reserve_bytes else ""
-    if r.memory_architecture == "carveout":
-        dedicated = next((p.capacity_bytes for p in r.pools if p.name == "dedicated"), 0)
-        shared = next((p.label for p in r.pools if p.name == "shared"), "shared memory")
-        carve = fmt_bios_size(r.carveout_bytes)
-        if _slower_class(r):
-            out.append(ChartLimit(kind="fast", label=f"carve-out {carve}: full speed{desk}",
-                                  bytes=r.fast_capacity_bytes))
-            out.append(ChartLimit(kind="gpu", label=f"GPU max: carve-out + {r.spill_label or shared} "
-                                                    f"({r.shared_slowdown:.1f}x slower)", bytes=r.gpu_capacity_bytes))
-        else:
-            out.append(ChartLimit(kind="gpu", label=f"GPU max: carve-out {carve} + {shared}{desk}",
-                                  bytes=r.gpu_capacity_bytes))
-        os_line = max(r.gpu_need_bytes + r.safety_bytes, dedicated) + r.os_free_bytes
-    elif r.memory_architecture == "unified":
-        out.append(ChartLimit(kind="gpu", label=f"{r.fast_label or 'GPU limit'}{desk}", bytes=r.gpu_capacity_bytes))
-        os_line = r.gpu_need_bytes + r.safety_bytes + r.os_free_bytes
-    else:  # a card: system RAM holds only the CPU side, so the OS reserve is no line on this chart
-        out.append(ChartLimit(kind="gpu", label=f"VRAM{desk}", bytes=r.gpu_capacity_bytes))
-        return out
-    out.append(ChartLimit(kind="os_reserve", label=f"OS under its {fmt_bytes(r.reserve_bytes, digits=0)} reserve",
-                          bytes=os_line))
-    return out
+    return LIMITS[r.memory_architecture](r)
+
+
+def _charted(q: _Quant, full: int) -> tuple[_Quant, Edges] | None:
+    """A quant with its edges, or None for a KV type its heads refuse (no line rather than no report)."""
+    try:
+        return q, q.edges(full)
+    except EstimateError:
+        return None
 
 
 def ctx_chart(search: Search, dev: DeviceSetup, basis: FitResult, *, ctx: int, ctk: str, ctv: str,
@@ -134,19 +162,9 @@ def ctx_chart(search: Search, dev: DeviceSetup, basis: FitResult, *, ctx: int, c
     cfg = basis.config
     full = max(ctx, (search.n_ctx_train or UNKNOWN_TRAIN_CTX) * search.req.n_parallel)
     full = -(-full // CTX_STEP) * CTX_STEP
-    quants: list[tuple[_Quant, Edges]] = []
-    for v in search.model.variants:
-        q = _Quant(search, dev, v, cfg, ctk, ctv)
-        try:
-            quants.append((q, q.edges(full)))
-        except EstimateError:  # a KV type this quant's heads refuse: no line rather than no report
-            continue
+    quants = [q for v in search.model.variants if (q := _charted(_Quant(search, dev, v, cfg, ctk, ctv), full))]
     upper = chart_upper(ctx, full, max((e[0] or 0 for _, e in quants), default=0))
-    curves = []
-    for q, e in quants:
-        c = q.curve(ctx, upper, e)
-        c.recommended = q.v.quant == recommended
-        curves.append(c)
+    curves = [q.curve(ctx, upper, e).model_copy(update={"recommended": q.v.quant == recommended}) for q, e in quants]
     ref = next((v for v in search.model.variants if v.quant == recommended), search.model.variants[0])
     return CtxChart(carveout_bytes=basis.carveout_bytes, gpu_cap_bytes=basis.gpu_cap_bytes, cache_type_k=ctk,
                     cache_type_v=ctv, ctx=ctx, ctx_train=search.n_ctx_train,

@@ -21,7 +21,8 @@ Arithmetic lives in the methods below so every consumer splits memory the same w
 
 import math
 import re
-from typing import Annotated, Literal
+from dataclasses import dataclass
+from typing import Annotated, Callable, Literal
 
 from pydantic import AliasChoices, BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
@@ -62,22 +63,30 @@ MIB = 1024**2
 PAGE = 4096  # TTM pages are 4 KiB: ttm.pages_limit = GiB x 262144
 
 
+def _parsed(value: str) -> int:
+    try:
+        return parse_size(value.replace(" ", ""))
+    except Exception:
+        raise ValueError(f"invalid size {value!r}: use bytes or a size such as 64g, 512m, 0.5GiB") from None
+
+
+def _in_range(value: int | float) -> None:
+    if isinstance(value, float) and not math.isfinite(value):
+        raise ValueError(f"invalid size {value!r}: sizes are finite numbers of bytes")
+    if value < 0:
+        raise ValueError(f"invalid size {value!r}: sizes cannot be negative")
+    if value > _MAX_BYTES:
+        raise ValueError(f"invalid size {value!r}: more than {fmt_auto(_MAX_BYTES)}, which no machine has "
+                         f"({DEVICE_BOUNDS['bytes'].reason})")
+
+
 def _to_bytes(value: object) -> object:
     """Profiles may write sizes as text ("64 GiB", "512m", "0.5g"); binary units, like planner.units.
     Every size is finite, not negative and within DEVICE_BOUNDS["bytes"] (planner/plausibility.py)."""
     if isinstance(value, str):
-        try:
-            value = parse_size(value.replace(" ", ""))
-        except Exception:
-            raise ValueError(f"invalid size {value!r}: use bytes or a size such as 64g, 512m, 0.5GiB") from None
-    if isinstance(value, float) and not math.isfinite(value):
-        raise ValueError(f"invalid size {value!r}: sizes are finite numbers of bytes")
+        value = _parsed(value)
     if isinstance(value, (int, float)) and not isinstance(value, bool):
-        if value < 0:
-            raise ValueError(f"invalid size {value!r}: sizes cannot be negative")
-        if value > _MAX_BYTES:
-            raise ValueError(f"invalid size {value!r}: more than {fmt_auto(_MAX_BYTES)}, which no machine has "
-                             f"({DEVICE_BOUNDS['bytes'].reason})")
+        _in_range(value)
     return value
 
 
@@ -279,21 +288,16 @@ class DeviceProfile(_Strict):
 
     @model_validator(mode="after")
     def _consistent(self) -> "DeviceProfile":
-        if self.default_os not in self.os:
-            raise ValueError(f"default_os {self.default_os!r} has no entry in [os]")
-        if self.memory_architecture == "carveout" and self.carveout is None:
-            raise ValueError("a carveout device needs a [carveout] table")
-        if self.memory_architecture != "carveout" and self.carveout is not None:
-            raise ValueError(f"a {self.memory_architecture} device has no [carveout] table")
-        if self.memory_architecture == "discrete" and not self.vram_bytes:
-            raise ValueError("a discrete device needs vram_bytes")
-        if self.memory_architecture != "discrete" and self.vram_bytes:
-            raise ValueError("vram_bytes is for discrete cards; an APU's dedicated memory is its [carveout]")
-        if self.carveout is not None:
-            too_big = [o for o in self.carveout.options_bytes if o >= self.ram_bytes - self.firmware_reserved_bytes]
-            if too_big:
-                raise ValueError(f"carve-out option {too_big[0]} leaves the OS no RAM (ram_bytes {self.ram_bytes})")
+        problem = next((why(self) for broken, why in _CONSISTENCY if broken(self)), None)
+        if problem is not None:
+            raise ValueError(problem)
         return self
+
+    def carveouts_too_big(self) -> list[int]:
+        """Carve-out options that would leave the OS no RAM."""
+        if self.carveout is None:
+            return []
+        return [o for o in self.carveout.options_bytes if o >= self.ram_bytes - self.firmware_reserved_bytes]
 
     # ----------------------------------------------------------------- lookups
 
@@ -407,27 +411,19 @@ class DeviceProfile(_Strict):
     def reported_bytes(self, backend: BackendInfo, os: OS | None = None, carveout_bytes: int | None = None,
                        setting_bytes: int | None = None) -> int | None:
         """The total memory this backend will report to llama.cpp, or None when unknown."""
-        carve = self.current_carveout() if carveout_bytes is None else carveout_bytes
-        cap = self.gpu_cap_bytes(os, carveout_bytes, setting_bytes) or 0
-        visible = self.os_visible_ram(carveout_bytes)
-        kind = backend.reports_as
-        if kind == "carveout_plus_cap":
-            return carve + cap
-        if kind == "max_carveout_cap":
-            return max(carve, cap)
-        if kind == "carveout":
-            return carve
-        if kind == "cap":
-            return cap
-        if kind == "mem_available":
-            if self.live is not None and self.live.mem_available_bytes is not None and carveout_bytes is None:
-                return self.live.mem_available_bytes
-            return max(0, visible - self.reserve(os, "headless"))
-        if kind == "vram":
-            return self.vram_bytes
-        if kind == "host_ram":
-            return visible
-        return None
+        seen = Seen(carve=self.current_carveout() if carveout_bytes is None else carveout_bytes,
+                    cap=self.gpu_cap_bytes(os, carveout_bytes, setting_bytes) or 0,
+                    visible=self.os_visible_ram(carveout_bytes), os=os, carveout_given=carveout_bytes is not None)
+        how = _REPORTS.get(backend.reports_as or "")
+        return how(self, seen) if how is not None else None
+
+    def mem_available(self, seen: "Seen") -> int:
+        """MemAvailable: read on this machine at the split in effect, else the RAM the OS sees less
+        its headless reserve."""
+        live = self.live
+        if live is not None and live.mem_available_bytes is not None and not seen.carveout_given:
+            return live.mem_available_bytes
+        return max(0, seen.visible - self.reserve(seen.os, "headless"))
 
     def cap_setting(self, os: OS | None, cap_bytes: int) -> str | None:
         """The setting a user writes to get this GPU cap on this OS, or None when not tunable."""
@@ -446,6 +442,43 @@ class DeviceProfile(_Strict):
         """Sources whose `field` is this field or a prefix of it (e.g. 'os.linux' covers 'os.linux.gpu_cap')."""
         return [s for s in self.sources if field == s.field or field.startswith(s.field + ".")
                 or s.field.startswith(field + ".")]
+
+
+@dataclass(frozen=True, slots=True)
+class Seen:
+    """The pools a backend's report is made of, at one carve-out and cap."""
+
+    carve: int
+    cap: int
+    visible: int
+    os: OS | None
+    carveout_given: bool  # a carve-out being planned, not the one in effect
+
+
+# How each backend turns the pools into the total it reports (BackendInfo.reports_as)
+_REPORTS: dict[str, Callable[[DeviceProfile, Seen], int | None]] = {
+    "carveout_plus_cap": lambda p, s: s.carve + s.cap,
+    "max_carveout_cap": lambda p, s: max(s.carve, s.cap),
+    "carveout": lambda p, s: s.carve,
+    "cap": lambda p, s: s.cap,
+    "mem_available": lambda p, s: p.mem_available(s),
+    "vram": lambda p, s: p.vram_bytes,
+    "host_ram": lambda p, s: s.visible,
+}
+
+# A profile's consistency rules: (broken, why) in the order they are checked
+_CONSISTENCY: tuple[tuple[Callable[[DeviceProfile], bool], Callable[[DeviceProfile], str]], ...] = (
+    (lambda p: p.default_os not in p.os, lambda p: f"default_os {p.default_os!r} has no entry in [os]"),
+    (lambda p: p.memory_architecture == "carveout" and p.carveout is None,
+     lambda p: "a carveout device needs a [carveout] table"),
+    (lambda p: p.memory_architecture != "carveout" and p.carveout is not None,
+     lambda p: f"a {p.memory_architecture} device has no [carveout] table"),
+    (lambda p: p.memory_architecture == "discrete" and not p.vram_bytes, lambda p: "a discrete device needs vram_bytes"),
+    (lambda p: p.memory_architecture != "discrete" and bool(p.vram_bytes),
+     lambda p: "vram_bytes is for discrete cards; an APU's dedicated memory is its [carveout]"),
+    (lambda p: bool(p.carveouts_too_big()),
+     lambda p: f"carve-out option {p.carveouts_too_big()[0]} leaves the OS no RAM (ram_bytes {p.ram_bytes})"),
+)
 
 
 def gtt_pages(cap_bytes: int) -> int:

@@ -41,6 +41,23 @@ class HubError(MemfitError):
     kind = "hub"
 
 
+class RepoNotFoundError(HubError):
+    """No such repo (or private without access): an alias may fall through to its next repo."""
+
+
+class GatedRepoAccessError(HubError):
+    """A gated repo this token (or no token) may not read."""
+
+
+class OfflineMissError(HubError):
+    """HF_HUB_OFFLINE is set and what we need is not cached."""
+
+
+class FileChangedError(HubError):
+    """A file's bytes do not belong to the listing it was read for (size or ETag changed between
+    the listing and the read, or between two ranges of one read): reported, never mixed."""
+
+
 class RegistryError(MemfitError):
     """The Ollama registry (or the network to it) refused or failed, or the offline switch is on
     and what is needed is not cached."""
@@ -80,3 +97,12 @@ class InputError(MemfitError):
 
     exit_code = 2
     kind = "usage"
+
+
+# --------------------------------------------------------------------------- internal signals
+# Raised and caught inside a network module; they never reach the user (the module turns each
+# into a HubError with a message and a hint).
+
+
+class DeadlineExceeded(Exception):
+    """A network read's overall deadline passed (between two chunks of an answer, or before a retry)."""

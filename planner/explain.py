@@ -25,6 +25,9 @@ def ctx_words(n: int) -> str:
     return fmt_ctx(n) if n % 1024 == 0 else f"{n / 1024:.1f}k ({n} tokens)"
 
 
+FactValues = dict[str, float | int | str | bool | None]
+
+
 def _b(v: object) -> str:
     return fmt_bytes(int(v)) if isinstance(v, (int, float)) else "?"
 
@@ -33,31 +36,44 @@ def _tps(v: object) -> str:
     return f"{float(v):.1f}" if isinstance(v, (int, float)) else "?"
 
 
+def _where(v: FactValues) -> str:
+    """Where the chosen option's bytes live, in words."""
+    if v.get("tier") == "cpu_only":
+        return "on the CPU from system RAM"
+    if v["placement"] == "fast" and v.get("memory_architecture") == "carveout" and v.get("tier") == "dedicated":
+        return "fully in the carve-out (dedicated GPU memory)"
+    if v["placement"] == "fast" and v.get("memory_architecture") == "unified":
+        return "fully on the GPU (unified memory)"
+    return _WHERE.get(str(v["placement"]), "")
+
+
+def _room(v: FactValues) -> str:
+    if v.get("tier") == "cpu_only":
+        return f"{_b(v['spare_bytes'])} of RAM to spare"
+    margin = "estimate margin" if v["placement"] == "fast" and v.get("fast_label") == "carve-out" else "safety margin"
+    return f"{_b(v['spare_bytes'])} to spare beyond a {_b(v['safety_bytes'])} {margin}"
+
+
 def _chosen(f: Fact) -> str:
     v = f.values
-    where = _WHERE.get(str(v["placement"]), "")
-    if v.get("tier") == "cpu_only":
-        where = "on the CPU from system RAM"
-    elif v["placement"] == "fast" and v.get("memory_architecture") == "carveout" and v.get("tier") == "dedicated":
-        where = "fully in the carve-out (dedicated GPU memory)"
-    elif v["placement"] == "fast" and v.get("memory_architecture") == "unified":
-        where = "fully on the GPU (unified memory)"
     pool = v.get("pool")
     policy = _POLICY.get(str(v["prefer"]), "")
     if pool == "fast" and v.get("tier") != "cpu_only":
         policy = policy.replace("that runs", "that runs at full speed")
     kv = f" with a {v['kv']} KV cache" if pool == "fast-kv" else ""
-    margin = "estimate margin" if v["placement"] == "fast" and v.get("fast_label") == "carve-out" else "safety margin"
-    room = (f"{_b(v['spare_bytes'])} to spare beyond a {_b(v['safety_bytes'])} {margin}" if v.get("tier") != "cpu_only"
-            else f"{_b(v['spare_bytes'])} of RAM to spare")
-    return f"{f.quant} is {policy}: {where}{kv} at {fmt_ctx(int(v['ctx']))} context, {room}"
+    return f"{f.quant} is {policy}: {_where(v)}{kv} at {fmt_ctx(int(v['ctx']))} context, {_room(v)}"
+
+
+def _against(v: FactValues, words: str) -> str:
+    """`words` with the option's and the choice's t/s filled in, when both are known ("" otherwise)."""
+    if v.get("est_tps") is None or v.get("chosen_tps") is None:
+        return ""
+    return words.format(est=_tps(v["est_tps"]), chosen=_tps(v["chosen_tps"]))
 
 
 def _next_spills(f: Fact) -> str:
     v = f.values
-    speed = ""
-    if v.get("est_tps") is not None and v.get("chosen_tps") is not None:
-        speed = f" (est. {_tps(v['est_tps'])} t/s against {_tps(v['chosen_tps'])} for the choice)"
+    speed = _against(v, " (est. {est} t/s against {chosen} for the choice)")
     return (f"{f.quant} (next in quality) does not fit in fast memory: about {_b(v['spill_bytes'])} would spill into "
             f"{v['spill_label']}, {float(v['slowdown']):.1f}x slower to read{speed}; --allow-spill recommends it anyway")
 
@@ -74,10 +90,7 @@ def _next_blocked(f: Fact) -> str:
 
 
 def _next_same_class(f: Fact) -> str:
-    v = f.values
-    slower = ""
-    if v.get("est_tps") is not None and v.get("chosen_tps") is not None:
-        slower = f" and decodes at {_tps(v['est_tps'])} vs {_tps(v['chosen_tps'])} t/s est."
+    slower = _against(f.values, " and decodes at {est} vs {chosen} t/s est.")
     return (f"{f.quant} fits too, but above 8 bits per weight quality is within noise (llama.cpp's quantize "
             f"table: Q8_0 +0.0026 ppl vs F16 +0.0020){slower}: --quant {f.quant} to take it anyway")
 

@@ -62,7 +62,9 @@ _hf_utils = _Lazy("huggingface_hub.utils")
 from . import __version__
 from .cache import Cache, default_cache, listing_key
 from .counters import Counters
-from .errors import HubError, MemfitError, ResolveError
+from .errors import DeadlineExceeded as _DeadlineExceeded
+from .errors import (FileChangedError, GatedRepoAccessError, HubError, MemfitError, OfflineMissError,  # noqa: F401
+                     RepoNotFoundError, ResolveError)
 from .units import one_line
 
 log = logging.getLogger("memfit.hub")
@@ -207,18 +209,6 @@ STATS = NetStats()
 # --- errors ---------------------------------------------------------------------------------------
 
 
-class RepoNotFoundError(HubError):
-    """No such repo (or private without access): an alias may fall through to its next repo."""
-
-
-class GatedRepoAccessError(HubError):
-    """A gated repo this token (or no token) may not read."""
-
-
-class OfflineMissError(HubError):
-    """HF_HUB_OFFLINE is set and what we need is not cached."""
-
-
 def _web(cfg: NetConfig, repo: str) -> str:
     return f"{cfg.endpoint}/{repo}"
 
@@ -252,11 +242,6 @@ def offline_missing(what: str) -> HubError:
                          "or unset HF_HUB_OFFLINE")
 
 
-class FileChangedError(HubError):
-    """A file's bytes do not belong to the listing it was read for (size or ETag changed between
-    the listing and the read, or between two ranges of one read): reported, never mixed."""
-
-
 class _Clock:
     """The time budget of one network read (or one listing request): all attempts, all waits
     between them and every byte of every answer must fit in `cfg.deadline` seconds."""
@@ -278,10 +263,6 @@ class _Clock:
     def op_timeout(self) -> httpx2.Timeout:
         """The per-operation timeout, cut short where the deadline comes first."""
         return httpx2.Timeout(max(0.05, min(self.cfg.timeout, self.remaining())))
-
-
-class _DeadlineExceeded(Exception):
-    """The read's overall deadline passed (between two chunks of an answer, or before a retry)."""
 
 
 def _spent(attempts: int, clock: _Clock | None) -> str:

@@ -32,15 +32,21 @@ def accepts(flag: str, build: int | None) -> bool | None:
     entry = _table()["flags"].get(flag)
     if entry is None:
         return None
-    since, gone = int(entry["since"]), entry.get("gone")
-    oldest = min(known_builds())
-    if build >= since and (gone is None or build < _last_with(flag, since, int(gone)) + 1):
+    since = int(entry["since"])
+    gone = int(entry["gone"]) if entry.get("gone") is not None else None
+    if build >= since and (gone is None or build <= _last_with(flag, since, gone)):
         return True
-    if gone is not None and build >= int(gone):
+    if gone is not None and build >= gone:
         return False
-    if build < since and since > oldest:
-        return None if build > _previous(since) else False
-    return None
+    return _before_known(build, since)
+
+
+def _before_known(build: int, since: int) -> bool | None:
+    """A build before the first known build with the flag: False from the known build before that
+    one down, None in between (and for a flag the oldest known build already has)."""
+    if build >= since or since <= min(known_builds()):
+        return None
+    return None if build > _previous(since) else False
 
 
 def _previous(build: int) -> int:

@@ -1,5 +1,6 @@
 """Memory classes as data: what the window beyond an APU's carve-out costs per OS and backend,
-what the desktop already holds on the GPU, and what loading needs (planner/data/memory.toml).
+what the desktop already holds on the GPU, what loading needs, how each memory architecture looks
+on each OS, and the knobs that raise a GPU cap (planner/data/memory.toml).
 
 The fit solver asks these questions; the numbers and their sources live in the data file, so a
 new measurement changes a table row, not code.
@@ -11,6 +12,7 @@ import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
+from typing import Any, Literal
 
 from .units import parse_size
 
@@ -47,7 +49,7 @@ def _short(source: str) -> str:
 
 
 @lru_cache(maxsize=1)
-def _table() -> dict:
+def _table() -> dict[str, Any]:
     text = resources.files("planner.data").joinpath("memory.toml").read_text(encoding="utf-8")
     return tomllib.loads(text)
 
@@ -95,3 +97,45 @@ def macos_wired_default(ram_bytes: int) -> MacWiredDefault:
     new = t["from_26"]
     return MacWiredDefault(before_26=float(before), from_26=float(new["fraction"]),
                            source=f"{old['source']}; {new['source']}")
+
+
+LoadPath = Literal["largest_tensor", "staged_through_os"]
+
+
+@dataclass(frozen=True)
+class OsMemory:
+    """One memory architecture on one OS (a `[[os_memory]]` row)."""
+
+    pool_label: str  # the GPU's pool beyond the fast memory: "shared GPU memory", "GTT (shared)", "VRAM"
+    prefer_fast: bool  # spill-free placements rank first
+    lever: str  # what a user changes here and why, in one line ("" = nothing to say)
+    load_path: LoadPath
+    page_cache: str  # why a page cache that cannot hold the GPU weights matters here
+
+
+@lru_cache(maxsize=None)
+def os_memory(memory: str, os: str) -> OsMemory:
+    """The first `[[os_memory]]` row for this memory architecture and OS."""
+    for row in _table()["os_memory"]:
+        if row["memory"] == memory and row["os"] in (os, "*"):
+            return OsMemory(pool_label=row["pool_label"], prefer_fast=bool(row.get("prefer_fast", True)),
+                            lever=row.get("lever", ""), load_path=row.get("load_path", "largest_tensor"),
+                            page_cache=row.get("page_cache", "so the kernel evicts it while loading (slow loads)"))
+    raise KeyError(f"no os_memory row for {memory}/{os}")  # each architecture ends with an os = "*" row
+
+
+@dataclass(frozen=True)
+class Knob:
+    """A setting that raises a GPU cap: its short name, what changing it means, and the reboot."""
+
+    label: str  # "GTT", "wired limit"
+    change: str  # "the GTT limit (kernel command line)"
+    reboot: bool
+
+
+def knob(name: str) -> Knob:
+    """The `[knob.<name>]` row; an unknown knob is named as it is and taken to need a reboot."""
+    row = _table()["knob"].get(name)
+    if row is None:
+        return Knob(label="GPU limit", change=f"the GPU memory limit ({name})", reboot=True)
+    return Knob(label=row["label"], change=row["change"], reboot=bool(row["reboot"]))

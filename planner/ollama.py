@@ -308,11 +308,6 @@ def _offline_missing(what: str) -> RegistryError:
                          hint="run once with network access (or `ollama pull` the model), or unset HF_HUB_OFFLINE")
 
 
-class _RegistryFailure(Exception):
-    def __init__(self, status: int = 0, body: bytes = b"", cause: BaseException | None = None) -> None:
-        self.status, self.body, self.cause = status, body, cause
-
-
 def _registry_get(url: str, cfg: hub.NetConfig, *, accept: str | None, what: str, name: OllamaName) -> bytes:
     """One small GET (a manifest or a config) with the same bounded retries as the Hub."""
     attempt = 0

@@ -21,16 +21,17 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Callable, Iterable, Literal, TypeVar
 
 from .errors import DeviceError
+from .profile_parse import PROFILE_HINT, parse_profile, parse_toml
 from .units import parse_size
 
 if TYPE_CHECKING:
     from pathlib import Path
 
 Origin = Literal["shipped", "user"]
-PROFILE_HINT = "see docs/devices.md 'Adding a device profile' for a commented example"
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -122,13 +123,12 @@ def user_profile_files() -> list[tuple[str, bytes | OSError]]:
     return out
 
 
-def parse_toml(content: bytes | str, where: str) -> dict[str, Any]:
-    """A profile's TOML as a dict; a syntax error is one DeviceError line naming the file."""
-    text = content.decode("utf-8", errors="replace") if isinstance(content, bytes) else content
-    try:
-        return tomllib.loads(text)
-    except tomllib.TOMLDecodeError as e:
-        raise DeviceError(f"{where}: TOML syntax error: {e}", hint=PROFILE_HINT) from None
+def find_named(ref: str, by_id: dict[str, T], aliases: Callable[[T], Iterable[str]]) -> T | None:
+    """The entry whose id (the key) or one of whose aliases is `ref`, case-insensitive."""
+    key = ref.strip().lower()
+    if key in by_id:
+        return by_id[key]
+    return next((item for item in by_id.values() if key in (a.lower() for a in aliases(item))), None)
 
 
 # --------------------------------------------------------------------------- summaries
@@ -189,13 +189,27 @@ class Listing:
         return sorted(self.profiles)
 
     def find(self, ref: str) -> ProfileSummary | None:
-        key = ref.strip().lower()
-        if key in self.profiles:
-            return self.profiles[key]
-        for s in self.profiles.values():
-            if key in (a.lower() for a in s.aliases):
-                return s
-        return None
+        return find_named(ref, self.profiles, lambda s: s.aliases)
+
+    def add_shipped(self, s: ProfileSummary, where: str) -> None:
+        """A shipped profile: an id used twice is a bug and raises."""
+        if s.id in self.profiles:
+            raise DeviceError(f"{where}: id {s.id!r} is also used by {self.profiles[s.id].path}")
+        self.profiles[s.id] = s
+
+    def add_user(self, where: str, content: bytes | OSError, validate: bool) -> None:
+        """A user's profile (a broken one goes to `problems`); `validate` runs the schema on it."""
+        if isinstance(content, OSError):
+            self.problems.append(f"cannot read device file {where}: {content.strerror or content}")
+            return
+        try:
+            s = _summary(content, where, "user")
+            if validate:
+                parse_profile(content, where)  # the schema, for the user's own files only
+        except DeviceError as e:
+            self.problems.append(e.message)
+            return
+        self.profiles[s.id] = s
 
 
 _TABLE_RE = re.compile(rb"^\[", re.MULTILINE)
@@ -240,23 +254,7 @@ def list_profiles(*, include_user: bool = True, validate_user: bool = True) -> L
     schema over the user's files (only they can change after installation)."""
     out = Listing()
     for where, content in shipped_profile_files():
-        s = _summary(content, where, "shipped")
-        if s.id in out.profiles:
-            raise DeviceError(f"{where}: id {s.id!r} is also used by {out.profiles[s.id].path}")
-        out.profiles[s.id] = s
-    if include_user:
-        for where, content in user_profile_files():
-            if isinstance(content, OSError):
-                out.problems.append(f"cannot read device file {where}: {content.strerror or content}")
-                continue
-            try:
-                s = _summary(content, where, "user")
-                if validate_user:
-                    from .devices import parse_profile  # the schema, for the user's own files only
-
-                    parse_profile(content, where)
-            except DeviceError as e:
-                out.problems.append(e.message)
-                continue
-            out.profiles[s.id] = s
+        out.add_shipped(_summary(content, where, "shipped"), where)
+    for where, user_content in user_profile_files() if include_user else ():
+        out.add_user(where, user_content, validate_user)
     return out

@@ -22,7 +22,7 @@ import re
 import tomllib
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Literal
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, Field
 
@@ -80,6 +80,9 @@ class App(BaseModel):
     builds_source: str = ""
 
 
+AppSettings = dict[str, int | bool | str | None]  # RunSettings fields an app sets (Runtime.settings_defaults)
+
+
 class Runtime(BaseModel):
     """A llama.cpp as some app runs it: the app's defaults and the llama.cpp build's rules."""
 
@@ -94,21 +97,14 @@ class Runtime(BaseModel):
     statement: str = Field(description="one line for reports: which llama.cpp and which defaults are assumed")
     sources: list[str] = Field(default_factory=list)
 
-    def settings_defaults(self) -> dict[str, Any]:
+    def settings_defaults(self) -> AppSettings:
         """What the app sets, as RunSettings fields: flash_attn, n_parallel, kv_unified, use_mmap,
         n_batch, n_ubatch, plus llama_build and (for builds before per-slot outputs, or the
         conservative default) n_outputs_max = 0, i.e. logits for the whole ubatch."""
         d = self.defaults
-        out: dict[str, Any] = {
-            "flash_attn": d.flash_attn, "n_parallel": d.n_parallel, "kv_unified": d.kv_unified,
-            "use_mmap": d.use_mmap, "n_batch": d.n_batch, "n_ubatch": d.n_ubatch,
-            "llama_build": self.llama_build,
-        }
-        if self.conservative or not rule("server_output_per_slot").applies(self.llama_build):
-            out["n_outputs_max"] = 0
-        else:
-            out["n_outputs_max"] = min(d.n_parallel, d.n_batch)
-        return out
+        per_slot = not self.conservative and rule("server_output_per_slot").applies(self.llama_build)
+        return {**d.model_dump(), "llama_build": self.llama_build,
+                "n_outputs_max": min(d.n_parallel, d.n_batch) if per_slot else 0}
 
     def fa_auto_resolves_on(self, backend: str, head_k: int, head_v: int, *, cache_type_k: str = "f16",
                             cache_type_v: str = "f16", gqa_ratio: int = 2) -> bool:
@@ -167,29 +163,49 @@ def apps() -> dict[str, App]:
     return out
 
 
+FaSupport = dict[str, Any]  # one runtimes.toml [fa_support.<backend>] table
+
+
+def _vulkan_heads(sup: FaSupport, head_k: int, head_v: int, cache_type_k: str, cache_type_v: str) -> bool:
+    """Any head size that is a multiple of `head_multiple`, bf16 for K and V or for neither."""
+    m = sup["head_multiple"]
+    return head_k % m == 0 and head_v % m == 0 and ((cache_type_k == "bf16") == (cache_type_v == "bf16"))
+
+
+def _metal_heads(sup: FaSupport, head_k: int, head_v: int) -> bool:
+    """Any listed K head with K >= V (72 needs K == V)."""
+    return head_k in sup["heads"] and head_k >= head_v and (head_k != 72 or head_v == 72)
+
+
+def _listed_heads(sup: FaSupport, head_k: int, head_v: int, gqa_ratio: int) -> bool:
+    """Equal K/V heads from the list (512 needs the GQA path, gqa_opt_applies), else a listed
+    (K, V) pair on the GQA path: ratio >= 2 and a multiple of the pair's `multiple`."""
+    if head_k == head_v and head_k in sup["heads"]:
+        return head_k != 512 or gqa_ratio >= 2
+    return any((head_k, head_v) == (k, v) and gqa_ratio >= 2 and gqa_ratio % multiple == 0
+               for k, v, multiple in sup.get("pairs", []))
+
+
+def _heads_supported(sup: FaSupport, head_k: int, head_v: int, cache_type_k: str, cache_type_v: str,
+                     gqa_ratio: int) -> bool:
+    if sup.get("any_head"):
+        return True
+    if "head_multiple" in sup:
+        return _vulkan_heads(sup, head_k, head_v, cache_type_k, cache_type_v)
+    if sup.get("same_kv_type") and cache_type_k != cache_type_v:
+        return False
+    if sup.get("k_at_least_v"):
+        return _metal_heads(sup, head_k, head_v)
+    return _listed_heads(sup, head_k, head_v, gqa_ratio)
+
+
 def fa_supported(backend: str, head_k: int, head_v: int, cache_type_k: str = "f16", cache_type_v: str = "f16",
                  gqa_ratio: int = 2) -> bool:
     """llama.cpp b11434's supports_op for FLASH_ATTN_EXT on `backend` (runtimes.toml [fa_support])."""
     sup = _table()["fa_support"].get(backend)
-    if sup is None:
+    if sup is None or cache_type_k not in sup["kv_types"] or cache_type_v not in sup["kv_types"]:
         return False
-    if cache_type_k not in sup["kv_types"] or cache_type_v not in sup["kv_types"]:
-        return False
-    if sup.get("any_head"):
-        return True
-    if "head_multiple" in sup:  # vulkan
-        m = sup["head_multiple"]
-        return head_k % m == 0 and head_v % m == 0 and ((cache_type_k == "bf16") == (cache_type_v == "bf16"))
-    if sup.get("same_kv_type") and cache_type_k != cache_type_v:
-        return False
-    if sup.get("k_at_least_v"):  # metal: any listed K head with K >= V (72 needs K == V)
-        return head_k in sup["heads"] and head_k >= head_v and (head_k != 72 or head_v == 72)
-    if head_k == head_v and head_k in sup["heads"]:
-        return head_k != 512 or gqa_ratio >= 2  # 512 needs the GQA path (gqa_opt_applies)
-    for k, v, multiple in sup.get("pairs", []):  # the GQA path: ratio >= 2 and a multiple of `multiple`
-        if (head_k, head_v) == (k, v):
-            return gqa_ratio >= 2 and gqa_ratio % multiple == 0
-    return False
+    return _heads_supported(sup, head_k, head_v, cache_type_k, cache_type_v, gqa_ratio)
 
 
 # --------------------------------------------------------------------------- resolution
@@ -224,51 +240,92 @@ def conservative_runtime() -> Runtime:
     )
 
 
-def _app_runtime(app_id: str, version: str | None) -> Runtime:
-    app = apps()[app_id]
-    build: int | None = None
-    shown = version
-    if app.builds:
-        if version is None:
-            shown = max(app.builds, key=_vkey)
-            build = app.builds[shown]
-        elif version in app.builds:
-            build = app.builds[version]
-        else:
-            matches = [v for v in app.builds if v == version or v.startswith(version + ".")]
-            if not matches:
-                known = sorted({".".join(v.split(".")[:2]) for v in app.builds}, key=_vkey)
-                raise InputError(f"unknown {app.name} version {version!r}",
-                                 hint=f"known: {', '.join(known)} (or give the llama.cpp build: --llama-build N)")
-            # the oldest release of the series: its build allocates at least as much as the later ones
-            shown = min(matches, key=_vkey)
-            build = app.builds[shown]
-    conservative = build is None
-    label = f"{app.name} {shown}" if shown else app.name
+def _bundled_build(app: App, version: str | None) -> tuple[str | None, int | None]:
+    """(the version shown, the llama.cpp build it bundles): the newest release without a version,
+    the oldest release of a series (its build allocates at least as much as the later ones)."""
+    if not app.builds:
+        return version, None
+    if version is None:
+        shown = max(app.builds, key=_vkey)
+        return shown, app.builds[shown]
+    matches = [v for v in app.builds if v == version or v.startswith(version + ".")]
+    shown = version if version in app.builds else min(matches, key=_vkey, default=None)
+    if shown is None:
+        raise _unknown_version(app, version)
+    return shown, app.builds[shown]
+
+
+def _unknown_version(app: App, version: str) -> InputError:
+    known = sorted({".".join(v.split(".")[:2]) for v in app.builds}, key=_vkey)
+    return InputError(f"unknown {app.name} version {version!r}",
+                      hint=f"known: {', '.join(known)} (or give the llama.cpp build: --llama-build N)")
+
+
+def _app_statement(app: App, shown: str | None, build: int | None) -> str:
     d = app.defaults
+    label = f"{app.name} {shown}" if shown else app.name
     where = f"llama.cpp b{build}" if build is not None else "llama.cpp build not published: conservative rules"
     stmt = (f"runtime: {label} ({where}); its defaults: -np {d.n_parallel}{' unified' if d.kv_unified else ''}, "
             f"-fa {d.flash_attn}, -b {d.n_batch} -ub {d.n_ubatch}, mmap {'on' if d.use_mmap else 'off'}")
-    if build is not None and build < CURRENT_WINDOW[1]:
-        stmt += _differs(build)
+    return stmt + (_differs(build) if build is not None and build < CURRENT_WINDOW[1] else "")
+
+
+def _app_runtime(app_id: AppId, version: str | None) -> Runtime:
+    app = apps()[app_id]
+    shown, build = _bundled_build(app, version)
     return Runtime(id=f"{app_id}@{shown}" if shown else app_id, app=app_id, app_version=shown, llama_build=build,
-                   conservative=conservative, defaults=d, statement=stmt, sources=app.sources + [app.builds_source])
+                   conservative=build is None, defaults=app.defaults, statement=_app_statement(app, shown, build),
+                   sources=app.sources + [app.builds_source])
 
 
 def _vkey(v: str) -> tuple[int, ...]:
     return tuple(int(x) for x in re.findall(r"\d+", v))
 
 
-_ALIASES = {"llama.cpp": "llama.cpp", "llamacpp": "llama.cpp", "llama-server": "llama.cpp", "llama": "llama.cpp",
-            "ollama": "ollama", "lmstudio": "lmstudio", "lm-studio": "lmstudio", "lms": "lmstudio"}
+_ALIASES: dict[str, AppId] = {
+    "llama.cpp": "llama.cpp", "llamacpp": "llama.cpp", "llama-server": "llama.cpp", "llama": "llama.cpp",
+    "ollama": "ollama", "lmstudio": "lmstudio", "lm-studio": "lmstudio", "lms": "lmstudio"}
+_DEFAULT_WORDS = ("default", "conservative")
+
+
+def _llama_cpp(version: str | None) -> Runtime:
+    """llama.cpp (the validated build), llama.cpp@conservative, llama.cpp@N / @bN."""
+    if version is None:
+        return _llama_runtime(validated_build())
+    if version.lower() in _DEFAULT_WORDS:
+        return conservative_runtime()
+    mb = _BUILD.match(version)
+    if not mb:
+        raise InputError(f"invalid llama.cpp build {version!r}", hint="give a build number such as b11434")
+    return _llama_runtime(int(mb.group(1)))
+
+
+def _lmstudio(version: str | None) -> Runtime:
+    """LM Studio: the 0.4 line's defaults (its llama.cpp build is not published)."""
+    if version is not None and not re.match(r"^0\.[0-9]+(\.[0-9]+)?$", version):
+        raise InputError(f"invalid LM Studio version {version!r}", hint="e.g. lmstudio@0.4")
+    if version is not None and _vkey(version) < (0, 4):
+        raise InputError(f"LM Studio {version}: memfit knows the 0.4 line's defaults only",
+                         hint="use lmstudio (0.4) or give the llama.cpp build with --llama-build N")
+    rt = _app_runtime("lmstudio", None)
+    shown = version or "0.4"
+    return rt.model_copy(update={"id": f"lmstudio@{shown}", "app_version": shown,
+                                 "statement": rt.statement.replace("LM Studio (llama.cpp engine)", f"LM Studio {shown}")})
+
+
+_BY_APP: dict[AppId, Callable[[str | None], Runtime]] = {
+    "llama.cpp": _llama_cpp,
+    "lmstudio": _lmstudio,
+    "ollama": lambda version: _app_runtime("ollama", version),
+}
 
 
 def resolve_runtime(text: str | None) -> Runtime:
     """`--runtime` text -> Runtime. None = the conservative default. Accepts llama.cpp@N,
     llama.cpp@bN, bN, N, llama.cpp (= the validated build), ollama[@0.30[.1]], lmstudio[@0.4]."""
-    if text is None or not str(text).strip() or str(text).strip().lower() in ("default", "conservative"):
+    t = str(text or "").strip()
+    if not t or t.lower() in _DEFAULT_WORDS:
         return conservative_runtime()
-    t = str(text).strip()
     m = _BUILD.match(t)
     if m:
         return _llama_runtime(int(m.group(1)))
@@ -277,27 +334,7 @@ def resolve_runtime(text: str | None) -> Runtime:
     if app is None:
         raise InputError(f"unknown runtime {text!r}",
                          hint="use llama.cpp@BUILD (e.g. llama.cpp@b11434), ollama[@0.30], lmstudio[@0.4] or a build number")
-    version = version.strip() or None
-    if app == "llama.cpp":
-        if version is None:
-            return _llama_runtime(validated_build())
-        if version.lower() in ("conservative", "default"):
-            return conservative_runtime()
-        mb = _BUILD.match(version)
-        if not mb:
-            raise InputError(f"invalid llama.cpp build {version!r}", hint="give a build number such as b11434")
-        return _llama_runtime(int(mb.group(1)))
-    if app == "lmstudio":
-        if version is not None and not re.match(r"^0\.[0-9]+(\.[0-9]+)?$", version):
-            raise InputError(f"invalid LM Studio version {version!r}", hint="e.g. lmstudio@0.4")
-        if version is not None and _vkey(version) < (0, 4):
-            raise InputError(f"LM Studio {version}: memfit knows the 0.4 line's defaults only",
-                             hint="use lmstudio (0.4) or give the llama.cpp build with --llama-build N")
-        rt = _app_runtime("lmstudio", None)
-        return rt.model_copy(update={"id": f"lmstudio@{version or '0.4'}", "app_version": version or "0.4",
-                                     "statement": rt.statement.replace("LM Studio (llama.cpp engine)",
-                                                                       f"LM Studio {version or '0.4'}")})
-    return _app_runtime(app, version)
+    return _BY_APP[app](version.strip() or None)
 
 
 def runtime_for(runtime_text: str | None, llama_build: int | None) -> Runtime:

@@ -15,27 +15,39 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass, field
-from typing import Any, Callable, Literal, Self
+from typing import TYPE_CHECKING, Callable, Literal, Self, TypedDict, Unpack
 
 from .archs import rule_for
 from .context_ext import ContextPlan, plan_context
-from .device_schema import BackendInfo, DeviceProfile
+from .device_schema import OS, BackendInfo, DeviceProfile
 from .errors import DeviceError, EstimateError, InputError
 from .estimate_types import Breakdown, FlashAttn, RunSettings
-from .fit import FitConfig, FitResult, ceil_gib, largest_kv_tensor_bytes, last_fitting, place, solve
+from .fit import FitConfig, FitResult, largest_kv_tensor_bytes, last_fitting, place, solve
 from .header import ModelHeaders
+from .memory_kinds import MemoryKind, kind_of
 from .model_compute import ModelCompute, model_compute
 from .plan_types import PlanModel, PlanRequest, PlanVariant
 from .speed import PrefillEstimate, SpeedEstimate, estimate_prefill, estimate_speed, moe_ratio
 from .units import GIB
 from .variants import quality_key
+from .vocab import QUANTIZED_KV, estimator_backend, v_cache_needs_flash_attn
+
+if TYPE_CHECKING:
+    from .model_facts import ModelFacts
 
 CTX_STEP = 256  # llama.cpp pads the KV cache to 256 cells
 DEFAULT_CTX_CAP = 32768  # without --ctx: the training context, capped here
-QUANTIZED_KV = "q8_0"
-UNIFIED_RAISE_ROOM = 2 * GIB  # a raised wired limit keeps this much room beyond the model's need  # the alternative KV type weighed when the user did not fix one
-_EST_BACKENDS = ("cpu", "cuda", "rocm", "vulkan", "metal")  # RunSettings.backend values
 Placement = Literal["fast", "spill", "partial", "none"]
+EstimateFn = Callable[["ModelFacts", RunSettings, "ModelHeaders | None"], Breakdown]
+FactsFn = Callable[[ModelHeaders], "ModelFacts"]
+
+
+class SearchHooks(TypedDict, total=False):
+    """Stand-ins for the estimator and the model facts (tests, bench): a search without them runs
+    planner.estimator on planner.model_facts."""
+
+    estimate_fn: EstimateFn
+    facts_fn: FactsFn
 
 
 def placement(r: FitResult) -> Placement:
@@ -52,10 +64,7 @@ def placement(r: FitResult) -> Placement:
 
 def fast_slack(r: FitResult) -> int:
     """Signed room for a context search that must stay in fast memory."""
-    slack = r.slack_bytes
-    if r.memory_architecture == "carveout" and r.shared_slowdown > 1.0:
-        slack = min(slack, r.fast_spare_bytes)
-    return slack
+    return min(r.slack_bytes, r.fast_spare_bytes) if r.spills_slowly else r.slack_bytes
 
 
 def cap_raised(r: FitResult) -> bool:
@@ -72,6 +81,29 @@ class DeviceSetup:
     est_backend: str  # the estimator's backend name
     prefer_fast: bool  # spill-free (dedicated) placements rank first on this OS
     lever: str  # one line: what the user changes on this OS and why
+    kind: MemoryKind  # the device's memory architecture (planner.memory_kinds)
+
+    @property
+    def os(self) -> OS:
+        return self.base.os
+
+
+class SpeedFields(TypedDict):
+    """The speed columns every report row carries (None where unknown)."""
+
+    est_tps: float | None
+    est_tps_at_ctx: float | None
+    est_prefill_tps: float | None
+    est_ttft_s: float | None
+    speed_calibrated: bool
+
+
+def speed_fields(at_zero: SpeedEstimate | None, at_ctx: SpeedEstimate | None,
+                 prefill: PrefillEstimate | None) -> SpeedFields:
+    return SpeedFields(est_tps=at_zero.tps if at_zero else None, est_tps_at_ctx=at_ctx.tps if at_ctx else None,
+                       est_prefill_tps=prefill.tps if prefill else None,
+                       est_ttft_s=prefill.seconds if prefill else None,
+                       speed_calibrated=bool(at_zero.calibrated) if at_zero else True)
 
 
 @dataclass
@@ -90,7 +122,7 @@ class Evaluation:
     prefill: PrefillEstimate | None = None
     max_ctx: dict[str, int | None] = field(default_factory=dict)  # any placement on the GPU
     max_ctx_fast: dict[str, int | None] = field(default_factory=dict)  # in fast memory
-    max_ctx_mode: str = "gpu"
+    max_ctx_mode: Literal["gpu", "partial", "none"] = "gpu"
     quality: tuple[float, int] = (0.0, 0)
 
     @property
@@ -101,28 +133,21 @@ class Evaluation:
     def quant(self) -> str:
         return self.variant.quant
 
+    def longest(self, kv: str) -> int:
+        """The longest context fully on the GPU with this KV type (0: none, or not searched)."""
+        return self.max_ctx.get(kv) or 0
 
-# Per (memory architecture, OS): whether spill-free placements rank first, and the lever in words.
-STRATEGIES: dict[tuple[str, str], tuple[bool, str]] = {
-    ("carveout", "linux"): (False, (
-        "on Linux AMD recommends a small carve-out with a raised GTT limit: carve-out and GTT are the same "
-        "DRAM at the same speed, and RAM in the carve-out is lost to the OS (ROCm Strix Halo guide; amd/skills)")),
-    ("carveout", "windows"): (True, (
-        "on Windows the carve-out is the only lever: WDDM fixes shared GPU memory at about half of the RAM "
-        "Windows sees and it cannot be raised (Microsoft graphics-memory formula; amd/skills)")),
-    ("unified", "macos"): (True, (
-        "macOS lets the GPU wire a share of RAM (iogpu.wired_limit_mb); raising it needs no reboot but "
-        "resets at reboot")),
-}
+    def speeds(self) -> SpeedFields:
+        return speed_fields(self.speed0, self.speed_ctx, self.prefill)
 
 
-def _default_estimate(facts: Any, settings: RunSettings, mmproj: Any) -> Breakdown:
+def _default_estimate(facts: ModelFacts, settings: RunSettings, mmproj: ModelHeaders | None) -> Breakdown:
     from .estimator import estimate  # imported late: the planner is testable without it
 
     return estimate(facts, settings, mmproj=mmproj)
 
 
-def _default_facts(headers: ModelHeaders) -> Any:
+def _default_facts(headers: ModelHeaders) -> ModelFacts:
     from .model_facts import ModelFacts
 
     return ModelFacts.from_headers(headers)
@@ -154,24 +179,27 @@ def no_decode_reason(headers: ModelHeaders) -> str | None:
     return None
 
 
+_PLACEMENT_RANK = {"fast": 0, "spill": 1, "partial": 2, "none": 3}
+_PLACEMENT_RANK_SPILL_OK = {**_PLACEMENT_RANK, "spill": 0}  # an OS where spilling costs no speed
+
+
 class Search:
     """Estimates, placements and speeds for one model; estimates are cached across devices."""
 
-    def __init__(self, model: PlanModel, request: PlanRequest, *,
-                 estimate_fn: Callable[[Any, RunSettings, Any], Breakdown] | None = None,
-                 facts_fn: Callable[[ModelHeaders], Any] | None = None) -> None:
+    def __init__(self, model: PlanModel, request: PlanRequest, **hooks: Unpack[SearchHooks]) -> None:
         if not model.variants:
             raise InputError(f"{model.name}: no GGUF variants to plan")
         self.model = model
         self.req = request
-        self._estimate = estimate_fn or _default_estimate
-        self._facts_fn = facts_fn or _default_facts
-        self._facts: dict[str, Any] = {}
+        self._estimate = hooks.get("estimate_fn") or _default_estimate
+        self._facts_fn = hooks.get("facts_fn") or _default_facts
+        self._facts: dict[str, ModelFacts] = {}
         self._compute: dict[str, ModelCompute | None] = {}
         self._cache: dict[tuple, Breakdown] = {}  # keeps every breakdown alive, so id() keys below are stable
         self._kv_max: dict[int, int] = {}
         self._slacks: dict[tuple, tuple[int, int]] = {}
         self._ctx_configs: dict[int, tuple[DeviceSetup, list[FitConfig]]] = {}
+        self._setting: tuple[int | None, int | None] | None = None  # see for_setting
         self.n_estimates = 0
         first = model.variants[0].headers
         self.n_params = sum(t.n_elements for t in first.tensors)
@@ -186,19 +214,34 @@ class Search:
 
     def for_setting(self, carveout_bytes: int | None, gpu_cap_bytes: int | None, *,
                     search_max_ctx: bool | None = None) -> Self:
-        """The same search with the machine setting fixed (as --carveout / --gpu-cap fix it), sharing
-        this one's estimates: breakdowns do not depend on the setting, only placements do. A
-        workload (planner/workload_plan.py) plans every model on every candidate setting this way."""
-        update: dict[str, Any] = {"carveout_bytes": carveout_bytes, "gpu_cap_bytes": gpu_cap_bytes}
-        if search_max_ctx is not None:
-            update["search_max_ctx"] = search_max_ctx
+        """The same search with the machine setting fixed (None: left to the planner), sharing this
+        one's estimates: breakdowns do not depend on the setting, only placements do. A workload
+        (planner/workload_plan.py) plans every model on every candidate setting this way; what the
+        user fixed stays in the request (user_fixed_cap)."""
         clone = copy.copy(self)
-        clone.req = self.req.model_copy(update=update)
+        clone._setting = (carveout_bytes, gpu_cap_bytes)
+        if search_max_ctx is not None:
+            clone.req = self.req.model_copy(update={"search_max_ctx": search_max_ctx})
         return clone
+
+    def fixed_setting(self, profile: DeviceProfile) -> tuple[int | None, int | None]:
+        """(carve-out, GPU cap) this search may not change, None where it may: the setting a
+        workload weighs (for_setting), else what the user fixed (PlanRequest.carveout_bytes /
+        gpu_cap_bytes, which --carveout / --gpu-cap set). A cap above the RAM the OS sees is taken
+        at that RAM, as --gpu-cap is (planner.device_overrides)."""
+        if self._setting is not None:
+            return self._setting
+        carve, cap = self.req.carveout_bytes, self.req.gpu_cap_bytes
+        return carve, (min(cap, profile.os_visible_ram(carve)) if cap is not None else None)
+
+    @property
+    def user_fixed_cap(self) -> bool:
+        """The user fixed the GPU cap (--gpu-cap): plans say so and never suggest another."""
+        return self.req.gpu_cap_bytes is not None
 
     # ---------------------------------------------------------------- estimates
 
-    def facts(self, v: PlanVariant) -> Any:
+    def facts(self, v: PlanVariant) -> ModelFacts:
         if v.quant not in self._facts:
             self._facts[v.quant] = self._facts_fn(v.headers)
         return self._facts[v.quant]
@@ -221,28 +264,34 @@ class Search:
         hit = self._cache.get(key)
         if hit is not None:
             return hit
-        app = self._app
-        n_batch, n_ubatch = (self.req.n_batch, self.req.n_ubatch) if self.runtime.app == "llama.cpp" else (
-            app["n_batch"], app["n_ubatch"])  # Ollama and LM Studio pass their own batch sizes
-        settings = RunSettings(
-            n_ctx=ctx, n_batch=n_batch, n_ubatch=n_ubatch, n_parallel=self.req.n_parallel,
-            # llama-server reserves logits for one row per slot (builds since b9464); older builds and
-            # the conservative default, for the whole ubatch
-            n_outputs_max=min(self.req.n_parallel, n_batch) if app["n_outputs_max"] else 0,
-            kv_unified=bool(app["kv_unified"]) and self.runtime.app == "lmstudio",  # llama-server: -np given
-            flash_attn=self.fa_for(ctk, ctv), cache_type_k=ctk, cache_type_v=ctv, n_gpu_layers=ngl,  # type: ignore[arg-type]
-            n_cpu_moe=ncm, use_mmap=mmap and bool(app["use_mmap"]), backend=backend, with_mmproj=with_proj,  # type: ignore[arg-type]
-            llama_build=app["llama_build"],
-        )
+        settings = self._settings(ctx=ctx, backend=backend, ctk=ctk, ctv=ctv, ngl=ngl, ncm=ncm, mmap=mmap,
+                                  with_proj=with_proj)
         proj = self.model.projector.headers if with_proj and self.model.projector else None
         bd = self._estimate(self.facts(v), settings, proj)
         self.n_estimates += 1
         self._cache[key] = bd
         return bd
 
+    def _settings(self, *, ctx: int, backend: str, ctk: str, ctv: str, ngl: int, ncm: int, mmap: bool,
+                  with_proj: bool) -> RunSettings:
+        """The llama.cpp settings of one estimate, as the planned app runs them."""
+        app = self._app
+        own_batches = self.runtime.app == "llama.cpp"  # Ollama and LM Studio pass their own batch sizes
+        n_batch, n_ubatch = (self.req.n_batch, self.req.n_ubatch) if own_batches else (app["n_batch"], app["n_ubatch"])
+        return RunSettings.model_validate(dict(
+            n_ctx=ctx, n_batch=n_batch, n_ubatch=n_ubatch, n_parallel=self.req.n_parallel,
+            # llama-server reserves logits for one row per slot (builds since b9464); older builds and
+            # the conservative default, for the whole ubatch
+            n_outputs_max=min(self.req.n_parallel, n_batch) if app["n_outputs_max"] else 0,
+            kv_unified=bool(app["kv_unified"]) and self.runtime.app == "lmstudio",  # llama-server: -np given
+            flash_attn=self.fa_for(ctk, ctv), cache_type_k=ctk, cache_type_v=ctv, n_gpu_layers=ngl,
+            n_cpu_moe=ncm, use_mmap=mmap and bool(app["use_mmap"]), backend=backend, with_mmproj=with_proj,
+            llama_build=app["llama_build"],
+        ))
+
     def fa_for(self, ctk: str, ctv: str) -> FlashAttn:
         """A quantized V cache needs flash attention; asking for it turns FA on unless the user said off."""
-        if ctv not in ("f16", "f32", "bf16") and self.req.flash_attn == "auto":
+        if v_cache_needs_flash_attn(ctv) and self.req.flash_attn == "auto":
             return "on"
         return self.req.flash_attn
 
@@ -259,70 +308,61 @@ class Search:
         if os_ not in profile.os:
             raise DeviceError(f"{profile.id} has no profile for {os_}",
                               hint=f"this device is described for: {', '.join(profile.os)}")
-        use = self.req.use or profile.default_use
-        backends = profile.backends(os_)
-        if self.req.backend:
-            info = profile.backend(self.req.backend, os_)
-            if info is None and self.req.backend.strip().lower() == "cpu":
-                info = BackendInfo(name="cpu", reports_as="host_ram")  # every machine has its CPU
-            if info is None:
-                names = sorted({b.label for b in backends})
-                raise InputError(f"{profile.id}: backend {self.req.backend!r} is not listed for it on {os_}",
-                                 hint=f"choose one of: {', '.join(names)}")
-        else:
-            # a CPU-only machine is planned on its CPU backend (system RAM, RAM bandwidth)
-            info = next((b for b in backends if b.name != "cpu"), backends[0] if backends else None)
-            if info is None:
-                raise DeviceError(f"{profile.id} lists no backend on {os_}",
-                                  hint="add a [[os.<name>.backends]] entry to the profile (docs/devices.md)")
-        # the estimator knows cpu/cuda/rocm/vulkan/metal; SYCL (Intel) buffers are sized like Vulkan's
-        est_backend = info.name if info.name in _EST_BACKENDS else "vulkan"
-        base = FitConfig(os=os_, use=use, backend=info.label, carveout_bytes=self.req.carveout_bytes,
-                         gpu_cap_bytes=self.req.gpu_cap_bytes, mmap=self.req.mmap is not False,
+        info = self._requested_backend(profile, os_) if self.req.backend else self._default_backend(profile, os_)
+        carve, cap = self.fixed_setting(profile)
+        base = FitConfig(os=os_, use=self.req.use or profile.default_use, backend=info.label,
+                         carveout_bytes=carve, gpu_cap_bytes=cap, mmap=self.req.mmap is not False,
                          keep_in_memory=self.req.keep_in_memory)
-        prefer_fast, lever = STRATEGIES.get((profile.memory_architecture, os_), (True, ""))
-        return DeviceSetup(profile=profile, base=base, est_backend=est_backend, prefer_fast=prefer_fast, lever=lever)
+        kind = kind_of(profile)
+        here = kind.on(os_)
+        return DeviceSetup(profile=profile, base=base, est_backend=estimator_backend(info.name),
+                           prefer_fast=here.prefer_fast, lever=here.lever, kind=kind)
+
+    def _requested_backend(self, profile: DeviceProfile, os_: OS) -> BackendInfo:
+        """The backend the user asked for (--backend), as this device lists it on this OS; the CPU
+        backend on any machine."""
+        asked = self.req.backend or ""
+        info = profile.backend(asked, os_)
+        if info is None and asked.strip().lower() == "cpu":
+            info = BackendInfo(name="cpu", reports_as="host_ram")  # every machine has its CPU
+        if info is None:
+            names = sorted({b.label for b in profile.backends(os_)})
+            raise InputError(f"{profile.id}: backend {asked!r} is not listed for it on {os_}",
+                             hint=f"choose one of: {', '.join(names)}")
+        return info
+
+    @staticmethod
+    def _default_backend(profile: DeviceProfile, os_: OS) -> BackendInfo:
+        """The profile's first GPU backend; a CPU-only machine is planned on its CPU backend
+        (system RAM, RAM bandwidth)."""
+        backends = profile.backends(os_)
+        info = next((b for b in backends if b.name != "cpu"), backends[0] if backends else None)
+        if info is None:
+            raise DeviceError(f"{profile.id} lists no backend on {os_}",
+                              hint="add a [[os.<name>.backends]] entry to the profile (docs/devices.md)")
+        return info
 
     def carveouts(self, profile: DeviceProfile) -> list[int | None]:
-        """The BIOS splits to plan: every firmware option, or the one the user fixed (--carveout)."""
-        if profile.memory_architecture != "carveout":
-            return [None]
-        if self.req.carveout_bytes is not None:
-            return [self.req.carveout_bytes]
-        if "carveout" in profile.overrides and profile.carveout is not None:
-            return [profile.carveout.default_bytes]
-        return list(profile.carveout_options())
+        """The BIOS splits to plan: every firmware option, or the one the user fixed (--carveout,
+        PlanRequest.carveout_bytes); [None] on memory without a carve-out."""
+        return kind_of(profile).carveouts(profile, self.fixed_setting(profile)[0])
 
     def tunable(self, dev: DeviceSetup) -> bool:
-        """Whether the planner may suggest a higher GPU cap (not when the user fixed it with --gpu-cap)."""
-        cap = dev.profile.os_info(dev.base.os).gpu_cap  # type: ignore[arg-type]
-        return (cap is not None and cap.max_fraction is not None and cap.knob is not None
-                and self.req.gpu_cap_bytes is None and "gpu_cap" not in dev.profile.overrides
-                and dev.profile.memory_architecture != "discrete")
+        """Whether the planner may suggest a higher GPU cap (not when the cap is fixed: --gpu-cap,
+        or the setting a workload weighs)."""
+        return dev.base.gpu_cap_bytes is None and dev.kind.tunable(dev.profile, dev.os)
 
     def machine_cap(self, dev: DeviceSetup, carve: int | None) -> int | None:
         """The one GPU cap to advise for the machine on this carve-out: its safe maximum in whole GiB
         (Linux GTT: set once for every model), or None when it cannot be raised."""
-        if not self.tunable(dev):
-            return None
-        cap_max = dev.profile.max_gpu_cap_bytes(dev.base.os, carve)  # type: ignore[arg-type]
-        cap_def = dev.profile.gpu_cap_bytes(dev.base.os, carve) or 0  # type: ignore[arg-type]
-        if not cap_max:
-            return None
-        return max(cap_max // GIB * GIB, cap_def)
+        return dev.kind.machine_cap(dev.profile, dev.os, carve) if dev.base.gpu_cap_bytes is None else None
 
-    def unified_raise(self, dev: DeviceSetup, needed: int) -> int | None:
-        """The wired limit to suggest on a unified device: what the model needs plus 2 GiB of room,
-        in whole GiB, and never below the newest macOS default (a sysctl for less than macOS 26's own
-        ~84 % would lower the limit on a machine that runs it). None when over the safe maximum."""
-        cap_max = dev.profile.max_gpu_cap_bytes(dev.base.os) or 0  # type: ignore[arg-type]
-        want = ceil_gib(needed + UNIFIED_RAISE_ROOM)
-        if dev.base.os == "macos":
-            from .memory_classes import macos_wired_default
-
-            floor = macos_wired_default(dev.profile.ram_bytes).from_26 * dev.profile.os_visible_ram()
-            want = max(want, ceil_gib(int(floor)))
-        return min(want, cap_max // GIB * GIB) if ceil_gib(needed) <= cap_max else None
+    def _with_machine_cap(self, dev: DeviceSetup, carve: int | None) -> FitConfig:
+        """The configuration at this carve-out with the GPU cap at the machine's safe maximum (where
+        it can be raised): what partial offload and the longest contexts are searched on."""
+        cfg = dev.base.model_copy(update={"carveout_bytes": carve})
+        cap = self.machine_cap(dev, carve)
+        return cfg.model_copy(update={"gpu_cap_bytes": cap}) if cap else cfg
 
     # ---------------------------------------------------------------- placement of one breakdown
 
@@ -336,21 +376,18 @@ class Search:
     def place_raising(self, place_at: Callable[[FitConfig], FitResult], dev: DeviceSetup,
                       carve: int | None) -> FitResult:
         """One carve-out's full-offload placement (`place_at` places on a configuration), with the
-        GPU cap raised by the rule above when the default does not hold it. Also used to place
-        several models' sum (planner/workload_together.py) under the same rule."""
+        GPU cap raised by the memory kind's rule when the default does not hold it. Also used to
+        place several models' sum (planner/workload_together.py) under the same rule."""
         cfg = dev.base.model_copy(update={"carveout_bytes": carve})
         r = place_at(cfg)
-        if not r.fits and self.tunable(dev) and r.gpu_cap_max_bytes and r.gpu_cap_default_bytes is not None:
-            if any(c.name == "gpu_memory" for c in r.blocking_failures):
-                if dev.profile.memory_architecture == "carveout":
-                    cap = self.machine_cap(dev, carve)
-                    if cap and cap > r.gpu_cap_default_bytes:
-                        r = place_at(cfg.model_copy(update={"gpu_cap_bytes": cap}))
-                else:
-                    need = self.unified_raise(dev, r.needed_cap_bytes)
-                    if need is not None and r.gpu_cap_default_bytes < need <= r.gpu_cap_max_bytes:
-                        r = place_at(cfg.model_copy(update={"gpu_cap_bytes": need}))
-        return r
+        cap = dev.kind.raised_cap(dev.profile, dev.os, carve, r) if self._may_raise(dev, r) else None
+        return place_at(cfg.model_copy(update={"gpu_cap_bytes": cap})) if cap else r
+
+    def _may_raise(self, dev: DeviceSetup, r: FitResult) -> bool:
+        """A placement the GPU cap stops, on a cap the planner may raise."""
+        gpu_short = any(c.name == "gpu_memory" for c in r.blocking_failures)
+        return (not r.fits and gpu_short and bool(r.gpu_cap_max_bytes) and r.gpu_cap_default_bytes is not None
+                and self.tunable(dev))
 
     def partials(self, v: PlanVariant, dev: DeviceSetup, ctx: int, kv: str) -> list[tuple[FitResult, Breakdown]]:
         """Partial offload on every configuration (GPU cap at its maximum where it can be raised)."""
@@ -358,10 +395,7 @@ class Search:
         is_moe = self.ratio < 1.0
         out = []
         for carve in self.carveouts(dev.profile):
-            cfg = dev.base.model_copy(update={"carveout_bytes": carve})
-            cap = self.machine_cap(dev, carve)
-            if cap:
-                cfg = cfg.model_copy(update={"gpu_cap_bytes": cap})
+            cfg = self._with_machine_cap(dev, carve)
 
             def at(ngl: int, ncm: int) -> Breakdown:
                 return self.breakdown(v, ctx=ctx, backend=dev.est_backend, ctk=kv, ctv=kv, ngl=ngl, ncm=ncm,
@@ -411,40 +445,38 @@ class Search:
         OS keeps the most); no cap change; the most OS headroom."""
         if not r.fits:  # the closest miss first, so its reason is the one worth showing
             return (1, 0, r.shortfall_bytes, r.carveout_bytes or 0)
-        order = {"fast": 0, "spill": 1, "partial": 2, "none": 3}[placement(r)]
-        if not dev.prefer_fast and order == 1:
-            order = 0
-        speed_matters = order > 0
+        order = (_PLACEMENT_RANK if dev.prefer_fast else _PLACEMENT_RANK_SPILL_OK)[placement(r)]
         spill_gib = round(r.shared_used_bytes / GIB) if dev.prefer_fast and r.tier == "shared" else 0
-        return (0, order, -round(speed, 1) if speed_matters else 0.0, spill_gib, r.carveout_bytes or 0,
-                1 if cap_raised(r) else 0, -r.os_free_bytes)
+        return (0, order, -round(speed, 1) if order > 0 else 0.0, spill_gib, r.carveout_bytes or 0,
+                int(cap_raised(r)), -r.os_free_bytes)
 
     def evaluate(self, v: PlanVariant, dev: DeviceSetup, ctx: int, kv: str) -> Evaluation:
         full = self.breakdown(v, ctx=ctx, backend=dev.est_backend, ctk=kv, ctv=kv, mmap=dev.base.mmap)
         options = self.place_options(full, v, dev)
-        scored = [(self.rank(r, self.speed(full, r, dev, 0, v).tps, dev), i, r, full) for i, r in enumerate(options)]
-        partials: list[tuple[FitResult, Breakdown]] = []
-        if not any(r.fits for r in options):
-            partials = self.partials(v, dev, ctx, kv)
-            scored += [(self.rank(r, self.speed(b, r, dev, 0, v).tps, dev), 1000 + i, r, b)
-                       for i, (r, b) in enumerate(partials)]
-        scored.sort(key=lambda t: (t[0], t[1]))
-        _, _, best, best_bd = scored[0]
+        partials = [] if any(r.fits for r in options) else self.partials(v, dev, ctx, kv)
+        best, best_bd = self._best_placed([(r, full) for r in options] + partials, dev, v)
         ev = Evaluation(variant=v, kv=kv, full=full, best=best, best_bd=best_bd, options=options, partials=partials,
                         quality=quality_key(v.quant, v.size_bytes))
-        if best.fits and self.no_decode is None:
-            ev.speed0 = self.speed(best_bd, best, dev, 0, v)
-            ev.speed_ctx = self.speed(best_bd, best, dev, best_bd.n_ctx, v)
-            ev.prefill = self.prefill(best_bd, best, dev, v)
+        self._fill_speeds(ev, dev)
         return ev
+
+    def _best_placed(self, placed: list[tuple[FitResult, Breakdown]], dev: DeviceSetup,
+                     v: PlanVariant) -> tuple[FitResult, Breakdown]:
+        """The best of the placements by rank (the first of equals: full offload before partial)."""
+        return min(placed, key=lambda rb: self.rank(rb[0], self.speed(rb[1], rb[0], dev, 0, v).tps, dev))
+
+    def _fill_speeds(self, ev: Evaluation, dev: DeviceSetup) -> None:
+        """Decode at an empty and a full context and prefill, for a best option that runs."""
+        r, bd, v = ev.best, ev.best_bd, ev.variant
+        if r.fits and self.no_decode is None:
+            ev.speed0 = self.speed(bd, r, dev, 0, v)
+            ev.speed_ctx = self.speed(bd, r, dev, bd.n_ctx, v)
+            ev.prefill = self.prefill(bd, r, dev, v)
 
     def best_of(self, ev: Evaluation, dev: DeviceSetup, allowed: set[str]) -> tuple[FitResult, Breakdown] | None:
         """The best configuration of this evaluation whose placement is in `allowed`."""
-        pool = [(r, ev.full) for r in ev.options if placement(r) in allowed] + \
-               [(r, b) for r, b in ev.partials if placement(r) in allowed]
-        if not pool:
-            return None
-        return min(pool, key=lambda rb: self.rank(rb[0], self.speed(rb[1], rb[0], dev, 0, ev.variant).tps, dev))
+        pool = [(r, b) for r, b in [(r, ev.full) for r in ev.options] + ev.partials if placement(r) in allowed]
+        return self._best_placed(pool, dev, ev.variant) if pool else None
 
     def refocus(self, ev: Evaluation, dev: DeviceSetup, allowed: set[str]) -> Evaluation:
         """The same evaluation with its best configuration taken among `allowed` placements."""
@@ -455,10 +487,7 @@ class Search:
         out = Evaluation(variant=ev.variant, kv=ev.kv, full=ev.full, best=r, best_bd=b, options=ev.options,
                          partials=ev.partials, max_ctx=ev.max_ctx, max_ctx_fast=ev.max_ctx_fast,
                          max_ctx_mode=ev.max_ctx_mode, quality=ev.quality)
-        if self.no_decode is None:
-            out.speed0 = self.speed(b, r, dev, 0, ev.variant)
-            out.speed_ctx = self.speed(b, r, dev, b.n_ctx, ev.variant)
-            out.prefill = self.prefill(b, r, dev, ev.variant)
+        self._fill_speeds(out, dev)
         return out
 
     # ---------------------------------------------------------------- context search
@@ -468,15 +497,7 @@ class Search:
         built once per device."""
         key = id(dev)
         if key not in self._ctx_configs:
-            out = []
-            for carve in self.carveouts(dev.profile):
-                cfg = dev.base.model_copy(update={"carveout_bytes": carve})
-                cap = self.machine_cap(dev, carve)
-                if cap is None and self.tunable(dev):  # unified: the safe maximum
-                    cap = dev.profile.max_gpu_cap_bytes(dev.base.os) // GIB * GIB  # type: ignore[arg-type,operator]
-                if cap:
-                    cfg = cfg.model_copy(update={"gpu_cap_bytes": cap})
-                out.append(cfg)
+            out = [self._with_machine_cap(dev, carve) for carve in self.carveouts(dev.profile)]
             self._ctx_configs[key] = (dev, out)  # dev kept alive so its id stays unique
         return self._ctx_configs[key][1]
 
@@ -510,27 +531,29 @@ class Search:
         """The largest context at which the quant still runs fully on the GPU (any configuration) and
         the largest that stays in fast memory, per KV type. "How short a context would put it all on
         the GPU" for a quant that needs partial offload at the requested context (0 = none would)."""
-        v = ev.variant
-        kv_types = {"f16", QUANTIZED_KV, self.req.cache_type_k}
-        fa_off = self.req.flash_attn == "off"
-        spill_matters = dev.profile.memory_architecture == "carveout" and dev.prefer_fast
-        for kv in sorted(kv_types):
-            if kv != "f16" and fa_off:
-                ev.max_ctx[kv] = ev.max_ctx_fast[kv] = None  # a quantized V cache needs flash attention
-                continue
-            try:
-                ev.max_ctx[kv] = self._max_ctx(lambda c: self._slack_at(v, dev, c, kv, False))
-                # fast memory is part of all the GPU may use: its limit is at most the one above
-                ev.max_ctx_fast[kv] = ((self._max_ctx(lambda c: self._slack_at(v, dev, c, kv, True), ev.max_ctx[kv])
-                                        if ev.max_ctx[kv] else 0) if spill_matters else ev.max_ctx[kv])
-            except EstimateError:  # e.g. llama.cpp refuses this KV type for the model's head size
-                if kv == self.req.cache_type_k:
-                    raise
-                ev.max_ctx[kv] = ev.max_ctx_fast[kv] = None
+        stay_fast = dev.kind.has_shared_window and dev.prefer_fast
+        for kv in sorted({"f16", QUANTIZED_KV, self.req.cache_type_k}):
+            ev.max_ctx[kv], ev.max_ctx_fast[kv] = self._max_ctx_pair(ev.variant, dev, kv, stay_fast)
         if ev.max_ctx.get(self.req.cache_type_k):
             ev.max_ctx_mode = "gpu"
         else:
             ev.max_ctx_mode = "partial" if ev.best.tier == "partial_offload" else "none"
+
+    def _max_ctx_pair(self, v: PlanVariant, dev: DeviceSetup, kv: str, stay_fast: bool) -> tuple[int | None, int | None]:
+        """(longest context on the GPU, longest in fast memory) with one KV type; None where
+        llama.cpp refuses the type (a quantized V cache without flash attention, a head size)."""
+        if v_cache_needs_flash_attn(kv) and self.req.flash_attn == "off":
+            return None, None
+        try:
+            on_gpu = self._max_ctx(lambda c: self._slack_at(v, dev, c, kv, False))
+            if not stay_fast:
+                return on_gpu, on_gpu
+            # fast memory is part of all the GPU may use: its limit is at most the one above
+            return on_gpu, (self._max_ctx(lambda c: self._slack_at(v, dev, c, kv, True), on_gpu) if on_gpu else 0)
+        except EstimateError:  # e.g. llama.cpp refuses this KV type for the model's head size
+            if kv == self.req.cache_type_k:
+                raise
+            return None, None
 
     # ---------------------------------------------------------------- the request
 
@@ -564,16 +587,19 @@ class Search:
         if self.req.search_max_ctx:
             for ev in evals:
                 self.fill_max_ctx(ev, dev)
-        alt_kv = self.kv_alternative()
-        alts: list[Evaluation] = []
-        if alt_kv and any(ev.placement != "fast" for ev in evals):
-            for ev in evals:
-                if ev.placement == "fast":
-                    continue
-                try:
-                    alt = self.evaluate(ev.variant, dev, ctx, alt_kv)
-                except EstimateError:  # llama.cpp refuses q8_0 for this head size
-                    continue
-                alt.max_ctx, alt.max_ctx_fast, alt.max_ctx_mode = ev.max_ctx, ev.max_ctx_fast, ev.max_ctx_mode
-                alts.append(alt)
+        slow = [ev for ev in evals if ev.placement != "fast"]
+        alts = [alt for ev in slow if (alt := self.alternative(ev, dev, ctx)) is not None]
         return evals, alts, ctx, defaulted
+
+    def alternative(self, ev: Evaluation, dev: DeviceSetup, ctx: int) -> Evaluation | None:
+        """The same quant with the quantized KV alternative (its longest contexts are the requested
+        type's); None when there is no alternative or llama.cpp refuses it for this head size."""
+        alt_kv = self.kv_alternative()
+        if alt_kv is None:
+            return None
+        try:
+            alt = self.evaluate(ev.variant, dev, ctx, alt_kv)
+        except EstimateError:
+            return None
+        alt.max_ctx, alt.max_ctx_fast, alt.max_ctx_mode = ev.max_ctx, ev.max_ctx_fast, ev.max_ctx_mode
+        return alt

@@ -87,7 +87,10 @@ _TABLE: dict[ShellName, Shell] = {
 
 
 def shell(name: str) -> Shell:
-    return _TABLE[name]  # type: ignore[index]
+    found = next((s for key, s in _TABLE.items() if key == name), None)
+    if found is None:
+        raise KeyError(name)
+    return found
 
 
 def default_shell(os_: str) -> ShellName:

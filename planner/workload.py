@@ -108,60 +108,80 @@ def _check_count(entries: list[WorkloadEntry], where: str) -> None:
         raise InputError(f"{where} names {len(entries)} models; a workload plans at most {MAX_MODELS}")
 
 
-def load_file(path: str | Path) -> Workload:
-    """The TOML workload file, or one error line saying what is wrong and where."""
+def _read_toml(path: str | Path, where: str) -> dict[str, Any]:
     import tomllib
 
-    p = Path(path)
-    name = str(path)
     try:
-        raw = p.read_bytes()
+        raw = Path(path).read_bytes()
     except FileNotFoundError:
-        raise InputError(f"workload file {name}: not found") from None
+        raise InputError(f"{where}: not found") from None
     except IsADirectoryError:
-        raise InputError(f"workload file {name}: is a directory, not a TOML file") from None
+        raise InputError(f"{where}: is a directory, not a TOML file") from None
     except OSError as e:
-        raise InputError(f"workload file {name}: cannot be read ({e.strerror or e})") from None
+        raise InputError(f"{where}: cannot be read ({e.strerror or e})") from None
     try:
-        data = tomllib.loads(raw.decode("utf-8"))
+        return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
-        raise InputError(f"workload file {name}: not UTF-8 text") from None
+        raise InputError(f"{where}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as e:
-        raise InputError(f"workload file {name}: not valid TOML: {e}") from None
-    unknown = sorted(set(data) - set(TOP_KEYS))
+        raise InputError(f"{where}: not valid TOML: {e}") from None
+
+
+def _unknown_key(table: dict[str, Any], known: tuple[str, ...], where: str) -> None:
+    unknown = sorted(set(table) - set(known))
     if unknown:
-        raise InputError(f"workload file {name}: unknown key {unknown[0]!r} (expected: {', '.join(TOP_KEYS)})")
-    together = data.get("together", False)
-    if not isinstance(together, bool):
-        raise InputError(f"workload file {name}: together = {together!r}: use true or false")
+        raise InputError(f"{where}: unknown key {unknown[0]!r} (expected: {', '.join(known)})")
+
+
+def _model_tables(data: dict[str, Any], where: str) -> list[dict[str, Any]]:
     tables = data.get("model", [])
     if not isinstance(tables, list) or not all(isinstance(t, dict) for t in tables):
-        raise InputError(f"workload file {name}: write each model as a [[model]] table")
-    entries = [_file_entry(t, f"workload file {name}: model {i}") for i, t in enumerate(tables, 1)]
-    _check_count(entries, f"workload file {name}")
+        raise InputError(f"{where}: write each model as a [[model]] table")
+    return tables
+
+
+def load_file(path: str | Path) -> Workload:
+    """The TOML workload file, or one error line saying what is wrong and where."""
+    name = str(path)
+    where = f"workload file {name}"
+    data = _read_toml(path, where)
+    _unknown_key(data, TOP_KEYS, where)
+    together = data.get("together", False)
+    if not isinstance(together, bool):
+        raise InputError(f"{where}: together = {together!r}: use true or false")
+    entries = [_file_entry(t, f"{where}: model {i}") for i, t in enumerate(_model_tables(data, where), 1)]
+    _check_count(entries, where)
     return Workload(models=entries, together=together, source=name)
 
 
-def _file_entry(table: dict[str, Any], where: str) -> WorkloadEntry:
-    unknown = sorted(set(table) - set(FILE_KEYS))
-    if unknown:
-        raise InputError(f"{where}: unknown key {unknown[0]!r} (expected: {', '.join(FILE_KEYS)})")
-    if "ref" not in table:
-        raise InputError(f"{where}: no ref: give the model as ref = \"owner/repo\" (or a short name or path)")
+def _quants(q: object, where: str) -> list[str]:
+    """A quant tag or a list of them, each stripped."""
+    quants = [q] if isinstance(q, str) else q
+    if not isinstance(quants, list) or not quants or not all(isinstance(x, str) and x.strip() for x in quants):
+        raise InputError(f"{where}: quant = {q!r}: give a quant tag or a list of them, e.g. \"Q4_K_M\"")
+    return [x.strip() for x in quants]
+
+
+def _entry_fields(table: dict[str, Any], where: str) -> dict[str, Any]:
+    """The table's fields checked and normalised (strings, the context, the quant list)."""
     fields = dict(table)
-    for key in ("ref", "mmproj", "revision", "name"):
-        if key in fields and not isinstance(fields[key], str):
-            raise InputError(f"{where}: {key} = {fields[key]!r}: must be a string")
+    bad = next((key for key in ("ref", "mmproj", "revision", "name") if key in fields and not isinstance(fields[key], str)),
+               None)
+    if bad is not None:
+        raise InputError(f"{where}: {bad} = {fields[bad]!r}: must be a string")
     if "ctx" in fields:
         fields["ctx"] = parse_ctx_value(fields["ctx"], f"{where} ({table['ref']})")
-    q = fields.get("quant")
-    if q is not None:
-        quants = [q] if isinstance(q, str) else q
-        if not isinstance(quants, list) or not all(isinstance(x, str) and x.strip() for x in quants) or not quants:
-            raise InputError(f"{where}: quant = {q!r}: give a quant tag or a list of them, e.g. \"Q4_K_M\"")
-        fields["quant"] = [x.strip() for x in quants]
+    if fields.get("quant") is not None:
+        fields["quant"] = _quants(fields["quant"], where)
+    return fields
+
+
+def _file_entry(table: dict[str, Any], where: str) -> WorkloadEntry:
+    _unknown_key(table, FILE_KEYS, where)
+    if "ref" not in table:
+        raise InputError(f"{where}: no ref: give the model as ref = \"owner/repo\" (or a short name or path)")
     try:
-        return WorkloadEntry(**fields)
+        return WorkloadEntry(**_entry_fields(table, where))
     except ValidationError as e:
         err = e.errors()[0]
         loc = ".".join(str(x) for x in err.get("loc", ())) or "entry"
@@ -175,20 +195,28 @@ class ParsedRequest(BaseModel):
     single: WorkloadEntry | None = None  # set when the plan is the single-model one
 
 
-def parse_request(models: tuple[str, ...] | list[str], workload_file: str | None, together: bool,
-                  ctx: int | None) -> ParsedRequest:
-    """The MODEL arguments and --workload / --together as one request, or one usage error line
-    (no model at all is the command line's own error: planner/cli/plan_workload.py)."""
+def _workload(models: tuple[str, ...] | list[str], workload_file: str | None, together: bool) -> Workload:
     if workload_file is not None and models:
         raise InputError("give the models on the command line or in --workload FILE, not both")
     work = load_file(workload_file) if workload_file is not None else from_cli(models)
     work.together = work.together or together
     if work.together and len(work.models) < 2:
         raise InputError("--together plans models that run at the same time: give two or more")
-    if workload_file is None and len(work.models) == 1 and not work.together:
-        entry = work.models[0]
-        if entry.ctx is not None and ctx is not None:
-            raise InputError(f"{entry.ref}@{fmt_ctx(entry.ctx) if entry.ctx else 'max'} and --ctx both give the "
-                             "context: give it once")
-        return ParsedRequest(workload=work, single=entry)
-    return ParsedRequest(workload=work)
+    return work
+
+
+def _single(entry: WorkloadEntry, ctx: int | None) -> WorkloadEntry:
+    """The one model of a single-model plan; its own @CTX and --ctx may not both give the context."""
+    if entry.ctx is not None and ctx is not None:
+        raise InputError(f"{entry.ref}@{fmt_ctx(entry.ctx) if entry.ctx else 'max'} and --ctx both give the "
+                         "context: give it once")
+    return entry
+
+
+def parse_request(models: tuple[str, ...] | list[str], workload_file: str | None, together: bool,
+                  ctx: int | None) -> ParsedRequest:
+    """The MODEL arguments and --workload / --together as one request, or one usage error line
+    (no model at all is the command line's own error: planner/cli/plan_workload.py)."""
+    work = _workload(models, workload_file, together)
+    one_model = workload_file is None and len(work.models) == 1 and not work.together
+    return ParsedRequest(workload=work, single=_single(work.models[0], ctx) if one_model else None)

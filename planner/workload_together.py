@@ -18,21 +18,26 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass, replace
+from typing import Literal
 
 from .device_schema import DeviceProfile
-from .errors import EstimateError
-from .estimate_types import Breakdown, DeviceUsage
+from .estimate_types import Breakdown, DeviceUsage, LayerUsage
 from .fit import FitResult, place
-from .plan import Planner, tier_label
-from .plan_types import CapChange
-from .search import Evaluation, cap_raised, largest_gpu_weight_bytes, placement
+from .plan import Planner, cap_change, tier_label
+from .search import Evaluation, largest_gpu_weight_bytes, placement
 from .units import GIB, fmt_bytes
-from .workload_plan import DeviceRun, SettingSpec, WorkItem, both, make_setting, quality_class, request_for
+from .workload_rank import both, quality_class
+from .workload_run import DeviceRun, WorkItem, request_for
+from .workload_settings import SettingSpec, make_setting
 from .workload_types import ModelAtSetting, ModelRun, Setting, TogetherPlan, TogetherRow
 
 MAX_COMBOS = 20_000  # combinations weighed per setting (the lowest-quality options go first beyond it)
 MAX_PLACEMENTS = 400  # combinations placed by the fit solver per setting (the rest fail the additive check)
 _COMPONENTS = ("weights", "kv", "recurrent", "compute", "output", "mmproj")
+_TOTALS = ("weights_bytes", "kv_bytes", "recurrent_bytes", "compute_bytes", "output_bytes", "mmproj_bytes",
+           "total_bytes", "overhead_bytes")
+Part = tuple[Breakdown, FitResult]  # one model's breakdown with its placement alone
+RowResult = tuple[TogetherRow, "Combo | None", FitResult | None, list[Planner]]
 
 
 @dataclass
@@ -58,35 +63,57 @@ class Combo:
                 sum(o.ev.variant.size_bytes for o in self.options))
 
 
-def sum_breakdown(parts: list[tuple[Breakdown, FitResult]]) -> Breakdown:
+def _component(b: Breakdown, side: Literal["gpu", "host"], comp: str) -> int:
+    return int(getattr(b.device(side), f"{comp}_bytes", 0))
+
+
+def _summed_side(parts: list[Part], side: Literal["gpu", "host"], overhead: int) -> DeviceUsage:
+    return DeviceUsage(device=side, overhead_bytes=overhead,
+                       **{f"{c}_bytes": sum(_component(b, side, c) for b, _ in parts) for c in _COMPONENTS})
+
+
+def _summed_rate(parts: list[Part], comp: str) -> float:
+    """One margin rate for a component of the sum: the models' rates weighted by their GPU bytes of
+    it, so the GPU side's margin is the sum of each model's."""
+    def weight(b: Breakdown, r: FitResult) -> int:
+        return r.overhead_bytes if comp == "overhead" else _component(b, "gpu", comp)
+
+    den = sum(weight(b, r) for b, r in parts)
+    num = sum(b.estimated.get(comp, 0.0) * weight(b, r) for b, r in parts)
+    return num / den if den else max(b.estimated.get(comp, 0.0) for b, _ in parts)
+
+
+def _summed(parts: list[Part], field: str) -> int:
+    return sum(getattr(b, field) for b, _ in parts)
+
+
+def _rates(parts: list[Part]) -> dict[str, float]:
+    return {comp: _summed_rate(parts, comp) for comp in sorted({k for b, _ in parts for k in b.estimated})}
+
+
+def _layers(parts: list[Part]) -> list[LayerUsage]:
+    return [layer for b, _ in parts for layer in b.layers]
+
+
+def _warnings(parts: list[Part]) -> list[str]:
+    return [w for b, _ in parts for w in b.warnings]
+
+
+def sum_breakdown(parts: list[Part]) -> Breakdown:
     """Several servers' buffers as one breakdown for the fit solver: components added per device,
     each server's driver overhead (as placed alone), margins weighted so the GPU side's margin is the
     sum of each model's."""
-    def total(side: str, comp: str) -> int:
-        return sum(int(getattr(b.device(side), f"{comp}_bytes", 0)) for b, _ in parts)  # type: ignore[arg-type]
-
-    gpu = DeviceUsage(device="gpu", overhead_bytes=sum(r.overhead_bytes for _, r in parts),
-                      **{f"{c}_bytes": total("gpu", c) for c in _COMPONENTS})
-    host = DeviceUsage(device="host", overhead_bytes=sum(b.device("host").overhead_bytes for b, _ in parts),
-                       **{f"{c}_bytes": total("host", c) for c in _COMPONENTS})
-    rates: dict[str, float] = {}
-    for comp in sorted({k for b, _ in parts for k in b.estimated}):
-        def weight(b: Breakdown, r: FitResult) -> int:
-            return r.overhead_bytes if comp == "overhead" else int(getattr(b.device("gpu"), f"{comp}_bytes", 0))
-        den = sum(weight(b, r) for b, r in parts)
-        num = sum(b.estimated.get(comp, 0.0) * weight(b, r) for b, r in parts)
-        rates[comp] = num / den if den else max(b.estimated.get(comp, 0.0) for b, _ in parts)
+    gpu = _summed_side(parts, "gpu", sum(r.overhead_bytes for _, r in parts))
+    host = _summed_side(parts, "host", sum(b.device("host").overhead_bytes for b, _ in parts))
     first = parts[0][0]
+    breakdowns = [b for b, _ in parts]
     return Breakdown.model_construct(  # summed from validated breakdowns: skip re-validation
-        weights_bytes=sum(b.weights_bytes for b, _ in parts), kv_bytes=sum(b.kv_bytes for b, _ in parts),
-        recurrent_bytes=sum(b.recurrent_bytes for b, _ in parts), compute_bytes=sum(b.compute_bytes for b, _ in parts),
-        output_bytes=sum(b.output_bytes for b, _ in parts), mmproj_bytes=sum(b.mmproj_bytes for b, _ in parts),
-        total_bytes=sum(b.total_bytes for b, _ in parts), overhead_bytes=sum(b.overhead_bytes for b, _ in parts),
-        devices=[gpu, host], layers=[layer for b, _ in parts for layer in b.layers], nonrepeating_weights={},
-        n_ctx=max(b.n_ctx for b, _ in parts), kv_cells=max(b.kv_cells for b, _ in parts),
-        flash_attn=all(b.flash_attn for b, _ in parts), output_on_gpu=True,
+        **{f: _summed(parts, f) for f in _TOTALS}, layers=_layers(parts), warnings=_warnings(parts),
+        devices=[gpu, host], nonrepeating_weights={},
+        n_ctx=max(b.n_ctx for b in breakdowns), kv_cells=max(b.kv_cells for b in breakdowns),
+        flash_attn=all(b.flash_attn for b in breakdowns), output_on_gpu=True,
         settings=first.settings.model_copy(update={"n_gpu_layers": -1, "n_cpu_moe": 0}),
-        exact=list(first.exact), estimated=rates, warnings=[w for b, _ in parts for w in b.warnings],
+        exact=list(first.exact), estimated=_rates(parts),
     )
 
 
@@ -95,21 +122,18 @@ def _options(planner: Planner, profile: DeviceProfile) -> list[Option]:
     (the single-model rule weighs it before spilling or offloading; a sum needs it more often)."""
     dev = planner.setup(profile)
     evals, alts, ctx, _ = planner.evaluate_device(dev)
-    alt_kv = planner.kv_alternative()
-    if alt_kv:
-        have = {a.quant for a in alts}
-        for ev in evals:
-            if ev.quant not in have:
-                try:
-                    alts.append(planner.evaluate(ev.variant, dev, ctx, alt_kv))
-                except EstimateError:  # llama.cpp refuses q8_0 for this head size
-                    continue
+    have = {a.quant for a in alts}
+    alts += [alt for ev in evals if ev.quant not in have and (alt := planner.alternative(ev, dev, ctx)) is not None]
     req_kv = planner.req.cache_type_k
     out = [Option(ev=ev, r=ev.options[0], quality=quality_class(ev.quant, ev.variant.size_bytes),
-                  requested_kv=ev.kv == req_kv)
-           for ev in evals + alts if ev.options and ev.options[0].fits and ev.options[0].full_offload]
+                  requested_kv=ev.kv == req_kv) for ev in evals + alts if _alone_on_gpu(ev)]
     out.sort(key=lambda o: (o.quality, o.requested_kv), reverse=True)
     return out
+
+
+def _alone_on_gpu(ev: Evaluation) -> bool:
+    """Fully on the GPU on this setting when alone (the setting's one full-offload placement)."""
+    return bool(ev.options) and ev.options[0].fits and ev.options[0].full_offload
 
 
 def _trim(lists: list[list[Option]]) -> list[list[Option]]:
@@ -140,6 +164,44 @@ def place_combo(combo: Combo, planner: Planner, profile: DeviceProfile, carve: i
         lambda cfg: place(bd, profile, cfg, largest_weight_bytes=largest, staged_weights_bytes=staged), dev, carve)
 
 
+def _plausible(lists: list[list[Option]]) -> list[tuple[bool, Combo]]:
+    """The combinations whose summed GPU need (with margins and one fit target) passes the largest
+    capacity any option saw, each with whether it may stay in fast memory; best first."""
+    rs = [o.r for x in lists for o in x]
+    cap = max(r.gpu_capacity_bytes for r in rs)
+    fast_cap = max(r.fast_capacity_bytes for r in rs)
+    fit_target = max(r.safety_bytes - r.margin_bytes for r in rs)
+    needs = [(sum(o.r.gpu_need_bytes + o.r.margin_bytes for o in c), c) for c in itertools.product(*lists)]
+    combos = [(need <= fast_cap, Combo(options=c)) for need, c in needs if need + fit_target <= cap]
+    combos.sort(key=lambda t: (t[0], t[1].key()), reverse=True)
+    return combos
+
+
+def _closer(r: FitResult, closest: FitResult | None) -> FitResult | None:
+    """The nearer miss of two (None: r fits, so it is no miss)."""
+    if r.fits:
+        return closest
+    return r if closest is None or r.shortfall_bytes < closest.shortfall_bytes else closest
+
+
+def _first_placed(combos: list[tuple[bool, Combo]], planner: Planner, profile: DeviceProfile,
+                  carve: int | None) -> tuple[tuple[Combo, FitResult] | None, FitResult | None]:
+    """Place the combinations best first (up to MAX_PLACEMENTS): the first all in fast memory, else
+    the first that fits at all; and the closest miss."""
+    first_fit: tuple[Combo, FitResult] | None = None
+    closest: FitResult | None = None
+    for maybe_fast, combo in combos[:MAX_PLACEMENTS]:
+        if first_fit is not None and not maybe_fast:
+            break
+        r = place_combo(combo, planner, profile, carve)
+        if r.fits and placement(r) == "fast":
+            return (combo, r), closest
+        if r.fits and first_fit is None:
+            first_fit = (combo, r)
+        closest = _closer(r, closest)
+    return first_fit, closest
+
+
 def best_combo(per_model: list[list[Option]], planner: Planner, profile: DeviceProfile,
                carve: int | None) -> tuple[Combo | None, FitResult | None]:
     """The best combination on this setting: fast memory first, then quality (Combo.key). Returns
@@ -147,32 +209,9 @@ def best_combo(per_model: list[list[Option]], planner: Planner, profile: DeviceP
     lists = _trim(per_model)
     if not all(lists):
         return None, None
-    opts = [o for x in lists for o in x]
-    cap = max(o.r.gpu_capacity_bytes for o in opts)
-    fast_cap = max(o.r.fast_capacity_bytes for o in opts)
-    fit_target = max(o.r.safety_bytes - o.r.margin_bytes for o in opts)
-    combos = []
-    for c in itertools.product(*lists):
-        need = sum(o.r.gpu_need_bytes + o.r.margin_bytes for o in c)
-        if need + fit_target <= cap:
-            combos.append((need <= fast_cap, Combo(options=c)))
-    combos.sort(key=lambda t: (t[0], t[1].key()), reverse=True)
-    placed = 0
-    first_fit: tuple[Combo, FitResult] | None = None
-    closest: FitResult | None = None
-    for maybe_fast, combo in combos:
-        if placed >= MAX_PLACEMENTS or (first_fit is not None and not maybe_fast):
-            break
-        r = place_combo(combo, planner, profile, carve)
-        placed += 1
-        if r.fits and placement(r) == "fast":
-            return combo, r
-        if r.fits and first_fit is None:
-            first_fit = (combo, r)
-        if not r.fits and (closest is None or r.shortfall_bytes < closest.shortfall_bytes):
-            closest = r
-    if first_fit is not None:
-        return first_fit
+    found, closest = _first_placed(_plausible(lists), planner, profile, carve)
+    if found is not None:
+        return found
     if closest is None:  # nothing passed the additive check: place the smallest combination for its reason
         smallest = Combo(options=tuple(min(x, key=lambda o: o.r.gpu_need_bytes) for x in lists))
         closest = place_combo(smallest, planner, profile, carve)
@@ -189,9 +228,9 @@ def _model_at(item: WorkItem, o: Option, combined: FitResult, planner: Planner, 
     sc = planner.speed(bd, r, dev, bd.n_ctx, v) if decodes else None
     pf = planner.prefill(bd, r, dev, v)
     return ModelAtSetting(
-        label=item.entry.label, quant=o.ev.quant, tier=combined.tier, placement=placement(combined),  # type: ignore[arg-type]
+        label=item.entry.label, quant=o.ev.quant, tier=combined.tier, placement=placement(combined),
         fits=True, cache_type_k=o.ev.kv, cache_type_v=_ctv(planner, o), gpu_bytes=o.r.gpu_need_bytes,
-        total_bytes=o.r.gpu_need_bytes + o.r.host_need_bytes, est_tps=s0.tps if s0 else None,
+        total_bytes=o.r.total_need_bytes, est_tps=s0.tps if s0 else None,
         est_tps_at_ctx=sc.tps if sc else None, est_prefill_tps=pf.tps if pf else None,
         est_ttft_s=pf.seconds if pf else None)
 
@@ -200,80 +239,80 @@ def _ctv(planner: Planner, o: Option) -> str:
     return planner.req.cache_type_v if o.ev.kv == planner.req.cache_type_k else o.ev.kv
 
 
-def _cap_change(r: FitResult, profile: DeviceProfile) -> CapChange | None:
-    if not cap_raised(r) or r.gpu_cap_bytes is None:
-        return None
-    info = profile.os_info(r.config.os).gpu_cap
-    setting = profile.cap_setting(r.config.os, r.gpu_cap_bytes)
-    if info is None or setting is None:
-        return None
-    return CapChange(knob=info.knob or "", cap_bytes=r.gpu_cap_bytes, default_bytes=r.gpu_cap_default_bytes or 0,
-                     setting=setting, how=info.how_to_change)
+def _blocked_row(setting: Setting, items: list[WorkItem], per_model: list[list[Option]],
+                 r: FitResult | None) -> TogetherRow:
+    """A setting that does not hold the models at once: the ones that do not fit even alone, else
+    the closest combination's first blocking check."""
+    missing = [item.entry.label for item, options in zip(items, per_model) if not options]
+    if missing:
+        why = f"{', '.join(missing)} {'does' if len(missing) == 1 else 'do'} not run fully on the GPU here even alone"
+        short = "not on the GPU even alone: " + ", ".join(missing)
+    else:
+        blocker = r.first_blocker if r is not None else None
+        why = blocker.message if blocker else "does not fit"
+        short = (r.blocker_short if r is not None else "") or "does not fit"
+    return TogetherRow(setting=setting, fits=False, placement="none", models=[], blocker=why, blocker_short=short)
 
 
-def _row(spec: SettingSpec, items: list[WorkItem], run: DeviceRun, profile: DeviceProfile
-         ) -> tuple[TogetherRow, Combo | None, FitResult | None, list[Planner]]:
+def _row(spec: SettingSpec, items: list[WorkItem], run: DeviceRun, profile: DeviceProfile) -> RowResult:
     planners = [p.for_setting(spec.carveout_bytes, spec.gpu_cap_bytes, search_max_ctx=False) for p in run.planners]
     per_model = [_options(p, profile) for p in planners]
-    os_ = run.dev.base.os
     combo, r = best_combo(per_model, planners[0], profile, spec.carveout_bytes)
-    change = _cap_change(r, profile) if r is not None and combo is not None else None
+    change = cap_change(r, profile) if r is not None and combo is not None else None
     cap = r.gpu_cap_bytes if r is not None else spec.gpu_cap_bytes
-    setting = make_setting(spec, profile, os_, change, cap)
+    setting = make_setting(spec, profile, run.dev.os, change, cap)
     if combo is None or r is None:
-        missing = [items[i].entry.label for i, x in enumerate(per_model) if not x]
-        fails = r.blocking_failures if r is not None else []
-        if missing:
-            why = f"{', '.join(missing)} {'does' if len(missing) == 1 else 'do'} not run fully on the GPU here even alone"
-            short = "not on the GPU even alone: " + ", ".join(missing)
-        else:
-            why = fails[0].message if fails else "does not fit"
-            short = (fails[0].short or fails[0].message) if fails else "does not fit"
-        return (TogetherRow(setting=setting, fits=False, placement="none", models=[], blocker=why, blocker_short=short),
-                None, r, planners)
+        return _blocked_row(setting, items, per_model, r), None, r, planners
     models = [_model_at(items[i], o, r, planners[i], profile) for i, o in enumerate(combo.options)]
-    return (TogetherRow(setting=setting, fits=True, placement=placement(r), models=models,  # type: ignore[arg-type]
-                        gpu_bytes=r.gpu_need_bytes, total_bytes=r.gpu_need_bytes + r.host_need_bytes,
+    return (TogetherRow(setting=setting, fits=True, placement=placement(r), models=models,
+                        gpu_bytes=r.gpu_need_bytes, total_bytes=r.total_need_bytes,
                         fast_spare_bytes=r.fast_spare_bytes, os_free_bytes=r.os_free_bytes),
             combo, r, planners)
+
+
+def _rank(t: RowResult) -> tuple[bool, bool, int, float, int, int]:
+    """Best first: fits, in fast memory, the requested KV type, quality, the smallest carve-out, no limit change."""
+    row, combo, _, _ = t
+    kv, bits, _ = combo.key() if combo else (0, 0.0, 0)
+    return (row.fits, row.placement == "fast", kv, bits, -(row.setting.carveout_bytes or 0),
+            0 if row.setting.cap_change else 1)
+
+
+def _take_turns(rows: list[RowResult], run: DeviceRun, n: int) -> TogetherPlan:
+    """No setting holds them all at once: they take turns (the one-at-a-time plan stands)."""
+    misses = [(r.shortfall_bytes, row) for row, _, r, _ in rows if r is not None]
+    closest = min(misses, key=lambda t: t[0], default=None)
+    where = f" (closest: {closest[1].setting.label}: {closest[1].blocker})" if closest else ""
+    report = run.report
+    one = f"; one at a time they share {report.chosen.label}" if report.chosen and report.serves_all else ""
+    return TogetherPlan(fits=False, rows=[t[0] for t in rows], statement=(
+        f"they must take turns: no setting holds {both(n)} models at once fully on the GPU{where}{one}"))
+
+
+def _together_statement(row: TogetherRow, r: FitResult, n: int) -> str:
+    spare = (f", {fmt_bytes(r.fast_spare_bytes, digits=1)} to spare in {r.fast_label}" if row.placement == "fast"
+             else f", part of it in {r.spill_label or 'slower shared memory'} (those bytes decode about "
+                  f"{r.shared_slowdown:.1f}x slower)")
+    return (f"they run together on {row.setting.label}: {n} servers (one per model, each on its own --port) "
+            f"hold {r.gpu_need_bytes / GIB:.1f} GiB on the GPU{spare}")
 
 
 def plan_together(items: list[WorkItem], run: DeviceRun, profile: DeviceProfile) -> None:
     """Weigh the models loaded at once on every candidate setting; fill run.report.together and,
     when they fit, make the together setting the device's answer."""
-    specs = [c.spec for c in run.candidates]
-    rows = [_row(spec, items, run, profile) for spec in specs]
-
-    def rank(t: tuple[TogetherRow, Combo | None, FitResult | None, list[Planner]]) -> tuple:
-        row, combo, r, _ = t
-        kv, bits, _ = combo.key() if combo else (0, 0.0, 0)
-        return (row.fits, row.placement == "fast", kv, bits, -(row.setting.carveout_bytes or 0),
-                0 if row.setting.cap_change else 1)
-
-    ranked = sorted(rows, key=rank, reverse=True)
-    best = ranked[0]
+    rows = [_row(c.spec, items, run, profile) for c in run.candidates]
+    ranked = sorted(rows, key=_rank, reverse=True)
+    row, combo, r, _ = ranked[0]
     report = run.report
-    table = [t[0] for t in rows]
     n = len(items)
-    if not best[0].fits:
-        closest = min((t for t in rows if t[2] is not None), key=lambda t: t[2].shortfall_bytes, default=None)  # type: ignore[union-attr]
-        where = f" (closest: {closest[0].setting.label}: {closest[0].blocker})" if closest else ""
-        one = f"; one at a time they share {report.chosen.label}" if report.chosen and report.serves_all else ""
-        report.together = TogetherPlan(fits=False, rows=table, statement=(
-            f"they must take turns: no setting holds {both(n)} models at once fully on the GPU{where}{one}"))
+    if combo is None or r is None:
+        report.together = _take_turns(rows, run, n)
         report.fits = False
         return
-    row, combo, r, planners = best
     row.chosen = True
-    assert combo is not None and r is not None
-    spare = (f", {fmt_bytes(r.fast_spare_bytes, digits=1)} to spare in {r.fast_label}" if row.placement == "fast"
-             else f", part of it in {r.spill_label or 'slower shared memory'} (those bytes decode about "
-                  f"{r.shared_slowdown:.1f}x slower)")
-    report.together = TogetherPlan(fits=True, rows=table, statement=(
-        f"they run together on {row.setting.label}: {n} servers (one per model, each on its own --port) "
-        f"hold {r.gpu_need_bytes / GIB:.1f} GiB on the GPU{spare}"))
+    report.together = TogetherPlan(fits=True, rows=[t[0] for t in rows], statement=_together_statement(row, r, n))
     report.mode = "together"
-    report.reason = _reason(rank(best), rank(ranked[1]) if len(ranked) > 1 else None, n, r.fast_label)
+    report.reason = _reason(_rank(ranked[0]), _rank(ranked[1]) if len(ranked) > 1 else None, n, r.fast_label)
     report.chosen = row.setting
     report.fits = True
     report.runs = _runs(items, run, combo, row, r, profile)
@@ -290,7 +329,8 @@ TOGETHER_REASONS = (
 )
 
 
-def _reason(best: tuple, runner_up: tuple | None, n: int, fast_label: str) -> str:
+def _reason(best: tuple[bool, bool, int, float, int, int], runner_up: tuple[bool, bool, int, float, int, int] | None,
+            n: int, fast_label: str) -> str:
     if runner_up is None:
         return "the only setting to weigh on this device"
     k = next((i for i, (a, b) in enumerate(zip(best, runner_up)) if a != b), None)

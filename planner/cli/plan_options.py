@@ -167,4 +167,13 @@ class PlanOptions:
             kv_fixed=bool(self.kv or self.ctk or self.ctv), allow_spill=self.allow_spill,
             min_prefill_tps=self.min_prefill_tps, max_ttft_s=self.max_ttft, runtime=self.runtime_text,
             llama_build=self.llama_build, shell=self.shell_name,  # type: ignore[arg-type]
-            ctx_chart=self.format == "html")
+            ctx_chart=self.format == "html",
+            # the setting the user fixed reaches the planner here (the profiles only describe the machine)
+            carveout_bytes=_size(self.device.carveout, "--carveout"),
+            gpu_cap_bytes=_size(self.device.gpu_cap, "--gpu-cap"))
+
+
+def _size(text: str | None, flag: str) -> int | None:
+    from ..units import parse_size
+
+    return parse_size(text, what=flag) if text else None

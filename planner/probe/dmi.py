@@ -35,30 +35,34 @@ def _value(line: str) -> str:
     return line.split(":", 1)[1].strip() if ":" in line else ""
 
 
+_SPEED_KEYS = ("Configured Memory Speed", "Configured Clock Speed", "Speed")  # first one that reads
+
+
+def _speed(fields: dict[str, str]) -> int | None:
+    hits = (_SPEED_RE.match(fields.get(key, "")) for key in _SPEED_KEYS)
+    return next((int(m.group(1)) for m in hits if m), None)
+
+
+def _module(block: str) -> MemoryModule | None:
+    """One "Memory Device" block; None for another block, an empty slot or an unknown size."""
+    lines = [x.strip() for x in block.splitlines()]
+    if "Memory Device" not in lines:
+        return None
+    fields = {x.split(":", 1)[0].strip(): _value(x) for x in lines if ":" in x}
+    size = _SIZE_RE.match(fields.get("Size", ""))
+    if size is None:  # "No Module Installed", "Unknown"
+        return None
+    width = _WIDTH_RE.match(fields.get("Data Width", ""))
+    return MemoryModule(
+        size_bytes=int(size.group(1)) * _SIZE_UNITS[size.group(2).upper()], speed_mts=_speed(fields),
+        data_width_bits=int(width.group(1)) if width else None, locator=fields.get("Locator", ""),
+        bank_locator=fields.get("Bank Locator", ""), type=fields.get("Type", ""),
+    )
+
+
 def parse_dmidecode(text: str) -> list[MemoryModule]:
     """Populated modules from `dmidecode -t memory` (empty slots and unreadable blocks left out)."""
-    modules: list[MemoryModule] = []
-    for block in re.split(r"\n\s*\n", text):
-        lines = [x.strip() for x in block.splitlines()]
-        if "Memory Device" not in lines:
-            continue
-        fields = {x.split(":", 1)[0].strip(): _value(x) for x in lines if ":" in x}
-        size = _SIZE_RE.match(fields.get("Size", ""))
-        if size is None:  # "No Module Installed", "Unknown"
-            continue
-        speed = None
-        for key in ("Configured Memory Speed", "Configured Clock Speed", "Speed"):
-            m = _SPEED_RE.match(fields.get(key, ""))
-            if m:
-                speed = int(m.group(1))
-                break
-        width = _WIDTH_RE.match(fields.get("Data Width", ""))
-        modules.append(MemoryModule(
-            size_bytes=int(size.group(1)) * _SIZE_UNITS[size.group(2).upper()], speed_mts=speed,
-            data_width_bits=int(width.group(1)) if width else None, locator=fields.get("Locator", ""),
-            bank_locator=fields.get("Bank Locator", ""), type=fields.get("Type", ""),
-        ))
-    return modules
+    return [m for m in (_module(block) for block in re.split(r"\n\s*\n", text)) if m is not None]
 
 
 def channel_of(m: MemoryModule) -> str | None:
@@ -70,24 +74,42 @@ def channel_of(m: MemoryModule) -> str | None:
     return None
 
 
+def _peak(m: MemoryModule) -> int:
+    """Bits per transfer x transfers per second: the faster module of a channel counts."""
+    return (m.data_width_bits or 0) * (m.speed_mts or 0)
+
+
+def _channels(usable: list[MemoryModule], named: bool) -> dict[str, MemoryModule]:
+    """One module per channel (the faster of two in one channel); every module its own channel
+    when no locator names one."""
+    channels: dict[str, MemoryModule] = {}
+    for i, m in enumerate(usable):
+        key = (channel_of(m) if named else None) or str(i)
+        have = channels.get(key)
+        if have is None or _peak(m) > _peak(have):
+            channels[key] = m
+    return channels
+
+
+def _distinct(values: list[int | str | None]) -> str:
+    """"64/128", "DDR5/LPDDR5": the distinct values, sorted."""
+    return "/".join(str(v) for v in sorted({v for v in values if v}))
+
+
+def _how(channels: dict[str, MemoryModule], usable: list[MemoryModule], named: bool) -> str:
+    ms = list(channels.values())
+    how = (f"{len(channels)} channel(s) x {_distinct([m.data_width_bits for m in ms])}-bit x "
+           f"{_distinct([m.speed_mts for m in ms])} MT/s {_distinct([m.type for m in usable]) or 'RAM'}")
+    return how + (" (channels from the module locators)" if named else
+                  " (one channel per module assumed: no locator names a channel)")
+
+
 def ram_bandwidth(modules: list[MemoryModule]) -> tuple[float, str] | None:
     """(peak GB/s, how it was derived) from the modules, None when speed or width is missing."""
     usable = [m for m in modules if m.speed_mts and m.data_width_bits]
     if not usable or len(usable) < len(modules):
         return None
-    channels: dict[str, MemoryModule] = {}
     named = all(channel_of(m) is not None for m in usable)
-    for i, m in enumerate(usable):
-        key = channel_of(m) if named else str(i)
-        assert key is not None
-        have = channels.get(key)
-        if have is None or (m.data_width_bits or 0) * (m.speed_mts or 0) > (have.data_width_bits or 0) * (have.speed_mts or 0):
-            channels[key] = m
-    gbps = sum((m.data_width_bits or 0) / 8 * (m.speed_mts or 0) for m in channels.values()) / 1000
-    speeds = sorted({m.speed_mts for m in channels.values()})
-    widths = sorted({m.data_width_bits for m in channels.values()})
-    kind = "/".join(sorted({m.type for m in usable if m.type})) or "RAM"
-    how = (f"{len(channels)} channel(s) x {'/'.join(str(w) for w in widths)}-bit x "
-           f"{'/'.join(str(s) for s in speeds)} MT/s {kind}")
-    how += " (channels from the module locators)" if named else " (one channel per module assumed: no locator names a channel)"
-    return round(gbps, 1), how
+    channels = _channels(usable, named)
+    gbps = sum(_peak(m) / 8 for m in channels.values()) / 1000
+    return round(gbps, 1), _how(channels, usable, named)

@@ -7,11 +7,12 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 GpuKind = Literal["integrated", "discrete", "unknown"]
+Vendor = Literal["amd", "nvidia", "intel", "apple", "unknown"]
 
 
 class GpuFacts(BaseModel):
     name: str = ""
-    vendor: Literal["amd", "nvidia", "intel", "apple", "unknown"] = "unknown"
+    vendor: Vendor = "unknown"
     pci_id: str | None = None  # "1002:1586"
     kind: GpuKind = "unknown"
     driver: str = ""

@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from ..device_schema import GIB
+from .facts import Vendor
 
 
 @dataclass(frozen=True)
@@ -32,7 +33,7 @@ AMD_APUS: dict[str, ApuInfo] = {
     "1002:1901": ApuInfo("hawk-point", "Radeon 760M (Hawk Point)", "gfx1103", 89.6),
 }
 
-VENDORS = {"1002": "amd", "10de": "nvidia", "8086": "intel"}
+VENDORS: dict[str, Vendor] = {"1002": "amd", "10de": "nvidia", "8086": "intel"}
 
 # NVIDIA names (nvidia-smi) -> family; unified-memory parts are marked.
 NVIDIA_FAMILIES: list[tuple[str, str, bool]] = [
@@ -92,7 +93,8 @@ def kernel_version(release: str) -> tuple[int, int, int, int] | None:
     m = KERNEL_RE.match(release.strip())
     if not m:
         return None
-    return tuple(int(x) if x else 0 for x in m.groups())  # type: ignore[return-value]
+    major, minor, patch, local = (int(x) if x else 0 for x in m.groups())
+    return major, minor, patch, local
 
 
 @dataclass(frozen=True)

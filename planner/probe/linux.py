@@ -75,62 +75,103 @@ def probe_meminfo(env: ProbeEnv, facts: MachineFacts) -> None:
         facts.notes.append("/proc/meminfo has no MemTotal: RAM unknown")
 
 
+_PLACEHOLDER_NAMES = ("default string", "to be filled by o.e.m.")  # what unset DMI fields say
+
+
+def _read(env: ProbeEnv, path: str) -> str:
+    return (env.read(path) or "").strip()
+
+
+def _kernel_release(env: ProbeEnv) -> str:
+    release = _read(env, "/proc/sys/kernel/osrelease")
+    if release:
+        return release
+    res = env.run("uname-r", ["uname", "-r"])
+    return res.stdout.strip() if res is not None and res.ok else ""
+
+
+def _cpu_model(env: ProbeEnv) -> str:
+    m = re.search(r"^model name\s*:\s*(.+)$", env.read("/proc/cpuinfo") or "", re.MULTILINE)
+    return m.group(1).strip() if m else ""
+
+
+def _board_names(env: ProbeEnv, dt: str) -> str:
+    """The DMI product, family and board names and the device-tree model, each once, placeholders left out."""
+    dmi = [_read(env, f"/sys/class/dmi/id/{k}") for k in ("product_name", "product_family", "board_name")]
+    return " / ".join(x for x in dict.fromkeys(dmi + [dt]) if x and x.lower() not in _PLACEHOLDER_NAMES)
+
+
 def probe_identity(env: ProbeEnv, facts: MachineFacts) -> None:
-    cpuinfo = env.read("/proc/cpuinfo") or ""
-    m = re.search(r"^model name\s*:\s*(.+)$", cpuinfo, re.MULTILINE)
-    if m:
-        facts.cpu_name = m.group(1).strip()
-    dmi = [(env.read(f"/sys/class/dmi/id/{k}") or "").strip() for k in ("product_name", "product_family", "board_name")]
-    vendor = (env.read("/sys/class/dmi/id/sys_vendor") or "").strip()
     dt = (env.read("/proc/device-tree/model") or "").replace("\x00", "").strip()
-    names = [x for x in dict.fromkeys(dmi + [dt]) if x and x.lower() not in ("default string", "to be filled by o.e.m.")]
-    facts.model_name = " / ".join(names)
-    facts.vendor_name = vendor
-    if not facts.cpu_name and dt:
-        facts.cpu_name = dt
-    release = (env.read("/proc/sys/kernel/osrelease") or "").strip()
-    if not release:
-        res = env.run("uname-r", ["uname", "-r"])
-        release = res.stdout.strip() if res is not None and res.ok else ""
-    facts.kernel = release
-    if not release:
+    facts.model_name = _board_names(env, dt)
+    facts.vendor_name = _read(env, "/sys/class/dmi/id/sys_vendor")
+    facts.cpu_name = _cpu_model(env) or dt
+    facts.kernel = _kernel_release(env)
+    if not facts.kernel:
         facts.notes.append("kernel release unknown (/proc/sys/kernel/osrelease unreadable)")
 
 
-def _card_facts(env: ProbeEnv, card: str) -> GpuFacts | None:
-    dev = f"{card}/device"
-    vendor = (env.read(f"{dev}/vendor") or "").strip().lower().removeprefix("0x")
-    device = (env.read(f"{dev}/device") or "").strip().lower().removeprefix("0x")
-    if not vendor:
-        return None
-    pci = f"{vendor}:{device}" if device else None
-    g = GpuFacts(pci_id=pci, vendor=VENDORS.get(vendor, "unknown"), source=dev)  # type: ignore[arg-type]
-    uevent = env.read(f"{dev}/uevent") or ""
-    m = re.search(r"^DRIVER=(\S+)", uevent, re.MULTILINE)
-    g.driver = m.group(1) if m else ""
-    apu = AMD_APUS.get(pci or "")
+def _pci_id(env: ProbeEnv, dev: str) -> tuple[str, str | None]:
+    """(vendor, "vendor:device") as sysfs lists them; vendor "" when the card has none."""
+    vendor = _read(env, f"{dev}/vendor").lower().removeprefix("0x")
+    device = _read(env, f"{dev}/device").lower().removeprefix("0x")
+    return vendor, (f"{vendor}:{device}" if device else None)
+
+
+def _name(env: ProbeEnv, dev: str, g: GpuFacts) -> None:
+    """A known APU's name and family, else the driver's product name, else the vendor and PCI id."""
+    apu = AMD_APUS.get(g.pci_id or "")
     if apu is not None:
         g.family, g.name, g.kind = apu.family, apu.name, "integrated"
-    else:
-        vendor_word = {"amd": "AMD", "nvidia": "NVIDIA", "intel": "Intel"}.get(g.vendor, "unknown")
-        g.name = (env.read(f"{dev}/product_name") or "").strip() or f"{vendor_word} GPU {pci}"
+        return
+    vendor_word = {"amd": "AMD", "nvidia": "NVIDIA", "intel": "Intel"}.get(g.vendor, "unknown")
+    g.name = _read(env, f"{dev}/product_name") or f"{vendor_word} GPU {g.pci_id}"
+
+
+def _memory(env: ProbeEnv, dev: str, g: GpuFacts) -> None:
     g.vram_total_bytes = _int(env.read(f"{dev}/mem_info_vram_total"))
     g.vram_used_bytes = _int(env.read(f"{dev}/mem_info_vram_used"))
     g.gtt_total_bytes = _int(env.read(f"{dev}/mem_info_gtt_total"))
     g.gtt_used_bytes = _int(env.read(f"{dev}/mem_info_gtt_used"))
-    if g.vendor == "amd" and g.kind == "unknown" and g.vram_total_bytes is not None and g.gtt_total_bytes:
-        # an APU we do not know: a small VRAM next to a much larger GTT (amdgpu lists both)
-        if g.vram_total_bytes < 4 * 1024**3 and g.gtt_total_bytes > 2 * g.vram_total_bytes:
-            g.kind = "integrated"
-        elif g.vram_total_bytes >= 4 * 1024**3 and env.exists(f"{dev}/product_name"):
-            g.kind = "discrete"
+
+
+def _amd_kind(env: ProbeEnv, dev: str, g: GpuFacts) -> None:
+    """An AMD GPU we do not know: a small VRAM next to a much larger GTT is an APU (amdgpu lists
+    both); a large VRAM with a product name is a card."""
+    vram, gtt = g.vram_total_bytes, g.gtt_total_bytes
+    if (g.vendor, g.kind) != ("amd", "unknown") or vram is None or not gtt:
+        return
+    if vram < 4 * 1024**3:
+        g.kind = "integrated" if gtt > 2 * vram else g.kind
+    elif env.exists(f"{dev}/product_name"):
+        g.kind = "discrete"
+
+
+def _carveout_options(env: ProbeEnv, dev: str, g: GpuFacts) -> None:
+    """amdgpu's uma/carveout_options (the BIOS choices) and which one is in effect."""
     opts_text = env.read(f"{dev}/uma/carveout_options")
-    if opts_text:
-        opts = parse_carveout_options(opts_text)
-        g.carveout_options_bytes = [size for _, _, size in opts]
-        idx = _int(env.read(f"{dev}/uma/carveout"))
-        if idx is not None and any(i == idx for i, _, _ in opts):
-            g.carveout_index = [i for i, _, _ in opts].index(idx)
+    if not opts_text:
+        return
+    opts = parse_carveout_options(opts_text)
+    g.carveout_options_bytes = [size for _, _, size in opts]
+    indices = [i for i, _, _ in opts]
+    idx = _int(env.read(f"{dev}/uma/carveout"))
+    if idx is not None and idx in indices:
+        g.carveout_index = indices.index(idx)
+
+
+def _card_facts(env: ProbeEnv, card: str) -> GpuFacts | None:
+    dev = f"{card}/device"
+    vendor, pci = _pci_id(env, dev)
+    if not vendor:
+        return None
+    g = GpuFacts(pci_id=pci, vendor=VENDORS.get(vendor, "unknown"), source=dev)
+    m = re.search(r"^DRIVER=(\S+)", env.read(f"{dev}/uevent") or "", re.MULTILINE)
+    g.driver = m.group(1) if m else ""
+    _name(env, dev, g)
+    _memory(env, dev, g)
+    _amd_kind(env, dev, g)
+    _carveout_options(env, dev, g)
     return g
 
 
@@ -141,51 +182,76 @@ def probe_drm(env: ProbeEnv, facts: MachineFacts) -> None:
         return
     for card in cards:
         g = _card_facts(env, card)
-        if g is None:
-            continue
-        facts.gpus.append(g)
-        if g.vendor == "amd" and g.vram_total_bytes is not None:
-            facts.probed.append(f"GPU memory: {card}/device/mem_info_vram_total, mem_info_gtt_total")
-        elif g.vendor == "amd":
-            facts.notes.append(f"{card}: amdgpu memory files missing (old kernel or no amdgpu): carve-out/GTT unknown")
+        if g is not None:
+            facts.gpus.append(g)
+            _note_amd_memory(facts, card, g)
 
 
-def probe_ttm(env: ProbeEnv, facts: MachineFacts) -> None:
+def _note_amd_memory(facts: MachineFacts, card: str, g: GpuFacts) -> None:
+    if g.vendor != "amd":
+        return
+    if g.vram_total_bytes is not None:
+        facts.probed.append(f"GPU memory: {card}/device/mem_info_vram_total, mem_info_gtt_total")
+    else:
+        facts.notes.append(f"{card}: amdgpu memory files missing (old kernel or no amdgpu): carve-out/GTT unknown")
+
+
+_TRUTH = {"Y": True, "1": True, "N": False, "0": False}
+
+
+def _ttm_limit(env: ProbeEnv, facts: MachineFacts) -> None:
+    """The GTT limit in effect: amdttm's (amdgpu-dkms) when loaded, else ttm's."""
     facts.amdttm_loaded = env.exists("/sys/module/amdttm")
     for module in (("amdttm", "ttm") if facts.amdttm_loaded else ("ttm",)):
         limit = _int(env.read(f"/sys/module/{module}/parameters/pages_limit"))
         if limit:
             facts.ttm_module, facts.ttm_pages_limit = module, limit
             facts.probed.append(f"GTT limit: /sys/module/{module}/parameters/pages_limit")
-            break
-    gtt = _int(env.read("/sys/module/amdgpu/parameters/gttsize"))
-    facts.amdgpu_gttsize_mib = gtt
-    nsml = (env.read("/sys/module/amdgpu/parameters/no_system_mem_limit") or "").strip().upper()
-    truth = {"Y": True, "1": True, "N": False, "0": False}
-    facts.amdgpu_no_system_mem_limit = truth.get(nsml)
+            return
+
+
+def _kernel_parameters(env: ProbeEnv, facts: MachineFacts) -> None:
+    """amdgpu's module parameters, and the memory-related kernel command line."""
+    facts.amdgpu_gttsize_mib = _int(env.read("/sys/module/amdgpu/parameters/gttsize"))
+    facts.amdgpu_no_system_mem_limit = _TRUTH.get(_read(env, "/sys/module/amdgpu/parameters/no_system_mem_limit").upper())
     cmdline = env.read("/proc/cmdline")
-    if cmdline is not None:
-        facts.cmdline = parse_cmdline(cmdline)
-        arg = facts.cmdline.get("amdgpu.no_system_mem_limit", "").upper()
-        if facts.amdgpu_no_system_mem_limit is None and arg:
-            facts.amdgpu_no_system_mem_limit = truth.get(arg)
+    if cmdline is None:
+        return
+    facts.cmdline = parse_cmdline(cmdline)
+    arg = facts.cmdline.get("amdgpu.no_system_mem_limit", "").upper()
+    if facts.amdgpu_no_system_mem_limit is None and arg:
+        facts.amdgpu_no_system_mem_limit = _TRUTH.get(arg)
+
+
+def _modprobe_limits(env: ProbeEnv, facts: MachineFacts) -> None:
     for conf in env.glob("/etc/modprobe.d", "*.conf"):
-        text = env.read(conf) or ""
-        m = re.search(r"^\s*options\s+(?:amd)?ttm\s+.*\bpages_limit=(\d+)", text, re.MULTILINE)
+        m = re.search(r"^\s*options\s+(?:amd)?ttm\s+.*\bpages_limit=(\d+)", env.read(conf) or "", re.MULTILINE)
         if m:
             facts.modprobe_pages_limit = int(m.group(1))
             facts.probed.append(f"TTM setting: {conf}")
 
 
+def probe_ttm(env: ProbeEnv, facts: MachineFacts) -> None:
+    _ttm_limit(env, facts)
+    _kernel_parameters(env, facts)
+    _modprobe_limits(env, facts)
+
+
+def _unified_nvidia_board(model_name: str) -> str | None:
+    """The unified-memory NVIDIA family a board's model name names (a DGX Spark is a GB10)."""
+    family, unified = nvidia_family(model_name)
+    if family is None and re.search(r"DGX Spark", model_name, re.IGNORECASE):
+        return "gb10"
+    return family if unified else None
+
+
 def probe_unified_nvidia_by_name(env: ProbeEnv, facts: MachineFacts) -> None:
     """Jetson (nvgpu, no PCI GPU) and GB10 without nvidia-smi: recognise them by the board's model name
     (/proc/device-tree/model, DMI). nvidia-smi, probed next, replaces this entry when it answers."""
-    if any(g.vendor == "nvidia" for g in facts.gpus if g.kind == "integrated"):
+    if any((g.vendor, g.kind) == ("nvidia", "integrated") for g in facts.gpus):
         return
-    family, unified = nvidia_family(facts.model_name)
-    if family is None and re.search(r"DGX Spark", facts.model_name, re.IGNORECASE):
-        family, unified = "gb10", True
-    if family is None or not unified:
+    family = _unified_nvidia_board(facts.model_name)
+    if family is None:
         return
     facts.gpus = [g for g in facts.gpus if g.vendor != "nvidia"]
     name = {"gb10": "NVIDIA GB10"}.get(family, facts.model_name)

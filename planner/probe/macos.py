@@ -21,25 +21,39 @@ def _int(text: str | None) -> int | None:
         return None
 
 
-def probe_macos(env: ProbeEnv, facts: MachineFacts) -> None:
+def _wired_limit_mb(env: ProbeEnv) -> int | None:
+    """iogpu.wired_limit_mb (0: the system default); macOS 13 had debug.iogpu.wired_limit in bytes."""
+    wired = _int(_sysctl(env, "iogpu.wired_limit_mb"))
+    if wired is not None:
+        return wired
+    legacy = _int(_sysctl(env, "debug.iogpu.wired_limit"))
+    return None if legacy is None else legacy // (1024 * 1024)
+
+
+def _ram(env: ProbeEnv, facts: MachineFacts) -> None:
     mem = _int(_sysctl(env, "hw.memsize"))
     if mem:
         facts.ram_visible_bytes = facts.ram_installed_bytes = mem
         facts.probed.append("RAM: sysctl hw.memsize")
     else:
         facts.notes.append("sysctl hw.memsize failed: RAM unknown")
+
+
+def _chip(env: ProbeEnv, facts: MachineFacts) -> str:
     chip = _sysctl(env, "machdep.cpu.brand_string") or ""
     facts.cpu_name = chip
     facts.model_name = _sysctl(env, "hw.model") or ""
     facts.vendor_name = "Apple" if chip.startswith("Apple") else ""
     res = env.run("sw_vers", ["sw_vers", "-productVersion"])
     facts.os_version = res.stdout.strip() if res is not None and res.ok else ""
-    wired = _int(_sysctl(env, "iogpu.wired_limit_mb"))
-    if wired is None:  # macOS 13 used debug.iogpu.wired_limit in bytes
-        legacy = _int(_sysctl(env, "debug.iogpu.wired_limit"))
-        wired = None if legacy is None else legacy // (1024 * 1024)
-    facts.wired_limit_mb = wired
-    if wired is None:
+    return chip
+
+
+def probe_macos(env: ProbeEnv, facts: MachineFacts) -> None:
+    _ram(env, facts)
+    chip = _chip(env, facts)
+    facts.wired_limit_mb = _wired_limit_mb(env)
+    if facts.wired_limit_mb is None:
         facts.notes.append("iogpu.wired_limit_mb unreadable: the GPU working-set limit is assumed to be the default")
     else:
         facts.probed.append("GPU limit: sysctl iogpu.wired_limit_mb")

@@ -20,22 +20,21 @@ def _mib(text: str) -> int | None:
         return None
 
 
+def _gpu(line: str) -> GpuFacts | None:
+    """One CSV line: name, memory.total, memory.used (MiB); None for a blank line."""
+    name, total_text, used_text = ([p.strip() for p in line.split(",")] + ["", ""])[:3]
+    if not name:
+        return None
+    total, used = _mib(total_text), _mib(used_text)
+    family, unified = nvidia_family(name)
+    return GpuFacts(
+        name=name, vendor="nvidia", kind="integrated" if unified else "discrete", driver="nvidia", family=family,
+        vram_total_bytes=None if unified else total, vram_used_bytes=None if unified else used,
+        memory_not_reported=total is None, source="nvidia-smi --query-gpu")
+
+
 def parse_nvidia_smi(stdout: str) -> list[GpuFacts]:
-    gpus = []
-    for line in stdout.splitlines():
-        parts = [p.strip() for p in line.split(",")]
-        if not parts or not parts[0]:
-            continue
-        name = parts[0]
-        total = _mib(parts[1]) if len(parts) > 1 else None
-        used = _mib(parts[2]) if len(parts) > 2 else None
-        family, unified = nvidia_family(name)
-        gpus.append(GpuFacts(
-            name=name, vendor="nvidia",
-            kind="integrated" if unified else "discrete", driver="nvidia", family=family,
-            vram_total_bytes=None if unified else total, vram_used_bytes=None if unified else used,
-            memory_not_reported=total is None, source="nvidia-smi --query-gpu"))
-    return gpus
+    return [g for g in (_gpu(line) for line in stdout.splitlines()) if g is not None]
 
 
 def probe_nvidia(env: ProbeEnv, facts: MachineFacts) -> None:
@@ -51,8 +50,6 @@ def probe_nvidia(env: ProbeEnv, facts: MachineFacts) -> None:
         return
     # sysfs may already list the same card (vendor 10de) without memory: replace it
     facts.gpus = [g for g in facts.gpus if g.vendor != "nvidia"] + found
-    for g in found:
-        if g.memory_not_reported:
-            facts.notes.append(f"{g.name}: nvidia-smi does not report memory (unified memory); "
-                               "the pool is the system RAM (/proc/meminfo)")
-        facts.probed.append(f"GPU: nvidia-smi ({g.name})")
+    facts.notes += [f"{g.name}: nvidia-smi does not report memory (unified memory); the pool is the system RAM "
+                    "(/proc/meminfo)" for g in found if g.memory_not_reported]
+    facts.probed += [f"GPU: nvidia-smi ({g.name})" for g in found]

@@ -8,7 +8,7 @@ import json
 import re
 
 from .env import ProbeEnv
-from .facts import GpuFacts, MachineFacts, MemoryModule
+from .facts import GpuFacts, MachineFacts, MemoryModule, Vendor
 from .known import AMD_APUS, VENDORS, installed_ram_from_visible, nvidia_family
 
 SCRIPT = (
@@ -34,72 +34,113 @@ PNP_RE = re.compile(r"VEN_([0-9A-Fa-f]{4})&DEV_([0-9A-Fa-f]{4})")
 
 
 def _int(v: object) -> int | None:
+    if v is None or str(v).strip() == "":
+        return None
     try:
-        return int(v) if v is not None and str(v).strip() != "" else None  # type: ignore[arg-type]
+        return int(str(v).strip()) if not isinstance(v, (int, float)) else int(v)
     except (TypeError, ValueError):
         return None
 
 
-def _list(v: object) -> list:
+def _list(v: object) -> list[object]:
     if v is None:
         return []
     return v if isinstance(v, list) else [v]
 
 
-def parse_windows(stdout: str, facts: MachineFacts) -> None:
-    try:
-        data = json.loads(stdout)
-    except ValueError:
-        facts.notes.append("PowerShell output was not JSON: RAM and GPU unknown")
-        return
-    if not isinstance(data, dict):
-        facts.notes.append("PowerShell output had an unexpected shape: RAM and GPU unknown")
-        return
-    facts.cpu_name = str(data.get("Cpu") or "").strip()
-    facts.model_name = str(data.get("Model") or "").strip()
-    facts.vendor_name = str(data.get("Manufacturer") or "").strip()
+def _text(data: dict[str, object], key: str) -> str:
+    return str(data.get(key) or "").strip()
+
+
+def _system(data: dict[str, object], facts: MachineFacts) -> int | None:
+    """CPU, model, OS and RAM; returns the RAM Windows sees."""
+    facts.cpu_name = _text(data, "Cpu")
+    facts.model_name = _text(data, "Model")
+    facts.vendor_name = _text(data, "Manufacturer")
     facts.os_version = " ".join(str(data.get(k) or "") for k in ("Caption", "Version")).strip()
+    _ram(data, facts)
+    return facts.ram_visible_bytes
+
+
+def _ram(data: dict[str, object], facts: MachineFacts) -> None:
+    """The RAM Windows sees, the DIMMs' total (else the size machines are sold with), what is free."""
     visible = _int(data.get("TotalPhysicalMemory"))
-    installed = _int(data.get("InstalledMemory"))
     facts.ram_visible_bytes = visible
-    facts.ram_installed_bytes = installed or (installed_ram_from_visible(visible) if visible else None)
+    facts.ram_installed_bytes = _int(data.get("InstalledMemory")) or (installed_ram_from_visible(visible) if visible else None)
     free_kb = _int(data.get("FreePhysicalMemoryKB"))
     facts.mem_available_bytes = free_kb * 1024 if free_kb is not None else None
     if visible:
         facts.probed.append("RAM: Win32_ComputerSystem.TotalPhysicalMemory, Win32_PhysicalMemory.Capacity")
+
+
+def _vendor(pci: str | None, name: str) -> Vendor:
+    """The vendor from the PCI id, else from the adapter's name."""
+    vendor = VENDORS.get(pci.split(":")[0], "unknown") if pci else "unknown"
+    return vendor if vendor != "unknown" else (vendor_hint(name) or "unknown")
+
+
+def _dedicated(raw: dict[str, object], name: str, registry: dict[str, int | None]) -> tuple[int | None, str]:
+    """The adapter's dedicated memory: the registry's 64-bit size, else the 32-bit CIM field."""
+    found = registry.get(name)
+    if found is not None:
+        return found, "registry HardwareInformation.qwMemorySize"
+    return _int(raw.get("AdapterRAM")), "Win32_VideoController.AdapterRAM (32-bit: at most 4 GiB)"
+
+
+def _classify(g: GpuFacts) -> None:
+    """Integrated or discrete, and the silicon family where known."""
+    apu = AMD_APUS.get(g.pci_id or "")
+    if apu is not None:
+        g.family, g.kind = apu.family, "integrated"
+    elif g.vendor == "nvidia":
+        g.family, unified = nvidia_family(g.name)
+        g.kind = "integrated" if unified else "discrete"
+    elif g.vendor == "intel":
+        g.kind = "integrated"
+
+
+def _gpu(raw: dict[str, object], registry: dict[str, int | None], visible: int | None) -> GpuFacts | None:
+    """One Win32_VideoController; None for Microsoft's basic display adapter."""
+    name = _text(raw, "Name")
+    m = PNP_RE.search(str(raw.get("PNPDeviceID") or ""))
+    pci = f"{m.group(1).lower()}:{m.group(2).lower()}" if m else None
+    vendor = _vendor(pci, name)
+    if vendor == "unknown" and "microsoft basic" in name.lower():
+        return None
+    dedicated, source = _dedicated(raw, name, registry)
+    g = GpuFacts(name=name, vendor=vendor, pci_id=pci, driver=str(raw.get("DriverVersion") or ""),
+                 vram_total_bytes=dedicated, source=source)
+    _classify(g)
+    if visible:
+        g.shared_bytes = max(visible // 2, 64 * 1024**2)  # WDDM: max(RAM the OS sees / 2, 64 MB)
+    return g
+
+
+def _json_object(stdout: str, facts: MachineFacts) -> dict[str, object] | None:
+    try:
+        data = json.loads(stdout)
+    except ValueError:
+        facts.notes.append("PowerShell output was not JSON: RAM and GPU unknown")
+        return None
+    if not isinstance(data, dict):
+        facts.notes.append("PowerShell output had an unexpected shape: RAM and GPU unknown")
+        return None
+    return data
+
+
+def parse_windows(stdout: str, facts: MachineFacts) -> None:
+    data = _json_object(stdout, facts)
+    if data is None:
+        return
+    visible = _system(data, facts)
     _modules(data, facts)
-    registry = {str(r.get("DriverDesc") or "").strip(): _int(r.get("MemorySize")) for r in _list(data.get("Registry"))
+    registry = {_text(r, "DriverDesc"): _int(r.get("MemorySize")) for r in _list(data.get("Registry"))
                 if isinstance(r, dict)}
     for raw in _list(data.get("Gpus")):
-        if not isinstance(raw, dict):
-            continue
-        name = str(raw.get("Name") or "").strip()
-        m = PNP_RE.search(str(raw.get("PNPDeviceID") or ""))
-        pci = f"{m.group(1).lower()}:{m.group(2).lower()}" if m else None
-        vendor = VENDORS.get(pci.split(":")[0], "unknown") if pci else "unknown"
-        if vendor == "unknown" and vendor_hint(name):
-            vendor = vendor_hint(name)
-        if vendor == "unknown" and "microsoft basic" in name.lower():
-            continue
-        dedicated = registry.get(name)
-        source = "registry HardwareInformation.qwMemorySize"
-        if dedicated is None:
-            dedicated = _int(raw.get("AdapterRAM"))
-            source = "Win32_VideoController.AdapterRAM (32-bit: at most 4 GiB)"
-        g = GpuFacts(name=name, vendor=vendor, pci_id=pci, driver=str(raw.get("DriverVersion") or ""),  # type: ignore[arg-type]
-                     vram_total_bytes=dedicated, source=source)
-        apu = AMD_APUS.get(pci or "")
-        if apu is not None:
-            g.family, g.kind = apu.family, "integrated"
-        elif vendor == "nvidia":
-            g.family, unified = nvidia_family(name)
-            g.kind = "integrated" if unified else "discrete"
-        elif vendor == "intel":
-            g.kind = "integrated"
-        if visible:
-            g.shared_bytes = max(visible // 2, 64 * 1024**2)  # WDDM: max(RAM the OS sees / 2, 64 MB)
-        facts.gpus.append(g)
-        facts.probed.append(f"GPU: {name} dedicated memory from {source}")
+        g = _gpu(raw, registry, visible) if isinstance(raw, dict) else None
+        if g is not None:
+            facts.gpus.append(g)
+            facts.probed.append(f"GPU: {g.name} dedicated memory from {g.source}")
 
 
 # SMBIOS memory types (Win32_PhysicalMemory.SMBIOSMemoryType, SMBIOS spec 7.18.2)
@@ -107,27 +148,32 @@ SMBIOS_MEMORY_TYPES = {24: "DDR3", 26: "DDR4", 27: "LPDDR", 28: "LPDDR2", 29: "L
                        34: "DDR5", 35: "LPDDR5"}
 
 
-def _modules(data: dict, facts: MachineFacts) -> None:
+def _module(raw: object) -> MemoryModule | None:
+    """One populated Win32_PhysicalMemory entry (None: an empty slot or an unexpected shape)."""
+    size = _int(raw.get("Capacity")) if isinstance(raw, dict) else None
+    if not isinstance(raw, dict) or not size:
+        return None
+    return MemoryModule(
+        size_bytes=size, speed_mts=_int(raw.get("Speed")), data_width_bits=_int(raw.get("DataWidth")),
+        locator=str(raw.get("Locator") or ""), bank_locator=str(raw.get("Bank") or ""),
+        type=SMBIOS_MEMORY_TYPES.get(_int(raw.get("SMBIOSMemoryType")) or 0, ""))
+
+
+def _modules(data: dict[str, object], facts: MachineFacts) -> None:
     """RAM modules from Win32_PhysicalMemory (the SMBIOS type 17 fields dmidecode reads on Linux)."""
-    for raw in _list(data.get("Dimms")):
-        if not isinstance(raw, dict) or not _int(raw.get("Capacity")):
-            continue
-        facts.memory_modules.append(MemoryModule(
-            size_bytes=_int(raw.get("Capacity")) or 0, speed_mts=_int(raw.get("Speed")),
-            data_width_bits=_int(raw.get("DataWidth")), locator=str(raw.get("Locator") or ""),
-            bank_locator=str(raw.get("Bank") or ""), type=SMBIOS_MEMORY_TYPES.get(_int(raw.get("SMBIOSMemoryType")) or 0, "")))
+    facts.memory_modules += [m for raw in _list(data.get("Dimms")) if (m := _module(raw)) is not None]
     if facts.memory_modules:
         facts.memory_modules_source = "Win32_PhysicalMemory"
         facts.probed.append(f"RAM modules: Win32_PhysicalMemory ({len(facts.memory_modules)} populated)")
 
 
-def vendor_hint(name: str) -> str | None:
+_NAME_HINTS: tuple[tuple[str, Vendor], ...] = (("radeon", "amd"), ("amd", "amd"), ("nvidia", "nvidia"),
+                                               ("geforce", "nvidia"), ("intel", "intel"), ("arc", "intel"))
+
+
+def vendor_hint(name: str) -> Vendor | None:
     n = name.lower()
-    for key, vendor in (("radeon", "amd"), ("amd", "amd"), ("nvidia", "nvidia"), ("geforce", "nvidia"),
-                        ("intel", "intel"), ("arc", "intel")):
-        if key in n:
-            return vendor
-    return None
+    return next((vendor for key, vendor in _NAME_HINTS if key in n), None)
 
 
 def probe_windows(env: ProbeEnv, facts: MachineFacts) -> None:
