@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 
-from clirun import plan
+from planner.testing.clirun import plan
 
-import fakehub
-import ggufgen
+from planner.testing import fakehub
+from planner.testing import ggufgen
 
 GIB = 1024**3
 
