@@ -15,6 +15,7 @@ from typing import Literal
 
 from . import hub
 from .errors import ResolveError
+from .ollama_names import looks_like_name
 from .variants import quant_tag_from_name
 
 RefKind = Literal["local", "hub", "alias", "ollama", "lmstudio"]
@@ -106,8 +107,6 @@ def _short_reference(text: str) -> ParsedRef:
 def _is_ollama_name(name: str, tag: str) -> bool:
     """`qwen3:32b`, `gpt-oss:120b`: a name:tag that is not a short name memfit knows with a quant
     tag (`qwen3-vl-32b:Q4_K_M`) reads as an Ollama name."""
-    from .ollama import looks_like_name
-
     if not looks_like_name(f"{name}:{tag}"):
         return False
     if name.lower() in load_aliases():

@@ -19,22 +19,22 @@ recognisable tag, or two files with the same tag) is matched the same way.
 
 from __future__ import annotations
 
-import difflib
 import logging
 import re
 import stat
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable, Literal, Mapping, TypeVar
+from typing import Callable, Mapping
 
 from . import hub
 from .cache import Cache, default_cache, hub_header_key, listing_key, local_header_key
 from .errors import GGUFError, HubError, MemfitError, ResolveError
 from .header import GGUFHeader, ModelHeaders
+from .parallel import run_parallel
 from .plausibility import check_metadata
 from .reader import SkipHint, parse_header, skip_hints_from
 from .references import ParsedRef, load_aliases, parse_reference, unknown_alias
+from .resolved import ProjectorFile, QuantNotFoundError, ResolvedModel, Variant, select_tagged
 from .sources import LocalFileSource
 from .units import one_line
 from .variants import (
@@ -46,105 +46,11 @@ from .variants import (
     is_projector,
     is_projector_header,
     normalize_tag,
-    quant_bpw,
     quant_tag_from_name,
     tag_key,
 )
 
 log = logging.getLogger("memfit.resolver")
-T = TypeVar("T")
-H = TypeVar("H")  # what a header task returns: a header, or None for an offline miss
-
-# --- result types (the planner codes against these names) ----------------------------------------
-
-
-@dataclass
-class Variant:
-    quant: str  # tag as llama.cpp spells it (Q4_K_M, UD-Q4_K_XL) or a file stem when untagged
-    files: list[str]  # repo/dir-relative paths (local: absolute), shards in order
-    size_bytes: int
-    headers: ModelHeaders | None = None
-
-    @property
-    def bpw_nominal(self) -> float | None:
-        return quant_bpw(self.quant)
-
-
-@dataclass
-class ProjectorFile:
-    name: str  # repo/dir-relative path (local: absolute)
-    size_bytes: int
-    headers: ModelHeaders | None = None
-
-
-@dataclass
-class ResolvedModel:
-    """What a reference names. `source`: "hub" (files are repo paths), "local" (absolute paths;
-    also LM Studio's models folder), "ollama" (files are the model blob's path in the local
-    Ollama store, or its digest when it is read from the registry; `local_path` is set only in
-    the first case)."""
-
-    ref: str
-    source: Literal["local", "hub", "ollama"]
-    repo: str | None
-    revision: str | None  # commit sha for the Hub; the model blob's digest for Ollama
-    variants: list[Variant]  # sorted by size, ascending
-    mmproj: list[ProjectorFile] = field(default_factory=list)
-    requested_quant: str | None = None  # the tag the user asked for (variants then holds just it)
-    revision_name: str | None = None  # what the user asked for (branch/tag), before resolution
-    problems: list[str] = field(default_factory=list)  # incomplete shard sets and the like
-    local_path: str | None = None
-    ollama_name: str | None = None  # the name `ollama run` takes ("qwen3:32b"), for Ollama models
-    lmstudio_name: str | None = None  # publisher/repo in LM Studio's models folder, for its models
-
-    def hf_tag(self, quant: str) -> str | None:
-        """`owner/repo:QUANT` for llama.cpp's -hf / Ollama's hf.co/ (None for local models or
-        labels that are not quant tags)."""
-        if self.source != "hub" or self.repo is None:
-            return None
-        if quant_tag_from_name(quant + ".gguf") != normalize_tag(quant):
-            return None
-        return f"{self.repo}:{quant}"
-
-    def variant(self, quant: str) -> Variant:
-        return _select([v.quant for v in self.variants], quant, self._where(), self.variants)
-
-    def _where(self) -> str:
-        if self.ollama_name:
-            return f"Ollama model {self.ollama_name}"
-        return self.repo if self.repo else (self.local_path or self.ref)
-
-
-# --- selection ------------------------------------------------------------------------------------
-
-
-class QuantNotFoundError(ResolveError):
-    """The model exists but has no variant with the requested tag."""
-
-    def __init__(self, message: str, *, tag: str, hint: str | None = None) -> None:
-        super().__init__(message, hint=hint)
-        self.tag = tag
-
-
-def _select(labels: list[str], tag: str, where: str, items: list[T]) -> T:
-    """The item whose label is `tag` (tag_key matching); QuantNotFoundError names the close ones."""
-    key = tag_key(tag)
-    hits = [item for label, item in zip(labels, items) if tag_key(label) == key]
-    if len(hits) == 1:
-        return hits[0]
-    available = ", ".join(labels) or "none"
-    if len(hits) > 1:  # cannot happen after grouping (labels are unique); kept as a guard
-        raise ResolveError(f"'{tag}' matches several variants in {where}: {available}")
-    raise QuantNotFoundError(f"no {normalize_tag(tag)} variant in {where}; available: {available}",
-                             tag=normalize_tag(tag), hint=_near_tags_hint(labels, tag))
-
-
-def _near_tags_hint(labels: list[str], tag: str) -> str:
-    key = tag_key(tag)
-    near = [label for label in labels if tag_key(label).endswith(key) or key.endswith(tag_key(label))]
-    near += [m for m in difflib.get_close_matches(normalize_tag(tag), labels, n=3, cutoff=0.6) if m not in near]
-    return f"did you mean {' or '.join(near[:3])}?" if near else "pick one of the available quants"
-
 
 # --- header loading -------------------------------------------------------------------------------
 
@@ -219,33 +125,6 @@ def _no_models(where: str, grouping: Grouping, hint: str) -> ResolveError:
         return ResolveError(f"{msg}: only vision projectors ({names}), which are loaded next to a model",
                             hint="add the model GGUF (memfit plans the projector as its companion)")
     return ResolveError(msg, hint=hint)
-
-
-def _run_parallel(tasks: list[Callable[[], H]], workers: int) -> list[H]:
-    """Run header loads in a thread pool; the first failure cancels the rest and is raised."""
-    if len(tasks) <= 1 or workers <= 1:
-        return [t() for t in tasks]
-    pool = ThreadPoolExecutor(max_workers=min(workers, len(tasks)), thread_name_prefix="memfit-hdr")
-    try:
-        futures: list[Future[H]] = [pool.submit(t) for t in tasks]
-        _, pending = wait(futures, return_when=FIRST_EXCEPTION)
-        _raise_first_failure(futures, pending)
-        return [f.result() for f in futures]
-    except BaseException:
-        # Ctrl-C (or a failed read): do not sit waiting for the reads still in flight
-        pool.shutdown(wait=False, cancel_futures=True)
-        raise
-    finally:
-        pool.shutdown(wait=False)
-
-
-def _raise_first_failure(futures: list[Future[H]], pending: set[Future[H]]) -> None:
-    exc = next((f.exception() for f in futures if f.done() and not f.cancelled() and f.exception() is not None), None)
-    if exc is None:
-        return
-    for f in pending:
-        f.cancel()
-    raise exc
 
 
 def _merge(shards: list[GGUFHeader], label: str) -> ModelHeaders:
@@ -376,7 +255,7 @@ def _group(entries: list[FileEntry], load_headers: bool) -> Grouping:
 
 
 def _select_tag(groups: list[VariantGroup], tag: str | None, where: str) -> list[VariantGroup]:
-    return groups if tag is None else [_select([g.quant for g in groups], tag, where, groups)]
+    return groups if tag is None else [select_tagged([g.quant for g in groups], tag, where, groups)]
 
 
 def _resolve_hub(ref: str, repo: str, rev: str | None, tag: str | None, load_headers: bool,
@@ -661,7 +540,7 @@ class _Reads:
     def load(self, variants: list[Variant], paths: list[str], headers: dict[str, GGUFHeader]) -> None:
         seed, hints = self._seed(variants, paths, headers)
         rest = [p for p in paths if p not in headers and p != seed]
-        for p, h in zip(rest, _run_parallel([self.task(p, hints) for p in rest], self.workers)):
+        for p, h in zip(rest, run_parallel([self.task(p, hints) for p in rest], self.workers)):
             if h is not None:
                 headers[p] = h
 
