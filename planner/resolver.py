@@ -20,6 +20,7 @@ recognisable tag, or two files with the same tag) is matched the same way.
 from __future__ import annotations
 
 import logging
+import os
 import re
 import stat
 from dataclasses import dataclass
@@ -167,6 +168,13 @@ def resolve(ref: str, *, revision: str | None = None, quant: str | None = None,
     tag or commit. Every failure is a MemfitError with a hint.
     """
     parsed = parse_reference(ref)
+    _check_flags(parsed, quant, revision)
+    req = _Request(ref, parsed, quant or parsed.tag, quant, revision or parsed.revision, load_headers)
+    return _RESOLVERS[parsed.kind](req)
+
+
+def _check_flags(parsed: ParsedRef, quant: str | None, revision: str | None) -> None:
+    """--quant and --revision against what the reference already says."""
     if quant and parsed.tag and tag_key(quant) != tag_key(parsed.tag):
         raise ResolveError(f"the reference asks for {parsed.tag} but --quant says {quant}",
                            hint="give the quant once")
@@ -175,8 +183,6 @@ def resolve(ref: str, *, revision: str | None = None, quant: str | None = None,
     if revision and parsed.revision and revision != parsed.revision:
         raise ResolveError(f"the reference pins revision {parsed.revision} but --revision says {revision}",
                            hint="give the revision once")
-    req = _Request(ref, parsed, quant or parsed.tag, quant, revision or parsed.revision, load_headers)
-    return _RESOLVERS[parsed.kind](req)
 
 
 def _resolve_local_ref(req: _Request) -> ResolvedModel:
@@ -221,23 +227,34 @@ def _resolve_alias(req: _Request) -> ResolvedModel:
     skipped: list[str] = []
     last: MemfitError | None = None
     for repo in repos:
-        # only "this repo is not there (or not cached)" and "it has no such quant" move on
-        try:
-            listing = hub.get_listing(repo, req.revision, cache=default_cache(), cfg=cfg)
-        except (hub.RepoNotFoundError, hub.OfflineMissError) as e:
-            skipped.append(f"{repo}: {e.message}")
-            last = e
-            continue
-        try:
-            return _resolve_hub(req.ref, repo, req.revision, req.tag, req.load_headers, listing=listing)
-        except QuantNotFoundError as e:
-            skipped.append(f"{repo}: no {e.tag}")
-            last = e
+        found = _try_alias_repo(req, repo, cfg, skipped)
+        if isinstance(found, ResolvedModel):
+            return found
+        last = found
+    raise _alias_failure(name, repos, skipped, last)
+
+
+def _try_alias_repo(req: _Request, repo: str, cfg: hub.NetConfig, skipped: list[str]) -> ResolvedModel | MemfitError:
+    """One repo of a short name: the model, or why it moves on to the next (noted in `skipped`);
+    only "this repo is not there (or not cached)" and "it has no such quant" move on."""
+    try:
+        listing = hub.get_listing(repo, req.revision, cache=default_cache(), cfg=cfg)
+    except (hub.RepoNotFoundError, hub.OfflineMissError) as e:
+        skipped.append(f"{repo}: {e.message}")
+        return e
+    try:
+        return _resolve_hub(req.ref, repo, req.revision, req.tag, req.load_headers, listing=listing)
+    except QuantNotFoundError as e:
+        skipped.append(f"{repo}: no {e.tag}")
+        return e
+
+
+def _alias_failure(name: str, repos: list[str], skipped: list[str], last: MemfitError | None) -> MemfitError:
     assert last is not None
     if isinstance(last, hub.OfflineMissError) and len(skipped) == len(repos):
-        raise hub.OfflineMissError(f"HF_HUB_OFFLINE is set and none of the repos of '{name}' is cached "
-                                   f"({', '.join(repos)})", hint=last.hint)
-    raise ResolveError(f"'{name}' could not be resolved: " + "; ".join(skipped), hint=last.hint)
+        return hub.OfflineMissError(f"HF_HUB_OFFLINE is set and none of the repos of '{name}' is cached "
+                                    f"({', '.join(repos)})", hint=last.hint)
+    return ResolveError(f"'{name}' could not be resolved: " + "; ".join(skipped), hint=last.hint)
 
 
 _RESOLVERS: dict[str, Callable[[_Request], ResolvedModel]] = {
@@ -269,17 +286,21 @@ def _resolve_hub(ref: str, repo: str, rev: str | None, tag: str | None, load_hea
     if not grouping.variants:
         raise _no_models(where, grouping, _gguf_repo_hint(repo))
     groups = grouping.variants if file is None or explicit else _owning(grouping.variants, file, where)
-    groups = _select_tag(groups, tag, where)
-    model = ResolvedModel(
+    model = _hub_model(ref, repo, listing, _select_tag(groups, tag, where), grouping, tag, rev)
+    if load_headers:
+        _fill_hub_headers(model, listing, cache, cfg, partial_offline=tag is None and file is None, explicit=explicit)
+    return model
+
+
+def _hub_model(ref: str, repo: str, listing: hub.RepoListing, groups: list[VariantGroup], grouping: Grouping,
+               tag: str | None, rev: str | None) -> ResolvedModel:
+    return ResolvedModel(
         ref=ref, source="hub", repo=repo, revision=listing.commit,
         variants=[Variant(g.quant, [f.path for f in g.files], g.size_bytes) for g in groups],
         mmproj=[ProjectorFile(p.path, p.size) for p in grouping.projectors],
         requested_quant=normalize_tag(tag) if tag else None, revision_name=rev or "main",
         problems=list(listing.skipped) + list(grouping.problems),
     )
-    if load_headers:
-        _fill_hub_headers(model, listing, cache, cfg, partial_offline=tag is None and file is None, explicit=explicit)
-    return model
 
 
 def _hub_grouping(entries: list[FileEntry], file: str | None, load_headers: bool) -> tuple[Grouping, bool]:
@@ -326,18 +347,21 @@ def _resolve_local(ref: str, path: Path, tag: str | None, load_headers: bool) ->
                            hint="give a .gguf file (or a directory of them); devices, pipes and sockets cannot be read")
     is_dir = path.is_dir()
     grouping = _directory_grouping(path, load_headers) if is_dir else _file_grouping(path)
-    base = path if is_dir else path.parent
+    model = _local_model(ref, path, path if is_dir else path.parent, grouping, tag)
+    if load_headers:
+        _fill_local_headers(model, path, is_dir, tag)
+    return model
+
+
+def _local_model(ref: str, path: Path, base: Path, grouping: Grouping, tag: str | None) -> ResolvedModel:
     groups = _select_tag(grouping.variants, tag, str(path))
-    model = ResolvedModel(
+    return ResolvedModel(
         ref=ref, source="local", repo=None, revision=None,
         variants=[Variant(g.quant, [str(base / f.path) for f in g.files], g.size_bytes) for g in groups],
         mmproj=[ProjectorFile(str(base / p.path), p.size) for p in grouping.projectors],
         requested_quant=normalize_tag(tag) if tag else None, problems=list(grouping.problems),
         local_path=str(path),
     )
-    if load_headers:
-        _fill_local_headers(model, path, is_dir, tag)
-    return model
 
 
 def _directory_grouping(path: Path, load_headers: bool) -> Grouping:
@@ -381,27 +405,24 @@ def _fill_local_headers(model: ResolvedModel, path: Path, is_dir: bool, tag: str
 def _drop_unreadable(model: ResolvedModel, base: Path, cache: Cache) -> None:
     """A directory with a broken download next to good files: leave the broken variant out with a
     note (a single file, or the only variant, still fails with the reader's error)."""
-    kept: list[Variant] = []
-    first: GGUFError | None = None
-    for v in model.variants:
-        try:
-            for f in v.files:
-                _local_header(Path(f), cache)
-            kept.append(v)
-        except GGUFError as e:
-            first = first or e
-            model.problems.append(f"skipped {Path(v.files[0]).relative_to(base).as_posix()}: {e.message}")
+    errors = [_unreadable(v.files, base, cache, model.problems) for v in model.variants]
+    kept = [v for v, e in zip(model.variants, errors) if e is None]
+    first = next((e for e in errors if e is not None), None)
     if not kept and first is not None:
         raise first
     model.variants = kept
-    projectors: list[ProjectorFile] = []
-    for proj in model.mmproj:
-        try:
-            _local_header(Path(proj.name), cache)
-            projectors.append(proj)
-        except GGUFError as e:
-            model.problems.append(f"skipped {Path(proj.name).relative_to(base).as_posix()}: {e.message}")
-    model.mmproj = projectors
+    model.mmproj = [p for p in model.mmproj if _unreadable([p.name], base, cache, model.problems) is None]
+
+
+def _unreadable(files: list[str], base: Path, cache: Cache, problems: list[str]) -> GGUFError | None:
+    """The reader's error for the first of `files` it rejects (noted in `problems`), else None."""
+    try:
+        for f in files:
+            _local_header(Path(f), cache)
+    except GGUFError as e:
+        problems.append(f"skipped {Path(files[0]).relative_to(base).as_posix()}: {e.message}")
+        return e
+    return None
 
 
 def _check_one_model(model: ResolvedModel, path: Path) -> None:
@@ -409,19 +430,20 @@ def _check_one_model(model: ResolvedModel, path: Path) -> None:
     (~/models) would otherwise be planned as if they were one model's quants."""
     kinds: dict[tuple, list[str]] = {}
     for v in model.variants:
-        if v.headers is None:
-            continue
-        arch = v.headers.architecture or "?"
-        meta = v.headers.metadata
-        shape = (arch, meta.get(f"{arch}.block_count"), meta.get(f"{arch}.embedding_length"))
-        kinds.setdefault(shape, []).append(v.quant)
+        if v.headers is not None:
+            kinds.setdefault(_shape(v.headers), []).append(v.quant)
     if len(kinds) > 1:
-        shown = list(kinds.items())[:4]
-        listed = "; ".join(f"{one_line(k[0], 40)}: {', '.join(q[:3])}{' ...' if len(q) > 3 else ''}" for k, q in shown)
-        if len(kinds) > len(shown):
-            listed += f"; and {len(kinds) - len(shown)} more"
-        raise ResolveError(f"{path} holds {len(kinds)} different models ({listed})",
+        raise ResolveError(f"{path} holds {len(kinds)} different models ({_kinds_listed(kinds)})",
                            hint="point at one .gguf file, or pick one with --quant, or keep one model per directory")
+
+
+def _kinds_listed(kinds: dict[tuple, list[str]]) -> str:
+    """The first few models of a mixed directory, each with a few of its quants."""
+    shown = list(kinds.items())[:4]
+    listed = "; ".join(f"{one_line(k[0], 40)}: {', '.join(q[:3])}{' ...' if len(q) > 3 else ''}" for k, q in shown)
+    if len(kinds) > len(shown):
+        listed += f"; and {len(kinds) - len(shown)} more"
+    return listed
 
 
 def _scan_dir(root: Path, max_depth: int = 3) -> list[FileEntry]:
@@ -493,8 +515,7 @@ def _fill_headers(model: ResolvedModel, loader: Loader, workers: int, quants: se
 
     `peek`: the cached header of a path, or None; cached files are taken first in this thread, so
     a warm run starts no thread pool, and a partly warm one reads only the rest."""
-    variants = [v for v in model.variants if quants is None or v.quant in quants]
-    paths = [p for v in variants for p in v.files] + [p.name for p in model.mmproj]
+    variants, paths = _wanted(model, quants)
     headers = _peeked(paths, peek)
     reads = _Reads(loader, workers, offline_tolerant=partial_offline and hub.is_offline())
     reads.load(variants, paths, headers)
@@ -504,6 +525,13 @@ def _fill_headers(model: ResolvedModel, loader: Loader, workers: int, quants: se
     _merge_variants(model, variants, headers, singled_out=model.requested_quant is not None or quants is not None)
     _merge_projectors(model, headers)
     _sort_by_content(model, variants, explicit=explicit, all_variants=quants is None)
+
+
+def _wanted(model: ResolvedModel, quants: set[str] | None) -> tuple[list[Variant], list[str]]:
+    """The variants whose headers are wanted (all, or `quants`) and every file to read for them
+    and the projectors."""
+    variants = [v for v in model.variants if quants is None or v.quant in quants]
+    return variants, [p for v in variants for p in v.files] + [p.name for p in model.mmproj]
 
 
 def _peeked(paths: list[str], peek: Callable[[str], GGUFHeader | None] | None) -> dict[str, GGUFHeader]:
@@ -611,10 +639,14 @@ def _sort_by_content(model: ResolvedModel, loaded: list[Variant], *, explicit: b
     model.variants.sort(key=lambda v: (v.size_bytes, v.quant))
     model.mmproj.sort(key=lambda p: p.name)
     if not model.variants:
-        names = ", ".join(_label(p.name, 1) for p in model.mmproj[:3])
-        raise ResolveError(f"no GGUF model files in {model._where()}: only vision projectors ({names}), "
-                           "which are loaded next to a model",
-                           hint="add the model GGUF (memfit plans the projector as its companion)")
+        raise _only_projectors(model)
+
+
+def _only_projectors(model: ResolvedModel) -> ResolveError:
+    names = ", ".join(_label(p.name, 1) for p in model.mmproj[:3])
+    return ResolveError(f"no GGUF model files in {model._where()}: only vision projectors ({names}), "
+                        "which are loaded next to a model",
+                        hint="add the model GGUF (memfit plans the projector as its companion)")
 
 
 def _projector_from_variants(model: ResolvedModel, v: Variant, explicit: bool) -> None:
@@ -668,6 +700,20 @@ def load_projector_file(path: str, flag: str = "--mmproj") -> tuple[ModelHeaders
     from .errors import InputError
 
     p = Path(path).expanduser()
+    st = _projector_stat(p, path, flag)
+    headers = _merge([parse_header(LocalFileSource(p))], _label(str(p), 1))
+    if not is_projector_header(headers.metadata):
+        arch = one_line(headers.architecture or "unknown", 40)
+        raise InputError(f"{flag} {path}: not a vision projector (it holds a {arch} model)",
+                         hint="pass the model as MODEL and its mmproj-*.gguf (general.architecture = clip) here")
+    return headers, st.st_size
+
+
+def _projector_stat(p: Path, path: str, flag: str) -> os.stat_result:
+    """The stat of a projector path named on the command line; usage errors for a missing path
+    or one that is not a regular file."""
+    from .errors import InputError
+
     hint = f"use {flag} auto or a path to an mmproj GGUF"
     try:
         st = p.stat()
@@ -678,12 +724,7 @@ def load_projector_file(path: str, flag: str = "--mmproj") -> tuple[ModelHeaders
     if not stat.S_ISREG(st.st_mode):
         raise InputError(f"{flag} {path}: {_not_a_file(st.st_mode)}, not a regular file (memfit reads a "
                          "projector's header from a file)", hint=f"give the path of the mmproj .gguf file, or {flag} auto")
-    headers = _merge([parse_header(LocalFileSource(p))], _label(str(p), 1))
-    if not is_projector_header(headers.metadata):
-        arch = one_line(headers.architecture or "unknown", 40)
-        raise InputError(f"{flag} {path}: not a vision projector (it holds a {arch} model)",
-                         hint="pass the model as MODEL and its mmproj-*.gguf (general.architecture = clip) here")
-    return headers, st.st_size
+    return st
 
 
 def _leave_out_uncached(model: ResolvedModel, variants: list[Variant], headers: dict[str, GGUFHeader],
@@ -697,6 +738,10 @@ def _leave_out_uncached(model: ResolvedModel, variants: list[Variant], headers: 
         model.problems.append(f"offline (HF_HUB_OFFLINE): planned the {len(variants) - len(missing)} quant(s) whose "
                               f"headers are cached; not cached: {', '.join(v.quant for v in missing)} (run once "
                               "online to add them)")
+    _leave_out_uncached_projectors(model, headers)
+
+
+def _leave_out_uncached_projectors(model: ResolvedModel, headers: dict[str, GGUFHeader]) -> None:
     gone = [p for p in model.mmproj if p.name not in headers]
     if gone:
         model.mmproj = [p for p in model.mmproj if p.name in headers]
@@ -711,7 +756,12 @@ def load_headers(model: ResolvedModel, quants: list[str] | None = None) -> Resol
 
         return fill_headers(model)
     cfg = hub.NetConfig.from_env()
-    cache = default_cache()
+    _fill_headers(model, _loader(model, default_cache(), cfg), cfg.workers, wanted)
+    return model
+
+
+def _loader(model: ResolvedModel, cache: Cache, cfg: hub.NetConfig) -> Loader:
+    """How a file of a Hub or local model is read."""
     if model.source == "hub":
         assert model.repo is not None and model.revision is not None
         listing = hub.get_listing(model.repo, model.revision, cache=cache, cfg=cfg)
@@ -723,9 +773,7 @@ def load_headers(model: ResolvedModel, quants: list[str] | None = None) -> Resol
 
         def loader(path: str, hints: Hints) -> Callable[[], GGUFHeader]:
             return lambda: _local_header(Path(path), cache, hints)
-
-    _fill_headers(model, loader, cfg.workers, wanted)
-    return model
+    return loader
 
 
 __all__ = ["ResolvedModel", "Variant", "ProjectorFile", "ParsedRef", "QuantNotFoundError", "resolve",
