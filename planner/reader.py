@@ -285,23 +285,31 @@ class _Parser:
             raise self._too_long(detail)
         have = len(self.buf) - self.p
         parts = [self.buf[self.p :]] if have > 0 else []
-        have = max(have, 0)
-        # exact: only bytes known to be header; otherwise those plus one read-ahead chunk
-        extra = floor if self.exact else floor + self.chunk
-        limit = MAX_HEADER_BYTES if self.size is None else min(self.size, MAX_HEADER_BYTES)
-        want_end = max(end, min(end + min(extra, MAX_READ), limit))
-        pos = start + have
-        while pos < end:  # the first read asks for the read-ahead too; later ones fill the gap
-            data = self._read(pos, min(want_end - pos, MAX_READ))
-            if not data:
-                break
-            parts.append(data)
-            pos += len(data)
+        pos = self._read_into(parts, start + max(have, 0), end, self._want_end(end, floor))
         if pos < end:
             raise self._truncated(start, n, detail)
         self.buf = parts[0] if len(parts) == 1 else b"".join(parts)
         self.base = start
         self.p = 0
+
+    def _want_end(self, end: int, floor: int) -> int:
+        """Where a read that must reach `end` stops: exact, only bytes known to be header;
+        otherwise those plus one read-ahead chunk (never past the file or the header limit)."""
+        extra = floor if self.exact else floor + self.chunk
+        limit = MAX_HEADER_BYTES if self.size is None else min(self.size, MAX_HEADER_BYTES)
+        return max(end, min(end + min(extra, MAX_READ), limit))
+
+    def _read_into(self, parts: list[bytes], pos: int, end: int, want_end: int) -> int:
+        """Read from `pos` until `end` (the first read asks for the read-ahead too; later ones
+        fill the gap), appending to `parts`; where the reads stopped (short of `end` when the
+        source ran out)."""
+        while pos < end:
+            data = self._read(pos, min(want_end - pos, MAX_READ))
+            if not data:
+                break
+            parts.append(data)
+            pos += len(data)
+        return pos
 
     def _read(self, offset: int, n: int) -> bytes:
         try:
@@ -404,6 +412,12 @@ class _Parser:
         self._need(24)
         version, n_tensors, n_kv = _FIXED.unpack_from(self.buf, 4)
         self.p = 24
+        self._check_version(version)
+        self._check_counts(n_tensors, n_kv)
+        self.n_tensors = n_tensors
+        return version, n_tensors, n_kv
+
+    def _check_version(self, version: int) -> None:
         if version != 0 and version & 0xFFFF == 0:
             raise self._fail(
                 f"big-endian GGUF (version field 0x{version:08x}); memfit reads little-endian "
@@ -420,6 +434,9 @@ class _Parser:
                 f"unsupported GGUF version {version} (supported: 2 and 3)",
                 hint="A newer format than this memfit knows, or a corrupt file.",
             )
+
+    def _check_counts(self, n_tensors: int, n_kv: int) -> None:
+        """The fixed header's counts: signed 64-bit, room for them in the file, under the caps."""
         for what, n in (("tensor count", n_tensors), ("metadata key count", n_kv)):
             if n > INT64_MAX:
                 raise self._fail(f"{what} {n} is negative as a signed 64-bit value")
@@ -439,8 +456,6 @@ class _Parser:
                     f"corrupt fixed header: it declares {n} {what}; memfit accepts at most {cap} "
                     "(real models have far fewer)"
                 )
-        self.n_tensors = n_tensors
-        return version, n_tensors, n_kv
 
     def _foreign(self, magic: bytes) -> GGUFError:
         self._need_upto(64)
@@ -496,27 +511,9 @@ class _Parser:
         raise self._fail(f"unknown value type {vtype} in {self._where()}")
 
     def _array(self, key: str, depth: int) -> list[Any] | SkippedArray:
-        if depth >= MAX_ARRAY_DEPTH:
-            raise self._fail(f"arrays nested more than {MAX_ARRAY_DEPTH} deep in {self._where()}")
-        self._need(12)
-        etype, count = _ARRAY_HEAD.unpack_from(self.buf, self.p)
-        self.p += 12
-        min_size = _MIN_ELEMENT.get(etype)
-        if min_size is None:
-            raise self._fail(f"unknown array element type {etype} in {self._where()}")
-        self._check_count(count, min_size, "array")
+        etype, count = self._array_head(depth, "array")
         if count > self.decode_budget or _skipped(key, etype, count, depth):
-            start = self.base + self.p
-            if depth == 0 and etype == _STRING:
-                hint = self.hints.get(key)
-                if hint is not None and hint.element_type == etype and hint.count == count:
-                    if self._jump(hint):
-                        return SkippedArray(etype, count, hint.nbytes, hint.tail)
-                tail: list[int] = []
-                self._walk_strings(count, tail)
-                return SkippedArray(etype, count, self.base + self.p - start, tuple(tail))
-            self._skip_elements(etype, count, depth)
-            return SkippedArray(etype, count, self.base + self.p - start)
+            return self._skip_array(key, etype, count, depth)
         self.decode_budget -= count
         scalar = _SCALARS.get(etype)
         if scalar is not None:
@@ -530,6 +527,35 @@ class _Parser:
             return [self._string("array string") for _ in range(count)]
         self._spend_nested(count)
         return [self._array(key, depth + 1) for _ in range(count)]
+
+    def _array_head(self, depth: int, what: str) -> tuple[int, int]:
+        """An array's element type and count, checked (nesting depth, known type, room for the
+        elements in the bytes left)."""
+        if depth >= MAX_ARRAY_DEPTH:
+            raise self._fail(f"arrays nested more than {MAX_ARRAY_DEPTH} deep in {self._where()}")
+        self._need(12)
+        etype, count = _ARRAY_HEAD.unpack_from(self.buf, self.p)
+        self.p += 12
+        min_size = _MIN_ELEMENT.get(etype)
+        if min_size is None:
+            raise self._fail(f"unknown array element type {etype} in {self._where()}")
+        self._check_count(count, min_size, what)
+        return etype, count
+
+    def _skip_array(self, key: str, etype: int, count: int, depth: int) -> SkippedArray:
+        """An array counted, not decoded; a top-level string array by a sibling's hint when the
+        landing verifies, else walked (its byte length and tail lengths kept for hints)."""
+        start = self.base + self.p
+        if depth == 0 and etype == _STRING:
+            hint = self.hints.get(key)
+            if hint is not None and hint.element_type == etype and hint.count == count:
+                if self._jump(hint):
+                    return SkippedArray(etype, count, hint.nbytes, hint.tail)
+            tail: list[int] = []
+            self._walk_strings(count, tail)
+            return SkippedArray(etype, count, self.base + self.p - start, tuple(tail))
+        self._skip_elements(etype, count, depth)
+        return SkippedArray(etype, count, self.base + self.p - start)
 
     def _spend_nested(self, count: int) -> None:
         self.nested_budget -= count
@@ -548,17 +574,7 @@ class _Parser:
         else:
             self._spend_nested(count)
             for _ in range(count):
-                if depth + 1 >= MAX_ARRAY_DEPTH:
-                    raise self._fail(
-                        f"arrays nested more than {MAX_ARRAY_DEPTH} deep in {self._where()}"
-                    )
-                self._need(12)
-                inner_type, inner_count = _ARRAY_HEAD.unpack_from(self.buf, self.p)
-                self.p += 12
-                min_size = _MIN_ELEMENT.get(inner_type)
-                if min_size is None:
-                    raise self._fail(f"unknown array element type {inner_type} in {self._where()}")
-                self._check_count(inner_count, min_size, "nested array")
+                inner_type, inner_count = self._array_head(depth + 1, "nested array")
                 self._skip_elements(inner_type, inner_count, depth + 1)
 
     def _walk_strings(self, count: int, tail: list[int] | None = None) -> None:
@@ -584,15 +600,23 @@ class _Parser:
                 break
             except (struct.error, OverflowError):
                 self.p = p
-                left = count - j - 1
-                if self.exact or j == 0:  # a strict lower bound: every string is >= 8 bytes
-                    rest = left * 8
-                else:  # remote: guess from the strings so far, so one request covers the array
-                    rest = left * ((self.base + p - start) // j)
+                rest = self._strings_rest(count - j - 1, j, self.base + p - start)
                 self._fill(8, rest + self.floor, f"string {j + 1} of {count}")
                 buf, p = self.buf, self.p
         self.p = p
-        end = self.base + p
+        self._check_walked(count)
+
+    def _strings_rest(self, left: int, walked: int, walked_bytes: int) -> int:
+        """The bytes the `left` strings still to walk are expected to take: a strict lower bound
+        (every string is >= 8 bytes) for exact reads or before any string was walked; remote,
+        a guess from the strings so far, so one request covers the array."""
+        if self.exact or walked == 0:
+            return left * 8
+        return left * (walked_bytes // walked)
+
+    def _check_walked(self, count: int) -> None:
+        """A walked string array ends inside the file and the header limit."""
+        end = self.base + self.p
         if self.size is not None and end > self.size:
             raise self._past_end(
                 f"its last string runs past the end of the file (to offset {end}, file size {self.size})"
@@ -612,28 +636,40 @@ class _Parser:
         anchor = hint.next_key.encode("utf-8")
         anchor = _U64.pack(len(anchor)) + anchor
         tail_bytes = sum(8 + n for n in hint.tail)
-        size = self.size
-        if (hint.nbytes < hint.count * 8 or tail_bytes > hint.nbytes or len(hint.tail) > hint.count
-                or size is None or landing + len(anchor) > min(size, MAX_HEADER_BYTES)):
+        if not self._hint_fits(hint, tail_bytes, landing + len(anchor)):
             HINT_STATS.add(landing_misses=1)
             return False
         self.tried = True  # from here on, an error may come from the hint, not the file
         self.p += hint.nbytes - tail_bytes  # unread: the next read starts past the array
         self._need(tail_bytes + len(anchor), "checking a skip hint")
-        buf, q = self.buf, self.p
-        for n in hint.tail:
-            if _U64.unpack_from(buf, q)[0] != n:
-                break
-            q += 8 + n
-        else:
-            if q == self.p + tail_bytes and buf[q : q + len(anchor)] == anchor:
-                self.p = q
-                self.jumped = True
-                HINT_STATS.add(jumps=1)
-                return True
+        q = self._landing(hint.tail, tail_bytes, anchor)
+        if q is not None:
+            self.p = q
+            self.jumped = True
+            HINT_STATS.add(jumps=1)
+            return True
         self.buf, self.base, self.p = saved
         HINT_STATS.add(landing_misses=1)
         return False
+
+    def _hint_fits(self, hint: SkipHint, tail_bytes: int, anchor_end: int) -> bool:
+        """A hint that can hold for this file: its lengths consistent, the file's size known and
+        the landing (with the next key) inside it."""
+        size = self.size
+        return not (hint.nbytes < hint.count * 8 or tail_bytes > hint.nbytes or len(hint.tail) > hint.count
+                    or size is None or anchor_end > min(size, MAX_HEADER_BYTES))
+
+    def _landing(self, tail: tuple[int, ...], tail_bytes: int, anchor: bytes) -> int | None:
+        """Where the array ends if the bytes before the landing hold strings of the hinted tail
+        lengths and the next key starts right there; None otherwise."""
+        buf, q = self.buf, self.p
+        for n in tail:
+            if _U64.unpack_from(buf, q)[0] != n:
+                return None
+            q += 8 + n
+        if q == self.p + tail_bytes and buf[q : q + len(anchor)] == anchor:
+            return q
+        return None
 
     def _check_tiling(self, tensors: list[TensorInfo], alignment: int, data_offset: int) -> None:
         """After a hinted jump: the tensors, in offset order, must start at 0 and follow each
@@ -746,9 +782,12 @@ class _Parser:
                 raise self._fail(
                     f"tensor {t.name!r} has offset {t.offset}, not a multiple of the alignment {alignment}"
                 )
-        ordered = tensors
-        if any(tensors[k].offset > tensors[k + 1].offset for k in range(len(tensors) - 1)):
-            ordered = sorted(tensors, key=lambda t: t.offset)
+        self._check_extents(_by_offset(tensors), data_offset)
+
+    def _check_extents(self, ordered: list[TensorInfo], data_offset: int) -> None:
+        """Tensors in offset order: none overlaps the one before it, none ends past the file
+        (or, with no size known, past any 64-bit offset)."""
+        size = self.size
         limit = UINT64_MAX if size is None else size
         prev: TensorInfo | None = None
         prev_end = 0
@@ -767,6 +806,13 @@ class _Parser:
                 )
             if end > prev_end or prev is None:
                 prev, prev_end = t, end
+
+
+def _by_offset(tensors: list[TensorInfo]) -> list[TensorInfo]:
+    """The tensors in offset order (the list itself when it already is)."""
+    if any(tensors[k].offset > tensors[k + 1].offset for k in range(len(tensors) - 1)):
+        return sorted(tensors, key=lambda t: t.offset)
+    return tensors
 
 
 def _skipped(key: str, etype: int, count: int, depth: int) -> bool:
