@@ -689,28 +689,10 @@ class _Parser:
         self.section, self.count = "tensor", n_tensors
         tensors: list[TensorInfo] = []
         seen: set[str] = set()
-        unpack_u64 = _U64.unpack_from
-        unpack_u32 = _U32.unpack_from
         for i in range(n_tensors):
             self.index, self.label = i, None
             self.floor = (n_tensors - i - 1) * MIN_TENSOR_INFO_BYTES
-            self._need(8)
-            n = unpack_u64(self.buf, self.p)[0]
-            if n >= GGML_MAX_NAME:
-                raise self._fail(
-                    f"tensor name length {n} in {self._where()} is not below ggml's limit of "
-                    f"{GGML_MAX_NAME} bytes"
-                )
-            self._need(12 + n)
-            p = self.p + 8
-            name = self.buf[p : p + n].decode("utf-8", "replace")
-            n_dims = unpack_u32(self.buf, p + n)[0]
-            self.p = p + n + 4
-            self.label = name
-            if n_dims > GGML_MAX_DIMS:
-                raise self._fail(
-                    f"tensor {name!r} has {n_dims} dimensions; ggml allows at most {GGML_MAX_DIMS}"
-                )
+            name, n_dims = self._tensor_name_dims()
             tail = _TENSOR_TAIL[n_dims]
             self._need(tail.size)
             *dims, ggml_type, offset = tail.unpack_from(self.buf, self.p)
@@ -721,6 +703,28 @@ class _Parser:
             nbytes = self._tensor_nbytes(name, dims, ggml_type)
             tensors.append(TensorInfo(name, tuple(dims), ggml_type, offset, nbytes))
         return tensors
+
+    def _tensor_name_dims(self) -> tuple[str, int]:
+        """A tensor info's name and dimension count, within ggml's limits (the name becomes the
+        label errors name it by)."""
+        self._need(8)
+        n = _U64.unpack_from(self.buf, self.p)[0]
+        if n >= GGML_MAX_NAME:
+            raise self._fail(
+                f"tensor name length {n} in {self._where()} is not below ggml's limit of "
+                f"{GGML_MAX_NAME} bytes"
+            )
+        self._need(12 + n)
+        p = self.p + 8
+        name = self.buf[p : p + n].decode("utf-8", "replace")
+        n_dims = _U32.unpack_from(self.buf, p + n)[0]
+        self.p = p + n + 4
+        self.label = name
+        if n_dims > GGML_MAX_DIMS:
+            raise self._fail(
+                f"tensor {name!r} has {n_dims} dimensions; ggml allows at most {GGML_MAX_DIMS}"
+            )
+        return name, n_dims
 
     def _tensor_nbytes(self, name: str, dims: list[int], ggml_type: int) -> int:
         """Byte size of a tensor from the gguf package's block tables, with the checks ggml makes."""
@@ -734,6 +738,17 @@ class _Parser:
                 ),
             )
         block, type_size = sizes
+        n = self._elements(name, dims)
+        row = dims[0] if dims else 1  # a 0-d tensor is one element, as in ggml
+        if row % block:
+            raise self._fail(
+                f"tensor {name!r} of type {type_name(ggml_type) or ggml_type} has rows of "
+                f"{row} elements, not a multiple of its block size {block}"
+            )
+        return n // block * type_size
+
+    def _elements(self, name: str, dims: list[int]) -> int:
+        """A tensor's element count; each dimension and the product within signed 64 bits."""
         n = 1
         for d in dims:
             if d > INT64_MAX:
@@ -743,13 +758,7 @@ class _Parser:
             raise self._fail(
                 f"tensor {name!r} has shape {tuple(dims)} whose element count overflows 64 bits"
             )
-        row = dims[0] if dims else 1  # a 0-d tensor is one element, as in ggml
-        if row % block:
-            raise self._fail(
-                f"tensor {name!r} of type {type_name(ggml_type) or ggml_type} has rows of "
-                f"{row} elements, not a multiple of its block size {block}"
-            )
-        return n // block * type_size
+        return n
 
     def _header_end(self) -> int:
         """Absolute offset where the last tensor info ends (before alignment padding)."""
