@@ -38,6 +38,10 @@ class PerLayer(BaseModel):
         parts = [f"{v} on {n} layer{'s' if n > 1 else ''}" for v, n in sorted(counts.items(), reverse=True)]
         return ", ".join(parts)
 
+    @property
+    def declared(self) -> bool:
+        return self.value is not None or self.per_layer is not None
+
 
 class Attention(BaseModel):
     head_count: PerLayer
@@ -187,9 +191,12 @@ def _swa(meta: Metadata, arch: str, layers: int | None) -> tuple[int | None, str
     if isinstance(pattern, list) and pattern:
         flags = [bool(x) for x in pattern]
         return sum(flags), "".join("S" if f else "F" for f in flags)
-    period = _int(pattern)
+    return _swa_by_period(_int(pattern), layers)
+
+
+def _swa_by_period(period: int | None, layers: int | None) -> tuple[int | None, str | None]:
+    """Period n: every n-th layer uses full attention, the rest the window (llama.cpp's convention)."""
     if period and period > 0 and layers:
-        # period n: every n-th layer uses full attention, the rest the window (llama.cpp's convention)
         return sum(1 for i in range(layers) if (i + 1) % period != 0), f"every {period}th layer full"
     return None, None
 
@@ -224,14 +231,13 @@ def _attention(h: ModelHeaders, arch: str, n_embd: int | None, layers: int | Non
     meta = h.metadata
     a = f"{arch}.attention."
     heads = _per_layer(meta.get(a + "head_count"))
-    if heads.value is None and heads.per_layer is None:
+    if not heads.declared:
         return None
     kv = _per_layer(meta.get(a + "head_count_kv"))
-    n_head = heads.value or (max(heads.per_layer) if heads.per_layer else None)
-    default_dim = n_embd // n_head if n_embd and n_head else None
+    default_dim = _default_head_dim(n_embd, heads)
     window, swa_layers, pattern = _sliding_window(meta, arch, layers, facts())
     return Attention(
-        head_count=heads, head_count_kv=kv if kv.value is not None or kv.per_layer is not None else heads,
+        head_count=heads, head_count_kv=kv if kv.declared else heads,
         key_length=_int(meta.get(a + "key_length")) or default_dim,
         value_length=_int(meta.get(a + "value_length")) or default_dim,
         sliding_window=window, swa_layers=swa_layers, swa_pattern=pattern,
@@ -239,6 +245,13 @@ def _attention(h: ModelHeaders, arch: str, n_embd: int | None, layers: int | Non
         key_length_mla=_int(meta.get(a + "key_length_mla")),
         value_length_mla=_int(meta.get(a + "value_length_mla")),
     )
+
+
+def _default_head_dim(n_embd: int | None, heads: PerLayer) -> int | None:
+    """The per-head dimension when the file does not declare it: the embedding over the heads
+    (the most heads of any layer when they vary)."""
+    n_head = heads.value or (max(heads.per_layer) if heads.per_layer else None)
+    return n_embd // n_head if n_embd and n_head else None
 
 
 def _attention_free(h: ModelHeaders, arch: str) -> bool:
@@ -326,11 +339,20 @@ def _architecture_summary(h: ModelHeaders, arch: str, layers: int | None, n_embd
             "recurrent": _recurrent(h, arch, n_embd, facts)}
 
 
+_NO_ARCHITECTURE: dict[str, object] = {"attention": None, "attention_free": False, "recurrent": None}
+
+
+def _meta_arch(first: ModelHeaders | None) -> tuple[Metadata, str | None]:
+    """The first loaded variant's metadata and architecture (nothing when none loaded)."""
+    if first is None:
+        return {}, None
+    return first.metadata, first.architecture
+
+
 def summarize(model: ResolvedModel) -> ModelSummary:
     """Build the summary; the model must have been resolved with headers."""
     first = next((v.headers for v in model.variants if v.headers is not None), None)
-    meta: Metadata = first.metadata if first is not None else {}
-    arch = first.architecture if first is not None else None
+    meta, arch = _meta_arch(first)
     key = (arch or "") + "."
     n_expert = _int(meta.get(key + "expert_count"))
     n_used = _int(meta.get(key + "expert_used_count"))
@@ -339,7 +361,7 @@ def summarize(model: ResolvedModel) -> ModelSummary:
     total, active = parameter_counts(first, n_expert, n_used) if first is not None else (None, None)
     name = meta.get("general.name")
     architecture = (_architecture_summary(first, arch, layers, n_embd) if arch and first is not None
-                    else {"attention": None, "attention_free": False, "recurrent": None})
+                    else _NO_ARCHITECTURE)
     return ModelSummary(
         ref=model.ref, source=model.source, repo=model.repo, revision=model.revision,
         name=name if isinstance(name, str) else None, architecture=arch,
