@@ -11,7 +11,7 @@ from typing import Callable
 
 from tabulate import tabulate
 
-from ..plan_types import DeviceSummary
+from ..plan_types import Commands, DeviceSummary
 from ..units import GIB, MIB, fmt_ctx
 from ..workload_plan import both, duration_words
 from ..workload_types import (DeviceWorkload, MatrixCell, ModelAtSetting, ModelRun, Setting, SettingRow, TogetherRow,
@@ -43,9 +43,35 @@ def cell(m: ModelAtSetting) -> str:
     """A model on a setting in a table cell: quant, memory class, est. t/s."""
     if m.quant is None:
         return "no fit"
-    kv = " q8KV" if m.cache_type_k == "q8_0" else (f" {m.cache_type_k}KV" if m.cache_type_k != "f16" else "")
     slow = "" if m.meets_filters else " (too slow)"
-    return f"{m.quant}{kv} {PLACE_SHORT[m.placement]} {tps_cell(m.est_tps, m.est_tps_at_ctx)}{slow}".strip()
+    speed = tps_cell(m.est_tps, m.est_tps_at_ctx)
+    return f"{m.quant}{_kv_words(m.cache_type_k)} {PLACE_SHORT[m.placement]} {speed}{slow}".strip()
+
+
+def _kv_words(cache_type_k: str) -> str:
+    """A KV cache type other than f16, as a cell says it (` q8KV`)."""
+    if cache_type_k == "q8_0":
+        return " q8KV"
+    return f" {cache_type_k}KV" if cache_type_k != "f16" else ""
+
+
+def setting_label(s: Setting | None) -> str:
+    return s.label if s else "-"
+
+
+def _models_words(plan: WorkloadPlan) -> str:
+    """`3 models loaded at once`: the workload's title words."""
+    n = len(plan.models)
+    return f"{n} model{'s' if n > 1 else ''}" + (" loaded at once" if plan.together else "")
+
+
+def _one_at_a_time_title(d: DeviceWorkload) -> str:
+    return "One at a time" if d.together is not None else "Trade-off"
+
+
+def _lm_studio_items(c: Commands) -> list[tuple[str, str]]:
+    """LM Studio's settings worth a line (not its `lms` command or note)."""
+    return [(k, v) for k, v in c.lm_studio.items() if k not in ("lms", "note")]
 
 
 def _short_of_all(d: DeviceWorkload, n: int) -> str:
@@ -141,8 +167,10 @@ def together_rows(d: DeviceWorkload, numbered: bool = False) -> tuple[list[list[
     return rows, ["", "setting"] + (titles(d, numbered) if any_fit else []) + ["together"]
 
 
-def _setting_lines(s: Setting) -> list[tuple[str, str]]:
-    out = []
+def _setting_lines(s: Setting | None) -> list[tuple[str, str]]:
+    out: list[tuple[str, str]] = []
+    if s is None:
+        return out
     if s.bios:
         first, *rest = s.bios.split("\n")
         out.append(("BIOS", first))
@@ -185,8 +213,8 @@ def _setting_text(plan: WorkloadPlan, d: DeviceWorkload, width: int) -> list[str
     s = d.chosen
     out = _wrap(device_words(d.device), width, "", "   ")
     out += _wrap("; ".join(d.device.assumptions), width, "  assumed: ", "           ")
-    out += [""] + _wrap(f"Setting: {s.label if s else '-'} — {status(d, len(plan.models))}", width, "", "  ")
-    for label, text in _setting_lines(s) if s else []:
+    out += [""] + _wrap(f"Setting: {setting_label(s)} — {status(d, len(plan.models))}", width, "", "  ")
+    for label, text in _setting_lines(s):
         out += _prose(label, text, width)
     out += _prose("Why", d.reason, width)
     return out + (_prose("Together", d.together.statement, width) if d.together is not None else [])
@@ -199,8 +227,7 @@ def _run_text(run: ModelRun, d: DeviceWorkload, width: int, ref: str) -> list[st
     if c is not None:
         cont = shell(c.shell).continuation  # the shell the commands are written for
         out += _row("llama.cpp", wrap_command(c.llama_server, width, LABEL + 3, LABEL + 3, cont))
-        out += _prose("LM Studio", " · ".join(f"{k} {v}" for k, v in c.lm_studio.items() if k not in ("lms", "note")),
-                      width)
+        out += _prose("LM Studio", " · ".join(f"{k} {v}" for k, v in _lm_studio_items(c)), width)
         out += _row("alone", wrap_command(alone_command(run, ref, d), width, LABEL + 3, LABEL + 3, cont))
     else:
         out += [f"    - {x}" for line in run.recommendation.reasons for x in _wrap(line, width - 6)]
@@ -215,7 +242,7 @@ def _tables_text(d: DeviceWorkload, width: int) -> list[str]:
     if d.together is not None:
         out += [""] + _wrap(f"Together on {d.device.id}: every model loaded at once ({MARK} = chosen):", width)
         out += _fitted(lambda k: together_rows(d, k), width, ())
-    one = "One at a time" if d.together is not None else "Trade-off"
+    one = _one_at_a_time_title(d)
     out += [""] + _wrap(f"{one} on {d.device.id}: each setting x each model ({MARK} = {_chosen_words(d)}):", width)
     return out + _fitted(lambda k: trade_rows(d, k), width, ("runs",)) + _wrap(LEGEND + ".", width, "  ")
 
@@ -262,7 +289,7 @@ def _settings_table(plan: WorkloadPlan, width: int) -> list[str]:
     rows = []
     for d in plan.devices:
         runs = next((r for r in d.rows if r.chosen), None)
-        rows.append([d.device.id, d.chosen.label if d.chosen else "-", status(d, len(plan.models)) if runs else "-"])
+        rows.append([d.device.id, setting_label(d.chosen), status(d, len(plan.models)) if runs else "-"])
     return render_table(rows, ["device", "setting", "result"], width, indent=2)
 
 
@@ -287,10 +314,9 @@ def _matrix_text(plan: WorkloadPlan, width: int) -> list[str]:
 
 def render_workload_text(plan: WorkloadPlan) -> str:
     width = text_width()
-    n, k = len(plan.models), len(plan.devices)
-    mode = " loaded at once" if plan.together else ""
+    k = len(plan.devices)
     where = f"on {plan.devices[0].device.id}" if k == 1 else f"compared on {k} devices"
-    out = _wrap(f"Workload: {n} model{'s' if n > 1 else ''}{mode} {where}, one setting per device", width)
+    out = _wrap(f"Workload: {_models_words(plan)} {where}, one setting per device", width)
     for t in _titles(plan):
         out += _wrap(t, width, "  ", "     ")
     refs = {m.label: m.ref for m in plan.models}
@@ -316,7 +342,7 @@ def _run_md(run: ModelRun, d: DeviceWorkload, ref: str) -> list[str]:
     c = run.recommendation.commands
     if c is not None:
         out += ["```sh", c.llama_server, "```", "",
-                "- LM Studio: " + "; ".join(f"{k}: {v}" for k, v in c.lm_studio.items() if k not in ("lms", "note")),
+                "- LM Studio: " + "; ".join(f"{k}: {v}" for k, v in _lm_studio_items(c)),
                 f"- Alone, with Ollama lines and the memory bar: `{alone_command(run, ref, d)}`"]
     else:
         out += [f"- {x}" for x in run.recommendation.reasons]
@@ -329,7 +355,7 @@ def _tables_md(d: DeviceWorkload) -> list[str]:
         rows, headers = together_rows(d)
         out += ["", f"Together: every model loaded at once ({MARK} = chosen)", "", _md_table(rows, headers)]
     rows, headers = trade_rows(d)
-    one = "One at a time" if d.together is not None else "Trade-off"
+    one = _one_at_a_time_title(d)
     return out + ["", f"{one}: each setting x each model ({MARK} = {_chosen_words(d)}; {LEGEND})", "",
                   _md_table(rows, headers)]
 
@@ -343,10 +369,10 @@ def _costs_md(d: DeviceWorkload) -> list[str]:
 
 def _device_md(plan: WorkloadPlan, d: DeviceWorkload, refs: dict[str, str], level: str) -> list[str]:
     s = d.chosen
-    out = [f"{level} {d.device.id}: {s.label if s else '-'} — {status(d, len(plan.models))}", "",
+    out = [f"{level} {d.device.id}: {setting_label(s)} — {status(d, len(plan.models))}", "",
            f"_{device_words(d.device)}_", ""]
     out += [f"- Assumed: {a}" for a in d.device.assumptions]
-    out += [f"- **{label or 'how'}:** {text}" for label, text in (_setting_lines(s) if s else [])]
+    out += [f"- **{label or 'how'}:** {text}" for label, text in _setting_lines(s)]
     out.append(f"- **Why:** {d.reason}")
     if d.together is not None:
         out.append(f"- **Together:** {d.together.statement}")
@@ -363,23 +389,26 @@ def _matrix_cell_md(c: MatrixCell) -> str:
     return f"{c.quant or '-'} {PLACE_SHORT[c.placement]} {tps_cell(c.est_tps, c.est_tps_at_ctx)} t/s{pp}{fill}"
 
 
+def _matrix_cell(plan: WorkloadPlan, device: str, model: str) -> MatrixCell:
+    return next(x for x in plan.matrix if x.device == device and x.model == model)
+
+
 def _comparison_md(plan: WorkloadPlan) -> list[str]:
     """Several devices: the setting each, the buyer's matrix, where they differ."""
-    rows = [[d.device.id, d.chosen.label if d.chosen else "-", status(d, len(plan.models))] for d in plan.devices]
+    rows = [[d.device.id, setting_label(d.chosen), status(d, len(plan.models))] for d in plan.devices]
     out = ["", "### Settings (one per device)", "", _md_table(rows, ["device", "setting", "result"])]
     models = [f"{m.label} @{fmt_ctx(m.ctx)}" for m in plan.models]
-    matrix = [[d.device.id] + [_matrix_cell_md(next(x for x in plan.matrix if x.device == d.device.id and x.model == m.label))
-                               for m in plan.models] for d in plan.devices]
+    matrix = [[d.device.id] + [_matrix_cell_md(_matrix_cell(plan, d.device.id, m.label)) for m in plan.models]
+              for d in plan.devices]
     out += ["", "### Buyer's matrix (est.)", "", _md_table(matrix, ["device"] + models), ""]
     return out + ["Where they differ:", ""] + [f"- {x.text}" for x in plan.differences]
 
 
 def render_workload_markdown(plan: WorkloadPlan) -> str:
-    n, k = len(plan.models), len(plan.devices)
-    out = [f"## Workload: {n} model{'s' if n > 1 else ''}" + (" loaded at once" if plan.together else ""), ""]
+    out = [f"## Workload: {_models_words(plan)}", ""]
     out += [f"{t}" for t in _titles(plan)]
     refs = {m.label: m.ref for m in plan.models}
-    if k > 1:
+    if len(plan.devices) > 1:
         out += _comparison_md(plan)
     for d in plan.devices:
         out += [""] + _device_md(plan, d, refs, "###")
