@@ -24,7 +24,7 @@ from .device_schema import DeviceProfile
 from .estimate_types import Breakdown, DeviceUsage, LayerUsage
 from .fit import FitResult, place
 from .plan import Planner, cap_change, tier_label
-from .search import Evaluation, largest_gpu_weight_bytes, placement
+from .search import DeviceSetup, Evaluation, largest_gpu_weight_bytes, placement
 from .units import GIB, fmt_bytes
 from .workload_rank import both, quality_class
 from .workload_run import DeviceRun, WorkItem, request_for
@@ -167,14 +167,22 @@ def place_combo(combo: Combo, planner: Planner, profile: DeviceProfile, carve: i
 def _plausible(lists: list[list[Option]]) -> list[tuple[bool, Combo]]:
     """The combinations whose summed GPU need (with margins and one fit target) passes the largest
     capacity any option saw, each with whether it may stay in fast memory; best first."""
-    rs = [o.r for x in lists for o in x]
-    cap = max(r.gpu_capacity_bytes for r in rs)
-    fast_cap = max(r.fast_capacity_bytes for r in rs)
-    fit_target = max(r.safety_bytes - r.margin_bytes for r in rs)
-    needs = [(sum(o.r.gpu_need_bytes + o.r.margin_bytes for o in c), c) for c in itertools.product(*lists)]
+    cap, fast_cap, fit_target = _capacities([o.r for x in lists for o in x])
+    needs = [(_summed_need(c), c) for c in itertools.product(*lists)]
     combos = [(need <= fast_cap, Combo(options=c)) for need, c in needs if need + fit_target <= cap]
     combos.sort(key=lambda t: (t[0], t[1].key()), reverse=True)
     return combos
+
+
+def _capacities(rs: list[FitResult]) -> tuple[int, int, int]:
+    """The largest GPU capacity, fast capacity and fit target any option saw."""
+    return (max(r.gpu_capacity_bytes for r in rs), max(r.fast_capacity_bytes for r in rs),
+            max(r.safety_bytes - r.margin_bytes for r in rs))
+
+
+def _summed_need(options: tuple[Option, ...]) -> int:
+    """A combination's GPU need with each model's margin."""
+    return sum(o.r.gpu_need_bytes + o.r.margin_bytes for o in options)
 
 
 def _closer(r: FitResult, closest: FitResult | None) -> FitResult | None:
@@ -222,17 +230,21 @@ def _model_at(item: WorkItem, o: Option, combined: FitResult, planner: Planner, 
     """One model in a combination, with its speed when the sum spills (its bytes spill in proportion)."""
     dev = planner.setup(profile)
     r = o.r.model_copy(update={"shared_fraction": combined.shared_fraction, "shared_slowdown": combined.shared_slowdown})
+    return ModelAtSetting(
+        label=item.entry.label, quant=o.ev.quant, tier=combined.tier, placement=placement(combined),
+        fits=True, cache_type_k=o.ev.kv, cache_type_v=_ctv(planner, o), gpu_bytes=o.r.gpu_need_bytes,
+        total_bytes=o.r.total_need_bytes, **_speeds(planner, o, r, dev))
+
+
+def _speeds(planner: Planner, o: Option, r: FitResult, dev: DeviceSetup) -> dict[str, float | None]:
+    """Decode speed at an empty and a full context (unless decode speeds are off) and prefill."""
     bd, v = o.ev.full, o.ev.variant
     decodes = planner.no_decode is None
     s0 = planner.speed(bd, r, dev, 0, v) if decodes else None
     sc = planner.speed(bd, r, dev, bd.n_ctx, v) if decodes else None
     pf = planner.prefill(bd, r, dev, v)
-    return ModelAtSetting(
-        label=item.entry.label, quant=o.ev.quant, tier=combined.tier, placement=placement(combined),
-        fits=True, cache_type_k=o.ev.kv, cache_type_v=_ctv(planner, o), gpu_bytes=o.r.gpu_need_bytes,
-        total_bytes=o.r.total_need_bytes, est_tps=s0.tps if s0 else None,
-        est_tps_at_ctx=sc.tps if sc else None, est_prefill_tps=pf.tps if pf else None,
-        est_ttft_s=pf.seconds if pf else None)
+    return {"est_tps": s0.tps if s0 else None, "est_tps_at_ctx": sc.tps if sc else None,
+            "est_prefill_tps": pf.tps if pf else None, "est_ttft_s": pf.seconds if pf else None}
 
 
 def _ctv(planner: Planner, o: Option) -> str:
@@ -244,23 +256,28 @@ def _blocked_row(setting: Setting, items: list[WorkItem], per_model: list[list[O
     """A setting that does not hold the models at once: the ones that do not fit even alone, else
     the closest combination's first blocking check."""
     missing = [item.entry.label for item, options in zip(items, per_model) if not options]
-    if missing:
-        why = f"{', '.join(missing)} {'does' if len(missing) == 1 else 'do'} not run fully on the GPU here even alone"
-        short = "not on the GPU even alone: " + ", ".join(missing)
-    else:
-        blocker = r.first_blocker if r is not None else None
-        why = blocker.message if blocker else "does not fit"
-        short = (r.blocker_short if r is not None else "") or "does not fit"
+    why, short = _not_alone_words(missing) if missing else _blocker_words(r)
     return TogetherRow(setting=setting, fits=False, placement="none", models=[], blocker=why, blocker_short=short)
+
+
+def _not_alone_words(missing: list[str]) -> tuple[str, str]:
+    """(why, short) for models that do not run fully on the GPU even alone."""
+    why = f"{', '.join(missing)} {'does' if len(missing) == 1 else 'do'} not run fully on the GPU here even alone"
+    return why, "not on the GPU even alone: " + ", ".join(missing)
+
+
+def _blocker_words(r: FitResult | None) -> tuple[str, str]:
+    """(why, short) from the closest combination's first blocking check."""
+    blocker = r.first_blocker if r is not None else None
+    why = blocker.message if blocker else "does not fit"
+    return why, (r.blocker_short if r is not None else "") or "does not fit"
 
 
 def _row(spec: SettingSpec, items: list[WorkItem], run: DeviceRun, profile: DeviceProfile) -> RowResult:
     planners = [p.for_setting(spec.carveout_bytes, spec.gpu_cap_bytes, search_max_ctx=False) for p in run.planners]
     per_model = [_options(p, profile) for p in planners]
     combo, r = best_combo(per_model, planners[0], profile, spec.carveout_bytes)
-    change = cap_change(r, profile) if r is not None and combo is not None else None
-    cap = r.gpu_cap_bytes if r is not None else spec.gpu_cap_bytes
-    setting = make_setting(spec, profile, run.dev.os, change, cap)
+    setting = _row_setting(spec, profile, run, combo, r)
     if combo is None or r is None:
         return _blocked_row(setting, items, per_model, r), None, r, planners
     models = [_model_at(items[i], o, r, planners[i], profile) for i, o in enumerate(combo.options)]
@@ -268,6 +285,14 @@ def _row(spec: SettingSpec, items: list[WorkItem], run: DeviceRun, profile: Devi
                         gpu_bytes=r.gpu_need_bytes, total_bytes=r.total_need_bytes,
                         fast_spare_bytes=r.fast_spare_bytes, os_free_bytes=r.os_free_bytes),
             combo, r, planners)
+
+
+def _row_setting(spec: SettingSpec, profile: DeviceProfile, run: DeviceRun, combo: Combo | None,
+                 r: FitResult | None) -> Setting:
+    """The setting as the best combination found it (the GPU limit it raised, if any)."""
+    change = cap_change(r, profile) if r is not None and combo is not None else None
+    cap = r.gpu_cap_bytes if r is not None else spec.gpu_cap_bytes
+    return make_setting(spec, profile, run.dev.os, change, cap)
 
 
 def _rank(t: RowResult) -> tuple[bool, bool, int, float, int, int]:
@@ -280,13 +305,18 @@ def _rank(t: RowResult) -> tuple[bool, bool, int, float, int, int]:
 
 def _take_turns(rows: list[RowResult], run: DeviceRun, n: int) -> TogetherPlan:
     """No setting holds them all at once: they take turns (the one-at-a-time plan stands)."""
-    misses = [(r.shortfall_bytes, row) for row, _, r, _ in rows if r is not None]
-    closest = min(misses, key=lambda t: t[0], default=None)
-    where = f" (closest: {closest[1].setting.label}: {closest[1].blocker})" if closest else ""
     report = run.report
+    where = _closest_words(rows)
     one = f"; one at a time they share {report.chosen.label}" if report.chosen and report.serves_all else ""
     return TogetherPlan(fits=False, rows=[t[0] for t in rows], statement=(
         f"they must take turns: no setting holds {both(n)} models at once fully on the GPU{where}{one}"))
+
+
+def _closest_words(rows: list[RowResult]) -> str:
+    """` (closest: SETTING: why)`: the setting that missed by the least."""
+    misses = [(r.shortfall_bytes, row) for row, _, r, _ in rows if r is not None]
+    closest = min(misses, key=lambda t: t[0], default=None)
+    return f" (closest: {closest[1].setting.label}: {closest[1].blocker})" if closest else ""
 
 
 def _together_statement(row: TogetherRow, r: FitResult, n: int) -> str:
