@@ -11,6 +11,7 @@ import re
 import textwrap
 from contextvars import ContextVar
 
+from ..fit_types import Tier
 from ..plan_types import Commands, DevicePlan, MemoryBar, MultiPlan, Recommendation, VariantPlan
 from ..units import GIB, fmt_bios_size
 from .layout import render_table, text_width
@@ -48,15 +49,25 @@ def _cells(bar: MemoryBar, width: int) -> list[int]:
     for i, s in enumerate(bar.segments):
         if s.bytes > 0 and cells[i] == 0:
             cells[i] = 1
-    while sum(cells) > width:  # take back from the largest segment
+    _take_back(cells, width)
+    _hand_out(cells, exact, width)
+    return cells
+
+
+def _take_back(cells: list[int], width: int) -> None:
+    """Over the width (the one-cell minimums): take back from the largest segment."""
+    while sum(cells) > width:
         i = max(range(len(cells)), key=lambda j: cells[j])
         cells[i] -= 1
+
+
+def _hand_out(cells: list[int], exact: list[float], width: int) -> None:
+    """Under the width: one more cell each to the largest remainders first."""
     order = sorted(range(len(cells)), key=lambda j: exact[j] - int(exact[j]), reverse=True)
     k = 0
     while sum(cells) < width and order:
         cells[order[k % len(order)]] += 1
         k += 1
-    return cells
 
 
 def render_bar(bar: MemoryBar, *, unicode: bool = False, width: int | None = None, indent: str = "  ",
@@ -68,14 +79,18 @@ def render_bar(bar: MemoryBar, *, unicode: bool = False, width: int | None = Non
     body = "".join(glyphs[s.kind] * n for s, n in zip(bar.segments, cells))
     lines = [f"{indent}{bar.title}", f"{indent}[{body}]"]
     if bar.marker_bytes:
-        pos = round(bar.marker_bytes / max(1, bar.total_bytes) * width)
-        pos = min(max(pos, 1), width - 1)
-        ruler = _span("carve-out", pos, unicode) + _span("OS sees", width - pos, unicode)
-        lines.append(f"{indent} {ruler}")
+        lines.append(f"{indent} {_ruler(bar, width, unicode)}")
     legend = [f"{glyphs[kind]} {label} {n / GIB:.1f}" for (kind, label), n in legend_sums(bar).items()]
     legend[-1] += " GiB"
     lines += _join_wrapped(legend, " · ", text_width, indent)
     return "\n".join(lines)
+
+
+def _ruler(bar: MemoryBar, width: int, unicode: bool) -> str:
+    """Under the bar: the carve-out and what the OS sees, split at the marker."""
+    pos = round(bar.marker_bytes / max(1, bar.total_bytes) * width)
+    pos = min(max(pos, 1), width - 1)
+    return _span("carve-out", pos, unicode) + _span("OS sees", width - pos, unicode)
 
 
 def _span(label: str, n: int, unicode: bool) -> str:
@@ -84,12 +99,18 @@ def _span(label: str, n: int, unicode: bool) -> str:
     if n <= 0:
         return ""
     if n < len(label) + 4:
-        return ("┴" if unicode else "^") + ("─" if unicode else "-") * (n - 1) if n > 1 else ("┴" if unicode else "^")
+        return _tick(n, unicode)
     fill = n - len(label) - 4
     a, b = fill // 2, fill - fill // 2
     if unicode:
         return "└" + "─" * a + " " + label + " " + "─" * b + "┘"
     return "<" + "-" * a + " " + label + " " + "-" * b + ">"
+
+
+def _tick(n: int, unicode: bool) -> str:
+    """A part too small for its label: a tick and a line of n characters."""
+    tick = "┴" if unicode else "^"
+    return tick + ("─" if unicode else "-") * (n - 1) if n > 1 else tick
 
 
 def _join_wrapped(items: list[str], sep: str, width: int, indent: str, cont: str | None = None) -> list[str]:
@@ -122,12 +143,17 @@ def _shell_units(cmd: str) -> list[str]:
     units: list[str] = []
     for w in words:
         prev = units[-1] if units else ""
-        flag_wants_value = prev.startswith("-") and " " not in prev and not w.startswith("-")
-        if prev and w not in _SHELL_OPS and (prev in _SHELL_OPS or flag_wants_value):
+        if _belongs_to(prev, w):
             units[-1] = f"{prev} {w}"
         else:
             units.append(w)
     return units
+
+
+def _belongs_to(prev: str, w: str) -> bool:
+    """Whether word w goes with the unit before it: a flag's value, an operator's next word."""
+    flag_wants_value = prev.startswith("-") and " " not in prev and not w.startswith("-")
+    return bool(prev) and w not in _SHELL_OPS and (prev in _SHELL_OPS or flag_wants_value)
 
 
 def _runtime_words(plan: DevicePlan) -> str:
@@ -216,12 +242,15 @@ def _lm_studio_rows(c: Commands, compact: bool) -> list[str]:
 
 
 def _ollama_rows(c: Commands, compact: bool) -> list[str]:
-    out = _row("Ollama", [x for line in c.ollama
-                          for x in (_prose(line) if line.startswith(_OLLAMA_PROSE) else _command_lines([line]))])
+    out = _row("Ollama", _words_or_commands(c.ollama, _OLLAMA_PROSE))
     if c.ollama_app and not compact:
-        out += _row("Ollama app", [x for line in c.ollama_app
-                                   for x in (_prose(line) if line.startswith(("then", "#")) else _command_lines([line]))])
+        out += _row("Ollama app", _words_or_commands(c.ollama_app, ("then", "#")))
     return out
+
+
+def _words_or_commands(lines: list[str], prose: tuple[str, ...]) -> list[str]:
+    """Lines starting with one of `prose` wrapped as words, the rest as commands."""
+    return [x for line in lines for x in (_prose(line) if line.startswith(prose) else _command_lines([line]))]
 
 
 def _why_and_warnings(r: Recommendation, compact: bool) -> list[str]:
@@ -317,10 +346,14 @@ def _setup_cell(r: Recommendation) -> str:
 def _comparison_row(p: DevicePlan) -> list[str]:
     r = p.recommendation
     fits = r.tier != "no_fit"
-    tier = "spills" if r.placement == "spill" else tier_short(r.tier, p.device.memory_architecture)
+    tier = _tier_words(r.placement, r.tier, p)
     return [p.device.id, f"{p.device.os}/{p.device.use}", r.quant if fits else "-", tier, _setup_cell(r),
             gib(r.total_bytes) if fits else "-", tps_cell(r.est_tps, r.est_tps_at_ctx),
             f"{r.est_prefill_tps:.0f}" if r.est_prefill_tps else "-", ttft_cell(r.est_ttft_s)]
+
+
+def _tier_words(placement: str, tier: Tier, p: DevicePlan) -> str:
+    return "spills" if placement == "spill" else tier_short(tier, p.device.memory_architecture)
 
 
 def _matrix_cell(p: DevicePlan, q: str) -> str:
@@ -330,7 +363,7 @@ def _matrix_cell(p: DevicePlan, q: str) -> str:
     if v is None:
         return "-"
     mark = "► " if (p.recommendation.quant == q and p.recommendation.tier != "no_fit") else ""
-    cell = f"{mark}{'spills' if v.placement == 'spill' else tier_short(v.tier, p.device.memory_architecture)}"
+    cell = f"{mark}{_tier_words(v.placement, v.tier, p)}"
     return cell + (f" {v.est_tps:.1f} t/s" if v.est_tps is not None else "") + _reach_cell(v)
 
 
