@@ -24,6 +24,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
+from .estimate_types import Breakdown
 from .fit_types import Check, FitResult
 from .memory_kinds import kind_named
 from .plan_types import Fact, PlanRequest, Prefer
@@ -90,10 +91,26 @@ def real_blocker(e: Evaluation) -> tuple[FitResult, Check | None]:
     blames a cap the plan would raise; a BIOS split names its own failure (the settings table)."""
     if kind_named(e.best.memory_architecture).setting != "gpu_cap":
         return e.best, e.best.first_blocker
-    opts = [o for o in e.options if o.blocking_failures] or [e.best]
-    r = max(opts, key=lambda o: (o.gpu_cap_bytes or 0, o.gpu_capacity_bytes))
+    r = _most_generous(e)
     fails = sorted(r.blocking_failures, key=lambda c: _BLOCKER_ORDER.get(c.name, 9))
     return r, (fails[0] if fails else None)
+
+
+def _most_generous(e: Evaluation) -> FitResult:
+    """Of the settings that fail (the best one when none does), the one with the highest cap."""
+    opts = [o for o in e.options if o.blocking_failures] or [e.best]
+    return max(opts, key=lambda o: (o.gpu_cap_bytes or 0, o.gpu_capacity_bytes))
+
+
+def _prefill_of(e: Evaluation) -> tuple[float, float]:
+    """(prefill t/s, seconds to the first token); none known: (0, infinity)."""
+    return (e.prefill.tps, e.prefill.seconds) if e.prefill else (0.0, float("inf"))
+
+
+def _passes(r: PlanRequest, tps: float, prefill_tps: float, ttft: float) -> bool:
+    """The speed filters the request gives (one not given passes)."""
+    return (tps >= (r.min_tps or 0) and prefill_tps >= (r.min_prefill_tps or 0)
+            and ttft <= (r.max_ttft_s or float("inf")))
 
 
 class Policy:
@@ -112,12 +129,9 @@ class Policy:
     def _meets(self, e: Evaluation) -> bool:
         """The speed filters (--min-tps at the requested context, --min-prefill-tps, --max-ttft); a
         filter not given passes, and so does a model that generates no tokens."""
-        r = self.req
         if self.search.no_decode is not None:
             return True
-        prefill_tps, ttft = (e.prefill.tps, e.prefill.seconds) if e.prefill else (0.0, float("inf"))
-        return (tps_ctx(e) >= (r.min_tps or 0) and prefill_tps >= (r.min_prefill_tps or 0)
-                and ttft <= (r.max_ttft_s or float("inf")))
+        return _passes(self.req, tps_ctx(e), *_prefill_of(e))
 
     def _filters_on(self) -> bool:
         r = self.req
@@ -235,14 +249,21 @@ class Policy:
         if spill is None or self.req.allow_spill:
             return None
         r, b = spill
-        decodes = self.search.no_decode is None
-        sp = self.search.speed(b, r, self.dev, 0, nxt.variant)
-        fast_equiv = self.search.speed(b, r.model_copy(update={"shared_fraction": 0.0}), self.dev, 0, nxt.variant)
+        est_tps, if_fast = self._spilled_speeds(nxt, r, b)
         return Fact(code="next_quality_spills", quant=nxt.quant, values={
             "spill_bytes": r.spill_risk_bytes, "spill_label": r.spill_label or "shared memory",
-            "est_tps": sp.tps if decodes else None, "est_tps_if_fast": fast_equiv.tps if decodes else None,
+            "est_tps": est_tps, "est_tps_if_fast": if_fast,
             "chosen_tps": tps0(c) if c.speed0 else None, "slowdown": r.shared_slowdown,
             "carveout_bytes": r.carveout_bytes})
+
+    def _spilled_speeds(self, nxt: Evaluation, r: FitResult, b: Breakdown) -> tuple[float | None, float | None]:
+        """A spilling quant's decode speed, and what it would be all in fast memory (None, None
+        when decode speeds are off)."""
+        sp = self.search.speed(b, r, self.dev, 0, nxt.variant)
+        fast_equiv = self.search.speed(b, r.model_copy(update={"shared_fraction": 0.0}), self.dev, 0, nxt.variant)
+        if self.search.no_decode is not None:
+            return None, None
+        return sp.tps, fast_equiv.tps
 
     @staticmethod
     def _next_blocked(c: Evaluation, nxt: Evaluation) -> Fact | None:
@@ -301,11 +322,15 @@ class Policy:
 
     def _balanced_pick(self, c: Evaluation, evals: list[Evaluation]) -> Evaluation | None:
         """What --prefer balanced would pick in the chosen option's memory class (None: the same)."""
-        if self.req.prefer != "quality" or c.placement not in ("fast", "spill") or not c.speed0:
+        if not self._may_balance(c):
             return None
         on_gpu = [e for e in self._in(evals, {c.placement}) if e.speed0]
         alt = self.by_policy(on_gpu, "balanced") if on_gpu else None
         return alt if alt is not None and alt.quant != c.quant and alt.speed0 else None
+
+    def _may_balance(self, c: Evaluation) -> bool:
+        """Whether a faster quant is worth naming: --prefer quality, on the GPU, with a speed."""
+        return self.req.prefer == "quality" and c.placement in ("fast", "spill") and bool(c.speed0)
 
     def _faster_alternative(self, c: Evaluation, evals: list[Evaluation]) -> Fact | None:
         """A much faster quant of nearly the same quality (what --prefer balanced would pick)."""
@@ -326,12 +351,8 @@ class Policy:
         r = c.best
         if r.carveout_bytes is not None:
             setting = self._carveout_facts(c, r)
-        elif self.dev.kind.one_pool:
-            setting = [Fact(code="unified_reserve", values={
-                "os_free_bytes": r.os_free_bytes, "reserve_bytes": r.reserve_bytes, "os": r.config.os,
-                "use": r.config.use})]
         else:
-            setting = []
+            setting = _unified_facts(r) if self.dev.kind.one_pool else []
         return setting + self._shared_facts(c, r)
 
     def _carveout_facts(self, c: Evaluation, r: FitResult) -> list[Fact]:
@@ -354,6 +375,13 @@ class Policy:
         return []
 
 
+def _unified_facts(r: FitResult) -> list[Fact]:
+    """On unified memory: what the OS keeps."""
+    return [Fact(code="unified_reserve", values={
+        "os_free_bytes": r.os_free_bytes, "reserve_bytes": r.reserve_bytes, "os": r.config.os,
+        "use": r.config.use})]
+
+
 _OS_SIDE = ("load_peak", "os_reserve")  # failures a larger carve-out makes: the OS side's
 
 
@@ -365,14 +393,18 @@ def _os_side_failure(o: FitResult) -> Check | None:
 
 def _larger_split_blocked(c: Evaluation, r: FitResult) -> list[Fact]:
     """What the smallest larger split that fails on the OS side says."""
-    carve = r.carveout_bytes or 0
-    blocked = [(o.carveout_bytes or 0, why, o) for o in c.options
-               if (o.carveout_bytes or 0) > carve and (why := _os_side_failure(o)) is not None]
+    blocked = _larger_failing_splits(c, r.carveout_bytes or 0)
     if not blocked:
         return []
     _, why, o = min(blocked, key=lambda t: t[0])
     return [Fact(code="larger_split_blocked", values={
         "carveout_bytes": o.carveout_bytes, "check": why.name, "message": why.message})]
+
+
+def _larger_failing_splits(c: Evaluation, carve: int) -> list[tuple[int, Check, FitResult]]:
+    """The splits larger than `carve` that fail on the OS side, with their failure."""
+    return [(o.carveout_bytes or 0, why, o) for o in c.options
+            if (o.carveout_bytes or 0) > carve and (why := _os_side_failure(o)) is not None]
 
 
 def gib(n: int) -> float:
