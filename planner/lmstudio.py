@@ -37,27 +37,32 @@ def _home() -> Path:
 
 def _settings_files(home: Path) -> list[Path]:
     """settings.json in LM Studio's home, then in its per-OS app-data folder (older versions)."""
-    files = [home / "settings.json"]
+    return [home / "settings.json"] + _app_data_settings()
+
+
+def _app_data_settings() -> list[Path]:
+    """settings.json in the per-OS app-data folder."""
     if sys.platform == "win32":
         appdata = os.environ.get("APPDATA")
-        if appdata:
-            files.append(Path(appdata) / "LM Studio" / "settings.json")
-    elif sys.platform == "darwin":
-        files.append(Path.home() / "Library" / "Application Support" / "LM Studio" / "settings.json")
-    else:
-        files.append(Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "LM Studio" / "settings.json")
-    return files
+        return [Path(appdata) / "LM Studio" / "settings.json"] if appdata else []
+    if sys.platform == "darwin":
+        return [Path.home() / "Library" / "Application Support" / "LM Studio" / "settings.json"]
+    return [Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config") / "LM Studio" / "settings.json"]
 
 
 def _downloads_folder(files: list[Path]) -> Path | None:
-    for f in files:
-        try:
-            data = json.loads(f.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            continue
-        folder = data.get("downloadsFolder") if isinstance(data, dict) else None
-        if isinstance(folder, str) and folder.strip():
-            return Path(folder.strip()).expanduser()
+    return next((folder for folder in map(_downloads_folder_in, files) if folder is not None), None)
+
+
+def _downloads_folder_in(f: Path) -> Path | None:
+    """The downloads folder one settings file names (None: unreadable, or none named)."""
+    try:
+        data = json.loads(f.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    folder = data.get("downloadsFolder") if isinstance(data, dict) else None
+    if isinstance(folder, str) and folder.strip():
+        return Path(folder.strip()).expanduser()
     return None
 
 
@@ -68,6 +73,11 @@ def models_dirs() -> list[Path]:
         return [Path(env).expanduser()]
     home = _home()
     candidates = [_downloads_folder(_settings_files(home)), home / "models", Path.home() / ".cache" / "lm-studio" / "models"]
+    return _existing_dirs(candidates)
+
+
+def _existing_dirs(candidates: list[Path | None]) -> list[Path]:
+    """The candidates that are directories, each once, in order."""
     out: list[Path] = []
     for c in candidates:
         if c is not None and c.is_dir() and c not in out:
@@ -99,10 +109,15 @@ def find_model(name: str) -> tuple[Path, str]:
     hits = [hit for root in roots for hit in _matches(root, parts)]
     if len(hits) == 1 or (hits and len(parts) == 2):
         return hits[0]
+    raise _not_one(name, hits, roots)
+
+
+def _not_one(name: str, hits: list[tuple[Path, str]], roots: list[Path]) -> ResolveError:
+    """A bare repo name in several publishers' folders, or in none."""
     if len(hits) > 1:
-        raise ResolveError(f"lmstudio:{name} is in several publishers' folders: "
-                           + ", ".join(h[1] for h in hits[:5]), hint="write lmstudio:publisher/repo")
-    raise ResolveError(f"no LM Studio model {name!r} in {', '.join(str(r) for r in roots)}", hint=_suggestion(name))
+        return ResolveError(f"lmstudio:{name} is in several publishers' folders: "
+                            + ", ".join(h[1] for h in hits[:5]), hint="write lmstudio:publisher/repo")
+    return ResolveError(f"no LM Studio model {name!r} in {', '.join(str(r) for r in roots)}", hint=_suggestion(name))
 
 
 def _name_parts(name: str) -> list[str]:

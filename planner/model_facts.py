@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Callable, Hashable, TypeVar, cast
 
 from .archs import ArchRule, is_known_architecture, rule_for
-from .errors import EstimateError
+from .errors import EstimateError, GGUFError
 from .ggml_types import is_block_quantized, row_size
 from .header import ModelHeaders, SkippedArray
 from .hparams import ArchKeys, Hparams, read_hparams, recurrent_state_widths
@@ -162,11 +162,18 @@ def _padded_sums(f: ModelFacts, alignment: int, row_pad: int) -> PaddedSums:
     per_layer: list[int] = []
     per_expert: list[int] = []
     for layer in f.layers:
-        sizes = [(tensor_alloc_size(t, alignment, row_pad), t.is_expert) for t in layer.tensors] if layer.loaded else []
+        sizes = _alloc_sizes(layer, alignment, row_pad)
         per_layer.append(sum(s for s, _ in sizes))
         per_expert.append(sum(s for s, expert in sizes if expert))
     nonrep = {name: tensor_alloc_size(t, alignment, row_pad) for name, t in f.nonrepeating.items()}
     return PaddedSums(tuple(per_layer), tuple(per_expert), nonrep)
+
+
+def _alloc_sizes(layer: LayerFacts, alignment: int, row_pad: int) -> list[tuple[int, bool]]:
+    """A loaded layer's tensors as allocated (padded), each with whether it is an expert's."""
+    if not layer.loaded:
+        return []
+    return [(tensor_alloc_size(t, alignment, row_pad), t.is_expert) for t in layer.tensors]
 
 
 # ---------------------------------------------------------------------- construction
@@ -182,15 +189,13 @@ def _build(h: ModelHeaders) -> ModelFacts:
 
     keys = ArchKeys(h.metadata, arch, warnings)
     hp = read_hparams(h, keys, known)
-    is_mla = rule.mla and keys.int("attention.key_length_mla") > 0 and keys.int("attention.value_length_mla") > 0
+    is_mla = _is_mla(rule, keys)
     indexer_head_size = keys.int("attention.indexer.key_length")
     kinds = layer_kinds(rule, keys, hp, indexer_head_size)
     n_embd_r, n_embd_s = recurrent_state_widths(keys, hp, rule.lightning_attention)
 
     layout = layout_tensors(h.tensors, hp.n_layer_all, rule.token_embd_norm_is_output)
-    if layout.stray_blocks:
-        warnings.append(f"{layout.stray_blocks} tensors belong to blocks beyond block_count; "
-                        "counted with the output layer")
+    warnings += _stray_warning(layout)
     layers = [_layer(il, tensors, hp, kinds, rule, known, is_mla) for il, tensors in enumerate(layout.per_layer)]
     n_vocab = _vocab_size(h)
     _check_geometry(arch, layers, (n_embd_r, n_embd_s), n_vocab, hp, is_mla)
@@ -213,9 +218,25 @@ def _build(h: ModelHeaders) -> ModelFacts:
         per_device_names=layout.names["per_device"],
         tied_output=_tied_output(layout, rule),
         total_file_tensor_bytes=h.tensor_bytes,
-        skipped_bytes=sum(t.nbytes for layer in layers if not layer.loaded for t in layer.tensors),
+        skipped_bytes=_skipped_bytes(layers),
         warnings=warnings, approximate=approximate,
     )
+
+
+def _is_mla(rule: ArchRule, keys: ArchKeys) -> bool:
+    """Multi-head latent attention: the architecture has it and the file gives both MLA widths."""
+    return rule.mla and keys.int("attention.key_length_mla") > 0 and keys.int("attention.value_length_mla") > 0
+
+
+def _stray_warning(layout: TensorLayout) -> list[str]:
+    if not layout.stray_blocks:
+        return []
+    return [f"{layout.stray_blocks} tensors belong to blocks beyond block_count; counted with the output layer"]
+
+
+def _skipped_bytes(layers: list[LayerFacts]) -> int:
+    """The bytes of the layers llama.cpp does not load (an MTP block)."""
+    return sum(t.nbytes for layer in layers if not layer.loaded for t in layer.tensors)
 
 
 def _language_model_architecture(h: ModelHeaders) -> str:
@@ -248,18 +269,28 @@ def _layer(il: int, tensors: list[TensorBytes], hp: Hparams, kinds: LayerKinds, 
     swa = kinds.swa[il]
     n_head_kv = hp.n_head_kv[il]
     loaded = il < hp.n_layer or rule.mtp_loaded
+    k_width, v_width = _kv_widths(hp, swa, is_mla)
+    weights_bytes, expert_bytes = _layer_bytes(tensors) if loaded else (0, 0)
     layer = LayerFacts(
         index=il, tensors=tensors, loaded=loaded, n_head=hp.n_head[il], n_head_kv=n_head_kv, n_ff=hp.n_ff[il],
         is_swa=swa, is_recurrent=kinds.recurrent[il], has_attn_kv=kinds.attn_kv[il],
-        has_indexer_kv=kinds.indexer_kv[il],
-        k_width=(hp.head_k_swa if swa else hp.head_k_full) * n_head_kv,
-        v_width=0 if is_mla else (hp.head_v_swa if swa else hp.head_v_full) * n_head_kv,
-        weights_bytes=sum(t.nbytes for t in tensors) if loaded else 0,
-        expert_bytes=sum(t.nbytes for t in tensors if t.is_expert) if loaded else 0,
+        has_indexer_kv=kinds.indexer_kv[il], k_width=k_width * n_head_kv, v_width=v_width * n_head_kv,
+        weights_bytes=weights_bytes, expert_bytes=expert_bytes,
     )
     if not known:
         _assume_full_attention(layer, hp.n_embd, rule)
     return layer
+
+
+def _kv_widths(hp: Hparams, swa: bool, is_mla: bool) -> tuple[int, int]:
+    """Per-head K and V widths of a layer (sliding-window heads may differ; MLA caches no V)."""
+    k = hp.head_k_swa if swa else hp.head_k_full
+    return k, 0 if is_mla else (hp.head_v_swa if swa else hp.head_v_full)
+
+
+def _layer_bytes(tensors: list[TensorBytes]) -> tuple[int, int]:
+    """A loaded layer's weight bytes, and the experts' share of them."""
+    return sum(t.nbytes for t in tensors), sum(t.nbytes for t in tensors if t.is_expert)
 
 
 def _assume_full_attention(layer: LayerFacts, n_embd: int, rule: ArchRule) -> None:
@@ -276,6 +307,11 @@ def _vocab_size(h: ModelHeaders) -> int:
     tokens = h.metadata.get("tokenizer.ggml.tokens")
     if isinstance(tokens, (SkippedArray, list)) and len(tokens) > 0:
         return len(tokens)
+    return _embedding_rows(h)
+
+
+def _embedding_rows(h: ModelHeaders) -> int:
+    """The rows of the embedding (or output) matrix; 0 when neither is there."""
     by_name = {t.name: t for t in h.tensors}
     t = by_name.get("token_embd.weight") or by_name.get("output.weight")
     return int(t.shape[1]) if t is not None and len(t.shape) >= 2 else 0
@@ -290,6 +326,16 @@ def _tied_output(layout: TensorLayout, rule: ArchRule) -> bool:
 def _layout_warnings(h: ModelHeaders, arch: str, rule: ArchRule, known: bool, layout: TensorLayout,
                      hp: Hparams, n_vocab: int) -> list[str]:
     """Tensor layouts memfit can size only partly, each said once."""
+    out = _tensor_warnings(h, rule, layout)
+    if hp.n_head0 == 0 and rule.recurrent == "none" and not rule.no_kv and known:
+        out.append(f"'{arch}.attention.head_count' missing: no KV cache computed")
+    if n_vocab == 0:
+        out.append("vocabulary size unknown (no tokenizer.ggml.tokens, no token_embd): output buffer is 0")
+    return out
+
+
+def _tensor_warnings(h: ModelHeaders, rule: ArchRule, layout: TensorLayout) -> list[str]:
+    """No tensors, no blocks, no token embedding."""
     out: list[str] = []
     if not h.tensors:
         out.append("the header lists no tensors: weights are 0")
@@ -297,10 +343,6 @@ def _layout_warnings(h: ModelHeaders, arch: str, rule: ArchRule, known: bool, la
         out.append("no blk.N tensors found: per-layer placement cannot be computed")
     if "token_embd.weight" not in layout.nonrepeating and not rule.no_kv:
         out.append("no token_embd.weight tensor: unusual tensor layout, check the numbers")
-    if hp.n_head0 == 0 and rule.recurrent == "none" and not rule.no_kv and known:
-        out.append(f"'{arch}.attention.head_count' missing: no KV cache computed")
-    if n_vocab == 0:
-        out.append("vocabulary size unknown (no tokenizer.ggml.tokens, no token_embd): output buffer is 0")
     return out
 
 
@@ -328,10 +370,16 @@ def _check_kv_heads(arch: str, layer: LayerFacts, hp: Hparams, is_mla: bool) -> 
         return
     if layer.k_width and (layer.v_width or is_mla):
         return
+    raise _zero_head(arch, layer, hp)
+
+
+def _zero_head(arch: str, layer: LayerFacts, hp: Hparams) -> GGUFError:
+    """The key a K/V head of 0 dimensions comes from: an embedding too small for the heads, or
+    an absent head width."""
     which = "key_length" if layer.k_width == 0 else "value_length"
     if hp.n_head0 > 0 and hp.n_embd // hp.n_head0 == 0:
-        raise implausible(f"{arch}.embedding_length", hp.n_embd,
-                          f"with {hp.n_head0} query heads and no {arch}.attention.{which}, a head of "
-                          f"{hp.n_embd // hp.n_head0} dimensions: layer {layer.index} would hold no KV cache")
-    raise implausible(f"{arch}.attention.{which}", f"absent (layer {layer.index})",
-                      "a K/V head of 0 dimensions: an attention layer would hold no KV cache")
+        return implausible(f"{arch}.embedding_length", hp.n_embd,
+                           f"with {hp.n_head0} query heads and no {arch}.attention.{which}, a head of "
+                           f"{hp.n_embd // hp.n_head0} dimensions: layer {layer.index} would hold no KV cache")
+    return implausible(f"{arch}.attention.{which}", f"absent (layer {layer.index})",
+                       "a K/V head of 0 dimensions: an attention layer would hold no KV cache")

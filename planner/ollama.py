@@ -180,24 +180,34 @@ class Located:
 def find_local(name: OllamaName) -> Located | None:
     """The model in a local store, when its manifest and model blob are there."""
     for root in store_roots():
-        path = root / "manifests" / name.host / name.namespace / name.model / name.tag
-        if not path.is_file():
-            path = _case_insensitive(root / "manifests", [name.host, name.namespace, name.model, name.tag])
-            if path is None:
-                continue
+        path = _manifest_path(root, name)
+        if path is None:
+            continue
         manifest = _parse_manifest(_read_json(path, f"the Ollama manifest of {name.display}"), str(path))
         model = manifest.first(MODEL_LAYER)
         if model is not None and not _blob_path(root, model.digest).is_file():
             log.info("%s: manifest in %s but its model blob is missing (pull not finished)", name.display, root)
             continue
-        config = ModelConfig()
-        if manifest.config is not None and _blob_path(root, manifest.config.digest).is_file():
-            try:
-                config = _parse_config(_read_json(_blob_path(root, manifest.config.digest), "an Ollama config"))
-            except ResolveError:
-                pass
-        return Located(name, manifest, config, root)
+        return Located(name, manifest, _local_config(root, manifest), root)
     return None
+
+
+def _manifest_path(root: Path, name: OllamaName) -> Path | None:
+    """Where a store keeps the name's manifest (matched case-insensitively), if it has it."""
+    path = root / "manifests" / name.host / name.namespace / name.model / name.tag
+    if path.is_file():
+        return path
+    return _case_insensitive(root / "manifests", [name.host, name.namespace, name.model, name.tag])
+
+
+def _local_config(root: Path, manifest: Manifest) -> ModelConfig:
+    """The config blob in the store; an empty config when it is missing or unreadable."""
+    if manifest.config is not None and _blob_path(root, manifest.config.digest).is_file():
+        try:
+            return _parse_config(_read_json(_blob_path(root, manifest.config.digest), "an Ollama config"))
+        except ResolveError:
+            pass
+    return ModelConfig()
 
 
 def _case_insensitive(base: Path, parts: list[str]) -> Path | None:
@@ -286,12 +296,7 @@ def _status_failure(name: OllamaName, status: int, body: bytes, what: str, attem
     code = _error_code(body)
     base = name.registry_base()
     if status == 404 or code in ("MANIFEST_UNKNOWN", "NAME_UNKNOWN", "BLOB_UNKNOWN"):
-        if code == "BLOB_UNKNOWN" or "blob" in what:
-            return RegistryError(f"the Ollama registry has no {what} for {name.display}",
-                                 hint="the model may have been re-published: try again (MEMFIT_REF_TTL=0 refreshes it)")
-        known = "no such model" if code == "NAME_UNKNOWN" else "no such model or tag"
-        return ResolveError(f"unknown Ollama model {name.display}: {known} in the registry ({base})",
-                            hint=f"check the name and tag on {name.library_page()}")
+        return _not_found(name, code, what, base)
     if status in (401, 403):
         return RegistryError(f"the Ollama registry refused {what} of {name.display} (HTTP {status})",
                              hint="private models need `ollama pull` with your Ollama account; memfit then reads the local copy")
@@ -304,6 +309,16 @@ def _status_failure(name: OllamaName, status: int, body: bytes, what: str, attem
                                   "the model and memfit reads it locally")
     return RegistryError(f"unexpected HTTP {status} from the Ollama registry reading {what} of {name.display}",
                          hint=f"check {REGISTRY_ENV} if you use a mirror")
+
+
+def _not_found(name: OllamaName, code: str, what: str, base: str) -> MemfitError:
+    """A registry 404: a blob gone (re-published), or no such model (or tag)."""
+    if code == "BLOB_UNKNOWN" or "blob" in what:
+        return RegistryError(f"the Ollama registry has no {what} for {name.display}",
+                             hint="the model may have been re-published: try again (MEMFIT_REF_TTL=0 refreshes it)")
+    known = "no such model" if code == "NAME_UNKNOWN" else "no such model or tag"
+    return ResolveError(f"unknown Ollama model {name.display}: {known} in the registry ({base})",
+                        hint=f"check the name and tag on {name.library_page()}")
 
 
 def _network_failure(name: OllamaName, cause: BaseException, what: str, attempts: int) -> RegistryError:
@@ -328,42 +343,59 @@ def find_remote(name: OllamaName, cache: Cache, cfg: hub.NetConfig) -> Located:
     """Manifest and config from the cache (fresh for MEMFIT_REF_TTL, any age offline), else the registry."""
     key = _manifest_key(name)
     offline = hub.is_offline()
-    hit = cache.get("ollama", key)
-    if isinstance(hit, dict) and (offline or time.time() - float(hit.get("resolved_at", 0)) < cfg.ref_ttl):
-        try:
-            return Located(name, Manifest.model_validate(hit["manifest"]), _parse_config(hit.get("config")), None)
-        except (ValidationError, KeyError):
-            pass
+    found = _cached_located(name, cache.get("ollama", key), cfg.ref_ttl, any_age=offline)
+    if found is not None:
+        return found
     if offline:
         raise _offline_missing(f"the manifest of Ollama model {name.display}")
     with cache.lock(key):
-        hit = cache.get("ollama", key)  # fetched by another process while we waited
-        if isinstance(hit, dict) and time.time() - float(hit.get("resolved_at", 0)) < min(cfg.ref_ttl, 60.0):
-            try:
-                return Located(name, Manifest.model_validate(hit["manifest"]), _parse_config(hit.get("config")), None)
-            except (ValidationError, KeyError):
-                pass
-        raw = _registry_get(f"{name.registry_base()}/v2/{name.namespace}/{name.model}/manifests/{name.tag}", cfg,
-                            accept=MANIFEST_ACCEPT, what="the manifest", name=name)
-        try:
-            manifest_raw = json.loads(raw)
-        except ValueError:
-            raise RegistryError(f"the Ollama registry's manifest for {name.display} is not JSON",
-                                hint=f"check {REGISTRY_ENV} and any proxy between you and the registry") from None
-        manifest = _parse_manifest(manifest_raw, f"the registry's manifest for {name.display}")
-        config_raw: Any = None
-        if manifest.config is not None and manifest.config.size <= MAX_JSON_BYTES:
-            ckey = f"ollama-config\x00{manifest.config.digest}"  # content-addressed: fetched once
-            config_raw = cache.get("ollama", ckey)
-            if config_raw is None:
-                try:
-                    config_raw = json.loads(_registry_get(_blob_url(name, manifest.config.digest), cfg, accept=None,
-                                                          what="the config blob", name=name))
-                    cache.put("ollama", ckey, config_raw)
-                except ValueError:
-                    config_raw = None
+        # fetched by another process while we waited
+        found = _cached_located(name, cache.get("ollama", key), min(cfg.ref_ttl, 60.0))
+        if found is not None:
+            return found
+        manifest_raw, manifest = _fetch_manifest(name, cfg)
+        config_raw = _config_json(name, manifest, cache, cfg)
         cache.put("ollama", key, {"manifest": manifest_raw, "config": config_raw, "resolved_at": time.time()})
     return Located(name, manifest, _parse_config(config_raw), None)
+
+
+def _cached_located(name: OllamaName, hit: Any, max_age: float, *, any_age: bool = False) -> Located | None:
+    """A cached manifest and config younger than `max_age` seconds (or of any age), if valid."""
+    if not (isinstance(hit, dict) and (any_age or time.time() - float(hit.get("resolved_at", 0)) < max_age)):
+        return None
+    try:
+        return Located(name, Manifest.model_validate(hit["manifest"]), _parse_config(hit.get("config")), None)
+    except (ValidationError, KeyError):
+        return None
+
+
+def _fetch_manifest(name: OllamaName, cfg: hub.NetConfig) -> tuple[Any, Manifest]:
+    """The registry's manifest: as it came (for the cache) and parsed."""
+    raw = _registry_get(f"{name.registry_base()}/v2/{name.namespace}/{name.model}/manifests/{name.tag}", cfg,
+                        accept=MANIFEST_ACCEPT, what="the manifest", name=name)
+    try:
+        manifest_raw = json.loads(raw)
+    except ValueError:
+        raise RegistryError(f"the Ollama registry's manifest for {name.display} is not JSON",
+                            hint=f"check {REGISTRY_ENV} and any proxy between you and the registry") from None
+    return manifest_raw, _parse_manifest(manifest_raw, f"the registry's manifest for {name.display}")
+
+
+def _config_json(name: OllamaName, manifest: Manifest, cache: Cache, cfg: hub.NetConfig) -> Any:
+    """The config blob's JSON (content-addressed: fetched once, then from the cache); None when
+    the manifest has none, it is too large, or it is not JSON."""
+    if manifest.config is None or manifest.config.size > MAX_JSON_BYTES:
+        return None
+    ckey = f"ollama-config\x00{manifest.config.digest}"
+    config_raw = cache.get("ollama", ckey)
+    if config_raw is None:
+        try:
+            config_raw = json.loads(_registry_get(_blob_url(name, manifest.config.digest), cfg, accept=None,
+                                                  what="the config blob", name=name))
+            cache.put("ollama", ckey, config_raw)
+        except ValueError:
+            config_raw = None
+    return config_raw
 
 
 class RegistryRangeSource(hub.HttpRangeSource):
@@ -449,14 +481,7 @@ def resolve_ollama(ref: str, text: str, quant: str | None, load_headers: bool, *
     projector when the manifest has one. `explicit`: the reference said `ollama:`; a bare
     `name:tag` that the registry does not know gets the short-name hint too."""
     name = OllamaName.parse(text)
-    try:
-        loc = _locate(name)
-    except ResolveError as e:
-        if not explicit and e.message.startswith("unknown Ollama model"):
-            raise ResolveError(f"{text!r} is neither a short name memfit knows nor an Ollama model "
-                               f"({e.message.split(': ', 1)[-1]})",
-                               hint=alias_hint or e.hint) from None
-        raise
+    loc = _locate_named(name, text, explicit, alias_hint)
     model_layer = loc.manifest.first(MODEL_LAYER)
     if model_layer is None:
         raise _no_model_layer(loc)
@@ -466,12 +491,10 @@ def resolve_ollama(ref: str, text: str, quant: str | None, load_headers: bool, *
                            hint=f"an Ollama tag holds one quant: pick the tag with {normalize_tag(quant)} "
                                 f"on {name.library_page()}")
     store = loc.store
-    files = [str(_blob_path(store, model_layer.digest))] if store else [model_layer.digest]
+    files = [_layer_file(store, model_layer)]
     projector_layer = loc.manifest.first(PROJECTOR_LAYER)
-    projectors = []
-    if projector_layer is not None:
-        pname = str(_blob_path(store, projector_layer.digest)) if store else projector_layer.digest
-        projectors.append(ProjectorFile(pname, projector_layer.size))
+    projectors = [] if projector_layer is None else [ProjectorFile(_layer_file(store, projector_layer),
+                                                                   projector_layer.size)]
     model = ResolvedModel(
         ref=ref, source="ollama", repo=None, revision=model_layer.digest,
         variants=[Variant(label, files, model_layer.size)], mmproj=projectors,
@@ -481,6 +504,24 @@ def resolve_ollama(ref: str, text: str, quant: str | None, load_headers: bool, *
     if load_headers:
         _fill(model, loc)
     return model
+
+
+def _locate_named(name: OllamaName, text: str, explicit: bool, alias_hint: str | None) -> Located:
+    """The model's manifest; a bare `name:tag` the registry does not know is said to be neither
+    a short name nor an Ollama model."""
+    try:
+        return _locate(name)
+    except ResolveError as e:
+        if not explicit and e.message.startswith("unknown Ollama model"):
+            raise ResolveError(f"{text!r} is neither a short name memfit knows nor an Ollama model "
+                               f"({e.message.split(': ', 1)[-1]})",
+                               hint=alias_hint or e.hint) from None
+        raise
+
+
+def _layer_file(store: Path | None, layer: Layer) -> str:
+    """A layer as a file: its blob's path in the local store, else its digest (read from the registry)."""
+    return str(_blob_path(store, layer.digest)) if store else layer.digest
 
 
 def fill_headers(model: ResolvedModel) -> ResolvedModel:

@@ -27,14 +27,7 @@ class OllamaName:
     @classmethod
     def parse(cls, text: str) -> "OllamaName":
         """[host/][namespace/]model[:tag], with Ollama's defaults and character rules."""
-        raw = text.strip()
-        for scheme in ("https://", "http://"):
-            raw = raw.removeprefix(scheme)
-        head, sep, tag = raw.rpartition(":")
-        if not sep or "/" in tag:
-            head, tag = raw, ""
-        elif not tag:
-            raise _bad_name(text)  # "qwen3:" names no tag
+        head, tag = _split_tag(text)
         parts = head.split("/")
         if len(parts) > 3 or not parts[-1]:
             raise _bad_name(text)
@@ -42,7 +35,7 @@ class OllamaName:
         namespace = parts[-2] if len(parts) >= 2 else DEFAULT_NAMESPACE
         model, tag = parts[-1], tag or DEFAULT_TAG
         for kind, part in (("model", model), ("tag", tag), ("namespace", namespace), ("host", host)):
-            if not _PART_RE.match(part) or len(part) > 128 or (kind == "namespace" and "." in part):
+            if not _valid_part(kind, part):
                 raise _bad_name(text)
         return cls(host.lower(), namespace, model, tag)
 
@@ -72,6 +65,24 @@ class OllamaName:
         path = self.model if self.namespace == DEFAULT_NAMESPACE else f"{self.namespace}/{self.model}"
         return f"https://ollama.com/library/{path}/tags" if self.namespace == DEFAULT_NAMESPACE \
             else f"https://ollama.com/{path}/tags"
+
+
+def _split_tag(text: str) -> tuple[str, str]:
+    """(name, tag) of `[scheme://]name[:tag]`; the tag "" when none is given."""
+    raw = text.strip()
+    for scheme in ("https://", "http://"):
+        raw = raw.removeprefix(scheme)
+    head, sep, tag = raw.rpartition(":")
+    if not sep or "/" in tag:
+        return raw, ""
+    if not tag:
+        raise _bad_name(text)  # "qwen3:" names no tag
+    return head, tag
+
+
+def _valid_part(kind: str, part: str) -> bool:
+    """Ollama's character rules for one part of a name (no dot in a namespace)."""
+    return bool(_PART_RE.match(part)) and len(part) <= 128 and not (kind == "namespace" and "." in part)
 
 
 def _bad_name(text: str) -> ResolveError:

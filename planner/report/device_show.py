@@ -16,7 +16,7 @@ from .devices import OS_WORDS, facts, gib, options_text
 from .layout import render_table, text_width, wrap
 
 if TYPE_CHECKING:
-    from ..device_schema import DeviceProfile
+    from ..device_schema import DeviceProfile, GpuCap, LiveConfig, Source
 
 OSES = ("linux", "windows", "macos")  # the order OS blocks are shown in
 USES = ("headless", "desktop", "daily")
@@ -111,12 +111,16 @@ def _carveout_table(p: DeviceProfile, os: str, width: int) -> list[str]:
     raised = bool(info.gpu_cap and info.gpu_cap.max_fraction)
     gpu_labels = [b.label for b in info.backends if b.name != "cpu"]
     report_heads = [f"{label}\nreports" for label in gpu_labels]
-    head = ["carve-out", "OS sees", "shared cap", "GPU total"] + (["cap raised", "GPU total\nraised"] if raised else [])
-    head += [f"RAM left after\n{p.default_use} reserve"] + report_heads
+    head = _carveout_head(p, raised, report_heads)
     table = [_carveout_row(p, r, raised, gpu_labels) for r in pools(p, os)]
     lines = render_table(table, head, width, drop_order=list(reversed(report_heads)) + CARVE_DROP_FIXED)
     return lines + wrap(f"* = {'in effect' if p.live else 'factory default'}; carve-out in GB as the BIOS names it, "
                         "the rest in GiB", width)
+
+
+def _carveout_head(p: DeviceProfile, raised: bool, report_heads: list[str]) -> list[str]:
+    head = ["carve-out", "OS sees", "shared cap", "GPU total"] + (["cap raised", "GPU total\nraised"] if raised else [])
+    return head + [f"RAM left after\n{p.default_use} reserve"] + report_heads
 
 
 def _pool_sentence(p: DeviceProfile, os: str) -> str:
@@ -150,9 +154,12 @@ def _window_speed_lines(p: DeviceProfile, os: str, width: int) -> list[str]:
     for name in dict.fromkeys(b.name for b in info.backends if b.name != "cpu"):
         w = shared_window(os, name)  # type: ignore[arg-type]
         slow = info.gpu_cap.shared_slowdown or w.slowdown  # type: ignore[union-attr]
-        lines += wrap(f"{w.label} on {name}: " + (f"decodes {slow:g}x slower than the carve-out"
-                                                   if slow > 1 else "no measured speed cost"), width, "  ", "    ")
+        lines += wrap(f"{w.label} on {name}: " + _slowdown_words(slow), width, "  ", "    ")
     return lines
+
+
+def _slowdown_words(slow: float) -> str:
+    return f"decodes {slow:g}x slower than the carve-out" if slow > 1 else "no measured speed cost"
 
 
 def _cap_lines(p: DeviceProfile, os: str, width: int) -> list[str]:
@@ -160,11 +167,7 @@ def _cap_lines(p: DeviceProfile, os: str, width: int) -> list[str]:
     cap = p.os[os].gpu_cap  # type: ignore[index]
     if cap is None:
         return []
-    frac = f"{cap.default_fraction:.0%} of the RAM the OS sees by default"
-    if cap.setting_bytes:
-        frac += f"; set to {gib(cap.setting_bytes)} here"
-    limit = f", safe maximum {cap.max_fraction:.0%}" if cap.max_fraction else " (not tunable)"
-    lines = wrap(f"GPU cap: {frac}{limit}", width, "", "  ")
+    lines = wrap(f"GPU cap: {_cap_words(cap)}", width, "", "  ")
     if cap.how_to_change:
         lines += wrap(cap.how_to_change, width, "  change: ", "    ")
     if cap.knob and cap.max_fraction:
@@ -174,6 +177,14 @@ def _cap_lines(p: DeviceProfile, os: str, width: int) -> list[str]:
     if cap.note:
         lines += wrap(cap.note, width, "  note: ", "    ")
     return lines
+
+
+def _cap_words(cap: GpuCap) -> str:
+    """The GPU cap's default share, its setting here, and how far it may be raised."""
+    frac = f"{cap.default_fraction:.0%} of the RAM the OS sees by default"
+    if cap.setting_bytes:
+        frac += f"; set to {gib(cap.setting_bytes)} here"
+    return frac + (f", safe maximum {cap.max_fraction:.0%}" if cap.max_fraction else " (not tunable)")
 
 
 def _reserve_table(p: DeviceProfile, os: str, width: int) -> list[str]:
@@ -219,13 +230,17 @@ def _machine_lines(p: DeviceProfile, width: int) -> list[str]:
         lines += _hanging(f"based on: {p.based_on}", width)
     lines += wrap(facts([x for x in (p.chip, p.gpu_name, p.form_factor, p.power_w) if x], " | "), width)
     lines += [""] + wrap(_arch_sentence(p), width)
-    ram = f"RAM {fmt_vendor_size(p.ram_bytes)} as sold"
-    if p.firmware_reserved_bytes:
-        ram += f" ({gib(p.firmware_reserved_bytes)} never reaches the OS)"
-    lines += _hanging(facts([ram, f"peak bandwidth {p.bandwidth_gbps:g} GB/s, decode efficiency {p.decode_efficiency:g} "
+    lines += _hanging(facts([_ram_words(p), f"peak bandwidth {p.bandwidth_gbps:g} GB/s, decode efficiency {p.decode_efficiency:g} "
                                   f"(estimates use {p.bandwidth_gbps * p.decode_efficiency:.0f} GB/s)",
                              f"default: {OS_WORDS[p.default_os]}, {p.default_use} use"]), width)
     return lines + _hanging(f"Units: {UNITS_NOTE}.", width)
+
+
+def _ram_words(p: DeviceProfile) -> str:
+    ram = f"RAM {fmt_vendor_size(p.ram_bytes)} as sold"
+    if p.firmware_reserved_bytes:
+        ram += f" ({gib(p.firmware_reserved_bytes)} never reaches the OS)"
+    return ram
 
 
 def _live_lines(p: DeviceProfile, width: int) -> list[str]:
@@ -235,10 +250,14 @@ def _live_lines(p: DeviceProfile, width: int) -> list[str]:
         return []
     read = [f"OS sees {gib(lv.os_visible_ram_bytes)}", f"available {gib(lv.mem_available_bytes)}",
             f"carve-out {fmt_vendor_size(lv.carveout_bytes)}" if lv.carveout_bytes is not None else "",
-            (f"GPU cap {gib(lv.gpu_cap_bytes)}" + (" (default)" if lv.gpu_cap_is_default else ""))
-            if lv.gpu_cap_bytes is not None else "",
-            f"kernel {lv.kernel}" if lv.kernel else ""]
+            _live_cap_words(lv), f"kernel {lv.kernel}" if lv.kernel else ""]
     return _hanging("Read from this machine: " + facts(read, ", "), width)
+
+
+def _live_cap_words(lv: LiveConfig) -> str:
+    if lv.gpu_cap_bytes is None:
+        return ""
+    return f"GPU cap {gib(lv.gpu_cap_bytes)}" + (" (default)" if lv.gpu_cap_is_default else "")
 
 
 def _carveout_lines(p: DeviceProfile, width: int) -> list[str]:
@@ -260,10 +279,12 @@ def _tail_lines(p: DeviceProfile, width: int) -> list[str]:
     if p.notes:
         lines += ["", "Notes:"] + [x for n in p.notes for x in wrap(n, width, "  - ", "    ")]
     if p.sources:
-        lines += ["", "Sources:"] + [x for src in p.sources for x in
-                                     wrap(f"{src.field}: {src.ref}" + (f" ({src.note})" if src.note else ""),
-                                          width, "  ", "    ")]
+        lines += ["", "Sources:"] + [x for src in p.sources for x in wrap(_source_words(src), width, "  ", "    ")]
     return lines
+
+
+def _source_words(src: Source) -> str:
+    return f"{src.field}: {src.ref}" + (f" ({src.note})" if src.note else "")
 
 
 def show_text(p: DeviceProfile, width: int | None = None) -> str:

@@ -86,9 +86,13 @@ def _table(headers: list[str], rows: list[list[str]], align: tuple[str, ...] | N
     head = "".join(f"<th{cls(i)}>{esc(h)}</th>" for i, h in enumerate(headers))
     body = []
     for row in rows:
-        tr = ' class="chosen"' if row and row[0].strip() == chosen_mark else ""
-        body.append(f"<tr{tr}>" + "".join(f"<td{cls(i)}>{esc(c)}</td>" for i, c in enumerate(row)) + "</tr>")
+        body.append(f"<tr{_row_class(row, chosen_mark)}>" + "".join(f"<td{cls(i)}>{esc(c)}</td>" for i, c in enumerate(row))
+                    + "</tr>")
     return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(body)}</tbody></table>"
+
+
+def _row_class(row: list[str], chosen_mark: str) -> str:
+    return ' class="chosen"' if row and row[0].strip() == chosen_mark else ""
 
 
 def _ul(items: list[str], cls: str = "") -> list[str]:
@@ -115,9 +119,12 @@ def _lm_studio_html(c: Commands) -> str:
 def _ollama_html(c: Commands) -> str:
     """Ollama's commands in one block, its words (session commands, notes) as captions after it."""
     prose = [x for x in c.ollama if x.startswith(("in the session:", "note:"))]
-    cmds = [x for x in c.ollama if x not in prose]
-    return ((f"<pre>{esc(chr(10).join(cmds))}</pre>" if cmds else "")
-            + "".join(f"<p class=\"caption\">{esc(x)}</p>" for x in prose))
+    return _pre([x for x in c.ollama if x not in prose]) + "".join(f"<p class=\"caption\">{esc(x)}</p>" for x in prose)
+
+
+def _pre(lines: list[str]) -> str:
+    """Commands as one preformatted block (nothing when there are none)."""
+    return f"<pre>{esc(chr(10).join(lines))}</pre>" if lines else ""
 
 
 def _setup_rows(plan: DevicePlan, c: Commands) -> list[tuple[str, str]]:
@@ -144,10 +151,11 @@ def _recommendation(plan: DevicePlan) -> list[str]:
     if r.tier == "no_fit" or c is None:
         return out + _ul(r.reasons)
     out.append('<dl class="setup">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in _setup_rows(plan, c)) + "</dl>")
-    out += ["<p><strong>Why</strong></p>"] + _ul(r.reasons)
-    if r.warnings:
-        out += ["<p><strong>Warnings</strong></p>"] + _ul(r.warnings, "warnings")
-    return out
+    return out + ["<p><strong>Why</strong></p>"] + _ul(r.reasons) + _warnings_html(r.warnings)
+
+
+def _warnings_html(warnings: list[str]) -> list[str]:
+    return ["<p><strong>Warnings</strong></p>"] + _ul(warnings, "warnings") if warnings else []
 
 
 def _bar_html(bar: MemoryBar, uid: str) -> list[str]:
@@ -188,15 +196,21 @@ def _split_words(plan: DevicePlan, chart: CtxChart) -> str:
     arch = plan.device.memory_architecture
     kv = chart.cache_type_k if chart.cache_type_k == chart.cache_type_v else f"{chart.cache_type_k}/{chart.cache_type_v}"
     if arch == "carveout" and chart.carveout_bytes is not None:
-        os_keeps = plan.device.ram_bytes - chart.carveout_bytes
-        where = f"UMA frame buffer {fmt_bios_size(chart.carveout_bytes)} (OS keeps {fmt_bios_size(os_keeps)})"
-        if chart.gpu_cap_bytes:
-            where += f", {_CAP_WORDS.get(plan.device.os, 'GPU cap')} {fmt_bytes(chart.gpu_cap_bytes, digits=0)}"
+        where = _carveout_words(plan, chart, chart.carveout_bytes)
     elif arch == "unified":
         where = f"GPU limit {fmt_bytes(chart.gpu_cap_bytes, digits=0)}" if chart.gpu_cap_bytes else "the GPU's share"
     else:
         where = "the card"
     return f"{where}, KV {kv}"
+
+
+def _carveout_words(plan: DevicePlan, chart: CtxChart, carveout: int) -> str:
+    """A carve-out split as the BIOS names it, with the GPU cap it was drawn at."""
+    os_keeps = plan.device.ram_bytes - carveout
+    where = f"UMA frame buffer {fmt_bios_size(carveout)} (OS keeps {fmt_bios_size(os_keeps)})"
+    if chart.gpu_cap_bytes:
+        where += f", {_CAP_WORDS.get(plan.device.os, 'GPU cap')} {fmt_bytes(chart.gpu_cap_bytes, digits=0)}"
+    return where
 
 
 def _chart_caption(plan: DevicePlan, has_fast: bool, has_os: bool) -> str:
@@ -226,9 +240,14 @@ def _reach(c: CtxCurve, has_fast: bool) -> list[str]:
     return bits
 
 
+def _at_ctx(c: CtxCurve, ctx: int) -> list[str]:
+    """What the quant needs at the requested context (when the curve has that point)."""
+    at = next((p for p in c.points if p.ctx == ctx), None)
+    return [f"{gib_text(at.gpu_bytes)} at {fmt_ctx(ctx)}"] if at else []
+
+
 def _curve_item(c: CtxCurve, chart: CtxChart, has_fast: bool, top: int, color: str) -> str:
-    at = next((p for p in c.points if p.ctx == chart.ctx), None)
-    bits = ([f"{gib_text(at.gpu_bytes)} at {fmt_ctx(chart.ctx)}"] if at else []) + _reach(c, has_fast)
+    bits = _at_ctx(c, chart.ctx) + _reach(c, has_fast)
     if c.points and c.points[0].gpu_bytes > top:
         bits.append("above the chart")
     mark = " ►" if c.recommended else ""
@@ -243,15 +262,20 @@ def _chart(plan: DevicePlan, uid: str) -> list[str]:
     words = _split_words(plan, chart)
     has_fast = any(lim.kind == "fast" for lim in chart.limits)
     has_os = any(lim.kind == "os_reserve" for lim in chart.limits)
-    colors = quant_colors(chart.curves)
-    top = chart_frame(chart).y_max
-    items = [_curve_item(c, chart, has_fast, top, colors[c.quant])
-             for c in sorted(chart.curves, key=lambda c: -c.points[-1].gpu_bytes if c.points else 0)]
+    items = _curve_items(chart, has_fast)
     return [f"<h3>Memory against context on {esc(words)}</h3>",
             chart_svg(chart, f"{uid}-chart", f"GPU-side memory against context for each quant: {words}",
                       rec_partial=plan.recommendation.tier == "partial_offload"),
             f'<p class="caption">{esc(_chart_caption(plan, has_fast, has_os))}</p>',
             '<ul class="legend quants">' + "".join(items) + "</ul>"]
+
+
+def _curve_items(chart: CtxChart, has_fast: bool) -> list[str]:
+    """The chart's legend: one item per quant, the largest at the full context first."""
+    colors = quant_colors(chart.curves)
+    top = chart_frame(chart).y_max
+    return [_curve_item(c, chart, has_fast, top, colors[c.quant])
+            for c in sorted(chart.curves, key=lambda c: -c.points[-1].gpu_bytes if c.points else 0)]
 
 
 def _tables(plan: DevicePlan) -> list[str]:
@@ -285,15 +309,17 @@ def render_device_html(plan: DevicePlan, uid: str) -> list[str]:
     return out
 
 
+def _comparison_row(p: DevicePlan) -> list[str]:
+    r = p.recommendation
+    split = (f"UMA {fmt_bios_size(r.carveout_bytes)} / OS {fmt_bios_size(r.os_keeps_bytes)}"
+             if r.carveout_bytes is not None else f"none ({p.device.memory_architecture})")
+    return [p.device.id, (r.quant or "-") if r.tier != "no_fit" else "-",
+            tier_short(r.tier, p.device.memory_architecture), split,
+            gib(r.total_bytes) if r.tier != "no_fit" else "-", tps_cell(r.est_tps, r.est_tps_at_ctx)]
+
+
 def _comparison(multi: MultiPlan) -> list[str]:
-    rows = []
-    for p in multi.plans:
-        r = p.recommendation
-        split = (f"UMA {fmt_bios_size(r.carveout_bytes)} / OS {fmt_bios_size(r.os_keeps_bytes)}"
-                 if r.carveout_bytes is not None else f"none ({p.device.memory_architecture})")
-        rows.append([p.device.id, (r.quant or "-") if r.tier != "no_fit" else "-",
-                     tier_short(r.tier, p.device.memory_architecture), split,
-                     gib(r.total_bytes) if r.tier != "no_fit" else "-", tps_cell(r.est_tps, r.est_tps_at_ctx)])
+    rows = [_comparison_row(p) for p in multi.plans]
     return [f"<h2>{esc(multi.plans[0].model.name)} on {len(multi.plans)} devices ({multi.plans[0].ctx} tokens)</h2>",
             _table(["device", "recommended", "tier", "BIOS split", "needs GiB", "est. t/s"], rows,
                    ("left", "left", "left", "left", "right", "right"))]

@@ -32,13 +32,15 @@ _VALUE_UNIT = re.compile(r"(\d) (?=(?:[KMGT]i?B(?:/s)?|B|W|tokens|t/s)(?![\w/]))
 def text_width() -> int:
     """The width to render text at (see the module docstring)."""
     env = os.environ.get("COLUMNS", "").strip()
-    if env.isdigit() and int(env) > 0:
-        width = int(env)
-    elif sys.stdout is not None and hasattr(sys.stdout, "isatty") and _isatty():
-        width = shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
-    else:
-        width = DEFAULT_WIDTH
+    width = int(env) if env.isdigit() and int(env) > 0 else _terminal_width()
     return max(MIN_WIDTH, min(MAX_WIDTH, width))
+
+
+def _terminal_width() -> int:
+    """The terminal's width when stdout is one, else the default."""
+    if sys.stdout is not None and hasattr(sys.stdout, "isatty") and _isatty():
+        return shutil.get_terminal_size((DEFAULT_WIDTH, 24)).columns
+    return DEFAULT_WIDTH
 
 
 def _isatty() -> bool:
@@ -110,13 +112,17 @@ def command_lines(words: Sequence[str], width: int, *, indent: str = "", cont: s
     for group in groups[1:]:
         if len(line) + 1 + len(group) + 2 > width:  # room for the " \\"
             lines.append(line + " \\")
-            # an argument too long for the continuation indent (a long path) starts at the
-            # command's own indent
-            line = indent + (cont if len(indent + cont + group) + 2 <= width else "") + group
+            line = _continued(group, width, indent, cont)
         else:
             line += " " + group
     lines.append(line)
     return lines
+
+
+def _continued(group: str, width: int, indent: str, cont: str) -> str:
+    """A continuation line's start: `indent + cont`, but an argument too long for that (a long
+    path) starts at the command's own indent."""
+    return indent + (cont if len(indent + cont + group) + 2 <= width else "") + group
 
 
 def _head_lines(header: str) -> list[str]:
@@ -168,11 +174,7 @@ def _shrink(widths: list[int], floors: list[int], headers: Sequence[str], room: 
     """Narrow the columns until they fit `room`: wrappable columns first (the one furthest above
     its floor each time), then, if that is not enough, the widest column down to its header."""
     widths = list(widths)
-    while sum(widths) > room:
-        j = max(range(len(widths)), key=lambda k: widths[k] - floors[k])
-        if widths[j] <= floors[j]:
-            break
-        widths[j] = max(floors[j], widths[j] - (sum(widths) - room))
+    _shrink_wrappable(widths, floors, room)
     while sum(widths) > room:
         j = max(range(len(widths)), key=lambda k: widths[k])
         floor = max(max(len(x) for x in _head_lines(headers[j])), 6)
@@ -182,15 +184,28 @@ def _shrink(widths: list[int], floors: list[int], headers: Sequence[str], room: 
     return widths
 
 
+def _shrink_wrappable(widths: list[int], floors: list[int], room: int) -> None:
+    """Narrow the column furthest above its floor, until the columns fit `room` or every one is
+    at its floor."""
+    while sum(widths) > room:
+        j = max(range(len(widths)), key=lambda k: widths[k] - floors[k])
+        if widths[j] <= floors[j]:
+            break
+        widths[j] = max(floors[j], widths[j] - (sum(widths) - room))
+
+
 def _cell_lines(text: str, w: int) -> list[str]:
     out: list[str] = []
     for part in text.split("\n"):
-        if len(part) <= w:
-            out.append(part)
-            continue
-        longest = max((len(x) for x in part.split()), default=0)
-        out += textwrap.wrap(part, w, break_on_hyphens=False, break_long_words=longest > w) or [""]
+        out += [part] if len(part) <= w else _wrapped_part(part, w)
     return [line.replace(NBSP, " ") for line in out]
+
+
+def _wrapped_part(part: str, w: int) -> list[str]:
+    """A cell line wider than its column, wrapped (a word breaks only when it is wider than the
+    column)."""
+    longest = max((len(x) for x in part.split()), default=0)
+    return textwrap.wrap(part, w, break_on_hyphens=False, break_long_words=longest > w) or [""]
 
 
 class _Grid(NamedTuple):
@@ -206,9 +221,7 @@ class _Grid(NamedTuple):
 
     def head(self, headers: Sequence[str]) -> list[str]:
         """The header lines (a header may span lines; headers sit on the rule) and the rule."""
-        heads = [_head_lines(h) for h in headers]
-        depth = max((len(h) for h in heads), default=1)
-        heads = [[""] * (depth - len(h)) + h for h in heads]
+        heads, depth = _stacked(headers)
         return [self.line([h[k] for h in heads]) for k in range(depth)] + [
             self.pad + (" " * SEP).join("-" * w for w in self.widths)]
 
@@ -216,6 +229,13 @@ class _Grid(NamedTuple):
         """A row, its cells wrapped to their columns."""
         parts = [_cell_lines(c, w) for c, w in zip(cells, self.widths)]
         return [self.line([p[k] if k < len(p) else "" for p in parts]) for k in range(max(len(p) for p in parts))]
+
+
+def _stacked(headers: Sequence[str]) -> tuple[list[list[str]], int]:
+    """Each header's lines, padded at the top so that every header sits on the rule; the depth."""
+    heads = [_head_lines(h) for h in headers]
+    depth = max((len(h) for h in heads), default=1)
+    return [[""] * (depth - len(h)) + h for h in heads], depth
 
 
 def _dropped_note(dropped: list[str], width: int, pad: str) -> list[str]:
