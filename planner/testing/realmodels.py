@@ -62,15 +62,18 @@ def decode_layers(text: str, n: int) -> set[int]:
     neg = text.startswith("~")
     out: set[int] = set()
     for part in text.lstrip("~").split(","):
-        if not part:
-            continue
-        if "-" in part:
-            span, _, step = part.partition("/")
-            a, b = (int(x) for x in span.split("-"))
-            out.update(range(a, b + 1, int(step or 1)))
-        else:
-            out.add(int(part))
+        if part:
+            out.update(_decode_run(part))
     return set(range(n)) - out if neg else out
+
+
+def _decode_run(part: str) -> range:
+    """`a-b/s`, `a-b` or `a` as the layers it names."""
+    if "-" not in part:
+        return range(int(part), int(part) + 1)
+    span, _, step = part.partition("/")
+    a, b = (int(x) for x in span.split("-"))
+    return range(a, b + 1, int(step or 1))
 
 
 # --------------------------------------------------------------------------- layout codec
@@ -91,9 +94,24 @@ def encode_layout(tensors: list[tuple[str, tuple[int, ...] | list[int]]]) -> dic
     """[(name, shape)] -> compact layout. Block tensors must come block after block; the template
     is the merge of the blocks' (suffix, shape) sequences, each entry tagged with the layers that
     have it when not all do. Raises when that cannot reproduce the list exactly."""
+    before, per_layer, after = _split_blocks(tensors)
+    out = {"before": before, "blocks": {prefix: _encode_block(layers) for prefix, layers in per_layer.items()},
+           "after": after}
+    if [(n, tuple(s)) for n, s in decode_layout(out)] != [(n, tuple(s)) for n, s in tensors]:
+        raise ValueError("the tensor list is not in block order; cannot encode it compactly")
+    return out
+
+
+_Entry = tuple[str, tuple[int, ...]]  # a block tensor's suffix and shape
+
+
+def _split_blocks(tensors: list[tuple[str, tuple[int, ...] | list[int]]]
+                  ) -> tuple[list, dict[str, dict[int, list[_Entry]]], list]:
+    """The global tensors before the first block tensor, the block tensors per prefix and layer,
+    the global tensors after."""
     before: list = []
     after: list = []
-    per_layer: dict[str, dict[int, list[tuple[str, tuple[int, ...]]]]] = {}
+    per_layer: dict[str, dict[int, list[_Entry]]] = {}
     seen_block = False
     for name, shape in tensors:
         m = _BLOCK.match(name)
@@ -102,26 +120,32 @@ def encode_layout(tensors: list[tuple[str, tuple[int, ...] | list[int]]]) -> dic
             continue
         seen_block = True
         per_layer.setdefault(m.group("prefix"), {}).setdefault(int(m.group("i")), []).append((m.group("suffix"), tuple(shape)))
-    blocks: dict[str, dict[str, Any]] = {}
-    for prefix, layers in per_layer.items():
-        n = max(layers) + 1
-        template: list[tuple[str, tuple[int, ...]]] = []
-        for i in range(n):
-            pos = -1
-            for key in layers.get(i, []):
-                if key in template:
-                    pos = template.index(key)
-                else:
-                    pos += 1
-                    template.insert(pos, key)
-        members = {key: {i for i in range(n) if key in layers.get(i, [])} for key in template}
-        blocks[prefix] = {"n": n, "template": [
-            [suffix, list(shape)] + ([] if len(members[(suffix, shape)]) == n else [encode_layers(members[(suffix, shape)], n)])
-            for suffix, shape in template]}
-    out = {"before": before, "blocks": blocks, "after": after}
-    if [(n, tuple(s)) for n, s in decode_layout(out)] != [(n, tuple(s)) for n, s in tensors]:
-        raise ValueError("the tensor list is not in block order; cannot encode it compactly")
-    return out
+    return before, per_layer, after
+
+
+def _encode_block(layers: dict[int, list[_Entry]]) -> dict[str, Any]:
+    """One block prefix: its layer count and the template, each entry tagged with its layers
+    when not all have it."""
+    n = max(layers) + 1
+    template = _template(layers, n)
+    members = {key: {i for i in range(n) if key in layers.get(i, [])} for key in template}
+    return {"n": n, "template": [
+        [suffix, list(shape)] + ([] if len(members[(suffix, shape)]) == n else [encode_layers(members[(suffix, shape)], n)])
+        for suffix, shape in template]}
+
+
+def _template(layers: dict[int, list[_Entry]], n: int) -> list[_Entry]:
+    """The merge of the layers' (suffix, shape) sequences, each layer's order kept."""
+    template: list[_Entry] = []
+    for i in range(n):
+        pos = -1
+        for key in layers.get(i, []):
+            if key in template:
+                pos = template.index(key)
+            else:
+                pos += 1
+                template.insert(pos, key)
+    return template
 
 
 def _role(name: str) -> str:
@@ -151,10 +175,15 @@ def format_spec(value: Any, indent: int = 0) -> str:
         items = [f"{pad}{json.dumps(k)}: {format_spec(v, indent + 1)}" for k, v in value.items()]
         return "{\n" + ",\n".join(items) + "\n" + " " * indent + "}"
     if isinstance(value, list) and any(isinstance(x, dict) for x in value):
-        return "[\n" + ",\n".join(pad + format_spec(x, indent + 1) for x in value) + "\n" + " " * indent + "]"
+        return _lines_of([pad + format_spec(x, indent + 1) for x in value], indent)
     if isinstance(value, list) and value and all(isinstance(x, list) for x in value):
-        return "[\n" + ",\n".join(pad + json.dumps(x, separators=(",", ":")) for x in value) + "\n" + " " * indent + "]"
+        return _lines_of([pad + json.dumps(x, separators=(",", ":")) for x in value], indent)
     return json.dumps(value, separators=(",", ":"))
+
+
+def _lines_of(items: list[str], indent: int) -> str:
+    """A JSON list with one item per line."""
+    return "[\n" + ",\n".join(items) + "\n" + " " * indent + "]"
 
 
 # --------------------------------------------------------------------------- specs
