@@ -228,30 +228,39 @@ class _Handler(QuietHandler):
     def _registry(self, path: str) -> None:
         m = self._MANIFEST_RE.match(path)
         if m:
-            f = self._fault("manifest")
-            if f is not None and f.kind == "status":
-                return
-            key = (m.group(1), m.group(2), m.group(3))
-            model = self.fake.models.get(key)
-            if MANIFEST_V2 not in (self.headers.get("Accept") or ""):
-                return self._error(404, "MANIFEST_UNKNOWN", "manifest unknown (send Accept: " + MANIFEST_V2 + ")")
-            if model is None:
-                known = any(k[:2] == key[:2] for k in self.fake.models)
-                code = "MANIFEST_UNKNOWN" if known else "NAME_UNKNOWN"
-                return self._error(404, code, "manifest unknown" if known else "repository name not known to registry")
-            return self._send(200, json.dumps(model.manifest).encode(), content_type=MANIFEST_V2)
+            return self._manifest((m.group(1), m.group(2), m.group(3)))
         m = self._BLOB_RE.match(path)
         if m:
-            f = self._fault("blob")
-            if f is not None and f.kind == "status":
-                return
-            blob = self.fake.blobs.get(m.group(3))
-            if blob is None:
-                return self._error(404, "BLOB_UNKNOWN", "blob unknown to registry")
-            hexdigest = blob.digest.split(":", 1)[1]
-            location = f"{self.fake.cdn_url}/blob/{hexdigest}?X-Amz-Signature=cafe&X-Amz-Expires=86400"
-            return self._send(307, b"", {"Location": location})
+            return self._blob_redirect(m.group(3))
         self._error(404, "NOT_FOUND", "not found")
+
+    def _faulted(self, where: str) -> bool:
+        """An injected status fault answered the request."""
+        f = self._fault(where)
+        return f is not None and f.kind == "status"
+
+    def _manifest(self, key: tuple[str, str, str]) -> None:
+        if self._faulted("manifest"):
+            return
+        model = self.fake.models.get(key)
+        if MANIFEST_V2 not in (self.headers.get("Accept") or ""):
+            return self._error(404, "MANIFEST_UNKNOWN", "manifest unknown (send Accept: " + MANIFEST_V2 + ")")
+        if model is None:
+            known = any(k[:2] == key[:2] for k in self.fake.models)
+            code = "MANIFEST_UNKNOWN" if known else "NAME_UNKNOWN"
+            return self._error(404, code, "manifest unknown" if known else "repository name not known to registry")
+        return self._send(200, json.dumps(model.manifest).encode(), content_type=MANIFEST_V2)
+
+    def _blob_redirect(self, digest: str) -> None:
+        """A blob: redirected to the CDN with a signed URL, as the real registry does."""
+        if self._faulted("blob"):
+            return
+        blob = self.fake.blobs.get(digest)
+        if blob is None:
+            return self._error(404, "BLOB_UNKNOWN", "blob unknown to registry")
+        hexdigest = blob.digest.split(":", 1)[1]
+        location = f"{self.fake.cdn_url}/blob/{hexdigest}?X-Amz-Signature=cafe&X-Amz-Expires=86400"
+        return self._send(307, b"", {"Location": location})
 
     def _byte_range(self, size: int) -> tuple[int, int, bool] | None:
         """Bytes [start, end) asked for (`bytes=N-` or `bytes=N-M`) and whether a range was asked

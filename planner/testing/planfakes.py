@@ -103,6 +103,30 @@ def fake_estimate(f: FakeFacts, s: RunSettings, mmproj=None) -> Breakdown:
     ngl = f.n_layer + 1 if s.n_gpu_layers < 0 else s.n_gpu_layers
     first_gpu = f.n_layer - min(ngl, f.n_layer)
     kv_layer = int(f.kv_token_layer * cells * KV_SCALE[s.cache_type_k])
+    layers, gw, hw, gkv, hkv = _fake_layers(f, s, first_gpu, kv_layer, cells)
+    out_on_gpu = ngl > f.n_layer and s.backend != "cpu"
+    head = f.out_bytes
+    gw += head if out_on_gpu else 0
+    hw += f.embd_bytes + (0 if out_on_gpu else head)
+    proj = sum(t.nbytes for t in mmproj.tensors) + 64 * MIB if s.with_mmproj and mmproj is not None else 0
+    compute = COMPUTE_BASE + COMPUTE_PER_TOKEN * cells
+    gpu = DeviceUsage(device="gpu", weights_bytes=gw, kv_bytes=gkv, compute_bytes=compute, mmproj_bytes=proj)
+    host = DeviceUsage(device="host", weights_bytes=hw, kv_bytes=hkv, compute_bytes=32 * MIB, output_bytes=MIB)
+    nonrep = {"token_embd.weight": f.embd_bytes}
+    if head:
+        nonrep["output.weight"] = head
+    return Breakdown(
+        weights_bytes=gw + hw, kv_bytes=gkv + hkv, recurrent_bytes=0, compute_bytes=compute + 32 * MIB,
+        output_bytes=MIB, mmproj_bytes=proj, total_bytes=gpu.total_bytes + host.total_bytes, overhead_bytes=0,
+        devices=[gpu, host], layers=layers, nonrepeating_weights=nonrep, n_ctx=ctx, kv_cells=cells,
+        flash_attn=s.flash_attn != "off", settings=s, estimated={"compute": 0.1},
+    )
+
+
+def _fake_layers(f: FakeFacts, s: RunSettings, first_gpu: int, kv_layer: int,
+                 cells: int) -> tuple[list[LayerUsage], int, int, int, int]:
+    """The layers from `first_gpu` on the GPU (their experts from --n-cpu-moe on): each layer's
+    usage, and the GPU and host weight and KV sums."""
     layers, gw, hw, gkv, hkv = [], 0, 0, 0, 0
     for i in range(f.n_layer):
         on = i >= first_gpu and s.backend != "cpu"
@@ -116,25 +140,7 @@ def fake_estimate(f: FakeFacts, s: RunSettings, mmproj=None) -> Breakdown:
             hkv += kv_layer
         layers.append(LayerUsage(index=i, weights_bytes=w, expert_bytes=e, kv_bytes=kv_layer, kv_cells=cells,
                                  on_gpu=on, experts_on_gpu=experts_on))
-    out_on_gpu = ngl > f.n_layer and s.backend != "cpu"
-    head = f.out_bytes
-    gw += head if out_on_gpu else 0
-    hw += f.embd_bytes + (0 if out_on_gpu else head)
-    proj = 0
-    if s.with_mmproj and mmproj is not None:
-        proj = sum(t.nbytes for t in mmproj.tensors) + 64 * MIB
-    compute = COMPUTE_BASE + COMPUTE_PER_TOKEN * cells
-    gpu = DeviceUsage(device="gpu", weights_bytes=gw, kv_bytes=gkv, compute_bytes=compute, mmproj_bytes=proj)
-    host = DeviceUsage(device="host", weights_bytes=hw, kv_bytes=hkv, compute_bytes=32 * MIB, output_bytes=MIB)
-    nonrep = {"token_embd.weight": f.embd_bytes}
-    if head:
-        nonrep["output.weight"] = head
-    return Breakdown(
-        weights_bytes=gw + hw, kv_bytes=gkv + hkv, recurrent_bytes=0, compute_bytes=compute + 32 * MIB,
-        output_bytes=MIB, mmproj_bytes=proj, total_bytes=gpu.total_bytes + host.total_bytes, overhead_bytes=0,
-        devices=[gpu, host], layers=layers, nonrepeating_weights=nonrep, n_ctx=ctx, kv_cells=cells,
-        flash_attn=s.flash_attn != "off", settings=s, estimated={"compute": 0.1},
-    )
+    return layers, gw, hw, gkv, hkv
 
 
 def fake_headers(total_bytes: int, *, n_layer: int = 64, kv_token_layer: int = 4096, ctx_train: int = 131072,
