@@ -234,18 +234,7 @@ class FakeHub(LocalServers):
     def _take_fault(self, role: str, path: str, is_file: bool) -> Fault | None:
         with self._lock:
             for f in self.faults:
-                if f.times == 0:
-                    continue
-                if f.path is not None and f.path not in path:
-                    continue
-                ok = {
-                    "any": True,
-                    "file": is_file,
-                    "cdn": role == "cdn",
-                    "resolve": role == "hub" and "/resolve/" in path,
-                    "api": role == "hub" and path.startswith("/api/"),
-                }.get(f.where, False)
-                if not ok:
+                if not _fault_applies(f, role, path, is_file):
                     continue
                 if f.skip > 0:
                     f.skip -= 1
@@ -342,20 +331,23 @@ class _Handler(QuietHandler):
             if fault and self._pre_fault(fault):
                 return
             self._api_fault = fault if fault and fault.kind == "trickle" else None
-            repo_id, kind, rev, sub = m.group(1), m.group(2), m.group(3), m.group(4)
-            repo = self._repo_or_error(unquote(repo_id))
-            if repo is None:
-                return
-            commit = self._commit_or_error(repo, unquote(rev) if rev else "main")
-            if commit is None:
-                return
-            if kind == "tree":
-                return self._tree(repo, commit, unquote(sub) if sub else "")
-            return self._model_info(repo, commit)
+            return self._api(m.group(1), m.group(2), m.group(3), m.group(4))
         m = self._RESOLVE_RE.match(raw_path)
         if m:
             return self._resolve(unquote(m.group(1)), unquote(m.group(2)), unquote(m.group(3)), raw_path)
         self._error(404, None, "Not Found")
+
+    def _api(self, repo_id: str, kind: str | None, rev: str | None, sub: str | None) -> None:
+        """The model info or a tree page of a repo at a revision (main by default)."""
+        repo = self._repo_or_error(unquote(repo_id))
+        if repo is None:
+            return
+        commit = self._commit_or_error(repo, unquote(rev) if rev else "main")
+        if commit is None:
+            return
+        if kind == "tree":
+            return self._tree(repo, commit, unquote(sub) if sub else "")
+        return self._model_info(repo, commit)
 
     def _repo_or_error(self, repo_id: str, *, for_files: bool = False) -> Repo | None:
         token = self._token()
@@ -368,14 +360,17 @@ class _Handler(QuietHandler):
             self._error(401 if token is None else 404, "RepoNotFound", "Repository not found")
             return None
         if for_files and repo.gated and not allowed:
-            if token is None:
-                self._error(401, "GatedRepo", f"Access to model {repo_id} is restricted. You must have access "
-                                              "to it and be authenticated to access it. Please log in.")
-            else:
-                self._error(403, "GatedRepo", f"Access to model {repo_id} is restricted and you are not in the "
-                                              f"authorized list. Visit {self.fake.url}/{repo_id} to ask for access.")
+            self._gated(repo_id, token)
             return None
         return repo
+
+    def _gated(self, repo_id: str, token: str | None) -> None:
+        if token is None:
+            self._error(401, "GatedRepo", f"Access to model {repo_id} is restricted. You must have access "
+                                          "to it and be authenticated to access it. Please log in.")
+        else:
+            self._error(403, "GatedRepo", f"Access to model {repo_id} is restricted and you are not in the "
+                                          f"authorized list. Visit {self.fake.url}/{repo_id} to ask for access.")
 
     def _commit_or_error(self, repo: Repo, rev: str) -> str | None:
         if rev in repo.refs:
@@ -386,16 +381,8 @@ class _Handler(QuietHandler):
         return None
 
     def _model_info(self, repo: Repo, commit: str) -> None:
-        blobs = self.query.get("blobs", ["false"])[0].lower() == "true"
-        siblings = []
-        for f in sorted(repo.commits[commit].values(), key=lambda f: f.path):
-            s: dict[str, Any] = {"rfilename": f.path}
-            if blobs and not self.fake.siblings_without_sizes:
-                s["size"] = f.size
-                s["blobId"] = f.oid[:40]
-                if f.lfs:
-                    s["lfs"] = {"size": f.size, "sha256": f.oid, "pointerSize": 134}
-            siblings.append(s)
+        blobs = self.query.get("blobs", ["false"])[0].lower() == "true" and not self.fake.siblings_without_sizes
+        siblings = [_sibling(f, blobs) for f in sorted(repo.commits[commit].values(), key=lambda f: f.path)]
         body = {
             "_id": hashlib.md5(repo.repo_id.encode()).hexdigest()[:24],
             "id": repo.repo_id, "modelId": repo.repo_id, "author": repo.repo_id.split("/")[0],
@@ -421,13 +408,8 @@ class _Handler(QuietHandler):
                 folders.add(prefix + rest.split("/")[0])
                 continue
             if recursive:
-                parts = rest.split("/")[:-1]
-                for i in range(1, len(parts) + 1):
-                    folders.add(prefix + "/".join(parts[:i]))
-            e: dict[str, Any] = {"type": "file", "oid": f.oid[:40], "size": f.size, "path": f.path}
-            if f.lfs:
-                e["lfs"] = {"oid": f.oid, "size": f.size, "pointerSize": 134}
-            entries.append(e)
+                folders.update(_parent_folders(prefix, rest))
+            entries.append(_tree_file(f))
         entries += [{"type": "directory", "oid": "0" * 40, "size": 0, "path": d} for d in sorted(folders)]
         cursor = int(self.query.get("cursor", ["0"])[0])
         size = self.fake.tree_page_size
@@ -502,13 +484,7 @@ class _Handler(QuietHandler):
         rng = self.headers.get("Range")
         if not rng or (fault and fault.kind == "full_body"):
             return 0, size, False
-        m = re.match(r"^bytes=(\d*)-(\d*)$", rng.strip())
-        if m and m.group(1):
-            start, end = int(m.group(1)), min(size, int(m.group(2)) + 1) if m.group(2) else size
-        elif m and m.group(2):
-            start, end = max(0, size - int(m.group(2))), size  # the last N bytes
-        else:
-            start, end = size, size  # unparseable
+        start, end = _range_span(rng, size)
         if start >= size or end <= start:
             self._send(416, b"", {"Content-Range": f"bytes */{size}"})
             return None
@@ -542,6 +518,54 @@ class _Handler(QuietHandler):
         cut = fault is not None and fault.kind in ("reset", "truncate")
         self._stream(f, start, min(end, start + fault.after_bytes) if cut else end)  # type: ignore[union-attr]
         self._end_fault(fault)
+
+
+def _fault_applies(f: Fault, role: str, path: str, is_file: bool) -> bool:
+    """A fault with uses left, for this path (when it names one) and this kind of request."""
+    if f.times == 0 or (f.path is not None and f.path not in path):
+        return False
+    return {
+        "any": True,
+        "file": is_file,
+        "cdn": role == "cdn",
+        "resolve": role == "hub" and "/resolve/" in path,
+        "api": role == "hub" and path.startswith("/api/"),
+    }.get(f.where, False)
+
+
+def _sibling(f: RepoFile, blobs: bool) -> dict[str, Any]:
+    """A file in the model info's siblings (sizes and ids only when asked for with blobs=true)."""
+    s: dict[str, Any] = {"rfilename": f.path}
+    if blobs:
+        s["size"] = f.size
+        s["blobId"] = f.oid[:40]
+        if f.lfs:
+            s["lfs"] = {"size": f.size, "sha256": f.oid, "pointerSize": 134}
+    return s
+
+
+def _tree_file(f: RepoFile) -> dict[str, Any]:
+    e: dict[str, Any] = {"type": "file", "oid": f.oid[:40], "size": f.size, "path": f.path}
+    if f.lfs:
+        e["lfs"] = {"oid": f.oid, "size": f.size, "pointerSize": 134}
+    return e
+
+
+def _parent_folders(prefix: str, rest: str) -> list[str]:
+    """Every folder between `prefix` and the file at `rest` below it."""
+    parts = rest.split("/")[:-1]
+    return [prefix + "/".join(parts[:i]) for i in range(1, len(parts) + 1)]
+
+
+def _range_span(rng: str, size: int) -> tuple[int, int]:
+    """[start, end) of a Range header: `bytes=N-[M]`, the last N bytes (`bytes=-N`), or
+    (size, size) when it cannot be parsed."""
+    m = re.match(r"^bytes=(\d*)-(\d*)$", rng.strip())
+    if m and m.group(1):
+        return int(m.group(1)), min(size, int(m.group(2)) + 1) if m.group(2) else size
+    if m and m.group(2):
+        return max(0, size - int(m.group(2))), size
+    return size, size
 
 
 # --- model files for Hub tests -------------------------------------------------------------------
