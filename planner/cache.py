@@ -140,12 +140,22 @@ _DECODERS: dict[str, Callable[[dict[str, Any]], Any]] = {
 
 def _decode_value(v: Any) -> Any:
     if isinstance(v, dict):
-        tag = next((tag for tag in _DECODERS if tag in v), None)
-        if tag is None:
-            raise ValueError("unknown tagged value in cache entry")
-        return _DECODERS[tag](v)
+        return _decode_tagged(v)
     if isinstance(v, list):
         return [_decode_value(x) for x in v]
+    return _decode_plain(v)
+
+
+def _decode_tagged(v: dict[str, Any]) -> Any:
+    """A value stored with a tag (a skipped array, bytes...), by its decoder."""
+    tag = next((tag for tag in _DECODERS if tag in v), None)
+    if tag is None:
+        raise ValueError("unknown tagged value in cache entry")
+    return _DECODERS[tag](v)
+
+
+def _decode_plain(v: Any) -> Any:
+    """A JSON scalar as it was stored; a non-finite number or any other type is damage."""
     if isinstance(v, float) and not math.isfinite(v):
         raise ValueError("non-finite number in cache entry")
     if v is None or isinstance(v, (bool, int, float, str)):
@@ -174,9 +184,7 @@ def header_from_dict(d: dict[str, Any]) -> GGUFHeader:
     tensors = [_tensor_row(row) for row in d["tensors"]]
     metadata = {k: _decode_value(v) for k, v in d["metadata"].items()}
     file_size = d.get("file_size")
-    source = d.get("source", "")
-    if not isinstance(source, str):
-        raise ValueError("bad source in cache entry")
+    source = _source(d)
     return GGUFHeader(
         version=_int(d["version"]),
         metadata=metadata,
@@ -186,6 +194,13 @@ def header_from_dict(d: dict[str, Any]) -> GGUFHeader:
         file_size=None if file_size is None else _int(file_size),
         source=source,
     )
+
+
+def _source(d: dict[str, Any]) -> str:
+    source = d.get("source", "")
+    if not isinstance(source, str):
+        raise ValueError("bad source in cache entry")
+    return source
 
 
 def _tensor_row(row: Any) -> TensorInfo:

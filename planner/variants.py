@@ -188,12 +188,18 @@ class _ShardSet:
             return f"{self.shown}: shards disagree on the shard count ({sorted(self.counts)})"
         (count,) = self.counts
         missing = [i for i in range(1, count + 1) if i not in self.files]
-        extra = [i for i in self.files if i < 1 or i > count]
-        if not (missing or extra or count < 1):
+        if not (missing or self._extra(count) or count < 1):
             return None
+        return f"{self.shown}: incomplete split model, missing {self._names(missing, count)}"
+
+    def _extra(self, count: int) -> list[int]:
+        """Shard indexes outside 1..count."""
+        return [i for i in self.files if i < 1 or i > count]
+
+    def _names(self, missing: list[int], count: int) -> str:
+        """The first few missing shards' file names (and how many more)."""
         names = ", ".join(f"{self.prefix}-{i:05d}-of-{count:05d}.gguf" for i in missing[:3])
-        more = f" and {len(missing) - 3} more" if len(missing) > 3 else ""
-        return f"{self.shown}: incomplete split model, missing {names}{more}"
+        return names + (f" and {len(missing) - 3} more" if len(missing) > 3 else "")
 
     def group(self) -> VariantGroup:
         files = [self.files[i] for i in sorted(self.files)]
@@ -231,17 +237,23 @@ def group_files(entries: list[FileEntry], *, name_projectors: bool = True) -> Gr
             out.projectors.append(e)
         elif not _add_shard(shard_sets, e):
             singles.append(e)
-    groups = [_single_group(e) for e in singles]
-    for shard_set in shard_sets.values():
-        problem = shard_set.problem()
-        if problem:
-            out.problems.append(problem)
-        else:
-            groups.append(shard_set.group())
+    groups = [_single_group(e) for e in singles] + _complete_sets(shard_sets, out.problems)
     _label_same_tags_by_stem(groups)
     out.variants = sorted(groups, key=lambda g: (g.size_bytes, g.quant))
     out.projectors.sort(key=lambda e: e.path)
     return out
+
+
+def _complete_sets(shard_sets: dict[tuple[str, str], _ShardSet], problems: list[str]) -> list[VariantGroup]:
+    """The complete shard sets as variants; what is wrong with the others goes to `problems`."""
+    groups: list[VariantGroup] = []
+    for shard_set in shard_sets.values():
+        problem = shard_set.problem()
+        if problem:
+            problems.append(problem)
+        else:
+            groups.append(shard_set.group())
+    return groups
 
 
 def _add_shard(shard_sets: dict[tuple[str, str], _ShardSet], e: FileEntry) -> bool:
