@@ -661,17 +661,30 @@ def _sibling_files(siblings: Any) -> tuple[list[HubFile], list[str]] | None:
     files: list[HubFile] = []
     skipped: list[str] = []
     for s in siblings if isinstance(siblings, list) else []:
-        name = s.get("rfilename") if isinstance(s, dict) else None
-        if not isinstance(name, str) or not name.lower().endswith(".gguf"):
+        name = _gguf_name(s)
+        if name is None:
             continue
-        lfs = s.get("lfs") if isinstance(s.get("lfs"), dict) else None
-        size = lfs.get("size") if lfs is not None else s.get("size")
+        size, oid = _size_and_oid(s)
         if size is None:
             return None
-        f = _listed_file(name, size, lfs.get("sha256") if lfs is not None else s.get("blobId"), skipped)
+        f = _listed_file(name, size, oid, skipped)
         if f is not None:
             files.append(f)
     return files, skipped
+
+
+def _gguf_name(s: Any) -> str | None:
+    """A sibling's file name when it is a GGUF."""
+    name = s.get("rfilename") if isinstance(s, dict) else None
+    return name if isinstance(name, str) and name.lower().endswith(".gguf") else None
+
+
+def _size_and_oid(s: dict[str, Any]) -> tuple[Any, Any]:
+    """A sibling's size and content id: the LFS pointer's when there is one, else the git blob's."""
+    lfs = s.get("lfs") if isinstance(s.get("lfs"), dict) else None
+    if lfs is not None:
+        return lfs.get("size"), lfs.get("sha256")
+    return s.get("size"), s.get("blobId")
 
 
 MAX_TREE_PAGES = 1000

@@ -265,9 +265,7 @@ def _check_value(key: str, value: MetaValue, b: Bound, n_layer: int | None) -> i
     """One key against its bound; returns block_count once it has been read (per-layer arrays
     are checked against it)."""
     if _is_int(value):
-        if not b.lo <= value <= b.hi:
-            raise implausible(key, value, _bound_text(b))
-        return value if b.key == "block_count" else n_layer
+        return _check_int(key, value, b, n_layer)
     if b.per_layer and isinstance(value, (list, SkippedArray)):
         _check_array(key, value, b, n_layer)
         return n_layer
@@ -275,6 +273,12 @@ def _check_value(key: str, value: MetaValue, b: Bound, n_layer: int | None) -> i
         return n_layer  # a single flag where a period is usual: harmless
     raise implausible(key, value, f"{_kind(value)} where llama.cpp expects an integer"
                       + (" or one integer per layer" if b.per_layer else ""))
+
+
+def _check_int(key: str, value: int, b: Bound, n_layer: int | None) -> int | None:
+    if not b.lo <= value <= b.hi:
+        raise implausible(key, value, _bound_text(b))
+    return value if b.key == "block_count" else n_layer
 
 
 _KINDS: tuple[tuple[type | tuple[type, ...], str], ...] = (
@@ -338,11 +342,16 @@ def _check_kv_heads(meta: Metadata, arch: str, n: int) -> None:
     per_layer = isinstance(meta[p + "attention.head_count_kv"], list)
     for il, (h, k) in enumerate(zip(heads, kv)):
         key = p + "attention.head_count_kv" + (f"[{il}]" if per_layer else "")
-        if h > 0 and k > h:
-            raise implausible(key, k, f"more K/V heads than query heads ({h}): " + RELATIONS[1][1])
-        if h > 0 and k == 0 and kv_needed:
-            raise implausible(key, k, f"layer {il} has {h} query heads and no K/V head in a '{arch}' "
-                                      f"model: {RELATIONS[2][1]}")
+        _check_layer_kv_heads(key, arch, il, h, k, kv_needed)
+
+
+def _check_layer_kv_heads(key: str, arch: str, il: int, h: int, k: int, kv_needed: bool) -> None:
+    """One layer's K/V heads against its query heads."""
+    if h > 0 and k > h:
+        raise implausible(key, k, f"more K/V heads than query heads ({h}): " + RELATIONS[1][1])
+    if h > 0 and k == 0 and kv_needed:
+        raise implausible(key, k, f"layer {il} has {h} query heads and no K/V head in a '{arch}' "
+                                  f"model: {RELATIONS[2][1]}")
 
 
 def _check_experts(meta: Metadata, arch: str, n: int) -> None:
