@@ -275,12 +275,18 @@ def check_gtt(facts: MachineFacts, p: DeviceProfile, out: list[Finding]) -> None
     advice = _default_gtt_advice(facts, p)
     if advice is not None and advice.keep_gtt_bytes <= gtt and not advice.shrink:
         return  # the default already holds what is safe at this carve-out: nothing to say
+    out.extend(f for f in _gtt_findings(facts, p, apu, advice, gtt) if f is not None)
+
+
+def _gtt_findings(facts: MachineFacts, p: DeviceProfile, apu: GpuFacts, advice: GttAdvice | None,
+                  gtt: int) -> tuple[Finding | None, ...]:
+    """What the GTT size in effect calls for: the setting, too high, with the carve-out past the
+    RAM, the KFD limit."""
     visible = facts.ram_visible_bytes or p.os_visible_ram()
     key = _ttm_key(facts)
-    found = (_gtt_setting(facts, advice, gtt, visible), _gtt_too_high(key, gtt, visible),
-             _gtt_plus_carveout(key, apu.vram_total_bytes or 0, gtt, facts.ram_installed_bytes or p.ram_bytes),
-             _kfd_limit(facts, gtt, visible))
-    out.extend(f for f in found if f is not None)
+    return (_gtt_setting(facts, advice, gtt, visible), _gtt_too_high(key, gtt, visible),
+            _gtt_plus_carveout(key, apu.vram_total_bytes or 0, gtt, facts.ram_installed_bytes or p.ram_bytes),
+            _kfd_limit(facts, gtt, visible))
 
 
 def check_ttm_module(facts: MachineFacts, p: DeviceProfile, out: list[Finding]) -> None:

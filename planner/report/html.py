@@ -19,7 +19,7 @@ from ..units import GIB, fmt_bios_size, fmt_bytes, fmt_ctx
 from .common import (CAP_HEADERS, cap_rows, carveout_caption, carveout_table, ctx_cell, device_title, gib, headline,
                      legend_sums, mmproj_line, options_table, prefill_line, request_title, tier_short, tps_cell,
                      variant_caption, variant_headers, variant_rows, warnings_first)
-from .svg import bar_svg, chart_frame, chart_svg, esc, gib_text, quant_colors
+from .svg import bar_svg, chart_frame, chart_svg, esc, gib_text, point_at, quant_colors
 
 CSP = "default-src 'none'; style-src 'unsafe-inline'"
 
@@ -242,7 +242,7 @@ def _reach(c: CtxCurve, has_fast: bool) -> list[str]:
 
 def _at_ctx(c: CtxCurve, ctx: int) -> list[str]:
     """What the quant needs at the requested context (when the curve has that point)."""
-    at = next((p for p in c.points if p.ctx == ctx), None)
+    at = point_at(c, ctx)
     return [f"{gib_text(at.gpu_bytes)} at {fmt_ctx(ctx)}"] if at else []
 
 

@@ -121,9 +121,7 @@ def _context_text(s: ModelSummary) -> str:
 
 
 def _fact_rows(s: ModelSummary) -> list[tuple[str, str]]:
-    title = one_line(s.name) if s.name else s.ref
-    where = f"{s.repo} @ {s.revision[:12]}" if s.repo and s.revision else s.ref
-    rows: list[tuple[str, str]] = [("model", f"{title}  ({where})"), ("architecture", s.architecture or "-"),
+    rows: list[tuple[str, str]] = [("model", _model_words(s)), ("architecture", s.architecture or "-"),
                                    ("parameters", _parameters(s)),
                                    ("layers", str(s.layers) if s.layers is not None else "-"),
                                    ("embedding / FFN", f"{s.embedding_length or '-'} / {s.feed_forward_length or '-'}")]
@@ -132,6 +130,13 @@ def _fact_rows(s: ModelSummary) -> list[tuple[str, str]]:
         rows.append(_recurrent_row(s.recurrent))
     return rows + [("training context", _context_text(s)),
                    ("vocabulary", f"{s.vocab_size:,} tokens" if s.vocab_size else "-")]
+
+
+def _model_words(s: ModelSummary) -> str:
+    """The model's name and where it comes from (the repo at its commit, else the reference)."""
+    title = one_line(s.name) if s.name else s.ref
+    where = f"{s.repo} @ {s.revision[:12]}" if s.repo and s.revision else s.ref
+    return f"{title}  ({where})"
 
 
 def _variant_table(s: ModelSummary, width: int) -> list[str]:

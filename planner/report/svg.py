@@ -12,7 +12,7 @@ from __future__ import annotations
 import html
 from dataclasses import dataclass
 
-from ..plan_types import CtxChart, CtxCurve, MemoryBar
+from ..plan_types import CtxChart, CtxCurve, CtxPoint, MemoryBar
 from ..units import GIB, fmt_ctx, printable
 
 # Tableau 10: distinct hues, readable on white and on near-black
@@ -168,13 +168,17 @@ def _curve(c: CtxCurve, f: Frame, color: str) -> list[str]:
 def _rec_mark(chart: CtxChart, f: Frame, colors: dict[str, str], rec_partial: bool) -> list[str]:
     """A dot and a label where the recommended quant's curve meets --ctx (when it is on the chart)."""
     rec = next((c for c in chart.curves if c.recommended), None)
-    at = next((p for p in rec.points if p.ctx == chart.ctx), None) if rec else None
+    at = point_at(rec, chart.ctx) if rec else None
     if rec is None or at is None or at.gpu_bytes > f.y_max:
         return []
     x, y = f.x(at.ctx), f.y(at.gpu_bytes)
     what = "fully on the GPU would need " if rec_partial else ""
     return [f'<circle class="rec-dot" cx="{x}" cy="{y}" r="5" fill="{colors[rec.quant]}"/>',
             f'<text class="rec-label" x="{x + 8}" y="{y + 16}">► {esc(rec.quant)} {what}{gib_text(at.gpu_bytes)}</text>']
+
+
+def point_at(curve: CtxCurve, ctx: int) -> CtxPoint | None:
+    return next((p for p in curve.points if p.ctx == ctx), None)
 
 
 def bar_svg(bar: MemoryBar, uid: str) -> str:
