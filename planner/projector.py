@@ -63,17 +63,24 @@ def find_best_mmproj(candidates: Sequence[P], model_path: str) -> P | None:
     best: P | None = None
     best_depth = best_diff = 0
     for c in candidates:
-        name = c.name
-        if not name.lower().endswith(".gguf") or "mmproj" not in name:
+        depth = _projector_depth(c.name, model_dirs)
+        if depth is None:
             continue
-        sib_dirs = _dirs(name)
-        if len(sib_dirs) > len(model_dirs) or model_dirs[: len(sib_dirs)] != sib_dirs:
-            continue  # not in the model's folder or one of its parents
-        depth = len(sib_dirs)
-        diff = abs(quant_bits(name) - model_bits)
+        diff = abs(quant_bits(c.name) - model_bits)
         if best is None or depth > best_depth or (depth == best_depth and diff < best_diff):
             best, best_depth, best_diff = c, depth, diff
     return best
+
+
+def _projector_depth(name: str, model_dirs: list[str]) -> int | None:
+    """How deep a projector file sits (its folder count) when it is an mmproj GGUF in the
+    model's folder or one of its parents; None otherwise."""
+    if not name.lower().endswith(".gguf") or "mmproj" not in name:
+        return None
+    sib_dirs = _dirs(name)
+    if len(sib_dirs) > len(model_dirs) or model_dirs[: len(sib_dirs)] != sib_dirs:
+        return None
+    return len(sib_dirs)
 
 
 def pick_projector(projectors: Sequence[P], variant_quant: str, variant_path: str) -> P | None:

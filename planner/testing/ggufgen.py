@@ -161,20 +161,30 @@ def write_gguf_split(
 V = GGUFValueType
 
 
+def _token(i: int) -> str:
+    """Token i: i in base 26 as letters, some with a BPE space mark or a multi-byte letter."""
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    word, k = "", i
+    while True:
+        word += letters[k % 26]
+        k //= 26
+        if not k:
+            break
+    return ("Ġ" if i % 3 == 0 else "") + word + ("é" if i % 7 == 0 else "")
+
+
+def _merges(tokens: list[str]) -> list[str]:
+    """About as many merges as tokens (a few hundred fewer), pairs of existing tokens."""
+    n_vocab = len(tokens)
+    n_merges = max(1, n_vocab - min(n_vocab // 2, 549))
+    return [f"{tokens[i % n_vocab]} {tokens[(i * 7 + 1) % n_vocab]}" for i in range(n_merges)]
+
+
 def tokenizer_metadata(n_vocab: int, *, model: str = "gpt2", merges: bool = True,
                        scores: bool = False) -> dict[str, Any]:
     """A BPE/SPM tokenizer block shaped like a real one: n_vocab distinct tokens of 1-12 bytes
     (some multi-byte UTF-8), about as many merges, token types, optional scores."""
-    letters = "abcdefghijklmnopqrstuvwxyz"
-    tokens = []
-    for i in range(n_vocab):
-        word, k = "", i
-        while True:
-            word += letters[k % 26]
-            k //= 26
-            if not k:
-                break
-        tokens.append(("Ġ" if i % 3 == 0 else "") + word + ("é" if i % 7 == 0 else ""))
+    tokens = [_token(i) for i in range(n_vocab)]
     meta: dict[str, Any] = {
         "tokenizer.ggml.model": model,
         "tokenizer.ggml.pre": "qwen2" if model == "gpt2" else "default",
@@ -184,11 +194,7 @@ def tokenizer_metadata(n_vocab: int, *, model: str = "gpt2", merges: bool = True
     if scores:
         meta["tokenizer.ggml.scores"] = typed([-float(i) for i in range(n_vocab)], V.ARRAY, V.FLOAT32)
     if merges:
-        n_merges = max(1, n_vocab - min(n_vocab // 2, 549))
-        meta["tokenizer.ggml.merges"] = typed(
-            [f"{tokens[i % n_vocab]} {tokens[(i * 7 + 1) % n_vocab]}" for i in range(n_merges)],
-            V.ARRAY, V.STRING,
-        )
+        meta["tokenizer.ggml.merges"] = typed(_merges(tokens), V.ARRAY, V.STRING)
     meta["tokenizer.ggml.eos_token_id"] = typed(n_vocab - 1, V.UINT32)
     meta["tokenizer.ggml.bos_token_id"] = typed(n_vocab - 2, V.UINT32)
     meta["tokenizer.ggml.add_bos_token"] = False
@@ -300,8 +306,14 @@ def _hparams(arch: str, extra: dict[str, Any], s: ModelShape) -> dict[str, Any]:
     }
     for k, v in extra.items():
         hp[k] = v(s) if callable(v) else v
-    return {f"{arch}.{k}": v if isinstance(v, typed) else (typed(v, V.UINT32) if isinstance(v, int) and not isinstance(v, bool) else v)
-            for k, v in hp.items()}
+    return {f"{arch}.{k}": _uint32_if_int(v) for k, v in hp.items()}
+
+
+def _uint32_if_int(v: Any) -> Any:
+    """A plain int as a UINT32 value; anything else (typed already, a float, a bool) as it is."""
+    if isinstance(v, typed):
+        return v
+    return typed(v, V.UINT32) if isinstance(v, int) and not isinstance(v, bool) else v
 
 
 def _attention(family: str, s: ModelShape, b: str, i: int) -> Tensors:
