@@ -105,6 +105,11 @@ def _carveouts_for_ram(p: DeviceProfile, ram: int, notes: list[str]) -> None:
         notes.append(f"carve-out options above {MAX_CARVEOUT_SHARE:.0%} of {fmt_auto(ram)} dropped")
     c.options_bytes = kept
     c.default_bytes = c.default_bytes if c.default_bytes in kept else max(kept)  # every kept option is below it
+    _forget_live_carveout(p, ram)
+
+
+def _forget_live_carveout(p: DeviceProfile, ram: int) -> None:
+    """A carve-out read on the machine that the new RAM could not hold is no longer in effect."""
     if p.live is not None and (p.live.carveout_bytes or 0) >= ram:
         p.live.carveout_bytes = None
 

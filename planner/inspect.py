@@ -342,6 +342,18 @@ def _architecture_summary(h: ModelHeaders, arch: str, layers: int | None, n_embd
 _NO_ARCHITECTURE: dict[str, object] = {"attention": None, "attention_free": False, "recurrent": None}
 
 
+def _first_headers(model: ResolvedModel) -> ModelHeaders | None:
+    """The headers of the first variant that has them loaded."""
+    return next((v.headers for v in model.variants if v.headers is not None), None)
+
+
+def _architecture_of(first: ModelHeaders | None, arch: str | None, layers: int | None,
+                     n_embd: int | None) -> dict[str, object]:
+    if arch and first is not None:
+        return _architecture_summary(first, arch, layers, n_embd)
+    return _NO_ARCHITECTURE
+
+
 def _meta_arch(first: ModelHeaders | None) -> tuple[Metadata, str | None]:
     """The first loaded variant's metadata and architecture (nothing when none loaded)."""
     if first is None:
@@ -351,7 +363,7 @@ def _meta_arch(first: ModelHeaders | None) -> tuple[Metadata, str | None]:
 
 def summarize(model: ResolvedModel) -> ModelSummary:
     """Build the summary; the model must have been resolved with headers."""
-    first = next((v.headers for v in model.variants if v.headers is not None), None)
+    first = _first_headers(model)
     meta, arch = _meta_arch(first)
     key = (arch or "") + "."
     n_expert = _int(meta.get(key + "expert_count"))
@@ -360,8 +372,7 @@ def summarize(model: ResolvedModel) -> ModelSummary:
     n_embd = _int(meta.get(key + "embedding_length"))
     total, active = parameter_counts(first, n_expert, n_used) if first is not None else (None, None)
     name = meta.get("general.name")
-    architecture = (_architecture_summary(first, arch, layers, n_embd) if arch and first is not None
-                    else _NO_ARCHITECTURE)
+    architecture = _architecture_of(first, arch, layers, n_embd)
     return ModelSummary(
         ref=model.ref, source=model.source, repo=model.repo, revision=model.revision,
         name=name if isinstance(name, str) else None, architecture=arch,

@@ -247,15 +247,10 @@ def _registry_get(url: str, cfg: hub.NetConfig, *, accept: str | None, what: str
         attempt += 1
         retry_after: float | None = None
         try:
-            headers = {"Accept": accept} if accept else {}
-            headers["User-Agent"] = f"memfit/{hub.__version__}"  # and no credential: none is ever sent
             hub.STATS.add(api_requests=1)
-            status, body, resp_headers = _get_capped(url, headers, cfg)
+            status, body, resp_headers = _get_capped(url, _request_headers(accept), cfg)
             if status == 200:
-                if len(body) > MAX_JSON_BYTES:
-                    raise RegistryError(f"the Ollama registry's answer for {what} of {name.display} is over 1 MiB: "
-                                        "not a manifest or config", hint=f"check {REGISTRY_ENV} if you use a mirror")
-                return body
+                return _small_body(body, what, name)
             if status not in hub._RETRY_STATUS or attempt > cfg.retries:
                 raise _status_failure(name, status, body, what, attempt)
             retry_after = hub._retry_after(resp_headers)
@@ -268,6 +263,21 @@ def _registry_get(url: str, cfg: hub.NetConfig, *, accept: str | None, what: str
         wait = cfg.wait_time(attempt, retry_after)
         log.info("retrying %s in %.2f s (attempt %d of %d)", what, wait, attempt + 1, cfg.retries + 1)
         time.sleep(wait)
+
+
+def _request_headers(accept: str | None) -> dict[str, str]:
+    """What a registry GET sends: the Accept asked for and memfit's User-Agent; no credential, ever."""
+    headers = {"Accept": accept} if accept else {}
+    headers["User-Agent"] = f"memfit/{hub.__version__}"
+    return headers
+
+
+def _small_body(body: bytes, what: str, name: OllamaName) -> bytes:
+    """A manifest or config answer, refused when it is over MAX_JSON_BYTES."""
+    if len(body) > MAX_JSON_BYTES:
+        raise RegistryError(f"the Ollama registry's answer for {what} of {name.display} is over 1 MiB: "
+                            "not a manifest or config", hint=f"check {REGISTRY_ENV} if you use a mirror")
+    return body
 
 
 def _get_capped(url: str, headers: dict[str, str], cfg: hub.NetConfig) -> tuple[int, bytes, Any]:

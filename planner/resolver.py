@@ -674,12 +674,15 @@ def _model_from_projectors(model: ResolvedModel, p: ProjectorFile, shapes: set[t
     if not (model.requested_quant is None and all_variants and same):
         model.problems.append(stated + ": not used as a projector")
         return
-    stem = p.name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
-    quant = quant_tag_from_name(p.name) or stem
-    if any(tag_key(v.quant) == tag_key(quant) for v in model.variants):
-        quant = stem
-    model.variants.append(Variant(quant, [p.name], p.size_bytes, headers=p.headers))
+    model.variants.append(Variant(_new_label(model, p.name), [p.name], p.size_bytes, headers=p.headers))
     model.problems.append(stated + ": planned as a model")
+
+
+def _new_label(model: ResolvedModel, name: str) -> str:
+    """A file's quant tag as a variant's label, or its stem when a variant already has that tag."""
+    stem = name.rsplit("/", 1)[-1].rsplit(".", 1)[0]
+    quant = quant_tag_from_name(name) or stem
+    return stem if any(tag_key(v.quant) == tag_key(quant) for v in model.variants) else quant
 
 
 # what a path that is not a regular file is, by its mode

@@ -151,12 +151,16 @@ def carveout_table(options: list[CarveoutOption], mark: str = "►") -> tuple[li
     the carve-out changes the speed (a slower shared window, partial offload): a column of one
     number says nothing."""
     show_tps = len({round(o.est_tps, 1) for o in options if o.est_tps is not None}) > 1
-    rows = [[mark if o.recommended else "", fmt_bios_size(o.carveout_bytes), fmt_bios_size(o.os_keeps_bytes),
-             gib(o.gpu_may_use_bytes), tier_short(o.tier), gib(o.gpu_spare_bytes), gib(o.os_free_bytes)]
-            + ([tps_cell(o.est_tps)] if show_tps else []) + [o.note] for o in options]
+    rows = [_carveout_row(o, mark, show_tps) for o in options]
     headers = CARVEOUT_HEADERS if show_tps else [h for h in CARVEOUT_HEADERS if h != "t/s"]
     align = ("left", "right", "right", "right", "left", "right", "right") + (("right",) if show_tps else ()) + ("left",)
     return rows, headers, align
+
+
+def _carveout_row(o: CarveoutOption, mark: str, show_tps: bool) -> list[str]:
+    return ([mark if o.recommended else "", fmt_bios_size(o.carveout_bytes), fmt_bios_size(o.os_keeps_bytes),
+             gib(o.gpu_may_use_bytes), tier_short(o.tier), gib(o.gpu_spare_bytes), gib(o.os_free_bytes)]
+            + ([tps_cell(o.est_tps)] if show_tps else []) + [o.note])
 
 
 def carveout_rows(options: list[CarveoutOption], os_: str = "", mark: str = "►") -> list[list[str]]:

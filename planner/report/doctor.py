@@ -58,15 +58,19 @@ def _header_rows(d: Diagnosis) -> list[tuple[str, str]]:
     """The machine in a few labelled facts: installed RAM as sold and the carve-out as the BIOS
     names it (GB), what the OS sees and the GPU may hold as memfit reads them (GiB)."""
     f = d.facts
-    profile = (d.recognised or "none (generic profile built from the probe)") + (
-        f"  ({d.recognition})" if d.recognised and "differs" in d.recognition else "")
     installed = fmt_vendor_size(f.ram_installed_bytes) if f.ram_installed_bytes else "-"
     rows = [("Machine:", " / ".join(x for x in (f.model_name, f.cpu_name) if x) or "unknown machine"),
-            ("Profile:", profile), ("OS:", _os_line(d)),
+            ("Profile:", _profile_words(d)), ("OS:", _os_line(d)),
             ("RAM:", f"{installed} installed, {gib(f.ram_visible_bytes)} seen by the OS, "
                      f"{gib(f.mem_available_bytes)} available")]
     rows += [_gpu_row(g) for g in f.gpus] or [("GPU:", "none found")]
     return rows + _gpu_memory_rows(d)
+
+
+def _profile_words(d: Diagnosis) -> str:
+    """The profile recognised (and how the machine differs from it), or the generic one."""
+    return (d.recognised or "none (generic profile built from the probe)") + (
+        f"  ({d.recognition})" if d.recognised and "differs" in d.recognition else "")
 
 
 def _finding_lines(level: str, title: str, parts: list[tuple[str, str | None]], width: int) -> list[str]:
