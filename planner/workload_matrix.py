@@ -4,7 +4,7 @@ the devices differ (quant, memory class, speed, first-token time)."""
 from __future__ import annotations
 
 from .units import fmt_ctx
-from .workload_types import Difference, DeviceWorkload, MatrixCell, WorkloadModelInfo
+from .workload_types import Difference, DeviceWorkload, MatrixCell, ModelRun, WorkloadModelInfo
 
 DIFFERENCE_SHARE = 0.10  # devices "differ" in speed or first-token time by at least this share
 _PLACE_WORDS = {"fast": "fully on the GPU", "spill": "spilling into shared memory", "partial": "partly on the CPU"}
@@ -14,14 +14,17 @@ def matrix_cells(devices: list[DeviceWorkload]) -> list[MatrixCell]:
     cells = []
     for d in devices:
         setting = d.chosen.label if d.chosen else "-"
-        for run in d.runs:
-            r = run.recommendation
-            ok = r.tier != "no_fit"
-            cells.append(MatrixCell(
-                device=d.device.id, model=run.label, setting=setting, quant=r.quant if ok else None, tier=r.tier,
-                placement=r.placement if ok else "none", est_tps=r.est_tps, est_tps_at_ctx=r.est_tps_at_ctx,
-                est_prefill_tps=r.est_prefill_tps, est_ttft_s=r.est_ttft_s))
+        cells += [_cell(d.device.id, run, setting) for run in d.runs]
     return cells
+
+
+def _cell(device: str, run: ModelRun, setting: str) -> MatrixCell:
+    r = run.recommendation
+    ok = r.tier != "no_fit"
+    return MatrixCell(
+        device=device, model=run.label, setting=setting, quant=r.quant if ok else None, tier=r.tier,
+        placement=r.placement if ok else "none", est_tps=r.est_tps, est_tps_at_ctx=r.est_tps_at_ctx,
+        est_prefill_tps=r.est_prefill_tps, est_ttft_s=r.est_ttft_s)
 
 
 def _differs(values: list[float | None]) -> bool:
@@ -41,9 +44,14 @@ def _difference_text(title: str, row: list[MatrixCell], fields: list[str]) -> st
     if not fields:
         return f"{title}: the same on every device ({_cell_words(row[0], True)})"
     text = f"{title}: " + "; ".join(f"{c.device} {_cell_words(c, 'est_ttft_s' in fields)}" for c in row)
+    return text + _same_ttft_words(row, fields)
+
+
+def _same_ttft_words(row: list[MatrixCell], fields: list[str]) -> str:
+    """The first-token time once for the row when it does not differ between the devices."""
     if "est_ttft_s" not in fields and row[0].est_ttft_s:
-        text += f" (first token after a full prompt in {duration_words(row[0].est_ttft_s)} on each)"
-    return text
+        return f" (first token after a full prompt in {duration_words(row[0].est_ttft_s)} on each)"
+    return ""
 
 
 def differences(models: list[WorkloadModelInfo], cells: list[MatrixCell], devices: list[str]) -> list[Difference]:

@@ -34,8 +34,8 @@ from .workload_rank import (CRITERIA, Candidate, Outcome, Yardsticks, both, domi
                             rank_key, reason, score)
 from .workload_run import DeviceRun, WorkItem, request_for
 from .workload_settings import SettingSpec, candidate_specs, changes_between, make_setting, setting_of, switch_words
-from .workload_types import (AloneBest, DeviceWorkload, ModelAtSetting, ModelRun, Setting, SettingRow, Switch,
-                             WorkloadModelInfo, WorkloadPlan)
+from .workload_types import (AloneBest, DeviceWorkload, Difference, MatrixCell, ModelAtSetting, ModelRun, Setting,
+                             SettingRow, Switch, WorkloadModelInfo, WorkloadPlan)
 
 
 # --------------------------------------------------------------------------- one device
@@ -45,11 +45,16 @@ def _candidates(specs: list[SettingSpec], planners: list[Planner], profile: Devi
     """Every model planned on every candidate setting. A raise no model needs is the default row again."""
     cands = []
     for spec in specs:
-        plans = [p.for_setting(spec.carveout_bytes, spec.gpu_cap_bytes, search_max_ctx=False).plan(profile)
-                 for p in planners]
+        plans = _plans_at(spec, planners, profile)
         cands.append(Candidate(spec=spec, outcomes=[outcome(p) for p in plans],
                                setting=setting_of(spec, plans, profile, os_)))
     return [c for c in cands if c.spec.kind != "cap_raise" or c.setting.cap_change is not None]
+
+
+def _plans_at(spec: SettingSpec, planners: list[Planner], profile: DeviceProfile) -> list[DevicePlan]:
+    """Every model planned on one candidate setting (without the longest-context search)."""
+    return [p.for_setting(spec.carveout_bytes, spec.gpu_cap_bytes, search_max_ctx=False).plan(profile)
+            for p in planners]
 
 
 def _best_quality(outs: list[Outcome]) -> tuple[float, int]:
@@ -197,7 +202,11 @@ def _switch_cost(cands: list[Candidate], profile: DeviceProfile, os_: OS) -> str
     changes = {w: r for c in cands[1:] for w, r in changes_between(cands[0].setting, c.setting, profile, os_)}
     if not changes:
         return "nothing to switch"
-    return "; ".join(f"{w}: {'a reboot each way' if r else 'no reboot'}" for w, r in changes.items())
+    return "; ".join(f"{w}: {_reboot_words(r)}" for w, r in changes.items())
+
+
+def _reboot_words(reboot: bool) -> str:
+    return "a reboot each way" if reboot else "no reboot"
 
 
 # --------------------------------------------------------------------------- entry point
@@ -228,11 +237,18 @@ def plan_workload(workload: Workload, items: list[WorkItem], base: PlanRequest, 
     infos = [model_info(it, p.ctx()[0]) for it, p in zip(items, planners)]
     devices = [_device_report(items, planners, profile, workload.together, base.allow_spill, hooks) for profile in profiles]
     cells = matrix_cells(devices)
-    diffs = differences(infos, cells, [d.device.id for d in devices]) if len(devices) > 1 else []
-    out = WorkloadPlan(models=infos, together=workload.together, devices=devices, matrix=cells, differences=diffs,
-                       fits=any(d.fits for d in devices))
+    out = WorkloadPlan(models=infos, together=workload.together, devices=devices, matrix=cells,
+                       differences=_differences(infos, cells, devices), fits=any(d.fits for d in devices))
     out.elapsed_ms = round((time.perf_counter() - t0) * 1000, 1)
     return out
+
+
+def _differences(infos: list[WorkloadModelInfo], cells: list[MatrixCell],
+                 devices: list[DeviceWorkload]) -> list[Difference]:
+    """Where the devices differ, per model (nothing to compare on one device)."""
+    if len(devices) < 2:
+        return []
+    return differences(infos, cells, [d.device.id for d in devices])
 
 
 __all__ = ["plan_workload", "WorkItem", "DeviceRun", "candidate_specs", "CRITERIA", "loss", "outcome", "both",
