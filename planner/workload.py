@@ -111,20 +111,24 @@ def _check_count(entries: list[WorkloadEntry], where: str) -> None:
 def _read_toml(path: str | Path, where: str) -> dict[str, Any]:
     import tomllib
 
-    try:
-        raw = Path(path).read_bytes()
-    except FileNotFoundError:
-        raise InputError(f"{where}: not found") from None
-    except IsADirectoryError:
-        raise InputError(f"{where}: is a directory, not a TOML file") from None
-    except OSError as e:
-        raise InputError(f"{where}: cannot be read ({e.strerror or e})") from None
+    raw = _read_bytes(path, where)
     try:
         return tomllib.loads(raw.decode("utf-8"))
     except UnicodeDecodeError:
         raise InputError(f"{where}: not UTF-8 text") from None
     except tomllib.TOMLDecodeError as e:
         raise InputError(f"{where}: not valid TOML: {e}") from None
+
+
+def _read_bytes(path: str | Path, where: str) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except FileNotFoundError:
+        raise InputError(f"{where}: not found") from None
+    except IsADirectoryError:
+        raise InputError(f"{where}: is a directory, not a TOML file") from None
+    except OSError as e:
+        raise InputError(f"{where}: cannot be read ({e.strerror or e})") from None
 
 
 def _unknown_key(table: dict[str, Any], known: tuple[str, ...], where: str) -> None:
@@ -165,15 +169,19 @@ def _quants(q: object, where: str) -> list[str]:
 def _entry_fields(table: dict[str, Any], where: str) -> dict[str, Any]:
     """The table's fields checked and normalised (strings, the context, the quant list)."""
     fields = dict(table)
-    bad = next((key for key in ("ref", "mmproj", "revision", "name") if key in fields and not isinstance(fields[key], str)),
-               None)
-    if bad is not None:
-        raise InputError(f"{where}: {bad} = {fields[bad]!r}: must be a string")
+    _check_strings(fields, where)
     if "ctx" in fields:
         fields["ctx"] = parse_ctx_value(fields["ctx"], f"{where} ({table['ref']})")
     if fields.get("quant") is not None:
         fields["quant"] = _quants(fields["quant"], where)
     return fields
+
+
+def _check_strings(fields: dict[str, Any], where: str) -> None:
+    bad = next((key for key in ("ref", "mmproj", "revision", "name") if key in fields and not isinstance(fields[key], str)),
+               None)
+    if bad is not None:
+        raise InputError(f"{where}: {bad} = {fields[bad]!r}: must be a string")
 
 
 def _file_entry(table: dict[str, Any], where: str) -> WorkloadEntry:
