@@ -192,6 +192,12 @@ def reason(chosen: Candidate, cands: list[Candidate], n: int, fast_label: str) -
     models with every GPU byte in fast memory (carve-out) (the only one)"."""
     if len(cands) == 1:
         return "the only setting to weigh on this device"
+    clauses = _narrowing(chosen, cands, n, fast_label)
+    return "; ".join(clauses) if clauses else "every setting weighed gives the same result; this is the first of them"
+
+
+def _narrowing(chosen: Candidate, cands: list[Candidate], n: int, fast_label: str) -> list[str]:
+    """The criteria that narrowed the candidates down to the chosen one, each as a clause."""
     pool = list(cands)
     clauses: list[str] = []
     for k in CRITERIA:
@@ -200,7 +206,7 @@ def reason(chosen: Candidate, cands: list[Candidate], n: int, fast_label: str) -
             clause = _clause(k, chosen, len(left), len(pool), n, fast_label)
             clauses.append(("it " if not clauses else "of those, it ") + clause)
             pool = left
-    return "; ".join(clauses) if clauses else "every setting weighed gives the same result; this is the first of them"
+    return clauses
 
 
 def dominated(rows: list[Candidate]) -> list[bool]:

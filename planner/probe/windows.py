@@ -102,8 +102,7 @@ def _classify(g: GpuFacts) -> None:
 def _gpu(raw: dict[str, object], registry: dict[str, int | None], visible: int | None) -> GpuFacts | None:
     """One Win32_VideoController; None for Microsoft's basic display adapter."""
     name = _text(raw, "Name")
-    m = PNP_RE.search(str(raw.get("PNPDeviceID") or ""))
-    pci = f"{m.group(1).lower()}:{m.group(2).lower()}" if m else None
+    pci = _pci_id(raw)
     vendor = _vendor(pci, name)
     if vendor == "unknown" and "microsoft basic" in name.lower():
         return None
@@ -114,6 +113,12 @@ def _gpu(raw: dict[str, object], registry: dict[str, int | None], visible: int |
     if visible:
         g.shared_bytes = max(visible // 2, 64 * 1024**2)  # WDDM: max(RAM the OS sees / 2, 64 MB)
     return g
+
+
+def _pci_id(raw: dict[str, object]) -> str | None:
+    """`vendor:device` from the PNP device id (PCI\\VEN_1002&DEV_1586...)."""
+    m = PNP_RE.search(str(raw.get("PNPDeviceID") or ""))
+    return f"{m.group(1).lower()}:{m.group(2).lower()}" if m else None
 
 
 def _json_object(stdout: str, facts: MachineFacts) -> dict[str, object] | None:
@@ -134,13 +139,17 @@ def parse_windows(stdout: str, facts: MachineFacts) -> None:
         return
     visible = _system(data, facts)
     _modules(data, facts)
-    registry = {_text(r, "DriverDesc"): _int(r.get("MemorySize")) for r in _list(data.get("Registry"))
-                if isinstance(r, dict)}
+    registry = _registry_sizes(data)
     for raw in _list(data.get("Gpus")):
         g = _gpu(raw, registry, visible) if isinstance(raw, dict) else None
         if g is not None:
             facts.gpus.append(g)
             facts.probed.append(f"GPU: {g.name} dedicated memory from {g.source}")
+
+
+def _registry_sizes(data: dict[str, object]) -> dict[str, int | None]:
+    """The display drivers' memory sizes in the registry, by driver description."""
+    return {_text(r, "DriverDesc"): _int(r.get("MemorySize")) for r in _list(data.get("Registry")) if isinstance(r, dict)}
 
 
 # SMBIOS memory types (Win32_PhysicalMemory.SMBIOSMemoryType, SMBIOS spec 7.18.2)

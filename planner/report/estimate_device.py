@@ -211,6 +211,14 @@ def _plan_lines(hint: str | None, width: int) -> list[str]:
     return out + command_lines([shlex.quote(w) for w in shlex.split(hint)], width, indent="    ", cont="    ")
 
 
+def _zero_carveout_lines(r: FitResult, width: int) -> list[str]:
+    """A carve-out APU whose carve-out reads 0 (BIOS 'Auto'): said, with where to look."""
+    if r.memory_architecture == "carveout" and r.carveout_bytes == 0:
+        return _wrap("! the carve-out reads 0 (BIOS 'Auto'): runtimes may see no dedicated VRAM; "
+                     "`memfit doctor` explains", width)
+    return []
+
+
 def render_device_fit(fit: DeviceFit, width: int | None = None) -> str:
     """Where the breakdown lands on the device, within `width` (the terminal's by default)."""
     width = width or text_width()
@@ -218,10 +226,7 @@ def render_device_fit(fit: DeviceFit, width: int | None = None) -> str:
     title = f"on {profile.id}" + (f" ({profile.name})" if profile.name and profile.name != profile.id else "")
     facts, vendor_sizes = _memory_facts(r, profile)
     out = _wrap(title, width, "") + _wrap(_setup_line(r, profile), width)
-    out += _wrap(" · ".join(unbroken(f) for f in facts), width)
-    if r.memory_architecture == "carveout" and r.carveout_bytes == 0:
-        out += _wrap("! the carve-out reads 0 (BIOS 'Auto'): runtimes may see no dedicated VRAM; "
-                     "`memfit doctor` explains", width)
+    out += _wrap(" · ".join(unbroken(f) for f in facts), width) + _zero_carveout_lines(r, width)
     out += [""] + _pool_table(r, width) + [""] + _checks(r, width) + _wrap(_verdict(r), width)
     for paragraph in _paragraphs(fit, vendor_sizes):
         out += _wrap(paragraph, width)

@@ -49,19 +49,27 @@ _RECURRENT_LABEL = {"ssm": "recurrent (SSM)", "rwkv": "recurrent (RWKV)", "short
 
 def _recurrent_row(r: Recurrent) -> tuple[str, str]:
     """The numbers that size a recurrent state, in the architecture's own terms."""
-    parts: list[str] = []
-    if r.wkv_head_size:
-        parts.append(f"head size {r.wkv_head_size}" + (f" ({r.wkv_heads} heads)" if r.wkv_heads else ""))
-        if r.token_shift_count:
-            parts.append(f"token shift {r.token_shift_count}")
+    parts = _wkv_parts(r)
     for label, value in (("d_state", r.state_size), ("d_inner", r.inner_size), ("conv kernel", r.conv_kernel),
                          ("dt rank", r.time_step_rank), ("groups", r.group_count), ("conv cache", r.conv_cache)):
         if value is not None:
             parts.append(f"{label} {value}")
     if r.state_bytes_per_sequence:
-        layers = f", {r.layers} layers" if r.layers else ""
-        parts.append(f"state {fmt_bytes(r.state_bytes_per_sequence, unit='MiB')} per sequence (f32{layers})")
+        parts.append(_state_words(r.state_bytes_per_sequence, r.layers))
     return _RECURRENT_LABEL.get(r.kind, "recurrent"), ", ".join(parts)
+
+
+def _wkv_parts(r: Recurrent) -> list[str]:
+    """RWKV's head size (and heads) and token shift."""
+    if not r.wkv_head_size:
+        return []
+    parts = [f"head size {r.wkv_head_size}" + (f" ({r.wkv_heads} heads)" if r.wkv_heads else "")]
+    return parts + ([f"token shift {r.token_shift_count}"] if r.token_shift_count else [])
+
+
+def _state_words(nbytes: int, layers: int | None) -> str:
+    in_layers = f", {layers} layers" if layers else ""
+    return f"state {fmt_bytes(nbytes, unit='MiB')} per sequence (f32{in_layers})"
 
 
 def _shown_name(name: str, s: ModelSummary) -> str:

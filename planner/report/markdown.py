@@ -48,8 +48,11 @@ def _recommendation(plan: DevicePlan, level: str = "###") -> list[str]:
     if r.tier == "no_fit" or c is None:
         return out + [f"- {x}" for x in r.reasons]
     out += _setting_lines(plan, c) + _app_lines(c)
-    out += ["", "**Why:**", ""] + [f"- {x}" for x in r.reasons]
-    return out + (["", "**Warnings:**", ""] + [f"- {x}" for x in r.warnings] if r.warnings else [])
+    return out + _bullet_block("Why", r.reasons) + (_bullet_block("Warnings", r.warnings) if r.warnings else [])
+
+
+def _bullet_block(title: str, items: list[str]) -> list[str]:
+    return ["", f"**{title}:**", ""] + [f"- {x}" for x in items]
 
 
 def _options_lines(plan: DevicePlan, level: str) -> list[str]:
