@@ -154,12 +154,17 @@ def _unknown_words(ref: str, ids: list[str], chips: list[ChipWords]) -> tuple[st
         return (f"'{ref}' names a chip, not one device: pick the profile with your RAM and form factor",
                 f"{', '.join(ids)} (see `memfit devices`), or --device auto on the machine itself")
     if chips and not ids:
-        names = " / ".join(sorted({c.family for c in chips}))
-        return (f"unknown device {ref!r}: no shipped profile for the {names} family",
-                "run --device auto on that machine, or describe it with --device-file FILE (docs/devices.md)")
+        return _no_family_profile(ref, chips)
     return (f"unknown device {ref!r}",
             (f"did you mean {', '.join(ids)}? " if ids else "")
             + "run `memfit devices` for the list, or pass --device-file FILE / --device auto")
+
+
+def _no_family_profile(ref: str, chips: list[ChipWords]) -> tuple[str, str]:
+    """A chip memfit knows of, with no profile shipped for its family."""
+    names = " / ".join(sorted({c.family for c in chips}))
+    return (f"unknown device {ref!r}: no shipped profile for the {names} family",
+            "run --device auto on that machine, or describe it with --device-file FILE (docs/devices.md)")
 
 
 def unknown_device_error(ref: str, profiles: Iterable[ProfileSummary], problems: list[str] | None = None) -> DeviceError:

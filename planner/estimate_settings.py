@@ -116,13 +116,10 @@ def build_settings(f: RunFlags, *, backend: str, runtime: Runtime, with_mmproj: 
     libllama's with --tool cli|fit-params)."""
     app = _app_defaults(runtime, f.tool)
     flash_attn = f.flash_attn or app["flash_attn"]
-    ubatch = app["n_ubatch"] if f.ubatch is None else f.ubatch
-    batch = app["n_batch"] if f.batch is None else f.batch
     n_ctx = _ctx(f.ctx_size)
     n_parallel, unified = _sequences(f, runtime, app)
     ngl = _gpu_layers(f.n_gpu_layers)
-    if ubatch < 1 or batch < 1:
-        raise InputError("-b/--batch-size and -ub/--ubatch-size must be at least 1")
+    batch, ubatch = _batches(f, app)
     check_v_cache_needs_fa(f.cache_type_v, flash_attn)
     return RunSettings(
         n_ctx=n_ctx, n_batch=batch, n_ubatch=ubatch, n_parallel=n_parallel, kv_unified=unified,
@@ -132,6 +129,15 @@ def build_settings(f: RunFlags, *, backend: str, runtime: Runtime, with_mmproj: 
         no_kv_offload=f.no_kv_offload, repack=not f.no_repack, backend=backend, with_mmproj=with_mmproj,
         use_mmap=app["use_mmap"] and not f.no_mmap, llama_build=app["llama_build"],
     )
+
+
+def _batches(f: RunFlags, app: dict[str, Any]) -> tuple[int, int]:
+    """(-b, -ub): the flags, else the app's; each at least 1."""
+    ubatch = app["n_ubatch"] if f.ubatch is None else f.ubatch
+    batch = app["n_batch"] if f.batch is None else f.batch
+    if ubatch < 1 or batch < 1:
+        raise InputError("-b/--batch-size and -ub/--ubatch-size must be at least 1")
+    return batch, ubatch
 
 
 def _beyond_training_note(s: RunSettings, n_ctx_train: int | None) -> str | None:

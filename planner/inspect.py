@@ -223,8 +223,12 @@ def _sliding_window(meta: Metadata, arch: str, layers: int | None,
         return window, swa_layers, pattern
     if not facts.swa_enabled:
         return None, None, None
-    n_swa = sum(1 for layer in facts.layers if layer.is_swa and layer.has_attn_kv)
-    return facts.n_swa or window, n_swa or None, pattern
+    return facts.n_swa or window, _sliding_layers(facts) or None, pattern
+
+
+def _sliding_layers(facts: ModelFacts) -> int:
+    """The layers with a KV cache that slide."""
+    return sum(1 for layer in facts.layers if layer.is_swa and layer.has_attn_kv)
 
 
 def _attention(h: ModelHeaders, arch: str, n_embd: int | None, layers: int | None, facts: FactsOf) -> Attention | None:

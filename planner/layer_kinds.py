@@ -68,11 +68,16 @@ def _recurrent_by_interval(keys: ArchKeys, hp: Hparams, interval: int) -> list[b
     n_all = hp.n_layer_all
     explicit = keys.raw("attention.recurrent_layers")
     if isinstance(explicit, list):
-        return ([bool(x) for x in explicit] + [False] * n_all)[:n_all]
+        return _padded_flags(explicit, n_all)
     if explicit is not None and not isinstance(explicit, SkippedArray):
         return [bool(explicit)] * n_all
     every = keys.int("full_attention_interval", interval) or interval
     return [trunk and (il + 1) % every != 0 for il, trunk in enumerate(_in_trunk(hp))]
+
+
+def _padded_flags(values: list, n_all: int) -> list[bool]:
+    """A declared per-layer array as n_all flags (missing layers False, extra entries dropped)."""
+    return ([bool(x) for x in values] + [False] * n_all)[:n_all]
 
 
 _RECURRENT_LAYERS: dict[RecurrentRule, Callable[[ArchKeys, Hparams, int], list[bool]]] = {
@@ -126,7 +131,7 @@ def _swa_flags(s: SwaRule, keys: ArchKeys, hp: Hparams, recurrent: list[bool]) -
         return [trunk and not recurrent[il] for il, trunk in enumerate(_in_trunk(hp))]
     declared = keys.raw("attention.sliding_window_pattern")
     if isinstance(declared, list):
-        return ([bool(x) for x in declared] + [False] * n_all)[:n_all]
+        return _padded_flags(declared, n_all)
     if s.pattern is None:
         return None
     period = keys.int("attention.sliding_window_pattern", s.pattern)
