@@ -759,10 +759,16 @@ def get_listing(repo: str, revision: str | None = None, *, cache: Cache | None =
         hit = _cached_listing(cache, cfg, repo, rev, offline)  # another process may have filled it while we waited
         if hit is not None:
             return hit
-        listing = fetch_listing(repo, rev, cfg)
-        cache.put_listing(cfg.endpoint, repo, listing.commit, listing.to_dict())
-        if not _is_commit(rev):
-            cache.put_ref(cfg.endpoint, repo, rev, listing.commit)
+        listing = _fetch_and_keep(cache, cfg, repo, rev)
+    return listing
+
+
+def _fetch_and_keep(cache: Cache, cfg: NetConfig, repo: str, rev: str) -> RepoListing:
+    """The listing from the Hub, cached by commit (and the branch or tag's resolution with it)."""
+    listing = fetch_listing(repo, rev, cfg)
+    cache.put_listing(cfg.endpoint, repo, listing.commit, listing.to_dict())
+    if not _is_commit(rev):
+        cache.put_ref(cfg.endpoint, repo, rev, listing.commit)
     return listing
 
 

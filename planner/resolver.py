@@ -307,10 +307,15 @@ def _hub_grouping(entries: list[FileEntry], file: str | None, load_headers: bool
     """(grouping, explicit): a file named like a projector, asked for by name, is grouped as a
     model candidate and its content decides (explicit)."""
     if file is not None and is_projector(file) and any(e.path == file for e in entries):
-        named = group_files([e for e in entries if e.path == file], name_projectors=False)
-        others = [p for p in group_files(entries).projectors if p.path != file]
-        return Grouping(variants=named.variants, projectors=others), True
+        return _named_file_grouping(entries, file), True
     return _group(entries, load_headers), False
+
+
+def _named_file_grouping(entries: list[FileEntry], file: str) -> Grouping:
+    """The named file as the one model candidate; the other projectors as companions."""
+    named = group_files([e for e in entries if e.path == file], name_projectors=False)
+    others = [p for p in group_files(entries).projectors if p.path != file]
+    return Grouping(variants=named.variants, projectors=others)
 
 
 def _gguf_repo_hint(repo: str) -> str:
@@ -582,8 +587,12 @@ class _Reads:
         if first is None:
             return seed, None
         headers[seed] = first
-        hints = skip_hints_from(first)
-        return seed, (hints if sum(h.nbytes for h in hints.values()) >= MIN_HINTED_BYTES else None)
+        return seed, _worth_hinting(skip_hints_from(first))
+
+
+def _worth_hinting(hints: dict[str, SkipHint]) -> Hints:
+    """Skip hints that spare at least MIN_HINTED_BYTES, else none."""
+    return hints if sum(h.nbytes for h in hints.values()) >= MIN_HINTED_BYTES else None
 
 
 def _merge_variants(model: ResolvedModel, variants: list[Variant], headers: dict[str, GGUFHeader], *,
@@ -591,18 +600,24 @@ def _merge_variants(model: ResolvedModel, variants: list[Variant], headers: dict
     """Each variant's shards merged and checked. One broken variant among several the user did
     not single out is left out with a note (like an unreadable file in a directory); a variant
     asked for, or the only one, fails."""
-    failed: list[tuple[Variant, GGUFError]] = []
-    for v in variants:
-        try:
-            v.headers = _merge([headers[p] for p in v.files], _label(v.files[0], len(v.files)))
-        except GGUFError as e:  # a broken split set or an implausible header
-            failed.append((v, e))
+    failed = _failed_merges(variants, headers)
     if failed and (singled_out or len(failed) == len(variants)):
         raise failed[0][1]
     for v, e in failed:
         model.variants.remove(v)
         variants.remove(v)
         model.problems.append(f"skipped {e.message}")
+
+
+def _failed_merges(variants: list[Variant], headers: dict[str, GGUFHeader]) -> list[tuple[Variant, GGUFError]]:
+    """Merge each variant's shards into its headers; the variants that failed, with why."""
+    failed: list[tuple[Variant, GGUFError]] = []
+    for v in variants:
+        try:
+            v.headers = _merge([headers[p] for p in v.files], _label(v.files[0], len(v.files)))
+        except GGUFError as e:  # a broken split set or an implausible header
+            failed.append((v, e))
+    return failed
 
 
 def _merge_projectors(model: ResolvedModel, headers: dict[str, GGUFHeader]) -> None:
