@@ -20,6 +20,7 @@ if TYPE_CHECKING:
     from .estimate_types import Breakdown
     from .fit import FitResult
     from .header import ModelHeaders
+    from .model_facts import ModelFacts
     from .resolver import ResolvedModel, Variant
     from .runtimes import Runtime
 
@@ -167,6 +168,19 @@ def plan_hint(req: EstimateRequest, device: DeviceChoice, b: Breakdown, backend:
 
 # --------------------------------------------------------------------------- the run
 
+def _backends(req: EstimateRequest, device: DeviceChoice | None) -> tuple[str | None, BackendInfo | None, str]:
+    """(the --backend asked for, the device's backend it picks, the estimator's backend)."""
+    requested = req.backend.strip().lower() if req.backend else None
+    info = device_backend(device.profile, requested) if device is not None else None
+    backend = estimator_backend(info.name) if info is not None else _backend_without_device(requested)
+    return requested, info, backend
+
+
+def _title(facts: ModelFacts, resolved: ResolvedModel) -> str:
+    """The model's name in its header, else its repo or reference."""
+    return one_line(facts.name) if facts.name else (resolved.repo or resolved.ref)
+
+
 def run_estimate(req: EstimateRequest, runtime: Runtime, device: DeviceChoice | None) -> EstimateReport:
     """Size the model's variant for the request on the runtime, and place it on the device if any."""
     from .estimator import estimate
@@ -174,9 +188,7 @@ def run_estimate(req: EstimateRequest, runtime: Runtime, device: DeviceChoice | 
     from .model_facts import ModelFacts
     from .resolver import resolve
 
-    requested = req.backend.strip().lower() if req.backend else None
-    info = device_backend(device.profile, requested) if device is not None else None
-    backend = estimator_backend(info.name) if info is not None else _backend_without_device(requested)
+    requested, info, backend = _backends(req, device)
     settings = build_settings(req.flags, backend=backend, runtime=runtime)
 
     resolved = resolve(req.model, revision=req.revision, quant=req.quant, load_headers=True)
@@ -189,9 +201,8 @@ def run_estimate(req: EstimateRequest, runtime: Runtime, device: DeviceChoice | 
     b = estimate(facts, settings, projector.headers)
     b.warnings.insert(0, _runtime_note(runtime, req.flags.tool))
     b.warnings.extend(flag_notes + projector.notes)
-    title = one_line(facts.name) if facts.name else (resolved.repo or resolved.ref)
-    report = EstimateReport(b, f"{title} [{variant.quant}] ({one_line(facts.arch, 40)})", variant.quant,
-                            projector.name, runtime)
+    report = EstimateReport(b, f"{_title(facts, resolved)} [{variant.quant}] ({one_line(facts.arch, 40)})",
+                            variant.quant, projector.name, runtime)
     if device is not None and info is not None:
         fit = place_on_device(b, device.profile, info, variant.headers)  # type: ignore[arg-type]
         report.device = DeviceFit(fit, device.profile, device.ref, backend, device.notes,

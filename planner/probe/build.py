@@ -140,13 +140,18 @@ def _window_in_effect(cap: GpuCap | None, apu: GpuFacts | None, facts: MachineFa
     if apu is None:
         return
     if live.os == "linux" and apu.gtt_total_bytes:
-        live.gpu_cap_bytes = apu.gtt_total_bytes
-        live.gpu_cap_is_default = _is_default_gtt(facts, apu.gtt_total_bytes)
-        if cap is not None and not live.gpu_cap_is_default:
-            cap.setting_bytes = apu.gtt_total_bytes
+        _gtt_in_effect(cap, apu.gtt_total_bytes, facts, live)
     elif live.os == "windows" and apu.shared_bytes:
         live.gpu_cap_bytes = apu.shared_bytes
         live.gpu_cap_is_default = True
+
+
+def _gtt_in_effect(cap: GpuCap | None, gtt: int, facts: MachineFacts, live: LiveConfig) -> None:
+    """Linux: the GTT size is the GPU cap in effect; a raised one is the cap's setting too."""
+    live.gpu_cap_bytes = gtt
+    live.gpu_cap_is_default = _is_default_gtt(facts, gtt)
+    if cap is not None and not live.gpu_cap_is_default:
+        cap.setting_bytes = gtt
 
 
 def _amdttm_knob(cap: GpuCap | None, facts: MachineFacts, os: str) -> None:

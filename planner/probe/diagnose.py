@@ -620,12 +620,17 @@ def _no_profile(facts: MachineFacts, rec: Recognition | None) -> Diagnosis:
                                        fix="pass --device ID or --device-file FILE to plan", source="probe")])
 
 
+def _diagnosis(facts: MachineFacts, profile: DeviceProfile, rec: Recognition | None) -> Diagnosis:
+    """The machine with the profile it was recognised as (and why), before any finding."""
+    return Diagnosis(facts=facts, recognised=rec.entry.profile.id if rec and rec.entry else None,
+                     recognition=rec.why if rec else "no profile could be built", os=profile.default_os,
+                     profile_id=profile.based_on or profile.id, profile_name=profile.name)
+
+
 def diagnose(facts: MachineFacts, profile: DeviceProfile | None, rec: Recognition | None) -> Diagnosis:
     if profile is None:
         return _no_profile(facts, rec)
-    d = Diagnosis(facts=facts, recognised=rec.entry.profile.id if rec and rec.entry else None,
-                  recognition=rec.why if rec else "no profile could be built", os=profile.default_os,
-                  profile_id=profile.based_on or profile.id, profile_name=profile.name)
+    d = _diagnosis(facts, profile, rec)
     _memory_view(d, profile, profile.default_os)
     d.findings = _findings(facts, profile, rec)
     if profile.default_os == "linux" and any(f.id in ADVICE_FINDINGS for f in d.findings):

@@ -111,9 +111,13 @@ def _apu_carveout(g: GpuFacts) -> Draft:
     options = list(g.carveout_options_bytes) or [carve or 512 * 1024**2]
     if carve and carve not in options:
         options.append(carve)
-    return {"options_bytes": options, "default_bytes": carve or min(options),
-            "options_note": "read from amdgpu uma/carveout_options" if g.carveout_options_bytes
-            else "only the carve-out in effect is known"}
+    return {"options_bytes": options, "default_bytes": carve or min(options), "options_note": _options_note(g)}
+
+
+def _options_note(g: GpuFacts) -> str:
+    if g.carveout_options_bytes:
+        return "read from amdgpu uma/carveout_options"
+    return "only the carve-out in effect is known"
 
 
 def _amd_apu(facts: MachineFacts, g: GpuFacts, ram: int, os: str, base: Draft, label: str) -> None:
