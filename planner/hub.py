@@ -539,6 +539,15 @@ def _final_api_error(e: Exception, call: _ApiCall) -> MemfitError | None:
     return None
 
 
+def _after_transport_error(e: httpx2.TransportError, call: _ApiCall, attempt: int) -> None:
+    """A network failure: retried (no Retry-After) until the retries or the deadline run out."""
+    if attempt > _retries_for(call.cfg, e):
+        raise _network_error(call.cfg, call.what, e, attempt, call.clock) from None
+    if call.clock.expired():
+        raise _deadline_error(call.cfg, call.what, attempt, call.clock) from None
+    return None
+
+
 def _after_api_failure(e: Exception, call: _ApiCall, attempt: int) -> float | None:
     """The Retry-After to honour when attempt `attempt` failed in a way worth retrying; raises the
     HubError for every other failure (the exception itself when it is not a network one)."""
@@ -550,11 +559,7 @@ def _after_api_failure(e: Exception, call: _ApiCall, attempt: int) -> float | No
     if isinstance(e, _DeadlineExceeded):
         raise _deadline_error(call.cfg, call.what, attempt, call.clock) from None
     if isinstance(e, httpx2.TransportError):
-        if attempt > _retries_for(call.cfg, e):
-            raise _network_error(call.cfg, call.what, e, attempt, call.clock) from None
-        if call.clock.expired():
-            raise _deadline_error(call.cfg, call.what, attempt, call.clock) from None
-        return None
+        return _after_transport_error(e, call, attempt)
     if isinstance(e, (ValueError, KeyError, TypeError, RecursionError)):  # a 200 whose body is not the Hub's JSON
         raise _not_the_hubs_answer(call.what) from None
     raise e
