@@ -98,16 +98,22 @@ def variant_rows(plan: DevicePlan, mark: str = "►") -> list[list[str]]:
     for v in sorted(plan.variants, key=lambda v: v.size_bytes, reverse=True):
         row = [mark if v.quant == rec_q else "", v.quant, gib(v.size_bytes), gib(v.total_bytes), tier_cell(v, plan.device.memory_architecture),
                config_cell(plan, v)]
-        if fast:
-            row += [ctx_cell(v.max_ctx_fast), ctx_cell(v.max_ctx_fast_q8_0), ctx_cell(v.max_ctx_f16)]
-        else:
-            row += [ctx_cell(v.max_ctx_f16), ctx_cell(v.max_ctx_q8_0)]
-        speed = tps_cell(v.est_tps, v.est_tps_at_ctx)
-        if v.est_tps is not None and not v.speed_calibrated:
-            speed += "*"
-        row += [speed, ttft_cell(v.est_ttft_s)]
-        rows.append(row)
+        rows.append(row + _ctx_cells(v, fast) + [_speed_cell(v), ttft_cell(v.est_ttft_s)])
     return rows
+
+
+def _ctx_cells(v: VariantPlan, fast: bool) -> list[str]:
+    """The longest contexts: in fast memory (q8_0 KV there too) and on the GPU where spilling
+    matters, else with an f16 and a q8_0 KV cache."""
+    if fast:
+        return [ctx_cell(v.max_ctx_fast), ctx_cell(v.max_ctx_fast_q8_0), ctx_cell(v.max_ctx_f16)]
+    return [ctx_cell(v.max_ctx_f16), ctx_cell(v.max_ctx_q8_0)]
+
+
+def _speed_cell(v: VariantPlan) -> str:
+    """Est. t/s, starred when the speed model is not calibrated for this backend and model."""
+    speed = tps_cell(v.est_tps, v.est_tps_at_ctx)
+    return speed + "*" if v.est_tps is not None and not v.speed_calibrated else speed
 
 
 def variant_headers(plan: DevicePlan) -> list[str]:

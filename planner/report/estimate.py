@@ -58,9 +58,13 @@ def _offload_text(b: Breakdown) -> str:
     n_gpu_layers = sum(1 for layer in b.layers if layer.on_gpu)
     text = f"{n_gpu_layers}/{len(b.layers)} layers on the GPU"
     if b.settings.n_cpu_moe:
-        n_cpu = sum(1 for layer in b.layers if layer.on_gpu and layer.expert_bytes and not layer.experts_on_gpu)
-        text += f"; experts of {n_cpu} of them kept on the CPU (--n-cpu-moe)"
+        text += f"; experts of {_experts_on_cpu(b)} of them kept on the CPU (--n-cpu-moe)"
     return text
+
+
+def _experts_on_cpu(b: Breakdown) -> int:
+    """GPU layers whose experts stay on the CPU."""
+    return sum(1 for layer in b.layers if layer.on_gpu and layer.expert_bytes and not layer.experts_on_gpu)
 
 
 def _head(b: Breakdown, title: str, mmproj_name: str | None) -> list[tuple[str, str]]:
@@ -71,7 +75,7 @@ def _head(b: Breakdown, title: str, mmproj_name: str | None) -> list[tuple[str, 
         ("backend", s.backend + ("" if is_gpu else " (everything in system RAM)")),
         ("context", _context_text(b)),
         ("KV cache", _kv_line(b)),
-        ("flash attention", ("on" if b.flash_attn else "off") + (f" (from {s.flash_attn})" if s.flash_attn == "auto" else "")),
+        ("flash attention", _flash_attn_words(b)),
         ("batch", f"-b {s.n_batch} -ub {s.n_ubatch}"),
     ]
     if is_gpu:
@@ -79,6 +83,12 @@ def _head(b: Breakdown, title: str, mmproj_name: str | None) -> list[tuple[str, 
     if mmproj_name:
         head.append(("mmproj", mmproj_name))
     return head
+
+
+def _flash_attn_words(b: Breakdown) -> str:
+    """On or off, and that it was resolved from auto."""
+    s = b.settings
+    return ("on" if b.flash_attn else "off") + (f" (from {s.flash_attn})" if s.flash_attn == "auto" else "")
 
 
 def _row(name: str, gpu: int, host: int, label: str, is_gpu: bool) -> list[str]:
