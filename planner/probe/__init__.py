@@ -8,6 +8,7 @@ notes ("unknown"), never exceptions.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Callable
 
 from ..device_schema import DeviceProfile
 from .env import COMMANDS_FILE, ProbeEnv, RecordingEnv
@@ -26,15 +27,20 @@ def probe_machine(env: ProbeEnv | None = None) -> MachineFacts:
     facts = MachineFacts(system=env.system if env.system in ("linux", "macos", "windows") else "unknown")
     steps = {"linux": (probe_linux, probe_nvidia), "macos": (probe_macos,), "windows": (probe_windows, probe_nvidia)}
     for step in steps.get(facts.system, ()):
-        try:
-            step(env, facts)
-        except Exception as e:  # a probe bug must not take the command down: record it
-            facts.notes.append(f"{step.__name__} failed: {type(e).__name__}: {e}")
+        _run_step(step, env, facts)
     if facts.system == "unknown":
         facts.notes.append("operating system not recognised: nothing probed")
     if facts.ram_installed_bytes is None:
         facts.ram_installed_bytes = installed_ram(facts)
     return facts
+
+
+def _run_step(step: Callable[[ProbeEnv, MachineFacts], None], env: ProbeEnv, facts: MachineFacts) -> None:
+    """One probe; a probe bug must not take the command down: it is recorded instead."""
+    try:
+        step(env, facts)
+    except Exception as e:
+        facts.notes.append(f"{step.__name__} failed: {type(e).__name__}: {e}")
 
 
 PROBE_ROOT_ENV = "MEMFIT_PROBE_ROOT"  # point `--device auto` at a recorded tree (tests, bug reports)

@@ -33,6 +33,11 @@ def _os_line(d: Diagnosis) -> str:
 
 def _gpu_row(g: GpuFacts) -> tuple[str, str]:
     """A GPU and its memory: a carve-out (GB, as the BIOS names it) or VRAM, GTT, or none reported."""
+    mem = _gpu_memory_words(g)
+    return ("GPU:", f"{g.name} ({g.kind}{', ' + g.pci_id if g.pci_id else ''})" + (f": {', '.join(mem)}" if mem else ""))
+
+
+def _gpu_memory_words(g: GpuFacts) -> list[str]:
     mem = []
     if g.vram_total_bytes is not None:
         mem.append(f"carve-out {fmt_vendor_size(g.vram_total_bytes)}" if g.kind == "integrated"
@@ -41,7 +46,7 @@ def _gpu_row(g: GpuFacts) -> tuple[str, str]:
         mem.append(f"GTT {gib(g.gtt_total_bytes)}")
     if g.memory_not_reported:
         mem.append("memory not reported (unified)")
-    return ("GPU:", f"{g.name} ({g.kind}{', ' + g.pci_id if g.pci_id else ''})" + (f": {', '.join(mem)}" if mem else ""))
+    return mem
 
 
 def _gpu_memory_rows(d: Diagnosis) -> list[tuple[str, str]]:
