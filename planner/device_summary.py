@@ -68,13 +68,15 @@ def _mac_wired_default(profile: DeviceProfile, os: str, cap_fixed: bool) -> list
 def _live(live: LiveConfig | None) -> list[str]:
     if live is None:
         return []
-    seen = []
-    for key, words in _LIVE_TEXT.items():
-        value = getattr(live, key, None)
-        if value is not None:
-            default = key == "gpu_cap_bytes" and bool(live.gpu_cap_is_default)
-            seen.append(words(value) + (" (default)" if default else ""))
+    seen = [_live_words(live, key, words, value) for key, words in _LIVE_TEXT.items()
+            if (value := getattr(live, key, None)) is not None]
     return ["read from this machine (--device auto): " + ", ".join(seen)] if seen else []
+
+
+def _live_words(live: LiveConfig, key: str, words: Callable[[int], str], value: int) -> str:
+    """One value read from the machine (the GPU cap marked when it is the default)."""
+    default = key == "gpu_cap_bytes" and bool(live.gpu_cap_is_default)
+    return words(value) + (" (default)" if default else "")
 
 
 def assumptions(profile: DeviceProfile, base: FitConfig, cap_fixed: bool = False) -> list[str]:

@@ -112,17 +112,24 @@ STRIX_HALO_MAINLINE_MIN = (6, 18, 4)
 STRIX_HALO_DISTRO_OK = re.compile(r"\.fc(4[3-9]|[5-9]\d)\b")  # Fedora 43 and later
 
 
+def _distro_verdict(release: str, v: tuple[int, int, int, int]) -> KernelVerdict | None:
+    """A distribution kernel on a base known to carry the fixes from some ABI number on."""
+    for pattern, base, min_abi, label in STRIX_HALO_DISTRO_KERNELS:
+        if re.search(pattern, release) and v[:3] == base:
+            return KernelVerdict(v[3] >= min_abi, label)
+    return None
+
+
 def strix_halo_kernel(release: str) -> KernelVerdict | None:
     """Is this kernel new enough for ROCm on Strix Halo? None when the release cannot be parsed."""
     v = kernel_version(release)
     if v is None:
         return None
-    major_minor_patch = v[:3]
-    if major_minor_patch >= STRIX_HALO_MAINLINE_MIN:
+    if v[:3] >= STRIX_HALO_MAINLINE_MIN:
         return KernelVerdict(True, f"{release} >= mainline 6.18.4")
-    for pattern, base, min_abi, label in STRIX_HALO_DISTRO_KERNELS:
-        if re.search(pattern, release) and major_minor_patch == base:
-            return KernelVerdict(v[3] >= min_abi, label)
+    distro = _distro_verdict(release, v)
+    if distro is not None:
+        return distro
     if STRIX_HALO_DISTRO_OK.search(release):
         return KernelVerdict(True, "Fedora 43+ kernel (listed with the fixes)")
     return KernelVerdict(False, "older than mainline 6.18.4 and not a distribution kernel known to carry the fixes")
