@@ -69,12 +69,16 @@ class EstimateOptions:
 def _check_device_flags(flags: DeviceFlags) -> None:
     """Override flags describe a device, so they need one; and one device, named one way."""
     if not flags.device and not flags.device_file:
-        used = [FLAG_NAMES[key] for key in OVERRIDE_KEYS if getattr(flags, key) is not None]
-        if used:
-            verb = "describes" if len(used) == 1 else "describe"
-            raise click.UsageError(f"{', '.join(used)} {verb} a device: add --device ID|auto|FILE")
+        _no_device_to_describe(flags)
     if flags.device and flags.device_file:
         raise click.UsageError("give --device or --device-file, not both")
+
+
+def _no_device_to_describe(flags: DeviceFlags) -> None:
+    used = [FLAG_NAMES[key] for key in OVERRIDE_KEYS if getattr(flags, key) is not None]
+    if used:
+        verb = "describes" if len(used) == 1 else "describe"
+        raise click.UsageError(f"{', '.join(used)} {verb} a device: add --device ID|auto|FILE")
 
 
 def _plan_args(flags: DeviceFlags) -> list[str]:

@@ -149,7 +149,7 @@ class PlanOptions:
         """(K, V) cache types: --kv for both, or -ctk/-ctv; a quantized V cache needs flash attention."""
         if self.kv and (self.ctk or self.ctv):
             raise click.UsageError("give --kv, or -ctk/-ctv, not both")
-        cache_k, cache_v = (self.ctk or self.kv or "f16"), (self.ctv or self.kv or "f16")
+        cache_k, cache_v = _cache_type(self.ctk, self.kv), _cache_type(self.ctv, self.kv)
         conflict = v_cache_conflict(cache_v, self.flash_attn)
         if conflict:
             raise click.UsageError(conflict)
@@ -177,3 +177,8 @@ def _size(text: str | None, flag: str) -> int | None:
     from ..units import parse_size
 
     return parse_size(text, what=flag) if text else None
+
+
+def _cache_type(flag: str | None, kv: str | None) -> str:
+    """-ctk/-ctv, else --kv, else f16."""
+    return flag or kv or "f16"
