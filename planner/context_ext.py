@@ -8,7 +8,7 @@ import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
-from typing import Any
+from typing import Any, Mapping
 
 from .header import ModelHeaders
 
@@ -35,12 +35,21 @@ def _meta_scaling(headers: ModelHeaders) -> tuple[str, float, int] | None:
     kind = md.get(f"{arch}.rope.scaling.type")
     if not kind or str(kind) in ("none", "linear") and not md.get(f"{arch}.rope.scaling.factor"):
         return None
+    numbers = _scaling_numbers(md, arch)
+    if numbers is None:
+        return None
+    factor, orig = numbers
+    return (str(kind), factor, orig) if factor > 1 else None
+
+
+def _scaling_numbers(md: Mapping[str, Any], arch: str) -> tuple[float, int] | None:
+    """(factor, original context) as declared; None when they are not numbers."""
     try:
         factor = float(md.get(f"{arch}.rope.scaling.factor") or 0)
         orig = int(md.get(f"{arch}.rope.scaling.original_context_length") or 0)
     except (TypeError, ValueError):
         return None
-    return (str(kind), factor, orig) if factor > 1 else None
+    return factor, orig
 
 
 def _from_gguf(headers: ModelHeaders, requested: int, trained: int, per_seq: int) -> ContextPlan | None:

@@ -78,13 +78,17 @@ class _Quant:
             if edge:
                 contexts |= {edge, min(top, edge + CTX_STEP)}
         points = [_point(self.fit_at(c), c) for c in sorted(contexts)]
-        stop = None
-        past = next((p.ctx for p in points if p.placement == "none"), None)
-        if past is not None:  # what gives first: not always a line of the chart (Windows' load staging)
-            blocker = self.fit_at(past).first_blocker
-            stop = blocker.name if blocker else None
         return CtxCurve(quant=self.v.quant, points=points, fits_until_ctx=edges[0], fast_until_ctx=edges[1],
-                        stop=stop)
+                        stop=self._stop(points))
+
+    def _stop(self, points: list[CtxPoint]) -> str | None:
+        """The check that gives first past the last context that loads: not always a line of the
+        chart (Windows' load staging)."""
+        past = next((p.ctx for p in points if p.placement == "none"), None)
+        if past is None:
+            return None
+        blocker = self.fit_at(past).first_blocker
+        return blocker.name if blocker else None
 
 
 def chart_upper(ctx: int, full: int, longest: int) -> int:

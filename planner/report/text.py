@@ -235,10 +235,20 @@ def _lm_studio_line(c: Commands, key: str, value: str) -> list[str]:
 
 def _lm_studio_rows(c: Commands, compact: bool) -> list[str]:
     if compact:
-        room = _w() - LABEL_WIDTH - 3
-        lms = [f"{k} {v}" for k, v in c.lm_studio.items() if k not in ("lms", "note")]
-        return _row("LM Studio", [x.strip() for x in _join_wrapped(lms, " · ", room, "", "")])
+        return _row("LM Studio", _compact_lm_studio(c))
     return _row("LM Studio", [x for k, v in c.lm_studio.items() for x in _lm_studio_line(c, k, v)])
+
+
+def _compact_lm_studio(c: Commands) -> list[str]:
+    """LM Studio's settings on as few lines as fit (no `lms` command, no note)."""
+    room = _w() - LABEL_WIDTH - 3
+    lms = [f"{k} {v}" for k, v in lm_studio_items(c)]
+    return [x.strip() for x in _join_wrapped(lms, " · ", room, "", "")]
+
+
+def lm_studio_items(c: Commands) -> list[tuple[str, str]]:
+    """LM Studio's settings worth a line (not its `lms` command or note)."""
+    return [(k, v) for k, v in c.lm_studio.items() if k not in ("lms", "note")]
 
 
 def _ollama_rows(c: Commands, compact: bool) -> list[str]:
@@ -384,11 +394,16 @@ def _footer(plan: DevicePlan) -> list[str]:
     return [""] + _bullets([FOOTNOTE], "") + _bullets([f"sized for {_runtime_words(plan)}"], "")
 
 
+def _same_use(plans: list[DevicePlan]) -> str:
+    """` · daily use for all` when every device is planned for the same use."""
+    uses = {(p.device.use) for p in plans}
+    return f" · {next(iter(uses))} use for all" if len(uses) == 1 else ""
+
+
 def render_comparison(multi: MultiPlan) -> str:
     plans = multi.plans
     first = plans[0]
-    uses = {(p.device.use) for p in plans}
-    use = f" · {next(iter(uses))} use for all" if len(uses) == 1 else ""
+    use = _same_use(plans)
     out = _bullets([f"{first.model.name} · {plans[0].ctx} tokens · compared on {len(plans)} devices{use}"], "")
     out += _bullets(list(dict.fromkeys(w for p in plans for w in warnings_first(p))), "  ! ")
     out.append("")

@@ -11,7 +11,7 @@ from typing import Callable
 
 from tabulate import tabulate
 
-from ..plan_types import Commands, DeviceSummary
+from ..plan_types import DeviceSummary
 from ..units import GIB, MIB, fmt_ctx
 from ..workload_plan import both, duration_words
 from ..workload_types import (DeviceWorkload, MatrixCell, ModelAtSetting, ModelRun, Setting, SettingRow, TogetherRow,
@@ -19,7 +19,7 @@ from ..workload_types import (DeviceWorkload, MatrixCell, ModelAtSetting, ModelR
 from .common import tps_cell
 from .layout import render_table, text_width, wrap
 from ..shells import shell
-from .text import wrap_command
+from .text import lm_studio_items, wrap_command
 
 MARK = "►"
 PLACE_SHORT = {"fast": "fast", "spill": "spills", "partial": "partial", "none": "no fit"}
@@ -67,11 +67,6 @@ def _models_words(plan: WorkloadPlan) -> str:
 
 def _one_at_a_time_title(d: DeviceWorkload) -> str:
     return "One at a time" if d.together is not None else "Trade-off"
-
-
-def _lm_studio_items(c: Commands) -> list[tuple[str, str]]:
-    """LM Studio's settings worth a line (not its `lms` command or note)."""
-    return [(k, v) for k, v in c.lm_studio.items() if k not in ("lms", "note")]
 
 
 def _short_of_all(d: DeviceWorkload, n: int) -> str:
@@ -227,7 +222,7 @@ def _run_text(run: ModelRun, d: DeviceWorkload, width: int, ref: str) -> list[st
     if c is not None:
         cont = shell(c.shell).continuation  # the shell the commands are written for
         out += _row("llama.cpp", wrap_command(c.llama_server, width, LABEL + 3, LABEL + 3, cont))
-        out += _prose("LM Studio", " · ".join(f"{k} {v}" for k, v in _lm_studio_items(c)), width)
+        out += _prose("LM Studio", " · ".join(f"{k} {v}" for k, v in lm_studio_items(c)), width)
         out += _row("alone", wrap_command(alone_command(run, ref, d), width, LABEL + 3, LABEL + 3, cont))
     else:
         out += [f"    - {x}" for line in run.recommendation.reasons for x in _wrap(line, width - 6)]
@@ -249,15 +244,19 @@ def _tables_text(d: DeviceWorkload, width: int) -> list[str]:
 
 def _costs_text(d: DeviceWorkload, width: int) -> list[str]:
     """What each setting gives up, and what switching between settings costs."""
-    out = []
-    if d.losses:
-        out += ["", "What each setting costs (against each model's own best):"]
-        out += [x for line in d.losses for x in _wrap(line, width, "  - ", "    ")]
+    out = _losses_text(d.losses, width)
     if d.switches:
         return out + ["", "Switching:"] + [x for sw in d.switches for x in _wrap(sw.text, width, "  - ", "    ")]
     if len(d.rows) > 1:
         out += _wrap(f"Switching settings: {d.switch_cost}.", width, "", "  ")
     return out
+
+
+def _losses_text(losses: list[str], width: int) -> list[str]:
+    if not losses:
+        return []
+    return (["", "What each setting costs (against each model's own best):"]
+            + [x for line in losses for x in _wrap(line, width, "  - ", "    ")])
 
 
 def _device_text(plan: WorkloadPlan, d: DeviceWorkload, width: int, refs: dict[str, str]) -> list[str]:
@@ -342,7 +341,7 @@ def _run_md(run: ModelRun, d: DeviceWorkload, ref: str) -> list[str]:
     c = run.recommendation.commands
     if c is not None:
         out += ["```sh", c.llama_server, "```", "",
-                "- LM Studio: " + "; ".join(f"{k}: {v}" for k, v in _lm_studio_items(c)),
+                "- LM Studio: " + "; ".join(f"{k}: {v}" for k, v in lm_studio_items(c)),
                 f"- Alone, with Ollama lines and the memory bar: `{alone_command(run, ref, d)}`"]
     else:
         out += [f"- {x}" for x in run.recommendation.reasons]
