@@ -808,13 +808,17 @@ class _Parser:
                 )
             end = t.offset + t.nbytes
             if data_offset + end > limit:
-                where = f"the end of the file ({size} bytes)" if size is not None else "any 64-bit offset"
-                raise self._fail(
-                    f"tensor {t.name!r} (offset {t.offset}, {t.nbytes} bytes from data start "
-                    f"{data_offset}) extends past {where}"
-                )
+                raise self._past_file(t, data_offset)
             if end > prev_end or prev is None:
                 prev, prev_end = t, end
+
+
+    def _past_file(self, t: TensorInfo, data_offset: int) -> GGUFError:
+        where = f"the end of the file ({self.size} bytes)" if self.size is not None else "any 64-bit offset"
+        return self._fail(
+            f"tensor {t.name!r} (offset {t.offset}, {t.nbytes} bytes from data start "
+            f"{data_offset}) extends past {where}"
+        )
 
 
 def _by_offset(tensors: list[TensorInfo]) -> list[TensorInfo]:
