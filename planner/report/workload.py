@@ -74,9 +74,13 @@ def _short_of_all(d: DeviceWorkload, n: int) -> str:
     row = next((r for r in d.rows if r.chosen), None)
     if row is None:
         return f"runs 0 of {n} models"
+    return f"runs {row.runs} of {n} models{_too_slow_words(row)}"
+
+
+def _too_slow_words(row: SettingRow) -> str:
+    """The models that run on the setting but miss the speed filters."""
     slow = [m.label for m in row.models if m.quant is not None and not m.meets_filters]
-    too_slow = f"; too slow for the speed filters: {', '.join(slow)}" if slow else ""
-    return f"runs {row.runs} of {n} models{too_slow}"
+    return f"; too slow for the speed filters: {', '.join(slow)}" if slow else ""
 
 
 def _one_at_a_time(d: DeviceWorkload, n: int) -> str:
