@@ -21,7 +21,7 @@ if TYPE_CHECKING:
     from .fit import FitResult
     from .header import ModelHeaders
     from .resolver import ResolvedModel, Variant
-    from .runtimes import Runtime
+    from .runtime.llamacpp.apps import Runtime
 
 DEFAULT_BACKEND = "cuda"  # without --device or --backend
 

@@ -1,7 +1,7 @@
 """`estimate`'s llama.cpp flags -> RunSettings, with the defaults of the app that runs llama.cpp.
 
 The flags carry llama.cpp's own names; a flag not given takes the runtime's app default
-(llama-server's unless --runtime says otherwise, planner/runtimes.py), or libllama's with
+(llama-server's unless --runtime says otherwise, planner/runtime/llamacpp/apps.py), or libllama's with
 `--tool cli|fit-params`. Flags that cannot run together are refused here, before any model is read;
 flags that do not apply to the model are noted once it is read (`check_against_model`).
 """
@@ -9,7 +9,7 @@ flags that do not apply to the model are noted once it is read (`check_against_m
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from .errors import InputError
 from .estimate_types import RunSettings
@@ -18,7 +18,7 @@ from .vocab import CacheType, v_cache_conflict
 
 if TYPE_CHECKING:
     from .model_facts import ModelFacts
-    from .runtimes import Runtime
+    from .runtime.llamacpp.apps import AppSettings, Runtime
 
 SERVER_AUTO_SLOTS = 4  # tools/server/server.cpp: n_parallel auto -> 4 with a unified KV cache
 LLAMA_MAX_SEQ = 256  # src/llama-cparams.h: llama.cpp refuses more sequences than this
@@ -63,9 +63,9 @@ def _int_or(text: str, words: dict[str, int], what: str) -> int:
         raise InputError(f"invalid {what} {text!r}: use a number or one of {', '.join(words)}") from None
 
 
-def _app_defaults(rt: Runtime, tool: str) -> dict[str, Any]:
+def _app_defaults(rt: Runtime, tool: str) -> AppSettings:
     app = rt.settings_defaults()
-    return app if tool == "server" else {**app, **LIBLLAMA_DEFAULTS}
+    return app if tool == "server" else {**app, **LIBLLAMA_DEFAULTS}  # type: ignore[typeddict-item]
 
 
 def _explicit_sequences(parallel: str, kv_unified: bool | None) -> tuple[int, bool]:
@@ -75,7 +75,7 @@ def _explicit_sequences(parallel: str, kv_unified: bool | None) -> tuple[int, bo
     return n_parallel, bool(kv_unified)
 
 
-def _sequences(f: RunFlags, rt: Runtime, app: dict[str, Any]) -> tuple[int, bool]:
+def _sequences(f: RunFlags, rt: Runtime, app: AppSettings) -> tuple[int, bool]:
     """(-np, unified KV): the app decides without -np (llama-server auto = 4 unified slots, Ollama
     1, LM Studio 4); llama-cli and llama-fit-params run one sequence."""
     parallel, kv_unified = f.parallel, f.kv_unified
@@ -94,7 +94,7 @@ def _gpu_layers(text: str) -> int:
     return max(-1, _int_or(text, {"auto": -1, "all": -1}, "-ngl/--n-gpu-layers"))
 
 
-def _n_outputs_max(tool: str, app: dict[str, Any], n_parallel: int, batch: int) -> int:
+def _n_outputs_max(tool: str, app: AppSettings, n_parallel: int, batch: int) -> int:
     """Logits reserved: the whole batch (0) for libllama and builds before per-slot outputs (or the
     conservative default), else one row per slot (server-context.cpp server_output_limits)."""
     if tool == "fit-params" or app["n_outputs_max"] == 0:

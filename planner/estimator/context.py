@@ -11,7 +11,7 @@ flash attention, per-layer placement). One place for llama.cpp's resolution rule
   on the GPU (i_gpu_start = n_layer + 1 - N); -1 means all; the input layer stays on the CPU.
 
 RunSettings.llama_build selects the rules of another llama.cpp build where they differ from b11434
-(planner/data/runtimes.toml, planner/runtimes.py): per-slot output reservation (#23861, b9464),
+(planner/data/runtimes.toml, planner/runtime/llamacpp/apps.py): per-slot output reservation (#23861, b9464),
 -fa auto (#15434), per-sequence KV streams (#14363), the trimmed SWA cache (#13194/#13833), the
 V-less MLA cache (#19067), the F16 SWA part (#21277, reverted by #21332), the mixed token/embedding
 inputs (b11401).
@@ -27,7 +27,7 @@ from ..errors import EstimateError
 from ..estimate_types import RunSettings
 from ..ggml_types import GGMLQuantizationType, quant_size
 from ..model_facts import LayerFacts, ModelFacts
-from ..runtimes import applies, fa_supported
+from ..runtime.llamacpp.apps import applies, fa_supported
 from ..vocab import CACHE_TYPES, QUANTIZED_CACHE, v_cache_needs_flash_attn
 
 __all__ = ["BACKENDS", "GGML_TYPE_OF", "HOST_ALIGNMENT", "QUANTIZED_CACHE", "Backend", "RunContext", "pad", "resolve"]

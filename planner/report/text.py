@@ -131,7 +131,7 @@ def _shell_units(cmd: str) -> list[str]:
 
 
 def _runtime_words(plan: DevicePlan) -> str:
-    """The runtime statement without its leading "runtime: " (planner/runtimes.py)."""
+    """The runtime statement without its leading "runtime: " (planner/runtime/llamacpp/apps.py)."""
     return plan.runtime_statement.removeprefix("runtime: ") or plan.runtime
 
 

@@ -22,11 +22,11 @@ import re
 import tomllib
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Callable, Literal
+from typing import Any, Callable, Literal, TypedDict
 
 from pydantic import BaseModel, Field
 
-from .errors import InputError
+from ...errors import InputError
 
 AppId = Literal["llama.cpp", "ollama", "lmstudio"]
 FlashAttnMode = Literal["on", "off", "auto"]
@@ -80,7 +80,17 @@ class App(BaseModel):
     builds_source: str = ""
 
 
-AppSettings = dict[str, int | bool | str | None]  # RunSettings fields an app sets (Runtime.settings_defaults)
+class AppSettings(TypedDict):
+    """The RunSettings fields an app sets (Runtime.settings_defaults)."""
+
+    flash_attn: FlashAttnMode
+    n_parallel: int
+    kv_unified: bool
+    use_mmap: bool
+    n_batch: int
+    n_ubatch: int
+    llama_build: int | None
+    n_outputs_max: int
 
 
 class Runtime(BaseModel):
@@ -103,8 +113,9 @@ class Runtime(BaseModel):
         conservative default) n_outputs_max = 0, i.e. logits for the whole ubatch."""
         d = self.defaults
         per_slot = not self.conservative and rule("server_output_per_slot").applies(self.llama_build)
-        return {**d.model_dump(), "llama_build": self.llama_build,
-                "n_outputs_max": min(d.n_parallel, d.n_batch) if per_slot else 0}
+        return AppSettings(flash_attn=d.flash_attn, n_parallel=d.n_parallel, kv_unified=d.kv_unified,
+                           use_mmap=d.use_mmap, n_batch=d.n_batch, n_ubatch=d.n_ubatch, llama_build=self.llama_build,
+                           n_outputs_max=min(d.n_parallel, d.n_batch) if per_slot else 0)
 
     def fa_auto_resolves_on(self, backend: str, head_k: int, head_v: int, *, cache_type_k: str = "f16",
                             cache_type_v: str = "f16", gqa_ratio: int = 2) -> bool:
@@ -320,6 +331,12 @@ _BY_APP: dict[AppId, Callable[[str | None], Runtime]] = {
 }
 
 
+def names_runtime(text: str) -> bool:
+    """Whether `--runtime` text names llama.cpp, a build of it or an app that runs it."""
+    t = text.strip()
+    return bool(_BUILD.match(t)) or t.partition("@")[0].strip().lower() in _ALIASES
+
+
 def resolve_runtime(text: str | None) -> Runtime:
     """`--runtime` text -> Runtime. None = the conservative default. Accepts llama.cpp@N,
     llama.cpp@bN, bN, N, llama.cpp (= the validated build), ollama[@0.30[.1]], lmstudio[@0.4]."""
@@ -338,7 +355,7 @@ def resolve_runtime(text: str | None) -> Runtime:
 
 
 def runtime_for(runtime_text: str | None, llama_build: int | None) -> Runtime:
-    """--runtime / --llama-build -> Runtime (planner/runtimes.py). --llama-build alone is llama-server
+    """--runtime / --llama-build -> Runtime. --llama-build alone is llama-server
     of that build; with --runtime it replaces the app's bundled build."""
     if llama_build is not None and runtime_text is None:
         return resolve_runtime(f"llama.cpp@b{llama_build}")
