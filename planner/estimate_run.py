@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .errors import InputError, MemfitError
-from .estimate_settings import RunFlags, build_settings, check_against_model
+from .runtime.llamacpp.flags import RunFlags, build_settings, check_against_model
 from .units import fmt_ctx, one_line
 from .vocab import ESTIMATOR_BACKENDS, estimator_backend
 

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..estimate_run import EstimateRequest
-from ..estimate_settings import RunFlags
+from ..runtime.llamacpp.flags import RunFlags
 from ..vocab import CACHE_TYPES, ESTIMATOR_BACKENDS
 from .device_options import FLAG_NAMES, DeviceFlags, device_options, resolve_devices
 

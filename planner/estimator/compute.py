@@ -192,6 +192,12 @@ def _peak_bytes(r: _Reserve, ph: dict[str, float], keys: list[str], masks: int) 
         # of the buffer and the logits start there (measured on b9453/b11393's CPU backend and
         # in the ROCm log of b9452)
         return int(max(a, out))
+    return _logits_placed(r, a, out, masks)
+
+
+def _logits_placed(r: _Reserve, a: float, out: float, masks: int) -> int:
+    """The peak with the logits in the masks' freed block when they fit there (with one input slot
+    beside it), else above the live tensors; a doubt noted when they are about the masks' size."""
     reused = int(a if a >= out else out + masks)  # logits in the freed masks' block
     above = int(max(a, out + masks))  # no freed block holds them
     chosen, other = (reused, above) if r.logits <= masks + r.slot else (above, reused)

@@ -219,16 +219,7 @@ def _outputs_max(s: RunSettings, n_batch: int) -> int:
 
 def _flash_attention(facts: ModelFacts, s: RunSettings, backend: Backend, notes: list[str]) -> bool:
     """llama_init_from_model's resolution of -fa, with its refusals, in llama.cpp's order."""
-    fa_mode = s.flash_attn
-    if facts.flash_attn_forced_off and fa_mode != "off":
-        fa_mode = "off"
-        notes.append("flash attention forced off for this architecture (llama.cpp: grok)")
-    if v_cache_needs_flash_attn(s.cache_type_v) and fa_mode != "on":
-        if fa_mode == "off":
-            raise EstimateError(
-                f"llama.cpp refuses a quantized V cache ({s.cache_type_v}) with flash attention off",
-                hint="use -fa on (or auto), or -ctv f16")
-        fa_mode = "on"
+    fa_mode = _fa_mode(facts, s, notes)
     if facts.is_mla and s.cache_type_k != s.cache_type_v:
         raise EstimateError(
             f"llama.cpp refuses different K ({s.cache_type_k}) and V ({s.cache_type_v}) cache types for MLA models",
@@ -236,6 +227,21 @@ def _flash_attention(facts: ModelFacts, s: RunSettings, backend: Backend, notes:
     if fa_mode == "auto":
         return _auto_flash_attention(facts, s, backend, notes)
     return fa_mode != "off"
+
+
+def _fa_mode(facts: ModelFacts, s: RunSettings, notes: list[str]) -> str:
+    """-fa after the architecture's override (grok: off) and the quantized V cache's need (on; an
+    error with -fa off)."""
+    fa_mode = s.flash_attn
+    if facts.flash_attn_forced_off and fa_mode != "off":
+        fa_mode = "off"
+        notes.append("flash attention forced off for this architecture (llama.cpp: grok)")
+    if not v_cache_needs_flash_attn(s.cache_type_v) or fa_mode == "on":
+        return fa_mode
+    if fa_mode == "off":
+        raise EstimateError(f"llama.cpp refuses a quantized V cache ({s.cache_type_v}) with flash attention off",
+                            hint="use -fa on (or auto), or -ctv f16")
+    return "on"
 
 
 def _auto_flash_attention(facts: ModelFacts, s: RunSettings, backend: Backend, notes: list[str]) -> bool:

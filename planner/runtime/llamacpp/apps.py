@@ -22,7 +22,7 @@ import re
 import tomllib
 from functools import lru_cache
 from importlib import resources
-from typing import Any, Callable, Literal, TypedDict
+from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, Field
 
@@ -80,17 +80,7 @@ class App(BaseModel):
     builds_source: str = ""
 
 
-class AppSettings(TypedDict):
-    """The RunSettings fields an app sets (Runtime.settings_defaults)."""
-
-    flash_attn: FlashAttnMode
-    n_parallel: int
-    kv_unified: bool
-    use_mmap: bool
-    n_batch: int
-    n_ubatch: int
-    llama_build: int | None
-    n_outputs_max: int
+AppSettings = dict[str, int | bool | str | None]  # RunSettings fields an app sets (Runtime.settings_defaults)
 
 
 class Runtime(BaseModel):
@@ -113,9 +103,8 @@ class Runtime(BaseModel):
         conservative default) n_outputs_max = 0, i.e. logits for the whole ubatch."""
         d = self.defaults
         per_slot = not self.conservative and rule("server_output_per_slot").applies(self.llama_build)
-        return AppSettings(flash_attn=d.flash_attn, n_parallel=d.n_parallel, kv_unified=d.kv_unified,
-                           use_mmap=d.use_mmap, n_batch=d.n_batch, n_ubatch=d.n_ubatch, llama_build=self.llama_build,
-                           n_outputs_max=min(d.n_parallel, d.n_batch) if per_slot else 0)
+        return {**d.model_dump(), "llama_build": self.llama_build,
+                "n_outputs_max": min(d.n_parallel, d.n_batch) if per_slot else 0}
 
     def fa_auto_resolves_on(self, backend: str, head_k: int, head_v: int, *, cache_type_k: str = "f16",
                             cache_type_v: str = "f16", gqa_ratio: int = 2) -> bool:

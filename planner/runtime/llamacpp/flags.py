@@ -1,7 +1,7 @@
 """`estimate`'s llama.cpp flags -> RunSettings, with the defaults of the app that runs llama.cpp.
 
 The flags carry llama.cpp's own names; a flag not given takes the runtime's app default
-(llama-server's unless --runtime says otherwise, planner/runtime/llamacpp/apps.py), or libllama's with
+(llama-server's unless --runtime says otherwise, apps.py), or libllama's with
 `--tool cli|fit-params`. Flags that cannot run together are refused here, before any model is read;
 flags that do not apply to the model are noted once it is read (`check_against_model`).
 """
@@ -11,14 +11,14 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from .errors import InputError
-from .estimate_types import RunSettings
-from .units import parse_ctx
-from .vocab import CacheType, v_cache_conflict
+from ...errors import InputError
+from ...estimate_types import RunSettings
+from ...units import parse_ctx
+from ...vocab import CacheType, v_cache_conflict
 
 if TYPE_CHECKING:
-    from .model_facts import ModelFacts
-    from .runtime.llamacpp.apps import AppSettings, Runtime
+    from ...model_facts import ModelFacts
+    from .apps import AppSettings, Runtime
 
 SERVER_AUTO_SLOTS = 4  # tools/server/server.cpp: n_parallel auto -> 4 with a unified KV cache
 LLAMA_MAX_SEQ = 256  # src/llama-cparams.h: llama.cpp refuses more sequences than this
@@ -65,7 +65,7 @@ def _int_or(text: str, words: dict[str, int], what: str) -> int:
 
 def _app_defaults(rt: Runtime, tool: str) -> AppSettings:
     app = rt.settings_defaults()
-    return app if tool == "server" else {**app, **LIBLLAMA_DEFAULTS}  # type: ignore[typeddict-item]
+    return app if tool == "server" else {**app, **LIBLLAMA_DEFAULTS}
 
 
 def _explicit_sequences(parallel: str, kv_unified: bool | None) -> tuple[int, bool]:
