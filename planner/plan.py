@@ -25,8 +25,8 @@ from .memory_bars import memory_bars
 from .plan_facts import (cap_change_fact, current_setup_fact, keep_in_memory_fact, no_fit_facts, no_mmap_fact,
                          partial_facts)
 from .plan_tables import candidates, memory_by_class, settings_table, tier_label, variant_plan
-from .plan_types import (CapChange, CtxChart, DevicePlan, Fact, ModelSummary, MultiPlan, PlanModel, PlanProjector,
-                         PlanRequest, PlanVariant, Recommendation, WholeLayerSplit)
+from .plan_types import (CapChange, CarveoutOption, CtxChart, DevicePlan, Fact, MemoryBar, ModelSummary, MultiPlan,
+                         PlanModel, PlanProjector, PlanRequest, PlanVariant, Recommendation, WholeLayerSplit)
 from .policy import Choice, Policy
 from .search import (CTX_STEP, DEFAULT_CTX_CAP, DeviceSetup, Evaluation, Search, SearchHooks, cap_raised,
                      largest_gpu_weight_bytes, no_decode_reason)
@@ -77,6 +77,14 @@ def placed_fields(r: FitResult) -> PlacedFields:
                         gpu_bytes=r.gpu_need_bytes, host_bytes=r.host_need_bytes)
 
 
+class ChosenFields(TypedDict):
+    """What a device plan shows of the chosen option."""
+
+    carveout_options: list[CarveoutOption]
+    bars: list[MemoryBar]
+    fit: FitResult | None
+
+
 class Planner(Search):
     """Plans one model on any number of devices; estimates are cached across devices."""
 
@@ -93,15 +101,20 @@ class Planner(Search):
             ctx=ctx, ctx_defaulted=defaulted, cache_type_k=self.req.cache_type_k, cache_type_v=self.req.cache_type_v,
             prefer=self.req.prefer, min_tps=self.req.min_tps, recommendation=rec,
             variants=[variant_plan(ev, self.req.cache_type_k) for ev in evals],
-            candidates=candidates(self, evals + alts, dev, chosen),
-            carveout_options=settings_table(self, chosen, dev) if chosen else [],
-            bars=memory_bars(chosen.best, profile) if chosen else [], fit=chosen.best if chosen else None,
+            candidates=candidates(self, evals + alts, dev, chosen), **self._chosen_fields(chosen, dev),
             warnings=self._warnings(evals), fits=rec.tier != "no_fit" and choice.meets,
             allow_spill=self.req.allow_spill, runtime=self.engine.id, runtime_statement=self.engine.statement,
             ctx_chart=self._ctx_chart(chosen, evals, rec, dev) if self.req.ctx_chart else None,
         )
         plan.elapsed_ms = round((time.perf_counter() - t0) * 1000, 1)
         return plan
+
+    def _chosen_fields(self, chosen: Evaluation | None, dev: DeviceSetup) -> ChosenFields:
+        """The chosen option's settings table, memory bars and placement (empty without one)."""
+        if chosen is None:
+            return ChosenFields(carveout_options=[], bars=[], fit=None)
+        return ChosenFields(carveout_options=settings_table(self, chosen, dev),
+                            bars=memory_bars(chosen.best, dev.profile), fit=chosen.best)
 
     # ---------------------------------------------------------------- recommendation
 

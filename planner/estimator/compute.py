@@ -112,11 +112,17 @@ def _reserve(f: ModelFacts, ctx: RunContext) -> _Reserve:
     mask_elt = 2 if ctx.flash_attn else 4
     full_mask = ctx.n_ctx_seq * T * mask_elt if g.full_attention else 0
     swa_mask = ctx.swa_cells * T * mask_elt if g.sliding_attention else 0
-    return _Reserve(f=f, ctx=ctx, g=g, T=T, O=ctx.n_outputs, mask_bytes=full_mask + swa_mask,
-                    n_kv_max=ctx.n_ctx_seq if g.full_attention else (ctx.swa_cells if g.sliding_attention else 0),
+    return _Reserve(f=f, ctx=ctx, g=g, T=T, O=ctx.n_outputs, mask_bytes=full_mask + swa_mask, n_kv_max=_n_kv_max(g, ctx),
                     n_head=g.attention_heads, has_attention=g.full_attention or g.sliding_attention,
                     logits=f.n_vocab * ctx.n_outputs * F32, slot=g.E * T * F32, small=SMALL_INPUTS_PER_TOKEN * T,
                     e_old=0.0 if ctx.mixed_embd else 2.0)
+
+
+def _n_kv_max(g: GraphShape, ctx: RunContext) -> int:
+    """The most cells a layer attends: the context with full attention, else the window's cells."""
+    if g.full_attention:
+        return ctx.n_ctx_seq
+    return ctx.swa_cells if g.sliding_attention else 0
 
 
 # --------------------------------------------------------------------------- phases

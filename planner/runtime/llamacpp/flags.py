@@ -102,6 +102,11 @@ def _n_outputs_max(tool: str, app: AppSettings, n_parallel: int, batch: int) -> 
     return min(n_parallel, batch)
 
 
+def _given(flag: int | None, default: int) -> int:
+    """A flag as given, else the app's default."""
+    return default if flag is None else flag
+
+
 def check_v_cache_needs_fa(cache_type_v: str, flash_attn: str, why_off: str = "") -> None:
     """llama.cpp refuses a quantized V cache without flash attention (llama_init_from_model): a flag
     combination that cannot run, so an error before any model is read (planner.vocab has the rule).
@@ -116,8 +121,7 @@ def build_settings(f: RunFlags, *, backend: str, runtime: Runtime, with_mmproj: 
     libllama's with --tool cli|fit-params)."""
     app = _app_defaults(runtime, f.tool)
     flash_attn = f.flash_attn or app["flash_attn"]
-    ubatch = app["n_ubatch"] if f.ubatch is None else f.ubatch
-    batch = app["n_batch"] if f.batch is None else f.batch
+    ubatch, batch = _given(f.ubatch, app["n_ubatch"]), _given(f.batch, app["n_batch"])
     n_ctx = _ctx(f.ctx_size)
     n_parallel, unified = _sequences(f, runtime, app)
     ngl = _gpu_layers(f.n_gpu_layers)
