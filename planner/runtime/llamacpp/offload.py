@@ -5,6 +5,7 @@ result with the fit solver (planner/fit.py)."""
 
 from __future__ import annotations
 
+from functools import cache
 from typing import Callable
 
 from ...device_schema import DeviceProfile
@@ -24,18 +25,23 @@ def solve(estimate_at: EstimateAt, profile: DeviceProfile, config: FitConfig, *,
     re-running the estimator. The host side is checked on the result (fewer GPU layers only add
     host memory, so a host failure there means no split fits).
     """
-    results: dict[tuple[int, int], FitResult] = {}
-
-    def at(ngl: int, ncm: int) -> FitResult:
-        if (ngl, ncm) not in results:
-            results[(ngl, ncm)] = place(estimate_at(ngl, ncm), profile, config, largest_weight_bytes=largest_weight_bytes)
-        return results[(ngl, ncm)]
+    @cache
+    def at(ngl: int, ncm: int) -> FitResult:  # each split placed once
+        return place(estimate_at(ngl, ncm), profile, config, largest_weight_bytes=largest_weight_bytes)
 
     full = at(ALL_LAYERS, 0)
     if full.fits or config.backend == "cpu" or n_layer <= 0:
         return full
-    split = (_expert_split(at, n_layer) if is_moe else None) or _layer_split(at, n_layer, n_layer if is_moe else 0)
+    split = _split(at, n_layer, is_moe)
     return split if split is not None and split.fits else full
+
+
+def _split(at: Callable[[int, int], FitResult], n_layer: int, is_moe: bool) -> FitResult | None:
+    """An MoE's experts first, then its whole layers with every expert on the CPU; a dense model's
+    whole layers."""
+    if not is_moe:
+        return _layer_split(at, n_layer, 0)
+    return _expert_split(at, n_layer) or _layer_split(at, n_layer, n_layer)
 
 
 def _expert_split(at: Callable[[int, int], FitResult], n_layer: int) -> FitResult | None:
