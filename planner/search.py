@@ -23,7 +23,7 @@ from .device_schema import OS, BackendInfo, DeviceProfile
 from .errors import DeviceError, EstimateError, InputError
 from .estimate_types import Breakdown, FlashAttn, RunSettings
 from .fit import FitConfig, FitResult, largest_kv_tensor_bytes, last_fitting, place
-from .header import ModelHeaders
+from .header import GGUFHeader, ModelHeaders
 from .memory_kinds import MemoryKind, kind_of
 from .model_compute import ModelCompute, model_compute
 from .plan_types import PlanModel, PlanRequest, PlanVariant
@@ -39,7 +39,7 @@ if TYPE_CHECKING:
 CTX_STEP = 256  # llama.cpp pads the KV cache to 256 cells
 DEFAULT_CTX_CAP = 32768  # without --ctx: the training context, capped here
 Placement = Literal["fast", "spill", "partial", "none"]
-EstimateFn = Callable[["ModelFacts", RunSettings, "ModelHeaders | None"], Breakdown]
+EstimateFn = Callable[["ModelFacts", RunSettings, "ModelHeaders | GGUFHeader | None"], Breakdown]  # Engine.estimate
 FactsFn = Callable[[ModelHeaders], "ModelFacts"]
 
 

@@ -61,7 +61,8 @@ def _run_words(rec: Recommendation) -> list[str]:
     """--n-cpu-moe, flash attention, the cache types that are not f16, and the slots."""
     words = ["--n-cpu-moe", str(rec.n_cpu_moe)] if rec.n_cpu_moe else []
     words += ["-fa", "on" if rec.flash_attn else "off"]
-    words += [w for flag, t in (("-ctk", rec.cache_type_k), ("-ctv", rec.cache_type_v)) if t != "f16" for w in (flag, t)]
+    words += [w for flag, t in (("-ctk", rec.cache_type_k), ("-ctv", rec.cache_type_v)) if t != "f16"
+              for w in (flag, t)]
     # always explicit: without -np, llama-server runs 4 slots with a unified KV cache ("auto"),
     # which holds more SWA cells and recurrent states than the plan priced
     return words + ["-np", str(rec.n_parallel)]
@@ -125,7 +126,8 @@ def _lms_kv(rec: Recommendation) -> list[LmsSetting]:
         out += [(f"{kv} Cache Quantization Type", LMSTUDIO_CACHE_NAMES.get(t, t), why)
                 for kv, t in (("K", rec.cache_type_k), ("V", rec.cache_type_v))]
     if rec.n_cpu_moe:
-        out.append((LMS_MOE, str(rec.n_cpu_moe), "the experts of these layers stay in system RAM (llama.cpp --n-cpu-moe)"))
+        out.append((LMS_MOE, str(rec.n_cpu_moe),
+                    "the experts of these layers stay in system RAM (llama.cpp --n-cpu-moe)"))
     return out
 
 
