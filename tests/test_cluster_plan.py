@@ -3,7 +3,6 @@ one host, the launch recipe, the errors, and the pipeline speed model against th
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
@@ -11,7 +10,7 @@ import pytest
 from planner.cluster.links import find_link
 from planner.cluster.speed import field_check
 from planner.testing import fakehub, ggufgen
-from planner.testing.clirun import plan
+from planner.testing.clirun import plan, plan_json
 
 # Qwen3-235B-A22B's shape (validation/field/configs.toml): 94 layers, 4096 wide, 128 experts of 1536, 8 used
 Q235 = ggufgen.ModelShape(n_vocab=151936, n_layer=94, n_embd=4096, n_ff=12288, n_head=64, n_head_kv=4,
@@ -38,15 +37,8 @@ def repos(tmp_path_factory: pytest.TempPathFactory) -> dict[str, dict[str, Path]
 
 @pytest.fixture
 def hub(fake_hub, repos):
-    for name, files in repos.items():
-        fake_hub.add_repo(name, files)
+    fake_hub.add_repos(repos)
     return fake_hub
-
-
-def plan_json(*args: str, code: int = 0) -> dict:
-    result = plan(*args, "--json")
-    assert result.exit_code == code, result.output
-    return json.loads(result.output)
 
 
 def test_qwen3_235b_does_not_fit_one_ai_max_and_fits_two(hub):

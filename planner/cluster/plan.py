@@ -85,6 +85,7 @@ class ClusterPlanner:
         v = next(v for v in variants if v.quant == chosen)
         plan = ClusterPlan(**base, verdict=verdict, quant=chosen, ts=r.ts, llama_ts=r.split.ts,
                            flash_attn=self.cs.full(v, ctx).flash_attn,
+                           max_ctx=self.cs.max_ctx(v, r.ts, ctx, self.planner.n_ctx_train or ctx),
                            members=self._members(r), speed=self._speed(v, r), fits=True)
         plan.reasons = self._reasons(plan, r, single)
         plan.warnings = [rpc_warning()] if self.kind == "rpc" else []
@@ -120,7 +121,8 @@ class ClusterPlanner:
     def _reasons(self, plan: ClusterPlan, r: SplitResult, single: SingleBox) -> list[str]:
         names = " + ".join(m.device_id for m in plan.members)
         out = [f"{plan.quant} at {fmt_ctx(plan.ctx)} fits {names} with -ts "
-               f"{','.join(f'{t:g}' for t in plan.ts)}: the tightest member keeps {r.headroom:.0%} of its GPU memory"]
+               f"{','.join(f'{t:g}' for t in plan.ts)}: the tightest member keeps {r.headroom:.0%} of its GPU memory"
+               + (f"; the split holds up to {fmt_ctx(plan.max_ctx)} of context" if plan.max_ctx else "")]
         if plan.verdict == "single":
             out.insert(0, f"no cluster needed: one {single.device_id} runs {single.quant} at {fmt_ctx(single.ctx)} "
                           f"({single.decode_tps or 0:.1f} t/s est.) on its own")

@@ -13,7 +13,8 @@ from ..device_schema import DeviceProfile
 from ..estimate_types import Breakdown, DeviceUsage
 from ..fit import FitResult
 from ..plan_types import PlanVariant
-from ..search import DeviceSetup, Search, placement
+from ..fit import last_fitting
+from ..search import CTX_STEP, DeviceSetup, Search, fast_slack, placement
 from .estimate import DeviceBuffers, SplitEstimate, split_buffers
 from .links import Link
 from .speed import F32, pipeline_tps, rpc_overhead_s
@@ -155,3 +156,17 @@ class ClusterSearch:
             return min(results, key=lambda r: r.shortfall)
         fastest = max(r.tps for r in fitting)
         return max((r for r in fitting if r.tps >= NEAR_FASTEST * fastest), key=lambda r: r.headroom)
+
+    def max_ctx(self, v: PlanVariant, ts: list[float], ctx: int, limit: int) -> int:
+        """The longest context (a multiple of 256, at most `limit`) this split still holds in fast
+        memory on every member; `ctx` when it holds no more."""
+        def slack(k: int) -> int:
+            r = self.evaluate(v, self.full(v, k * CTX_STEP), ts)
+            return min((fast_slack(m.fit) if placement(m.fit) in self.allowed else -1
+                        for m in r.members if m.fit is not None), default=-1)
+
+        lo, hi = -(-ctx // CTX_STEP), limit // CTX_STEP
+        if hi <= lo:
+            return ctx
+        found = last_fitting(slack, lo, hi)
+        return max(ctx, found * CTX_STEP) if found is not None else ctx

@@ -79,6 +79,7 @@ class ClusterPlan(BaseModel):
     verdict: Literal["cluster", "single", "no_fit"] = Field(
         description="cluster: run it split; single: one member alone does as well; no_fit: neither")
     quant: str | None
+    max_ctx: int | None = Field(None, description="the longest context the chosen split holds on every member")
     ts: list[float] = Field(default_factory=list, description="the -ts ratios in member order")
     llama_ts: list[float] = Field(default_factory=list, description="the same in llama.cpp's device order")
     members: list[MemberPlan] = Field(default_factory=list)
