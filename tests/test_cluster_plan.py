@@ -86,6 +86,8 @@ def test_two_cards_in_one_host_split_without_rpc(hub):
     head = data["commands"][-1]
     assert "--rpc" not in head and "-ts " in head
     assert not any("rpc-server" in c for c in data["commands"]) and data["warnings"] == []
+    # one card alone runs Q4_K_M faster than the two run Q8_0: the plan says so
+    assert any("decodes slower" in r and "buys quality, not speed" in r for r in data["reasons"])
 
 
 def test_text_fits_80_columns_and_says_what_it_assumes(hub):

@@ -6,7 +6,7 @@ addresses are placeholders for the members' addresses on the private link."""
 from __future__ import annotations
 
 from ..plan_types import DevicePlan, PlanModel, PlanRequest, PlanVariant
-from ..units import fmt_ctx
+from ..units import fmt_bytes, fmt_ctx
 from .types import ClusterPlan
 
 RPC_PORT = 50052  # ggml-rpc-server's default port
@@ -38,7 +38,8 @@ def _setting_lines(plan: ClusterPlan) -> list[str]:
 
 
 def _worker_lines(plan: ClusterPlan) -> list[str]:
-    return [f"# on worker {m.index} ({m.device_id}); builds before b10488 call it rpc-server\n"
+    return [f"# on worker {m.index} ({m.device_id}); -c caches its {fmt_bytes(m.rpc_cache_bytes, digits=1)} of "
+            f"tensors on disk; builds before b10488 call it rpc-server\n"
             f"{RPC_SERVER} -H {SUBNET}{m.index + 1} -p {RPC_PORT} -c"
             for m in plan.members if m.role == "worker"]
 
@@ -55,5 +56,6 @@ def launch_lines(model: PlanModel, v: PlanVariant, plan: ClusterPlan, req: PlanR
         words.append("--rpc " + ",".join(f"{SUBNET}{m.index + 1}:{RPC_PORT}" for m in plan.members
                                          if m.role == "worker"))
     words += [f"-ts {ts}", "--host 127.0.0.1 --port 8080"]
-    head = f"# on the head ({plan.members[0].device_id}), context {fmt_ctx(plan.ctx)}\n" + " ".join(words)
+    where = "the head" if plan.kind == "rpc" else "the host"
+    head = f"# on {where} ({plan.members[0].device_id}), context {fmt_ctx(plan.ctx)}\n" + " ".join(words)
     return _setting_lines(plan) + _worker_lines(plan) + [head]

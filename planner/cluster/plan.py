@@ -44,6 +44,7 @@ def _member_plan(i: int, m: MemberFit, ts: float, kind: str, llama_device: int, 
         index=i, device_id=profile.id, role=role, llama_device=llama_device, ts=ts, layers=buf.layers,
         holds_output=buf.holds_output, weights_bytes=buf.weights_bytes, kv_bytes=buf.kv_bytes + buf.recurrent_bytes,
         compute_bytes=buf.compute_bytes, host_bytes=(r.host_need_bytes if r and i == 0 else 0),
+        rpc_cache_bytes=buf.weights_bytes if role == "worker" else 0,
         need_bytes=r.gpu_need_bytes if r else 0, capacity_bytes=r.gpu_capacity_bytes if r else 0,
         spare_bytes=r.fast_spare_bytes if r else 0, fits=r.fits if r else True, tier=r.tier if r else "idle",
         carveout_bytes=r.carveout_bytes if r else None, gpu_cap_bytes=r.gpu_cap_bytes if r else None,
@@ -131,8 +132,8 @@ class ClusterPlanner:
             out.append(f"one {single.device_id} alone runs only {single.quant}{how.get(single.placement, '')} "
                        f"({single.decode_tps or 0:.1f} t/s est.)")
             if single.decode_tps and plan.speed and single.decode_tps > plan.speed.decode_tps:
-                out.append(f"the {self.link.label} link makes the cluster slower ({plan.speed.decode_tps:.1f} t/s) "
-                           f"than {single.quant} on one {single.device_id}: the cluster buys quality, not speed")
+                out.append(f"split over {self.link.label} it decodes slower ({plan.speed.decode_tps:.1f} t/s est.) "
+                           f"than {single.quant} on one {single.device_id}: the split buys quality, not speed")
         else:
             out.append(f"no single {' or '.join(sorted({p.id for p in self.profiles}))} fits any quant at "
                        f"{fmt_ctx(plan.ctx)}")

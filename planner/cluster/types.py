@@ -21,6 +21,7 @@ class MemberPlan(BaseModel):
     kv_bytes: int
     compute_bytes: int
     host_bytes: int = Field(description="the head's host buffers (token_embd, host compute, output); 0 elsewhere")
+    rpc_cache_bytes: int = Field(0, description="a worker's `ggml-rpc-server -c` tensor cache on its disk (not memory)")
     need_bytes: int = Field(description="the GPU side with the runtime overhead")
     capacity_bytes: int = Field(description="the memory the GPU may use in the chosen setting")
     spare_bytes: int

@@ -8,7 +8,7 @@ from collections.abc import Callable
 
 from ..cluster.types import ClusterPlan, MemberPlan
 from ..units import fmt_bytes, fmt_ctx
-from .layout import render_table, text_width, wrap
+from .layout import command_lines, render_table, text_width, wrap
 
 HEADERS = ["member", "device", "-ts", "layers", "weights", "KV", "compute", "need / may use", "setting"]
 DROP = ["compute", "KV", "setting"]
@@ -52,6 +52,13 @@ def _speed_lines(plan: ClusterPlan, width: int) -> list[str]:
     return lines
 
 
+def _command(line: str, width: int) -> list[str]:
+    """A comment wraps as prose; a command breaks between arguments with ` \\` (pastes as one)."""
+    if line.startswith("#"):
+        return wrap(line, width, "  ", "  # ")
+    return command_lines(line.split(" "), width, indent="  ")
+
+
 def render_cluster_text(plan: ClusterPlan) -> str:
     width = text_width()
     head = f"{plan.model}: {VERDICT[plan.verdict]}"
@@ -66,9 +73,10 @@ def render_cluster_text(plan: ClusterPlan) -> str:
     for w in plan.warnings:
         out += [""] + wrap(w, width, "Warning: ")
     if plan.commands:
-        out += ["", "Launch (workers first; 10.10.0.x stands for each member's private-link address):"]
+        out += ["", "Launch (workers first; 10.10.0.x stands for each member's private-link address):"
+                if plan.kind == "rpc" else "Launch:"]
         for c in plan.commands:
-            out += [x for line in c.split("\n") for x in wrap(line, width, "  ", "      ")]
+            out += [x for line in c.split("\n") for x in _command(line, width)]
     return "\n".join(out) + "\n"
 
 
