@@ -59,25 +59,31 @@ def _command(line: str, width: int) -> list[str]:
     return command_lines(line.split(" "), width, indent="  ")
 
 
-def render_cluster_text(plan: ClusterPlan) -> str:
-    width = text_width()
+def _launch_lines(plan: ClusterPlan, width: int) -> list[str]:
+    if not plan.commands:
+        return []
+    title = ("Launch (workers first; 10.10.0.x stands for each member's private-link address):"
+             if plan.kind == "rpc" else "Launch:")
+    return ["", title] + [x for c in plan.commands for line in c.split("\n") for x in _command(line, width)]
+
+
+def _headline(plan: ClusterPlan) -> str:
     head = f"{plan.model}: {VERDICT[plan.verdict]}"
     if plan.quant:
         head += f" -- {plan.quant}, context {fmt_ctx(plan.ctx)}, link {plan.link_label}"
-    out = wrap(head, width)
-    out += [""] + [x for r in plan.reasons for x in wrap(r, width, "- ")]
+    return head
+
+
+def render_cluster_text(plan: ClusterPlan) -> str:
+    width = text_width()
+    out = wrap(_headline(plan), width) + [""] + [x for r in plan.reasons for x in wrap(r, width, "- ")]
     if plan.members:
         out += [""] + render_table([_row(m) for m in plan.members], HEADERS, width, drop_order=DROP)
     if plan.speed:
         out += [""] + _speed_lines(plan, width)
     for w in plan.warnings:
         out += [""] + wrap(w, width, "Warning: ")
-    if plan.commands:
-        out += ["", "Launch (workers first; 10.10.0.x stands for each member's private-link address):"
-                if plan.kind == "rpc" else "Launch:"]
-        for c in plan.commands:
-            out += [x for line in c.split("\n") for x in _command(line, width)]
-    return "\n".join(out) + "\n"
+    return "\n".join(out + _launch_lines(plan, width)) + "\n"
 
 
 def render_cluster_markdown(plan: ClusterPlan) -> str:
