@@ -158,7 +158,8 @@ class ClusterPlanner:
         q, r = min(best.items(), key=lambda kv: kv[1].shortfall)
         out = [f"no quant fits the cluster at {fmt_ctx(ctx)}: the closest, {q}, misses by {fmt_bytes(r.shortfall)}"]
         if single.fits:
-            out.append(f"one {single.device_id} runs {single.quant} on its own")
+            out.append(f"one {single.device_id} runs {single.quant} on its own: plan it with --device "
+                       f"{single.device_id}")
         return out
 
 
