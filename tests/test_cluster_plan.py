@@ -127,3 +127,10 @@ def test_pipeline_speed_against_the_field_rows():
     gige = field_check(63.0, [22], find_link("1gbe"), 2048 * 4, 1, returned_bytes=32000 * 4)
     assert spark == pytest.approx(12.42, rel=0.02)
     assert gige == pytest.approx(42.0, rel=0.05)
+
+
+def test_nothing_fits_split_or_alone_exits_3(hub):
+    data = plan_json("qwen3-235b-a22b", "--cluster", "2x rtx-3090", "-c", "32k", code=3)
+    assert data["verdict"] == "no_fit" and data["quant"] is None and not data["fits"]
+    assert data["reasons"][0].startswith("no quant fits the cluster at 32k")
+    assert not any(m["fits"] for m in data["members"])
