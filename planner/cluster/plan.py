@@ -140,8 +140,8 @@ class ClusterPlanner:
             return [f"no cluster needed: one {single.device_id} runs {single.quant} at {fmt_ctx(single.ctx)} "
                     f"({single.decode_tps or 0:.1f} t/s est.) on its own"] + out
         if not single.fits:
-            return out + [f"no single {' or '.join(sorted({p.id for p in self.profiles}))} fits any quant planned at "
-                          f"{fmt_ctx(plan.ctx)}"]
+            ids = " or ".join(sorted({p.id for p in self.profiles}))
+            return out + [f"no single {ids} fits any quant planned at {fmt_ctx(plan.ctx)}"]
         return out + self._against_single(plan, single)
 
     def _against_single(self, plan: ClusterPlan, single: SingleBox) -> list[str]:
