@@ -60,7 +60,8 @@ def test_qwen3_235b_does_not_fit_one_ai_max_and_fits_two(hub):
 
 
 def test_q4_k_m_fits_two_ai_max_on_linux_with_the_gtt_raised(hub):
-    data = plan_json("qwen3-235b-a22b", "-q", "Q4_K_M", "--cluster", "ai-max-395-128g-minipc,framework-desktop-395-128g",
+    pair = "ai-max-395-128g-minipc,framework-desktop-395-128g"
+    data = plan_json("qwen3-235b-a22b", "-q", "Q4_K_M", "--cluster", pair,
                      "--os", "linux", "--link", "usb4", "-c", "32k")
     assert data["quant"] == "Q4_K_M" and data["verdict"] == "cluster"
     assert data["single"]["placement"] != "fast"

@@ -23,7 +23,7 @@ def cluster_shape(opts: PlanOptions) -> ClusterShape | None:
     devices = split_list(opts.device.device)
     if opts.cluster and (opts.gpus or devices or opts.device.device_file):
         raise InputError("--cluster names the members itself: leave out --device and --gpus",
-                         hint="e.g. --cluster 2x dgx-spark or --cluster ai-max-395-128g-minipc,framework-desktop-395-128g")
+                         hint="e.g. --cluster 2x dgx-spark or --cluster ID,ID")
     if opts.cluster:
         return parse_cluster(opts.cluster)
     if opts.gpus is not None and opts.gpus > 1:
@@ -46,7 +46,8 @@ def run_cluster(opts: PlanOptions, shape: ClusterShape, mmproj: str) -> int:
     profiles = load_devices(shape.refs, (), opts.device.overrides())
     link = find_link(opts.link) if opts.link else default_link(shape.kind, [p.id for p in profiles])
     if link.local != (shape.kind == "local"):
-        raise InputError(f"--link {link.id} does not join {'cards in one host' if shape.kind == 'local' else 'machines'}",
+        joins = "cards in one host" if shape.kind == "local" else "machines"
+        raise InputError(f"--link {link.id} does not join {joins}",
                          hint="machines: 1gbe, 10gbe, usb4, tb5, roce; cards in one host: pcie")
     ref, _, at_ctx = opts.models[0].partition("@")
     plan_model, _ = build_plan_model(ref, opts.revision, split_list(opts.quants), mmproj)

@@ -88,7 +88,8 @@ def member_breakdown(bd: Breakdown, buf: DeviceBuffers, host: DeviceBuffers | No
     total = gpu.total_bytes + hostu.total_bytes
     return bd.model_copy(update=dict(
         devices=[gpu, hostu], layers=layers, weights_bytes=gpu.weights_bytes + hostu.weights_bytes,
-        kv_bytes=gpu.kv_bytes, recurrent_bytes=gpu.recurrent_bytes, compute_bytes=gpu.compute_bytes + hostu.compute_bytes,
+        kv_bytes=gpu.kv_bytes, recurrent_bytes=gpu.recurrent_bytes,
+        compute_bytes=gpu.compute_bytes + hostu.compute_bytes,
         output_bytes=hostu.output_bytes, total_bytes=total, nonrepeating_weights={"output.weight": out_w},
         output_on_gpu=buf.holds_output))
 
