@@ -80,6 +80,8 @@ ROWS: dict[str, SweepRow] = {r.arch: r for r in [
              "Qwen_Qwen3-Next-80B-A3B-Thinking-Q3_K_M.gguf", 4096, 49, 358.0, 86.28),
     SweepRow("qwen3vl", "mradermacher/Qwen3-VL-8B-Instruct-abliterated-GGUF",
              "Qwen3-VL-8B-Instruct-abliterated.Q4_K_M.gguf", 4096, 37, 152.07, 124.09),
+    SweepRow("internlm2", "mradermacher/internlm2-base-7b-GGUF", "internlm2-base-7b.Q4_K_M.gguf", 4096, 33,
+             137.56, 112.09),
 ]}
 
 REPRODUCED: dict[str, Reproduction] = {
@@ -96,6 +98,7 @@ REPRODUCED: dict[str, Reproduction] = {
     "qwen3next": Reproduction("models", "qwen3-next-80b-a3b", "Thinking and Instruct share the config; the spec "
                               "is Q4_K_M, the file Q3_K_M (partial offload's weight copy differs)"),
     "qwen3vl": Reproduction("models-sweep", "qwen3-vl-8b", "an abliterated Qwen3-VL-8B: Qwen/Qwen3-VL-8B-Instruct config"),
+    "internlm2": Reproduction("models-sweep", "internlm2-7b", "InternLM2-7B's base stage: the internlm2-7b config"),
 }
 
 # Every other architecture of the sweep, with the reason it is not reproduced here.
@@ -109,7 +112,7 @@ NOT_REPRODUCED: dict[str, str] = {
         "chameleon", "chatglm", "codeshell", "cohere2", "cohere2moe", "command-r", "dbrx", "deci", "deepseek",
         "dots1", "ernie4_5", "ernie4_5-moe", "exaone", "exaone4", "falcon", "falcon-h1", "gemma3n",
         "gemma4", "glm4", "gpt2", "gptneox", "granite", "granitemoe", "graniteswitch", "grovemoe",
-        "hunyuan-dense", "hunyuan-moe", "hunyuan_vl", "internlm2", "jais", "jais2", "jamba", "kimi-linear",
+        "hunyuan-dense", "hunyuan-moe", "hunyuan_vl", "jais", "jais2", "jamba", "kimi-linear",
         "laguna", "lfm2moe", "llama4", "maincoder", "mamba", "mamba2", "mellum", "minicpm", "minicpm3",
         "mistral3", "mistral4", "mpt", "muse-glimmer", "nanbeige", "nemotron", "nemotron_h", "nemotron_h_moe",
         "olmo", "olmo2", "openelm", "orion", "paddleocr", "pangu-embedded", "phi2", "phimoe",

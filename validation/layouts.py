@@ -138,6 +138,14 @@ def llama(hp: Hp) -> list[Tensor]:
                   tied=hp.options.get("tied", False), first=rope)
 
 
+def internlm2(hp: Hp) -> list[Tensor]:
+    """models/internlm2.cpp: the llama block (the converter splits the fused wqkv into attn_q/k/v,
+    which create_tensor_qkv accepts), untied output, no rope_freqs."""
+    return _stack(hp, lambda i: [_norm(i, "attn_norm", hp.n_embd), *_gqa_attn(hp, i), _norm(i, "ffn_norm", hp.n_embd),
+                                 *_dense_ffn(hp, i, hp.n_ff)],
+                  tied=False)
+
+
 def qwen3(hp: Hp) -> list[Tensor]:
     """qwen3 and qwen3vl (the VL text model has the same tensors); small Qwen3 models tie the output
     to token_embd (layout option `tied`)."""
@@ -488,6 +496,7 @@ LAYOUTS: dict[str, Callable[[Hp], list[Tensor]]] = {
     "olmoe": olmoe,
     "phi3": phi3,
     "llama": llama,
+    "internlm2": internlm2,
     "qwen3": qwen3,
     "qwen3vl": qwen3,
     "qwen3moe": qwen3moe,
