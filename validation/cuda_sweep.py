@@ -82,6 +82,8 @@ ROWS: dict[str, SweepRow] = {r.arch: r for r in [
              "Qwen3-VL-8B-Instruct-abliterated.Q4_K_M.gguf", 4096, 37, 152.07, 124.09),
     SweepRow("internlm2", "mradermacher/internlm2-base-7b-GGUF", "internlm2-base-7b.Q4_K_M.gguf", 4096, 33,
              137.56, 112.09),
+    SweepRow("exaone", "lmstudio-community/EXAONE-3.5-7.8B-Instruct-GGUF", "EXAONE-3.5-7.8B-Instruct-Q4_K_M.gguf", 4096,
+             33, 131.56, 112.09),
 ]}
 
 REPRODUCED: dict[str, Reproduction] = {
@@ -98,6 +100,7 @@ REPRODUCED: dict[str, Reproduction] = {
     "qwen3next": Reproduction("models", "qwen3-next-80b-a3b", "Thinking and Instruct share the config; the spec "
                               "is Q4_K_M, the file Q3_K_M (partial offload's weight copy differs)"),
     "qwen3vl": Reproduction("models-sweep", "qwen3-vl-8b", "an abliterated Qwen3-VL-8B: Qwen/Qwen3-VL-8B-Instruct config"),
+    "exaone": Reproduction("models-sweep", "exaone-3.5-7.8b", "LGAI-EXAONE/EXAONE-3.5-7.8B-Instruct config"),
     "internlm2": Reproduction("models-sweep", "internlm2-7b", "InternLM2-7B's base stage: the internlm2-7b config"),
 }
 
@@ -110,7 +113,7 @@ NOT_REPRODUCED: dict[str, str] = {
     **{a: NO_LAYOUT for a in (
         "afmoe", "apertus", "arcee", "arwkv7", "baichuan", "bailingmoe", "bailingmoe2", "bitnet", "bloom",
         "chameleon", "chatglm", "codeshell", "cohere2", "cohere2moe", "command-r", "dbrx", "deci", "deepseek",
-        "dots1", "ernie4_5", "ernie4_5-moe", "exaone", "exaone4", "falcon", "falcon-h1", "gemma3n",
+        "dots1", "ernie4_5", "ernie4_5-moe", "exaone4", "falcon", "falcon-h1", "gemma3n",
         "gemma4", "glm4", "gpt2", "gptneox", "granite", "granitemoe", "graniteswitch", "grovemoe",
         "hunyuan-dense", "hunyuan-moe", "hunyuan_vl", "jais", "jais2", "jamba", "kimi-linear",
         "laguna", "lfm2moe", "llama4", "maincoder", "mamba", "mamba2", "mellum", "minicpm", "minicpm3",
@@ -138,6 +141,12 @@ MISSES: dict[str, str] = {
              "Granite shapes; safe side",
     "phi3": "fused QKV with 32 KV heads: the F16 copies of a q8_0 MHA cache (48 MiB at 4096 cells) go on top of "
             "an attention phase modelled for separate Q/K/V; on the CPU memfit is within 5% (78.0 vs 82.0); safe side",
+    "exaone": "partial offload: memfit adds the largest CPU-resident weight (an ffn_down, Q6_K in llama-quantize's "
+              "Q4_K_M mix: 48.2 MiB) to the full-offload peak (+45.9 MiB); measured partial minus full is 19.5 MiB "
+              "(InternLM2-7B, the same 4096/14336 geometry: 25.5 MiB, memfit at +14.8%; Qwen3-VL-8B: 28.0 MiB, memfit "
+              "39.4), while for Qwen3-4B, Qwen2.5-3B and gemma-2-2b the measured difference is the whole Q6_K "
+              "ffn_down within 2 MiB. Not explained here (no CUDA measurement of the split's allocation at hand); "
+              "the full-offload buffer is exact (-0.1%); safe side",
     "qwen3next": "partial offload copies the largest CPU-resident weight (an expert tensor) into the compute "
                  "buffer: memfit's spec is Q4_K_M, the measured file Q3_K_M",
 }

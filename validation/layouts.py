@@ -139,8 +139,9 @@ def llama(hp: Hp) -> list[Tensor]:
 
 
 def internlm2(hp: Hp) -> list[Tensor]:
-    """models/internlm2.cpp: the llama block (the converter splits the fused wqkv into attn_q/k/v,
-    which create_tensor_qkv accepts), untied output, no rope_freqs."""
+    """models/internlm2.cpp and models/exaone.cpp: the llama block (create_tensor_qkv accepts the
+    separate attn_q/k/v the converters write; InternLM2's fused wqkv is split), untied output, no
+    rope_freqs (EXAONE's, written only for llama3 rope scaling, is TENSOR_NOT_REQUIRED)."""
     return _stack(hp, lambda i: [_norm(i, "attn_norm", hp.n_embd), *_gqa_attn(hp, i), _norm(i, "ffn_norm", hp.n_embd),
                                  *_dense_ffn(hp, i, hp.n_ff)],
                   tied=False)
@@ -497,6 +498,7 @@ LAYOUTS: dict[str, Callable[[Hp], list[Tensor]]] = {
     "phi3": phi3,
     "llama": llama,
     "internlm2": internlm2,
+    "exaone": internlm2,
     "qwen3": qwen3,
     "qwen3vl": qwen3,
     "qwen3moe": qwen3moe,
