@@ -84,6 +84,8 @@ ROWS: dict[str, SweepRow] = {r.arch: r for r in [
              137.56, 112.09),
     SweepRow("exaone", "lmstudio-community/EXAONE-3.5-7.8B-Instruct-GGUF", "EXAONE-3.5-7.8B-Instruct-Q4_K_M.gguf", 4096,
              33, 131.56, 112.09),
+    SweepRow("qwen3vlmoe", "unsloth/Qwen3-VL-30B-A3B-Instruct-GGUF", "Qwen3-VL-30B-A3B-Instruct-Q4_K_M.gguf", 4096, 49,
+             236.53, 96.59),
 ]}
 
 REPRODUCED: dict[str, Reproduction] = {
@@ -100,6 +102,7 @@ REPRODUCED: dict[str, Reproduction] = {
     "qwen3next": Reproduction("models", "qwen3-next-80b-a3b", "Thinking and Instruct share the config; the spec "
                               "is Q4_K_M, the file Q3_K_M (partial offload's weight copy differs)"),
     "qwen3vl": Reproduction("models-sweep", "qwen3-vl-8b", "an abliterated Qwen3-VL-8B: Qwen/Qwen3-VL-8B-Instruct config"),
+    "qwen3vlmoe": Reproduction("models-sweep", "qwen3-vl-30b-a3b", "Qwen/Qwen3-VL-30B-A3B-Instruct config"),
     "exaone": Reproduction("models-sweep", "exaone-3.5-7.8b", "LGAI-EXAONE/EXAONE-3.5-7.8B-Instruct config"),
     "internlm2": Reproduction("models-sweep", "internlm2-7b", "InternLM2-7B's base stage: the internlm2-7b config"),
 }
@@ -120,7 +123,7 @@ NOT_REPRODUCED: dict[str, str] = {
         "mistral3", "mistral4", "mpt", "muse-glimmer", "nanbeige", "nemotron", "nemotron_h", "nemotron_h_moe",
         "olmo", "olmo2", "openelm", "orion", "paddleocr", "pangu-embedded", "phi2", "phimoe",
         "plamo", "plamo2", "plamo3", "qwen", "qwen2moe", "qwen2vl", "qwen35", "qwen35moe", "qwen3tts",
-        "qwen3vlmoe", "refact", "rwkv6", "rwkv6qwen2", "rwkv7", "seed_oss", "smallthinker", "smollm3",
+        "refact", "rwkv6", "rwkv6qwen2", "rwkv7", "seed_oss", "smallthinker", "smollm3",
         "stablelm", "starcoder", "starcoder2", "talkie", "xverse", "clip")},
     **{a: NO_CONFIG for a in ("llama", "lfm2", "granitehybrid")},
     **{a: ENCODER for a in (

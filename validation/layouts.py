@@ -493,6 +493,7 @@ def phi3(hp: Hp) -> list[Tensor]:
 
 LAYOUTS: dict[str, Callable[[Hp], list[Tensor]]] = {
     "qwen2": qwen2,
+    "qwen2vl": qwen2,  # models/qwen2vl.cpp: qwen2's tensors (q/k/v biases); M-RoPE is metadata only
     "gemma2": gemma2,
     "olmoe": olmoe,
     "phi3": phi3,
@@ -502,6 +503,7 @@ LAYOUTS: dict[str, Callable[[Hp], list[Tensor]]] = {
     "qwen3": qwen3,
     "qwen3vl": qwen3,
     "qwen3moe": qwen3moe,
+    "qwen3vlmoe": qwen3moe,  # models/qwen3vlmoe.cpp: qwen3moe's tensors; deepstack is metadata only
     "gpt-oss": gpt_oss,
     "gemma3": gemma3,
     "deepseek2": deepseek2,
