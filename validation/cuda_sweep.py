@@ -86,6 +86,8 @@ ROWS: dict[str, SweepRow] = {r.arch: r for r in [
              33, 131.56, 112.09),
     SweepRow("qwen3vlmoe", "unsloth/Qwen3-VL-30B-A3B-Instruct-GGUF", "Qwen3-VL-30B-A3B-Instruct-Q4_K_M.gguf", 4096, 49,
              236.53, 96.59),
+    SweepRow("qwen2vl", "unsloth/Qwen2.5-VL-7B-Instruct-GGUF", "Qwen2.5-VL-7B-Instruct-Q4_K_M.gguf", 4096, 29, 179.52,
+             136.09),
 ]}
 
 REPRODUCED: dict[str, Reproduction] = {
@@ -102,6 +104,7 @@ REPRODUCED: dict[str, Reproduction] = {
     "qwen3next": Reproduction("models", "qwen3-next-80b-a3b", "Thinking and Instruct share the config; the spec "
                               "is Q4_K_M, the file Q3_K_M (partial offload's weight copy differs)"),
     "qwen3vl": Reproduction("models-sweep", "qwen3-vl-8b", "an abliterated Qwen3-VL-8B: Qwen/Qwen3-VL-8B-Instruct config"),
+    "qwen2vl": Reproduction("models-sweep", "qwen2.5-vl-7b", "Qwen/Qwen2.5-VL-7B-Instruct config"),
     "qwen3vlmoe": Reproduction("models-sweep", "qwen3-vl-30b-a3b", "Qwen/Qwen3-VL-30B-A3B-Instruct config"),
     "exaone": Reproduction("models-sweep", "exaone-3.5-7.8b", "LGAI-EXAONE/EXAONE-3.5-7.8B-Instruct config"),
     "internlm2": Reproduction("models-sweep", "internlm2-7b", "InternLM2-7B's base stage: the internlm2-7b config"),
@@ -122,7 +125,7 @@ NOT_REPRODUCED: dict[str, str] = {
         "laguna", "lfm2moe", "llama4", "maincoder", "mamba", "mamba2", "mellum", "minicpm", "minicpm3",
         "mistral3", "mistral4", "mpt", "muse-glimmer", "nanbeige", "nemotron", "nemotron_h", "nemotron_h_moe",
         "olmo", "olmo2", "openelm", "orion", "paddleocr", "pangu-embedded", "phi2", "phimoe",
-        "plamo", "plamo2", "plamo3", "qwen", "qwen2moe", "qwen2vl", "qwen35", "qwen35moe", "qwen3tts",
+        "plamo", "plamo2", "plamo3", "qwen", "qwen2moe", "qwen35", "qwen35moe", "qwen3tts",
         "refact", "rwkv6", "rwkv6qwen2", "rwkv7", "seed_oss", "smallthinker", "smollm3",
         "stablelm", "starcoder", "starcoder2", "talkie", "xverse", "clip")},
     **{a: NO_CONFIG for a in ("llama", "lfm2", "granitehybrid")},
