@@ -147,6 +147,14 @@ def internlm2(hp: Hp) -> list[Tensor]:
                   tied=False)
 
 
+def seed_oss(hp: Hp) -> list[Tensor]:
+    """models/seed-oss.cpp: GQA with q/k/v biases (none on the output), attn_norm and
+    post_attention_norm (LLM_TENSOR_ATTN_POST_NORM) before the FFN, untied output."""
+    return _stack(hp, lambda i: [*_gqa_attn(hp, i, bias=True), _norm(i, "attn_norm", hp.n_embd),
+                                 _norm(i, "post_attention_norm", hp.n_embd), *_dense_ffn(hp, i, hp.n_ff)],
+                  tied=False)
+
+
 def qwen3(hp: Hp) -> list[Tensor]:
     """qwen3 and qwen3vl (the VL text model has the same tensors); small Qwen3 models tie the output
     to token_embd (layout option `tied`)."""
@@ -499,6 +507,7 @@ LAYOUTS: dict[str, Callable[[Hp], list[Tensor]]] = {
     "phi3": phi3,
     "llama": llama,
     "internlm2": internlm2,
+    "seed_oss": seed_oss,
     "exaone": internlm2,
     "qwen3": qwen3,
     "qwen3vl": qwen3,
