@@ -88,6 +88,8 @@ ROWS: dict[str, SweepRow] = {r.arch: r for r in [
              236.53, 96.59),
     SweepRow("qwen2vl", "unsloth/Qwen2.5-VL-7B-Instruct-GGUF", "Qwen2.5-VL-7B-Instruct-Q4_K_M.gguf", 4096, 29, 179.52,
              136.09),
+    SweepRow("granitemoe", "bartowski/granite-3.1-3b-a800m-instruct-GGUF", "granite-3.1-3b-a800m-instruct-Q4_K_M.gguf",
+             4096, 33, 73.02, 61.04),
     SweepRow("seed_oss", "NousResearch/Hermes-4.3-36B-GGUF", "hermes-4_3_36b-Q4_K_M.gguf", 4096, 65, 208.04, 206.09),
 ]}
 
@@ -105,6 +107,7 @@ REPRODUCED: dict[str, Reproduction] = {
     "qwen3next": Reproduction("models", "qwen3-next-80b-a3b", "Thinking and Instruct share the config; the spec "
                               "is Q4_K_M, the file Q3_K_M (partial offload's weight copy differs)"),
     "qwen3vl": Reproduction("models-sweep", "qwen3-vl-8b", "an abliterated Qwen3-VL-8B: Qwen/Qwen3-VL-8B-Instruct config"),
+    "granitemoe": Reproduction("models-sweep", "granite-3.1-3b-a800m", "ibm-granite/granite-3.1-3b-a800m-instruct config"),
     "seed_oss": Reproduction("models-sweep", "seed-oss-36b", "a Seed-OSS-36B-Base fine-tune: the Seed-OSS-36B config"),
     "qwen2vl": Reproduction("models-sweep", "qwen2.5-vl-7b", "Qwen/Qwen2.5-VL-7B-Instruct config"),
     "qwen3vlmoe": Reproduction("models-sweep", "qwen3-vl-30b-a3b", "Qwen/Qwen3-VL-30B-A3B-Instruct config"),
@@ -122,7 +125,7 @@ NOT_REPRODUCED: dict[str, str] = {
         "afmoe", "apertus", "arcee", "arwkv7", "baichuan", "bailingmoe", "bailingmoe2", "bitnet", "bloom",
         "chameleon", "chatglm", "codeshell", "cohere2", "cohere2moe", "command-r", "dbrx", "deci", "deepseek",
         "dots1", "ernie4_5", "ernie4_5-moe", "exaone4", "falcon", "falcon-h1", "gemma3n",
-        "gemma4", "glm4", "gpt2", "gptneox", "granite", "granitemoe", "graniteswitch", "grovemoe",
+        "gemma4", "glm4", "gpt2", "gptneox", "granite", "graniteswitch", "grovemoe",
         "hunyuan-dense", "hunyuan-moe", "hunyuan_vl", "jais", "jais2", "jamba", "kimi-linear",
         "laguna", "lfm2moe", "llama4", "maincoder", "mamba", "mamba2", "mellum", "minicpm", "minicpm3",
         "mistral3", "mistral4", "mpt", "muse-glimmer", "nanbeige", "nemotron", "nemotron_h", "nemotron_h_moe",
@@ -148,12 +151,14 @@ NOT_REPRODUCED: dict[str, str] = {
 PARTIAL_COPY = ("partial offload: memfit adds the largest CPU-resident weight (a Q6_K ffn_down in llama-quantize's "
                 "Q4_K_M mix; on an x86 AVX2 host (the sweep does not record its CPU) the Q4_K tensors sit in the "
                 "CPU_REPACK buffer, which is not host memory, so op_offload never copies them) to the full-offload "
-                "peak. Measured partial minus full: Qwen3-4B 19.6 MiB (its Q6_K ffn_down: 19.5), gemma-2-2b 17.9 (16.6), Qwen2.5-3B 16.1 (17.6), Qwen2.5-VL-7B "
-                "43.4 (53.1), Qwen3-VL-8B 28.0 (39.4), InternLM2-7B 25.5 (45.9), EXAONE-3.5-7.8B 19.5 (45.9), "
-                "Seed-OSS-36B 2.0 (110.7): the larger the model, the less of the copy shows above the full-offload "
-                "peak, as if the copy lived only beside its own matmul's input and output rather than beside the "
-                "peak phase. Not established from source here (no CUDA run at hand to check the scheduler's "
-                "allocation); the full-offload buffers of these rows are within 5%; safe side")
+                "peak. Measured partial minus full (memfit's copy in brackets): Qwen3-4B 19.6 MiB (19.5), "
+                "gemma-2-2b 17.9 (16.6), Qwen2.5-3B 16.1 (17.6), Qwen2.5-VL-7B 43.4 (53.1), Qwen3-VL-8B 28.0 "
+                "(39.4), InternLM2-7B 25.5 (45.9), EXAONE-3.5-7.8B 19.5 (45.9), Seed-OSS-36B 2.0 (110.7), "
+                "Granite-3.1-3B-A800M 12.0 (24.6, a Q6_K ffn_down_exps): the whole copy shows above the peak for "
+                "the small dense rows, part of it or almost none for the 7B+ rows and the MoE, as if the copy "
+                "lived beside its own matmul's input and output rather than beside the peak phase. Not "
+                "established from source here (no CUDA run at hand to check the scheduler's allocation); the "
+                "full-offload buffers of these rows are within 5%; safe side")
 
 # What is known about the rows outside the targets (measured on b11434's CPU backend with memprobe
 # --server-mode on the same headers where that tells something).
@@ -167,6 +172,7 @@ MISSES: dict[str, str] = {
             "an attention phase modelled for separate Q/K/V; on the CPU memfit is within 5% (78.0 vs 82.0); safe side",
     "exaone": PARTIAL_COPY,
     "seed_oss": PARTIAL_COPY,
+    "granitemoe": PARTIAL_COPY,
     "qwen3next": "partial offload copies the largest CPU-resident weight (an expert tensor) into the compute "
                  "buffer: memfit's spec is Q4_K_M, the measured file Q3_K_M",
 }

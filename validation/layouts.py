@@ -483,6 +483,14 @@ def olmoe(hp: Hp) -> list[Tensor]:
                   tied=False)
 
 
+def granitemoe(hp: Hp) -> list[Tensor]:
+    """models/granite-moe.cpp (Granite 3.x MoE): the llama attention block, routed experts of n_ff
+    without a shared one (no expert_shared_feed_forward_length), output tied to token_embd."""
+    return _stack(hp, lambda i: [_norm(i, "attn_norm", hp.n_embd), *_gqa_attn(hp, i), _norm(i, "ffn_norm", hp.n_embd),
+                                 *_experts(hp, i, hp.n_ff, hp.get("expert_count"))],
+                  tied=True)
+
+
 def phi3(hp: Hp) -> list[Tensor]:
     """models/phi3.cpp: fused QKV, fused gate+up (2 x n_ff), LongRoPE factors (layer 0, the rest
     TENSOR_DUPLICATED)."""
@@ -508,6 +516,7 @@ LAYOUTS: dict[str, Callable[[Hp], list[Tensor]]] = {
     "llama": llama,
     "internlm2": internlm2,
     "seed_oss": seed_oss,
+    "granitemoe": granitemoe,
     "exaone": internlm2,
     "qwen3": qwen3,
     "qwen3vl": qwen3,
