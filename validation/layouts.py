@@ -491,6 +491,17 @@ def granitemoe(hp: Hp) -> list[Tensor]:
                   tied=True)
 
 
+def stablelm(hp: Hp) -> list[Tensor]:
+    """models/stablelm.cpp (StableLM 2): LayerNorms with biases, q/k/v biases (use_qkv_bias), the
+    output projection without; ffn_norm present (sequential residuals); untied output."""
+    def ln(i: int, name: str) -> list[Tensor]:
+        return [_norm(i, name, hp.n_embd), (_blk(i, f"{name}.bias"), (hp.n_embd,))]
+    head, tail = _embd_and_output(hp, tied=False)
+    layers = [t for i in range(hp.n_layer)
+              for t in [*ln(i, "attn_norm"), *_gqa_attn(hp, i, bias=True), *ln(i, "ffn_norm"), *_dense_ffn(hp, i, hp.n_ff)]]
+    return head + layers + [("output_norm.bias", (hp.n_embd,))] + tail
+
+
 def phi3(hp: Hp) -> list[Tensor]:
     """models/phi3.cpp: fused QKV, fused gate+up (2 x n_ff), LongRoPE factors (layer 0, the rest
     TENSOR_DUPLICATED)."""
@@ -517,6 +528,7 @@ LAYOUTS: dict[str, Callable[[Hp], list[Tensor]]] = {
     "internlm2": internlm2,
     "seed_oss": seed_oss,
     "granitemoe": granitemoe,
+    "stablelm": stablelm,
     "exaone": internlm2,
     "qwen3": qwen3,
     "qwen3vl": qwen3,
