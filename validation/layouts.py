@@ -502,6 +502,20 @@ def stablelm(hp: Hp) -> list[Tensor]:
     return head + layers + [("output_norm.bias", (hp.n_embd,))] + tail
 
 
+def starcoder2(hp: Hp) -> list[Tensor]:
+    """models/starcoder2.cpp: LayerNorms with biases, biases on q/k/v/o and on the two-matrix GELU
+    FFN (ffn_up, ffn_down; no gate); output optional (tied to token_embd when absent)."""
+    def ln(i: int, name: str) -> list[Tensor]:
+        return [_norm(i, name, hp.n_embd), (_blk(i, f"{name}.bias"), (hp.n_embd,))]
+
+    def layer(i: int) -> list[Tensor]:
+        return [*ln(i, "attn_norm"), *_gqa_attn(hp, i, bias=True), (_blk(i, "attn_output.bias"), (hp.n_embd,)),
+                *ln(i, "ffn_norm"), (_blk(i, "ffn_up.weight"), (hp.n_embd, hp.n_ff)), (_blk(i, "ffn_up.bias"), (hp.n_ff,)),
+                (_blk(i, "ffn_down.weight"), (hp.n_ff, hp.n_embd)), (_blk(i, "ffn_down.bias"), (hp.n_embd,))]
+    head, tail = _embd_and_output(hp, tied=bool(hp.options.get("tied", False)))
+    return head + [t for i in range(hp.n_layer) for t in layer(i)] + [("output_norm.bias", (hp.n_embd,))] + tail
+
+
 def phi3(hp: Hp) -> list[Tensor]:
     """models/phi3.cpp: fused QKV, fused gate+up (2 x n_ff), LongRoPE factors (layer 0, the rest
     TENSOR_DUPLICATED)."""
@@ -529,6 +543,7 @@ LAYOUTS: dict[str, Callable[[Hp], list[Tensor]]] = {
     "seed_oss": seed_oss,
     "granitemoe": granitemoe,
     "stablelm": stablelm,
+    "starcoder2": starcoder2,
     "exaone": internlm2,
     "qwen3": qwen3,
     "qwen3vl": qwen3,
