@@ -532,6 +532,22 @@ def phi3(hp: Hp) -> list[Tensor]:
     return out + tail
 
 
+def phimoe(hp: Hp) -> list[Tensor]:
+    """models/phimoe.cpp: LayerNorms with biases, separate q/k/v (optional biases, written: the
+    release has attention biases, the loader requires attn_output.bias), routed experts without a
+    shared one, output with bias (required), LongRoPE factors."""
+    def ln(i: int, name: str) -> list[Tensor]:
+        return [_norm(i, name, hp.n_embd), (_blk(i, f"{name}.bias"), (hp.n_embd,))]
+
+    n_rot = hp.get("rope.dimension_count", hp.head_k)
+    layers = [t for i in range(hp.n_layer)
+              for t in [*ln(i, "attn_norm"), *_gqa_attn(hp, i, bias=True), (_blk(i, "attn_output.bias"), (hp.n_embd,)),
+                        *ln(i, "ffn_norm"), *_experts(hp, i, hp.n_ff, hp.get("expert_count"))]]
+    head, tail = _embd_and_output(hp, tied=False)
+    return (head + layers + [("rope_factors_long.weight", (n_rot // 2,)), ("rope_factors_short.weight", (n_rot // 2,)),
+                             ("output_norm.bias", (hp.n_embd,)), ("output.bias", (hp.n_vocab,))] + tail)
+
+
 LAYOUTS: dict[str, Callable[[Hp], list[Tensor]]] = {
     "qwen2": qwen2,
     "qwen2vl": qwen2,  # models/qwen2vl.cpp: qwen2's tensors (q/k/v biases); M-RoPE is metadata only
@@ -544,6 +560,7 @@ LAYOUTS: dict[str, Callable[[Hp], list[Tensor]]] = {
     "granitemoe": granitemoe,
     "stablelm": stablelm,
     "starcoder2": starcoder2,
+    "phimoe": phimoe,
     "exaone": internlm2,
     "qwen3": qwen3,
     "qwen3vl": qwen3,
