@@ -125,7 +125,6 @@ REPRODUCED: dict[str, Reproduction] = {
 }
 
 # Every other architecture of the sweep, with the reason it is not reproduced here.
-NO_CONFIG = "the model's config is not at hand (the sweep records only repository and file; no Hub access here)"
 NO_LAYOUT = "no tensor layout for this architecture in validation/layouts.py yet, and the model's config is not at hand"
 ENCODER = "encoder / embedding / non-causal model: llama-server reserves for pooled embeddings; memfit does not size that buffer"
 SPECIAL = "a graph memfit prices as an approximation (warned, ±30%): no exact comparison claimed"
@@ -142,7 +141,15 @@ NOT_REPRODUCED: dict[str, str] = {
         "plamo", "plamo2", "plamo3", "qwen", "qwen2moe", "qwen35", "qwen35moe", "qwen3tts",
         "refact", "rwkv6", "rwkv6qwen2", "rwkv7", "smallthinker", "smollm3",
         "starcoder", "talkie", "xverse", "clip")},
-    **{a: NO_CONFIG for a in ("llama", "lfm2", "granitehybrid")},
+    # layouts known, configs searched for in the stored public repositories and pages:
+    "llama": "HyperCLOVAX-SEED-Text-Instruct-1.5B: its config.json is not at hand (only model cards and code that "
+             "downloads it); the layout is known",
+    "lfm2": "LFM2.5-2.6B: a public suite gives 30 layers (22 convolution + 8 attention) and block_ff_dim 10752, not "
+            "which layers attend, the heads or the vocabulary; another quotes a different 2.6B shape (28 layers of "
+            "2560): not reproduced",
+    "granitehybrid": "granite-4.0-h-micro: a suite quoting the published config gives 40 layers (attention at 5, 15, "
+                     "25, 35), hidden 2048, 32/8 heads and the Mamba2 widths, not the vocabulary size, and another "
+                     "fixture puts attention on every sixth layer: not reproduced",
     **{a: ENCODER for a in (
         "bert", "eurobert", "gemma-embedding", "jina-bert-v2", "jina-bert-v3", "llama-embed", "modern-bert",
         "neo-bert", "nomic-bert", "nomic-bert-moe", "t5encoder", "wavtokenizer-dec", "dream", "llada",
