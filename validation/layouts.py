@@ -548,6 +548,16 @@ def phimoe(hp: Hp) -> list[Tensor]:
                              ("output_norm.bias", (hp.n_embd,)), ("output.bias", (hp.n_vocab,))] + tail)
 
 
+def exaone4(hp: Hp) -> list[Tensor]:
+    """models/exaone4.cpp: post-norms only (attn_post_norm, ffn_post_norm), per-head q/k norms, the
+    llama3 rope_freqs (layer 0, TENSOR_NOT_REQUIRED) when the config has llama3 rope scaling; option
+    `tied` (no output.weight)."""
+    rope = [("rope_freqs.weight", (hp.get("rope.dimension_count", hp.head_k) // 2,))] if hp.options.get("rope_freqs") else []
+    return _stack(hp, lambda i: [*_gqa_attn(hp, i), _norm(i, "post_attention_norm", hp.n_embd), *_qk_norms(i, hp.head_k),
+                                 *_dense_ffn(hp, i, hp.n_ff), _norm(i, "post_ffw_norm", hp.n_embd)],
+                  tied=bool(hp.options.get("tied", False)), first=rope)
+
+
 LAYOUTS: dict[str, Callable[[Hp], list[Tensor]]] = {
     "qwen2": qwen2,
     "qwen2vl": qwen2,  # models/qwen2vl.cpp: qwen2's tensors (q/k/v biases); M-RoPE is metadata only
@@ -561,6 +571,7 @@ LAYOUTS: dict[str, Callable[[Hp], list[Tensor]]] = {
     "stablelm": stablelm,
     "starcoder2": starcoder2,
     "phimoe": phimoe,
+    "exaone4": exaone4,
     "exaone": internlm2,
     "qwen3": qwen3,
     "qwen3vl": qwen3,
