@@ -190,8 +190,14 @@ MOE_NOTE = ("the MoE phase is over-estimated (safe side). The measured full-offl
 # What is known about the rows outside the targets (measured on b11434's CPU backend with memprobe
 # --server-mode on the same headers where that tells something).
 MISSES: dict[str, str] = {
-    "deepseek2": "MLA (GLM-4.7-Flash): memfit under by 18% at full offload on CUDA; its MLA attention phase "
-                 "(absorbed q/k_b/v_b products over 20 heads) is modelled as an ordinary attention phase",
+    "deepseek2": "MLA (GLM-4.7-Flash): memfit is 18% under at full offload on CUDA. memfit prices the attention "
+                 "phase as three Q widths (20 heads x 576) + E + the K/V rows + the F16 copy of the latent K that "
+                 "ggml-cuda's FA allocates (V is a view of it: fattn-common.cuh), about 39.5k floats per token "
+                 "(81.1 MiB with the masks). What the absorbed path keeps live at once comes to less (the concat of "
+                 "q_nope_absorbed and q_pe into Qcur, src/models/deepseek2.cpp; Qcur with the 20 x 512 FA output and "
+                 "the K copy at the FA node, then wv_b and a ggml_cont, llama-graph.cpp build_attn_mha), yet the "
+                 "measured 99.4 MiB needs about 9k more floats per token, the size of one more 20 x 512 tensor; "
+                 "what else is allocated is not found in the source here",
     "olmoe": MOE_NOTE,
     "phimoe": MOE_NOTE,
     "phi3": "fused QKV with 32 KV heads: the F16 copies of a q8_0 MHA cache (48 MiB at 4096 cells) go on top of "
