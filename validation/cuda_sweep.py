@@ -97,6 +97,8 @@ ROWS: dict[str, SweepRow] = {r.arch: r for r in [
     SweepRow("phimoe", "bartowski/Phi-3.5-MoE-instruct-GGUF", "Phi-3.5-MoE-instruct-Q4_K_M.gguf", 4096, 33, 405.19,
              103.09),
     SweepRow("exaone4", "LGAI-EXAONE/EXAONE-4.0-1.2B-GGUF", "EXAONE-4.0-1.2B-Q4_K_M.gguf", 4096, 31, 42.5, 40.04),
+    SweepRow("ernie4_5-moe", "bartowski/baidu_ERNIE-4.5-21B-A3B-Thinking-GGUF",
+             "baidu_ERNIE-4.5-21B-A3B-Thinking-Q4_K_M.gguf", 4096, 29, 267.46, 91.09),
     SweepRow("seed_oss", "NousResearch/Hermes-4.3-36B-GGUF", "hermes-4_3_36b-Q4_K_M.gguf", 4096, 65, 208.04, 206.09),
 ]}
 
@@ -119,6 +121,7 @@ REPRODUCED: dict[str, Reproduction] = {
     "starcoder2": Reproduction("models-sweep", "starcoder2-7b", "bigcode/starcoder2-7b config"),
     "phimoe": Reproduction("models-sweep", "phi-3.5-moe", "microsoft/Phi-3.5-MoE-instruct config"),
     "exaone4": Reproduction("models-sweep", "exaone-4.0-1.2b", "LGAI-EXAONE/EXAONE-4.0-1.2B config"),
+    "ernie4_5-moe": Reproduction("models-sweep", "ernie-4.5-21b-a3b", "the Thinking release of ERNIE-4.5-21B-A3B: its config"),
     "seed_oss": Reproduction("models-sweep", "seed-oss-36b", "a Seed-OSS-36B-Base fine-tune: the Seed-OSS-36B config"),
     "qwen2vl": Reproduction("models-sweep", "qwen2.5-vl-7b", "Qwen/Qwen2.5-VL-7B-Instruct config"),
     "qwen3vlmoe": Reproduction("models-sweep", "qwen3-vl-30b-a3b", "Qwen/Qwen3-VL-30B-A3B-Instruct config"),
@@ -134,7 +137,7 @@ NOT_REPRODUCED: dict[str, str] = {
     **{a: NO_LAYOUT for a in (
         "afmoe", "apertus", "arcee", "arwkv7", "baichuan", "bailingmoe", "bailingmoe2", "bitnet", "bloom",
         "chameleon", "chatglm", "codeshell", "cohere2", "cohere2moe", "command-r", "dbrx", "deci", "deepseek",
-        "dots1", "ernie4_5", "ernie4_5-moe", "falcon", "falcon-h1", "gemma3n",
+        "dots1", "ernie4_5", "falcon", "falcon-h1", "gemma3n",
         "gemma4", "glm4", "gpt2", "gptneox", "granite", "graniteswitch", "grovemoe",
         "hunyuan-dense", "hunyuan-moe", "hunyuan_vl", "jais", "jais2", "jamba", "kimi-linear",
         "laguna", "lfm2moe", "llama4", "maincoder", "mamba", "mamba2", "mellum", "minicpm", "minicpm3",

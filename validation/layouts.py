@@ -558,6 +558,22 @@ def exaone4(hp: Hp) -> list[Tensor]:
                   tied=bool(hp.options.get("tied", False)), first=rope)
 
 
+def ernie4_5_moe(hp: Hp) -> list[Tensor]:
+    """models/ernie4-5-moe.cpp: GQA; the first leading_dense_block_count layers dense, the rest
+    (interleave step 1) routed experts with the score-correction bias (exp_probs_b) and a shared
+    expert of expert_shared_feed_forward_length; output optional (option `tied`)."""
+    n_exp, n_dense = hp.get("expert_count"), hp.get("leading_dense_block_count", 0)
+
+    def layer(i: int) -> list[Tensor]:
+        out = [_norm(i, "attn_norm", hp.n_embd), *_gqa_attn(hp, i), _norm(i, "ffn_norm", hp.n_embd)]
+        if i < n_dense:
+            return out + _dense_ffn(hp, i, hp.n_ff)
+        return (out + _experts(hp, i, hp.get("expert_feed_forward_length"), n_exp)
+                + [(_blk(i, "exp_probs_b.bias"), (n_exp,))]
+                + _shared_expert(hp, i, hp.get("expert_shared_feed_forward_length")))
+    return _stack(hp, layer, tied=bool(hp.options.get("tied", False)))
+
+
 LAYOUTS: dict[str, Callable[[Hp], list[Tensor]]] = {
     "qwen2": qwen2,
     "qwen2vl": qwen2,  # models/qwen2vl.cpp: qwen2's tensors (q/k/v biases); M-RoPE is metadata only
@@ -572,6 +588,7 @@ LAYOUTS: dict[str, Callable[[Hp], list[Tensor]]] = {
     "starcoder2": starcoder2,
     "phimoe": phimoe,
     "exaone4": exaone4,
+    "ernie4_5-moe": ernie4_5_moe,
     "exaone": internlm2,
     "qwen3": qwen3,
     "qwen3vl": qwen3,
