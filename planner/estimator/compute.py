@@ -162,7 +162,13 @@ def _ffn_dense(g: GraphShape, e_coef_max: float) -> float:
         return 0.0
     ratio = g.ff_dense / g.E if g.E else 0.0
     c = 3.0 + (e_coef_max - 3.0) * min(max((ratio - 1.0) / 2.5, 0.0), 1.0)
-    return 3.0 * g.ff_dense + c * g.E
+    # llama-graph.cpp build_ffn: a gated FFN joins gate and up in a GLU op (ggml_swiglu_split /
+    # ggml_geglu_split), which ggml-alloc.c ggml_op_can_inplace does not list, so gate, up and the
+    # product are live together (3 x n_ff); an ungated one (ggml_gelu / relu / sqr after the up
+    # matmul and its bias ADD) runs in place (GGML_OP_UNARY, GGML_OP_ADD, GGML_OP_SQR are listed):
+    # one n_ff-wide activation
+    acts = 3.0 if g.ff_gated else 1.0
+    return acts * g.ff_dense + c * g.E
 
 
 def _ffn_moe(g: GraphShape, e_coef: float) -> float:

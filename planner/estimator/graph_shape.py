@@ -26,6 +26,7 @@ class GraphShape:
     K: int  # n_head_kv x head_k
     V: int  # n_head_kv x head_v
     ff_dense: int  # widest dense FFN
+    ff_gated: bool  # a dense FFN has a gate (ffn_gate, or ffn_up fused at 2 x n_ff)
     moe_u: int  # n_used * ff_exp
     n_used: int
     d_inner: int
@@ -47,6 +48,7 @@ def _measure(f: ModelFacts) -> GraphShape:
     slides = [layer.is_swa and f.swa_enabled for layer in kv_layers]
     return GraphShape(
         **_attention_widths(f), ff_dense=_widest(_dense_ffn_width, loaded),
+        ff_gated=any(_dense_ffn_gated(layer) for layer in loaded),
         moe_u=f.n_expert_used * _widest(_expert_ffn_width, loaded), n_used=f.n_expert_used, d_inner=f.ssm_d_inner,
         n_deepstack=f.n_deepstack, max_weight_by_layer=tuple(map(_largest_tensor, f.layers)),
         output_weight=_output_weight(f), full_attention=not all(slides), sliding_attention=any(slides),
@@ -82,6 +84,15 @@ def _dense_ffn_width(layer: LayerFacts) -> int:
     widths = [_fused_up_width(layer, t) if fused and t.name.endswith("ffn_up.weight") else t.ne1
               for t in layer.tensors if _DENSE_FFN_INPUT.match(t.name)]
     return max(widths, default=0)
+
+
+def _dense_ffn_gated(layer: LayerFacts) -> bool:
+    """A gated dense FFN: an ffn_gate tensor, or an ffn_up fused with the gate (2 x n_ff rows)."""
+    names = {t.name.rsplit(".", 2)[-2] for t in layer.tensors}
+    if "ffn_gate" in names:
+        return True
+    up = next((t for t in layer.tensors if t.name.endswith("ffn_up.weight")), None)
+    return up is not None and "ffn_down" in names and _fused_up_width(layer, up) != up.ne1
 
 
 def _fused_up_width(layer: LayerFacts, up: TensorBytes) -> int:
