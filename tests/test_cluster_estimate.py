@@ -8,8 +8,8 @@ import json
 
 import pytest
 
-from planner.cluster.split import cumulative_fractions, layer_devices, layers_per_device
 from planner.errors import InputError
+from planner.runtime.llamacpp.tensor_split import cumulative_fractions, layer_devices, layers_per_device
 from validation.rpc.replay import RESULTS, layer_matches, replay
 
 

@@ -11,6 +11,7 @@ from planner.plan_types import Commands
 from planner.runtime import registry
 from planner.runtime.base import Engine, RunShape
 from planner.runtime.llamacpp.engine import LlamaCpp
+from planner.testing.clirun import plan as plan_cli
 from planner.testing.planfakes import FakeFacts, fake_estimate, fake_model, gpu_card
 
 
@@ -65,3 +66,18 @@ def test_a_second_runtime_is_one_registry_line(monkeypatch):
     plan = planner.plan(gpu_card(vram=24))
     assert plan.runtime == "other@1" and plan.runtime_statement == "runtime: other 1"
     assert plan.recommendation.commands.llama_server == "other-serve Q4_K_M -c 4096"
+
+
+class _OneDevice(_Other):
+    """A second runtime that plans one device only (no multi-device split)."""
+
+    multi_device = None
+
+
+def test_a_cluster_plan_asks_the_engine_for_its_split(monkeypatch, arch_models):
+    """--cluster goes through the engine: one without a multi-device split is one error line."""
+    monkeypatch.setitem(registry.ENGINES, "other", _OneDevice)
+    result = plan_cli(str(arch_models["qwen2"]), "--cluster", "2x dgx-spark", "--runtime", "other")
+    assert result.exit_code != 0
+    assert result.output.startswith("error: runtime other@1 plans one device")
+    assert "--cluster" in result.output.splitlines()[0]

@@ -1,32 +1,32 @@
 """The cluster decision: the best quant whose split fits every member (prefer quality, as the
 single-device plan does), the best member alone for comparison (the normal planner on its
 profile), and the verdict: no cluster when one member runs as good a quant; a cluster that is
-slower than a smaller quant on one box is said so."""
+slower than a smaller quant on one box is said so. The launch lines: each member's BIOS / GPU cap
+line, then the runtime's (`Engine.multi_device.launch`)."""
 
 from __future__ import annotations
 
 from ..device_schema import DeviceProfile
 from ..fit import FitResult
 from ..plan import Planner, cap_change
-from ..plan_types import DevicePlan, PlanModel, PlanRequest, PlanVariant
+from ..plan_types import PlanModel, PlanRequest, PlanVariant
 from ..units import fmt_bios_size, fmt_bytes, fmt_ctx
 from ..variants import quality_key
-from .launch import launch_lines, rpc_warning
 from .links import Link
 from .search import ClusterSearch, MemberFit, SplitResult
 from .speed import assumptions, prefill_seconds
 from .types import ClusterOption, ClusterPlan, MemberPlan, PipelineSpeed, SingleBox
 
 
-def _single(planner: Planner, profiles: list[DeviceProfile]) -> tuple[DevicePlan, SingleBox]:
+def _single(planner: Planner, profiles: list[DeviceProfile]) -> SingleBox:
     """The best one member does alone: the highest quality that fits, the faster of equals."""
     plans = {p.id: planner.plan(p) for p in profiles}
     best = max(plans.values(), key=lambda d: (d.fits, _quality(planner, d.recommendation.quant) if d.fits else (0, 0),
                                               d.recommendation.est_tps or 0.0))
     rec = best.recommendation
-    return best, SingleBox(device_id=best.device.id, fits=best.fits, quant=rec.quant if best.fits else None,
-                           ctx=rec.ctx, decode_tps=rec.est_tps if best.fits else None,
-                           placement=rec.placement if best.fits else "none")
+    return SingleBox(device_id=best.device.id, fits=best.fits, quant=rec.quant if best.fits else None,
+                     ctx=rec.ctx, decode_tps=rec.est_tps if best.fits else None,
+                     placement=rec.placement if best.fits else "none")
 
 
 def _quality(planner: Planner, quant: str | None) -> tuple[float, int]:
@@ -79,7 +79,7 @@ class ClusterPlanner:
         ctx, _ = self.planner.ctx()
         variants = sorted(self.planner.model.variants, key=lambda v: quality_key(v.quant, v.size_bytes), reverse=True)
         best = {v.quant: self.cs.best(v, ctx) for v in variants}
-        single_plan, single = _single(self.planner, _distinct(self.profiles))
+        single = _single(self.planner, _distinct(self.profiles))
         base = dict(model=self.planner.model.name, kind=self.kind, link=self.link.id, link_label=self.link.label,
                     ctx=ctx, cache_type_k=self.planner.req.cache_type_k, cache_type_v=self.planner.req.cache_type_v,
                     single=single, options=[_option(q, r) for q, r in best.items()])
@@ -89,18 +89,17 @@ class ClusterPlanner:
             return ClusterPlan(**base, verdict="single" if single.fits else "no_fit", quant=None,
                                members=self._members(smallest), fits=single.fits,
                                reasons=self._no_fit_reasons(best, single, ctx))
-        return self._chosen(base, chosen, best[chosen.quant], single, single_plan, ctx)
+        return self._chosen(base, chosen, best[chosen.quant], single, ctx)
 
-    def _chosen(self, base: dict, v: PlanVariant, r: SplitResult, single: SingleBox, single_plan: DevicePlan,
-                ctx: int) -> ClusterPlan:
+    def _chosen(self, base: dict, v: PlanVariant, r: SplitResult, single: SingleBox, ctx: int) -> ClusterPlan:
         as_good = single.placement == "fast" and _quality(self.planner, single.quant) >= _quality(self.planner, v.quant)
         plan = ClusterPlan(**base, verdict="single" if as_good else "cluster", quant=v.quant, ts=r.ts,
                            llama_ts=r.split.ts, flash_attn=self.cs.full(v, ctx).flash_attn,
                            max_ctx=self.cs.max_ctx(v, r.ts, ctx, self.planner.n_ctx_train or ctx),
                            members=self._members(r), speed=self._speed(v, r), fits=True)
         plan.reasons = self._reasons(plan, r, single)
-        plan.warnings = [rpc_warning()] if self.kind == "rpc" else []
-        plan.commands = launch_lines(self.planner.model, v, plan, self.planner.req, single_plan)
+        plan.warnings = self.cs.devices.warnings(self.kind)
+        plan.commands = _setting_lines(plan) + self.cs.devices.launch(self.planner.model, v, plan)
         return plan
 
     def _members(self, r: SplitResult) -> list[MemberPlan]:
@@ -161,6 +160,18 @@ class ClusterPlanner:
             out.append(f"one {single.device_id} runs {single.quant} on its own: plan it with --device "
                        f"{single.device_id}")
         return out
+
+
+def _setting_lines(plan: ClusterPlan) -> list[str]:
+    """Each member's BIOS and GPU cap line, before the runtime's lines."""
+    out = []
+    for m in plan.members:
+        who = f"# {m.role} {m.index} ({m.device_id})"
+        if m.bios:
+            out.append(f"{who}: BIOS {m.bios}")
+        if m.cap_setting:
+            out.append(f"{who}: {m.cap_setting}")
+    return out
 
 
 def _layer_weights(m: MemberFit) -> int:

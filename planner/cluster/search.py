@@ -1,7 +1,9 @@
 """The cluster search: for each quant, every -ts ratio on a grid (plus the one proportional to
 each member's memory), each member placed with its own profile (every configuration the single
 device plan weighs: BIOS carve-outs, GPU cap raises), the pipeline's speed; the best split per
-quant. Nothing here chooses the quant (planner/cluster/plan.py) or words anything."""
+quant. The runtime's own rules (its device order, each device's buffers) come from the engine the
+Search holds (`Engine.multi_device`). Nothing here chooses the quant (planner/cluster/plan.py) or
+words anything."""
 
 from __future__ import annotations
 
@@ -10,14 +12,16 @@ import math
 from dataclasses import dataclass, replace
 
 from ..device_schema import DeviceProfile
+from ..errors import InputError
 from ..estimate_types import Breakdown, DeviceUsage
 from ..fit import FitResult
 from ..plan_types import PlanVariant
 from ..fit import last_fitting
+from ..runtime.base import Engine, MultiDevice
 from ..search import CTX_STEP, DeviceSetup, Search, fast_slack, placement
-from .estimate import DeviceBuffers, SplitEstimate, split_buffers
 from .links import Link
 from .speed import F32, pipeline_tps, rpc_overhead_s
+from .types import DeviceBuffers, SplitEstimate
 
 GRID = {2: 16, 3: 8, 4: 6}  # ratio steps per member count (more members: a coarser grid)
 NEAR_FASTEST = 0.97  # splits within 3% of the fastest count as fast; among them the most headroom wins
@@ -61,10 +65,12 @@ class SplitResult:
         return sum(m.fit.shortfall_bytes for m in self.members if m.fit and not m.fit.fits)
 
 
-def device_order(n: int, kind: str) -> list[int]:
-    """llama.cpp's device index of each member: over RPC the workers' devices come first and the
-    head's own GPU last; cards in one host keep their order."""
-    return list(range(n)) if kind == "local" else [n - 1] + list(range(n - 1))
+def multi_device(engine: Engine) -> MultiDevice:
+    """The engine's split over several devices; an InputError when it plans one device only."""
+    if engine.multi_device is None:
+        raise InputError(f"runtime {engine.id} plans one device: it cannot split a model for --cluster / --gpus",
+                         hint="plan one device with --device, or the cluster with --runtime llama.cpp")
+    return engine.multi_device
 
 
 def ratio_grid(n: int) -> list[tuple[int, ...]]:
@@ -99,10 +105,11 @@ class ClusterSearch:
 
     def __init__(self, search: Search, profiles: list[DeviceProfile], kind: str, link: Link) -> None:
         self.search = search
+        self.devices = multi_device(search.engine)
         self.kind = kind
         self.link = link
         self.setups = [search.setup(p) for p in profiles]
-        self.order = device_order(len(profiles), kind)
+        self.order = self.devices.device_order(len(profiles), kind)
         self.allowed = frozenset({"fast", "spill"} if search.req.allow_spill else {"fast"})
 
     def full(self, v: PlanVariant, ctx: int) -> Breakdown:
@@ -115,7 +122,7 @@ class ClusterSearch:
         llama_ts = [0.0] * len(ts)
         for member, dev in enumerate(self.order):
             llama_ts[dev] = ts[member]
-        split = split_buffers(self.search.facts(v), bd, llama_ts)
+        split = self.devices.split(self.search.facts(v), bd, llama_ts)
         members = [self._member(v, bd, split, i) for i in range(len(ts))]
         member_s = [self._member_s(v, m) for m in members]
         remote = [len(m.buffers.layers) + m.buffers.holds_output for i, m in enumerate(members) if i > 0]

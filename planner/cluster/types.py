@@ -1,10 +1,38 @@
-"""The cluster plan the reports render and `--json` prints (docs/cluster.md lists every field)."""
+"""The cluster plan the reports render and `--json` prints (docs/cluster.md lists every field), and
+the split estimate a multi-device engine gives the cluster search (`DeviceBuffers`, `SplitEstimate`)."""
 
 from __future__ import annotations
 
 from typing import Literal
 
 from pydantic import BaseModel, Field
+
+
+class DeviceBuffers(BaseModel):
+    """What the runtime allocates on one device of a split (bytes): an engine's answer to
+    `MultiDevice.split` (planner/runtime/base.py)."""
+
+    device: str = Field(description="the runtime's device order: 'dev0', 'dev1'... or 'host' (the head's CPU)")
+    layers: list[int] = Field(default_factory=list, description="the transformer layers it holds")
+    holds_output: bool = False
+    weights_bytes: int = 0
+    kv_bytes: int = 0
+    recurrent_bytes: int = 0
+    compute_bytes: int = 0
+    output_bytes: int = 0
+
+    @property
+    def total_bytes(self) -> int:
+        return self.weights_bytes + self.kv_bytes + self.recurrent_bytes + self.compute_bytes + self.output_bytes
+
+
+class SplitEstimate(BaseModel):
+    """Every device's buffers (the runtime's device order) and the host's, for one split."""
+
+    ts: list[float]
+    pipeline: bool = Field(description="pipeline parallelism (more than one device): the scheduler's copies")
+    devices: list[DeviceBuffers]
+    host: DeviceBuffers
 
 
 class MemberPlan(BaseModel):

@@ -10,10 +10,12 @@ a `RunShape` (its own settings type would be a field of the Breakdown's next ver
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable, Protocol
 
 if TYPE_CHECKING:
+    from ..cluster.types import ClusterPlan, SplitEstimate
     from ..device_schema import DeviceProfile
     from ..estimate_types import Breakdown, RunSettings
     from ..fit_types import FitConfig, FitResult
@@ -50,6 +52,30 @@ class RunShape:
 EstimateAt = Callable[[int, int], "Breakdown"]
 
 
+class MultiDevice(Protocol):
+    """An engine's split of one model over several devices (machines over the network or cards in
+    one host), for `plan --cluster / --gpus`; optional: `Engine.multi_device` is None without it."""
+
+    def device_order(self, n: int, kind: str) -> list[int]:
+        """The runtime's device index of each of n members in the user's order (kind: "rpc" for
+        machines, "local" for cards in one host)."""
+        ...
+
+    def split(self, facts: ModelFacts, bd: Breakdown, ratios: Sequence[float]) -> SplitEstimate:
+        """Each device's buffers and the host's when the full-offload breakdown `bd` is split by
+        `ratios` (one per device, in the runtime's device order)."""
+        ...
+
+    def launch(self, model: PlanModel, v: PlanVariant, plan: ClusterPlan) -> list[str]:
+        """The lines that start the members and the model (machine settings aside: the BIOS and GPU
+        cap lines are the cluster plan's)."""
+        ...
+
+    def warnings(self, kind: str) -> list[str]:
+        """What the reports say about running this way (an unauthenticated protocol, say)."""
+        ...
+
+
 class Engine(Protocol):
     """A runtime as the planner uses it (one per plan: the app and build the request names)."""
 
@@ -77,4 +103,9 @@ class Engine(Protocol):
                shell_name: ShellName) -> Commands:
         """The lines that run the recommendation, in the shell's syntax (machine settings aside:
         BIOS and GPU cap lines are the plan's)."""
+        ...
+
+    @property
+    def multi_device(self) -> MultiDevice | None:
+        """Its split over several devices, or None: the engine plans one device only."""
         ...

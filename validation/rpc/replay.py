@@ -1,4 +1,4 @@
-"""Replays validation/rpc/results.json through memfit's split estimate (planner.cluster.estimate):
+"""Replays validation/rpc/results.json through memfit's split estimate (planner.runtime.llamacpp.multi_device):
 the same three models rebuilt from their recorded shapes, each case's -ts and context, every
 device's weights, KV and compute against what llama.cpp logged. Used by tests/test_cluster_rpc.py
 and to write docs/accuracy.md's RPC table:
@@ -13,7 +13,7 @@ import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from planner.cluster.estimate import split_buffers
+from planner.runtime.llamacpp.multi_device import split_buffers
 from planner.estimate_types import RunSettings
 from planner.estimator import estimate
 from planner.header import ModelHeaders
@@ -70,7 +70,7 @@ def _rows(case: dict, facts: ModelFacts) -> list[DeviceRow]:
 
 
 def layer_matches(case: dict) -> bool:
-    from planner.cluster.split import layer_devices
+    from planner.runtime.llamacpp.tensor_split import layer_devices
 
     want = [int(s[-1]) if s.startswith("RPC") else -1 for s in case["layer_device"]]
     return layer_devices(len(want) - 1, case["split"]) == want

@@ -1,6 +1,7 @@
 """llama.cpp behind the runtime seam (planner/runtime/base.py `Engine`): the app and build a plan
 is for (apps.py), the settings that app passes, the estimator of its buffers (planner/estimator/),
-its partial offload (offload.py: -ngl, --n-cpu-moe) and its launch lines (launch.py)."""
+its partial offload (offload.py: -ngl, --n-cpu-moe), its launch lines (launch.py) and its split
+over several devices (multi_device.py: -ts, RPC)."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ if TYPE_CHECKING:
     from ...model_facts import ModelFacts
     from ...plan_types import Commands, PlanModel, PlanVariant, Recommendation
     from ...shells import ShellName
-    from ..base import EstimateAt, RunShape
+    from ..base import EstimateAt, MultiDevice, RunShape
+
 
 class LlamaCpp:
     """llama.cpp as one app (llama-server, Ollama, LM Studio) and build runs it."""
@@ -71,6 +73,13 @@ class LlamaCpp:
         from .launch import build_commands
 
         return build_commands(model, v, rec, os_, shell_name, self._line_build())
+
+    @property
+    def multi_device(self) -> MultiDevice:
+        """RPC members and cards in one host, split by -ts (multi_device.py)."""
+        from .multi_device import LlamaCppDevices
+
+        return LlamaCppDevices()
 
     def _line_build(self) -> int | None:
         """The llama.cpp build the llama-server line is written for: the one asked for (--runtime

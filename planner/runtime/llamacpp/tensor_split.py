@@ -8,7 +8,7 @@ from __future__ import annotations
 import struct
 from collections.abc import Sequence
 
-from ..errors import InputError
+from ...errors import InputError
 
 
 def _f32(x: float) -> float:

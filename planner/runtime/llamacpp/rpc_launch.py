@@ -1,13 +1,14 @@
-"""The launch recipe of a cluster plan: each member's BIOS / GPU cap line, the `ggml-rpc-server`
-line on every worker (bind address on the private link, port, local tensor cache), and the head's
-`llama-server --rpc ... -ts ...` line; cards in one host get the llama-server line alone. The
-addresses are placeholders for the members' addresses on the private link."""
+"""llama.cpp's lines for a cluster plan: the `ggml-rpc-server` line on every worker (bind address on
+the private link, port, local tensor cache), and the head's `llama-server --rpc ... -ts ...` line;
+cards in one host get the llama-server line alone (each member's BIOS / GPU cap line is the cluster
+plan's, planner/cluster/plan.py). The addresses are placeholders for the members' addresses on the
+private link."""
 
 from __future__ import annotations
 
-from ..plan_types import DevicePlan, PlanModel, PlanRequest, PlanVariant
-from ..units import fmt_bytes, fmt_ctx
-from .types import ClusterPlan
+from ...cluster.types import ClusterPlan
+from ...plan_types import PlanModel, PlanVariant
+from ...units import fmt_bytes, fmt_ctx
 
 RPC_PORT = 50052  # ggml-rpc-server's default port
 SUBNET = "10.10.0."  # placeholder private-link addresses: head .1, workers .2, .3, ...
@@ -26,17 +27,6 @@ def _model_args(model: PlanModel, v: PlanVariant) -> str:
     return f"-m {v.files[0] if v.files else model.name}"
 
 
-def _setting_lines(plan: ClusterPlan) -> list[str]:
-    out = []
-    for m in plan.members:
-        who = f"# {m.role} {m.index} ({m.device_id})"
-        if m.bios:
-            out.append(f"{who}: BIOS {m.bios}")
-        if m.cap_setting:
-            out.append(f"{who}: {m.cap_setting}")
-    return out
-
-
 def _worker_lines(plan: ClusterPlan) -> list[str]:
     return [f"# on worker {m.index} ({m.device_id}); -c caches its {fmt_bytes(m.rpc_cache_bytes, digits=1)} of "
             f"tensors on disk; builds before b10488 call it rpc-server\n"
@@ -44,9 +34,8 @@ def _worker_lines(plan: ClusterPlan) -> list[str]:
             for m in plan.members if m.role == "worker"]
 
 
-def launch_lines(model: PlanModel, v: PlanVariant, plan: ClusterPlan, req: PlanRequest,
-                 single: DevicePlan | None = None) -> list[str]:
-    """Settings first, then the workers' servers, then the head's llama-server."""
+def launch_lines(model: PlanModel, v: PlanVariant, plan: ClusterPlan) -> list[str]:
+    """The workers' servers, then the head's llama-server."""
     ts = ",".join(f"{t:g}" for t in plan.llama_ts)
     words = ["llama-server", _model_args(model, v), f"-c {plan.ctx}", "-ngl 999",
              "-fa on" if plan.flash_attn else "-fa off"]
@@ -58,4 +47,4 @@ def launch_lines(model: PlanModel, v: PlanVariant, plan: ClusterPlan, req: PlanR
     words += [f"-ts {ts}", "--host 127.0.0.1 --port 8080"]
     where = "the head" if plan.kind == "rpc" else "the host"
     head = f"# on {where} ({plan.members[0].device_id}), context {fmt_ctx(plan.ctx)}\n" + " ".join(words)
-    return _setting_lines(plan) + _worker_lines(plan) + [head]
+    return _worker_lines(plan) + [head]

@@ -1,5 +1,7 @@
-"""Each device's buffers when llama.cpp splits one model over several devices (-ts, split mode
-layer, full offload), from the single-device estimate (planner.estimator):
+"""llama.cpp's multi-device capability (planner/runtime/base.py `MultiDevice`): its device order
+over RPC, each device's buffers when it splits one model over several devices (-ts, split mode
+layer, full offload; the layer rule in tensor_split.py), and the rpc-server / llama-server lines
+(rpc_launch.py). The buffers come from the single-device estimate (planner.estimator):
 
 - weights: the device's layers' tensors, plus the output layer's (output.weight, output_norm; a
   tied model's token_embd copy) on the device holding slot n_layer; token_embd stays on the host.
@@ -19,47 +21,25 @@ layer, full offload), from the single-device estimate (planner.estimator):
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import TYPE_CHECKING
 
-from pydantic import BaseModel, Field
+from ...cluster.types import DeviceBuffers, SplitEstimate
+from ...estimate_types import Breakdown, LayerUsage
+from ...estimator import resolve
+from ...estimator.compute import compute_buffers
+from ...estimator.graph_shape import graph_shape
+from ...model_facts import ModelFacts
+from .tensor_split import layer_devices
 
-from ..estimate_types import Breakdown, DeviceUsage, LayerUsage
-from ..estimator import resolve
-from ..estimator.compute import compute_buffers
-from ..estimator.graph_shape import graph_shape
-from ..model_facts import ModelFacts
-from .split import layer_devices
+if TYPE_CHECKING:
+    from ...cluster.types import ClusterPlan
+    from ...plan_types import PlanModel, PlanVariant
 
 SCHED_COPIES = 4  # GGML_SCHED_MAX_COPIES (ggml-backend.c): the pipeline's copies of each split's inputs
 F32 = 4
 FIRST_DEVICE_SLOTS = 4  # E-wide inputs per extra copy on the first device (measured, b11434 over RPC)
 OTHER_DEVICE_SLOTS = 1  # the hidden state handed over at each split boundary
 HOST_SLOTS = 2
-
-
-class DeviceBuffers(BaseModel):
-    """What llama.cpp allocates on one device of the split (bytes)."""
-
-    device: str = Field(description="llama.cpp's device order: 'dev0', 'dev1'... or 'host' (the head's CPU)")
-    layers: list[int] = Field(default_factory=list, description="the transformer layers it holds")
-    holds_output: bool = False
-    weights_bytes: int = 0
-    kv_bytes: int = 0
-    recurrent_bytes: int = 0
-    compute_bytes: int = 0
-    output_bytes: int = 0
-
-    @property
-    def total_bytes(self) -> int:
-        return self.weights_bytes + self.kv_bytes + self.recurrent_bytes + self.compute_bytes + self.output_bytes
-
-
-class SplitEstimate(BaseModel):
-    """Every device's buffers (llama.cpp's device order) and the host's, for one -ts."""
-
-    ts: list[float]
-    pipeline: bool = Field(description="pipeline parallelism (more than one device): the scheduler's 4 copies")
-    devices: list[DeviceBuffers]
-    host: DeviceBuffers
 
 
 def _extra_copy_bytes(facts: ModelFacts, bd: Breakdown) -> tuple[int, int]:
@@ -132,8 +112,25 @@ def split_buffers(facts: ModelFacts, bd: Breakdown, ts: Sequence[float]) -> Spli
     return SplitEstimate(ts=list(ts), pipeline=pipeline, devices=devices, host=host_buf)
 
 
-def member_usage(buf: DeviceBuffers, overhead_bytes: int = 0) -> DeviceUsage:
-    """One device's buffers as the fit solver's GPU side."""
-    return DeviceUsage(device="gpu", weights_bytes=buf.weights_bytes, kv_bytes=buf.kv_bytes,
-                       recurrent_bytes=buf.recurrent_bytes, compute_bytes=buf.compute_bytes,
-                       overhead_bytes=overhead_bytes)
+
+class LlamaCppDevices:
+    """llama.cpp over several devices: RPC members (`ggml-rpc-server`) or cards in one host, split
+    by `-ts` with split mode layer."""
+
+    def device_order(self, n: int, kind: str) -> list[int]:
+        """llama.cpp's device index of each member: over RPC the workers' devices come first and the
+        head's own GPU last; cards in one host keep their order."""
+        return list(range(n)) if kind == "local" else [n - 1] + list(range(n - 1))
+
+    def split(self, facts: ModelFacts, bd: Breakdown, ts: Sequence[float]) -> SplitEstimate:
+        return split_buffers(facts, bd, ts)
+
+    def launch(self, model: PlanModel, v: PlanVariant, plan: ClusterPlan) -> list[str]:
+        from .rpc_launch import launch_lines
+
+        return launch_lines(model, v, plan)
+
+    def warnings(self, kind: str) -> list[str]:
+        from .rpc_launch import rpc_warning
+
+        return [rpc_warning()] if kind == "rpc" else []
