@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from .errors import InputError, MemfitError
-from .estimate_settings import RunFlags, build_settings, check_against_model
+from .runtime.llamacpp.flags import RunFlags, build_settings, check_against_model
 from .units import fmt_ctx, one_line
 from .vocab import ESTIMATOR_BACKENDS, estimator_backend
 
@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     from .header import ModelHeaders
     from .model_facts import ModelFacts
     from .resolver import ResolvedModel, Variant
-    from .runtimes import Runtime
+    from .runtime.llamacpp.apps import Runtime
 
 DEFAULT_BACKEND = "cuda"  # without --device or --backend
 

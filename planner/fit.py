@@ -30,8 +30,8 @@ from .fit_types import (FIT_TARGET_BYTES, TIER_LABEL, TIERS, Check, FitConfig, F
 from .memory_kinds import MemoryKind, Pools, kind_of
 from .units import GIB
 
-__all__ = ["place", "solve", "last_fitting", "gpu_slack", "margin_bytes", "largest_kv_tensor_bytes", "config_reserve",
-           "ceil_gib", "EstimateAt", "FIT_TARGET_BYTES", "TIER_LABEL", "TIERS", "Check", "FitConfig", "FitResult",
+__all__ = ["place", "last_fitting", "gpu_slack", "margin_bytes", "largest_kv_tensor_bytes", "config_reserve",
+           "ceil_gib", "FIT_TARGET_BYTES", "TIER_LABEL", "TIERS", "Check", "FitConfig", "FitResult",
            "PoolUse", "Tier"]
 
 # Breakdown.estimated keys -> the per-device component they scale ("overhead" is the driver residual).
@@ -225,10 +225,7 @@ def _result(breakdown: Breakdown, x: Placing, s: _Sides, loaded: Load, found: li
     )
 
 
-# --------------------------------------------------------------------------- partial offload search
-
-EstimateAt = Callable[[int, int], Breakdown]  # (n_gpu_layers, n_cpu_moe) -> Breakdown; -1 = all layers
-
+# --------------------------------------------------------------------------- search helpers
 
 def gpu_slack(r: FitResult) -> int:
     """Signed room on the GPU side (memory and largest allocation): the partial-offload search key."""
@@ -271,45 +268,6 @@ def last_fitting(slack: Callable[[int], float], lo: int, hi: int, step: int = 1)
             hi, s_hi = x, s
         bisect = (hi - lo) > width // 2
     return lo
-
-
-def solve(estimate_at: EstimateAt, profile: DeviceProfile, config: FitConfig, *, n_layer: int, is_moe: bool,
-          largest_weight_bytes: int = 0) -> FitResult:
-    """Full offload if it fits; else the most GPU-resident partial offload that fits.
-
-    MoE models first keep attention and shared tensors on the GPU and move the experts of the
-    first N layers to the CPU (the smallest --n-cpu-moe that fits); if even all experts on the CPU
-    do not fit, or the model is dense, whole layers go (the largest -ngl that fits). GPU usage
-    grows with -ngl and shrinks with --n-cpu-moe; both are searched with last_fitting, each probe
-    re-running the estimator. The host side is checked on the result (fewer GPU layers only add
-    host memory, so a host failure there means no split fits).
-    """
-    results: dict[tuple[int, int], FitResult] = {}
-
-    def at(ngl: int, ncm: int) -> FitResult:
-        if (ngl, ncm) not in results:
-            results[(ngl, ncm)] = place(estimate_at(ngl, ncm), profile, config, largest_weight_bytes=largest_weight_bytes)
-        return results[(ngl, ncm)]
-
-    full = at(-1, 0)
-    if full.fits or config.backend == "cpu" or n_layer <= 0:
-        return full
-    split = (_expert_split(at, n_layer) if is_moe else None) or _layer_split(at, n_layer, n_layer if is_moe else 0)
-    return split if split is not None and split.fits else full
-
-
-def _expert_split(at: Callable[[int, int], FitResult], n_layer: int) -> FitResult | None:
-    """The fewest layers' experts on the CPU (--n-cpu-moe) that fit; None when even all of them on
-    the CPU do not."""
-    # x = layers whose experts stay on the GPU; n_cpu_moe = n_layer - x
-    x = last_fitting(lambda k: gpu_slack(at(-1, n_layer - k)), 0, n_layer)
-    return at(-1, n_layer - x) if x is not None else None
-
-
-def _layer_split(at: Callable[[int, int], FitResult], n_layer: int, moe_cpu: int) -> FitResult | None:
-    """The most whole layers on the GPU (-ngl) that fit (every expert on the CPU for an MoE)."""
-    ngl = last_fitting(lambda k: gpu_slack(at(k, moe_cpu)), 1, n_layer)
-    return at(ngl, moe_cpu) if ngl is not None else None
 
 
 def ceil_gib(n: int) -> int:

@@ -50,19 +50,26 @@ def _card_bars(r: FitResult, profile: DeviceProfile) -> list[MemoryBar]:
 def _ram_segments(r: FitResult) -> list[BarSegment]:
     """The one RAM in order: the GPU side (filling the carve-out first), the CPU side, the OS reserve,
     and what firmware holds back (DGX Spark: ~8.3 GiB CUDA and Linux never see)."""
-    segs = _gpu_segments(r) + [BarSegment(kind="safety", label="safety", bytes=r.safety_bytes)]
-    if r.carveout_bytes:
-        unused = max(0, r.carveout_bytes - r.gpu_need_bytes - r.safety_bytes)
-        segs.append(BarSegment(kind="carveout_free", label="carve-out unused", bytes=unused))
-    segs += [BarSegment(kind="host", label="CPU side", bytes=r.host_need_bytes),
-             BarSegment(kind="safety", label="safety", bytes=r.host_safety_bytes),
-             BarSegment(kind="reserve", label="OS reserve", bytes=r.reserve_bytes)]
-    firmware = max(0, r.ram_bytes - (r.carveout_bytes or 0) - r.os_visible_bytes)
-    if firmware:
-        segs.append(BarSegment(kind="firmware", label="firmware", bytes=firmware))
+    segs = [*_gpu_segments(r), BarSegment(kind="safety", label="safety", bytes=r.safety_bytes), *_carveout_unused(r),
+            BarSegment(kind="host", label="CPU side", bytes=r.host_need_bytes),
+            BarSegment(kind="safety", label="safety", bytes=r.host_safety_bytes),
+            BarSegment(kind="reserve", label="OS reserve", bytes=r.reserve_bytes), *_firmware(r)]
     if sum(s.bytes for s in segs) > r.ram_bytes:  # cannot happen for a plan that fits; keep the bar drawable anyway
         segs = [s.model_copy(update={"bytes": 0}) if s.kind == "safety" else s for s in segs]
     return segs
+
+
+def _carveout_unused(r: FitResult) -> list[BarSegment]:
+    if not r.carveout_bytes:
+        return []
+    unused = max(0, r.carveout_bytes - r.gpu_need_bytes - r.safety_bytes)
+    return [BarSegment(kind="carveout_free", label="carve-out unused", bytes=unused)]
+
+
+def _firmware(r: FitResult) -> list[BarSegment]:
+    """What neither the carve-out nor the OS sees."""
+    firmware = max(0, r.ram_bytes - (r.carveout_bytes or 0) - r.os_visible_bytes)
+    return [BarSegment(kind="firmware", label="firmware", bytes=firmware)] if firmware else []
 
 
 def _in_use_now(r: FitResult, profile: DeviceProfile, free: int) -> int:

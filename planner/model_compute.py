@@ -73,11 +73,22 @@ def _expert_ratio(facts: ModelFacts) -> float:
 
 
 def _layer_compute(facts: ModelFacts, layer: LayerFacts) -> LayerCompute:
-    expert = sum(_elements(t.nbytes, t.ggml_type) for t in layer.tensors if t.is_expert)
-    return LayerCompute(kind=layer.kind, moe=expert > 0,
-                        dense_params=sum(_elements(t.nbytes, t.ggml_type) for t in layer.tensors if not t.is_expert),
-                        expert_params=expert, attn_width=_attention_width(facts, layer),
-                        window=facts.n_swa if (layer.is_swa and facts.swa_enabled and facts.n_swa) else 0)
+    dense, expert = _params(layer)
+    return LayerCompute(kind=layer.kind, moe=expert > 0, dense_params=dense, expert_params=expert,
+                        attn_width=_attention_width(facts, layer), window=_window(facts, layer))
+
+
+def _params(layer: LayerFacts) -> tuple[int, int]:
+    """(dense, expert) weight elements of a layer."""
+    split = [0, 0]
+    for t in layer.tensors:
+        split[t.is_expert] += _elements(t.nbytes, t.ggml_type)
+    return split[0], split[1]
+
+
+def _window(facts: ModelFacts, layer: LayerFacts) -> int:
+    """The sliding window a layer attends (0: the whole context)."""
+    return facts.n_swa if (layer.is_swa and facts.swa_enabled and facts.n_swa) else 0
 
 
 def _attention_width(facts: ModelFacts, layer: LayerFacts) -> int:

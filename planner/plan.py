@@ -21,18 +21,17 @@ from .device_schema import DeviceProfile
 from .device_summary import assumptions, device_summary
 from .explain import ctx_words, render
 from .fit_types import TIER_LABEL, FitResult
-from .launch import build_commands
 from .memory_bars import memory_bars
 from .plan_facts import (cap_change_fact, current_setup_fact, keep_in_memory_fact, no_fit_facts, no_mmap_fact,
                          partial_facts)
 from .plan_tables import candidates, memory_by_class, settings_table, tier_label, variant_plan
-from .plan_types import (CapChange, CtxChart, DevicePlan, Fact, ModelSummary, MultiPlan, PlanModel, PlanProjector,
-                         PlanRequest, PlanVariant, Recommendation, WholeLayerSplit)
+from .plan_types import (CapChange, CarveoutOption, CtxChart, DevicePlan, Fact, MemoryBar, ModelSummary, MultiPlan,
+                         PlanModel, PlanProjector, PlanRequest, PlanVariant, Recommendation, WholeLayerSplit)
 from .policy import Choice, Policy
 from .search import (CTX_STEP, DEFAULT_CTX_CAP, DeviceSetup, Evaluation, Search, SearchHooks, cap_raised,
                      largest_gpu_weight_bytes, no_decode_reason)
 from .shells import default_shell
-from .units import fmt_ctx
+from .units import fmt_bios_size, fmt_ctx
 
 __all__ = ["Planner", "plan_devices", "PlanModel", "PlanProjector", "PlanRequest", "PlanVariant", "MultiPlan",
            "DevicePlan", "largest_gpu_weight_bytes", "memory_bars", "assumptions", "no_decode_reason",
@@ -78,6 +77,14 @@ def placed_fields(r: FitResult) -> PlacedFields:
                         gpu_bytes=r.gpu_need_bytes, host_bytes=r.host_need_bytes)
 
 
+class ChosenFields(TypedDict):
+    """What a device plan shows of the chosen option."""
+
+    carveout_options: list[CarveoutOption]
+    bars: list[MemoryBar]
+    fit: FitResult | None
+
+
 class Planner(Search):
     """Plans one model on any number of devices; estimates are cached across devices."""
 
@@ -94,15 +101,20 @@ class Planner(Search):
             ctx=ctx, ctx_defaulted=defaulted, cache_type_k=self.req.cache_type_k, cache_type_v=self.req.cache_type_v,
             prefer=self.req.prefer, min_tps=self.req.min_tps, recommendation=rec,
             variants=[variant_plan(ev, self.req.cache_type_k) for ev in evals],
-            candidates=candidates(self, evals + alts, dev, chosen),
-            carveout_options=settings_table(self, chosen, dev) if chosen else [],
-            bars=memory_bars(chosen.best, profile) if chosen else [], fit=chosen.best if chosen else None,
+            candidates=candidates(self, evals + alts, dev, chosen), **self._chosen_fields(chosen, dev),
             warnings=self._warnings(evals), fits=rec.tier != "no_fit" and choice.meets,
-            allow_spill=self.req.allow_spill, runtime=self.runtime.id, runtime_statement=self.runtime.statement,
+            allow_spill=self.req.allow_spill, runtime=self.engine.id, runtime_statement=self.engine.statement,
             ctx_chart=self._ctx_chart(chosen, evals, rec, dev) if self.req.ctx_chart else None,
         )
         plan.elapsed_ms = round((time.perf_counter() - t0) * 1000, 1)
         return plan
+
+    def _chosen_fields(self, chosen: Evaluation | None, dev: DeviceSetup) -> ChosenFields:
+        """The chosen option's settings table, memory bars and placement (empty without one)."""
+        if chosen is None:
+            return ChosenFields(carveout_options=[], bars=[], fit=None)
+        return ChosenFields(carveout_options=settings_table(self, chosen, dev),
+                            bars=memory_bars(chosen.best, dev.profile), fit=chosen.best)
 
     # ---------------------------------------------------------------- recommendation
 
@@ -149,8 +161,8 @@ class Planner(Search):
             rope_flags=self.context_plan().rope_flags, whole_layer_split=self._whole_layer_split(chosen, dev, ctx),
         )
         rec.warnings = _warnings(r, bd.warnings, no_mmap)
-        rec.commands = build_commands(self.model, chosen.variant, rec, dev.profile, dev.os,
-                                      self.req.shell or default_shell(dev.os), self._llama_line_build())
+        commands = self.engine.launch(self.model, chosen.variant, rec, dev.os, self.req.shell or default_shell(dev.os))
+        rec.commands = commands.model_copy(update=machine_lines(rec, dev.profile))
         return rec
 
     def _no_fit(self, evals: list[Evaluation], dev: DeviceSetup, ctx: int) -> Recommendation:
@@ -185,12 +197,6 @@ class Planner(Search):
         ngl, speed = self.whole_layer_split(chosen.variant, dev, chosen.best, chosen.best_bd, ctx)
         return WholeLayerSplit(n_gpu_layers=ngl, est_tps=speed.tps if speed else None)
 
-    def _llama_line_build(self) -> int | None:
-        """The llama.cpp build the llama-server line is written for: the one asked for (--runtime
-        llama.cpp@N / --llama-build), else the newest memfit knows (a llama.cpp the user installs
-        now; the apps' bundled builds matter for their own lines, not this one)."""
-        return self.runtime.llama_build if self.runtime.app == "llama.cpp" else None
-
     def _keep_in_memory_ok(self, chosen: Evaluation, dev: DeviceSetup) -> bool | None:
         """Whether LM Studio's Keep Model in Memory (a second copy of the weights in RAM) still
         leaves the OS its reserve in the chosen configuration."""
@@ -223,6 +229,16 @@ class Planner(Search):
             out.append(f"--min-tps {self.req.min_tps:g} ignored: {self.no_decode}")
         out += [w for e in evals for w in e.full.warnings]
         return list(dict.fromkeys(out))
+
+
+def machine_lines(rec: Recommendation, profile: DeviceProfile) -> dict[str, str | None]:
+    """The machine's own lines beside the runtime's (Commands fields): the BIOS setting of a
+    carve-out and the GPU cap's kernel parameter / sysctl."""
+    bios = None
+    if rec.carveout_bytes is not None and profile.carveout is not None:
+        bios = (f"UMA frame buffer {fmt_bios_size(rec.carveout_bytes)}, OS keeps {fmt_bios_size(rec.os_keeps_bytes)}\n"
+                f"{profile.carveout.how_to_change}")
+    return {"bios": bios, "cap": rec.cap_change.setting if rec.cap_change else None}
 
 
 def _warnings(r: FitResult, estimate_warnings: list[str], no_mmap: bool) -> list[str]:

@@ -11,7 +11,7 @@ from pydantic import BaseModel, Field
 
 from .device_schema import OS, Use
 from .fit import FitResult, Tier
-from .header import ModelHeaders
+from .header import GGUFHeader, ModelHeaders
 from .vocab import CacheType, FlashAttn
 
 Prefer = Literal["quality", "speed", "balanced"]
@@ -34,7 +34,7 @@ class PlanVariant:
 class PlanProjector:
     name: str
     size_bytes: int
-    headers: Any  # ModelHeaders or GGUFHeader, whatever the estimator takes as `mmproj`
+    headers: ModelHeaders | GGUFHeader | None  # what the estimator takes as `mmproj`
     path: str = ""
 
 
@@ -364,7 +364,7 @@ class DevicePlan(BaseModel):
     variants: list[VariantPlan]
     candidates: list[Candidate] = Field(default_factory=list)  # every option weighed (quant x split x KV)
     allow_spill: bool = False
-    runtime: str = "llama.cpp@conservative"  # the Runtime id planned for (planner/runtimes.py)
+    runtime: str = "llama.cpp@conservative"  # the Runtime id planned for (planner/runtime/llamacpp/apps.py)
     runtime_statement: str = ""  # which llama.cpp build and app defaults were assumed, in words
     carveout_options: list[CarveoutOption]
     bars: list[MemoryBar]

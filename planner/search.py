@@ -22,11 +22,12 @@ from .context_ext import ContextPlan, plan_context
 from .device_schema import OS, BackendInfo, DeviceProfile
 from .errors import DeviceError, EstimateError, InputError
 from .estimate_types import Breakdown, FlashAttn, RunSettings
-from .fit import FitConfig, FitResult, largest_kv_tensor_bytes, last_fitting, place, solve
-from .header import ModelHeaders
+from .fit import FitConfig, FitResult, largest_kv_tensor_bytes, last_fitting, place
+from .header import GGUFHeader, ModelHeaders
 from .memory_kinds import MemoryKind, kind_of
 from .model_compute import ModelCompute, model_compute
 from .plan_types import PlanModel, PlanRequest, PlanVariant
+from .runtime.base import Engine, RunShape
 from .speed import PrefillEstimate, SpeedEstimate, estimate_prefill, estimate_speed, moe_ratio
 from .units import GIB
 from .variants import quality_key
@@ -38,13 +39,13 @@ if TYPE_CHECKING:
 CTX_STEP = 256  # llama.cpp pads the KV cache to 256 cells
 DEFAULT_CTX_CAP = 32768  # without --ctx: the training context, capped here
 Placement = Literal["fast", "spill", "partial", "none"]
-EstimateFn = Callable[["ModelFacts", RunSettings, "ModelHeaders | None"], Breakdown]
+EstimateFn = Callable[["ModelFacts", RunSettings, "ModelHeaders | GGUFHeader | None"], Breakdown]  # Engine.estimate
 FactsFn = Callable[[ModelHeaders], "ModelFacts"]
 
 
 class SearchHooks(TypedDict, total=False):
     """Stand-ins for the estimator and the model facts (tests, bench): a search without them runs
-    planner.estimator on planner.model_facts."""
+    the engine's estimator (llama.cpp's: planner.estimator) on planner.model_facts."""
 
     estimate_fn: EstimateFn
     facts_fn: FactsFn
@@ -141,12 +142,6 @@ class Evaluation:
         return speed_fields(self.speed0, self.speed_ctx, self.prefill)
 
 
-def _default_estimate(facts: ModelFacts, settings: RunSettings, mmproj: ModelHeaders | None) -> Breakdown:
-    from .estimator import estimate  # imported late: the planner is testable without it
-
-    return estimate(facts, settings, mmproj=mmproj)
-
-
 def _default_facts(headers: ModelHeaders) -> ModelFacts:
     from .model_facts import ModelFacts
 
@@ -191,7 +186,10 @@ class Search:
             raise InputError(f"{model.name}: no GGUF variants to plan")
         self.model = model
         self.req = request
-        self._estimate = hooks.get("estimate_fn") or _default_estimate
+        from .runtime.registry import engine_for
+
+        self.engine: Engine = engine_for(request.runtime, request.llama_build)
+        self._estimate = hooks.get("estimate_fn") or self.engine.estimate
         self._facts_fn = hooks.get("facts_fn") or _default_facts
         self._facts: dict[str, ModelFacts] = {}
         self._compute: dict[str, ModelCompute | None] = {}
@@ -206,10 +204,6 @@ class Search:
         self.ratio = moe_ratio(first.metadata)
         self.n_ctx_train = ctx_train(first)
         self.no_decode = no_decode_reason(first)
-        from .runtimes import runtime_for
-
-        self.runtime = runtime_for(request.runtime, request.llama_build)
-        self._app = self.runtime.settings_defaults()
         self._largest = {v.quant: largest_gpu_weight_bytes(v.headers) for v in model.variants}
 
     def for_setting(self, carveout_bytes: int | None, gpu_cap_bytes: int | None, *,
@@ -264,30 +258,15 @@ class Search:
         hit = self._cache.get(key)
         if hit is not None:
             return hit
-        settings = self._settings(ctx=ctx, backend=backend, ctk=ctk, ctv=ctv, ngl=ngl, ncm=ncm, mmap=mmap,
-                                  with_proj=with_proj)
+        settings = self.engine.settings(RunShape(
+            ctx=ctx, backend=backend, cache_type_k=ctk, cache_type_v=ctv, flash_attn=self.fa_for(ctk, ctv),
+            n_parallel=self.req.n_parallel, n_batch=self.req.n_batch, n_ubatch=self.req.n_ubatch, mmap=mmap,
+            with_mmproj=with_proj, gpu_layers=ngl, cpu_expert_layers=ncm))
         proj = self.model.projector.headers if with_proj and self.model.projector else None
         bd = self._estimate(self.facts(v), settings, proj)
         self.n_estimates += 1
         self._cache[key] = bd
         return bd
-
-    def _settings(self, *, ctx: int, backend: str, ctk: str, ctv: str, ngl: int, ncm: int, mmap: bool,
-                  with_proj: bool) -> RunSettings:
-        """The llama.cpp settings of one estimate, as the planned app runs them."""
-        app = self._app
-        own_batches = self.runtime.app == "llama.cpp"  # Ollama and LM Studio pass their own batch sizes
-        n_batch, n_ubatch = (self.req.n_batch, self.req.n_ubatch) if own_batches else (app["n_batch"], app["n_ubatch"])
-        return RunSettings.model_validate(dict(
-            n_ctx=ctx, n_batch=n_batch, n_ubatch=n_ubatch, n_parallel=self.req.n_parallel,
-            # llama-server reserves logits for one row per slot (builds since b9464); older builds and
-            # the conservative default, for the whole ubatch
-            n_outputs_max=min(self.req.n_parallel, n_batch) if app["n_outputs_max"] else 0,
-            kv_unified=bool(app["kv_unified"]) and self.runtime.app == "lmstudio",  # llama-server: -np given
-            flash_attn=self.fa_for(ctk, ctv), cache_type_k=ctk, cache_type_v=ctv, n_gpu_layers=ngl,
-            n_cpu_moe=ncm, use_mmap=mmap and bool(app["use_mmap"]), backend=backend, with_mmproj=with_proj,
-            llama_build=app["llama_build"],
-        ))
 
     def fa_for(self, ctk: str, ctv: str) -> FlashAttn:
         """A quantized V cache needs flash attention; asking for it turns FA on unless the user said off."""
@@ -401,7 +380,8 @@ class Search:
                 return self.breakdown(v, ctx=ctx, backend=dev.est_backend, ctk=kv, ctv=kv, ngl=ngl, ncm=ncm,
                                       mmap=dev.base.mmap)
 
-            r = solve(at, dev.profile, cfg, n_layer=n_layer, is_moe=is_moe, largest_weight_bytes=self._largest[v.quant])
+            r = self.engine.offload(at, dev.profile, cfg, n_layer=n_layer, is_moe=is_moe,
+                                    largest_weight_bytes=self._largest[v.quant])
             if r.fits and r.tier == "partial_offload":
                 out.append((r, at(r.n_gpu_layers, r.n_cpu_moe)))
         return out
@@ -418,8 +398,8 @@ class Search:
             return self.breakdown(v, ctx=s.n_ctx, backend=dev.est_backend, ctk=s.cache_type_k, ctv=s.cache_type_v,
                                   ngl=ngl, ncm=ncm, mmap=dev.base.mmap)
 
-        whole = solve(at, dev.profile, cfg, n_layer=len(bd.layers), is_moe=False,
-                      largest_weight_bytes=self._largest[v.quant])
+        whole = self.engine.offload(at, dev.profile, cfg, n_layer=len(bd.layers), is_moe=False,
+                                    largest_weight_bytes=self._largest[v.quant])
         if not whole.fits or whole.n_gpu_layers <= 0:
             return 0, None
         ngl = len(bd.layers) if whole.tier != "partial_offload" else whole.n_gpu_layers
@@ -429,7 +409,7 @@ class Search:
 
     def speed(self, bd: Breakdown, r: FitResult, dev: DeviceSetup, depth: int, v: PlanVariant) -> SpeedEstimate:
         return estimate_speed(bd, r, dev.profile, ratio=self.ratio, depth=depth, compute=self.compute(v),
-                              app=self.runtime.app)
+                              app=self.engine.app)
 
     def prefill(self, bd: Breakdown, r: FitResult, dev: DeviceSetup, v: PlanVariant) -> PrefillEstimate | None:
         comp = self.compute(v)

@@ -294,16 +294,22 @@ def _decode_traffic(b: Breakdown, compute: ModelCompute | None, params: SpeedPar
     layers stop at their window), its recurrent state; then the output head where llama.cpp put it."""
     traffic = _DecodeTraffic()
     n_seq = max(1, b.settings.n_parallel)
-    kinds = [(l.kind, l.moe) for l in compute.layers] if compute else [(l.kind, bool(l.expert_bytes)) for l in b.layers]
-    for i, layer in enumerate(b.layers):
+    kinds = _layer_kinds(b, compute)
+    for layer, (kind, moe) in zip(b.layers, kinds):
         on_gpu = layer.on_gpu and not cpu_only
         traffic.read(layer.weights_bytes - layer.expert_bytes, on_gpu)
         traffic.read(layer.expert_bytes * ratio, on_gpu and layer.experts_on_gpu)
         traffic.read_state(_state_read(layer, depth, n_seq), on_gpu and not b.settings.no_kv_offload)
-        kind, moe = kinds[i] if i < len(kinds) else (layer.kind, bool(layer.expert_bytes))
         traffic.dispatch(_units(kind, moe, params), on_gpu)
     traffic.read(head_bytes(b), b.output_on_gpu and not cpu_only)
     return traffic
+
+
+def _layer_kinds(b: Breakdown, compute: ModelCompute | None) -> list[tuple[str, bool]]:
+    """(kind, MoE) of each of the breakdown's layers: the model's compute facts where they name the
+    layer, else the breakdown's own."""
+    known = [(layer.kind, layer.moe) for layer in compute.layers] if compute else []
+    return known[:len(b.layers)] + [(layer.kind, bool(layer.expert_bytes)) for layer in b.layers[len(known):]]
 
 
 def _state_read(layer: LayerUsage, depth: int, n_seq: int) -> float:

@@ -12,7 +12,8 @@ from hypothesis import strategies as st
 from planner.testing.planfakes import apu, gpu_card, mac
 from planner.device_schema import DeviceProfile
 from planner.estimate_types import Breakdown, DeviceUsage, LayerUsage, RunSettings
-from planner.fit import FIT_TARGET_BYTES, FitConfig, last_fitting, place, solve
+from planner.fit import FIT_TARGET_BYTES, FitConfig, last_fitting, place
+from planner.runtime.llamacpp.offload import solve
 
 GIB = 1024**3
 MIB = 1024**2

@@ -1,4 +1,4 @@
-"""`plan --runtime`: the plan sizes what the chosen llama.cpp build and app allocate (planner/runtimes.py)
+"""`plan --runtime`: the plan sizes what the chosen llama.cpp build and app allocate (planner/runtime/llamacpp/apps.py)
 and says which it assumed."""
 
 from __future__ import annotations

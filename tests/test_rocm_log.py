@@ -23,7 +23,7 @@ import pytest
 
 from planner.estimate_types import RunSettings
 from planner.estimator import estimate
-from planner.runtimes import resolve_runtime
+from planner.runtime.llamacpp.apps import resolve_runtime
 from validation.replay import spec_facts
 
 MiB = 1 << 20

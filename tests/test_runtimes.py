@@ -1,4 +1,4 @@
-"""Which llama.cpp the user's app runs (planner/runtimes.py, planner/data/runtimes.toml), the
+"""Which llama.cpp the user's app runs (planner/runtime/llamacpp/apps.py, planner/data/runtimes.toml), the
 estimator honouring a build's rules, and `estimate --runtime/--llama-build`; and the one projector
 rule `estimate` and `plan` share (planner/projector.py)."""
 
@@ -18,7 +18,7 @@ from planner.errors import InputError
 from planner.estimate_types import RunSettings
 from planner.estimator import estimate
 from planner.projector import find_best_mmproj, gguf_tag, quant_bits
-from planner.runtimes import apps, fa_supported, resolve_runtime, rule, rules
+from planner.runtime.llamacpp.apps import apps, fa_supported, resolve_runtime, rule, rules
 from validation.replay import SpecFacts
 
 MiB = 1 << 20

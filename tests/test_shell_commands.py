@@ -1,5 +1,5 @@
 """Every command memfit prints pastes into the shell of the OS it plans for (planner/shells.py), and
-every llama.cpp flag it prints exists in the build it prints for (planner/llama_args.py).
+every llama.cpp flag it prints exists in the build it prints for (planner/runtime/llamacpp/args.py).
 
 bash and zsh lines are checked by `bash -n` and by letting bash expand them; PowerShell and cmd
 lines by the quoting rules those shells apply (no PowerShell or cmd on the test machine): a
@@ -20,7 +20,7 @@ import pytest
 
 from planner.testing import ggufgen
 from planner.testing.clirun import plan
-from planner.llama_args import accepts, no_mmap_flag, unknown_flags
+from planner.runtime.llamacpp.args import accepts, no_mmap_flag, unknown_flags
 from planner.shells import SHELLS, ollama_persist_lines, shell
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -366,8 +366,9 @@ def gpu_section() -> list[str]:
 def _extra_sections() -> list[str]:
     """Server mode (validation/compare_server.py) and older builds (validation/compare_builds.py)."""
     from validation import compare_builds, compare_server
+    from validation.rpc import replay as rpc_replay
 
-    return compare_server.section() + compare_builds.section()
+    return compare_server.section() + compare_builds.section() + rpc_replay.section()
 
 
 def render(rows: list[Row], results: list[dict], runtime: float | None, estimator_error: str | None) -> str:

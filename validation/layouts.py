@@ -138,6 +138,23 @@ def llama(hp: Hp) -> list[Tensor]:
                   tied=hp.options.get("tied", False), first=rope)
 
 
+def internlm2(hp: Hp) -> list[Tensor]:
+    """models/internlm2.cpp and models/exaone.cpp: the llama block (create_tensor_qkv accepts the
+    separate attn_q/k/v the converters write; InternLM2's fused wqkv is split), untied output, no
+    rope_freqs (EXAONE's, written only for llama3 rope scaling, is TENSOR_NOT_REQUIRED)."""
+    return _stack(hp, lambda i: [_norm(i, "attn_norm", hp.n_embd), *_gqa_attn(hp, i), _norm(i, "ffn_norm", hp.n_embd),
+                                 *_dense_ffn(hp, i, hp.n_ff)],
+                  tied=False)
+
+
+def seed_oss(hp: Hp) -> list[Tensor]:
+    """models/seed-oss.cpp: GQA with q/k/v biases (none on the output), attn_norm and
+    post_attention_norm (LLM_TENSOR_ATTN_POST_NORM) before the FFN, untied output."""
+    return _stack(hp, lambda i: [*_gqa_attn(hp, i, bias=True), _norm(i, "attn_norm", hp.n_embd),
+                                 _norm(i, "post_attention_norm", hp.n_embd), *_dense_ffn(hp, i, hp.n_ff)],
+                  tied=False)
+
+
 def qwen3(hp: Hp) -> list[Tensor]:
     """qwen3 and qwen3vl (the VL text model has the same tensors); small Qwen3 models tie the output
     to token_embd (layout option `tied`)."""
@@ -466,6 +483,39 @@ def olmoe(hp: Hp) -> list[Tensor]:
                   tied=False)
 
 
+def granitemoe(hp: Hp) -> list[Tensor]:
+    """models/granite-moe.cpp (Granite 3.x MoE): the llama attention block, routed experts of n_ff
+    without a shared one (no expert_shared_feed_forward_length), output tied to token_embd."""
+    return _stack(hp, lambda i: [_norm(i, "attn_norm", hp.n_embd), *_gqa_attn(hp, i), _norm(i, "ffn_norm", hp.n_embd),
+                                 *_experts(hp, i, hp.n_ff, hp.get("expert_count"))],
+                  tied=True)
+
+
+def stablelm(hp: Hp) -> list[Tensor]:
+    """models/stablelm.cpp (StableLM 2): LayerNorms with biases, q/k/v biases (use_qkv_bias), the
+    output projection without; ffn_norm present (sequential residuals); untied output."""
+    def ln(i: int, name: str) -> list[Tensor]:
+        return [_norm(i, name, hp.n_embd), (_blk(i, f"{name}.bias"), (hp.n_embd,))]
+    head, tail = _embd_and_output(hp, tied=False)
+    layers = [t for i in range(hp.n_layer)
+              for t in [*ln(i, "attn_norm"), *_gqa_attn(hp, i, bias=True), *ln(i, "ffn_norm"), *_dense_ffn(hp, i, hp.n_ff)]]
+    return head + layers + [("output_norm.bias", (hp.n_embd,))] + tail
+
+
+def starcoder2(hp: Hp) -> list[Tensor]:
+    """models/starcoder2.cpp: LayerNorms with biases, biases on q/k/v/o and on the two-matrix GELU
+    FFN (ffn_up, ffn_down; no gate); output optional (tied to token_embd when absent)."""
+    def ln(i: int, name: str) -> list[Tensor]:
+        return [_norm(i, name, hp.n_embd), (_blk(i, f"{name}.bias"), (hp.n_embd,))]
+
+    def layer(i: int) -> list[Tensor]:
+        return [*ln(i, "attn_norm"), *_gqa_attn(hp, i, bias=True), (_blk(i, "attn_output.bias"), (hp.n_embd,)),
+                *ln(i, "ffn_norm"), (_blk(i, "ffn_up.weight"), (hp.n_embd, hp.n_ff)), (_blk(i, "ffn_up.bias"), (hp.n_ff,)),
+                (_blk(i, "ffn_down.weight"), (hp.n_ff, hp.n_embd)), (_blk(i, "ffn_down.bias"), (hp.n_embd,))]
+    head, tail = _embd_and_output(hp, tied=bool(hp.options.get("tied", False)))
+    return head + [t for i in range(hp.n_layer) for t in layer(i)] + [("output_norm.bias", (hp.n_embd,))] + tail
+
+
 def phi3(hp: Hp) -> list[Tensor]:
     """models/phi3.cpp: fused QKV, fused gate+up (2 x n_ff), LongRoPE factors (layer 0, the rest
     TENSOR_DUPLICATED)."""
@@ -482,15 +532,68 @@ def phi3(hp: Hp) -> list[Tensor]:
     return out + tail
 
 
+def phimoe(hp: Hp) -> list[Tensor]:
+    """models/phimoe.cpp: LayerNorms with biases, separate q/k/v (optional biases, written: the
+    release has attention biases, the loader requires attn_output.bias), routed experts without a
+    shared one, output with bias (required), LongRoPE factors."""
+    def ln(i: int, name: str) -> list[Tensor]:
+        return [_norm(i, name, hp.n_embd), (_blk(i, f"{name}.bias"), (hp.n_embd,))]
+
+    n_rot = hp.get("rope.dimension_count", hp.head_k)
+    layers = [t for i in range(hp.n_layer)
+              for t in [*ln(i, "attn_norm"), *_gqa_attn(hp, i, bias=True), (_blk(i, "attn_output.bias"), (hp.n_embd,)),
+                        *ln(i, "ffn_norm"), *_experts(hp, i, hp.n_ff, hp.get("expert_count"))]]
+    head, tail = _embd_and_output(hp, tied=False)
+    return (head + layers + [("rope_factors_long.weight", (n_rot // 2,)), ("rope_factors_short.weight", (n_rot // 2,)),
+                             ("output_norm.bias", (hp.n_embd,)), ("output.bias", (hp.n_vocab,))] + tail)
+
+
+def exaone4(hp: Hp) -> list[Tensor]:
+    """models/exaone4.cpp: post-norms only (attn_post_norm, ffn_post_norm), per-head q/k norms, the
+    llama3 rope_freqs (layer 0, TENSOR_NOT_REQUIRED) when the config has llama3 rope scaling; option
+    `tied` (no output.weight)."""
+    rope = [("rope_freqs.weight", (hp.get("rope.dimension_count", hp.head_k) // 2,))] if hp.options.get("rope_freqs") else []
+    return _stack(hp, lambda i: [*_gqa_attn(hp, i), _norm(i, "post_attention_norm", hp.n_embd), *_qk_norms(i, hp.head_k),
+                                 *_dense_ffn(hp, i, hp.n_ff), _norm(i, "post_ffw_norm", hp.n_embd)],
+                  tied=bool(hp.options.get("tied", False)), first=rope)
+
+
+def ernie4_5_moe(hp: Hp) -> list[Tensor]:
+    """models/ernie4-5-moe.cpp: GQA; the first leading_dense_block_count layers dense, the rest
+    (interleave step 1) routed experts with the score-correction bias (exp_probs_b) and a shared
+    expert of expert_shared_feed_forward_length; output optional (option `tied`)."""
+    n_exp, n_dense = hp.get("expert_count"), hp.get("leading_dense_block_count", 0)
+
+    def layer(i: int) -> list[Tensor]:
+        out = [_norm(i, "attn_norm", hp.n_embd), *_gqa_attn(hp, i), _norm(i, "ffn_norm", hp.n_embd)]
+        if i < n_dense:
+            return out + _dense_ffn(hp, i, hp.n_ff)
+        return (out + _experts(hp, i, hp.get("expert_feed_forward_length"), n_exp)
+                + [(_blk(i, "exp_probs_b.bias"), (n_exp,))]
+                + _shared_expert(hp, i, hp.get("expert_shared_feed_forward_length")))
+    return _stack(hp, layer, tied=bool(hp.options.get("tied", False)))
+
+
 LAYOUTS: dict[str, Callable[[Hp], list[Tensor]]] = {
     "qwen2": qwen2,
+    "qwen2vl": qwen2,  # models/qwen2vl.cpp: qwen2's tensors (q/k/v biases); M-RoPE is metadata only
     "gemma2": gemma2,
     "olmoe": olmoe,
     "phi3": phi3,
     "llama": llama,
+    "internlm2": internlm2,
+    "seed_oss": seed_oss,
+    "granitemoe": granitemoe,
+    "stablelm": stablelm,
+    "starcoder2": starcoder2,
+    "phimoe": phimoe,
+    "exaone4": exaone4,
+    "ernie4_5-moe": ernie4_5_moe,
+    "exaone": internlm2,
     "qwen3": qwen3,
     "qwen3vl": qwen3,
     "qwen3moe": qwen3moe,
+    "qwen3vlmoe": qwen3moe,  # models/qwen3vlmoe.cpp: qwen3moe's tensors; deepstack is metadata only
     "gpt-oss": gpt_oss,
     "gemma3": gemma3,
     "deepseek2": deepseek2,

@@ -33,7 +33,7 @@ from validation.build_llamacpp import LLAMA_BUILD
 from validation.vocab import vocab_metadata
 
 MODELS_DIR = HERE / "models"
-FILE_TYPES = {"Q4_K_M": 15, "Q8_0": 7, "MXFP4_MOE": 38, "BF16": 32}
+FILE_TYPES = {"Q4_K_M": 15, "Q4_0": 2, "Q8_0": 7, "MXFP4_MOE": 38, "BF16": 32}
 
 # "[   1/ 292]    token_embd.weight - [ 4096, 128256, 1, 1], type =   bf16, size = ... (q4_K)"
 _DRY_LINE = re.compile(r"^\[\s*\d+/\s*\d+\]\s+(\S+)\s+-\s+\[([^\]]*)\],\s+type\s+=\s+(\S+),\s+(.*)$")

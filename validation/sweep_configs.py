@@ -6,7 +6,10 @@ config. Specs are generated the way validation/ generates its own (modelgen.gene
 conversion -> `llama-quantize --dry-run` for the quant the sweep's file carries) into
 validation/models-sweep/.
 
-    python -m validation.sweep_configs --llama-bin /work/llamacpp/build/bin
+    python -m validation.sweep_configs --llama-bin /work/llamacpp/build/bin [--only NAME ...] [--check]
+
+`--check` loads each generated (quantized) header in llama-fit-params (-c 512), which checks every
+tensor's name and shape against the architecture (validation/field/make_specs.py: load_check).
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--llama-bin", type=Path, required=True, help="directory with llama-quantize")
     ap.add_argument("--work", type=Path, default=HERE / "cache" / "work")
     ap.add_argument("--only", nargs="*")
+    ap.add_argument("--check", action="store_true", help="load each generated header in llama-fit-params")
     a = ap.parse_args(argv)
     ap_only = set(a.only or [c["name"] for c in SWEEP_MODELS])
     for cfg in SWEEP_MODELS:
@@ -36,6 +40,14 @@ def main(argv: list[str] | None = None) -> int:
             continue
         spec = modelgen.generate(cfg, a.llama_bin, a.work)
         print(f"{cfg['name']}: {len(spec['tensors'])} tensors -> {modelgen.save_spec(spec, SPECS_DIR)}")
+        if a.check:
+            from validation.field.make_specs import load_check
+
+            gguf = modelgen.write_model(spec, a.work / f"{cfg['name']}-{cfg['quant']}.gguf")
+            try:
+                print(f"  {load_check(cfg['name'], gguf, a.llama_bin)}")
+            finally:
+                gguf.unlink(missing_ok=True)
     return 0
 
 

@@ -9,7 +9,7 @@ program people serve models with (llama-cli runs the same server code):
 reserved for the whole batch), which is what validation/ compares against.
 
 `--runtime llama.cpp@N|ollama[@V]|lmstudio[@V]` (or `--llama-build N`) says which llama.cpp the app
-runs and which defaults the app passes (planner/runtimes.py, planner/data/runtimes.toml); flags
+runs and which defaults the app passes (planner/runtime/llamacpp/apps.py, planner/data/runtimes.toml); flags
 given on the command line win over the app's defaults. Without either, the default runtime is
 conservative over the llama.cpp builds current apps ship (b11434's rules, logits reserved for the
 whole ubatch as builds before b9464 do); the report states which runtime was assumed.
@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 import click
 
 from ..estimate_run import EstimateRequest
-from ..estimate_settings import RunFlags
+from ..runtime.llamacpp.flags import RunFlags
 from ..vocab import CACHE_TYPES, ESTIMATOR_BACKENDS
 from .device_options import FLAG_NAMES, DeviceFlags, device_options, resolve_devices
 
@@ -173,7 +173,7 @@ def estimate_command(**kw: Any) -> None:
     """
     from ..estimate_run import run_estimate
     from ..report.estimate import render_estimate_json, render_estimate_text
-    from ..runtimes import runtime_for
+    from ..runtime.llamacpp.apps import runtime_for
 
     opts = EstimateOptions.from_click(kw)
     runtime = runtime_for(*opts.runtime)

@@ -51,17 +51,22 @@ def plan_command(**kw: Any) -> int:
         -d ai-max-395-64g -d ai-max-395-128g-minipc
       memfit plan ./models/ -d rtx-4090 --kv q8_0 --format markdown
       memfit plan glm-4.7-flash@198k qwen3-vl-32b@24k -d ai-max-395-64g
+      memfit plan qwen3-235b-a22b --cluster 2x ai-max-395-128g-minipc --link usb4
 
     Exit codes: 0 = the recommendation fits, 3 = nothing fits, 1 = error, 2 = usage error.
     """
     from ..inputs import build_plan_model, mmproj_choice
     from ..plan import plan_devices
     from ..report.formats import plan_output
+    from .plan_cluster import cluster_shape, run_cluster
     from .plan_workload import parse_models, run_workload
 
     opts = PlanOptions.from_click(kw)
     opts.cache_types()
     mmproj = mmproj_choice(opts.mmproj)
+    shape = cluster_shape(opts)
+    if shape is not None:
+        return run_cluster(opts, shape, mmproj)
     work = parse_models(opts.models, opts.workload_file, opts.together, opts.ctx)
     profiles = load_plan_devices(opts.device)
     if work.single is None:

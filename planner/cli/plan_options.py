@@ -61,6 +61,13 @@ PLAN_OPTIONS = [
     click.option("--together", is_flag=True,
                  help="the models run at the same time (one llama-server each): plan their sum in the same memory"),
     *device_flags("device", "device_file", style=PLAN_DEVICE_STYLE),
+    click.option("--cluster", default=None, metavar="SPEC",
+                 help="machines joined by llama.cpp RPC, the first the head: 2x dgx-spark, or ID,ID (docs/cluster.md)"),
+    click.option("--gpus", type=click.IntRange(min=1), default=None, metavar="N",
+                 help="N cards of --device in one host, split by -ts"),
+    click.option("--link", default=None, metavar="NAME",
+                 help="the link between members: 1gbe, 10gbe, usb4, tb5, roce, pcie [default: roce for DGX Sparks, "
+                      "10gbe, pcie for --gpus]"),
     click.option("--ctx", "-c", "ctx", type=CtxType(), default=None,
                  help="context length: 24k, 24576, 128k, or max (= 0: the training context) "
                       "[default: training context, at most 32k]"),
@@ -113,6 +120,9 @@ class PlanOptions:
     workload_file: str | None
     together: bool
     device: DeviceFlags
+    cluster: str | None
+    gpus: int | None
+    link: str | None
     ctx: int | None
     backend: str | None
     quants: tuple[str, ...]

@@ -38,7 +38,6 @@ def estimate(facts: ModelFacts, settings: RunSettings, mmproj: ModelHeaders | No
     mm = mmproj_usage(mmproj, ctx) if mmproj is not None and settings.with_mmproj else None
     overhead = runtime_overhead(ctx.backend.name, any(ctx.layer_on_gpu) or ctx.output_on_gpu)
     mm_gpu, mm_host = (mm.gpu, mm.host) if mm else (0, 0)
-    estimated = {"compute": comp.margin, **({"mmproj": mm.margin} if mm else {}), "overhead": overhead.margin}
     return Breakdown(
         weights_bytes=w.total,
         kv_bytes=kv.total,
@@ -57,10 +56,17 @@ def estimate(facts: ModelFacts, settings: RunSettings, mmproj: ModelHeaders | No
         output_on_gpu=bool(ctx.output_on_gpu and ctx.backend.is_gpu),
         settings=settings,
         exact=list(EXACT) if not facts.approximate else ["weights", "output"],
-        estimated=(estimated if not facts.approximate
-                   else {**estimated, "kv": APPROXIMATE_KV_MARGIN, "recurrent": APPROXIMATE_KV_MARGIN}),
+        estimated=_estimated(facts, comp, mm, overhead),
         warnings=list(facts.warnings) + list(ctx.notes) + list(comp.notes) + (list(mm.notes) if mm else []),
     )
+
+
+def _estimated(facts: ModelFacts, comp: ComputeResult, mm: MmprojResult | None, overhead: Overhead) -> dict[str, float]:
+    """Each estimated component's margin (the cache of an architecture sized approximately too)."""
+    estimated = {"compute": comp.margin, **({"mmproj": mm.margin} if mm else {}), "overhead": overhead.margin}
+    if facts.approximate:
+        estimated |= {"kv": APPROXIMATE_KV_MARGIN, "recurrent": APPROXIMATE_KV_MARGIN}
+    return estimated
 
 
 def _devices(ctx: RunContext, w: WeightsResult, kv: KVResult, rs: RecurrentResult, comp: ComputeResult,

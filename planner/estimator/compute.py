@@ -112,11 +112,17 @@ def _reserve(f: ModelFacts, ctx: RunContext) -> _Reserve:
     mask_elt = 2 if ctx.flash_attn else 4
     full_mask = ctx.n_ctx_seq * T * mask_elt if g.full_attention else 0
     swa_mask = ctx.swa_cells * T * mask_elt if g.sliding_attention else 0
-    return _Reserve(f=f, ctx=ctx, g=g, T=T, O=ctx.n_outputs, mask_bytes=full_mask + swa_mask,
-                    n_kv_max=ctx.n_ctx_seq if g.full_attention else (ctx.swa_cells if g.sliding_attention else 0),
+    return _Reserve(f=f, ctx=ctx, g=g, T=T, O=ctx.n_outputs, mask_bytes=full_mask + swa_mask, n_kv_max=_n_kv_max(g, ctx),
                     n_head=g.attention_heads, has_attention=g.full_attention or g.sliding_attention,
                     logits=f.n_vocab * ctx.n_outputs * F32, slot=g.E * T * F32, small=SMALL_INPUTS_PER_TOKEN * T,
                     e_old=0.0 if ctx.mixed_embd else 2.0)
+
+
+def _n_kv_max(g: GraphShape, ctx: RunContext) -> int:
+    """The most cells a layer attends: the context with full attention, else the window's cells."""
+    if g.full_attention:
+        return ctx.n_ctx_seq
+    return ctx.swa_cells if g.sliding_attention else 0
 
 
 # --------------------------------------------------------------------------- phases
@@ -156,7 +162,13 @@ def _ffn_dense(g: GraphShape, e_coef_max: float) -> float:
         return 0.0
     ratio = g.ff_dense / g.E if g.E else 0.0
     c = 3.0 + (e_coef_max - 3.0) * min(max((ratio - 1.0) / 2.5, 0.0), 1.0)
-    return 3.0 * g.ff_dense + c * g.E
+    # llama-graph.cpp build_ffn: a gated FFN joins gate and up in a GLU op (ggml_swiglu_split /
+    # ggml_geglu_split), which ggml-alloc.c ggml_op_can_inplace does not list, so gate, up and the
+    # product are live together (3 x n_ff); an ungated one (ggml_gelu / relu / sqr after the up
+    # matmul and its bias ADD) runs in place (GGML_OP_UNARY, GGML_OP_ADD, GGML_OP_SQR are listed):
+    # one n_ff-wide activation
+    acts = 3.0 if g.ff_gated else 1.0
+    return acts * g.ff_dense + c * g.E
 
 
 def _ffn_moe(g: GraphShape, e_coef: float) -> float:
@@ -192,6 +204,12 @@ def _peak_bytes(r: _Reserve, ph: dict[str, float], keys: list[str], masks: int) 
         # of the buffer and the logits start there (measured on b9453/b11393's CPU backend and
         # in the ROCm log of b9452)
         return int(max(a, out))
+    return _logits_placed(r, a, out, masks)
+
+
+def _logits_placed(r: _Reserve, a: float, out: float, masks: int) -> int:
+    """The peak with the logits in the masks' freed block when they fit there (with one input slot
+    beside it), else above the live tensors; a doubt noted when they are about the masks' size."""
     reused = int(a if a >= out else out + masks)  # logits in the freed masks' block
     above = int(max(a, out + masks))  # no freed block holds them
     chosen, other = (reused, above) if r.logits <= masks + r.slot else (above, reused)

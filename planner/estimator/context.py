@@ -11,7 +11,7 @@ flash attention, per-layer placement). One place for llama.cpp's resolution rule
   on the GPU (i_gpu_start = n_layer + 1 - N); -1 means all; the input layer stays on the CPU.
 
 RunSettings.llama_build selects the rules of another llama.cpp build where they differ from b11434
-(planner/data/runtimes.toml, planner/runtimes.py): per-slot output reservation (#23861, b9464),
+(planner/data/runtimes.toml, planner/runtime/llamacpp/apps.py): per-slot output reservation (#23861, b9464),
 -fa auto (#15434), per-sequence KV streams (#14363), the trimmed SWA cache (#13194/#13833), the
 V-less MLA cache (#19067), the F16 SWA part (#21277, reverted by #21332), the mixed token/embedding
 inputs (b11401).
@@ -27,7 +27,7 @@ from ..errors import EstimateError
 from ..estimate_types import RunSettings
 from ..ggml_types import GGMLQuantizationType, quant_size
 from ..model_facts import LayerFacts, ModelFacts
-from ..runtimes import applies, fa_supported
+from ..runtime.llamacpp.apps import applies, fa_supported
 from ..vocab import CACHE_TYPES, QUANTIZED_CACHE, v_cache_needs_flash_attn
 
 __all__ = ["BACKENDS", "GGML_TYPE_OF", "HOST_ALIGNMENT", "QUANTIZED_CACHE", "Backend", "RunContext", "pad", "resolve"]
@@ -219,16 +219,7 @@ def _outputs_max(s: RunSettings, n_batch: int) -> int:
 
 def _flash_attention(facts: ModelFacts, s: RunSettings, backend: Backend, notes: list[str]) -> bool:
     """llama_init_from_model's resolution of -fa, with its refusals, in llama.cpp's order."""
-    fa_mode = s.flash_attn
-    if facts.flash_attn_forced_off and fa_mode != "off":
-        fa_mode = "off"
-        notes.append("flash attention forced off for this architecture (llama.cpp: grok)")
-    if v_cache_needs_flash_attn(s.cache_type_v) and fa_mode != "on":
-        if fa_mode == "off":
-            raise EstimateError(
-                f"llama.cpp refuses a quantized V cache ({s.cache_type_v}) with flash attention off",
-                hint="use -fa on (or auto), or -ctv f16")
-        fa_mode = "on"
+    fa_mode = _fa_mode(facts, s, notes)
     if facts.is_mla and s.cache_type_k != s.cache_type_v:
         raise EstimateError(
             f"llama.cpp refuses different K ({s.cache_type_k}) and V ({s.cache_type_v}) cache types for MLA models",
@@ -236,6 +227,21 @@ def _flash_attention(facts: ModelFacts, s: RunSettings, backend: Backend, notes:
     if fa_mode == "auto":
         return _auto_flash_attention(facts, s, backend, notes)
     return fa_mode != "off"
+
+
+def _fa_mode(facts: ModelFacts, s: RunSettings, notes: list[str]) -> str:
+    """-fa after the architecture's override (grok: off) and the quantized V cache's need (on; an
+    error with -fa off)."""
+    fa_mode = s.flash_attn
+    if facts.flash_attn_forced_off and fa_mode != "off":
+        fa_mode = "off"
+        notes.append("flash attention forced off for this architecture (llama.cpp: grok)")
+    if not v_cache_needs_flash_attn(s.cache_type_v) or fa_mode == "on":
+        return fa_mode
+    if fa_mode == "off":
+        raise EstimateError(f"llama.cpp refuses a quantized V cache ({s.cache_type_v}) with flash attention off",
+                            hint="use -fa on (or auto), or -ctv f16")
+    return "on"
 
 
 def _auto_flash_attention(facts: ModelFacts, s: RunSettings, backend: Backend, notes: list[str]) -> bool:

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from typing import Callable
 
 from ..model_facts import LayerFacts, ModelFacts
 from ..tensor_layout import TensorBytes
@@ -25,6 +26,7 @@ class GraphShape:
     K: int  # n_head_kv x head_k
     V: int  # n_head_kv x head_v
     ff_dense: int  # widest dense FFN
+    ff_gated: bool  # a dense FFN has a gate (ffn_gate, or ffn_up fused at 2 x n_ff)
     moe_u: int  # n_used * ff_exp
     n_used: int
     d_inner: int
@@ -42,22 +44,35 @@ def graph_shape(f: ModelFacts) -> GraphShape:
 
 def _measure(f: ModelFacts) -> GraphShape:
     loaded = [layer for layer in f.layers if layer.loaded]
-    hk = max(f.head_k_full, f.head_k_swa)
-    hv = max(f.head_v_full, f.head_v_swa)
-    n_head = max((layer.n_head for layer in f.layers), default=0)
-    n_kv = max((layer.n_head_kv for layer in f.layers), default=0)
-    ff_exp = max((_expert_ffn_width(layer) for layer in loaded), default=0)
     kv_layers = [layer for layer in f.layers if layer.has_attn_kv]
     slides = [layer.is_swa and f.swa_enabled for layer in kv_layers]
     return GraphShape(
-        E=f.n_embd, Q=n_head * hk, K=n_kv * hk, V=n_kv * hv,
-        ff_dense=max((_dense_ffn_width(layer) for layer in loaded), default=0),
-        moe_u=f.n_expert_used * ff_exp, n_used=f.n_expert_used, d_inner=f.ssm_d_inner, n_deepstack=f.n_deepstack,
-        max_weight_by_layer=tuple(max((t.nbytes for t in layer.tensors), default=0) if layer.loaded else 0
-                                  for layer in f.layers),
+        **_attention_widths(f), ff_dense=_widest(_dense_ffn_width, loaded),
+        ff_gated=any(_dense_ffn_gated(layer) for layer in loaded),
+        moe_u=f.n_expert_used * _widest(_expert_ffn_width, loaded), n_used=f.n_expert_used, d_inner=f.ssm_d_inner,
+        n_deepstack=f.n_deepstack, max_weight_by_layer=tuple(map(_largest_tensor, f.layers)),
         output_weight=_output_weight(f), full_attention=not all(slides), sliding_attention=any(slides),
-        attention_heads=max((layer.n_head for layer in kv_layers), default=0),
+        attention_heads=_widest(lambda layer: layer.n_head, kv_layers),
     )
+
+
+def _widest(width: Callable[[LayerFacts], int], layers: list[LayerFacts]) -> int:
+    """The largest `width` over the layers (0 without any)."""
+    return max(map(width, layers), default=0)
+
+
+def _attention_widths(f: ModelFacts) -> dict[str, int]:
+    """E, Q, K, V: the embedding and the widest query, key and value rows of any layer."""
+    hk = max(f.head_k_full, f.head_k_swa)
+    hv = max(f.head_v_full, f.head_v_swa)
+    n_head = _widest(lambda layer: layer.n_head, f.layers)
+    n_kv = _widest(lambda layer: layer.n_head_kv, f.layers)
+    return {"E": f.n_embd, "Q": n_head * hk, "K": n_kv * hk, "V": n_kv * hv}
+
+
+def _largest_tensor(layer: LayerFacts) -> int:
+    """The largest single tensor of a loaded layer (what op_offload copies), 0 for one not loaded."""
+    return max((t.nbytes for t in layer.tensors), default=0) if layer.loaded else 0
 
 
 def _dense_ffn_width(layer: LayerFacts) -> int:
@@ -69,6 +84,15 @@ def _dense_ffn_width(layer: LayerFacts) -> int:
     widths = [_fused_up_width(layer, t) if fused and t.name.endswith("ffn_up.weight") else t.ne1
               for t in layer.tensors if _DENSE_FFN_INPUT.match(t.name)]
     return max(widths, default=0)
+
+
+def _dense_ffn_gated(layer: LayerFacts) -> bool:
+    """A gated dense FFN: an ffn_gate tensor, or an ffn_up fused with the gate (2 x n_ff rows)."""
+    names = {t.name.rsplit(".", 2)[-2] for t in layer.tensors}
+    if "ffn_gate" in names:
+        return True
+    up = next((t for t in layer.tensors if t.name.endswith("ffn_up.weight")), None)
+    return up is not None and "ffn_down" in names and _fused_up_width(layer, up) != up.ne1
 
 
 def _fused_up_width(layer: LayerFacts, up: TensorBytes) -> int:

@@ -108,15 +108,19 @@ def _layer_kv(facts: ModelFacts, ctx: RunContext, shared: _Shared, il: int, laye
     if not (layer.has_attn_kv or layer.has_indexer_kv):
         return None
     align, row_pad = shared.buffers[ctx.state_on_gpu[il]]
-    kv = KVLayer(0, 0, ctx.n_ctx_seq)
-    if layer.has_attn_kv:
-        cache = shared.caches[layer.is_swa and facts.swa_enabled]
-        v_width = (shared.v_pad_width or layer.v_width) if layer.v_width else _mla_v_width(facts, ctx, layer)
-        kv = KVLayer(_tensor_bytes(cache.type_k, layer.k_width, cache.cells, ctx.n_stream, align, row_pad),
-                     _tensor_bytes(cache.type_v, v_width, cache.cells, ctx.n_stream, align, row_pad), cache.cells)
+    kv = _attention_kv(facts, ctx, shared, layer, align, row_pad) if layer.has_attn_kv else KVLayer(0, 0, ctx.n_ctx_seq)
     if layer.has_indexer_kv:
         kv.k_bytes += _tensor_bytes(ctx.type_k, facts.indexer_head_size, ctx.n_ctx_seq, ctx.n_stream, align, row_pad)
     return kv
+
+
+def _attention_kv(facts: ModelFacts, ctx: RunContext, shared: _Shared, layer: LayerFacts, align: int,
+                  row_pad: int) -> KVLayer:
+    """The K and V tensors of an attention layer, in its cache (full or sliding window)."""
+    cache = shared.caches[layer.is_swa and facts.swa_enabled]
+    v_width = (shared.v_pad_width or layer.v_width) if layer.v_width else _mla_v_width(facts, ctx, layer)
+    return KVLayer(_tensor_bytes(cache.type_k, layer.k_width, cache.cells, ctx.n_stream, align, row_pad),
+                   _tensor_bytes(cache.type_v, v_width, cache.cells, ctx.n_stream, align, row_pad), cache.cells)
 
 
 def _mla_v_width(facts: ModelFacts, ctx: RunContext, layer: LayerFacts) -> int:

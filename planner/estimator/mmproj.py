@@ -77,19 +77,22 @@ def mmproj_usage(h: ModelHeaders, ctx: RunContext) -> MmprojResult:
     notes: list[str] = []
     align = ctx.backend.alignment if ctx.backend.is_gpu else HOST_ALIGNMENT
     weights = _weights_bytes(h, align)
-    proj = str(meta.get("clip.projector_type") or meta.get("clip.vision.projector_type") or "")
-    has_vision = bool(meta.get("clip.has_vision_encoder", True)) and "clip.vision.embedding_length" in meta
-    if has_vision:
-        compute, patches = _vision_compute(meta, proj, ctx.flash_attn)
-        if not proj:
-            notes.append("mmproj: unknown projector type; vision compute estimated from image_size")
-    else:
-        compute = patches = 0
-        notes.append("mmproj: no vision encoder found (audio-only projectors are not sized)")
+    compute, patches = _encoder_compute(meta, ctx.flash_attn, notes)
     total = weights + compute
     gpu, host = (total, 0) if ctx.backend.is_gpu else (0, total)
     return MmprojResult(gpu=gpu, host=host, margin=MARGIN, weights=weights, compute=compute,
                         patches=patches, notes=notes)
+
+
+def _encoder_compute(meta: Metadata, flash_attn: bool, notes: list[str]) -> tuple[int, int]:
+    """(compute buffer bytes, patches) of the projector's vision encoder; (0, 0) without one."""
+    if not (bool(meta.get("clip.has_vision_encoder", True)) and "clip.vision.embedding_length" in meta):
+        notes.append("mmproj: no vision encoder found (audio-only projectors are not sized)")
+        return 0, 0
+    proj = str(meta.get("clip.projector_type") or meta.get("clip.vision.projector_type") or "")
+    if not proj:
+        notes.append("mmproj: unknown projector type; vision compute estimated from image_size")
+    return _vision_compute(meta, proj, flash_attn)
 
 
 def _warmup_side(meta: Metadata, proj: str, patch: int) -> int:

@@ -157,7 +157,7 @@ def _belongs_to(prev: str, w: str) -> bool:
 
 
 def _runtime_words(plan: DevicePlan) -> str:
-    """The runtime statement without its leading "runtime: " (planner/runtimes.py)."""
+    """The runtime statement without its leading "runtime: " (planner/runtime/llamacpp/apps.py)."""
     return plan.runtime_statement.removeprefix("runtime: ") or plan.runtime
 
 

