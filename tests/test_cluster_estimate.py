@@ -53,14 +53,8 @@ def test_weights_and_kv_are_exact_on_every_device(rows):
     assert [r for r in rows if not (r.weights_ok and r.kv_ok)] == []
 
 
-def test_compute_within_ten_percent_except_the_pinned_moe_misses(rows):
-    """The MoE misses are inherited from the single-device MoE phase of this synthetic shape
-    (memfit +25% on one RPC device: 30.02 vs 24.01 MiB); the pipeline's copies add the same bytes
-    llama.cpp adds (docs/accuracy.md)."""
-    missed = sorted((r.case, r.device) for r in rows if abs(r.compute_error) > 0.10)
-    assert missed == sorted([
-        ("moe -ts 1,1 -c 4096", "rpc1"), ("moe -ts 1,1 -c 8192", "rpc1"),
-        ("moe -ts 1,3 -c 4096", "rpc1"), ("moe -ts 1,3 -c 8192", "rpc1"),
-        ("moe -ts 2,1,1 -c 4096", "rpc1"), ("moe -ts 2,1,1 -c 8192", "rpc1"),
-    ])
-    assert max(abs(r.compute_error) for r in rows) < 0.15
+def test_compute_within_ten_percent_on_every_device(rows):
+    """Every device within 10%; the worst is the MoE model's (memfit -8.3% on one RPC device: 22.02 vs
+    24.01 MiB); the pipeline's copies add the same bytes llama.cpp adds (docs/accuracy.md)."""
+    assert [(r.case, r.device) for r in rows if abs(r.compute_error) > 0.10] == []
+    assert max(abs(r.compute_error) for r in rows) < 0.06

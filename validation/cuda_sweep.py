@@ -182,14 +182,6 @@ PARTIAL_COPY = ("Partial offload: memfit adds the largest CPU-resident weight (a
                 "established from source here (no CUDA run at hand to check the scheduler's allocation); the "
                 "full-offload buffers of these rows are within 5%; safe side")
 
-MOE_NOTE = ("the MoE phase is over-estimated (safe side). The measured full-offload buffers of OLMoE-1B-7B (64.1 MiB, "
-            "8 of 64 experts of 1024) and Phi-3.5-MoE (103.1, 2 of 16 of 6400) fit gate + up + their GLU product "
-            "(3 x n_used x n_ff floats per token, what llama-graph.cpp build_moe_ffn keeps live at the GLU, which "
-            "ggml-alloc.c does not run in place) plus 3 E and the ~4.5 MiB of masks and small inputs, within 0.5 "
-            "MiB; memfit adds the n_used x E expert outputs on "
-            "top, which Qwen3-30B-A3B (88.1) and Granite-3.1-3B-A800M (61.0) do show. What separates the two groups "
-            "is not found here; on the CPU OLMoE is over-estimated too (llama.cpp b11434 72.1 MiB, memfit 88.0)")
-
 # What is known about the rows outside the targets (measured on b11434's CPU backend with memprobe
 # --server-mode on the same headers where that tells something).
 MISSES: dict[str, str] = {
@@ -201,8 +193,6 @@ MISSES: dict[str, str] = {
                  "the K copy at the FA node, then wv_b and a ggml_cont, llama-graph.cpp build_attn_mha), yet the "
                  "measured 99.4 MiB needs about 9k more floats per token, the size of one more 20 x 512 tensor; "
                  "what else is allocated is not found in the source here",
-    "olmoe": MOE_NOTE,
-    "phimoe": MOE_NOTE,
     "phi3": "fused QKV with 32 KV heads: the F16 copies of a q8_0 MHA cache (48 MiB at 4096 cells) go on top of "
             "an attention phase modelled for separate Q/K/V; on the CPU memfit is within 5% (78.0 vs 82.0); safe side",
     "starcoder2": "partial offload under-estimated by memfit: measured partial minus full is 127.7 MiB, memfit adds the "

@@ -13,7 +13,9 @@ whole graph):
   attention  FA off: n_head * n_kv + 3 E + 3 max(E, Q) + (K + V)    (the n_kv x n_tokens x n_head KQ matrix)
              FA on:  3 E + 3 max(E, Q) + (K + V) / 2
   dense FFN  3 FF + c E,  c = 3 .. 5 growing with FF / E            (gate, up, act)
-  MoE FFN    3 U + n_used E + 5 E, U = n_used * n_ff_exp            (2 U when U > 3.5 E)
+  MoE FFN    3 U + 5 E, U = n_used * n_ff_exp                       (up, gate, GLU product)
+             + n_used E when the expert outputs do not fit the block up and gate free (n_used E > 2 U),
+             n_used E + 5 E when U <= E (see _ffn_moe)
   recurrent  4 d_inner + 3 E  (Mamba-style scan, estimate)
   masks      n_kv * n_tokens per attention kind (full, SWA), f16 with FA, f32 without
 
@@ -88,6 +90,7 @@ class _Reserve:
     T: int  # tokens
     O: int  # outputs
     mask_bytes: int
+    mask_blocks: tuple[int, ...]  # each attention kind's mask (full, SWA), bytes
     n_kv_max: int  # the largest KQ matrix's n_kv (per stream)
     n_head: int
     has_attention: bool
@@ -112,7 +115,8 @@ def _reserve(f: ModelFacts, ctx: RunContext) -> _Reserve:
     mask_elt = 2 if ctx.flash_attn else 4
     full_mask = ctx.n_ctx_seq * T * mask_elt if g.full_attention else 0
     swa_mask = ctx.swa_cells * T * mask_elt if g.sliding_attention else 0
-    return _Reserve(f=f, ctx=ctx, g=g, T=T, O=ctx.n_outputs, mask_bytes=full_mask + swa_mask, n_kv_max=_n_kv_max(g, ctx),
+    return _Reserve(f=f, ctx=ctx, g=g, T=T, O=ctx.n_outputs, mask_bytes=full_mask + swa_mask,
+                    mask_blocks=tuple(m for m in (full_mask, swa_mask) if m), n_kv_max=_n_kv_max(g, ctx),
                     n_head=g.attention_heads, has_attention=g.full_attention or g.sliding_attention,
                     logits=f.n_vocab * ctx.n_outputs * F32, slot=g.E * T * F32, small=SMALL_INPUTS_PER_TOKEN * T,
                     e_old=0.0 if ctx.mixed_embd else 2.0)
@@ -136,7 +140,8 @@ def _phases(r: _Reserve, e_off: float, gpu: bool = False) -> dict[str, float]:
         "output": r.f.n_vocab * (r.O / r.T) + (5.5 - e_off) * E,
         "attention": _attention_phase(r, e_off),
         "ffn": _ffn_dense(g, 5.0 - e_off),
-        "moe": _ffn_moe(g, 5.0 - e_off),
+        # the last layer runs on all tokens only when every token is an output (inp_out_ids)
+        "moe": _ffn_moe(g, 5.0 - e_off, [m / (r.T * F32) for m in r.mask_blocks] if r.O >= r.T else []),
         "recurrent": (4.0 * g.d_inner + (3 - e_off) * E) if r.f.n_recurrent_layers and g.d_inner else 0.0,
     }
     if g.n_deepstack:
@@ -171,12 +176,38 @@ def _ffn_dense(g: GraphShape, e_coef_max: float) -> float:
     return acts * g.ff_dense + c * g.E
 
 
-def _ffn_moe(g: GraphShape, e_coef: float) -> float:
+def _ffn_moe(g: GraphShape, e_coef: float, masks: tuple[float, ...] | list[float] = ()) -> float:
+    """The MoE FFN's peak (floats per token) from what llama-graph.cpp build_moe_ffn keeps live and
+    where ggml-alloc.c puts it. The expert matmuls (mul_mat_id) give up and gate, U = n_used x n_ff_exp
+    each (or one 2 U gate_up, split by views); the GLU (ggml_swiglu_split / geglu / swiglu_oai) is not
+    in ggml_op_can_inplace's list, so up, gate and their product are live together (3 U), and up and
+    gate are freed right after it; the down matmul (n_used x E per token) is allocated while the
+    product is live, and the weights multiply and the adds of its views run in place (GGML_OP_MUL,
+    GGML_OP_ADD). ggml_dyn_tallocr_alloc takes the best-fitting freed block, so the down output costs
+    nothing when it fits in the block up and gate leave (n_used E <= 2 U) and goes on top of the
+    product when it does not. Measured (b11434 CPU, qwen3moe shapes E 1024..4096, 2..8 of 16..128
+    experts, n_ff_exp 256..2048; OLMoE, Phi-3.5-MoE on CUDA):
+      U <= E            n_used E          (U-wide tensors fit the E-wide blocks freed before)
+      n_used E <= 2 U   3 U               (down reuses up's and gate's block)
+      otherwise         3 U + n_used E
+    `masks`: each mask's size (floats per token), given when the last layer runs on every token
+    (n_outputs = n_tokens: no inp_out_ids get_rows before it, src/models/*.cpp). The last attention
+    layer frees its mask; a mask block (with the E-wide slot beside it) that holds one U-wide tensor
+    but not two takes up alone, gate lands elsewhere, and a down output that needs both blocks
+    (U < n_used E <= 2 U) goes on top: 2 U + n_used E."""
     if not g.moe_u:
         return 0.0
-    u = g.moe_u
-    act = 3.0 * u if u <= 3.5 * g.E else 2.0 * u
-    return act + g.n_used * g.E + e_coef * g.E
+    u, down = g.moe_u, g.n_used * g.E
+    if u <= g.E:
+        act = float(down)
+    elif down <= u:
+        act = 3.0 * u
+    elif down <= 2 * u:
+        split = any(u < m + g.E <= 2 * u for m in masks)
+        act = 2.0 * u + down if split else 3.0 * u
+    else:
+        act = 3.0 * u + down
+    return act + e_coef * g.E
 
 
 def _phase_bytes(r: _Reserve, ph: dict[str, float]) -> dict[str, int]:
