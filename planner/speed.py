@@ -72,6 +72,7 @@ class SpeedParams:
     prefill_efficiency: dict[str, float]  # backend -> share of the FP16 peak prefill reaches
     pcie_gbps: float  # discrete cards: CPU-side weights cross PCIe once per ubatch in prefill
     moe_tokens_half: float = 0.0  # MFLOPs per expert matmul call at which expert matmuls reach half speed
+    moe_saturation_power: float = 1.0  # how sharply expert matmuls approach the dense rate with their size (1 = w / (w + half))
     attention_efficiency: dict[str, float] = field(default_factory=dict)  # backend -> FA kernels' share of the FP16 peak
     device_efficiency: dict[str, float] = field(default_factory=dict)  # fitted decode eta per memory system
     type_decode: dict[str, float] = field(default_factory=dict)  # ggml type -> decode kernel efficiency (q4_K = 1)
@@ -122,6 +123,7 @@ def params_from_dict(data: dict) -> SpeedParams:
         prefill_efficiency=_numbers(p["efficiency"]),
         pcie_gbps=float(p.get("pcie_gbps", 25.0)),
         moe_tokens_half=float(p.get("moe_tokens_half", 0.0)),
+        moe_saturation_power=float(p.get("moe_saturation_power", 1.0)),
         attention_efficiency=_numbers(p.get("attention_efficiency", {})),
         device_efficiency=_numbers(data.get("device_efficiency", {})),
         type_decode=_numbers(data.get("type_decode", {})),
@@ -376,14 +378,19 @@ def _attention_flops(compute: ModelCompute, n: int, depth: int) -> float:
 def _expert_saturation(compute: ModelCompute, params: SpeedParams, tokens: int, n_ubatch: int) -> float:
     """A ubatch spreads its tokens over the experts: each expert's matmul sees ubatch x used/count
     tokens times that expert's weights; small matmuls run far below peak (half speed at
-    moe_tokens_half MFLOPs per expert call: many tiny experts are slow, few big ones less so)."""
+    moe_tokens_half MFLOPs per expert call: many tiny experts are slow, few big ones less so).
+    The curve is (w / half)^k / (1 + (w / half)^k): with k below 1 (fitted) it is broader than a
+    plain half-saturation, so even big expert calls stay below the dense matmuls' rate (MUL_MAT_ID
+    gathers its rows and addresses its experts indirectly on every call), and the backend's dense
+    efficiency is no longer dragged down by the MoE rows that dominate the field data."""
     if not (params.moe_tokens_half > 0 and compute.n_expert):
         return 1.0
     per_expert_tokens = min(tokens, n_ubatch) * compute.expert_ratio
     n_moe = max(1, sum(1 for l in compute.layers if l.moe))
     per_expert_params = sum(l.expert_params for l in compute.layers) / max(1, compute.n_expert) / n_moe
     work = 2.0 * per_expert_tokens * per_expert_params / 1e6  # MFLOPs per expert call
-    return work / (work + params.moe_tokens_half)
+    k = params.moe_saturation_power
+    return work ** k / (work ** k + params.moe_tokens_half ** k)
 
 
 def _prefill_compute_time(compute: ModelCompute, params: SpeedParams, tflops: float, key: str, *, tokens: int,

@@ -8,8 +8,8 @@ Parameters (each with a physical meaning, planner/speed.py):
 - per-layer dispatch latency per backend, the dispatch units of an MoE layer and of a recurrent layer,
 - decode factors for Windows' drivers (Vulkan, ROCm) and for ROCm elsewhere,
 - the CPU's share of its RAM bandwidth (layers offloaded to the CPU),
-- prefill efficiency per backend (share of the FP16 peak), and the tokens per expert at which an
-  MoE layer's matmuls reach half speed.
+- prefill efficiency per backend (share of the FP16 peak), the MFLOPs per expert call at which an
+  MoE layer's matmuls reach half speed, and the exponent of that saturation curve.
 Rows listed in validation/field/holdout.toml are never used to fit; the printout gives both errors.
 Minimised: the mean squared log error of decode (and prefill, weighted) over the fit rows, by
 coordinate descent in log space (no extra dependency; 20-odd parameters, a few hundred rows).
@@ -88,6 +88,7 @@ def vector(p: SpeedParams, classes: list[str]) -> dict[str, float]:
         v[f"pp.{k}"] = p.prefill_efficiency.get(k, 0.3)
     if FIT_MOE_HALF:
         v["pp.moe_half"] = p.moe_tokens_half or 200.0
+        v["pp.moe_power"] = p.moe_saturation_power
     for c in classes:
         v[f"eta.{c}"] = p.device_efficiency.get(c, 0.8)
     for t in DECODE_TYPES:
@@ -116,8 +117,9 @@ def params_of(v: dict[str, float], base: SpeedParams) -> SpeedParams:
         attention_efficiency={k[3:]: x for k, x in v.items() if k.startswith("fa.")},
         backend_efficiency={k[3:]: x for k, x in v.items() if k.startswith("be.")},
         cpu_efficiency=v["cpu"],
-        prefill_efficiency={**base.prefill_efficiency, **{k[3:]: x for k, x in v.items() if k.startswith("pp.") and k != "pp.moe_half"}},
+        prefill_efficiency={**base.prefill_efficiency, **{k[3:]: x for k, x in v.items() if k.startswith("pp.") and k not in ("pp.moe_half", "pp.moe_power")}},
         moe_tokens_half=v.get("pp.moe_half", 0.0),
+        moe_saturation_power=v.get("pp.moe_power", 1.0),
         device_efficiency={k[4:]: x for k, x in v.items() if k.startswith("eta.")},
         type_decode={k[3:]: x for k, x in v.items() if k.startswith("td.")},
         type_prefill={k[3:]: x for k, x in v.items() if k.startswith("tp.")},
@@ -125,7 +127,7 @@ def params_of(v: dict[str, float], base: SpeedParams) -> SpeedParams:
 
 
 BOUNDS = {"lat.": (0.0, 400e-6), "units.": (0.0, 8.0), "fa.": (0.01, 1.0), "td.": (0.4, 2.5), "shared.": (1.0, 8.0), "tp.": (0.2, 5.0), "be.": (0.1, 1.5), "cpu": (0.1, 1.0), "pp.": (0.02, 1.0),
-          "pp.moe_half": (1.0, 20000.0), "eta.": (0.2, 1.0)}
+          "pp.moe_half": (1.0, 20000.0), "pp.moe_power": (0.3, 4.0), "eta.": (0.2, 1.0)}
 
 
 def _bounds(name: str) -> tuple[float, float]:
@@ -278,7 +280,8 @@ def write_toml(p: SpeedParams, ev: dict[str, int], errs: dict[str, dict[str, flo
               "[decode.backend_efficiency]"]
     for k, x in sorted(p.backend_efficiency.items()):
         lines.append(f'"{k}" = {x:.3f}')
-    lines += ["", "[prefill]", f"pcie_gbps = {p.pcie_gbps:g}", f"moe_tokens_half = {p.moe_tokens_half:.1f}", "",
+    lines += ["", "[prefill]", f"pcie_gbps = {p.pcie_gbps:g}", f"moe_tokens_half = {p.moe_tokens_half:.1f}",
+              f"moe_saturation_power = {p.moe_saturation_power:.3f}", "",
               "[prefill.efficiency]"]
     for k in ("cuda", "vulkan", "rocm", "metal"):
         lines.append(f"{k} = {p.prefill_efficiency[k]:.3f}")
@@ -312,6 +315,7 @@ def write_doc(p: SpeedParams, errs: dict[str, dict[str, float]], ev: dict[str, i
         "lat.": "dispatch latency per layer unit (us)", "units.": "dispatch units of a layer kind (dense = 1)",
         "fa.": "flash-attention share of the FP16 peak", "be.": "runtime decode factor (app/backend)",
         "cpu": "CPU's share of its RAM bandwidth", "pp.moe_half": "MFLOPs per expert call at half speed",
+        "pp.moe_power": "steepness of the expert matmuls' saturation curve (1 = plain half-saturation)",
         "pp.": "prefill matmul share of the FP16 peak", "eta.": "decode eta of the memory system",
         "td.": "decode kernel efficiency of the quant type (q4_K = 1)",
     }
@@ -386,7 +390,7 @@ def main(argv: list[str] | None = None) -> int:
                     attention_efficiency={k: 0.2 for k in ("cuda", "vulkan", "rocm", "metal")},
                     backend_efficiency={}, cpu_efficiency=0.6,
                     prefill_efficiency={k: 0.3 for k in ("cuda", "vulkan", "rocm", "metal", "vulkan-amdvlk")},
-                    moe_tokens_half=200.0, type_decode={}, type_prefill={},
+                    moe_tokens_half=200.0, moe_saturation_power=1.0, type_decode={}, type_prefill={},
                     device_efficiency={c: 0.8 for c in classes})
     p = current if args.check else fit(cs, start, classes, args.sweeps)
     errs = errors(cs, p)
