@@ -65,6 +65,8 @@ def fmt_bytes(n: int | float | None, *, unit: str = "GiB", digits: int = 2) -> s
     """Format bytes in a fixed binary unit (tables read better with one unit per column)."""
     if n is None:
         return "-"
+    if unit == "GiB":  # the common case, without the table
+        return f"{n / GIB:.{digits}f} GiB"
     div = {"B": 1, "KiB": KIB, "MiB": MIB, "GiB": GIB}[unit]
     return f"{n / div:.{digits}f} {unit}"
 
