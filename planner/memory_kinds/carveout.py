@@ -4,6 +4,7 @@ shared GPU memory, Linux GTT). The desktop's GPU memory fills the carve-out firs
 
 from __future__ import annotations
 
+from functools import lru_cache
 from typing import TYPE_CHECKING
 
 from ..fit_types import FitConfig, FitResult, PoolUse
@@ -17,11 +18,16 @@ if TYPE_CHECKING:
 def _slowdown_and_cost(profile: DeviceProfile, config: FitConfig) -> tuple[float, str, str]:
     """(decode slowdown, its cost in words, the window's label): the profile's measured figure for
     this device when it has one, else the table's per OS and backend."""
-    window = shared_window(config.os, config.backend)
     cap_info = profile.os_info(config.os).gpu_cap
-    if cap_info is not None and cap_info.shared_slowdown:
-        slowdown = cap_info.shared_slowdown
-        return slowdown, f"bytes in {window.label} decode about {slowdown:.1f}x slower on this device (profile)", window.label
+    measured = cap_info.shared_slowdown if cap_info is not None else None
+    return _window_cost(config.os, config.backend, measured or None)
+
+
+@lru_cache(maxsize=64)  # asked on every placement; a function of these three values only
+def _window_cost(os: str, backend: str, measured: float | None) -> tuple[float, str, str]:
+    window = shared_window(os, backend)
+    if measured:
+        return measured, f"bytes in {window.label} decode about {measured:.1f}x slower on this device (profile)", window.label
     return window.slowdown, window.cost_text(), window.label
 
 
