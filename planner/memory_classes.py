@@ -11,9 +11,9 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from typing import Any, Literal
 
+from . import data as _data
 from .units import parse_size
 
 
@@ -50,7 +50,7 @@ def _short(source: str) -> str:
 
 @lru_cache(maxsize=1)
 def _table() -> dict[str, Any]:
-    text = resources.files("planner.data").joinpath("memory.toml").read_text(encoding="utf-8")
+    text = _data.read("memory.toml").decode("utf-8")
     return tomllib.loads(text)
 
 

@@ -39,11 +39,11 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from . import data as _data
 from .device_schema import DeviceProfile
 from .estimate_types import Breakdown, LayerUsage
 from .model_compute import ModelCompute
@@ -103,7 +103,7 @@ class SpeedParams:
 
 @lru_cache(maxsize=1)
 def default_params() -> SpeedParams:
-    data = tomllib.loads(resources.files("planner.data").joinpath("speed.toml").read_text(encoding="utf-8"))
+    data = tomllib.loads(_data.read("speed.toml").decode("utf-8"))
     return params_from_dict(data)
 
 
