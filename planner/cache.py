@@ -25,7 +25,6 @@ import contextlib
 import errno
 import hashlib
 import json
-import logging
 import math
 import os
 import re
@@ -39,7 +38,18 @@ from typing import Any, Callable, Iterator
 
 from .header import GGUFHeader, SkippedArray, TensorInfo
 
-log = logging.getLogger("memfit.cache")
+
+class _Log:
+    """logging.getLogger("memfit.cache"), loaded when there is something to say (a warm run has not)."""
+
+    def __getattr__(self, name: str) -> object:
+        import logging
+
+        return getattr(logging.getLogger("memfit.cache"), name)
+
+
+log = _Log()
+
 
 FORMAT_VERSION = 1
 _MAGIC = b"memfit-cache"

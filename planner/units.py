@@ -135,3 +135,15 @@ def fmt_bios_size(n: int | None) -> str:
         return f"{n // MIB} MB"
     g = n / GIB
     return f"{g:.0f} GB" if g == int(g) else f"{g:.1f} GB"
+
+
+def env_float(name: str, default: float) -> float:
+    """A number from the environment; the default when it is unset, not a number or not finite."""
+    import math
+    import os
+
+    try:
+        value = float(os.environ[name])
+    except (KeyError, ValueError):
+        return default
+    return value if math.isfinite(value) else default

@@ -56,6 +56,8 @@ def test_estimate_on_a_local_file_needs_no_network_stack_or_numpy(arch_models):
     code, mods = _imports("estimate", str(arch_models["qwen3"]), "-c", "4k")
     assert code == 0
     assert _loaded(mods, NETWORK + NUMERIC + TABLES + PLUGINS + ("planner.device_schema",)) == []
+    # nor the Hub client's settings, logging or a thread pool: one local file is read in place
+    assert _loaded(mods, ("planner.hub", "huggingface_hub", "logging", "concurrent.futures")) == []
 
 
 def test_warm_plan_needs_no_network_stack_or_numpy(fake_hub: FakeHub, tmp_path: Path):
