@@ -25,7 +25,6 @@ import contextlib
 import errno
 import hashlib
 import json
-import logging
 import math
 import os
 import re
@@ -39,7 +38,18 @@ from typing import Any, Callable, Iterator
 
 from .header import GGUFHeader, SkippedArray, TensorInfo
 
-log = logging.getLogger("memfit.cache")
+
+class _Log:
+    """logging.getLogger("memfit.cache"), loaded when there is something to say (a warm run has not)."""
+
+    def __getattr__(self, name: str) -> object:
+        import logging
+
+        return getattr(logging.getLogger("memfit.cache"), name)
+
+
+log = _Log()
+
 
 FORMAT_VERSION = 1
 _MAGIC = b"memfit-cache"
@@ -204,6 +214,21 @@ def _source(d: dict[str, Any]) -> str:
 
 
 def _tensor_row(row: Any) -> TensorInfo:
+    """One cached tensor row, checked: a fast path for the rows json gives (exact types), the
+    strict one for anything else (which then raises)."""
+    if type(row) is list and len(row) == 5:
+        name, shape, ty, off, nb = row
+        if (type(name) is str and type(shape) is list and type(ty) is int and type(off) is int and type(nb) is int
+                and ty >= 0 and off >= 0 and nb >= 0):
+            for x in shape:
+                if type(x) is not int or x < 0:
+                    break
+            else:
+                return TensorInfo(name, tuple(shape), ty, off, nb)
+    return _tensor_row_checked(row)
+
+
+def _tensor_row_checked(row: Any) -> TensorInfo:
     if not isinstance(row, list) or len(row) != 5 or not isinstance(row[0], str) or not isinstance(row[1], list):
         raise ValueError("bad tensor row in cache entry")
     name, shape, ty, off, nb = row

@@ -7,9 +7,9 @@ import math
 import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from typing import Any, Mapping
 
+from . import data as _data
 from .header import ModelHeaders
 
 
@@ -26,7 +26,7 @@ class ContextPlan:
 
 @lru_cache(maxsize=1)
 def _table() -> dict[str, dict[str, Any]]:
-    return tomllib.loads(resources.files("planner.data").joinpath("rope_scaling.toml").read_text(encoding="utf-8"))
+    return tomllib.loads(_data.read("rope_scaling.toml").decode("utf-8"))
 
 
 def _meta_scaling(headers: ModelHeaders) -> tuple[str, float, int] | None:

@@ -30,7 +30,7 @@ from .fit_types import (FIT_TARGET_BYTES, TIER_LABEL, TIERS, Check, FitConfig, F
 from .memory_kinds import MemoryKind, Pools, kind_of
 from .units import GIB
 
-__all__ = ["place", "last_fitting", "gpu_slack", "margin_bytes", "largest_kv_tensor_bytes", "config_reserve",
+__all__ = ["place", "place_slack", "last_fitting", "gpu_slack", "margin_bytes", "largest_kv_tensor_bytes", "config_reserve",
            "ceil_gib", "FIT_TARGET_BYTES", "TIER_LABEL", "TIERS", "Check", "FitConfig", "FitResult",
            "PoolUse", "Tier"]
 
@@ -179,6 +179,29 @@ def place(breakdown: Breakdown, profile: DeviceProfile, config: FitConfig, *,
     the breakdown's. Several servers load one after another, so their sum stages only the largest
     one's (planner/workload_together.py).
     """
+    x, s, loaded, found = _placing(breakdown, profile, config, largest_weight_bytes, largest_kv_bytes,
+                                   staged_weights_bytes)
+    return _result(breakdown, x, s, loaded, found)
+
+
+def place_slack(breakdown: Breakdown, profile: DeviceProfile, config: FitConfig, *,
+                largest_weight_bytes: int = 0, largest_kv_bytes: int | None = None) -> tuple[int, int]:
+    """(r.slack_bytes, the room that stays in fast memory) of r = place(...), without building r:
+    what a context search asks of each configuration at each context it tries."""
+    x, s, _, found = _placing(breakdown, profile, config, largest_weight_bytes, largest_kv_bytes, None)
+    slack = min((c.margin_bytes for c in found if c.blocking), default=0)
+    p = x.pools
+    if not p.slowdown > 1.0:
+        return slack, slack
+    blocked = any(c.blocking and not c.ok for c in found)
+    tier = _tier(config, s, p, blocked, _full_offload(breakdown))
+    fast_spare = x.os_free if tier == "cpu_only" else p.fast_capacity - s.gpu_need - s.margins
+    return slack, min(slack, fast_spare)
+
+
+def _placing(breakdown: Breakdown, profile: DeviceProfile, config: FitConfig, largest_weight_bytes: int,
+             largest_kv_bytes: int | None, staged_weights_bytes: int | None) -> tuple[Placing, _Sides, Load, list[Check]]:
+    """The placement before its result: what each side needs, the pools, the load path and the checks."""
     kind = kind_of(profile)
     backend = _backend(profile, config)
     s = _sides(breakdown, config, backend)
@@ -193,7 +216,7 @@ def place(breakdown: Breakdown, profile: DeviceProfile, config: FitConfig, *,
     x.reported = reported_bytes(x)
     loaded = load(x)
     found = checks(x, loaded.check)
-    return _result(breakdown, x, s, loaded, found)
+    return x, s, loaded, found
 
 
 def _result(breakdown: Breakdown, x: Placing, s: _Sides, loaded: Load, found: list[Check]) -> FitResult:

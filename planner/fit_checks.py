@@ -79,14 +79,16 @@ def staged_through_os(x: Placing, need_weights: int) -> Load:
     floor = x.profile.reserve(x.config.os, _USES[rule.floor_use])
     steady_used = p.visible - x.reserve - x.os_free  # RAM the model side holds
     load_free = p.visible - floor - steady_used - staging
+    visible = p.visible
     check = Check(
         name="load_peak", ok=load_free >= 0, blocking=True,
-        message=(f"loading stages about {fmt_bytes(staging)} of the weights bound for the carve-out through the "
-                 f"{fmt_bytes(p.visible)} Windows sees (the CPU cannot address the carve-out), "
-                 + (f"leaving Windows {fmt_bytes(load_free)} above its {fmt_bytes(floor)} minimum" if load_free >= 0 else
-                    f"{fmt_bytes(-load_free)} more than Windows can give while keeping its {fmt_bytes(floor)} minimum: "
-                    "the load fails or Windows stalls (a smaller carve-out gives Windows that RAM)")),
-        short=f"load needs {fmt_bytes(-load_free, digits=1)} more OS RAM", margin_bytes=load_free)
+        message=lambda: (
+            f"loading stages about {fmt_bytes(staging)} of the weights bound for the carve-out through the "
+            f"{fmt_bytes(visible)} Windows sees (the CPU cannot address the carve-out), "
+            + (f"leaving Windows {fmt_bytes(load_free)} above its {fmt_bytes(floor)} minimum" if load_free >= 0 else
+               f"{fmt_bytes(-load_free)} more than Windows can give while keeping its {fmt_bytes(floor)} minimum: "
+               "the load fails or Windows stalls (a smaller carve-out gives Windows that RAM)")),
+        short=lambda: f"load needs {fmt_bytes(-load_free, digits=1)} more OS RAM", margin_bytes=load_free)
     return Load(check, staging, steady_used + staging + floor)
 
 
@@ -101,10 +103,10 @@ def largest_tensor(x: Placing, need_weights: int) -> Load:
     load_free = x.os_free - staging
     check = Check(
         name="load_peak", ok=load_free >= 0, blocking=True,
-        message=(f"loading stages up to {fmt_bytes(staging)} in host RAM; "
-                 + ("the OS side holds it" if load_free >= 0 else
-                    f"that pushes the OS side {fmt_bytes(-load_free)} under its reserve")),
-        short=f"load peak {fmt_bytes(-load_free, digits=1)} under OS reserve", margin_bytes=load_free)
+        message=lambda: (f"loading stages up to {fmt_bytes(staging)} in host RAM; "
+                         + ("the OS side holds it" if load_free >= 0 else
+                            f"that pushes the OS side {fmt_bytes(-load_free)} under its reserve")),
+        short=lambda: f"load peak {fmt_bytes(-load_free, digits=1)} under OS reserve", margin_bytes=load_free)
     return Load(check, staging, held + staging)
 
 
@@ -129,15 +131,18 @@ def load(x: Placing) -> Load:
 def gpu_memory(x: Placing) -> Check | None:
     if not x.gpu_need:
         return None
-    need, safety, capacity = x.gpu_need, x.safety, x.pools.capacity
-    desk = f" after the {fmt_bytes(x.pools.gpu_reserve)} the desktop holds" if x.pools.gpu_reserve else ""
+    need, safety, capacity, ok, held = x.gpu_need, x.safety, x.pools.capacity, x.gpu_ok, x.pools.gpu_reserve
+
+    def message() -> str:
+        desk = f" after the {fmt_bytes(held)} the desktop holds" if held else ""
+        return (f"GPU side needs {fmt_bytes(need)} + {fmt_bytes(safety)} safety of "
+                f"{fmt_bytes(capacity)} the GPU may use{desk}" if ok else
+                f"GPU side needs {fmt_bytes(need)} + {fmt_bytes(safety)} safety but the GPU may use "
+                f"only {fmt_bytes(capacity)} here{desk}")
+
     return Check(
-        name="gpu_memory", ok=x.gpu_ok, blocking=True,
-        message=(f"GPU side needs {fmt_bytes(need)} + {fmt_bytes(safety)} safety of "
-                 f"{fmt_bytes(capacity)} the GPU may use{desk}" if x.gpu_ok else
-                 f"GPU side needs {fmt_bytes(need)} + {fmt_bytes(safety)} safety but the GPU may use "
-                 f"only {fmt_bytes(capacity)} here{desk}"),
-        short=f"GPU short {fmt_bytes(need + safety - capacity, digits=1)}",
+        name="gpu_memory", ok=ok, blocking=True, message=message,
+        short=lambda: f"GPU short {fmt_bytes(need + safety - capacity, digits=1)}",
         margin_bytes=capacity - need - safety)
 
 
@@ -153,17 +158,20 @@ def _reserve_note(x: Placing) -> str:
 
 
 def os_reserve(x: Placing) -> Check:
-    reserve, os_free = x.reserve, x.os_free
+    reserve, os_free, ok = x.reserve, x.os_free, x.os_ok
     kept = reserve + os_free  # RAM the OS side would have left for itself
-    note = _reserve_note(x)
-    who = f"({x.config.os}, {x.config.use} use){note}"
+
+    def message() -> str:
+        note = _reserve_note(x)
+        who = f"({x.config.os}, {x.config.use} use){note}"
+        return (f"the OS keeps its {fmt_bytes(reserve)} reserve with {fmt_bytes(os_free)} to spare{note}" if ok else
+                f"the OS would keep only {fmt_bytes(kept)} of RAM, under its {fmt_bytes(reserve)} reserve {who}"
+                if kept >= 0 else
+                f"the OS side is {fmt_bytes(-kept)} short of RAM even before its {fmt_bytes(reserve)} reserve {who}")
+
     return Check(
-        name="os_reserve", ok=x.os_ok, blocking=True,
-        message=(f"the OS keeps its {fmt_bytes(reserve)} reserve with {fmt_bytes(os_free)} to spare{note}" if x.os_ok else
-                 f"the OS would keep only {fmt_bytes(kept)} of RAM, under its {fmt_bytes(reserve)} reserve {who}"
-                 if kept >= 0 else
-                 f"the OS side is {fmt_bytes(-kept)} short of RAM even before its {fmt_bytes(reserve)} reserve {who}"),
-        short=f"OS {fmt_bytes(-os_free, digits=1)} under its reserve", margin_bytes=os_free)
+        name="os_reserve", ok=ok, blocking=True, message=message,
+        short=lambda: f"OS {fmt_bytes(-os_free, digits=1)} under its reserve", margin_bytes=os_free)
 
 
 def needs_no_mmap(x: Placing) -> bool:
@@ -190,10 +198,10 @@ def max_alloc(x: Placing) -> Check | None:
     ok = largest <= limit
     return Check(
         name="max_alloc", ok=ok, blocking=True,
-        message=(f"largest single tensor {fmt_bytes(largest)} is within the {label} limit of "
-                 f"{fmt_bytes(limit)} per allocation" if ok else
-                 f"a single tensor of {fmt_bytes(largest)} exceeds the {label} limit of "
-                 f"{fmt_bytes(limit)} per allocation: use another backend or driver"),
+        message=lambda: (f"largest single tensor {fmt_bytes(largest)} is within the {label} limit of "
+                         f"{fmt_bytes(limit)} per allocation" if ok else
+                         f"a single tensor of {fmt_bytes(largest)} exceeds the {label} limit of "
+                         f"{fmt_bytes(limit)} per allocation: use another backend or driver"),
         short=f"tensor over {label} max allocation", margin_bytes=limit - largest)
 
 

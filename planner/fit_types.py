@@ -6,7 +6,7 @@ with its pools and load-failure checks out. Separate from planner.fit so that th
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Callable, Literal
 
 from pydantic import BaseModel, Field
 
@@ -40,11 +40,33 @@ class FitConfig(BaseModel):
     fit_target_bytes: int = FIT_TARGET_BYTES
 
 
-@dataclass(slots=True)
-class Check:
+class _CheckTexts:
+    __slots__ = ("_message", "_short")
+
+
+def _text(slot: str) -> property:
+    """A check's text, given as a string or as a function that writes it: a plan places about a
+    thousand times and reads the texts of a few placements, so they are written when first read."""
+
+    def get(self: "Check") -> str:
+        value = getattr(self, slot)
+        if not isinstance(value, str):
+            value = value()
+            setattr(self, slot, value)
+        return value
+
+    def put(self: "Check", value: "str | Callable[[], str]") -> None:
+        setattr(self, slot, value)
+
+    return property(get, put)
+
+
+@dataclass
+class Check(_CheckTexts):
     """One load-failure check. `blocking` checks make a configuration not fit. A plain dataclass:
     every placement makes several and a plan makes over a thousand placements (pydantic serialises
-    it inside FitResult all the same)."""
+    it inside FitResult all the same). `message` and `short` may be given as functions that write
+    them (see _text)."""
 
     name: Literal["gpu_memory", "os_reserve", "load_peak", "max_alloc", "page_cache", "backend_report"]
     ok: bool
@@ -60,6 +82,10 @@ class Check:
     @property
     def deficit_bytes(self) -> int:
         return max(0, -self.margin_bytes)
+
+
+Check.message = _text("_message")  # type: ignore[assignment, method-assign]
+Check.short = _text("_short")  # type: ignore[assignment, method-assign]
 
 
 @dataclass(slots=True)

@@ -65,7 +65,7 @@ from .counters import Counters
 from .errors import DeadlineExceeded as _DeadlineExceeded
 from .errors import (FileChangedError, GatedRepoAccessError, HubError, MemfitError, OfflineMissError,  # noqa: F401
                      RepoNotFoundError, ResolveError)
-from .units import one_line
+from .units import env_float, one_line
 
 log = logging.getLogger("memfit.hub")
 
@@ -95,12 +95,7 @@ MAX_PATH_CHARS = 1024
 # --- configuration --------------------------------------------------------------------------------
 
 
-def _env_float(name: str, default: float) -> float:
-    try:
-        value = float(os.environ[name])
-    except (KeyError, ValueError):
-        return default
-    return value if math.isfinite(value) else default
+_env_float = env_float  # (planner.units: a local file's read needs no network module)
 
 
 def _truthy(value: str | None) -> bool:

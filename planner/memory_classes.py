@@ -11,9 +11,9 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass
 from functools import lru_cache
-from importlib import resources
 from typing import Any, Literal
 
+from . import data as _data
 from .units import parse_size
 
 
@@ -50,10 +50,11 @@ def _short(source: str) -> str:
 
 @lru_cache(maxsize=1)
 def _table() -> dict[str, Any]:
-    text = resources.files("planner.data").joinpath("memory.toml").read_text(encoding="utf-8")
+    text = _data.read("memory.toml").decode("utf-8")
     return tomllib.loads(text)
 
 
+@lru_cache(maxsize=64)  # a pure lookup in the table: a plan asks it on every placement
 def shared_window(os: str, backend: str) -> SharedWindow:
     """The first table row for this OS and backend (backend name without the driver label)."""
     name = backend.split(" ", 1)[0].strip().lower()
@@ -64,6 +65,7 @@ def shared_window(os: str, backend: str) -> SharedWindow:
     raise KeyError(f"no shared_window row for {os}/{backend}")  # the table ends with a catch-all row
 
 
+@lru_cache(maxsize=64)  # a pure lookup in the table: a plan asks it on every placement
 def default_gpu_reserve(os: str, use: str) -> int:
     """GPU memory the desktop and driver hold on an APU, per OS and use (bytes)."""
     row = _table()["gpu_reserve"].get(os)
@@ -77,6 +79,7 @@ def gpu_reserve_source(os: str) -> str:
     return row["source"] if row else ""
 
 
+@lru_cache(maxsize=64)  # a pure lookup in the table: a plan asks it on every placement
 def windows_carveout_load() -> LoadRule:
     row = _table()["load"]["windows_carveout"]
     return LoadRule(staging_share=float(row["staging_share"]), floor_use=row["floor_use"], source=row["source"])

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
-from concurrent.futures import FIRST_EXCEPTION, Future, ThreadPoolExecutor, wait
-from typing import Callable, TypeVar
+from typing import TYPE_CHECKING, Callable, TypeVar
+
+if TYPE_CHECKING:
+    from concurrent.futures import Future
 
 H = TypeVar("H")  # what a header task returns: a header, or None for an offline miss
 
@@ -11,7 +13,9 @@ H = TypeVar("H")  # what a header task returns: a header, or None for an offline
 def run_parallel(tasks: list[Callable[[], H]], workers: int) -> list[H]:
     """Run header loads in a thread pool; the first failure cancels the rest and is raised."""
     if len(tasks) <= 1 or workers <= 1:
-        return [t() for t in tasks]
+        return [t() for t in tasks]  # one file (a local estimate, cached headers): no pool, no import
+    from concurrent.futures import FIRST_EXCEPTION, ThreadPoolExecutor, wait
+
     pool = ThreadPoolExecutor(max_workers=min(workers, len(tasks)), thread_name_prefix="memfit-hdr")
     try:
         futures: list[Future[H]] = [pool.submit(t) for t in tasks]

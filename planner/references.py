@@ -13,10 +13,23 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
-from . import hub
 from .errors import ResolveError
 from .ollama_names import looks_like_name
 from .variants import quant_tag_from_name
+
+
+class _Hub:
+    """planner.hub, imported on first use: a local file needs none of the network side."""
+
+    def __getattr__(self, name: str) -> object:
+        from . import hub as real
+
+        globals()["hub"] = real
+        return getattr(real, name)
+
+
+hub = _Hub()
+
 
 RefKind = Literal["local", "hub", "alias", "ollama", "lmstudio"]
 

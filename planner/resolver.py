@@ -19,7 +19,6 @@ recognisable tag, or two files with the same tag) is matched the same way.
 
 from __future__ import annotations
 
-import logging
 import os
 import re
 import stat
@@ -27,7 +26,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable, Mapping
 
-from . import hub
 from .cache import Cache, default_cache, hub_header_key, listing_key, local_header_key
 from .errors import GGUFError, HubError, MemfitError, ResolveError
 from .header import GGUFHeader, ModelHeaders
@@ -37,7 +35,7 @@ from .reader import SkipHint, parse_header, skip_hints_from
 from .references import ParsedRef, load_aliases, parse_reference, unknown_alias
 from .resolved import ProjectorFile, QuantNotFoundError, ResolvedModel, Variant, select_tagged
 from .sources import LocalFileSource
-from .units import one_line
+from .units import env_float, one_line
 from .variants import (
     FileEntry,
     Grouping,
@@ -51,7 +49,26 @@ from .variants import (
     tag_key,
 )
 
-log = logging.getLogger("memfit.resolver")
+
+
+def _log():  # noqa: ANN202 - logging loads only when there is something to say
+    import logging
+
+    return logging.getLogger("memfit.resolver")
+
+
+class _Hub:
+    """planner.hub, imported on first use: a local file needs none of the network side."""
+
+    def __getattr__(self, name: str) -> object:
+        from . import hub as real
+
+        globals()["hub"] = real
+        return getattr(real, name)
+
+
+hub = _Hub()
+
 
 # --- header loading -------------------------------------------------------------------------------
 
@@ -383,7 +400,7 @@ def _file_grouping(path: Path) -> Grouping:
         grouping = group_files(_shard_siblings(path), name_projectors=False)
     else:
         # named explicitly: read it whatever its name (the GGUF magic decides, with a clear error)
-        log.info("%s does not end in .gguf; reading it as GGUF anyway", path)
+        _log().info("%s does not end in .gguf; reading it as GGUF anyway", path)
         entry = FileEntry(path.name, path.stat().st_size)
         grouping = Grouping(variants=[VariantGroup(quant=quant_tag_from_name(path.name + ".gguf") or path.stem,
                                                    files=[entry], stem=path.stem)])
@@ -402,7 +419,7 @@ def _fill_local_headers(model: ResolvedModel, path: Path, is_dir: bool, tag: str
 
     if is_dir:
         _drop_unreadable(model, path, cache)
-    _fill_headers(model, loader, hub.NetConfig.from_env().workers, explicit=not is_dir)
+    _fill_headers(model, loader, max(1, int(env_float("MEMFIT_HUB_WORKERS", 8))), explicit=not is_dir)  # NetConfig's
     if is_dir and tag is None:
         _check_one_model(model, path)
 
@@ -467,12 +484,12 @@ def _scan_dir(root: Path, max_depth: int = 3) -> list[FileEntry]:
                 try:
                     walk(c, depth + 1)
                 except ResolveError as e:  # an unreadable subfolder: skip it, the rest may do
-                    log.info("%s", e.message)
+                    _log().info("%s", e.message)
             elif c.name.lower().endswith(".gguf") and _is_file(c):
                 try:
                     out.append(FileEntry(c.relative_to(root).as_posix(), c.stat().st_size))
                 except OSError as e:
-                    log.info("skipped %s: %s", c, e.strerror or e)
+                    _log().info("skipped %s: %s", c, e.strerror or e)
 
     walk(root, 0)
     return out

@@ -22,7 +22,7 @@ from .context_ext import ContextPlan, plan_context
 from .device_schema import OS, BackendInfo, DeviceProfile
 from .errors import DeviceError, EstimateError, InputError
 from .estimate_types import Breakdown, FlashAttn, RunSettings
-from .fit import FitConfig, FitResult, largest_kv_tensor_bytes, last_fitting, place
+from .fit import FitConfig, FitResult, largest_kv_tensor_bytes, last_fitting, place, place_slack
 from .header import GGUFHeader, ModelHeaders
 from .memory_kinds import MemoryKind, kind_of
 from .model_compute import ModelCompute, model_compute
@@ -275,10 +275,14 @@ class Search:
         return self.req.flash_attn
 
     def place(self, bd: Breakdown, v: PlanVariant, dev: DeviceSetup, cfg: FitConfig) -> FitResult:
+        return place(bd, dev.profile, cfg, largest_weight_bytes=self._largest[v.quant],
+                     largest_kv_bytes=self._kv_max_of(bd))
+
+    def _kv_max_of(self, bd: Breakdown) -> int:
         kv_max = self._kv_max.get(id(bd))
         if kv_max is None:
             kv_max = self._kv_max[id(bd)] = largest_kv_tensor_bytes(bd)
-        return place(bd, dev.profile, cfg, largest_weight_bytes=self._largest[v.quant], largest_kv_bytes=kv_max)
+        return kv_max
 
     # ---------------------------------------------------------------- device setup
 
@@ -488,8 +492,10 @@ class Search:
         hit = self._slacks.get(key)
         if hit is None:
             bd = self.breakdown(v, ctx=ctx, backend=dev.est_backend, ctk=kv, ctv=kv, mmap=dev.base.mmap)
-            results = [self.place(bd, v, dev, cfg) for cfg in self._max_ctx_configs(dev)]
-            hit = (max((r.slack_bytes for r in results), default=-1), max((fast_slack(r) for r in results), default=-1))
+            largest, kv_max = self._largest[v.quant], self._kv_max_of(bd)
+            slacks = [place_slack(bd, dev.profile, cfg, largest_weight_bytes=largest, largest_kv_bytes=kv_max)
+                      for cfg in self._max_ctx_configs(dev)]  # (r.slack_bytes, fast_slack(r)) of each placement
+            hit = (max((a for a, _ in slacks), default=-1), max((b for _, b in slacks), default=-1))
             self._slacks[key] = hit
         return hit[1] if fast else hit[0]
 

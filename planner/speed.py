@@ -39,11 +39,11 @@ from __future__ import annotations
 import tomllib
 from dataclasses import dataclass, field
 from functools import lru_cache
-from importlib import resources
 from typing import TYPE_CHECKING
 
 from pydantic import BaseModel
 
+from . import data as _data
 from .device_schema import DeviceProfile
 from .estimate_types import Breakdown, LayerUsage
 from .model_compute import ModelCompute
@@ -104,7 +104,7 @@ class SpeedParams:
 
 @lru_cache(maxsize=1)
 def default_params() -> SpeedParams:
-    data = tomllib.loads(resources.files("planner.data").joinpath("speed.toml").read_text(encoding="utf-8"))
+    data = tomllib.loads(_data.read("speed.toml").decode("utf-8"))
     return params_from_dict(data)
 
 
@@ -290,10 +290,31 @@ def estimate_speed(b: Breakdown, fit: "FitResult", profile: DeviceProfile, *, ra
     )
 
 
+# (id(breakdown), id(compute), id(params), ratio, depth, cpu_only) -> (breakdown, compute, params, traffic):
+# a plan asks for the same breakdown's traffic on every configuration it ranks (the objects are kept
+# so their ids stay theirs; cleared when it grows)
+_TRAFFIC: dict[tuple, tuple] = {}
+_TRAFFIC_MAX = 4096
+
+
 def _decode_traffic(b: Breakdown, compute: ModelCompute | None, params: SpeedParams, *, ratio: float, depth: int,
                     cpu_only: bool) -> _DecodeTraffic:
     """Per layer: its non-expert tensors, `ratio` of its experts, its KV cache up to the depth (SWA
-    layers stop at their window), its recurrent state; then the output head where llama.cpp put it."""
+    layers stop at their window), its recurrent state; then the output head where llama.cpp put it.
+    The same breakdown asked again gives the same (read-only) answer."""
+    key = (id(b), id(compute), id(params), ratio, depth, cpu_only)
+    hit = _TRAFFIC.get(key)
+    if hit is not None and hit[0] is b and hit[1] is compute and hit[2] is params:
+        return hit[3]
+    traffic = _traffic(b, compute, params, ratio=ratio, depth=depth, cpu_only=cpu_only)
+    if len(_TRAFFIC) >= _TRAFFIC_MAX:
+        _TRAFFIC.clear()
+    _TRAFFIC[key] = (b, compute, params, traffic)
+    return traffic
+
+
+def _traffic(b: Breakdown, compute: ModelCompute | None, params: SpeedParams, *, ratio: float, depth: int,
+             cpu_only: bool) -> _DecodeTraffic:
     traffic = _DecodeTraffic()
     n_seq = max(1, b.settings.n_parallel)
     kinds = _layer_kinds(b, compute)

@@ -65,6 +65,8 @@ def fmt_bytes(n: int | float | None, *, unit: str = "GiB", digits: int = 2) -> s
     """Format bytes in a fixed binary unit (tables read better with one unit per column)."""
     if n is None:
         return "-"
+    if unit == "GiB":  # the common case, without the table
+        return f"{n / GIB:.{digits}f} GiB"
     div = {"B": 1, "KiB": KIB, "MiB": MIB, "GiB": GIB}[unit]
     return f"{n / div:.{digits}f} {unit}"
 
@@ -133,3 +135,15 @@ def fmt_bios_size(n: int | None) -> str:
         return f"{n // MIB} MB"
     g = n / GIB
     return f"{g:.0f} GB" if g == int(g) else f"{g:.1f} GB"
+
+
+def env_float(name: str, default: float) -> float:
+    """A number from the environment; the default when it is unset, not a number or not finite."""
+    import math
+    import os
+
+    try:
+        value = float(os.environ[name])
+    except (KeyError, ValueError):
+        return default
+    return value if math.isfinite(value) else default

@@ -17,6 +17,7 @@ NETWORK = ("httpx2", "huggingface_hub.utils", "huggingface_hub.hf_api", "request
 NUMERIC = ("gguf", "numpy")
 SCHEMA = ("pydantic", "planner.device_schema")
 TABLES = ("tabulate",)
+PLUGINS = ("importlib.metadata",)  # pydantic's plugin search (planner/__init__.py stands in for it)
 
 _CODE = """
 import io, json, sys
@@ -54,7 +55,9 @@ def test_devices_list_reads_toml_without_the_schema():
 def test_estimate_on_a_local_file_needs_no_network_stack_or_numpy(arch_models):
     code, mods = _imports("estimate", str(arch_models["qwen3"]), "-c", "4k")
     assert code == 0
-    assert _loaded(mods, NETWORK + NUMERIC + TABLES + ("planner.device_schema",)) == []
+    assert _loaded(mods, NETWORK + NUMERIC + TABLES + PLUGINS + ("planner.device_schema",)) == []
+    # nor the Hub client's settings, logging or a thread pool: one local file is read in place
+    assert _loaded(mods, ("planner.hub", "huggingface_hub", "logging", "concurrent.futures")) == []
 
 
 def test_warm_plan_needs_no_network_stack_or_numpy(fake_hub: FakeHub, tmp_path: Path):
@@ -66,7 +69,7 @@ def test_warm_plan_needs_no_network_stack_or_numpy(fake_hub: FakeHub, tmp_path: 
     assert cold_code in (0, 3) and "httpx2" in cold  # the cold run did fetch
     code, mods = _imports(*args, env=env)
     assert code == cold_code
-    assert _loaded(mods, NETWORK + NUMERIC) == []
+    assert _loaded(mods, NETWORK + NUMERIC + PLUGINS + ("planner.cluster.members",)) == []
 
 
 @pytest.mark.parametrize("ref", ["ollama:qwen3:32b", "lmstudio:a/b"])
@@ -74,3 +77,17 @@ def test_app_references_fail_fast_without_them(ref):
     """No store, a closed registry port (conftest): one line, quickly, from the right module."""
     code, mods = _imports("inspect", ref)
     assert code == 1 and ("planner.ollama" in mods) == ref.startswith("ollama")
+
+
+def test_pydantic_plugin_loader_stand_in_finds_none_and_serves_the_rest():
+    """planner/__init__.py stands in for pydantic's plugin loader (no entry-point scan at start);
+    any other name of the real loader still comes from it."""
+    code = ("import sys, planner\n"
+            "from pydantic import BaseModel\n"
+            "class M(BaseModel):\n    a: int\n"
+            "import pydantic.plugin._loader as L\n"
+            "assert M(a=1).a == 1 and tuple(L.get_plugins()) == ()\n"
+            "assert 'importlib.metadata' not in sys.modules\n"
+            "print(L.PYDANTIC_ENTRY_POINT_GROUP)\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert res.stdout.strip() == "pydantic"

@@ -17,18 +17,21 @@ if TYPE_CHECKING:
 
 
 def cluster_shape(opts: PlanOptions) -> ClusterShape | None:
-    """The members --cluster or --device/--gpus name; None for a plain plan."""
-    from ..cluster.members import parse_cluster, parse_gpus
-
+    """The members --cluster or --device/--gpus name; None for a plain plan (which does not import
+    the cluster modules)."""
     devices = split_list(opts.device.device)
     if opts.cluster and (opts.gpus or devices or opts.device.device_file):
         raise InputError("--cluster names the members itself: leave out --device and --gpus",
                          hint="e.g. --cluster 2x dgx-spark or --cluster ID,ID")
     if opts.cluster:
+        from ..cluster.members import parse_cluster
+
         return parse_cluster(opts.cluster)
     if opts.gpus is not None and opts.gpus > 1:
         if len(devices) != 1:
             raise InputError("--gpus N takes exactly one --device (the card; N of them in one host)")
+        from ..cluster.members import parse_gpus
+
         return parse_gpus(devices[0], opts.gpus)
     if opts.link:
         raise InputError("--link applies to a cluster: give --cluster or --device ID --gpus N")

@@ -5,10 +5,10 @@ from __future__ import annotations
 
 import tomllib
 from functools import lru_cache
-from importlib import resources
 
 from pydantic import BaseModel, Field
 
+from .. import data as _data
 from ..errors import InputError
 
 
@@ -35,7 +35,7 @@ class RpcCosts(BaseModel):
 
 @lru_cache(maxsize=1)
 def _table() -> dict:
-    return tomllib.loads(resources.files("planner.data").joinpath("links.toml").read_text(encoding="utf-8"))
+    return tomllib.loads(_data.read("links.toml").decode("utf-8"))
 
 
 def links() -> dict[str, Link]:

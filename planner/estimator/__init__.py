@@ -84,18 +84,10 @@ def _devices(ctx: RunContext, w: WeightsResult, kv: KVResult, rs: RecurrentResul
 
 
 def _layers(facts: ModelFacts, ctx: RunContext, w: WeightsResult, kv: KVResult, rs: RecurrentResult) -> list[LayerUsage]:
-    layers: list[LayerUsage] = []
-    for il, lf in enumerate(facts.layers):
-        kvl = kv.per_layer[il]
-        layers.append(LayerUsage(  # a slots dataclass: the hot path of every estimate
-            index=il,
-            weights_bytes=w.per_layer[il],
-            expert_bytes=w.per_layer_expert[il],
-            kv_bytes=(kvl.k_bytes + kvl.v_bytes) if kvl else 0,
-            recurrent_bytes=rs.per_layer[il],
-            kind=lf.kind if lf.loaded else "none",
-            kv_cells=kvl.cells if kvl else 0,
-            on_gpu=ctx.layer_on_gpu[il],
-            experts_on_gpu=ctx.experts_on_gpu[il],
-        ))
-    return layers
+    # LayerUsage(index, weights, expert, kv, recurrent, kind, kv_cells, on_gpu, experts_on_gpu): a slots
+    # dataclass built positionally, the hot path of every estimate
+    return [LayerUsage(il, wb, eb, (kvl.k_bytes + kvl.v_bytes) if kvl else 0, rb, lf.kind if lf.loaded else "none",
+                       kvl.cells if kvl else 0, g, eg)
+            for il, (lf, wb, eb, kvl, rb, g, eg) in enumerate(zip(facts.layers, w.per_layer, w.per_layer_expert,
+                                                                 kv.per_layer, rs.per_layer, ctx.layer_on_gpu,
+                                                                 ctx.experts_on_gpu))]

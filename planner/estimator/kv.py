@@ -87,7 +87,15 @@ class _Shared:
 def kv_cache(facts: ModelFacts, ctx: RunContext) -> KVResult:
     shared = _Shared(layer_caches(ctx), _padded_v_width(facts, ctx),
                      {True: (ctx.backend.alignment, ctx.backend.row_pad), False: (HOST_ALIGNMENT, 0)})
-    per_layer = [_layer_kv(facts, ctx, shared, il, layer) for il, layer in enumerate(facts.layers)]
+    per_layer: list[KVLayer | None] = []
+    same: dict[tuple, KVLayer | None] = {}  # layers alike in all _layer_kv reads share one (read-only) answer
+    on_gpu = ctx.state_on_gpu
+    for il, layer in enumerate(facts.layers):
+        key = (layer.has_attn_kv, layer.has_indexer_kv, layer.is_swa, layer.k_width, layer.v_width, layer.n_head_kv,
+               on_gpu[il])
+        if key not in same:
+            same[key] = _layer_kv(facts, ctx, shared, il, layer)
+        per_layer.append(same[key])
     gpu, host = ctx.state_by_device([kv.k_bytes + kv.v_bytes if kv else 0 for kv in per_layer])
     return KVResult(per_layer, gpu + host, gpu, host, ctx.n_ctx_seq,
                     ctx.swa_cells if (facts.swa_enabled and not ctx.swa_full) else ctx.n_ctx_seq)

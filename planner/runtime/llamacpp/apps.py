@@ -21,11 +21,11 @@ from __future__ import annotations
 import re
 import tomllib
 from functools import lru_cache
-from importlib import resources
 from typing import Any, Callable, Literal
 
 from pydantic import BaseModel, Field
 
+from ... import data as _data
 from ...errors import InputError
 
 AppId = Literal["llama.cpp", "ollama", "lmstudio"]
@@ -128,7 +128,7 @@ class Runtime(BaseModel):
 
 @lru_cache(maxsize=1)
 def _table() -> dict[str, Any]:
-    text = resources.files("planner.data").joinpath("runtimes.toml").read_text(encoding="utf-8")
+    text = _data.read("runtimes.toml").decode("utf-8")
     return tomllib.loads(text)
 
 

@@ -7,13 +7,13 @@ from __future__ import annotations
 
 import tomllib
 from functools import lru_cache
-from importlib import resources
 from typing import Any
+from ... import data as _data
 
 
 @lru_cache(maxsize=1)
 def _table() -> dict[str, Any]:
-    return tomllib.loads(resources.files("planner.data").joinpath("llama_args.toml").read_text(encoding="utf-8"))
+    return tomllib.loads(_data.read("llama_args.toml").decode("utf-8"))
 
 
 def known_builds() -> list[int]:
