@@ -17,11 +17,13 @@ NETWORK = ("httpx2", "huggingface_hub.utils", "huggingface_hub.hf_api", "request
 NUMERIC = ("gguf", "numpy")
 SCHEMA = ("pydantic", "planner.device_schema")
 TABLES = ("tabulate",)
-PLUGINS = ("importlib.metadata",)  # pydantic's plugin search (planner/__init__.py stands in for it)
+PLUGINS = ("importlib.metadata",)  # pydantic's plugin search (the console scripts stand in for it)
 
 _CODE = """
 import io, json, sys
 from planner.cli import run
+from planner.cli.startup import skip_pydantic_plugins
+skip_pydantic_plugins()  # as the memfit and plan console scripts do
 out, sys.stdout = sys.stdout, io.StringIO()
 code = run(sys.argv[1:])
 sys.stdout = out
@@ -80,9 +82,11 @@ def test_app_references_fail_fast_without_them(ref):
 
 
 def test_pydantic_plugin_loader_stand_in_finds_none_and_serves_the_rest():
-    """planner/__init__.py stands in for pydantic's plugin loader (no entry-point scan at start);
+    """The console scripts stand in for pydantic's plugin loader (no entry-point scan at start);
     any other name of the real loader still comes from it."""
-    code = ("import sys, planner\n"
+    code = ("import sys\n"
+            "from planner.cli.startup import skip_pydantic_plugins\n"
+            "skip_pydantic_plugins()\n"
             "from pydantic import BaseModel\n"
             "class M(BaseModel):\n    a: int\n"
             "import pydantic.plugin._loader as L\n"
@@ -91,3 +95,13 @@ def test_pydantic_plugin_loader_stand_in_finds_none_and_serves_the_rest():
             "print(L.PYDANTIC_ENTRY_POINT_GROUP)\n")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
     assert res.stdout.strip() == "pydantic"
+
+
+def test_importing_planner_as_a_library_leaves_pydantic_alone():
+    """Only the memfit and plan processes stand in for the plugin loader: a program that imports
+    planner keeps pydantic's own (its plugins still load)."""
+    code = ("import planner, planner.plan_types\n"
+            "import pydantic.plugin._loader as L\n"
+            "print(type(L.__spec__.loader).__name__ if L.__spec__ else 'stub')\n")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert res.stdout.strip() != "stub"

@@ -14,6 +14,7 @@ import click
 
 from .. import __version__
 from . import guard
+from .startup import skip_pydantic_plugins
 from .guard import EXIT_ERROR, EXIT_INTERRUPTED, EXIT_NO_FIT, EXIT_OK, EXIT_USAGE
 from .help_format import WrappingGroup
 
@@ -62,11 +63,13 @@ def run(args: list[str] | None = None, *, prog_name: str = "memfit", command: cl
 
 
 def main() -> None:
+    skip_pydantic_plugins()
     guard.exit_with(run())
 
 
 def plan_main() -> None:
     """The `plan` console script: the same as `memfit plan`."""
+    skip_pydantic_plugins()
     from .plan_cmd import plan_command
 
     guard.exit_with(run(prog_name="plan", command=plan_command))
