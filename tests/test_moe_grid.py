@@ -11,9 +11,8 @@ import pytest
 
 from planner.estimate_types import RunSettings
 from planner.estimator import estimate
-from planner.header import ModelHeaders
 from planner.model_facts import ModelFacts
-from planner.reader import parse_file
+from planner.testing.estimator_models import load
 from planner.testing.ggufgen import ModelShape, write_model
 
 RESULTS = Path(__file__).resolve().parent.parent / "validation" / "moe_grid" / "results.jsonl"
@@ -30,7 +29,7 @@ def errors(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[float, dict]]
         if key not in facts:
             path = work / f"m{len(facts)}.gguf"
             write_model(path, "qwen3moe", ModelShape(**row["shape"]))
-            facts[key] = ModelFacts.from_headers(ModelHeaders.merge([parse_file(path)]))
+            facts[key] = load(path)
         rec = row["rec"]
         settings = RunSettings(n_ctx=rec["n_ctx"], n_batch=rec["n_batch"], n_ubatch=rec["n_ubatch"], n_parallel=1,
                                kv_unified=False, flash_attn="on" if rec["flash_attn"] else "off",

@@ -66,6 +66,7 @@ def _io(E: int, n_vocab: int, tied: bool = False, embd_t: Q = Q.Q4_K, out_t: Q =
 
 
 def load(path: Path) -> ModelFacts:
+    """A one-file model's facts, read back by memfit's own reader (the header -> facts path)."""
     return ModelFacts.from_headers(ModelHeaders.merge([parse_file(path)]))
 
 

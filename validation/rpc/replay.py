@@ -16,10 +16,9 @@ from pathlib import Path
 from planner.runtime.llamacpp.multi_device import split_buffers
 from planner.estimate_types import RunSettings
 from planner.estimator import estimate
-from planner.header import ModelHeaders
 from planner.model_facts import ModelFacts
-from planner.reader import parse_file
 from planner.testing import ggufgen
+from planner.testing.estimator_models import load
 
 RESULTS = Path(__file__).with_name("results.json")
 MIB = 1024 * 1024
@@ -49,8 +48,7 @@ def _facts(where: Path) -> dict[str, ModelFacts]:
     for name, (arch, dims) in MODELS.items():
         ggufgen.write_model(where / f"{name}.gguf", arch, ggufgen.ModelShape(**dims))  # type: ignore[arg-type]
     write_spec(json.loads(SWA_SPEC.read_text()), where / "swa.gguf")
-    return {n: ModelFacts.from_headers(ModelHeaders.merge([parse_file(where / f"{n}.gguf")]))
-            for n in [*MODELS, "swa"]}
+    return {n: load(where / f"{n}.gguf") for n in [*MODELS, "swa"]}
 
 
 def _rows(case: dict, facts: ModelFacts) -> list[DeviceRow]:
