@@ -44,6 +44,7 @@ def fake_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     (grants access and sets HF_TOKEN for this test). Faults: `fake_hub.add_fault(...)`.
     """
     from huggingface_hub import constants
+    from huggingface_hub.utils import close_session
 
     from planner.testing.fakehub import FakeHub
 
@@ -71,8 +72,12 @@ def fake_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
         hub_module.STATS.reset()
     except ImportError:
         pass
+    # a fresh connection pool per test, as a fresh memfit process has: no kept-alive connection
+    # from an earlier test's fake (or its faults) is reused by this one
+    close_session()
     yield hub
     hub.close()
+    close_session()
 
 
 @pytest.fixture(autouse=True)
@@ -98,6 +103,8 @@ def _no_app_stores(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest
 def fake_registry(monkeypatch: pytest.MonkeyPatch):
     """A local Ollama registry + blob store (planner/testing/fakeregistry.py) with MEMFIT_OLLAMA_REGISTRY
     pointing at it and fast retries. Use `fake_registry.add_model("qwen3:32b", fakeregistry.build_model(gguf))`."""
+    from huggingface_hub.utils import close_session
+
     from planner.testing.fakeregistry import FakeRegistry
 
     reg = FakeRegistry()
@@ -109,8 +116,10 @@ def fake_registry(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("MEMFIT_HTTP_RETRIES", "3")
     monkeypatch.setenv("MEMFIT_HTTP_BACKOFF", "0.01")
     monkeypatch.setenv("MEMFIT_HTTP_MAX_WAIT", "0.5")
+    close_session()  # a fresh connection pool per test (see fake_hub)
     yield reg
     reg.close()
+    close_session()
 
 
 # --- terminal width (issue 14: every command's text fits COLUMNS; tests/test_terminal_width.py) ----

@@ -50,6 +50,7 @@ class LocalServers:
     def _start(self, roles: tuple[str, str]) -> None:
         self._lock = threading.Lock()
         self._stop = threading.Event()
+        self._open: set[socket.socket] = set()  # connections a handler thread still serves
         self._servers = [self._make_server(role) for role in roles]
         self.url, self.cdn_url = (f"http://127.0.0.1:{s.server_address[1]}" for s in self._servers)
         self._threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.01}, daemon=True)
@@ -61,10 +62,23 @@ class LocalServers:
         raise NotImplementedError
 
     def close(self) -> None:
+        """Stop both servers and hang up every kept-alive connection: a pooled client connection
+        must never reach this fake's handler threads once a later test's fake has the port."""
         self._stop.set()
         for s in self._servers:
             s.shutdown()
             s.server_close()
+        with self._lock:
+            open_now, self._open = list(self._open), set()
+        for conn in open_now:
+            try:
+                conn.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def _track(self, conn: socket.socket, serving: bool) -> None:
+        with self._lock:
+            (self._open.add if serving else self._open.discard)(conn)
 
 
 class QuietHandler(BaseHTTPRequestHandler):
@@ -78,6 +92,14 @@ class QuietHandler(BaseHTTPRequestHandler):
 
     def log_message(self, format: str, *args: Any) -> None:  # quiet
         pass
+
+    def setup(self) -> None:
+        super().setup()
+        self.fake._track(self.connection, True)
+
+    def finish(self) -> None:
+        self.fake._track(self.connection, False)
+        super().finish()
 
     def _send_headers(self, status: int, headers: dict[str, str]) -> None:
         self.rec.status = status
