@@ -15,6 +15,7 @@ from typing import Literal
 
 from .errors import ResolveError
 from .ollama_names import looks_like_name
+from .sources import path_is
 from .variants import quant_tag_from_name
 
 
@@ -93,7 +94,7 @@ def _app_reference(text: str) -> ParsedRef | None:
 
 def _local_reference(text: str) -> ParsedRef | None:
     expanded = Path(text).expanduser()
-    return ParsedRef("local", text, path=expanded) if _exists(expanded) else None
+    return ParsedRef("local", text, path=expanded) if path_is(Path.exists, expanded) else None
 
 
 def _hub_reference(text: str) -> ParsedRef | None:
@@ -125,13 +126,6 @@ def _is_ollama_name(name: str, tag: str) -> bool:
     if name.lower() in load_aliases():
         return quant_tag_from_name(tag + ".gguf") is None
     return True
-
-
-def _exists(p: Path) -> bool:
-    try:
-        return p.exists()
-    except OSError:
-        return False
 
 
 def _strip_hub_prefix(text: str) -> str | None:

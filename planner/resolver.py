@@ -34,7 +34,7 @@ from .plausibility import check_metadata
 from .reader import SkipHint, parse_header, skip_hints_from
 from .references import ParsedRef, load_aliases, parse_reference, unknown_alias
 from .resolved import ProjectorFile, QuantNotFoundError, ResolvedModel, Variant, select_tagged
-from .sources import LocalFileSource
+from .sources import LocalFileSource, path_is
 from .units import env_float, one_line
 from .variants import (
     FileEntry,
@@ -364,7 +364,7 @@ def _fill_hub_headers(model: ResolvedModel, listing: hub.RepoListing, cache: Cac
 
 def _resolve_local(ref: str, path: Path, tag: str | None, load_headers: bool) -> ResolvedModel:
     path = path.resolve()
-    if not _is_dir(path) and not _is_file(path):
+    if not path_is(Path.is_dir, path) and not path_is(Path.is_file, path):
         raise ResolveError(f"not a regular file or directory: {ref}",
                            hint="give a .gguf file (or a directory of them); devices, pipes and sockets cannot be read")
     is_dir = path.is_dir()
@@ -480,12 +480,12 @@ def _scan_dir(root: Path, max_depth: int = 3) -> list[FileEntry]:
         for c in children:
             if c.name.startswith("."):
                 continue
-            if _is_dir(c) and depth < max_depth:
+            if path_is(Path.is_dir, c) and depth < max_depth:
                 try:
                     walk(c, depth + 1)
                 except ResolveError as e:  # an unreadable subfolder: skip it, the rest may do
                     _log().info("%s", e.message)
-            elif c.name.lower().endswith(".gguf") and _is_file(c):
+            elif c.name.lower().endswith(".gguf") and path_is(Path.is_file, c):
                 try:
                     out.append(FileEntry(c.relative_to(root).as_posix(), c.stat().st_size))
                 except OSError as e:
@@ -493,20 +493,6 @@ def _scan_dir(root: Path, max_depth: int = 3) -> list[FileEntry]:
 
     walk(root, 0)
     return out
-
-
-def _is_dir(p: Path) -> bool:
-    try:
-        return p.is_dir()
-    except OSError:  # permission denied on a path component, a vanished /proc entry...
-        return False
-
-
-def _is_file(p: Path) -> bool:
-    try:
-        return p.is_file()
-    except OSError:
-        return False
 
 
 def _shard_siblings(path: Path) -> list[FileEntry]:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import stat
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 from planner.errors import GGUFError, ResolveError
 
@@ -34,6 +34,16 @@ class ByteSource(Protocol):
 # Sources without the attribute get DEFAULT_READ_AHEAD.
 
 DEFAULT_READ_AHEAD = 1 << 20  # 1 MiB: most headers; 150k-token vocabularies need ~4-8 MiB
+
+
+def path_is(test: Callable[[Path], bool], p: Path) -> bool:
+    """`test` (Path.exists, Path.is_dir, Path.is_file) of p, False where the OS will not say
+    (permission denied on a path component, a vanished /proc entry...): such a path is not one
+    memfit can read, and a reference or folder walk must not end in a traceback over it."""
+    try:
+        return test(p)
+    except OSError:
+        return False
 
 
 class LocalFileSource:
