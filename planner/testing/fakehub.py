@@ -613,3 +613,13 @@ def model_repo_files(root: Path, stem: str, quants: list[str], *, arch: str = "q
     if mmproj:
         files["mmproj-F16.gguf"] = ggufgen.write_model(root / "mmproj-F16.gguf", "clip", shape)[0]
     return files
+
+
+_SPENT_RE = re.compile(r"gave up after \d+ attempt\(s\) in (\d+\.\d+) s")
+
+
+def seconds_spent(message: str) -> float | None:
+    """The time a failed Hub read says it cost ("... gave up after 2 attempt(s) in 0.4 s"), for
+    tests that hold it against the time the read really took; None when the message says none."""
+    m = _SPENT_RE.search(message)
+    return float(m.group(1)) if m else None
