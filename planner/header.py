@@ -122,6 +122,14 @@ def _split_int(h: GGUFHeader, key: str) -> int | None:
     return v if isinstance(v, int) and not isinstance(v, bool) else None
 
 
+def _required_split_int(h: GGUFHeader, key: str, who: str, where: str) -> int:
+    """A split key llama.cpp requires of `who` (a shard), as an int."""
+    v = _split_int(h, key)
+    if v is None:
+        raise GGUFError(f"{where}{who} has no {key} key (llama.cpp refuses it)", hint=_SPLIT_HINT)
+    return v
+
+
 def check_split_set(shards: list[GGUFHeader], label: str = "") -> None:
     """The checks llama.cpp b11434 makes when it loads a split model (llama_model_loader, split
     handling), raised as one-line GGUFErrors:
@@ -171,10 +179,7 @@ def _split_count(shards: list[GGUFHeader], where: str) -> int | None:
 
 def _check_shard(s: GGUFHeader, i: int, count: int, where: str) -> None:
     """Shard i says it is part i of `count`, and holds tensors unless it is the first."""
-    no = _split_int(s, "split.no")
-    if no is None:
-        raise GGUFError(f"{where}shard {i + 1} of {count} has no split.no key (llama.cpp refuses it)",
-                        hint=_SPLIT_HINT)
+    no = _required_split_int(s, "split.no", f"shard {i + 1} of {count}", where)
     if no != i:
         raise GGUFError(f"{where}shard {i + 1} of {count} says it is part {no + 1} (split.no = {no}); "
                         "the shards are renamed, mixed up or from another model", hint=_SPLIT_HINT)
@@ -196,10 +201,7 @@ def _check_unique_tensors(s: GGUFHeader, i: int, seen: dict[str, int], where: st
 
 
 def _check_tensor_count(first: GGUFHeader, count: int, found: int, where: str) -> None:
-    declared = _split_int(first, "split.tensors.count")
-    if declared is None:
-        raise GGUFError(f"{where}the first shard has no split.tensors.count key (llama.cpp refuses it)",
-                        hint=_SPLIT_HINT)
+    declared = _required_split_int(first, "split.tensors.count", "the first shard", where)
     if declared != found:
         raise GGUFError(f"{where}the first shard says the model has {declared} tensors, the {count} shards hold "
                         f"{found} (llama.cpp: corrupted model)", hint=_SPLIT_HINT)
