@@ -77,7 +77,6 @@ def fake_hub(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
     close_session()
     yield hub
     hub.close()
-    close_session()
 
 
 @pytest.fixture(autouse=True)
@@ -119,7 +118,6 @@ def fake_registry(monkeypatch: pytest.MonkeyPatch):
     close_session()  # a fresh connection pool per test (see fake_hub)
     yield reg
     reg.close()
-    close_session()
 
 
 # --- terminal width (issue 14: every command's text fits COLUMNS; tests/test_terminal_width.py) ----
